@@ -1,0 +1,33 @@
+//! `ferry`: the single binary. Each subcommand lives in its own module.
+
+use clap::{Parser, Subcommand};
+
+mod cmd_phy;
+
+/// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.
+#[derive(Parser)]
+#[command(name = "ferry", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Physical-layer tools: numerology tables, loopback BLER, cell-search timing.
+    Phy(cmd_phy::PhyArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Phy(args) => cmd_phy::run(args),
+    }
+}

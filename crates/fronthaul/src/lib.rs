@@ -1,0 +1,1 @@
+//! Fronthaul wire format — to be written.

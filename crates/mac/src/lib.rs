@@ -1,0 +1,1 @@
+//! MAC — to be written.

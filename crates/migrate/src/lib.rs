@@ -1,0 +1,1 @@
+//! Migration state machines — to be written.

@@ -1,0 +1,1 @@
+//! (PHY-A) cellsearch — to be written.

@@ -1,0 +1,1 @@
+//! (PHY-A) channel — to be written.

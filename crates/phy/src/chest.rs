@@ -1,0 +1,1 @@
+//! (PHY-A) chest — to be written.

@@ -1,0 +1,1 @@
+//! (PHY-FEC) crc — to be written.

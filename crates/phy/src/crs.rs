@@ -1,0 +1,1 @@
+//! (PHY-A) crs — to be written.

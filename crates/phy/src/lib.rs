@@ -1,0 +1,36 @@
+//! Ferry's physical layer: an LTE-numerology OFDM PHY as a pure library.
+//!
+//! No sockets, no threads, no clocks: samples in, bytes out (and back). The D2D / relay
+//! modem that Ferry migrates is built on it; the cost of its cell search is exactly what a
+//! warm start (Control information migration) avoids.
+//!
+//! Module map:
+//! - [`numerology`]: bandwidths, FFT sizes, cyclic prefixes, frame structure, TDD configs.
+//! - [`sync`]: PSS/SSS generation (TS 36.211 §6.11); [`cellsearch`]: blind search from raw IQ.
+//! - [`ofdm`]: OFDM modulation and demodulation of symbols and subframes.
+//! - [`crs`]: cell-specific reference signals; [`chest`]: channel estimation, equalisation, SNR/EVM.
+//! - [`modulation`]: QPSK/16QAM/64QAM mapping (36.211 §7.1) and soft demapping.
+//! - [`crc`], [`turbo`], [`ratematch`], [`scrambling`], [`fec`]: channel coding (TS 36.212).
+//! - [`subframe`]: the transport-block API: bytes ⇄ a subframe of time-domain samples.
+//! - [`channel`]: a seeded simulated channel (AWGN, CFO, timing offset) for tests and benches.
+
+pub mod error;
+pub mod gold;
+
+pub mod cellsearch;
+pub mod channel;
+pub mod chest;
+pub mod crs;
+pub mod numerology;
+pub mod ofdm;
+pub mod subframe;
+pub mod sync;
+
+pub mod crc;
+pub mod fec;
+pub mod modulation;
+pub mod ratematch;
+pub mod scrambling;
+pub mod turbo;
+
+pub use error::{PhyError, Result};

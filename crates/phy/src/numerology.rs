@@ -1,0 +1,1 @@
+//! (PHY-A) numerology — to be written.

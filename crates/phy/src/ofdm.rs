@@ -1,0 +1,1 @@
+//! (PHY-A) ofdm — to be written.

@@ -1,0 +1,1 @@
+//! (PHY-FEC) ratematch — to be written.

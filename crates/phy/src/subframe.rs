@@ -1,0 +1,1 @@
+//! (PHY-A) subframe — to be written.

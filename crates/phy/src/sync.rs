@@ -1,0 +1,1 @@
+//! (PHY-A) sync — to be written.

@@ -1,0 +1,1 @@
+//! (PHY-FEC) turbo — to be written.

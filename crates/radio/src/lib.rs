@@ -1,0 +1,1 @@
+//! Radio layer — to be written.
