@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_phy;
+mod cmd_testbed;
 
 /// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.
 #[derive(Parser)]
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Physical-layer tools: numerology tables, loopback BLER, cell-search timing.
     Phy(cmd_phy::PhyArgs),
+    /// The thesis testbed as network namespaces: up, down, status, exec (needs root).
+    Testbed(cmd_testbed::TestbedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +32,6 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Phy(args) => cmd_phy::run(args),
+        Command::Testbed(args) => cmd_testbed::run(args),
     }
 }

@@ -41,8 +41,8 @@ mod tests {
         let mut x1 = vec![0u8; total];
         let mut x2 = vec![0u8; total];
         x1[0] = 1;
-        for i in 0..31 {
-            x2[i] = ((c_init >> i) & 1) as u8;
+        for (i, x) in x2.iter_mut().take(31).enumerate() {
+            *x = ((c_init >> i) & 1) as u8;
         }
         for n in 0..(total - 31) {
             x1[n + 31] = (x1[n + 3] + x1[n]) % 2;
