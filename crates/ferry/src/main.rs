@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_phy;
+mod cmd_probe;
 mod cmd_testbed;
 
 /// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Physical-layer tools: numerology tables, loopback BLER, cell-search timing.
     Phy(cmd_phy::PhyArgs),
+    /// The 1 ms UDP sequence probe: `send` from the far end, `echo` on pool servers.
+    Probe(cmd_probe::ProbeArgs),
     /// The thesis testbed as network namespaces: up, down, status, exec (needs root).
     Testbed(cmd_testbed::TestbedArgs),
 }
@@ -33,5 +36,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Phy(args) => cmd_phy::run(args),
         Command::Testbed(args) => cmd_testbed::run(args),
+        Command::Probe(args) => cmd_probe::run(args),
     }
 }

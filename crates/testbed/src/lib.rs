@@ -4,6 +4,7 @@
 //! [`netns`] runs the plan with iproute2 and reads the state back.
 
 pub mod netns;
+pub mod probe;
 pub mod topology;
 
 pub use netns::{check, down, up, TestbedError, TestbedState, UpOutcome};
