@@ -532,6 +532,13 @@ impl Sequence {
             (Event::Timeout, Some((kind, deadline))) => {
                 Some(Input::Failed(timeout_text(kind, now, deadline)))
             }
+            // An answer after the deadline is a timeout: the sequence may already have been
+            // due to roll back, and the shell may deliver late.
+            (Event::LocalDone(_) | Event::Reply(_) | Event::RadioDone(_), Some((kind, deadline)))
+                if now > deadline =>
+            {
+                Some(Input::Failed(timeout_text(kind, now, deadline)))
+            }
             (Event::LocalDone(r), Some((Pending::Local, _))) => Some(match r {
                 Ok(v) => Input::Done(Output::Local(v)),
                 Err(e) => Input::Failed(e),
@@ -634,7 +641,7 @@ fn timeout_text(kind: Pending, now: Millis, deadline: Millis) -> String {
         Pending::Radio => "radio command".to_string(),
     };
     if now >= deadline {
-        format!("{what} timed out (no answer by {deadline} ms)")
+        format!("{what} timed out (no answer by {deadline} ms, now {now} ms)")
     } else {
         format!("{what} timed out (given up by the shell at {now} ms)")
     }
