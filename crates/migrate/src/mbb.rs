@@ -10,11 +10,11 @@
 
 use crate::control::{Control, RouteList};
 use crate::machine::{
-    Cx, Input, Millis, Output, Peer, RadioOp, RadioValue, Script, Sequence, Step, Timeouts,
-    Unwind,
+    Cx, Input, Level, Millis, Output, Peer, RadioOp, RadioValue, Script, Sequence, Step, Timeouts,
 };
 use crate::protocol::{ModemMode, Request, StartD2d, StartMode};
 use serde_json::json;
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// Phase names of the make-before-break timeline, in order.
@@ -143,6 +143,25 @@ enum S {
     Clean,
 }
 
+/// Rollback of an aborted migration.
+struct Abort {
+    steps: VecDeque<Step>,
+    reason: String,
+    last: Option<Step>,
+}
+
+impl Abort {
+    fn next(&mut self) -> Step {
+        match self.steps.pop_front() {
+            Some(s) => {
+                self.last = Some(s.clone());
+                s
+            }
+            None => Step::fail(self.reason.clone()),
+        }
+    }
+}
+
 /// What has been done to the destination and radio, to know what to undo.
 #[derive(Default)]
 struct Touched {
@@ -155,7 +174,7 @@ struct Touched {
 struct Mbb {
     cfg: MbbConfig,
     s: S,
-    unwind: Option<Unwind>,
+    aborting: Option<Abort>,
     touched: Touched,
     tun_ip: Option<Ipv4Addr>,
     control: Option<Control>,
@@ -174,7 +193,7 @@ impl Mbb {
         Mbb {
             cfg,
             s: S::Begin,
-            unwind: None,
+            aborting: None,
             touched: Touched::default(),
             tun_ip: None,
             control: None,
@@ -211,13 +230,47 @@ impl Mbb {
         if self.touched.dest_started {
             rb.push(self.dst(Request::KillD2d));
         }
-        let (u, s) = Unwind::begin(
-            cx,
-            format!("mbb aborted before T, source untouched: {reason}"),
-            rb,
-        );
-        self.unwind = Some(u);
-        s
+        let reason = format!("mbb aborted before T, source untouched: {reason}");
+        cx.timeline.close(cx.now, false);
+        cx.report(Level::Error, reason.clone());
+        if !rb.is_empty() {
+            cx.timeline.begin(cx.now, "rollback", false);
+        }
+        let mut a = Abort {
+            steps: rb.into(),
+            reason,
+            last: None,
+        };
+        let first = a.next();
+        self.aborting = Some(a);
+        first
+    }
+
+    fn abort_step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        let Some(a) = &mut self.aborting else {
+            return Step::fail("internal: not aborting");
+        };
+        if let Input::Failed(e) = input {
+            let last = a.last.take();
+            if matches!(last, Some(Step::Radio { op: RadioOp::CancelSwitch { .. }, .. })) {
+                // The radio may still switch at T. Modems follow the radio at T (a release or
+                // takeover only happens if the radio really switched), so leaving both armed
+                // is safe while killing the destination could lose the only serving copy.
+                cx.warn(format!("mbb: cancelling the radio switch failed: {e}"));
+                cx.timeline.close(cx.now, false);
+                return Step::Finish {
+                    ok: false,
+                    summary: format!(
+                        "{}; radio switch could not be cancelled ({e}): the radio decides at T = {}, both modems left armed",
+                        a.reason, self.t
+                    ),
+                    result: Some(json!({ "cutover_sample": self.t, "cancel_failed": true })),
+                };
+            }
+            let what = last.map(|s| s.to_string()).unwrap_or_default();
+            cx.warn(format!("rollback step {what} failed: {e}"));
+        }
+        a.next()
     }
 
     /// Failure after T: the cutover is committed; report, keep both sides running for the
@@ -280,8 +333,8 @@ impl Mbb {
 
 impl Script for Mbb {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
-        if let Some(u) = &mut self.unwind {
-            return u.step(cx, input);
+        if self.aborting.is_some() {
+            return self.abort_step(cx, input);
         }
         let err = match &input {
             Input::Failed(e) => Some(e.clone()),

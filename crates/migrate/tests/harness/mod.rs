@@ -154,6 +154,10 @@ pub struct World {
     nonce: u64,
     /// Largest number of hosts that held the active address at once.
     pub max_active_holders: usize,
+    /// Extra latency of the reply leg per agent, ms (a slow or lossy return path).
+    pub reply_delay: [u64; 2],
+    /// Modem cutovers that happened: (host tag, "takeover" | "release", sample).
+    pub cutovers: Vec<(&'static str, &'static str, u64)>,
 }
 
 /// A Control with warm-start timing, as the collector on a serving host returns it.
@@ -247,6 +251,8 @@ impl World {
             guards: [ReplayGuard::new(30_000, 10_000), ReplayGuard::new(30_000, 10_000)],
             nonce: 0,
             max_active_holders: 0,
+            reply_delay: [0, 0],
+            cutovers: Vec::new(),
         }
     }
 
@@ -325,15 +331,28 @@ impl World {
         let now = self.now;
         for h in &mut self.hosts {
             if let Some(m) = &mut h.modem {
+                // Cutover is conditional on the radio: a modem follows what the radio does at
+                // T (primary or not), so a cancelled switch leaves the source serving.
+                let primary = self.radio.primary.as_deref() == Some(h.port);
                 match (m.mode, m.cutover_at) {
-                    (ModemMode::TakeoverArmed, Some(at)) if s >= at => {
+                    (ModemMode::TakeoverArmed, Some(at)) if s >= at && primary => {
                         m.mode = ModemMode::Active;
                         m.took_over_at = Some(at);
+                        self.cutovers.push((h.tag, "takeover", at));
                     }
-                    (ModemMode::ReleaseArmed, Some(at)) if s >= at => {
+                    (ModemMode::TakeoverArmed, Some(at)) if s >= at => {
+                        m.mode = ModemMode::Shadow;
+                        m.cutover_at = None;
+                    }
+                    (ModemMode::ReleaseArmed, Some(at)) if s >= at && !primary => {
                         m.mode = ModemMode::Released;
                         m.released_at_ms = Some(now);
                         m.ever_released = true;
+                        self.cutovers.push((h.tag, "release", at));
+                    }
+                    (ModemMode::ReleaseArmed, Some(at)) if s >= at => {
+                        m.mode = ModemMode::Active;
+                        m.cutover_at = None;
                     }
                     _ => {}
                 }
@@ -572,8 +591,16 @@ impl World {
     }
 
     /// Deliver a request to agent `i` as authenticated frames; run the handler to its reply.
-    /// `None` = no reply (dead agent or a hung step).
+    /// `None` = no reply (dead agent or a hung step). The clock ends at the reply's arrival.
     pub fn call_agent(&mut self, i: usize, body: &[u8]) -> Option<Reply> {
+        let (r, at) = self.call_agent_at(i, body)?;
+        self.advance_to(at);
+        Some(r)
+    }
+
+    /// Like [`World::call_agent`] but leaves the clock when the agent replied and returns
+    /// the arrival time of the reply.
+    pub fn call_agent_at(&mut self, i: usize, body: &[u8]) -> Option<(Reply, u64)> {
         if self.dead[i] || self.agent_exited[i] {
             return None;
         }
@@ -586,10 +613,14 @@ impl World {
         // Agent side: verify, check replay, decode, run.
         let opened = match auth::open(&self.key, &frames) {
             Ok(o) => o,
-            Err(e) => return Some(Reply::fail("", ferry_migrate::ErrorKind::Unauthorized, e.to_string())),
+            Err(e) => {
+                let r = Reply::fail("", ferry_migrate::ErrorKind::Unauthorized, e.to_string());
+                return Some((r, self.now + LAN_MS));
+            }
         };
         if let Err(e) = self.guards[i].check(wall + LAN_MS, &opened.header) {
-            return Some(Reply::fail("", ferry_migrate::ErrorKind::Unauthorized, e.to_string()));
+            let r = Reply::fail("", ferry_migrate::ErrorKind::Unauthorized, e.to_string());
+            return Some((r, self.now + LAN_MS));
         }
         let now = self.now;
         self.agents[i].receive(now, &opened.body);
@@ -622,8 +653,8 @@ impl World {
                 None => break,
             }
         }
-        self.advance_to(self.now + LAN_MS + self.extra_latency[i]);
-        reply
+        let arrival = self.now + LAN_MS + self.extra_latency[i] + self.reply_delay[i];
+        reply.map(|r| (r, arrival))
     }
 
     fn radio_op(&mut self, op: &RadioOp) -> Option<Result<RadioValue, String>> {
@@ -694,8 +725,14 @@ impl World {
                         Peer::Remote => 1,
                     };
                     self.trace.push(format!("->{}:{}", self.hosts[i].tag, request.cmd()));
-                    match self.call_agent(i, &request.encode()) {
-                        Some(reply) => {
+                    match self.call_agent_at(i, &request.encode()) {
+                        // A reply later than the sequence's deadline is lost: the deadline
+                        // fires first (the shell would drop the late reply).
+                        Some((_, at)) if seq.poll_timeout().is_some_and(|d| at > d) => {
+                            self.wait_timeout(&mut seq)
+                        }
+                        Some((reply, at)) => {
+                            self.advance_to(at);
                             let now = self.now;
                             seq.handle(now, Event::Reply(reply));
                         }
