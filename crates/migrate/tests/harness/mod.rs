@@ -158,6 +158,8 @@ pub struct World {
     pub reply_delay: [u64; 2],
     /// Modem cutovers that happened: (host tag, "takeover" | "release", sample).
     pub cutovers: Vec<(&'static str, &'static str, u64)>,
+    /// A modem whose takeover silently fails at T (crash at the worst moment).
+    pub takeover_broken: [bool; 2],
 }
 
 /// A Control with warm-start timing, as the collector on a serving host returns it.
@@ -253,6 +255,7 @@ impl World {
             max_active_holders: 0,
             reply_delay: [0, 0],
             cutovers: Vec::new(),
+            takeover_broken: [false, false],
         }
     }
 
@@ -329,8 +332,11 @@ impl World {
             }
         }
         let now = self.now;
-        for h in &mut self.hosts {
+        for (i, h) in self.hosts.iter_mut().enumerate() {
             if let Some(m) = &mut h.modem {
+                if self.takeover_broken[i] && m.mode == ModemMode::TakeoverArmed {
+                    continue;
+                }
                 // Cutover is conditional on the radio: a modem follows what the radio does at
                 // T (primary or not), so a cancelled switch leaves the source serving.
                 let primary = self.radio.primary.as_deref() == Some(h.port);
