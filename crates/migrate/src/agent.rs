@@ -8,8 +8,8 @@
 use crate::console::{ACTIVE_ADDR, PARKED_ADDR, PROBE_TRIES};
 use crate::control::{Control, RouteList};
 use crate::machine::{
-    Action, Cx, Event, Input, LocalOp, LocalValue, Millis, Output, Report, Script, Sequence,
-    Step, Timeouts, Unwind,
+    Action, Cx, Event, Input, LocalOp, LocalValue, Millis, Output, Report, Script, Sequence, Step,
+    Timeouts, Unwind,
 };
 use crate::protocol::{ErrorKind, Reply, Request, StartMode};
 use serde_json::Value;
@@ -123,8 +123,11 @@ impl Agent {
     pub fn receive_request(&mut self, now: Millis, request: Request) {
         if let Some((cur, _)) = &self.current {
             let msg = format!("busy with {}", cur.cmd());
-            self.out
-                .push_back(AgentAction::Reply(Reply::fail(request.cmd(), ErrorKind::Busy, msg)));
+            self.out.push_back(AgentAction::Reply(Reply::fail(
+                request.cmd(),
+                ErrorKind::Busy,
+                msg,
+            )));
             return;
         }
         // Requests answered from the agent's own variables need no local step.
@@ -185,7 +188,10 @@ impl Agent {
                 LocalOp::SetEth3(self.cfg.parked_addr),
                 LocalOp::KillUsrp,
             ])),
-            Request::KillD2d => Box::new(KillD2dHandler { stage: 0, result: None }),
+            Request::KillD2d => Box::new(KillD2dHandler {
+                stage: 0,
+                result: None,
+            }),
             Request::DoubleKill => Box::new(Chain::all_must_succeed(
                 vec![
                     LocalOp::KillD2d,
@@ -199,7 +205,9 @@ impl Agent {
             Request::SetTunIp(ip) => Box::new(Chain::stop_on_failure(vec![LocalOp::SetTunIp(*ip)])),
             Request::Status => Box::new(Chain::stop_on_failure(vec![LocalOp::Status])),
             Request::TakeoverAt { at } => {
-                Box::new(Chain::stop_on_failure(vec![LocalOp::ModemTakeoverAt { at: *at }]))
+                Box::new(Chain::stop_on_failure(vec![LocalOp::ModemTakeoverAt {
+                    at: *at,
+                }]))
             }
             Request::ReleaseAt { at, forward_to } => {
                 Box::new(Chain::stop_on_failure(vec![LocalOp::ModemReleaseAt {

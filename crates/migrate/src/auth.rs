@@ -122,7 +122,15 @@ pub struct Opened {
 
 /// Build the four frames of a request.
 pub fn seal_request(key: &AuthKey, ts: u64, nonce: [u8; 16], body: &[u8]) -> Vec<Vec<u8>> {
-    seal(key, Header { ts, nonce: hex_encode(&nonce), re: None }, body)
+    seal(
+        key,
+        Header {
+            ts,
+            nonce: hex_encode(&nonce),
+            re: None,
+        },
+        body,
+    )
 }
 
 /// Build the four frames of a reply to the request whose nonce is `re`.
@@ -138,7 +146,12 @@ pub fn seal_reply(key: &AuthKey, ts: u64, nonce: [u8; 16], re: &str, body: &[u8]
 fn seal(key: &AuthKey, header: Header, body: &[u8]) -> Vec<Vec<u8>> {
     let h = serde_json::to_vec(&header).unwrap_or_default();
     let mac = key.mac(&h, body).finalize().into_bytes();
-    vec![TAG.to_vec(), h, body.to_vec(), hex_encode(&mac).into_bytes()]
+    vec![
+        TAG.to_vec(),
+        h,
+        body.to_vec(),
+        hex_encode(&mac).into_bytes(),
+    ]
 }
 
 /// Check framing and MAC of received frames (no replay check: see [`ReplayGuard`]).
@@ -151,7 +164,9 @@ pub fn open<F: AsRef<[u8]>>(key: &AuthKey, frames: &[F]) -> Result<Opened, AuthE
     };
     let (tag, header, body, mac) = (tag.as_ref(), header.as_ref(), body.as_ref(), mac.as_ref());
     if tag != TAG {
-        return Err(AuthError::Malformed("first frame is not \"ferry/1\"".into()));
+        return Err(AuthError::Malformed(
+            "first frame is not \"ferry/1\"".into(),
+        ));
     }
     if header.len() > MAX_HEADER || body.len() > crate::protocol::MAX_BODY {
         return Err(AuthError::Malformed("frame too large".into()));
@@ -160,8 +175,8 @@ pub fn open<F: AsRef<[u8]>>(key: &AuthKey, frames: &[F]) -> Result<Opened, AuthE
     key.mac(header, body)
         .verify_slice(&mac)
         .map_err(|_| AuthError::BadMac)?;
-    let header: Header = serde_json::from_slice(header)
-        .map_err(|e| AuthError::Malformed(format!("header: {e}")))?;
+    let header: Header =
+        serde_json::from_slice(header).map_err(|e| AuthError::Malformed(format!("header: {e}")))?;
     if header.nonce.len() != 32 || hex_decode(header.nonce.as_bytes()).is_none() {
         return Err(AuthError::Malformed("nonce must be 32 hex digits".into()));
     }
@@ -232,7 +247,9 @@ impl ReplayGuard {
             return Err(AuthError::Replay(header.nonce.clone()));
         }
         if self.nonces.len() >= self.capacity {
-            return Err(AuthError::Malformed("replay memory full, retry later".into()));
+            return Err(AuthError::Malformed(
+                "replay memory full, retry later".into(),
+            ));
         }
         self.nonces.insert(header.nonce.clone());
         self.by_time.insert((header.ts, header.nonce.clone()));
@@ -298,12 +315,20 @@ mod tests {
         assert_eq!(open(&key(), &bad), Err(AuthError::BadMac));
         let other = AuthKey::new(b"another key, 16+ bytes").expect("key");
         assert_eq!(open(&other, &frames), Err(AuthError::BadMac));
-        assert!(matches!(open(&key(), &frames[..3]), Err(AuthError::Malformed(_))));
+        assert!(matches!(
+            open(&key(), &frames[..3]),
+            Err(AuthError::Malformed(_))
+        ));
     }
 
     #[test]
     fn known_mac_vector() {
-        let frames = seal_request(&key(), 1_700_000_000_000, [0; 16], br#"{"cmd":"get_tun_ip"}"#);
+        let frames = seal_request(
+            &key(),
+            1_700_000_000_000,
+            [0; 16],
+            br#"{"cmd":"get_tun_ip"}"#,
+        );
         let header = frames.get(1).cloned().unwrap_or_default();
         assert_eq!(
             header,
@@ -342,10 +367,16 @@ mod tests {
             g.check(10_100, &h(10_000, 1)),
             Err(AuthError::Replay(hex_encode(&[1; 16])))
         );
-        assert!(matches!(g.check(12_000, &h(10_000, 2)), Err(AuthError::Stale { .. })));
+        assert!(matches!(
+            g.check(12_000, &h(10_000, 2)),
+            Err(AuthError::Stale { .. })
+        ));
         assert_eq!(g.check(10_500, &h(10_400, 2)), Ok(()));
         assert_eq!(g.check(10_500, &h(10_450, 3)), Ok(()));
-        assert!(matches!(g.check(10_500, &h(10_450, 4)), Err(AuthError::Malformed(_))));
+        assert!(matches!(
+            g.check(10_500, &h(10_450, 4)),
+            Err(AuthError::Malformed(_))
+        ));
         // Time passes: old nonces are forgotten and memory frees.
         assert_eq!(g.check(11_420, &h(11_420, 4)), Ok(()));
         assert_eq!(g.remembered(), 2); // nonces 3 and 4
@@ -356,7 +387,10 @@ mod tests {
         assert_eq!(hex_decode(b"0aFf"), Some(vec![10, 255]));
         assert_eq!(hex_decode(b"0g"), None);
         assert_eq!(hex_decode(b"abc"), None);
-        assert!(matches!(AuthKey::new(b"short"), Err(AuthError::KeyTooShort(5))));
+        assert!(matches!(
+            AuthKey::new(b"short"),
+            Err(AuthError::KeyTooShort(5))
+        ));
         assert!(AuthKey::from_file_contents(b"a passphrase of some length").is_ok());
     }
 }

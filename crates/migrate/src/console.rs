@@ -2,16 +2,15 @@
 //! `KL`, `M`/`Migration`, `MB`, `DSR`, `KR`, `h`/`help`, `end`, `q`/`quit`, each a
 //! [`Sequence`] with exactly the thesis' step order, success condition and rollbacks.
 
+use crate::control::{Control, RouteList};
 use crate::machine::{
-    Cx, Input, Level, LocalOp, LocalValue, Millis, Output, Script, Sequence, Step, Timeouts,
-    Unwind,
+    Cx, Input, Level, LocalOp, LocalValue, Millis, Output, Script, Sequence, Step, Timeouts, Unwind,
 };
 use crate::protocol::{Request, StartD2d, StartMode};
 use crate::timeline::{
     PHASE_ETH3, PHASE_LINK, PHASE_MAKE_USRP, PHASE_RESYNC, PHASE_ROUTES, PHASE_START_D2D,
     PHASE_TUN_IP,
 };
-use crate::control::{Control, RouteList};
 use std::net::Ipv4Addr;
 
 /// The address the radio streams to (thesis: 192.168.10.1).
@@ -308,7 +307,10 @@ impl Script for Kl {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         if let Input::Failed(e) = &input {
             let what = ["kill D2D", "kill USRP", "set eth3", "stop collector"];
-            let name = what.get(usize::from(self.stage) - 1).copied().unwrap_or("?");
+            let name = what
+                .get(usize::from(self.stage) - 1)
+                .copied()
+                .unwrap_or("?");
             if self.stage == 4 {
                 cx.warn(format!("KL: {name} failed: {e}"));
             } else {
@@ -421,7 +423,11 @@ impl Script for Migrate {
                     self.stage = MStage::SetTunIp;
                     Step::remote(Request::SetTunIp(*ip))
                 }
-                _ => self.fail(cx, "reading the local tun ip returned no address".into(), vec![]),
+                _ => self.fail(
+                    cx,
+                    "reading the local tun ip returned no address".into(),
+                    vec![],
+                ),
             },
             (MStage::GetTunIp, Some(e)) => {
                 self.fail(cx, format!("reading the local tun ip failed: {e}"), vec![])
@@ -431,9 +437,7 @@ impl Script for Migrate {
                 self.stage = MStage::ReadControl;
                 Step::Local(LocalOp::ReadControl)
             }
-            (MStage::SetTunIp, Some(e)) => {
-                self.fail(cx, format!("set_tun_ip failed: {e}"), vec![])
-            }
+            (MStage::SetTunIp, Some(e)) => self.fail(cx, format!("set_tun_ip failed: {e}"), vec![]),
             (MStage::ReadControl, None) => match local_value(&input) {
                 Some(LocalValue::Control(c)) => {
                     self.control = Some(c.clone());
@@ -446,17 +450,17 @@ impl Script for Migrate {
                 }
                 _ => self.fail(cx, "collector returned no Control".into(), vec![]),
             },
-            (MStage::ReadControl, Some(e)) => {
-                self.fail(cx, format!("no Control collected (run DS first?): {e}"), vec![])
-            }
+            (MStage::ReadControl, Some(e)) => self.fail(
+                cx,
+                format!("no Control collected (run DS first?): {e}"),
+                vec![],
+            ),
             (MStage::StartD2d, None) => {
                 cx.phase(PHASE_MAKE_USRP);
                 self.stage = MStage::MakeUsrp;
                 Step::remote(Request::MakeUsrp)
             }
-            (MStage::StartD2d, Some(e)) => {
-                self.fail(cx, format!("start_d2d failed: {e}"), vec![])
-            }
+            (MStage::StartD2d, Some(e)) => self.fail(cx, format!("start_d2d failed: {e}"), vec![]),
             (MStage::MakeUsrp, None) => {
                 // From here the source stops serving: the interruption starts.
                 cx.phase_interrupting(PHASE_ETH3);
@@ -491,7 +495,10 @@ impl Script for Migrate {
                     self.stage = MStage::ParkEth3;
                     Step::Local(LocalOp::SetEth3(self.cfg.parked_addr))
                 } else {
-                    let why = format!("killing local processes failed: {}", self.kill_failures.join("; "));
+                    let why = format!(
+                        "killing local processes failed: {}",
+                        self.kill_failures.join("; ")
+                    );
                     self.fail(cx, why, vec![double_kill])
                 }
             }
@@ -518,9 +525,11 @@ impl Script for Migrate {
             }
             (MStage::Resync, e) => {
                 let synced = match &input {
-                    Input::Done(Output::Reply(r)) => {
-                        r.status().ok().and_then(|s| s.modem).is_some_and(|m| m.synced)
-                    }
+                    Input::Done(Output::Reply(r)) => r
+                        .status()
+                        .ok()
+                        .and_then(|s| s.modem)
+                        .is_some_and(|m| m.synced),
                     _ => false,
                 };
                 if synced {
@@ -672,9 +681,11 @@ impl Script for MigrateBack {
                 Some(Err(e)) => self.fail(cx, format!("get_route: {e}"), vec![]),
                 None => self.fail(cx, "get_route: no reply".into(), vec![]),
             },
-            (MbStage::GetTunIp | MbStage::GetControl | MbStage::GetRoute, Some(e)) => {
-                self.fail(cx, format!("fetching destination state failed: {e}"), vec![])
-            }
+            (MbStage::GetTunIp | MbStage::GetControl | MbStage::GetRoute, Some(e)) => self.fail(
+                cx,
+                format!("fetching destination state failed: {e}"),
+                vec![],
+            ),
             (MbStage::SetTunIp, None) => {
                 cx.phase("start local D2D with Control");
                 self.stage = MbStage::StartD2d;
@@ -714,7 +725,10 @@ impl Script for MigrateBack {
             (MbStage::KillRemoteUsrp, Some(e)) => self.fail(
                 cx,
                 format!("kill_usrp failed: {e}"),
-                vec![Step::Local(LocalOp::KillD2d), Step::Local(LocalOp::KillUsrp)],
+                vec![
+                    Step::Local(LocalOp::KillD2d),
+                    Step::Local(LocalOp::KillUsrp),
+                ],
             ),
             (MbStage::Eth3, None) => {
                 cx.phase_interrupting("probe radio");

@@ -326,7 +326,12 @@ impl Control {
             errors: Vec::new(),
         };
         let workmode = r
-            .int("workmode", 0, 2, "must be 0 (master), 1 (slave) or 2 (base station)")
+            .int(
+                "workmode",
+                0,
+                2,
+                "must be 0 (master), 1 (slave) or 2 (base station)",
+            )
             .map(|n| match n {
                 0 => WorkMode::Master,
                 1 => WorkMode::Slave,
@@ -337,13 +342,23 @@ impl Control {
         let cell = r.int("cell_ID", 0, 2, "must be 0..=2");
         let cp = r
             .int("CPtype", 0, 1, "must be 0 (normal) or 1 (extended)")
-            .map(|n| if n == 0 { CpType::Normal } else { CpType::Extended });
+            .map(|n| {
+                if n == 0 {
+                    CpType::Normal
+                } else {
+                    CpType::Extended
+                }
+            });
         let bw_raw = map.get("BW");
         let bw = bw_raw.and_then(Value::as_f64).and_then(Bandwidth::from_mhz);
         if bw.is_none() {
             r.err("BW", bw_raw, "must be 1.4, 3, 5, 10, 15 or 20 (MHz)");
         }
-        let rb = r.one_of("RBIdx", &[6, 15, 25, 50, 75, 100], "must be 6, 15, 25, 50, 75 or 100");
+        let rb = r.one_of(
+            "RBIdx",
+            &[6, 15, 25, 50, 75, 100],
+            "must be 6, 15, 25, 50, 75 or 100",
+        );
         let duplex = r
             .int("duplexMode", 0, 1, "must be 0 (TDD) or 1 (FDD)")
             .map(|n| if n == 0 { Duplex::Tdd } else { Duplex::Fdd });
@@ -352,7 +367,12 @@ impl Control {
         let dlul = r.int("DLULAssign", 0, 6, "must be 0..=6 (TDD configuration)");
         let tm = r.int("trans_mode", 1, 9, "must be 1..=9 (LTE transmission mode)");
         let modulation = r
-            .int("type_mode", 1, 3, "must be 1 (QPSK), 2 (16QAM) or 3 (64QAM)")
+            .int(
+                "type_mode",
+                1,
+                3,
+                "must be 1 (QPSK), 2 (16QAM) or 3 (64QAM)",
+            )
             .map(|n| match n {
                 1 => Modulation::Qpsk,
                 2 => Modulation::Qam16,
@@ -507,7 +527,12 @@ fn read_warm(r: &mut Reader<'_>, bw: Option<Bandwidth>) -> Option<Option<WarmSta
     if present.is_empty() {
         return None;
     }
-    let start = r.int("frame_start_sample", 0, u64::MAX, "must be a sample index >= 0");
+    let start = r.int(
+        "frame_start_sample",
+        0,
+        u64::MAX,
+        "must be a sample index >= 0",
+    );
     let sfn = r.int("SFN", 0, 1023, "must be 0..=1023");
     let rate = r.int(
         "sample_rate",
@@ -541,7 +566,11 @@ fn read_warm(r: &mut Reader<'_>, bw: Option<Bandwidth>) -> Option<Option<WarmSta
         .and_then(Value::as_f64)
         .filter(|c| c.is_finite() && c.abs() <= CFO_LIMIT_HZ);
     if cfo.is_none() {
-        r.err("CFO_Hz", cfo_raw, "must be a number within -15000..=15000 (Hz)");
+        r.err(
+            "CFO_Hz",
+            cfo_raw,
+            "must be a number within -15000..=15000 (Hz)",
+        );
     }
     match (start, sfn, rate, cfo) {
         (Some(frame_start_sample), Some(sfn), Some(sample_rate), Some(cfo_hz))
@@ -627,7 +656,10 @@ impl RouteList {
 
     /// Next hop towards `dest_id`, if routed.
     pub fn nexthop(&self, dest_id: u16) -> Option<u16> {
-        self.0.iter().find(|r| r.dest_id == dest_id).map(|r| r.nexthop)
+        self.0
+            .iter()
+            .find(|r| r.dest_id == dest_id)
+            .map(|r| r.nexthop)
     }
 
     /// Parse `[[destID, nexthop], ...]`, reporting every bad entry.

@@ -307,7 +307,10 @@ impl Step {
     }
 
     pub(crate) fn radio(op: RadioOp) -> Step {
-        Step::Radio { op, within_ms: None }
+        Step::Radio {
+            op,
+            within_ms: None,
+        }
     }
 
     pub(crate) fn ok(summary: impl Into<String>) -> Step {
@@ -534,11 +537,10 @@ impl Sequence {
             }
             // An answer after the deadline is a timeout: the sequence may already have been
             // due to roll back, and the shell may deliver late.
-            (Event::LocalDone(_) | Event::Reply(_) | Event::RadioDone(_), Some((kind, deadline)))
-                if now > deadline =>
-            {
-                Some(Input::Failed(timeout_text(kind, now, deadline)))
-            }
+            (
+                Event::LocalDone(_) | Event::Reply(_) | Event::RadioDone(_),
+                Some((kind, deadline)),
+            ) if now > deadline => Some(Input::Failed(timeout_text(kind, now, deadline))),
             (Event::LocalDone(r), Some((Pending::Local, _))) => Some(match r {
                 Ok(v) => Input::Done(Output::Local(v)),
                 Err(e) => Input::Failed(e),
@@ -608,7 +610,12 @@ impl Sequence {
                 }
             }
         }
-        self.finish(now, false, "internal error: sequence did not settle".into(), None);
+        self.finish(
+            now,
+            false,
+            "internal error: sequence did not settle".into(),
+            None,
+        );
     }
 
     fn finish(&mut self, now: Millis, ok: bool, summary: String, result: Option<Value>) {

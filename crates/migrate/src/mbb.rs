@@ -252,7 +252,13 @@ impl Mbb {
         };
         if let Input::Failed(e) = input {
             let last = a.last.take();
-            if matches!(last, Some(Step::Radio { op: RadioOp::CancelSwitch { .. }, .. })) {
+            if matches!(
+                last,
+                Some(Step::Radio {
+                    op: RadioOp::CancelSwitch { .. },
+                    ..
+                })
+            ) {
                 // The radio may still switch at T. Modems follow the radio at T (a release or
                 // takeover only happens if the radio really switched), so leaving both armed
                 // is safe while killing the destination could lose the only serving copy.
@@ -279,7 +285,10 @@ impl Mbb {
         cx.timeline.close(cx.now, false);
         Step::Finish {
             ok: false,
-            summary: format!("mbb committed at T = {} but {reason}; both modems left running", self.t),
+            summary: format!(
+                "mbb committed at T = {} but {reason}; both modems left running",
+                self.t
+            ),
             result: Some(self.result()),
         }
     }
@@ -439,7 +448,10 @@ impl Script for Mbb {
                     return self.abort(cx, "radio clock reply carried no clock".into());
                 };
                 if c.rate_hz < 1000 || c.rate_hz % 1000 != 0 {
-                    return self.abort(cx, format!("radio rate {} Hz is not whole samples per ms", c.rate_hz));
+                    return self.abort(
+                        cx,
+                        format!("radio rate {} Hz is not whole samples per ms", c.rate_hz),
+                    );
                 }
                 let sf = c.rate_hz / 1000;
                 let origin = self
@@ -447,7 +459,8 @@ impl Script for Mbb {
                     .as_ref()
                     .and_then(|k| k.warm)
                     .map_or(0, |w| w.frame_start_sample);
-                self.t = cutover_sample(c.sample, self.cfg.margin_ms.saturating_mul(sf), origin, sf);
+                self.t =
+                    cutover_sample(c.sample, self.cfg.margin_ms.saturating_mul(sf), origin, sf);
                 let ahead_ms = (self.t - c.sample).div_ceil(sf);
                 // The radio read its clock somewhere between sending and now.
                 self.t_local_early = self.clock_sent_at + ahead_ms;
@@ -468,7 +481,10 @@ impl Script for Mbb {
                 cx.phase(MBB_PHASES[8]);
                 self.s = S::ArmRadio;
                 self.touched.radio_armed = true;
-                let step = Step::radio(RadioOp::SwitchAt { at: self.t, to: port });
+                let step = Step::radio(RadioOp::SwitchAt {
+                    at: self.t,
+                    to: port,
+                });
                 match self.arm_step(now, step) {
                     Some(s) => s,
                     None => {
@@ -507,7 +523,9 @@ impl Script for Mbb {
                 Step::radio(RadioOp::Clock)
             }
             (S::ConfirmRadio, e) => match (clock, e) {
-                (Some(c), _) if c.sample >= self.t && c.primary.as_deref() == Some(port.as_str()) => {
+                (Some(c), _)
+                    if c.sample >= self.t && c.primary.as_deref() == Some(port.as_str()) =>
+                {
                     cx.phase(MBB_PHASES[11]);
                     self.s = S::ConfirmDest;
                     self.dst(Request::Status)
@@ -554,7 +572,9 @@ impl Script for Mbb {
                 if drained || now >= self.deadline {
                     if !drained {
                         let why = e.unwrap_or_else(|| "packets still pending".into());
-                        cx.warn(format!("mbb: source forwarding not confirmed drained: {why}"));
+                        cx.warn(format!(
+                            "mbb: source forwarding not confirmed drained: {why}"
+                        ));
                     }
                     cx.phase(MBB_PHASES[13]);
                     self.s = S::Clean;

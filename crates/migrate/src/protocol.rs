@@ -416,7 +416,10 @@ impl Reply {
     /// Decode and check a reply body (never panics).
     pub fn decode(body: &[u8]) -> Result<Reply, ReplyError> {
         if body.len() > MAX_BODY {
-            return Err(ReplyError(format!("{} bytes exceeds {MAX_BODY}", body.len())));
+            return Err(ReplyError(format!(
+                "{} bytes exceeds {MAX_BODY}",
+                body.len()
+            )));
         }
         let r: Reply = serde_json::from_slice(body).map_err(|e| ReplyError(e.to_string()))?;
         match (r.ok, r.kind.is_some(), r.error.is_some()) {
@@ -583,11 +586,17 @@ mod tests {
         let cases: [(&[u8], &str); 7] = [
             (b"\xff\xfe", "not JSON"),
             (b"[1,2]", "JSON object"),
-            (br#"{"cmd":"start_d2d","control_flag":1}"#, "needs \"Control\""),
+            (
+                br#"{"cmd":"start_d2d","control_flag":1}"#,
+                "needs \"Control\"",
+            ),
             (br#"{"cmd":"start_d2d","control_flag":2}"#, "0 or 1"),
             (br#"{"cmd":"set_tun_ip","tun_ip":"1.2.3"}"#, "IPv4"),
             (br#"{"cmd":"kill_d2d","now":true}"#, "unexpected field"),
-            (br#"{"cmd":"set_route","route_list":[[1]]}"#, "route_list[0]"),
+            (
+                br#"{"cmd":"set_route","route_list":[[1]]}"#,
+                "route_list[0]",
+            ),
         ];
         for (body, needle) in cases {
             let e = Request::decode(body).expect_err("malformed");

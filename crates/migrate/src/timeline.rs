@@ -118,7 +118,11 @@ impl Timeline {
             .unwrap_or(32);
         let mut s = String::new();
         let _ = writeln!(s, "timeline: {}", self.label);
-        let _ = writeln!(s, "{:<width$}  {:>8}  {:>8}  note", "phase", "start ms", "ms");
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:>8}  {:>8}  note",
+            "phase", "start ms", "ms"
+        );
         let _ = writeln!(s, "{}", "-".repeat(width + 26));
         for p in &self.phases {
             let mut note = String::new();
@@ -143,7 +147,11 @@ impl Timeline {
                 let _ = writeln!(s, "{:<width$}  {:>8}  {:>8}", "total migration", "", t);
             }
             None => {
-                let _ = writeln!(s, "{:<width$}  {:>8}  {:>8}", "total migration", "", "running");
+                let _ = writeln!(
+                    s,
+                    "{:<width$}  {:>8}  {:>8}",
+                    "total migration", "", "running"
+                );
             }
         }
         let _ = writeln!(
@@ -187,7 +195,9 @@ mod tests {
         assert_eq!(t.phases.get(4).map(|p| p.start_ms), Some(120));
         let table = t.render_table();
         assert!(table.contains("link USRP object to the device"));
-        assert!(table.lines().any(|l| l.starts_with("total migration") && l.ends_with("1969")));
+        assert!(table
+            .lines()
+            .any(|l| l.starts_with("total migration") && l.ends_with("1969")));
         let back: Timeline = serde_json::from_str(&t.to_json()).expect("json");
         assert_eq!(back.phases, t.phases);
     }

@@ -28,7 +28,10 @@ fn warm_start() -> serde_json::Value {
 fn start_usrp_branches() {
     let mut w = World::new();
     assert!(cmd(&mut w, "start_usrp").ok);
-    assert_eq!(w.trace_from(0), ["D:eth3=10.1", "D:probe1", "D:start_usrp(init)"]);
+    assert_eq!(
+        w.trace_from(0),
+        ["D:eth3=10.1", "D:probe1", "D:start_usrp(init)"]
+    );
     assert_eq!(w.hosts[1].usrp, Usrp::Running);
 
     let mut w = World::new();
@@ -40,7 +43,11 @@ fn start_usrp_branches() {
     let mut w = World::new();
     w.fail(1, "probe");
     let r = cmd(&mut w, "start_usrp");
-    assert!(!r.ok && r.describe().contains("after 8 tries"), "{}", r.describe());
+    assert!(
+        !r.ok && r.describe().contains("after 8 tries"),
+        "{}",
+        r.describe()
+    );
     assert_eq!(w.trace_from(0).len(), 1 + 8 + 1);
     assert_eq!(w.trace_from(9), ["D:eth3=20.2"]);
 
@@ -50,7 +57,12 @@ fn start_usrp_branches() {
     assert!(!r.ok);
     assert_eq!(
         w.trace_from(0),
-        ["D:eth3=10.1", "D:probe1", "D:start_usrp(init)", "D:eth3=20.2"]
+        [
+            "D:eth3=10.1",
+            "D:probe1",
+            "D:start_usrp(init)",
+            "D:eth3=20.2"
+        ]
     );
     assert!(w.hosts[1].is_clean());
 }
@@ -132,12 +144,18 @@ fn start_d2d_branches() {
 #[test]
 fn relay_set_route_then_start_fills_routes() {
     let mut w = World::new();
-    let r = call(&mut w, json!({"cmd": "set_route", "route_list": [[3, 2], [4, 4]]}));
+    let r = call(
+        &mut w,
+        json!({"cmd": "set_route", "route_list": [[3, 2], [4, 4]]}),
+    );
     assert!(r.ok);
     assert!(w.trace_from(0).is_empty(), "set_route needs no local step");
     assert!(call(&mut w, warm_start()).ok);
     assert_eq!(w.hosts[1].d2d_routes, Some(harness::sample_routes()));
-    assert_eq!(cmd(&mut w, "get_route").routes(), Ok(harness::sample_routes()));
+    assert_eq!(
+        cmd(&mut w, "get_route").routes(),
+        Ok(harness::sample_routes())
+    );
 }
 
 #[test]
@@ -176,7 +194,12 @@ fn kill_usrp_kill_d2d_double_kill_branches() {
     assert!(!r.ok);
     assert_eq!(
         w.trace_from(0),
-        ["D:kill_d2d", "D:kill_usrp", "D:eth3=20.2", "D:stop_collector"]
+        [
+            "D:kill_d2d",
+            "D:kill_usrp",
+            "D:eth3=20.2",
+            "D:stop_collector"
+        ]
     );
     assert!(!w.hosts[1].d2d && w.hosts[1].eth3 == PARKED_ADDR && !w.hosts[1].collector);
 }
@@ -185,7 +208,13 @@ fn kill_usrp_kill_d2d_double_kill_branches() {
 fn tun_ip_get_and_set() {
     let mut w = World::new();
     assert!(!cmd(&mut w, "get_tun_ip").ok, "no address yet");
-    assert!(call(&mut w, json!({"cmd": "set_tun_ip", "tun_ip": "192.168.40.9"})).ok);
+    assert!(
+        call(
+            &mut w,
+            json!({"cmd": "set_tun_ip", "tun_ip": "192.168.40.9"})
+        )
+        .ok
+    );
     assert_eq!(cmd(&mut w, "get_tun_ip").tun_ip(), Ok(harness::TUN_IP));
     assert_eq!(w.agents[1].tun_ip(), Some(harness::TUN_IP));
     w.fail(1, "set_tun_ip");
@@ -204,8 +233,15 @@ fn wrong_and_malformed_commands_get_documented_replies_and_agent_survives() {
         let r = w.call_agent(1, bad).unwrap_or_else(|| panic!("no reply"));
         assert_eq!(r.kind, Some(ErrorKind::BadRequest));
     }
-    let r = call(&mut w, json!({"cmd": "start_d2d", "control_flag": 1, "Control": {"phy_cell_ID": 504}}));
-    assert!(r.describe().contains("phy_cell_ID = 504: must be 0..=503"), "{}", r.describe());
+    let r = call(
+        &mut w,
+        json!({"cmd": "start_d2d", "control_flag": 1, "Control": {"phy_cell_ID": 504}}),
+    );
+    assert!(
+        r.describe().contains("phy_cell_ID = 504: must be 0..=503"),
+        "{}",
+        r.describe()
+    );
     assert!(cmd(&mut w, "status").ok, "agent still serving");
 }
 
@@ -213,15 +249,28 @@ fn wrong_and_malformed_commands_get_documented_replies_and_agent_survives() {
 fn status_reports_processes_and_modem() {
     let mut w = World::new();
     assert!(call(&mut w, json!({"cmd":"start_d2d","control_flag":1,"Control":sample_control().to_value(),"mode":"shadow"})).ok);
-    let st = cmd(&mut w, "status").status().unwrap_or_else(|e| panic!("{e}"));
+    let st = cmd(&mut w, "status")
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(st.d2d && !st.usrp);
     assert_eq!(st.modem.map(|m| m.mode), Some(ModemMode::Shadow));
-    assert!(call(&mut w, json!({"cmd":"takeover_at","at_sample": 1_000_000_000})).ok);
-    let st = cmd(&mut w, "status").status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        call(
+            &mut w,
+            json!({"cmd":"takeover_at","at_sample": 1_000_000_000})
+        )
+        .ok
+    );
+    let st = cmd(&mut w, "status")
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(st.modem.and_then(|m| m.cutover_at), Some(1_000_000_000));
     assert!(cmd(&mut w, "cancel_cutover").ok);
     // release_at needs an active modem.
-    let r = call(&mut w, json!({"cmd":"release_at","at_sample":5,"forward_to":"10.0.0.2:7000"}));
+    let r = call(
+        &mut w,
+        json!({"cmd":"release_at","at_sample":5,"forward_to":"10.0.0.2:7000"}),
+    );
     assert!(!r.ok);
 }
 
@@ -265,7 +314,11 @@ fn hung_local_step_times_out_into_a_failed_reply() {
     w.fault(1, "make_usrp", 0, 1, FaultKind::Hang);
     let t0 = w.now;
     let r = cmd(&mut w, "make_usrp");
-    assert!(!r.ok && r.describe().contains("timed out"), "{}", r.describe());
+    assert!(
+        !r.ok && r.describe().contains("timed out"),
+        "{}",
+        r.describe()
+    );
     assert!(w.now >= t0 + AgentConfig::default().timeouts.local_ms);
     assert!(cmd(&mut w, "make_usrp").ok, "agent serves again");
 }

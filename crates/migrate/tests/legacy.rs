@@ -59,7 +59,13 @@ fn ds_success_starts_everything_in_order() {
     assert!(o.ok, "{}", o.summary);
     assert_eq!(
         w.trace_from(0),
-        ["S:eth3=10.1", "S:start_d2d(cold)", "S:probe1", "S:start_usrp(init)", "S:start_collector"]
+        [
+            "S:eth3=10.1",
+            "S:start_d2d(cold)",
+            "S:probe1",
+            "S:start_usrp(init)",
+            "S:start_collector"
+        ]
     );
     assert!(w.hosts[0].is_serving() && w.hosts[0].collector);
 }
@@ -130,7 +136,14 @@ fn ds_usrp_failure_parks_then_kills_d2d() {
     assert!(!o.ok);
     assert_eq!(
         w.trace_from(0),
-        ["S:eth3=10.1", "S:start_d2d(cold)", "S:probe1", "S:start_usrp(init)", "S:eth3=20.2", "S:kill_d2d"]
+        [
+            "S:eth3=10.1",
+            "S:start_d2d(cold)",
+            "S:probe1",
+            "S:start_usrp(init)",
+            "S:eth3=20.2",
+            "S:kill_d2d"
+        ]
     );
     assert!(w.hosts[0].is_clean());
 }
@@ -156,7 +169,12 @@ fn kl_kills_parks_and_stops_collector() {
     assert!(o.ok);
     assert_eq!(
         w.trace_from(0),
-        ["S:kill_d2d", "S:kill_usrp", "S:eth3=20.2", "S:stop_collector"]
+        [
+            "S:kill_d2d",
+            "S:kill_usrp",
+            "S:eth3=20.2",
+            "S:stop_collector"
+        ]
     );
     assert!(w.hosts[0].is_clean());
 }
@@ -170,7 +188,12 @@ fn kl_runs_all_three_even_if_one_fails_and_reports_failure() {
     assert!(o.summary.contains("kill D2D"), "{}", o.summary);
     assert_eq!(
         w.trace_from(0),
-        ["S:kill_d2d", "S:kill_usrp", "S:eth3=20.2", "S:stop_collector"]
+        [
+            "S:kill_d2d",
+            "S:kill_usrp",
+            "S:eth3=20.2",
+            "S:stop_collector"
+        ]
     );
     assert!(!w.hosts[0].collector && w.hosts[0].usrp == Usrp::None);
 }
@@ -191,7 +214,13 @@ fn m_success_moves_task_tun_and_control() {
     let names: Vec<&str> = o.timeline.phases.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        [PHASE_TUN_IP, PHASE_START_D2D, PHASE_MAKE_USRP, PHASE_ETH3, PHASE_LINK]
+        [
+            PHASE_TUN_IP,
+            PHASE_START_D2D,
+            PHASE_MAKE_USRP,
+            PHASE_ETH3,
+            PHASE_LINK
+        ]
     );
 }
 
@@ -205,18 +234,26 @@ fn m_timeline_has_table_3_4_rows_and_interruption() {
     let names: Vec<&str> = t.phases.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        [PHASE_TUN_IP, PHASE_START_D2D, PHASE_MAKE_USRP, PHASE_ETH3, PHASE_LINK, PHASE_RESYNC]
+        [
+            PHASE_TUN_IP,
+            PHASE_START_D2D,
+            PHASE_MAKE_USRP,
+            PHASE_ETH3,
+            PHASE_LINK,
+            PHASE_RESYNC
+        ]
     );
     let sum: u64 = t.phases.iter().map(|p| p.duration_ms).sum();
     assert_eq!(Some(sum), t.total_ms);
     let resync = t.duration_of(PHASE_RESYNC).unwrap_or(0);
     // The simulated modem needs 106 ms after linking; polls every 10 ms (+2 ms LAN).
     assert!((106..=106 + 12 + 2).contains(&resync), "resync {resync}");
-    let intr = t.duration_of(PHASE_ETH3).unwrap_or(0)
-        + t.duration_of(PHASE_LINK).unwrap_or(0)
-        + resync;
+    let intr =
+        t.duration_of(PHASE_ETH3).unwrap_or(0) + t.duration_of(PHASE_LINK).unwrap_or(0) + resync;
     assert_eq!(t.interruption_ms, intr);
-    assert!(t.render_table().contains("signal-processing resynchronisation"));
+    assert!(t
+        .render_table()
+        .contains("signal-processing resynchronisation"));
 }
 
 #[test]
@@ -225,7 +262,10 @@ fn m_set_tun_ip_failure_aborts_with_nothing_started() {
     w.fail(1, "set_tun_ip");
     let o = run(&mut w, "M", &cfg());
     assert!(!o.ok);
-    assert_eq!(w.trace_from(0), ["S:get_tun_ip", "->D:set_tun_ip", "D:set_tun_ip"]);
+    assert_eq!(
+        w.trace_from(0),
+        ["S:get_tun_ip", "->D:set_tun_ip", "D:set_tun_ip"]
+    );
     assert!(w.hosts[0].is_serving() && w.hosts[1].is_clean());
 }
 
@@ -268,7 +308,13 @@ fn m_make_usrp_failure_sends_kill_d2d() {
     assert!(!o.ok);
     assert_eq!(
         w.trace_from(7),
-        ["->D:make_usrp", "D:make_usrp", "->D:kill_d2d", "D:kill_d2d", "D:stop_collector"]
+        [
+            "->D:make_usrp",
+            "D:make_usrp",
+            "->D:kill_d2d",
+            "D:kill_d2d",
+            "D:stop_collector"
+        ]
     );
     assert!(w.hosts[0].is_serving() && w.hosts[1].is_clean());
 }
@@ -306,7 +352,14 @@ fn m_park_failure_cleans_destination_instead_of_linking() {
     assert!(!o.ok);
     assert_eq!(
         w.trace_from(12),
-        ["S:eth3=20.2", "->D:double_kill", "D:kill_d2d", "D:kill_usrp", "D:eth3=20.2", "D:stop_collector"]
+        [
+            "S:eth3=20.2",
+            "->D:double_kill",
+            "D:kill_d2d",
+            "D:kill_usrp",
+            "D:eth3=20.2",
+            "D:stop_collector"
+        ]
     );
     assert_eq!(w.hosts[1].eth3, PARKED_ADDR);
 }
@@ -323,7 +376,14 @@ fn m_link_failure_on_destination_rolls_back_with_double_kill() {
     assert_eq!(tail.iter().filter(|s| s.starts_with("D:probe")).count(), 8);
     assert_eq!(
         &tail[tail.len() - 6..],
-        ["D:eth3=20.2", "->D:double_kill", "D:kill_d2d", "D:kill_usrp", "D:eth3=20.2", "D:stop_collector"]
+        [
+            "D:eth3=20.2",
+            "->D:double_kill",
+            "D:kill_d2d",
+            "D:kill_usrp",
+            "D:eth3=20.2",
+            "D:stop_collector"
+        ]
     );
     // Thesis behaviour: the source was already stopped, nobody serves.
     assert!(w.hosts[0].is_clean() && w.hosts[1].is_clean());
@@ -337,7 +397,11 @@ fn m_dead_destination_times_out_and_source_keeps_serving() {
     let c = cfg();
     let o = run(&mut w, "M", &c);
     assert!(!o.ok);
-    assert!(o.summary.contains("set_tun_ip request timed out"), "{}", o.summary);
+    assert!(
+        o.summary.contains("set_tun_ip request timed out"),
+        "{}",
+        o.summary
+    );
     assert_eq!(w.trace_from(0), ["S:get_tun_ip", "->D:set_tun_ip"]);
     assert!(w.now - t0 >= c.timeouts.request_ms && w.now - t0 < c.timeouts.request_ms + 100);
     assert!(w.hosts[0].is_serving());
@@ -368,7 +432,10 @@ fn m_relay_sends_routes_first_and_destination_uses_them() {
     assert_eq!(w.trace_from(0)[..2], ["S:read_routes", "->D:set_route"]);
     assert_eq!(w.trace_from(2), M_OK);
     assert_eq!(w.hosts[1].d2d_routes, Some(sample_routes()));
-    assert_eq!(o.timeline.phases.first().map(|p| p.name.as_str()), Some(PHASE_ROUTES));
+    assert_eq!(
+        o.timeline.phases.first().map(|p| p.name.as_str()),
+        Some(PHASE_ROUTES)
+    );
     // The destination's route collector took over.
     assert_eq!(w.agents[1].routes(), Some(&sample_routes()));
 }
@@ -433,7 +500,10 @@ fn mb_with_resync_confirms_locally() {
     let mut w = migrated();
     let o = run(&mut w, "MB", &LegacyConfig::default());
     assert!(o.ok, "{}", o.summary);
-    assert!(o.timeline.duration_of(PHASE_RESYNC).is_some_and(|d| d >= 106));
+    assert!(o
+        .timeline
+        .duration_of(PHASE_RESYNC)
+        .is_some_and(|d| d >= 106));
 }
 
 #[test]
@@ -444,7 +514,10 @@ fn mb_get_control_failure_aborts() {
     let o = run(&mut w, "MB", &cfg());
     assert!(!o.ok);
     assert!(o.summary.contains("no Control"), "{}", o.summary);
-    assert_eq!(w.trace_from(0), ["->D:get_tun_ip", "D:get_tun_ip", "->D:get_control"]);
+    assert_eq!(
+        w.trace_from(0),
+        ["->D:get_tun_ip", "D:get_tun_ip", "->D:get_control"]
+    );
     assert!(w.hosts[1].is_serving());
 }
 
@@ -486,7 +559,13 @@ fn mb_remote_kill_usrp_failure_kills_local_both() {
     assert!(!o.ok);
     assert_eq!(
         w.trace_from(6),
-        ["->D:kill_usrp", "D:eth3=20.2", "D:kill_usrp", "S:kill_d2d", "S:kill_usrp"]
+        [
+            "->D:kill_usrp",
+            "D:eth3=20.2",
+            "D:kill_usrp",
+            "S:kill_d2d",
+            "S:kill_usrp"
+        ]
     );
     assert!(w.hosts[0].is_clean());
 }
@@ -500,7 +579,10 @@ fn mb_probe_failure_kills_both_and_parks() {
     let t = w.trace_from(9);
     assert_eq!(t.first().copied(), Some("S:eth3=10.1"));
     assert_eq!(t.iter().filter(|s| s.starts_with("S:probe")).count(), 8);
-    assert_eq!(&t[t.len() - 3..], ["S:kill_d2d", "S:kill_usrp", "S:eth3=20.2"]);
+    assert_eq!(
+        &t[t.len() - 3..],
+        ["S:kill_d2d", "S:kill_usrp", "S:eth3=20.2"]
+    );
     assert!(w.hosts[0].is_clean());
 }
 
@@ -550,7 +632,15 @@ fn dsr_success_and_failures() {
     assert!(o.ok, "{}", o.summary);
     assert_eq!(
         w.trace_from(0),
-        ["->D:start_d2d", "D:start_d2d(cold)", "D:start_collector", "->D:start_usrp", "D:eth3=10.1", "D:probe1", "D:start_usrp(init)"]
+        [
+            "->D:start_d2d",
+            "D:start_d2d(cold)",
+            "D:start_collector",
+            "->D:start_usrp",
+            "D:eth3=10.1",
+            "D:probe1",
+            "D:start_usrp(init)"
+        ]
     );
     assert!(w.hosts[1].is_serving());
 
@@ -566,7 +656,16 @@ fn dsr_success_and_failures() {
     assert!(!o.ok);
     assert_eq!(
         w.trace_from(3),
-        ["->D:start_usrp", "D:eth3=10.1", "D:probe1", "D:start_usrp(init)", "D:eth3=20.2", "->D:kill_d2d", "D:kill_d2d", "D:stop_collector"]
+        [
+            "->D:start_usrp",
+            "D:eth3=10.1",
+            "D:probe1",
+            "D:start_usrp(init)",
+            "D:eth3=20.2",
+            "->D:kill_d2d",
+            "D:kill_d2d",
+            "D:stop_collector"
+        ]
     );
     assert!(w.hosts[1].is_clean());
 }
@@ -580,7 +679,13 @@ fn kr_success_and_partial_failure() {
     assert!(o.ok);
     assert_eq!(
         w.trace_from(0),
-        ["->D:double_kill", "D:kill_d2d", "D:kill_usrp", "D:eth3=20.2", "D:stop_collector"]
+        [
+            "->D:double_kill",
+            "D:kill_d2d",
+            "D:kill_usrp",
+            "D:eth3=20.2",
+            "D:stop_collector"
+        ]
     );
     assert!(w.hosts[1].is_clean());
     // Nothing left to kill: double_kill fails (kill of a missing process), collector still stopped.
@@ -602,8 +707,12 @@ fn end_makes_agent_exit_and_later_requests_time_out() {
 #[test]
 fn help_unknown_and_blank_only_print() {
     let c = cfg();
-    assert!(ConsoleCommand::parse("h").start(&c, 0).is_err_and(|t| t.contains("DSR")));
-    assert!(ConsoleCommand::parse("help").start(&c, 0).is_err_and(|t| t.contains("MB")));
+    assert!(ConsoleCommand::parse("h")
+        .start(&c, 0)
+        .is_err_and(|t| t.contains("DSR")));
+    assert!(ConsoleCommand::parse("help")
+        .start(&c, 0)
+        .is_err_and(|t| t.contains("MB")));
     assert!(ConsoleCommand::parse("xyz")
         .start(&c, 0)
         .is_err_and(|t| t.contains("unknown command")));

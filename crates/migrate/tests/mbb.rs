@@ -27,12 +27,19 @@ fn run(w: &mut World, c: MbbConfig) -> Outcome {
 /// The source serves exactly as before and the destination holds nothing.
 fn assert_source_untouched_dest_clean(w: &World) {
     let s = &w.hosts[0];
-    let m = s.modem.as_ref().unwrap_or_else(|| panic!("source modem gone"));
+    let m = s
+        .modem
+        .as_ref()
+        .unwrap_or_else(|| panic!("source modem gone"));
     assert_eq!(m.mode, ModemMode::Active, "source modem not serving");
     assert!(!m.ever_released, "source stopped delivering at some point");
     assert!(s.d2d, "source D2D killed");
     assert_eq!(w.radio.primary.as_deref(), Some("server1"), "radio moved");
-    assert!(w.radio.shadows.is_empty(), "shadow left: {:?}", w.radio.shadows);
+    assert!(
+        w.radio.shadows.is_empty(),
+        "shadow left: {:?}",
+        w.radio.shadows
+    );
     assert!(w.radio.armed.is_none(), "switch left armed");
     assert!(w.radio.switches.is_empty());
     assert!(!w.hosts[1].d2d, "destination modem left running");
@@ -53,16 +60,26 @@ fn mbb_success_switches_once_at_a_subframe_boundary() {
     assert!(w.cutovers.contains(&("S", "release", t)));
     // T is on the cell's subframe grid (frame start 1234 in the Control's warm start).
     assert_eq!((t - 1234) % SPMS, 0);
-    assert_eq!(o.result.as_ref().and_then(|r| r["cutover_sample"].as_u64()), Some(t));
+    assert_eq!(
+        o.result.as_ref().and_then(|r| r["cutover_sample"].as_u64()),
+        Some(t)
+    );
     // Destination serves with the moved tun address; source cleaned.
-    assert_eq!(w.hosts[1].modem.as_ref().map(|m| m.mode), Some(ModemMode::Active));
+    assert_eq!(
+        w.hosts[1].modem.as_ref().map(|m| m.mode),
+        Some(ModemMode::Active)
+    );
     assert_eq!(w.hosts[1].tun_ip, Some(TUN_IP));
     assert_eq!(w.hosts[1].d2d_warm, Some(true));
     assert!(w.hosts[0].is_clean());
     assert_eq!(w.radio.primary.as_deref(), Some("server2"));
     // Timeline: Ferry's phases in order (no relay: no set_route phase), no interruption.
     let names: Vec<&str> = o.timeline.phases.iter().map(|p| p.name.as_str()).collect();
-    let want: Vec<&str> = MBB_PHASES.iter().copied().filter(|p| *p != MBB_PHASES[2]).collect();
+    let want: Vec<&str> = MBB_PHASES
+        .iter()
+        .copied()
+        .filter(|p| *p != MBB_PHASES[2])
+        .collect();
     assert_eq!(names, want);
     assert_eq!(o.timeline.interruption_ms, 0);
     // Arming order: destination, radio, source.
@@ -70,9 +87,23 @@ fn mbb_success_switches_once_at_a_subframe_boundary() {
         .trace
         .iter()
         .map(String::as_str)
-        .filter(|s| ["->D:takeover_at", "radio:switch_at(server2)", "->S:release_at"].contains(s))
+        .filter(|s| {
+            [
+                "->D:takeover_at",
+                "radio:switch_at(server2)",
+                "->S:release_at",
+            ]
+            .contains(s)
+        })
         .collect();
-    assert_eq!(arm, ["->D:takeover_at", "radio:switch_at(server2)", "->S:release_at"]);
+    assert_eq!(
+        arm,
+        [
+            "->D:takeover_at",
+            "radio:switch_at(server2)",
+            "->S:release_at"
+        ]
+    );
 }
 
 #[test]
@@ -92,7 +123,10 @@ fn mbb_back_and_forth_twenty_times() {
         let o = run(&mut w, c);
         assert!(o.ok, "#{i}: {}", o.summary);
         assert!(w.hosts[from].is_clean(), "#{i}");
-        assert_eq!(w.hosts[to].modem.as_ref().map(|m| m.mode), Some(ModemMode::Active));
+        assert_eq!(
+            w.hosts[to].modem.as_ref().map(|m| m.mode),
+            Some(ModemMode::Active)
+        );
         // Exactly one release and one takeover, at the same sample.
         assert_eq!(w.cutovers.len(), 2, "#{i}: {:?}", w.cutovers);
         assert_eq!(w.cutovers[0].2, w.cutovers[1].2);
@@ -135,7 +169,10 @@ const KILL_DEST: [&str; 3] = ["->D:kill_d2d", "D:kill_d2d", "D:stop_collector"];
 
 #[test]
 fn fail_reading_source_tun_ip() {
-    failing(|w| w.fail(0, "get_tun_ip"), &["->S:get_tun_ip", "S:get_tun_ip"]);
+    failing(
+        |w| w.fail(0, "get_tun_ip"),
+        &["->S:get_tun_ip", "S:get_tun_ip"],
+    );
 }
 
 #[test]
@@ -158,12 +195,20 @@ fn fail_reading_source_routes() {
 
 #[test]
 fn fail_setting_destination_tun_ip() {
-    failing(|w| w.fail(1, "set_tun_ip"), &["->D:set_tun_ip", "D:set_tun_ip"]);
+    failing(
+        |w| w.fail(1, "set_tun_ip"),
+        &["->D:set_tun_ip", "D:set_tun_ip"],
+    );
 }
 
 #[test]
 fn fail_starting_destination() {
-    let mut tail = vec!["->D:start_d2d", "D:start_d2d(shadow)", "->D:kill_d2d", "D:kill_d2d"];
+    let mut tail = vec![
+        "->D:start_d2d",
+        "D:start_d2d(shadow)",
+        "->D:kill_d2d",
+        "D:kill_d2d",
+    ];
     tail.push("D:stop_collector");
     failing(|w| w.fail(1, "start_d2d"), &tail);
 }
@@ -178,7 +223,11 @@ fn fail_radio_shadow() {
 #[test]
 fn fail_destination_never_synchronises() {
     let o = failing(|w| w.sync_ms = None, &KILL_DEST);
-    assert!(o.summary.contains("no sync within 5000 ms"), "{}", o.summary);
+    assert!(
+        o.summary.contains("no sync within 5000 ms"),
+        "{}",
+        o.summary
+    );
     let sync = o.timeline.duration_of(MBB_PHASES[5]).unwrap_or(0);
     assert!((5_000..5_050).contains(&sync), "sync phase {sync} ms");
 }
@@ -192,7 +241,11 @@ fn fail_radio_clock() {
 
 #[test]
 fn fail_arming_destination() {
-    let mut tail = vec!["->D:takeover_at", "D:takeover_at", "radio:unshadow(server2)"];
+    let mut tail = vec![
+        "->D:takeover_at",
+        "D:takeover_at",
+        "radio:unshadow(server2)",
+    ];
     tail.extend(KILL_DEST);
     failing(|w| w.fail(1, "takeover_at"), &tail);
 }
@@ -235,7 +288,11 @@ fn slow_source_reply_aborts_before_t_and_disarms() {
     ];
     tail.extend(KILL_DEST);
     let o = failing(|w| w.reply_delay[0] = 30, &tail);
-    assert!(o.summary.contains("release_at request timed out"), "{}", o.summary);
+    assert!(
+        o.summary.contains("release_at request timed out"),
+        "{}",
+        o.summary
+    );
 }
 
 #[test]
@@ -245,7 +302,11 @@ fn dead_destination_is_a_clean_failure() {
     let t0 = w.now;
     let c = cfg();
     let o = run(&mut w, c.clone());
-    assert!(!o.ok && o.summary.contains("set_tun_ip request timed out"), "{}", o.summary);
+    assert!(
+        !o.ok && o.summary.contains("set_tun_ip request timed out"),
+        "{}",
+        o.summary
+    );
     assert!(w.now - t0 < c.timeouts.request_ms + 100, "wedged");
     assert_source_untouched_dest_clean(&w);
 }
@@ -256,7 +317,11 @@ fn destination_dying_after_start_is_cleaned_as_far_as_possible() {
     // Destination answers until the shadow starts, then stops answering.
     w.fault(1, "status", 0, u32::MAX, FaultKind::Hang);
     let o = run(&mut w, cfg());
-    assert!(!o.ok && o.summary.contains("source untouched"), "{}", o.summary);
+    assert!(
+        !o.ok && o.summary.contains("source untouched"),
+        "{}",
+        o.summary
+    );
     let s = &w.hosts[0];
     assert_eq!(s.modem.as_ref().map(|m| m.mode), Some(ModemMode::Active));
     assert!(w.radio.shadows.is_empty() && w.radio.armed.is_none());
@@ -270,13 +335,23 @@ fn radio_cancel_failure_leaves_the_decision_to_the_radio() {
     w.radio.refuse.push("cancel_switch");
     let o = run(&mut w, cfg());
     assert!(!o.ok);
-    assert!(o.summary.contains("could not be cancelled"), "{}", o.summary);
+    assert!(
+        o.summary.contains("could not be cancelled"),
+        "{}",
+        o.summary
+    );
     // Nothing after the failed cancel: the destination stays armed, so when the radio does
     // switch at T the destination takes over (no outage).
-    assert_eq!(w.trace.last().map(String::as_str), Some("radio:cancel_switch(server2)"));
+    assert_eq!(
+        w.trace.last().map(String::as_str),
+        Some("radio:cancel_switch(server2)")
+    );
     w.advance_to(w.now + 100);
     assert_eq!(w.radio.primary.as_deref(), Some("server2"));
-    assert_eq!(w.hosts[1].modem.as_ref().map(|m| m.mode), Some(ModemMode::Active));
+    assert_eq!(
+        w.hosts[1].modem.as_ref().map(|m| m.mode),
+        Some(ModemMode::Active)
+    );
 }
 
 #[test]
@@ -287,8 +362,15 @@ fn failure_after_t_is_reported_as_committed_and_nothing_is_killed() {
     let o = run(&mut w, cfg());
     assert!(!o.ok);
     assert!(o.summary.contains("committed at T"), "{}", o.summary);
-    assert!(o.summary.contains("destination did not confirm"), "{}", o.summary);
-    assert!(w.hosts[0].d2d && w.hosts[1].d2d, "both modems must be left running");
+    assert!(
+        o.summary.contains("destination did not confirm"),
+        "{}",
+        o.summary
+    );
+    assert!(
+        w.hosts[0].d2d && w.hosts[1].d2d,
+        "both modems must be left running"
+    );
 }
 
 #[test]
@@ -297,6 +379,10 @@ fn every_phase_has_a_deadline_no_wedge_on_hung_radio() {
     w.radio.hang.push("clock");
     let t0 = w.now;
     let o = run(&mut w, cfg());
-    assert!(!o.ok && o.summary.contains("radio command timed out"), "{}", o.summary);
+    assert!(
+        !o.ok && o.summary.contains("radio command timed out"),
+        "{}",
+        o.summary
+    );
     assert!(w.now - t0 < 10_000);
 }

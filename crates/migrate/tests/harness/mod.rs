@@ -230,7 +230,8 @@ fn op_ms(op: &LocalOp) -> u64 {
 impl World {
     /// Both servers parked and idle, radio powered, no faults.
     pub fn new() -> World {
-        let key = AuthKey::new(b"ferry test key, 32 bytes long!!!").unwrap_or_else(|e| panic!("{e}"));
+        let key =
+            AuthKey::new(b"ferry test key, 32 bytes long!!!").unwrap_or_else(|e| panic!("{e}"));
         let mut hosts = [Host::new("S", "server1"), Host::new("D", "server2")];
         for h in &mut hosts {
             h.tun_ip = None;
@@ -239,7 +240,10 @@ impl World {
         World {
             now: 1_000,
             hosts,
-            agents: [Agent::new(AgentConfig::default()), Agent::new(AgentConfig::default())],
+            agents: [
+                Agent::new(AgentConfig::default()),
+                Agent::new(AgentConfig::default()),
+            ],
             agent_exited: [false, false],
             radio: Radio::default(),
             faults: Vec::new(),
@@ -250,7 +254,10 @@ impl World {
             trace: Vec::new(),
             reports: Vec::new(),
             key,
-            guards: [ReplayGuard::new(30_000, 10_000), ReplayGuard::new(30_000, 10_000)],
+            guards: [
+                ReplayGuard::new(30_000, 10_000),
+                ReplayGuard::new(30_000, 10_000),
+            ],
             nonce: 0,
             max_active_holders: 0,
             reply_delay: [0, 0],
@@ -289,7 +296,13 @@ impl World {
 
     /// `op` on `host` fails always.
     pub fn fail(&mut self, host: usize, op: &str) {
-        self.fault(host, op, 0, u32::MAX, FaultKind::Fail(format!("{op} failed (injected)")));
+        self.fault(
+            host,
+            op,
+            0,
+            u32::MAX,
+            FaultKind::Fail(format!("{op} failed (injected)")),
+        );
     }
 
     /// `op` on `host` hangs always.
@@ -385,7 +398,8 @@ impl World {
             }
             _ => {
                 h.usrp == Usrp::Running
-                    && h.linked_at_ms.is_some_and(|t| self.now >= t + self.resync_ms)
+                    && h.linked_at_ms
+                        .is_some_and(|t| self.now >= t + self.resync_ms)
             }
         };
         let forward_pending = match (m.mode, m.released_at_ms) {
@@ -449,10 +463,7 @@ impl World {
                 }
             }
             LocalOp::StartD2d {
-                warm,
-                routes,
-                mode,
-                ..
+                warm, routes, mode, ..
             } => {
                 if h.d2d {
                     Err("D2D already running".into())
@@ -522,7 +533,10 @@ impl World {
                 h.collector = false;
                 Ok(LocalValue::Unit)
             }
-            LocalOp::GetTunIp => h.tun_ip.map(LocalValue::TunIp).ok_or("tun has no address".into()),
+            LocalOp::GetTunIp => h
+                .tun_ip
+                .map(LocalValue::TunIp)
+                .ok_or("tun has no address".into()),
             LocalOp::SetTunIp(ip) => {
                 h.tun_ip = Some(*ip);
                 Ok(LocalValue::Unit)
@@ -587,7 +601,11 @@ impl World {
                 self.agents[i].collected_routes(rt);
             }
         }
-        if let LocalOp::StartD2d { mode: StartMode::Shadow, .. } = op {
+        if let LocalOp::StartD2d {
+            mode: StartMode::Shadow,
+            ..
+        } = op
+        {
             if let Some(m) = &mut self.hosts[i].modem {
                 m.shadow_since_ms = Some(self.now);
             }
@@ -649,7 +667,8 @@ impl World {
                 Some(AgentAction::Report(r)) => self.reports.push(r),
                 Some(AgentAction::Reply(r)) => {
                     // Reply travels back authenticated and correlated.
-                    let rf = auth::seal_reply(&self.key, wall, nonce, &opened.header.nonce, &r.encode());
+                    let rf =
+                        auth::seal_reply(&self.key, wall, nonce, &opened.header.nonce, &r.encode());
                     let back = auth::open_reply(&self.key, &rf, &opened.header.nonce)
                         .ok()
                         .and_then(|o| Reply::decode(&o.body).ok());
@@ -730,7 +749,8 @@ impl World {
                         Peer::Local => 0,
                         Peer::Remote => 1,
                     };
-                    self.trace.push(format!("->{}:{}", self.hosts[i].tag, request.cmd()));
+                    self.trace
+                        .push(format!("->{}:{}", self.hosts[i].tag, request.cmd()));
                     match self.call_agent_at(i, &request.encode()) {
                         // A reply later than the sequence's deadline is lost: the deadline
                         // fires first (the shell would drop the late reply).
