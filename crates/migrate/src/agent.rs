@@ -12,6 +12,7 @@ use crate::machine::{
     Timeouts, Unwind,
 };
 use crate::protocol::{ErrorKind, Reply, Request, StartMode};
+use crate::timeline::Timeline;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -63,6 +64,7 @@ pub struct Agent {
     tun_ip: Option<Ipv4Addr>,
     current: Option<(Request, Sequence)>,
     out: VecDeque<AgentAction>,
+    last_timeline: Option<Timeline>,
 }
 
 impl Agent {
@@ -75,6 +77,24 @@ impl Agent {
             tun_ip: None,
             current: None,
             out: VecDeque::new(),
+            last_timeline: None,
+        }
+    }
+
+    /// Timeline of the last finished handler (e.g. `link_usrp`: eth3, probes, link), for
+    /// the agent's log.
+    pub fn last_timeline(&self) -> Option<&Timeline> {
+        self.last_timeline.as_ref()
+    }
+
+    /// The shell hit an unexpected error while performing a step of the current handler
+    /// (thesis: "command raised"): drop the handler and answer `command raised: {what}`.
+    /// The agent then serves the next request. No rollback is attempted: the state of the
+    /// step is unknown, which the reply says.
+    pub fn raised(&mut self, what: &str) {
+        if let Some((request, _)) = self.current.take() {
+            self.out
+                .push_back(AgentAction::Reply(Reply::raised(request.cmd(), what)));
         }
     }
 
@@ -266,6 +286,7 @@ impl Agent {
         }
         if let Some(o) = done {
             let cmd = request.cmd();
+            self.last_timeline = Some(o.timeline.clone());
             let reply = if o.ok {
                 match (request, &o.result) {
                     (Request::SetTunIp(ip), _) => self.tun_ip = Some(*ip),

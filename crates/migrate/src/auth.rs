@@ -202,6 +202,17 @@ pub fn open_reply<F: AsRef<[u8]>>(
     Ok(o)
 }
 
+/// The nonce named in a message's header, read *without* verifying it: only for addressing
+/// the `unauthorized` reply to a request that failed verification.
+pub fn unverified_nonce<F: AsRef<[u8]>>(frames: &[F]) -> Option<String> {
+    let header = frames.get(1)?.as_ref();
+    if header.len() > MAX_HEADER {
+        return None;
+    }
+    let h: Header = serde_json::from_slice(header).ok()?;
+    (h.nonce.len() == 32 && hex_decode(h.nonce.as_bytes()).is_some()).then_some(h.nonce)
+}
+
 /// Refuses stale timestamps and repeated nonces within the window. Memory is bounded:
 /// nonces older than the window are forgotten, and at most `capacity` are kept (when full,
 /// new messages are refused rather than old nonces forgotten early).
@@ -339,6 +350,26 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&mac),
             "5ae4b27de8fbec06027b05f6a401d123e00fd9104a5e7f0285905b8fc9854d0a"
+        );
+    }
+
+    #[test]
+    fn accepts_frames_made_by_python() {
+        // Made by the Python helper in docs/AGENT-PROTOCOL.md (json.dumps with its default
+        // spacing: the MAC covers the header bytes as sent, whatever their formatting).
+        let frames: [&[u8]; 4] = [
+            b"ferry/1",
+            br#"{"ts": 1700000000123, "nonce": "abababababababababababababababab"}"#,
+            br#"{"cmd": "set_tun_ip", "tun_ip": "192.168.40.9"}"#,
+            b"d276f2cdce5aa6da1cf9a5523bf548ee710da39443e07cb85c366d451daa2fde",
+        ];
+        let o = open(&key(), &frames).expect("python frames verify");
+        assert_eq!(o.header.ts, 1_700_000_000_123);
+        let req = crate::protocol::Request::decode(&o.body).expect("decodes");
+        assert_eq!(req.cmd(), "set_tun_ip");
+        assert_eq!(
+            unverified_nonce(&frames).as_deref(),
+            Some("ab".repeat(16).as_str())
         );
     }
 

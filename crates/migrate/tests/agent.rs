@@ -322,3 +322,48 @@ fn hung_local_step_times_out_into_a_failed_reply() {
     assert!(w.now >= t0 + AgentConfig::default().timeouts.local_ms);
     assert!(cmd(&mut w, "make_usrp").ok, "agent serves again");
 }
+
+#[test]
+fn raised_handler_replies_command_raised_and_agent_serves_on() {
+    let mut a = Agent::new(AgentConfig::default());
+    a.receive(0, br#"{"cmd":"kill_d2d"}"#);
+    assert_eq!(a.poll_action(), Some(AgentAction::Local(LocalOp::KillD2d)));
+    a.raised("permission denied");
+    match a.poll_action() {
+        Some(AgentAction::Reply(r)) => {
+            assert_eq!(r.kind, Some(ErrorKind::Raised));
+            assert_eq!(r.describe(), "command raised: permission denied");
+        }
+        other => panic!("expected raised reply, got {other:?}"),
+    }
+    assert!(!a.is_busy());
+    a.receive(1, br#"{"cmd":"get_tun_ip"}"#);
+    assert_eq!(a.poll_action(), Some(AgentAction::Local(LocalOp::GetTunIp)));
+}
+
+#[test]
+fn link_usrp_timeline_splits_eth3_probe_and_link() {
+    let mut w = World::new();
+    assert!(cmd(&mut w, "make_usrp").ok);
+    assert!(cmd(&mut w, "link_usrp").ok);
+    let t = w.agents[1]
+        .last_timeline()
+        .cloned()
+        .unwrap_or_else(|| panic!("no timeline"));
+    let names: Vec<&str> = t.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "set eth3 to the radio subnet",
+            "probe radio",
+            "link USRP object to the device"
+        ]
+    );
+}
+
+#[test]
+fn machines_are_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Agent>();
+    is_send::<ferry_migrate::Sequence>();
+}
