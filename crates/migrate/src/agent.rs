@@ -514,7 +514,8 @@ impl Script for Chain {
         }
         if !self.started {
             self.started = true;
-            cx.phase("run");
+            let name = cx.timeline.label.clone();
+            cx.phase(&name);
         }
         if let Some(op) = self.ops.pop_front() {
             return Step::Local(op);

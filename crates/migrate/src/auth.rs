@@ -171,14 +171,20 @@ pub fn open<F: AsRef<[u8]>>(key: &AuthKey, frames: &[F]) -> Result<Opened, AuthE
     if header.len() > MAX_HEADER || body.len() > crate::protocol::MAX_BODY {
         return Err(AuthError::Malformed("frame too large".into()));
     }
-    let mac = hex_decode(mac).ok_or_else(|| AuthError::Malformed("mac is not hex".into()))?;
+    // Lowercase only, so each MAC has exactly one encoding.
+    let mac = Some(mac)
+        .filter(|m| m.len() == 64 && is_lower_hex(m))
+        .and_then(hex_decode)
+        .ok_or_else(|| AuthError::Malformed("mac must be 64 lowercase hex digits".into()))?;
     key.mac(header, body)
         .verify_slice(&mac)
         .map_err(|_| AuthError::BadMac)?;
     let header: Header =
         serde_json::from_slice(header).map_err(|e| AuthError::Malformed(format!("header: {e}")))?;
-    if header.nonce.len() != 32 || hex_decode(header.nonce.as_bytes()).is_none() {
-        return Err(AuthError::Malformed("nonce must be 32 hex digits".into()));
+    if header.nonce.len() != 32 || !is_lower_hex(header.nonce.as_bytes()) {
+        return Err(AuthError::Malformed(
+            "nonce must be 32 lowercase hex digits".into(),
+        ));
     }
     Ok(Opened {
         header,
@@ -210,7 +216,7 @@ pub fn unverified_nonce<F: AsRef<[u8]>>(frames: &[F]) -> Option<String> {
         return None;
     }
     let h: Header = serde_json::from_slice(header).ok()?;
-    (h.nonce.len() == 32 && hex_decode(h.nonce.as_bytes()).is_some()).then_some(h.nonce)
+    (h.nonce.len() == 32 && is_lower_hex(h.nonce.as_bytes())).then_some(h.nonce)
 }
 
 /// Refuses stale timestamps and repeated nonces within the window. Memory is bounded:
@@ -282,6 +288,10 @@ pub fn hex_encode(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
+}
+
+fn is_lower_hex(text: &[u8]) -> bool {
+    text.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Decode hex (either case); `None` unless every byte is a hex digit and the count is even.

@@ -365,14 +365,16 @@ impl Cx<'_> {
         self.report(Level::Warn, text);
     }
 
-    /// Begin a timeline phase (closing the previous one as successful).
+    /// Begin a timeline phase (closing the previous one as successful) and say so.
     pub(crate) fn phase(&mut self, name: &str) {
         self.timeline.begin(self.now, name, false);
+        self.info(format!("{}: {name}", self.timeline.label));
     }
 
     /// Begin a phase during which traffic is interrupted.
     pub(crate) fn phase_interrupting(&mut self, name: &str) {
         self.timeline.begin(self.now, name, true);
+        self.info(format!("{}: {name}", self.timeline.label));
     }
 }
 

@@ -371,7 +371,7 @@ impl Script for Mbb {
                     self.s = S::ReadControl;
                     self.src(Request::GetControl)
                 }
-                other => self.abort(cx, format!("get_tun_ip on source: {other:?}")),
+                other => self.abort(cx, format!("get_tun_ip on source: {}", bad_result(other))),
             },
             (S::ReadControl, None) => match reply.map(|r| r.control()) {
                 Some(Ok(c)) => {
@@ -383,14 +383,14 @@ impl Script for Mbb {
                         self.set_tun(cx)
                     }
                 }
-                other => self.abort(cx, format!("get_control on source: {other:?}")),
+                other => self.abort(cx, format!("get_control on source: {}", bad_result(other))),
             },
             (S::ReadRoutes, None) => match reply.map(|r| r.routes()) {
                 Some(Ok(r)) => {
                     self.routes = Some(r);
                     self.set_tun(cx)
                 }
-                other => self.abort(cx, format!("get_route on source: {other:?}")),
+                other => self.abort(cx, format!("get_route on source: {}", bad_result(other))),
             },
             (S::SetTun, None) => match self.routes.clone() {
                 Some(r) => {
@@ -616,6 +616,15 @@ impl Script for Mbb {
                 Some(e),
             ) => self.abort(cx, e),
         }
+    }
+}
+
+/// Text for a successful reply whose result did not parse.
+fn bad_result<T>(r: Option<Result<T, String>>) -> String {
+    match r {
+        Some(Err(e)) => e,
+        Some(Ok(_)) => "ok".into(),
+        None => "no reply".into(),
     }
 }
 
