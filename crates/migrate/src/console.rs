@@ -308,7 +308,7 @@ impl Script for Kl {
         if let Input::Failed(e) = &input {
             let what = ["kill D2D", "kill USRP", "set eth3", "stop collector"];
             let name = what
-                .get(usize::from(self.stage) - 1)
+                .get(usize::from(self.stage).saturating_sub(1))
                 .copied()
                 .unwrap_or("?");
             if self.stage == 4 {
