@@ -22,16 +22,16 @@
 
 pub mod addr;
 pub mod error;
-// pub mod mac;
+pub mod mac;
 pub mod pack;
 pub mod reassembly;
 pub mod route;
 pub mod schedule;
-// pub mod sim;
+pub mod sim;
 pub mod wire;
 
 pub use addr::{AddressPlan, NodeId, Rnti};
 pub use error::{ConfigError, EnqueueError, RouteError, WireError};
-// pub use mac::{Delivery, Mac, MacConfig, MacCounters, MacStatus, Role, TxBlock};
+pub use mac::{Delivery, Mac, MacConfig, MacCounters, MacStatus, Role, TxBlock};
 pub use route::{DiscoveryConfig, RouteEntry, RouteTable};
 pub use schedule::{Direction, Duplex, Schedule, SubframeKind};

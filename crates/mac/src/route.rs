@@ -180,7 +180,7 @@ pub const DEFAULT_BEACON_PERIOD: u64 = 1000;
 /// Timing of route discovery; all values in subframes (= ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveryConfig {
-    /// Send beacons at all (a node with installed static routes may run without).
+    /// Send beacons at all. Without, routes are static: installed ones never age.
     pub enabled: bool,
     /// Period of the regular beacon.
     pub period: u64,
@@ -406,6 +406,9 @@ impl Discovery {
 
     /// Age routes: unrefreshed ones become unreachable, old unreachable ones are removed.
     pub fn poll(&mut self, now: u64) {
+        if !self.cfg.enabled {
+            return; // static routes: nothing refreshes them, so nothing ages them
+        }
         let (timeout, gc) = (self.cfg.route_timeout, self.cfg.gc_time);
         let mut expired = 0;
         let mut removed = 0;
