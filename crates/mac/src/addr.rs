@@ -166,7 +166,10 @@ mod tests {
         let t = t.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.node_of([10, 0, 0, 2]), Some(NodeId(2)));
         assert_eq!(t.ip_of(NodeId(1)), Some([10, 0, 0, 1]));
-        assert!(AddressPlan::table(vec![([10, 0, 0, 1], NodeId(1)), ([10, 0, 0, 2], NodeId(1))]).is_err());
+        assert!(
+            AddressPlan::table(vec![([10, 0, 0, 1], NodeId(1)), ([10, 0, 0, 2], NodeId(1))])
+                .is_err()
+        );
     }
 
     #[test]
@@ -175,9 +178,18 @@ mod tests {
         pkt[0] = 0x45;
         pkt[16..20].copy_from_slice(&[192, 168, 40, 9]);
         assert_eq!(ipv4_destination(&pkt), Ok([192, 168, 40, 9]));
-        assert!(matches!(ipv4_destination(&pkt[..19]), Err(WireError::Truncated { .. })));
-        assert!(matches!(ipv4_destination(&[]), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            ipv4_destination(&pkt[..19]),
+            Err(WireError::Truncated { .. })
+        ));
+        assert!(matches!(
+            ipv4_destination(&[]),
+            Err(WireError::Truncated { .. })
+        ));
         pkt[0] = 0x60;
-        assert!(matches!(ipv4_destination(&pkt), Err(WireError::BadVersion { version: 6, .. })));
+        assert!(matches!(
+            ipv4_destination(&pkt),
+            Err(WireError::BadVersion { version: 6, .. })
+        ));
     }
 }

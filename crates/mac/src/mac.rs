@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::addr::{NodeId, Rnti};
 use crate::error::{ConfigError, EnqueueError, RouteError};
 use crate::pack::{TbWriter, TxQueue, MAX_PDU};
-use crate::reassembly::{ReassemblyLimits, ReassemblyStats, Reassembler};
-use crate::route::{forward_decision, Discovery, DiscoveryConfig, DiscoveryStats, ForwardDecision, RouteTable};
+use crate::reassembly::{Reassembler, ReassemblyLimits, ReassemblyStats};
+use crate::route::{
+    forward_decision, Discovery, DiscoveryConfig, DiscoveryStats, ForwardDecision, RouteTable,
+};
 use crate::schedule::{Direction, Schedule, UplinkScheduler};
 use crate::wire::{
     Beacon, MacHeader, RelayHeader, SegmentHeader, SegmentKind, TbView, BEACON_ENTRY_LEN,
@@ -106,7 +108,13 @@ impl MacConfig {
 
     /// Reject configurations that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field, value: String, allowed| Err(ConfigError::Invalid { field, value, allowed });
+        let bad = |field, value: String, allowed| {
+            Err(ConfigError::Invalid {
+                field,
+                value,
+                allowed,
+            })
+        };
         if self.queue_depth == 0 {
             return bad("queue_depth", "0".into(), ">= 1");
         }
@@ -122,7 +130,11 @@ impl MacConfig {
             return bad("initial_ttl", self.initial_ttl.to_string(), "1-16");
         }
         if self.reassembly.max_streams == 0 || self.reassembly.timeout == 0 {
-            return bad("reassembly", format!("{:?}", self.reassembly), "max_streams and timeout >= 1");
+            return bad(
+                "reassembly",
+                format!("{:?}", self.reassembly),
+                "max_streams and timeout >= 1",
+            );
         }
         if self.slaves.contains(&self.node) {
             return bad("slaves", self.node.to_string(), "other nodes than this one");
@@ -397,7 +409,10 @@ impl Mac {
             src: self.cfg.node,
             dst: dest,
         };
-        match self.queue.push(Rnti::of_node(next_hop), h.to_pdu(ip_packet)) {
+        match self
+            .queue
+            .push(Rnti::of_node(next_hop), h.to_pdu(ip_packet))
+        {
             Ok(()) => {
                 self.counters.enqueued += 1;
                 Ok(())
@@ -458,7 +473,10 @@ impl Mac {
     /// Whether this node may transmit in subframe `n`, and on which carrier.
     pub fn may_transmit(&self, n: u64) -> Option<u8> {
         let carrier = self.cfg.schedule.carrier(n, self.cfg.role.direction())?;
-        if self.cfg.role == Role::Slave && self.grant_master.is_some() && self.grants.get(&n) != Some(&true) {
+        if self.cfg.role == Role::Slave
+            && self.grant_master.is_some()
+            && self.grants.get(&n) != Some(&true)
+        {
             return None;
         }
         Some(carrier)
@@ -471,7 +489,8 @@ impl Mac {
         self.expire_grants(n);
         let carrier = self.may_transmit(n)?;
         let direction = self.cfg.role.direction();
-        let grants_here = self.cfg.role == Role::BaseStation && !self.cfg.schedule.granted_by(n).is_empty();
+        let grants_here =
+            self.cfg.role == Role::BaseStation && !self.cfg.schedule.granted_by(n).is_empty();
         let beacon_due = self.disc.beacon_due(n);
         if !grants_here && !beacon_due && self.queue.is_empty() {
             return None;
@@ -656,7 +675,10 @@ impl Mac {
                 }
             }
             ForwardDecision::Forward { next_hop } => {
-                let fwd = RelayHeader { ttl: h.ttl - 1, ..h };
+                let fwd = RelayHeader {
+                    ttl: h.ttl - 1,
+                    ..h
+                };
                 match self.queue.push(Rnti::of_node(next_hop), fwd.to_pdu(ip)) {
                     Ok(()) => {
                         self.counters.forwarded += 1;

@@ -170,7 +170,9 @@ impl TxQueue {
             if room == 0 {
                 break;
             }
-            let Some(e) = self.entries.get_mut(i) else { break };
+            let Some(e) = self.entries.get_mut(i) else {
+                break;
+            };
             if e.next_hop != next_hop {
                 i += 1;
                 continue;
@@ -195,7 +197,9 @@ impl TxQueue {
                 offset: e.sent as u16,
                 len: take as u16,
             };
-            let Some(chunk) = e.pdu.get(e.sent..e.sent + take) else { break };
+            let Some(chunk) = e.pdu.get(e.sent..e.sent + take) else {
+                break;
+            };
             if w.push(sh, chunk).is_err() {
                 break;
             }
@@ -268,14 +272,23 @@ mod tests {
         assert!(q.push(Rnti(0x103), vec![8; 5]).is_ok());
         let mut offsets = Vec::new();
         while q.head_next_hop() == Some(Rnti(0x102)) {
-            let mut w = TbWriter::new(MAC_HEADER_LEN + SUBHEADER_LEN + 30).unwrap_or_else(|| panic!());
+            let mut w =
+                TbWriter::new(MAC_HEADER_LEN + SUBHEADER_LEN + 30).unwrap_or_else(|| panic!());
             q.fill(Rnti(0x102), &mut w);
             let tb = w.finish(hdr()).unwrap_or_else(|e| panic!("{e}"));
             let v = TbView::parse(&tb).unwrap_or_else(|e| panic!("{e}"));
             let (sh, p) = v.segments[0];
             offsets.push((sh.offset, sh.len, sh.last, p.len()));
         }
-        assert_eq!(offsets, vec![(0, 30, false, 30), (30, 30, false, 30), (60, 30, false, 30), (90, 10, true, 10)]);
+        assert_eq!(
+            offsets,
+            vec![
+                (0, 30, false, 30),
+                (30, 30, false, 30),
+                (60, 30, false, 30),
+                (90, 10, true, 10)
+            ]
+        );
         assert_eq!(q.head_next_hop(), Some(Rnti(0x103)));
     }
 

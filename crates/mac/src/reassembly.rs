@@ -91,7 +91,10 @@ impl Reassembler {
 
     /// PDUs currently partially received.
     pub fn in_progress(&self) -> usize {
-        self.streams.values().filter(|s| s.partial.is_some()).count()
+        self.streams
+            .values()
+            .filter(|s| s.partial.is_some())
+            .count()
     }
 
     /// Buffered bytes of partial PDUs.
@@ -105,7 +108,12 @@ impl Reassembler {
 
     /// Forget everything a transmitter sent (e.g. it restarted): partial PDUs count as lost.
     pub fn forget(&mut self, src: Rnti) {
-        let keys: Vec<_> = self.streams.keys().filter(|k| k.0 == src).copied().collect();
+        let keys: Vec<_> = self
+            .streams
+            .keys()
+            .filter(|k| k.0 == src)
+            .copied()
+            .collect();
         for k in keys {
             if let Some(s) = self.streams.remove(&k) {
                 if s.partial.is_some() {
@@ -256,8 +264,14 @@ mod tests {
         let mut r = Reassembler::new(ReassemblyLimits::default());
         assert_eq!(r.on_segment(0, A, B, &seg(0, 0, 3, false), b"abc"), None);
         assert_eq!(r.in_progress(), 1);
-        assert_eq!(r.on_segment(1, A, B, &seg(0, 3, 2, true), b"de"), Some(b"abcde".to_vec()));
-        assert_eq!(r.on_segment(1, A, B, &seg(1, 0, 1, true), b"f"), Some(b"f".to_vec()));
+        assert_eq!(
+            r.on_segment(1, A, B, &seg(0, 3, 2, true), b"de"),
+            Some(b"abcde".to_vec())
+        );
+        assert_eq!(
+            r.on_segment(1, A, B, &seg(1, 0, 1, true), b"f"),
+            Some(b"f".to_vec())
+        );
         assert_eq!(r.stats().completed, 2);
         assert_eq!(r.stats().lost, 0);
         assert_eq!(r.in_progress(), 0);
@@ -272,7 +286,10 @@ mod tests {
         assert_eq!(r.on_segment(3, A, B, &seg(0, 9, 1, true), b"j"), None);
         assert_eq!(r.stats().lost, 1);
         // The stream continues with the next PDU.
-        assert_eq!(r.on_segment(4, A, B, &seg(1, 0, 1, true), b"k"), Some(b"k".to_vec()));
+        assert_eq!(
+            r.on_segment(4, A, B, &seg(1, 0, 1, true), b"k"),
+            Some(b"k".to_vec())
+        );
         assert_eq!(r.stats().lost, 1);
     }
 
@@ -283,13 +300,19 @@ mod tests {
         // PDU 1 (whole) and the start of PDU 2 were in a lost TB; PDU 2's tail arrives.
         assert_eq!(r.on_segment(2, A, B, &seg(2, 5, 1, true), b"z"), None);
         assert_eq!(r.stats().lost, 2);
-        assert_eq!(r.on_segment(3, A, B, &seg(3, 0, 1, true), b"c"), Some(b"c".to_vec()));
+        assert_eq!(
+            r.on_segment(3, A, B, &seg(3, 0, 1, true), b"c"),
+            Some(b"c".to_vec())
+        );
         assert_eq!(r.stats().lost, 2);
     }
 
     #[test]
     fn timeout_drops_partial_and_frees_memory() {
-        let mut r = Reassembler::new(ReassemblyLimits { timeout: 10, ..Default::default() });
+        let mut r = Reassembler::new(ReassemblyLimits {
+            timeout: 10,
+            ..Default::default()
+        });
         r.on_segment(0, A, B, &seg(0, 0, 3, false), b"abc");
         r.poll(10);
         assert_eq!(r.in_progress(), 1);
@@ -303,7 +326,11 @@ mod tests {
 
     #[test]
     fn stream_count_and_pdu_size_bounded() {
-        let limits = ReassemblyLimits { max_streams: 2, max_pdu: 4, ..Default::default() };
+        let limits = ReassemblyLimits {
+            max_streams: 2,
+            max_pdu: 4,
+            ..Default::default()
+        };
         let mut r = Reassembler::new(limits);
         r.on_segment(0, Rnti(1), B, &seg(0, 0, 1, false), b"a");
         r.on_segment(1, Rnti(2), B, &seg(0, 0, 1, false), b"a");

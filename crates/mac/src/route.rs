@@ -122,7 +122,11 @@ impl RouteTable {
     /// Installed routes are usable at once; their metric is a guess (1 for a direct
     /// neighbour, 2 otherwise) that the next beacon from the next hop corrects, and like any
     /// route they expire if no beacon confirms them.
-    pub fn set_route_list(&mut self, now: u64, list: &[(NodeId, NodeId)]) -> Result<(), RouteError> {
+    pub fn set_route_list(
+        &mut self,
+        now: u64,
+        list: &[(NodeId, NodeId)],
+    ) -> Result<(), RouteError> {
         self.validate(list)?;
         self.entries = list
             .iter()
@@ -313,7 +317,11 @@ impl Discovery {
     }
 
     /// Install a migrated `route_list` (replaces the table) and advertise it promptly.
-    pub fn set_route_list(&mut self, now: u64, list: &[(NodeId, NodeId)]) -> Result<(), RouteError> {
+    pub fn set_route_list(
+        &mut self,
+        now: u64,
+        list: &[(NodeId, NodeId)],
+    ) -> Result<(), RouteError> {
         self.table.set_route_list(now, list)?;
         for &(_, nh) in list {
             self.neighbours.insert(nh, now);
@@ -508,31 +516,60 @@ mod tests {
         let t = RouteTable::new(n(9), 8);
         assert_eq!(t.validate(&[(n(8), n(8)), (n(10), n(10))]), Ok(()));
         assert_eq!(t.validate(&[(n(9), n(8))]), Err(RouteError::RouteToSelf(9)));
-        assert_eq!(t.validate(&[(n(8), n(9))]), Err(RouteError::NextHopIsSelf { dest: 8, node: 9 }));
-        assert_eq!(t.validate(&[(n(8), n(8)), (n(8), n(10))]), Err(RouteError::DuplicateDest(8)));
+        assert_eq!(
+            t.validate(&[(n(8), n(9))]),
+            Err(RouteError::NextHopIsSelf { dest: 8, node: 9 })
+        );
+        assert_eq!(
+            t.validate(&[(n(8), n(8)), (n(8), n(10))]),
+            Err(RouteError::DuplicateDest(8))
+        );
         assert_eq!(
             t.validate(&[(n(8), n(10)), (n(10), n(8))]),
-            Err(RouteError::IndirectNextHop { dest: 8, next_hop: 10, via: 8 })
+            Err(RouteError::IndirectNextHop {
+                dest: 8,
+                next_hop: 10,
+                via: 8
+            })
         );
         let long: Vec<_> = (20..29).map(|d| (n(d), n(1))).collect();
-        assert_eq!(t.validate(&long), Err(RouteError::TooMany { len: 9, max: 8 }));
+        assert_eq!(
+            t.validate(&long),
+            Err(RouteError::TooMany { len: 9, max: 8 })
+        );
     }
 
     #[test]
     fn forwarding_decisions() {
         let mut t = RouteTable::new(n(9), 8);
-        assert!(t.set_route_list(0, &[(n(10), n(10)), (n(11), n(10))]).is_ok());
-        let h = |ttl, dst| RelayHeader { ttl, src: n(8), dst: n(dst) };
+        assert!(t
+            .set_route_list(0, &[(n(10), n(10)), (n(11), n(10))])
+            .is_ok());
+        let h = |ttl, dst| RelayHeader {
+            ttl,
+            src: n(8),
+            dst: n(dst),
+        };
         assert_eq!(forward_decision(&t, &h(5, 9)), ForwardDecision::Deliver);
         assert_eq!(forward_decision(&t, &h(1, 9)), ForwardDecision::Deliver);
-        assert_eq!(forward_decision(&t, &h(5, 11)), ForwardDecision::Forward { next_hop: n(10) });
+        assert_eq!(
+            forward_decision(&t, &h(5, 11)),
+            ForwardDecision::Forward { next_hop: n(10) }
+        );
         assert_eq!(forward_decision(&t, &h(1, 11)), ForwardDecision::DropTtl);
-        assert_eq!(forward_decision(&t, &h(5, 12)), ForwardDecision::DropNoRoute);
+        assert_eq!(
+            forward_decision(&t, &h(5, 12)),
+            ForwardDecision::DropNoRoute
+        );
     }
 
     /// Run discovery on a link matrix, every node beaconing when due each `tick` subframes.
     fn run(ds: &mut [Discovery], links: &[(u8, u8)], from: u64, to: u64) {
-        let up = |a: u8, b: u8| links.iter().any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b));
+        let up = |a: u8, b: u8| {
+            links
+                .iter()
+                .any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b))
+        };
         for now in from..to {
             for i in 0..ds.len() {
                 ds[i].poll(now);
@@ -566,7 +603,11 @@ mod tests {
                 if dest == me {
                     continue;
                 }
-                let e = d.table().get(n(dest)).copied().unwrap_or_else(|| panic!("{me} lacks {dest}"));
+                let e = d
+                    .table()
+                    .get(n(dest))
+                    .copied()
+                    .unwrap_or_else(|| panic!("{me} lacks {dest}"));
                 assert_eq!(e.metric, me.abs_diff(dest), "{me}->{dest}");
                 let nh = if dest > me { me + 1 } else { me - 1 };
                 assert_eq!(e.next_hop, n(nh));
@@ -580,7 +621,10 @@ mod tests {
         // Ring 1-2-3-4-1: 1 reaches 3 in two hops via 2 or 4.
         let mut ds = chain(4, cfg);
         run(&mut ds, &[(1, 2), (2, 3), (3, 4), (4, 1)], 0, 5000);
-        let via = ds[0].table().next_hop(n(3)).unwrap_or_else(|| panic!("no route"));
+        let via = ds[0]
+            .table()
+            .next_hop(n(3))
+            .unwrap_or_else(|| panic!("no route"));
         // Break the link of that path between 1 and its next hop.
         let other = if via == n(2) { n(4) } else { n(2) };
         let links: Vec<(u8, u8)> = [(1, 2), (2, 3), (3, 4), (4, 1)]
@@ -590,7 +634,10 @@ mod tests {
         run(&mut ds, &links, 5000, 15_000);
         assert_eq!(ds[0].table().next_hop(n(3)), Some(other));
         assert_eq!(ds[0].table().get(n(3)).map(|e| e.metric), Some(2));
-        assert_eq!(ds[0].table().get(via).map(|e| (e.next_hop, e.metric)), Some((other, 3)));
+        assert_eq!(
+            ds[0].table().get(via).map(|e| (e.next_hop, e.metric)),
+            Some((other, 3))
+        );
         assert!(ds[0].stats().routes_expired >= 1);
     }
 
@@ -610,21 +657,40 @@ mod tests {
 
     #[test]
     fn poisoned_reverse_from_broadcast_entries() {
-        let mut d = Discovery::new(n(1), DiscoveryConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut d =
+            Discovery::new(n(1), DiscoveryConfig::default()).unwrap_or_else(|e| panic!("{e}"));
         let b = Beacon {
             node: n(2),
             seq: 0,
             entries: vec![
-                BeaconEntry { dest: n(3), metric: 1, next_hop: n(3) },
-                BeaconEntry { dest: n(4), metric: 2, next_hop: n(1) },
+                BeaconEntry {
+                    dest: n(3),
+                    metric: 1,
+                    next_hop: n(3),
+                },
+                BeaconEntry {
+                    dest: n(4),
+                    metric: 2,
+                    next_hop: n(1),
+                },
             ],
         };
         assert!(d.on_beacon(0, &b));
         assert_eq!(d.table().route_list(), vec![(n(2), n(2)), (n(3), n(2))]);
         assert_eq!(d.table().get(n(3)).map(|e| e.metric), Some(2));
-        assert!(d.table().get(n(4)).is_none(), "routes through me are poisoned");
+        assert!(
+            d.table().get(n(4)).is_none(),
+            "routes through me are poisoned"
+        );
         // A beacon claiming to come from myself is refused.
-        assert!(!d.on_beacon(1, &Beacon { node: n(1), seq: 0, entries: vec![] }));
+        assert!(!d.on_beacon(
+            1,
+            &Beacon {
+                node: n(1),
+                seq: 0,
+                entries: vec![]
+            }
+        ));
         assert_eq!(d.stats().beacons_rejected, 1);
     }
 
@@ -637,24 +703,42 @@ mod tests {
         assert!(!d.beacon_due(6));
         assert!(d.beacon_due(1005));
         // A route change triggers a beacon after the minimum gap (200).
-        d.on_beacon(10, &Beacon { node: n(2), seq: 0, entries: vec![] });
+        d.on_beacon(
+            10,
+            &Beacon {
+                node: n(2),
+                seq: 0,
+                entries: vec![],
+            },
+        );
         assert!(!d.beacon_due(204));
         assert!(d.beacon_due(205));
         d.make_beacon(205, 10);
         assert_eq!(d.stats().triggered, 1);
         assert!(!d.beacon_due(1004));
         assert!(d.beacon_due(1005), "periodic schedule kept");
-        let off = DiscoveryConfig { triggered_min_gap: None, ..cfg };
+        let off = DiscoveryConfig {
+            triggered_min_gap: None,
+            ..cfg
+        };
         let mut p = Discovery::new(n(1), off).unwrap_or_else(|e| panic!("{e}"));
         p.make_beacon(0, 10);
-        p.on_beacon(10, &Beacon { node: n(2), seq: 0, entries: vec![] });
+        p.on_beacon(
+            10,
+            &Beacon {
+                node: n(2),
+                seq: 0,
+                entries: vec![],
+            },
+        );
         assert!(!p.beacon_due(999));
         assert!(DiscoveryConfig { period: 0, ..cfg }.validate().is_err());
     }
 
     #[test]
     fn beacon_rotates_when_table_does_not_fit() {
-        let mut d = Discovery::new(n(1), DiscoveryConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut d =
+            Discovery::new(n(1), DiscoveryConfig::default()).unwrap_or_else(|e| panic!("{e}"));
         let list: Vec<_> = (2..=6).map(|k| (n(k), n(k))).collect();
         assert!(d.set_route_list(0, &list).is_ok());
         let mut seen = std::collections::BTreeSet::new();
@@ -670,12 +754,29 @@ mod tests {
     fn installed_routes_usable_then_corrected_or_expired() {
         let cfg = DiscoveryConfig::default();
         let mut d = Discovery::new(n(9), cfg).unwrap_or_else(|e| panic!("{e}"));
-        assert!(d.set_route_list(100, &[(n(8), n(8)), (n(10), n(10)), (n(11), n(10))]).is_ok());
+        assert!(d
+            .set_route_list(100, &[(n(8), n(8)), (n(10), n(10)), (n(11), n(10))])
+            .is_ok());
         assert_eq!(d.table().next_hop(n(11)), Some(n(10)));
         assert!(d.beacon_due(100));
         // Node 10 confirms 11 at 3 hops from it: the metric is corrected, origin updated.
-        d.on_beacon(500, &Beacon { node: n(10), seq: 0, entries: vec![BeaconEntry { dest: n(11), metric: 3, next_hop: n(12) }] });
-        let e = d.table().get(n(11)).copied().unwrap_or_else(|| panic!("row"));
+        d.on_beacon(
+            500,
+            &Beacon {
+                node: n(10),
+                seq: 0,
+                entries: vec![BeaconEntry {
+                    dest: n(11),
+                    metric: 3,
+                    next_hop: n(12),
+                }],
+            },
+        );
+        let e = d
+            .table()
+            .get(n(11))
+            .copied()
+            .unwrap_or_else(|| panic!("row"));
         assert_eq!((e.metric, e.origin), (4, RouteOrigin::Discovered));
         // Node 8 never confirms: its installed route expires after the timeout.
         d.poll(100 + cfg.route_timeout + 1);

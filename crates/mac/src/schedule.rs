@@ -274,13 +274,25 @@ mod tests {
 
     fn counts(p: &[SubframeKind; 10]) -> (usize, usize, usize) {
         let c = |k| p.iter().filter(|&&x| x == k).count();
-        (c(SubframeKind::Downlink), c(SubframeKind::Uplink), c(SubframeKind::Special))
+        (
+            c(SubframeKind::Downlink),
+            c(SubframeKind::Uplink),
+            c(SubframeKind::Special),
+        )
     }
 
     #[test]
     fn tdd_table_matches_36_211() {
         // (D, U, S) counts per frame for configs 0..6 from TS 36.211 table 4.2-2.
-        let expect = [(2, 6, 2), (4, 4, 2), (6, 2, 2), (6, 3, 1), (7, 2, 1), (8, 1, 1), (3, 5, 2)];
+        let expect = [
+            (2, 6, 2),
+            (4, 4, 2),
+            (6, 2, 2),
+            (6, 3, 1),
+            (7, 2, 1),
+            (8, 1, 1),
+            (3, 5, 2),
+        ];
         for (cfg, e) in expect.iter().enumerate() {
             let p = tdd_pattern(cfg as u8).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(counts(&p), *e, "config {cfg}");
@@ -305,7 +317,10 @@ mod tests {
                     SubframeKind::Special => assert_eq!((o.down, o.up), (None, None)),
                 }
                 for m in s.granted_by(n) {
-                    assert!(granted.insert(m, n).is_none(), "cfg {cfg}: {m} granted twice");
+                    assert!(
+                        granted.insert(m, n).is_none(),
+                        "cfg {cfg}: {m} granted twice"
+                    );
                 }
             }
             // Every uplink subframe after warm-up is controlled by exactly one earlier
@@ -337,7 +352,13 @@ mod tests {
     fn fdd_every_subframe_both_directions() {
         let s = Schedule::fdd();
         for n in 0..50u64 {
-            assert_eq!(s.opportunities(n), Opportunities { down: Some(0), up: Some(1) });
+            assert_eq!(
+                s.opportunities(n),
+                Opportunities {
+                    down: Some(0),
+                    up: Some(1)
+                }
+            );
             assert_eq!(s.kind(n), None);
             if n >= 4 {
                 assert_eq!(s.grant_source(n), Some(n - 4));
@@ -354,8 +375,14 @@ mod tests {
     #[test]
     fn pattern_validation() {
         use SubframeKind::*;
-        assert_eq!(Schedule::from_pattern([Uplink; 10]), Err(ConfigError::NoDownlink));
-        assert_eq!(Schedule::from_pattern([Downlink; 10]), Err(ConfigError::NoUplink));
+        assert_eq!(
+            Schedule::from_pattern([Uplink; 10]),
+            Err(ConfigError::NoDownlink)
+        );
+        assert_eq!(
+            Schedule::from_pattern([Downlink; 10]),
+            Err(ConfigError::NoUplink)
+        );
     }
 
     #[test]

@@ -99,7 +99,9 @@ impl Sim {
 
     /// Replace node `i` (e.g. by the same task restarted elsewhere); returns the old MAC.
     pub fn replace(&mut self, i: usize, mac: Mac) -> Option<Mac> {
-        self.nodes.get_mut(i).map(|slot| std::mem::replace(slot, mac))
+        self.nodes
+            .get_mut(i)
+            .map(|slot| std::mem::replace(slot, mac))
     }
 
     /// Run one subframe: every node may transmit, every node receives what it can hear.
@@ -116,13 +118,22 @@ impl Sim {
         let mut out = Vec::new();
         for rx in 0..self.nodes.len() {
             // A node cannot receive on a carrier it is transmitting on.
-            let busy: Vec<u8> = txs.iter().filter(|(i, _)| *i == rx).map(|(_, t)| t.carrier).collect();
+            let busy: Vec<u8> = txs
+                .iter()
+                .filter(|(i, _)| *i == rx)
+                .map(|(_, t)| t.carrier)
+                .collect();
             let heard: Vec<&(usize, TxBlock)> = txs
                 .iter()
                 .filter(|(i, t)| {
                     *i != rx
                         && !busy.contains(&t.carrier)
-                        && self.links.get(*i).and_then(|r| r.get(rx)).copied().unwrap_or(false)
+                        && self
+                            .links
+                            .get(*i)
+                            .and_then(|r| r.get(rx))
+                            .copied()
+                            .unwrap_or(false)
                 })
                 .collect();
             for (tx, t) in &heard {

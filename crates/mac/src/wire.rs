@@ -362,7 +362,11 @@ impl Beacon {
             });
         }
         let mut entries = Vec::with_capacity(count);
-        for chunk in b.get(BEACON_FIXED_LEN..).unwrap_or_default().chunks_exact(BEACON_ENTRY_LEN) {
+        for chunk in b
+            .get(BEACON_FIXED_LEN..)
+            .unwrap_or_default()
+            .chunks_exact(BEACON_ENTRY_LEN)
+        {
             if let &[dest, metric, next_hop] = chunk {
                 if metric > INFINITY {
                     return Err(WireError::BadField {
@@ -417,16 +421,31 @@ mod tests {
         };
         let mut b = [0u8; MAC_HEADER_LEN];
         h.emit(&mut b).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(b, [0x10, 0x01, 0x09, 0xFF, 0xFF, 0xBE, 0xEF, 3, 0, 7, 0x01, 0x08]);
+        assert_eq!(
+            b,
+            [0x10, 0x01, 0x09, 0xFF, 0xFF, 0xBE, 0xEF, 3, 0, 7, 0x01, 0x08]
+        );
         assert_eq!(MacHeader::parse(&b), Ok(h));
-        assert!(matches!(MacHeader::parse(&b[..11]), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            MacHeader::parse(&b[..11]),
+            Err(WireError::Truncated { .. })
+        ));
         let mut bad = b;
         bad[0] = 0x20;
-        assert!(matches!(MacHeader::parse(&bad), Err(WireError::BadVersion { version: 2, .. })));
+        assert!(matches!(
+            MacHeader::parse(&bad),
+            Err(WireError::BadVersion { version: 2, .. })
+        ));
         let mut bad = b;
         bad[1..3].copy_from_slice(&[0xFF, 0xFF]);
-        assert!(matches!(MacHeader::parse(&bad), Err(WireError::BadField { field: "src", .. })));
-        assert!(matches!(h.emit(&mut [0u8; 5]), Err(WireError::BufferTooSmall { .. })));
+        assert!(matches!(
+            MacHeader::parse(&bad),
+            Err(WireError::BadField { field: "src", .. })
+        ));
+        assert!(matches!(
+            h.emit(&mut [0u8; 5]),
+            Err(WireError::BufferTooSmall { .. })
+        ));
     }
 
     #[test]
@@ -445,8 +464,14 @@ mod tests {
         b[6] = 0;
         assert!(SegmentHeader::parse(&b).is_err(), "zero length");
         let beacon_mid = [0x10, 0, 0, 0, 1, 0, 1];
-        assert!(SegmentHeader::parse(&beacon_mid).is_err(), "beacon must be whole");
-        assert!(SegmentHeader::parse(&[0x21, 0, 0, 0, 0, 0, 1]).is_err(), "kind 2");
+        assert!(
+            SegmentHeader::parse(&beacon_mid).is_err(),
+            "beacon must be whole"
+        );
+        assert!(
+            SegmentHeader::parse(&[0x21, 0, 0, 0, 0, 0, 1]).is_err(),
+            "kind 2"
+        );
     }
 
     #[test]
@@ -468,12 +493,16 @@ mod tests {
             offset: 0,
             len: 21,
         };
-        s.emit(&mut tb[MAC_HEADER_LEN..]).unwrap_or_else(|e| panic!("{e}"));
+        s.emit(&mut tb[MAC_HEADER_LEN..])
+            .unwrap_or_else(|e| panic!("{e}"));
         let v = TbView::parse(&tb).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.segments.len(), 1);
         assert_eq!(v.padding, 0);
         tb.pop();
-        assert!(matches!(TbView::parse(&tb), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            TbView::parse(&tb),
+            Err(WireError::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -496,8 +525,16 @@ mod tests {
             node: NodeId(9),
             seq: 258,
             entries: vec![
-                BeaconEntry { dest: NodeId(8), metric: 1, next_hop: NodeId(8) },
-                BeaconEntry { dest: NodeId(10), metric: INFINITY, next_hop: NodeId(10) },
+                BeaconEntry {
+                    dest: NodeId(8),
+                    metric: 1,
+                    next_hop: NodeId(8),
+                },
+                BeaconEntry {
+                    dest: NodeId(10),
+                    metric: INFINITY,
+                    next_hop: NodeId(10),
+                },
             ],
         };
         let bytes = b.to_bytes().unwrap_or_else(|e| panic!("{e}"));

@@ -5,7 +5,9 @@ use ferry_mac::mac::{DropReason, QueuedPacket};
 use ferry_mac::schedule::tdd_pattern;
 use ferry_mac::sim::Sim;
 use ferry_mac::wire::{TbView, MAC_HEADER_LEN};
-use ferry_mac::{Delivery, DiscoveryConfig, EnqueueError, Mac, MacConfig, NodeId, Role, Schedule, SubframeKind};
+use ferry_mac::{
+    Delivery, DiscoveryConfig, EnqueueError, Mac, MacConfig, NodeId, Role, Schedule, SubframeKind,
+};
 use proptest::prelude::*;
 
 fn static_cfg(node: u8, role: Role, schedule: Schedule) -> MacConfig {
@@ -91,7 +93,11 @@ fn tb_is_exactly_the_offered_size_and_parses() {
                 total += v.segments.iter().map(|(_, p)| p.len()).sum::<usize>();
             }
         }
-        assert_eq!(total, 700 + 3 + 2 * 4, "cap {cap}: both packets with their relay headers");
+        assert_eq!(
+            total,
+            700 + 3 + 2 * 4,
+            "cap {cap}: both packets with their relay headers"
+        );
     }
     // Too small for even one payload byte: nothing is sent, the skip is counted.
     let mut m = mac(static_cfg(1, Role::Master, Schedule::fdd()));
@@ -116,7 +122,12 @@ fn lost_tb_drops_its_packets_counts_them_and_recovers() {
     sim.run(40);
     let got = local(&sim, 1);
     let want: Vec<Vec<u8>> = [0, 3, 4, 5].iter().map(|&k| sent[k].clone()).collect();
-    assert!(got == want, "delivered {} packets, first bytes {:?}", got.len(), got.iter().map(|p| p[..4].to_vec()).collect::<Vec<_>>());
+    assert!(
+        got == want,
+        "delivered {} packets, first bytes {:?}",
+        got.len(),
+        got.iter().map(|p| p[..4].to_vec()).collect::<Vec<_>>()
+    );
     let c = sim.nodes[1].counters();
     assert_eq!(c.rx_tb_lost, 1);
     assert_eq!(c.reassembly.lost, 2);
@@ -147,17 +158,35 @@ fn enqueue_refusals_are_typed_and_counted() {
     let mut c = static_cfg(1, Role::Master, Schedule::fdd());
     c.queue_depth = 3;
     let mut m = mac(c);
-    assert_eq!(m.enqueue(&packet(0, 10), NodeId(2)), Err(EnqueueError::NoRoute(2)));
+    assert_eq!(
+        m.enqueue(&packet(0, 10), NodeId(2)),
+        Err(EnqueueError::NoRoute(2))
+    );
     assert!(m.set_routes(0, &[(NodeId(2), NodeId(2))]).is_ok());
     for k in 0..3 {
         assert!(m.enqueue(&packet(k, 10), NodeId(2)).is_ok());
     }
-    assert_eq!(m.enqueue(&packet(4, 10), NodeId(2)), Err(EnqueueError::QueueFull { depth: 3 }));
+    assert_eq!(
+        m.enqueue(&packet(4, 10), NodeId(2)),
+        Err(EnqueueError::QueueFull { depth: 3 })
+    );
     assert_eq!(m.enqueue(&[], NodeId(2)), Err(EnqueueError::Empty));
-    assert_eq!(m.enqueue(&packet(0, 9001), NodeId(2)), Err(EnqueueError::TooLarge { len: 9001, max: 9000 }));
-    assert_eq!(m.enqueue(&packet(0, 10), NodeId(1)), Err(EnqueueError::ToSelf(1)));
+    assert_eq!(
+        m.enqueue(&packet(0, 9001), NodeId(2)),
+        Err(EnqueueError::TooLarge {
+            len: 9001,
+            max: 9000
+        })
+    );
+    assert_eq!(
+        m.enqueue(&packet(0, 10), NodeId(1)),
+        Err(EnqueueError::ToSelf(1))
+    );
     let k = m.counters();
-    assert_eq!((k.enqueued, k.queue_full_drops, k.no_route_drops, k.refused), (3, 1, 1, 3));
+    assert_eq!(
+        (k.enqueued, k.queue_full_drops, k.no_route_drops, k.refused),
+        (3, 1, 1, 3)
+    );
     assert_eq!(m.status().queue_len, 3);
     // Handover: the queue drains into another MAC with its own routes.
     let drained: Vec<QueuedPacket> = m.drain_queue();
@@ -175,11 +204,34 @@ fn enqueue_refusals_are_typed_and_counted() {
 fn config_validation() {
     let base = MacConfig::new(NodeId(1), Role::Master, Schedule::fdd());
     assert!(Mac::new(base.clone()).is_ok());
-    assert!(Mac::new(MacConfig { queue_depth: 0, ..base.clone() }).is_err());
-    assert!(Mac::new(MacConfig { initial_ttl: 0, ..base.clone() }).is_err());
-    assert!(Mac::new(MacConfig { max_packet: 70_000, ..base.clone() }).is_err());
-    assert!(Mac::new(MacConfig { slaves: vec![NodeId(1)], ..base.clone() }).is_err());
-    assert!(Mac::new(MacConfig { discovery: DiscoveryConfig { period: 0, ..base.discovery }, ..base.clone() }).is_err());
+    assert!(Mac::new(MacConfig {
+        queue_depth: 0,
+        ..base.clone()
+    })
+    .is_err());
+    assert!(Mac::new(MacConfig {
+        initial_ttl: 0,
+        ..base.clone()
+    })
+    .is_err());
+    assert!(Mac::new(MacConfig {
+        max_packet: 70_000,
+        ..base.clone()
+    })
+    .is_err());
+    assert!(Mac::new(MacConfig {
+        slaves: vec![NodeId(1)],
+        ..base.clone()
+    })
+    .is_err());
+    assert!(Mac::new(MacConfig {
+        discovery: DiscoveryConfig {
+            period: 0,
+            ..base.discovery
+        },
+        ..base.clone()
+    })
+    .is_err());
     assert_eq!(Role::from_workmode(2), Ok(Role::BaseStation));
     assert!(Role::from_workmode(3).is_err());
 }
@@ -247,7 +299,16 @@ fn base_station_grants_round_robin_without_collisions() {
     let mut bs_cfg = static_cfg(1, Role::BaseStation, sched);
     bs_cfg.slaves = vec![NodeId(2), NodeId(3), NodeId(4)];
     let mut bs = mac(bs_cfg);
-    assert!(bs.set_routes(0, &[(NodeId(2), NodeId(2)), (NodeId(3), NodeId(3)), (NodeId(4), NodeId(4))]).is_ok());
+    assert!(bs
+        .set_routes(
+            0,
+            &[
+                (NodeId(2), NodeId(2)),
+                (NodeId(3), NodeId(3)),
+                (NodeId(4), NodeId(4))
+            ]
+        )
+        .is_ok());
     let mut nodes = vec![bs];
     for k in 2..=4 {
         let mut s = mac(static_cfg(k, Role::Slave, sched));
@@ -266,7 +327,10 @@ fn base_station_grants_round_robin_without_collisions() {
     }
     assert_eq!(sim.stats().collisions, 0, "grants keep slaves apart");
     let per_slave: Vec<u64> = (1..=3).map(|k| sim.nodes[k].counters().tx_tbs).collect();
-    let (lo, hi) = (per_slave.iter().min().copied().unwrap_or(0), per_slave.iter().max().copied().unwrap_or(0));
+    let (lo, hi) = (
+        per_slave.iter().min().copied().unwrap_or(0),
+        per_slave.iter().max().copied().unwrap_or(0),
+    );
     assert!(lo > 300, "{per_slave:?}");
     assert!(hi - lo <= hi / 10, "round robin is fair: {per_slave:?}");
     // Every slave followed the grants and used only granted subframes.
@@ -291,7 +355,9 @@ fn idle_slave_gets_polled_and_reports_new_data() {
     let mut bs_cfg = static_cfg(1, Role::BaseStation, sched);
     bs_cfg.slaves = vec![NodeId(2), NodeId(3)];
     let mut bs = mac(bs_cfg);
-    assert!(bs.set_routes(0, &[(NodeId(2), NodeId(2)), (NodeId(3), NodeId(3))]).is_ok());
+    assert!(bs
+        .set_routes(0, &[(NodeId(2), NodeId(2)), (NodeId(3), NodeId(3))])
+        .is_ok());
     let mut s2 = mac(static_cfg(2, Role::Slave, sched));
     let mut s3 = mac(static_cfg(3, Role::Slave, sched));
     assert!(s2.set_routes(0, &[(NodeId(1), NodeId(1))]).is_ok());
@@ -308,12 +374,18 @@ fn idle_slave_gets_polled_and_reports_new_data() {
     let from3: Vec<u64> = sim
         .log
         .iter()
-        .filter(|(_, rx, d)| *rx == 0 && matches!(d, Delivery::Local { src, .. } if *src == NodeId(3)))
+        .filter(|(_, rx, d)| {
+            *rx == 0 && matches!(d, Delivery::Local { src, .. } if *src == NodeId(3))
+        })
         .map(|(n, _, _)| *n)
         .collect();
     assert_eq!(from3.len(), 1);
     // Polled within poll_every grants (4 grants ≈ 2 frames in config 1) plus the delay.
-    assert!(from3[0] > 500 && from3[0] < 500 + 40, "delivered at {}", from3[0]);
+    assert!(
+        from3[0] > 500 && from3[0] < 500 + 40,
+        "delivered at {}",
+        from3[0]
+    );
 }
 
 #[test]
@@ -321,16 +393,39 @@ fn ttl_stops_a_routing_loop() {
     // Two static nodes each believing the other leads to node 7.
     let mut a = mac(static_cfg(1, Role::Master, Schedule::fdd()));
     let mut b = mac(static_cfg(2, Role::Slave, Schedule::fdd()));
-    assert!(a.set_routes(0, &[(NodeId(2), NodeId(2)), (NodeId(7), NodeId(2))]).is_ok());
-    assert!(b.set_routes(0, &[(NodeId(1), NodeId(1)), (NodeId(7), NodeId(1))]).is_ok());
+    assert!(a
+        .set_routes(0, &[(NodeId(2), NodeId(2)), (NodeId(7), NodeId(2))])
+        .is_ok());
+    assert!(b
+        .set_routes(0, &[(NodeId(1), NodeId(1)), (NodeId(7), NodeId(1))])
+        .is_ok());
     let mut sim = Sim::new(vec![a, b], 200, 0);
     assert!(sim.nodes[0].enqueue(&packet(0, 40), NodeId(7)).is_ok());
     sim.run(50);
-    let fwd = sim.log.iter().filter(|(_, _, d)| matches!(d, Delivery::Forwarded { .. })).count();
-    let ttl = sim.log.iter().filter(|(_, _, d)| matches!(d, Delivery::Dropped { reason: DropReason::Ttl, .. })).count();
+    let fwd = sim
+        .log
+        .iter()
+        .filter(|(_, _, d)| matches!(d, Delivery::Forwarded { .. }))
+        .count();
+    let ttl = sim
+        .log
+        .iter()
+        .filter(|(_, _, d)| {
+            matches!(
+                d,
+                Delivery::Dropped {
+                    reason: DropReason::Ttl,
+                    ..
+                }
+            )
+        })
+        .count();
     // TTL 8: receivers forward with TTL 8..=2 (seven forwards); the one receiving TTL 1 drops.
     assert_eq!((fwd, ttl), (7, 1));
-    assert_eq!(sim.nodes[0].counters().ttl_drops + sim.nodes[1].counters().ttl_drops, 1);
+    assert_eq!(
+        sim.nodes[0].counters().ttl_drops + sim.nodes[1].counters().ttl_drops,
+        1
+    );
 }
 
 proptest! {
