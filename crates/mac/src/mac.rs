@@ -489,8 +489,10 @@ impl Mac {
         self.expire_grants(n);
         let carrier = self.may_transmit(n)?;
         let direction = self.cfg.role.direction();
-        let grants_here =
-            self.cfg.role == Role::BaseStation && !self.cfg.schedule.granted_by(n).is_empty();
+        // A base station grants the uplink subframes this downlink subframe controls.
+        let grants_here = self.cfg.role == Role::BaseStation
+            && self.uplink.has_slaves()
+            && !self.cfg.schedule.granted_by(n).is_empty();
         let beacon_due = self.disc.beacon_due(n);
         if !grants_here && !beacon_due && self.queue.is_empty() {
             return None;

@@ -234,6 +234,11 @@ impl UplinkScheduler {
         }
     }
 
+    /// Whether there is anyone to grant to.
+    pub fn has_slaves(&self) -> bool {
+        !self.slaves.is_empty()
+    }
+
     /// The slaves, in scheduling order.
     pub fn slaves(&self) -> impl Iterator<Item = Rnti> + '_ {
         self.slaves.iter().map(|(r, _)| *r)

@@ -465,3 +465,22 @@ proptest! {
         let _ = m.on_subframe(n + 1, 300);
     }
 }
+
+#[test]
+fn base_station_without_slaves_stays_silent_until_it_hears_one() {
+    let sched = Schedule::tdd(1).unwrap_or_else(|e| panic!("{e}"));
+    let mut bs = mac(static_cfg(1, Role::BaseStation, sched));
+    assert!((0..100).all(|n| bs.on_subframe(n, 300).is_none()));
+    // A slave with data for the base station transmits in an uplink subframe and is heard.
+    let mut s = mac(static_cfg(2, Role::Slave, sched));
+    assert!(s.set_routes(0, &[(NodeId(1), NodeId(1))]).is_ok());
+    assert!(s.enqueue(&packet(0, 10), NodeId(1)).is_ok());
+    let tb = (100..110).find_map(|n| s.on_subframe(n, 300).map(|t| (n, t)));
+    let (n, tb) = tb.unwrap_or_else(|| panic!("slave sends in an uplink subframe"));
+    let got = bs.on_received(n, &tb.bytes);
+    assert_eq!(got, vec![Delivery::Local { src: NodeId(2), packet: packet(0, 10) }]);
+    let grants: Vec<_> = (n + 1..n + 20).filter_map(|m| bs.on_subframe(m, 300)).collect();
+    assert!(!grants.is_empty());
+    assert!(grants.iter().all(|t| t.direction == ferry_mac::Direction::Down));
+    assert_eq!(bs.counters().grants_issued as usize, grants.len());
+}
