@@ -10,7 +10,8 @@ fn node(id: u8, role: Role) -> Mac {
     c.queue_depth = 1024;
     let mut m = Mac::new(c).unwrap_or_else(|e| panic!("{e}"));
     let peer = NodeId(3 - id);
-    m.set_routes(0, &[(peer, peer)]).unwrap_or_else(|e| panic!("{e}"));
+    m.set_routes(0, &[(peer, peer)])
+        .unwrap_or_else(|e| panic!("{e}"));
     m
 }
 
@@ -21,17 +22,21 @@ fn bench(c: &mut Criterion) {
     let packet = vec![0x45u8; 1500];
     let mut g = c.benchmark_group("mac_subframe");
     for cap in TB_SIZES {
-        g.bench_with_input(BenchmarkId::new("on_subframe_pack", cap), &cap, |b, &cap| {
-            let mut m = node(1, Role::Master);
-            let mut n = 0u64;
-            b.iter(|| {
-                while m.status().queue_len < 16 {
-                    let _ = m.enqueue(&packet, NodeId(2));
-                }
-                n += 1;
-                black_box(m.on_subframe(n, cap))
-            });
-        });
+        g.bench_with_input(
+            BenchmarkId::new("on_subframe_pack", cap),
+            &cap,
+            |b, &cap| {
+                let mut m = node(1, Role::Master);
+                let mut n = 0u64;
+                b.iter(|| {
+                    while m.status().queue_len < 16 {
+                        let _ = m.enqueue(&packet, NodeId(2));
+                    }
+                    n += 1;
+                    black_box(m.on_subframe(n, cap))
+                });
+            },
+        );
         // 2000 consecutive TBs of a saturated link, replayed in a loop.
         let mut tx = node(1, Role::Master);
         let mut tbs = Vec::new();

@@ -478,9 +478,19 @@ fn base_station_without_slaves_stays_silent_until_it_hears_one() {
     let tb = (100..110).find_map(|n| s.on_subframe(n, 300).map(|t| (n, t)));
     let (n, tb) = tb.unwrap_or_else(|| panic!("slave sends in an uplink subframe"));
     let got = bs.on_received(n, &tb.bytes);
-    assert_eq!(got, vec![Delivery::Local { src: NodeId(2), packet: packet(0, 10) }]);
-    let grants: Vec<_> = (n + 1..n + 20).filter_map(|m| bs.on_subframe(m, 300)).collect();
+    assert_eq!(
+        got,
+        vec![Delivery::Local {
+            src: NodeId(2),
+            packet: packet(0, 10)
+        }]
+    );
+    let grants: Vec<_> = (n + 1..n + 20)
+        .filter_map(|m| bs.on_subframe(m, 300))
+        .collect();
     assert!(!grants.is_empty());
-    assert!(grants.iter().all(|t| t.direction == ferry_mac::Direction::Down));
+    assert!(grants
+        .iter()
+        .all(|t| t.direction == ferry_mac::Direction::Down));
     assert_eq!(bs.counters().grants_issued as usize, grants.len());
 }
