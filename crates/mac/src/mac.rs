@@ -75,6 +75,9 @@ pub struct MacConfig {
     pub initial_ttl: u8,
     /// Base station: every n-th grant polls round-robin over all slaves.
     pub poll_every: u64,
+    /// Base station: every n-th grant is a contention grant for slaves it does not know yet
+    /// (0: only while it knows no slave).
+    pub contention_every: u64,
     /// A TB-sequence jump beyond this is a transmitter restart, not lost TBs.
     pub max_tb_gap: u16,
     /// Slave: subframes without hearing any grant after which it stops waiting for grants
@@ -99,6 +102,7 @@ impl MacConfig {
             max_packet: 9000,
             initial_ttl: 8,
             poll_every: 4,
+            contention_every: 16,
             max_tb_gap: 1000,
             grant_silence: 2000,
             reassembly: ReassemblyLimits::default(),
@@ -263,6 +267,10 @@ pub struct MacCounters {
     pub grants_issued: u64,
     /// Slave: uplink subframes granted to this node.
     pub grants_received: u64,
+    /// Base station: of `grants_issued`, contention grants.
+    pub contention_grants: u64,
+    /// Slave: TBs sent in contention slots to announce itself.
+    pub contention_tbs: u64,
     /// Reassembly counters (`lost` = packets lost in flight).
     pub reassembly: ReassemblyStats,
     /// Discovery counters.
@@ -303,7 +311,8 @@ pub struct Mac {
     tb_seq: u16,
     rx_seq: BTreeMap<Rnti, u16>,
     uplink: UplinkScheduler,
-    grants: BTreeMap<u64, bool>,
+    grants: BTreeMap<u64, UplinkGrant>,
+    last_own_grant: Option<u64>,
     grant_master: Option<Rnti>,
     last_grant_heard: Option<u64>,
     counters: MacCounters,
@@ -311,6 +320,23 @@ pub struct Mac {
 
 /// Granted uplink subframes remembered ahead (bounds memory against odd input).
 const MAX_REMEMBERED_GRANTS: usize = 64;
+
+/// How a slave may use an uplink subframe, as its base station's grant said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UplinkGrant {
+    Mine,
+    Other,
+    Contention,
+}
+
+/// Deterministic per-node coin for contention slots (SplitMix64 of subframe and node): new
+/// slaves that collided once pick different slots next time.
+fn contention_coin(node: NodeId, n: u64) -> bool {
+    let mut z = n ^ (u64::from(node.0) << 48) ^ 0x9E37_79B9_7F4A_7C15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) & 1 == 0
+}
 
 impl Mac {
     /// A MAC from a validated configuration.
@@ -324,8 +350,9 @@ impl Mac {
             disc: Discovery::new(cfg.node, cfg.discovery)?,
             tb_seq: 0,
             rx_seq: BTreeMap::new(),
-            uplink: UplinkScheduler::new(&slaves, cfg.poll_every),
+            uplink: UplinkScheduler::new(&slaves, cfg.poll_every, cfg.contention_every),
             grants: BTreeMap::new(),
+            last_own_grant: None,
             grant_master: None,
             last_grant_heard: None,
             counters: MacCounters::default(),
@@ -472,14 +499,31 @@ impl Mac {
 
     /// Whether this node may transmit in subframe `n`, and on which carrier.
     pub fn may_transmit(&self, n: u64) -> Option<u8> {
+        self.access(n).map(|(carrier, _)| carrier)
+    }
+
+    /// Carrier, and whether the opportunity is a contention slot this node uses to announce
+    /// itself to a base station that does not know it.
+    fn access(&self, n: u64) -> Option<(u8, bool)> {
         let carrier = self.cfg.schedule.carrier(n, self.cfg.role.direction())?;
-        if self.cfg.role == Role::Slave
-            && self.grant_master.is_some()
-            && self.grants.get(&n) != Some(&true)
-        {
-            return None;
+        if self.cfg.role != Role::Slave || self.grant_master.is_none() {
+            return Some((carrier, false));
         }
-        Some(carrier)
+        match self.grants.get(&n) {
+            Some(UplinkGrant::Mine) => Some((carrier, false)),
+            Some(UplinkGrant::Contention)
+                if !self.known_to_master(n) && contention_coin(self.cfg.node, n) =>
+            {
+                Some((carrier, true))
+            }
+            _ => None,
+        }
+    }
+
+    /// A slave is known to its base station while it keeps receiving grants of its own.
+    fn known_to_master(&self, n: u64) -> bool {
+        self.last_own_grant
+            .is_some_and(|t| n.saturating_sub(t) <= self.cfg.grant_silence / 2)
     }
 
     /// Called once per subframe `n` with the TB size the PHY offers (bytes): the TB to send,
@@ -487,14 +531,13 @@ impl Mac {
     pub fn on_subframe(&mut self, n: u64, tb_capacity: usize) -> Option<TxBlock> {
         self.tick(n);
         self.expire_grants(n);
-        let carrier = self.may_transmit(n)?;
+        let (carrier, announce) = self.access(n)?;
         let direction = self.cfg.role.direction();
         // A base station grants the uplink subframes this downlink subframe controls.
-        let grants_here = self.cfg.role == Role::BaseStation
-            && self.uplink.has_slaves()
-            && !self.cfg.schedule.granted_by(n).is_empty();
+        let grants_here =
+            self.cfg.role == Role::BaseStation && !self.cfg.schedule.granted_by(n).is_empty();
         let beacon_due = self.disc.beacon_due(n);
-        if !grants_here && !beacon_due && self.queue.is_empty() {
+        if !grants_here && !announce && !beacon_due && self.queue.is_empty() {
             return None;
         }
         let Some(mut w) = TbWriter::new(tb_capacity) else {
@@ -526,16 +569,19 @@ impl Mac {
                 self.queue.fill(next, &mut w);
             }
         }
-        if w.segments() == 0 && !grants_here {
+        if w.segments() == 0 && !grants_here && !announce {
             self.counters.tb_too_small += 1;
             return None;
         }
         let grant = if grants_here {
             self.counters.grants_issued += 1;
-            self.uplink.next_grant().unwrap_or(Rnti::NONE)
+            let g = self.uplink.next_grant();
+            self.counters.contention_grants += u64::from(g == Rnti::BROADCAST);
+            g
         } else {
             Rnti::NONE
         };
+        self.counters.contention_tbs += u64::from(announce);
         let pending = self.queue.len() + usize::from(self.disc.beacon_due(n));
         let header = MacHeader {
             src: self.rnti,
@@ -572,6 +618,7 @@ impl Mac {
                 // The base station is gone: back to using every uplink subframe.
                 self.grant_master = None;
                 self.last_grant_heard = None;
+                self.last_own_grant = None;
                 self.grants.clear();
             }
         }
@@ -651,10 +698,17 @@ impl Mac {
         }
         self.grant_master = Some(from);
         self.last_grant_heard = Some(n);
-        let mine = grant == self.rnti;
+        let kind = if grant == self.rnti {
+            self.last_own_grant = Some(n);
+            UplinkGrant::Mine
+        } else if grant == Rnti::BROADCAST {
+            UplinkGrant::Contention
+        } else {
+            UplinkGrant::Other
+        };
         for m in self.cfg.schedule.granted_by(n) {
-            self.grants.insert(m, mine);
-            self.counters.grants_received += u64::from(mine);
+            self.grants.insert(m, kind);
+            self.counters.grants_received += u64::from(kind == UplinkGrant::Mine);
         }
         while self.grants.len() > MAX_REMEMBERED_GRANTS {
             self.grants.pop_first();

@@ -198,7 +198,10 @@ impl Schedule {
 
 /// The base station's uplink scheduler: which slave gets the uplink subframes controlled by
 /// each grant. Round-robin over slaves that reported queued data; every `poll_every`-th
-/// grant polls round-robin over all slaves so an idle slave can report new data.
+/// grant polls round-robin over all slaves so an idle slave can report new data; every
+/// `contention_every`-th grant (and every grant while no slave is known) is a contention
+/// grant ([`Rnti::BROADCAST`]) in which slaves the base station does not know yet announce
+/// themselves — the role LTE's random access plays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UplinkScheduler {
     slaves: Vec<(Rnti, u16)>,
@@ -206,17 +209,20 @@ pub struct UplinkScheduler {
     poll_rr: usize,
     issued: u64,
     poll_every: u64,
+    contention_every: u64,
 }
 
 impl UplinkScheduler {
-    /// A scheduler for the given slaves, polling every `poll_every` (≥ 1) grants.
-    pub fn new(slaves: &[Rnti], poll_every: u64) -> Self {
+    /// A scheduler for the given slaves, polling every `poll_every` (≥ 1) grants and opening
+    /// a contention grant every `contention_every` grants (0: only while no slave is known).
+    pub fn new(slaves: &[Rnti], poll_every: u64, contention_every: u64) -> Self {
         let mut s = UplinkScheduler {
             slaves: Vec::new(),
             rr: 0,
             poll_rr: 0,
             issued: 0,
             poll_every: poll_every.max(1),
+            contention_every,
         };
         for &r in slaves {
             s.add_slave(r);
@@ -252,24 +258,27 @@ impl UplinkScheduler {
         }
     }
 
-    /// The slave to grant next, or `None` without slaves.
-    pub fn next_grant(&mut self) -> Option<Rnti> {
-        let n = self.slaves.len();
-        if n == 0 {
-            return None;
-        }
+    /// The slave to grant next, or [`Rnti::BROADCAST`] for a contention grant.
+    pub fn next_grant(&mut self) -> Rnti {
         self.issued += 1;
+        let n = self.slaves.len();
+        if n == 0 || (self.contention_every > 0 && self.issued % self.contention_every == 0) {
+            return Rnti::BROADCAST;
+        }
         let any_backlog = self.slaves.iter().any(|(_, b)| *b > 0);
         if !any_backlog || self.issued % self.poll_every == 0 {
             let i = self.poll_rr % n;
             self.poll_rr = (i + 1) % n;
-            return self.slaves.get(i).map(|(r, _)| *r);
+            return self.slaves.get(i).map_or(Rnti::BROADCAST, |(r, _)| *r);
         }
-        let i = (0..n)
+        let Some(i) = (0..n)
             .map(|k| (self.rr + k) % n)
-            .find(|&i| self.slaves.get(i).is_some_and(|(_, b)| *b > 0))?;
+            .find(|&i| self.slaves.get(i).is_some_and(|(_, b)| *b > 0))
+        else {
+            return Rnti::BROADCAST;
+        };
         self.rr = (i + 1) % n;
-        self.slaves.get(i).map(|(r, _)| *r)
+        self.slaves.get(i).map_or(Rnti::BROADCAST, |(r, _)| *r)
     }
 }
 
@@ -393,16 +402,23 @@ mod tests {
     #[test]
     fn scheduler_round_robin_over_backlogged_with_polls() {
         let (a, b, c) = (Rnti(0x101), Rnti(0x102), Rnti(0x103));
-        let mut u = UplinkScheduler::new(&[a, b, c], 4);
+        let mut u = UplinkScheduler::new(&[a, b, c], 4, 0);
         // Nobody reported data: pure polling round robin.
-        let g: Vec<_> = (0..6).filter_map(|_| u.next_grant()).collect();
+        let g: Vec<_> = (0..6).map(|_| u.next_grant()).collect();
         assert_eq!(g, vec![a, b, c, a, b, c]);
         // Only b and c have data: they alternate, every 4th grant polls.
         u.report_backlog(b, 5);
         u.report_backlog(c, 1);
-        let g: Vec<_> = (0..8).filter_map(|_| u.next_grant()).collect();
+        let g: Vec<_> = (0..8).map(|_| u.next_grant()).collect();
         // Grants 7..14; the 8th and 12th are polls (a, then b).
         assert_eq!(g, vec![b, a, c, b, c, b, b, c]);
-        assert_eq!(UplinkScheduler::new(&[], 4).next_grant(), None);
+        // Without slaves every grant is a contention grant; with contention_every = 5 every
+        // fifth grant is one.
+        let mut e = UplinkScheduler::new(&[], 4, 0);
+        assert_eq!(e.next_grant(), Rnti::BROADCAST);
+        let mut k = UplinkScheduler::new(&[a], 4, 5);
+        let g: Vec<_> = (0..10).map(|_| k.next_grant()).collect();
+        let bc: Vec<usize> = (0..10).filter(|&i| g[i] == Rnti::BROADCAST).collect();
+        assert_eq!(bc, vec![4, 9]);
     }
 }

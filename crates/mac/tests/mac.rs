@@ -467,32 +467,56 @@ proptest! {
 }
 
 #[test]
-fn base_station_without_slaves_stays_silent_until_it_hears_one() {
+fn unknown_slaves_join_a_base_station_through_contention_grants() {
+    // The base station is configured with no slaves; three slaves must announce themselves.
     let sched = Schedule::tdd(1).unwrap_or_else(|e| panic!("{e}"));
-    let mut bs = mac(static_cfg(1, Role::BaseStation, sched));
-    assert!((0..100).all(|n| bs.on_subframe(n, 300).is_none()));
-    // A slave with data for the base station transmits in an uplink subframe and is heard.
-    let mut s = mac(static_cfg(2, Role::Slave, sched));
-    assert!(s.set_routes(0, &[(NodeId(1), NodeId(1))]).is_ok());
-    assert!(s.enqueue(&packet(0, 10), NodeId(1)).is_ok());
-    let tb = (100..110).find_map(|n| s.on_subframe(n, 300).map(|t| (n, t)));
-    let (n, tb) = tb.unwrap_or_else(|| panic!("slave sends in an uplink subframe"));
-    let got = bs.on_received(n, &tb.bytes);
+    let bs = mac(static_cfg(1, Role::BaseStation, sched));
+    let mut nodes = vec![bs];
+    for k in 2..=4 {
+        let mut s = mac(static_cfg(k, Role::Slave, sched));
+        assert!(s.set_routes(0, &[(NodeId(1), NodeId(1))]).is_ok());
+        nodes.push(s);
+    }
+    let mut sim = Sim::new(nodes, 300, 0);
+    // The first downlink subframe already carries a (contention) grant.
+    sim.run(1);
+    assert!(sim.nodes[1..].iter().all(|m| m.status().following_grants));
+    sim.run(3000);
+    let c = sim.nodes[0].counters();
+    assert!(c.contention_grants > 0);
+    // All three announced themselves and now get grants of their own.
+    for k in 1..=3 {
+        let s = sim.nodes[k].counters();
+        assert!(s.contention_tbs >= 1, "slave {k}: {s:?}");
+        assert!(s.grants_received > 100, "slave {k}: {s:?}");
+    }
+    // Then they carry data without colliding.
+    let before = sim.stats().collisions;
+    for n in 0..1000u64 {
+        if n % 5 == 0 {
+            for k in 1..=3usize {
+                assert!(sim.nodes[k].enqueue(&packet(k, 40), NodeId(1)).is_ok());
+            }
+        }
+        sim.step();
+    }
+    sim.run(100); // drain what was queued last
     assert_eq!(
-        got,
-        vec![Delivery::Local {
-            src: NodeId(2),
-            packet: packet(0, 10)
-        }]
+        sim.stats().collisions,
+        before,
+        "no collisions once every slave is known"
     );
-    let grants: Vec<_> = (n + 1..n + 20)
-        .filter_map(|m| bs.on_subframe(m, 300))
+    let from: Vec<usize> = (2..=4u8)
+        .map(|k| {
+            sim.log
+                .iter()
+                .filter(|(_, rx, d)| {
+                    *rx == 0 && matches!(d, Delivery::Local { src, .. } if *src == NodeId(k))
+                })
+                .count()
+        })
         .collect();
-    assert!(!grants.is_empty());
-    assert!(grants
-        .iter()
-        .all(|t| t.direction == ferry_mac::Direction::Down));
-    assert_eq!(bs.counters().grants_issued as usize, grants.len());
+    assert_eq!(from, vec![200, 200, 200]);
 }
 
 proptest! {
