@@ -134,3 +134,26 @@ pub enum RouteError {
         max: usize,
     },
 }
+
+/// Why a transmit-state handover (make-before-break) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HandoverError {
+    /// More queued PDUs than the receiving queue holds.
+    #[error("{len} handed-over PDUs (plus {queued} queued) exceed the queue depth {depth}")]
+    QueueTooLong {
+        /// PDUs in the handover.
+        len: usize,
+        /// PDUs already queued here.
+        queued: usize,
+        /// Queue depth.
+        depth: usize,
+    },
+    /// A PDU that cannot be continued.
+    #[error("handed-over PDU {index}: {why}")]
+    BadPdu {
+        /// Position in the handover.
+        index: usize,
+        /// What is wrong.
+        why: &'static str,
+    },
+}

@@ -31,7 +31,9 @@ pub mod sim;
 pub mod wire;
 
 pub use addr::{AddressPlan, NodeId, Rnti};
-pub use error::{ConfigError, EnqueueError, RouteError, WireError};
-pub use mac::{Delivery, Mac, MacConfig, MacCounters, MacStatus, Role, TxBlock};
+pub use error::{ConfigError, EnqueueError, HandoverError, RouteError, WireError};
+pub use mac::{
+    Delivery, Mac, MacConfig, MacCounters, MacStatus, Role, TxBlock, TxHandover, Window,
+};
 pub use route::{DiscoveryConfig, RouteEntry, RouteTable};
 pub use schedule::{Direction, Duplex, Schedule, SubframeKind};
