@@ -95,6 +95,12 @@ pub enum EnqueueError {
     /// The destination is this node itself.
     #[error("destination is this node ({0})")]
     ToSelf(u8),
+    /// Not an IPv4 packet the address plan can route (e.g. IPv6 from the tun).
+    #[error("cannot read the destination: {0}")]
+    BadPacket(WireError),
+    /// The address plan maps no node to the destination address.
+    #[error("no node has address {}.{}.{}.{}", .0[0], .0[1], .0[2], .0[3])]
+    UnknownAddress([u8; 4]),
 }
 
 /// Why a route list (e.g. a migrated `route_list`) was rejected.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::addr::{NodeId, Rnti};
+use crate::addr::{ipv4_destination, AddressPlan, NodeId, Rnti};
 use crate::error::{ConfigError, EnqueueError, HandoverError, RouteError};
 use crate::pack::{QueueSnapshot, TbWriter, TxQueue, MAX_PDU};
 use crate::reassembly::{Reassembler, ReassemblyLimits, ReassemblyStats};
@@ -492,6 +492,27 @@ impl Mac {
                 })
             }
         }
+    }
+
+    /// Queue an IPv4 packet read from the tun, addressed by `plan`; returns its destination
+    /// node. Non-IPv4 packets and unknown addresses are refused (and counted).
+    pub fn enqueue_ip(
+        &mut self,
+        plan: &AddressPlan,
+        ip_packet: &[u8],
+    ) -> Result<NodeId, EnqueueError> {
+        let ip = match ipv4_destination(ip_packet) {
+            Ok(ip) => ip,
+            Err(e) => {
+                self.counters.refused += 1;
+                return Err(EnqueueError::BadPacket(e));
+            }
+        };
+        let Some(dest) = plan.node_of(ip) else {
+            self.counters.refused += 1;
+            return Err(EnqueueError::UnknownAddress(ip));
+        };
+        self.enqueue(ip_packet, dest).map(|()| dest)
     }
 
     /// Subframes in which this MAC transmits (default: all). Outside, `on_subframe` returns
