@@ -140,6 +140,7 @@ impl MacConfig {
                 "max_streams and timeout >= 1",
             );
         }
+        self.schedule.validate()?;
         if self.slaves.contains(&self.node) {
             return bad("slaves", self.node.to_string(), "other nodes than this one");
         }

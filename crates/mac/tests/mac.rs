@@ -232,6 +232,21 @@ fn config_validation() {
         ..base.clone()
     })
     .is_err());
+    // A deserialized schedule is re-validated.
+    let bad: Schedule = serde_json::from_str(r#"{"duplex":{"Tdd":["Uplink","Uplink","Uplink","Uplink","Uplink","Uplink","Uplink","Uplink","Uplink","Uplink"]},"grant_delay":4}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(Mac::new(MacConfig {
+        schedule: bad,
+        ..base.clone()
+    })
+    .is_err());
+    let bad: Schedule = serde_json::from_str(r#"{"duplex":"Fdd","grant_delay":0}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(Mac::new(MacConfig {
+        schedule: bad,
+        ..base.clone()
+    })
+    .is_err());
     assert_eq!(Role::from_workmode(2), Ok(Role::BaseStation));
     assert!(Role::from_workmode(3).is_err());
 }
