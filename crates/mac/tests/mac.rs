@@ -702,3 +702,51 @@ fn enqueue_ip_uses_the_address_plan() {
     let c = m.counters();
     assert_eq!((c.enqueued, c.refused, c.no_route_drops), (1, 2, 1));
 }
+
+/// Uplink packets delivered at a base station from two slaves under FDD when every node
+/// prepares its TBs `lead` subframes ahead and decodes with `latency` subframes delay.
+fn uplink_with_pipeline(grant_delay: u64, lead: u64, latency: u64) -> (usize, u64) {
+    let sched = Schedule::fdd()
+        .with_grant_delay(grant_delay)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut bs_cfg = static_cfg(1, Role::BaseStation, sched);
+    bs_cfg.slaves = vec![NodeId(2), NodeId(3)];
+    let bs = mac(bs_cfg);
+    let mut nodes = vec![bs];
+    for k in 2..=3 {
+        let mut s = mac(static_cfg(k, Role::Slave, sched));
+        assert!(s.set_routes(0, &[(NodeId(1), NodeId(1))]).is_ok());
+        nodes.push(s);
+    }
+    let mut sim = Sim::new(nodes, 300, 0);
+    sim.set_timing(lead, latency);
+    sim.run(50); // slaves hear the first grants
+    for n in 0..1000u64 {
+        if n % 5 == 0 {
+            for k in 1..=2usize {
+                let _ = sim.nodes[k].enqueue(&packet(k, 100), NodeId(1));
+            }
+        }
+        sim.step();
+    }
+    sim.run(50);
+    let got = sim
+        .log
+        .iter()
+        .filter(|(_, rx, d)| *rx == 0 && matches!(d, Delivery::Local { .. }))
+        .count();
+    (got, sim.stats().collisions)
+}
+
+#[test]
+fn grant_delay_must_cover_transmit_lead_and_decode_latency() {
+    // Lead 2 + decode latency 1: a grant in downlink subframe d is known from step d + 2,
+    // after the TB for d + 2 + lead has been prepared, so k ≥ lead + latency + 1 = 4.
+    assert_eq!(uplink_with_pipeline(4, 2, 1), (400, 0));
+    assert_eq!(uplink_with_pipeline(6, 2, 1), (400, 0));
+    assert_eq!(uplink_with_pipeline(4, 3, 0), (400, 0));
+    // One subframe short: every grant arrives after its uplink subframe was prepared.
+    assert_eq!(uplink_with_pipeline(3, 2, 1), (0, 0));
+    // Without a pipeline (the default harness) k = 1 suffices.
+    assert_eq!(uplink_with_pipeline(1, 0, 0), (400, 0));
+}
