@@ -66,6 +66,10 @@ pub enum Request {
     Unlink {
         /// Radio name.
         radio: String,
+        /// Only if the radio is linked to this host (so that a host leaving after a switch
+        /// cannot cut its successor off); `null` unlinks whoever is linked.
+        #[serde(default)]
+        endpoint: Option<SocketAddr>,
     },
     /// Also copy RX to `endpoint` (`null` stops the copy). The shadow never transmits.
     Shadow {
@@ -161,8 +165,9 @@ pub struct Counters {
     pub late_packets: u64,
     /// Samples of late TX packets dropped.
     pub late_samples: u64,
-    /// TX samples a new host sent for times before its switch instant (dropped by design).
-    pub pre_switch_samples: u64,
+    /// TX samples dropped because they lie on the other side of a switch instant from
+    /// their sender (old host at or after T, new host before T): by design, not loss.
+    pub switch_trimmed_samples: u64,
     /// TX packets too far in the future (beyond the queue horizon), dropped.
     pub early_packets: u64,
     /// Packets from hosts that are not linked, dropped.
@@ -177,6 +182,10 @@ pub struct Counters {
     pub rx_packets: u64,
     /// RX samples sent to the linked host (not counting shadow copies).
     pub rx_samples: u64,
+    /// RX samples copied to a shadow host.
+    pub shadow_samples: u64,
+    /// Ticks the real-time clock had to skip because the process fell behind.
+    pub clock_slips: u64,
     /// Samples that clipped when converted to sc16.
     pub clipped_samples: u64,
     /// Discovery probes answered.

@@ -401,9 +401,12 @@ impl<'a> DataRepr<'a> {
 
     /// Iterates the samples as (I, Q) pairs.
     pub fn samples_i16(&self) -> impl Iterator<Item = (i16, i16)> + 'a {
-        self.payload
-            .chunks_exact(4)
-            .map(|c| (i16::from_be_bytes([c[0], c[1]]), i16::from_be_bytes([c[2], c[3]])))
+        self.payload.chunks_exact(4).map(|c| {
+            (
+                i16::from_be_bytes([c[0], c[1]]),
+                i16::from_be_bytes([c[2], c[3]]),
+            )
+        })
     }
 
     /// Appends the samples as complex floats scaled so that full scale (32768) is 1.0.
@@ -737,7 +740,10 @@ mod tests {
         let r = DataRepr::parse_bytes(&out).unwrap();
         assert_eq!(r.stream_id, sid);
         assert_eq!(r.count, 9);
-        assert_eq!(r.timestamp.to_sample_time(1_920_000).unwrap(), 1_920_000 * 7 + 5);
+        assert_eq!(
+            r.timestamp.to_sample_time(1_920_000).unwrap(),
+            1_920_000 * 7 + 5
+        );
         assert_eq!(r.samples_i16().collect::<Vec<_>>(), samples);
         let mut again = vec![0u8; r.buffer_len()];
         r.emit(&mut again).unwrap();
