@@ -12,6 +12,7 @@ pub mod engine;
 pub mod rf;
 pub mod server;
 pub mod sigmf;
+pub mod sys;
 pub mod unit;
 
 pub use client::{ControlClient, RadioError, RadioLink, RadioLinkConfig, RxBlock};

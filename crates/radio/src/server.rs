@@ -102,6 +102,7 @@ impl AirServer {
             };
             let s = UdpSocket::bind(r.fronthaul).map_err(bind_err)?;
             s.set_nonblocking(true).map_err(bind_err)?;
+            let _ = crate::sys::set_socket_buffers(&s, 4 << 20);
             addrs.push(s.local_addr()?);
             sockets.push(s);
         }
