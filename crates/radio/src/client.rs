@@ -317,6 +317,8 @@ impl RadioLink {
         let socket = UdpSocket::bind(bind)?;
         // 4 MiB (or the kernel's cap) absorbs ~0.5 s of 1.92 Msps if the modem stalls.
         let _ = crate::sys::set_socket_buffers(&socket, 4 << 20);
+        // Non-blocking plus ppoll for waits: socket timeouts are too coarse (jiffies).
+        socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         let endpoint = match advertise {
             Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), local.port()),
@@ -475,16 +477,11 @@ impl RadioLink {
             if left.is_zero() {
                 return Err(RadioError::RxTimeout(timeout));
             }
-            self.socket.set_read_timeout(Some(left))?;
             let (n, from) = match self.socket.recv_from(&mut self.buf) {
                 Ok(x) => x,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(RadioError::RxTimeout(timeout));
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::sys::wait_readable(&self.socket, left)?;
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
             };

@@ -33,6 +33,10 @@ pub struct RadioConfig {
     pub description: String,
 }
 
+fn default_catchup() -> Option<u64> {
+    Some(100)
+}
+
 fn default_init_ms() -> u64 {
     2500
 }
@@ -92,6 +96,10 @@ pub struct AirConfig {
     pub tx_horizon_ms: u64,
     /// Context packets are sent on every link change and this often (ms).
     pub context_interval_ms: u64,
+    /// If the process falls this far behind real time it skips air time (counted as clock
+    /// slips) instead of bursting stale samples; `null` never skips (tests).
+    #[serde(default = "default_catchup")]
+    pub max_catchup_ms: Option<u64>,
     /// The radios.
     pub radios: Vec<RadioConfig>,
     /// Channels between pairs; pairs not listed are blocked.
@@ -155,6 +163,7 @@ impl Default for AirConfig {
             control: "tcp://127.0.0.1:5550".into(),
             tx_horizon_ms: 1000,
             context_interval_ms: 1000,
+            max_catchup_ms: default_catchup(),
             radios: vec![
                 radio(
                     "pool",

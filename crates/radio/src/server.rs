@@ -282,6 +282,11 @@ impl AirServer {
         let mut ticks = 0u64;
         let mut slips = 0u64;
         let rep_fd = self.rep.get_fd().ok();
+        let max_behind = self
+            .engine
+            .config()
+            .max_catchup_ms
+            .map(|ms| (ms * rate as u64 / 1000 / tick).max(1));
         loop {
             if stop.load(Ordering::Relaxed) || limit.is_some_and(|l| start.elapsed() >= l) {
                 break;
@@ -290,9 +295,9 @@ impl AirServer {
             self.drain_fronthaul();
             let due = (start.elapsed().as_secs_f64() * rate) as u64;
             let behind = due.saturating_sub(self.engine.now()) / tick;
-            if behind > 100 {
-                // Fell more than 100 ticks behind (stopped in a debugger, starved): skip
-                // rather than burst a flood of stale samples.
+            if max_behind.is_some_and(|m| behind > m) {
+                // Fell too far behind (stopped in a debugger, starved): skip rather than
+                // burst a flood of stale samples.
                 let skip = behind - 1;
                 self.engine.skip(skip);
                 self.engine.count_clock_slip(skip);

@@ -47,7 +47,10 @@ pub fn set_socket_buffers(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
 /// by `ip netns add NAME`). Sockets the thread creates afterwards live in that namespace.
 pub fn enter_netns(name: &str) -> io::Result<()> {
     if name.contains('/') || name.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad namespace name"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad namespace name",
+        ));
     }
     let f = std::fs::File::open(format!("/var/run/netns/{name}"))?;
     // SAFETY: valid fd of a namespace file; affects only the calling thread.
@@ -56,4 +59,32 @@ pub fn enter_netns(name: &str) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Waits until `sock` is readable or `timeout` passes (precise to the scheduler, unlike
+/// SO_RCVTIMEO, which rounds up to whole jiffies of 4 ms or more). Returns readability.
+pub fn wait_readable(sock: &UdpSocket, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+    let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    match r {
+        r if r < 0 => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+        0 => Ok(false),
+        _ => Ok(true),
+    }
 }

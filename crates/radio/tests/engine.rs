@@ -21,9 +21,27 @@ fn ideal_config() -> AirConfig {
     c.radios.truncate(3);
     c.noise_floor_dbfs = None;
     c.links = vec![
-        LinkConfig { a: "pool".into(), b: "far".into(), gain_db: Some(0.0), cfo_hz: 0.0, delay_samples: 0 },
-        LinkConfig { a: "pool".into(), b: "relayrx".into(), gain_db: Some(0.0), cfo_hz: 0.0, delay_samples: 0 },
-        LinkConfig { a: "far".into(), b: "relayrx".into(), gain_db: None, cfo_hz: 0.0, delay_samples: 0 },
+        LinkConfig {
+            a: "pool".into(),
+            b: "far".into(),
+            gain_db: Some(0.0),
+            cfo_hz: 0.0,
+            delay_samples: 0,
+        },
+        LinkConfig {
+            a: "pool".into(),
+            b: "relayrx".into(),
+            gain_db: Some(0.0),
+            cfo_hz: 0.0,
+            delay_samples: 0,
+        },
+        LinkConfig {
+            a: "far".into(),
+            b: "relayrx".into(),
+            gain_db: None,
+            cfo_hz: 0.0,
+            delay_samples: 0,
+        },
     ];
     c
 }
@@ -63,8 +81,20 @@ fn switch_at_is_sample_exact_with_counting_waveform() {
     let (pool, far) = (0usize, 1usize);
     let (old, new, far_host) = (host(1001), host(1002), host(1003));
     let tick = 1920u64;
-    assert!(matches!(e.control(&Request::Link { radio: "pool".into(), endpoint: old }), Reply::Done { .. }));
-    assert!(matches!(e.control(&Request::Link { radio: "far".into(), endpoint: far_host }), Reply::Done { .. }));
+    assert!(matches!(
+        e.control(&Request::Link {
+            radio: "pool".into(),
+            endpoint: old
+        }),
+        Reply::Done { .. }
+    ));
+    assert!(matches!(
+        e.control(&Request::Link {
+            radio: "far".into(),
+            endpoint: far_host
+        }),
+        Reply::Done { .. }
+    ));
     // Not a tick boundary, not a packet boundary.
     let at = 5 * tick + 777;
     let mut rx_pool = Received::new();
@@ -72,7 +102,11 @@ fn switch_at_is_sample_exact_with_counting_waveform() {
     for k in 0..12u64 {
         let t0 = k * tick;
         if k == 2 {
-            let r = e.control(&Request::SwitchAt { radio: "pool".into(), at, endpoint: new });
+            let r = e.control(&Request::SwitchAt {
+                radio: "pool".into(),
+                at,
+                endpoint: new,
+            });
             assert!(matches!(r, Reply::Scheduled { .. }), "{r:?}");
         }
         // far transmits the counting waveform; old and new pool hosts each transmit their
@@ -82,15 +116,22 @@ fn switch_at_is_sample_exact_with_counting_waveform() {
             let n = 500.min(t0 + tick - s) as usize;
             let cnt: Vec<_> = (s..s + n as u64).map(counting).collect();
             e.on_datagram(far, far_host, &tx_packet(1, s, &cnt));
-            let a: Vec<_> = (s..s + n as u64).map(|x| ((x & 0x7fff) as i16, 1)).collect();
-            let b: Vec<_> = (s..s + n as u64).map(|x| ((x & 0x7fff) as i16, 2)).collect();
+            let a: Vec<_> = (s..s + n as u64)
+                .map(|x| ((x & 0x7fff) as i16, 1))
+                .collect();
+            let b: Vec<_> = (s..s + n as u64)
+                .map(|x| ((x & 0x7fff) as i16, 2))
+                .collect();
             e.on_datagram(pool, old, &tx_packet(0, s, &a));
             e.on_datagram(pool, new, &tx_packet(0, s, &b));
             s += n as u64;
         }
         let mut out = TickOutput::default();
         e.tick(&mut out);
-        let mut o2 = TickOutput { packets: out.packets.clone(), captures: vec![] };
+        let mut o2 = TickOutput {
+            packets: out.packets.clone(),
+            captures: vec![],
+        };
         collect(&mut out, pool, &mut rx_pool);
         collect(&mut o2, far, &mut rx_far);
     }
@@ -98,8 +139,14 @@ fn switch_at_is_sample_exact_with_counting_waveform() {
     // RX: union of old and new is every sample exactly once, with the far end's count.
     let o = &rx_pool[&old];
     let n = &rx_pool[&new];
-    assert!(o.iter().all(|(t, _)| *t < at), "old host got samples at or after T");
-    assert!(n.iter().all(|(t, _)| *t >= at), "new host got samples before T");
+    assert!(
+        o.iter().all(|(t, _)| *t < at),
+        "old host got samples at or after T"
+    );
+    assert!(
+        n.iter().all(|(t, _)| *t >= at),
+        "new host got samples before T"
+    );
     let mut all: Vec<_> = o.iter().chain(n.iter()).copied().collect();
     all.sort();
     assert_eq!(all.len() as u64, end);
@@ -119,7 +166,10 @@ fn switch_at_is_sample_exact_with_counting_waveform() {
     let st = &e.radios()[pool].counters;
     assert_eq!(st.underflow_events, 0);
     assert_eq!(st.late_packets, 0);
-    assert!(st.stranger_packets >= 1, "new host's TX before being announced is a stranger's");
+    assert!(
+        st.stranger_packets >= 1,
+        "new host's TX before being announced is a stranger's"
+    );
     assert_eq!(e.radios()[pool].linked(), Some(new));
 }
 
@@ -127,7 +177,10 @@ fn switch_at_is_sample_exact_with_counting_waveform() {
 fn blocked_pair_carries_nothing_and_open_pair_carries_everything() {
     let mut e = AirEngine::new(ideal_config(), None).unwrap();
     let far_host = host(2001);
-    e.control(&Request::Link { radio: "far".into(), endpoint: far_host });
+    e.control(&Request::Link {
+        radio: "far".into(),
+        endpoint: far_host,
+    });
     let full: Vec<_> = (0..1920).map(|_| (10_000i16, -10_000i16)).collect();
     let mut out = TickOutput::default();
     for k in 0..3 {
@@ -135,7 +188,10 @@ fn blocked_pair_carries_nothing_and_open_pair_carries_everything() {
         e.tick(&mut out);
         // relayrx (radio 2) cannot hear far; pool (radio 0) hears it exactly.
         assert!(e.last_rx(2).iter().all(|s| s.norm() == 0.0));
-        assert!(e.last_rx(0).iter().all(|s| (s.re - 10_000.0 / 32768.0).abs() < 1e-7));
+        assert!(e
+            .last_rx(0)
+            .iter()
+            .all(|s| (s.re - 10_000.0 / 32768.0).abs() < 1e-7));
         assert!(e.last_tx(1).iter().all(|s| s.norm() > 0.0));
     }
 }
@@ -144,7 +200,10 @@ fn blocked_pair_carries_nothing_and_open_pair_carries_everything() {
 fn late_tx_and_strangers_are_counted_and_dropped() {
     let mut e = AirEngine::new(ideal_config(), None).unwrap();
     let h = host(3001);
-    e.control(&Request::Link { radio: "pool".into(), endpoint: h });
+    e.control(&Request::Link {
+        radio: "pool".into(),
+        endpoint: h,
+    });
     let mut out = TickOutput::default();
     for _ in 0..5 {
         e.tick(&mut out);
@@ -175,7 +234,12 @@ fn probe_answered_only_when_initialised() {
     let mut e = AirEngine::new(c, None).unwrap();
     let probe = ferry_fronthaul::probe::encode_probe(5);
     assert!(e.on_datagram(0, host(1), &probe).is_none());
-    assert!(matches!(e.control(&Request::Discover { radio: Some("pool".into()) }), Reply::Error { .. }));
+    assert!(matches!(
+        e.control(&Request::Discover {
+            radio: Some("pool".into())
+        }),
+        Reply::Error { .. }
+    ));
     let mut out = TickOutput::default();
     e.tick(&mut out);
     e.tick(&mut out);
@@ -194,7 +258,10 @@ fn probe_answered_only_when_initialised() {
 fn context_packets_announce_rate_freq_gain() {
     let mut e = AirEngine::new(ideal_config(), None).unwrap();
     let h = host(4001);
-    e.control(&Request::Link { radio: "pool".into(), endpoint: h });
+    e.control(&Request::Link {
+        radio: "pool".into(),
+        endpoint: h,
+    });
     let mut out = TickOutput::default();
     e.tick(&mut out);
     let ctx: Vec<_> = out
@@ -210,7 +277,14 @@ fn context_packets_announce_rate_freq_gain() {
     let counts: Vec<_> = out
         .packets
         .iter()
-        .filter_map(|p| DataRepr::parse_bytes(&p.bytes).ok().map(|d| (d.count, d.num_samples())))
+        .filter_map(|p| {
+            DataRepr::parse_bytes(&p.bytes)
+                .ok()
+                .map(|d| (d.count, d.num_samples()))
+        })
         .collect();
-    assert_eq!(counts, vec![(0, 364), (1, 364), (2, 364), (3, 364), (4, 364), (5, 100)]);
+    assert_eq!(
+        counts,
+        vec![(0, 364), (1, 364), (2, 364), (3, 364), (4, 364), (5, 100)]
+    );
 }
