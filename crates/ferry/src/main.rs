@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_air;
 mod cmd_phy;
 
 /// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.
@@ -16,6 +17,10 @@ struct Cli {
 enum Command {
     /// Physical-layer tools: numerology tables, loopback BLER, cell-search timing.
     Phy(cmd_phy::PhyArgs),
+    /// Emulated radio room: N210-class radios on one air channel and sample clock.
+    Air(cmd_air::AirArgs),
+    /// Operate radios through link control: discover, status, link, unlink, shadow, switch-at.
+    Radio(cmd_air::RadioArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +34,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Phy(args) => cmd_phy::run(args),
+        Command::Air(args) => cmd_air::run_air(args),
+        Command::Radio(args) => cmd_air::run_radio(args),
     }
 }
