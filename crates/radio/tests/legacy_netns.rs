@@ -86,10 +86,13 @@ fn legacy_stream_follows_the_fronthaul_address() {
         println!("SKIPPED (needs root and iproute2): legacy_stream_follows_the_fronthaul_address");
         return;
     }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let tag = format!(
         "ferrytest-radio-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos() % 100_000
+        nanos % 1_000_000
     );
     let ns = |s: &str| format!("{tag}-{s}");
     let guard = Netns {
