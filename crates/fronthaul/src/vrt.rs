@@ -471,23 +471,21 @@ pub fn sc16_to_cf32(i: i16, q: i16) -> Complex32 {
     Complex32::new(f32::from(i) * S, f32::from(q) * S)
 }
 
+/// Quantises one float (full scale 1.0) to int16, rounding half away from zero and
+/// saturating; returns whether it clipped. NaN becomes 0. Written with a truncating cast
+/// instead of `f32::round`, which is a libm call on baseline x86-64 and costs 10x.
+#[inline]
+fn quantise(x: f32) -> (i16, bool) {
+    let v = (x * 32768.0 + 0.5f32.copysign(x)) as i32;
+    let c = v.clamp(-32768, 32767);
+    (c as i16, c != v)
+}
+
 /// Converts a complex float to sc16, rounding and saturating (returns whether it clipped).
 #[inline]
 pub fn cf32_to_sc16(c: Complex32) -> ((i16, i16), bool) {
-    fn one(x: f32) -> (i16, bool) {
-        let v = (x * 32768.0).round();
-        if v.is_nan() {
-            (0, true)
-        } else if v > 32767.0 {
-            (i16::MAX, true)
-        } else if v < -32768.0 {
-            (i16::MIN, true)
-        } else {
-            (v as i16, false)
-        }
-    }
-    let (i, ci) = one(c.re);
-    let (q, cq) = one(c.im);
+    let (i, ci) = quantise(c.re);
+    let (q, cq) = quantise(c.im);
     ((i, q), ci || cq)
 }
 
@@ -504,15 +502,15 @@ pub fn emit_data_cf32(
         return Err(WireError::TooManySamples(samples.len()));
     }
     let base = out.len();
-    out.resize(base + DATA_HEADER_LEN, 0);
-    write_data_header(&mut out[base..], sid, count, ts, samples.len());
-    out.reserve(samples.len() * 4);
+    out.resize(base + DATA_HEADER_LEN + 4 * samples.len(), 0);
+    let (head, body) = out[base..].split_at_mut(DATA_HEADER_LEN);
+    write_data_header(head, sid, count, ts, samples.len());
     let mut clipped = 0;
-    for &c in samples {
+    for (dst, &c) in body.chunks_exact_mut(4).zip(samples) {
         let ((i, q), clip) = cf32_to_sc16(c);
         clipped += usize::from(clip);
-        out.extend_from_slice(&i.to_be_bytes());
-        out.extend_from_slice(&q.to_be_bytes());
+        dst[..2].copy_from_slice(&i.to_be_bytes());
+        dst[2..].copy_from_slice(&q.to_be_bytes());
     }
     Ok(clipped)
 }

@@ -28,9 +28,9 @@ pub enum Power {
 #[derive(Debug, Default)]
 struct TxQueue {
     src: Option<SocketAddr>,
-    /// Set by the first accepted packet: from then on gaps count as underflow (as UHD counts
-    /// underflows only inside a running stream).
-    streaming: bool,
+    /// Time of the first sample the host ever queued: from then on gaps count as underflow
+    /// (as UHD counts underflows only inside a running stream).
+    streaming_from: Option<SampleTime>,
     blocks: BTreeMap<SampleTime, Vec<Complex32>>,
 }
 
@@ -418,7 +418,7 @@ impl RadioUnit {
                 &mut self.queues[last]
             }
         };
-        q.streaming = true;
+        q.streaming_from.get_or_insert(start);
         q.blocks.insert(start, samples);
         TxOutcome::Queued
     }
@@ -464,9 +464,13 @@ impl RadioUnit {
             };
             let covered = q.fill(a, b, t0, out);
             self.counters.tx_samples += covered;
-            if q.streaming && covered < b - a {
+            let expected = match q.streaming_from {
+                Some(from) => b.saturating_sub(a.max(from)),
+                None => 0,
+            };
+            if covered < expected {
                 self.counters.underflow_events += 1;
-                self.counters.underflow_samples += b - a - covered;
+                self.counters.underflow_samples += expected - covered;
             }
         }
         let t1 = t0 + n as u64;
