@@ -33,6 +33,10 @@ pub struct RadioConfig {
     pub description: String,
 }
 
+fn default_rt() -> Option<u8> {
+    Some(20)
+}
+
 fn default_catchup() -> Option<u64> {
     Some(100)
 }
@@ -100,6 +104,10 @@ pub struct AirConfig {
     /// slips) instead of bursting stale samples; `null` never skips (tests).
     #[serde(default = "default_catchup")]
     pub max_catchup_ms: Option<u64>,
+    /// Real-time (SCHED_RR) priority of the air thread, as UHD gives its streaming threads;
+    /// `null` = normal scheduling. Without root it falls back to normal with a warning.
+    #[serde(default = "default_rt")]
+    pub realtime_priority: Option<u8>,
     /// The radios.
     pub radios: Vec<RadioConfig>,
     /// Channels between pairs; pairs not listed are blocked.
@@ -164,6 +172,7 @@ impl Default for AirConfig {
             tx_horizon_ms: 1000,
             context_interval_ms: 1000,
             max_catchup_ms: default_catchup(),
+            realtime_priority: default_rt(),
             radios: vec![
                 radio(
                     "pool",

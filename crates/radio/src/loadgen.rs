@@ -36,6 +36,8 @@ pub fn spawn_hosts(
         .map(|name| {
             let (control, name, stop) = (control.to_owned(), name.clone(), stop.clone());
             std::thread::spawn(move || {
+                // A modem's radio thread runs at real-time priority too (best effort).
+                let _ = crate::sys::set_realtime_priority(10);
                 let mut link = RadioLink::create(&RadioLinkConfig::new(control, name.clone()))?;
                 link.link()?;
                 let mut st = LoadStats {

@@ -278,6 +278,11 @@ impl AirServer {
     pub fn run(mut self, stop: &AtomicBool, limit: Option<Duration>) -> RunSummary {
         let rate = f64::from(self.engine.config().sample_rate_hz);
         let tick = self.engine.config().tick_samples as u64;
+        if let Some(p) = self.engine.config().realtime_priority {
+            if let Err(e) = crate::sys::set_realtime_priority(p) {
+                tracing::warn!("air thread keeps normal scheduling (real-time priority {p}: {e})");
+            }
+        }
         let start = Instant::now();
         let cpu0 = thread_cpu_seconds();
         let mut out = TickOutput::default();

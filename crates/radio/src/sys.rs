@@ -88,3 +88,19 @@ pub fn wait_readable(sock: &UdpSocket, timeout: std::time::Duration) -> io::Resu
         _ => Ok(true),
     }
 }
+
+/// Gives the calling thread real-time round-robin priority `prio` (1..=99), as UHD's
+/// `set_thread_priority_safe` does for streaming threads, so a busy machine cannot starve
+/// the sample clock. Needs root or CAP_SYS_NICE; the caller decides what to do on error.
+/// Linux's RT throttling (sched_rt_runtime_us) still leaves 5% of each core to others.
+pub fn set_realtime_priority(prio: u8) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(prio.clamp(1, 99)),
+    };
+    // SAFETY: pthread_self is always valid; param is a valid sched_param.
+    let r = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_RR, &param) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
+}
