@@ -102,5 +102,41 @@ fn engine_tick(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mix, engine_tick);
+/// Fronthaul over real loopback UDP on one core: encode + send 32 packets of 364 samples,
+/// then receive + decode all 32 (the bench aborts on any loss).
+fn udp_loopback(c: &mut Criterion) {
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _ = ferry_radio::sys::set_socket_buffers(&rx, 4 << 20);
+    let dst = rx.local_addr().unwrap();
+    let tone: Vec<Complex32> = (0..364).map(|k| Complex32::from_polar(0.1, k as f32 * 0.2)).collect();
+    let sid = StreamId::new(0, Direction::Rx);
+    let mut pkt = Vec::with_capacity(2048);
+    let mut buf = vec![0u8; 65536];
+    let mut samples = Vec::with_capacity(364);
+    let mut t = 0u64;
+    let mut g = c.benchmark_group("fronthaul_udp_loopback");
+    g.throughput(Throughput::Elements(32 * 364));
+    g.bench_function("send_recv_32x364", |b| {
+        b.iter(|| {
+            for _ in 0..32 {
+                pkt.clear();
+                let ts = Timestamp::from_sample_time(t, 1_920_000).unwrap();
+                emit_data_cf32(sid, (t % 16) as u8, ts, &tone, &mut pkt).unwrap();
+                tx.send_to(&pkt, dst).unwrap();
+                t += 364;
+            }
+            for _ in 0..32 {
+                let (n, _) = rx.recv_from(&mut buf).unwrap();
+                let d = ferry_fronthaul::vrt::DataRepr::parse_bytes(&buf[..n]).unwrap();
+                samples.clear();
+                d.samples_cf32_into(&mut samples);
+                assert_eq!(samples.len(), 364);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, mix, engine_tick, udp_loopback);
 criterion_main!(benches);
