@@ -109,7 +109,9 @@ fn udp_loopback(c: &mut Criterion) {
     let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let _ = ferry_radio::sys::set_socket_buffers(&rx, 4 << 20);
     let dst = rx.local_addr().unwrap();
-    let tone: Vec<Complex32> = (0..364).map(|k| Complex32::from_polar(0.1, k as f32 * 0.2)).collect();
+    let tone: Vec<Complex32> = (0..364)
+        .map(|k| Complex32::from_polar(0.1, k as f32 * 0.2))
+        .collect();
     let sid = StreamId::new(0, Direction::Rx);
     let mut pkt = Vec::with_capacity(2048);
     let mut buf = vec![0u8; 65536];

@@ -2,7 +2,7 @@
 //! 127.0.0.1 ephemeral ports; hosts are `RadioLink`s. Each test starts its own air and
 //! stops it when the handle drops.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ferry_fronthaul::control::{CaptureFormat, CaptureStream, ErrorCode, Reply, Request};
@@ -325,7 +325,6 @@ fn errors_strangers_late_and_malformed_control() {
     let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut pkt = Vec::new();
     let ts = Timestamp::from_sample_time(t + LEAD, RATE as u32).unwrap();
-    let _ = Direction::Rx;
     emit_data_i16(
         StreamId::new(0, Direction::Tx),
         0,
@@ -427,5 +426,42 @@ fn capture_by_control_command_writes_sigmf() {
     }
     assert!(exact > 2000);
     std::fs::remove_dir_all(&dir).ok();
-    let _: SocketAddr = "127.0.0.1:1".parse().unwrap();
+}
+
+#[test]
+fn capture_from_configuration_records_tx() {
+    let dir = std::env::temp_dir().join(format!("ferry-cfgcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("far-tx");
+    let mut c = config();
+    c.captures.push(ferry_radio::config::CaptureConfig {
+        radio: "far".into(),
+        stream: CaptureStream::Tx,
+        format: CaptureFormat::Cf32Le,
+        path: base.to_string_lossy().into_owned(),
+        samples: 96_000,
+    });
+    let air = AirServer::spawn(c, || Ok(())).unwrap();
+    let mut far = link(&air.control, "far");
+    far.link().unwrap();
+    let mut hosts = vec![Host::new(far, Some(Box::new(counting)))];
+    pump(&mut hosts, Duration::from_millis(700));
+    drop(air);
+    let (meta, s) = ferry_radio::sigmf::read(&base).unwrap();
+    assert_eq!(meta["global"]["core:datatype"], "cf32_le");
+    assert_eq!(meta["captures"][0]["ferry:sample_time"], 0);
+    assert_eq!(s.len(), 96_000);
+    // What the far radio transmitted is the host's count wherever the host was streaming.
+    let mut exact = 0;
+    for (t, v) in s.iter().enumerate() {
+        let (i, q) = counting(t as u64);
+        let got = (v.re * 32768.0, v.im * 32768.0);
+        assert!(
+            got == (f32::from(i), f32::from(q)) || got == (0.0, 0.0),
+            "{got:?} at {t}"
+        );
+        exact += usize::from(got != (0.0, 0.0));
+    }
+    assert!(exact > 40_000, "{exact}");
+    std::fs::remove_dir_all(&dir).ok();
 }
