@@ -530,7 +530,7 @@ impl RadioLink {
     pub fn send(&mut self, time: SampleTime, samples: &[Complex32]) -> Result<(), RadioError> {
         let rate = self.info.sample_rate_hz;
         for (k, chunk) in samples.chunks(self.spp).enumerate() {
-            let t = time + (k * self.spp) as u64;
+            let t = time.saturating_add((k * self.spp) as u64);
             self.tx_buf.clear();
             emit_data_cf32(
                 self.tx_sid(),
@@ -548,7 +548,7 @@ impl RadioLink {
     pub fn send_i16(&mut self, time: SampleTime, samples: &[(i16, i16)]) -> Result<(), RadioError> {
         let rate = self.info.sample_rate_hz;
         for (k, chunk) in samples.chunks(self.spp).enumerate() {
-            let t = time + (k * self.spp) as u64;
+            let t = time.saturating_add((k * self.spp) as u64);
             self.tx_buf.clear();
             emit_data_i16(
                 self.tx_sid(),

@@ -293,7 +293,7 @@ impl AirServer {
             .engine
             .config()
             .max_catchup_ms
-            .map(|ms| (ms * rate as u64 / 1000 / tick).max(1));
+            .map(|ms| (ms.saturating_mul(rate as u64) / 1000 / tick).max(1));
         loop {
             if stop.load(Ordering::Relaxed) || limit.is_some_and(|l| start.elapsed() >= l) {
                 break;
