@@ -188,3 +188,125 @@ fn tshark_vrt_dissector_reads_ferry_fronthaul() {
         "after 3 s of air the integer timestamp is 3"
     );
 }
+
+/// A real capture on the loopback interface while `ferry air` streams to a `RadioLink`:
+/// every data packet tshark's VRT dissector decodes carries the pool radio's RX stream ID
+/// and a timestamp the host received. Needs root (to capture) and tshark.
+#[test]
+fn tshark_live_capture_of_running_air() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() == 0 };
+    if !root || Command::new("tshark").arg("-v").output().is_err() {
+        eprintln!("SKIPPED (needs root and tshark): tshark_live_capture_of_running_air");
+        println!("SKIPPED (needs root and tshark): tshark_live_capture_of_running_air");
+        return;
+    }
+    let rate = 192_000u32;
+    let mut cfg = AirConfig::default().with_init_ms(0);
+    cfg.radios.truncate(1);
+    cfg.links.clear();
+    cfg.sample_rate_hz = rate;
+    cfg.tick_samples = 192;
+    cfg.radios[0].rf.rate_hz = rate;
+    cfg.radios[0].fronthaul = "127.0.0.1:0".parse().unwrap();
+    cfg.control = "tcp://127.0.0.1:*".into();
+    let air = ferry_radio::AirServer::spawn(cfg, || Ok(())).unwrap();
+    let port = air.fronthaul[0].port();
+    let path = std::env::temp_dir().join(format!("ferry-live-{}.pcap", std::process::id()));
+    let mut cap = Command::new("tshark")
+        .args([
+            "-i",
+            "lo",
+            "-f",
+            &format!("udp src port {port}"),
+            "-a",
+            "packets:40",
+            "-a",
+            "duration:20",
+            "-w",
+        ])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tshark");
+    // Wait until tshark says it is capturing.
+    let mut err = BufReader::new(cap.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 || line.contains("Capturing on") {
+            break;
+        }
+    }
+    assert!(
+        line.contains("Capturing on"),
+        "tshark did not start: {line}"
+    );
+    let mut link = ferry_radio::RadioLink::create(&ferry_radio::RadioLinkConfig::new(
+        air.control.clone(),
+        "pool",
+    ))
+    .unwrap();
+    link.link().unwrap();
+    let mut times = std::collections::HashSet::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end && times.len() < 200 {
+        if let Ok(b) = link.recv(Duration::from_millis(100)) {
+            times.insert(b.time);
+        }
+        if let Ok(Some(_)) = cap.try_wait() {
+            break;
+        }
+    }
+    let st = cap.wait().expect("tshark exit");
+    drop(link);
+    drop(air);
+    assert!(st.success(), "tshark capture failed");
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args([
+            "-d",
+            &format!("udp.port=={port},vrt"),
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+        ])
+        .args([
+            "-e",
+            "vrt.type",
+            "-e",
+            "vrt.sid",
+            "-e",
+            "vrt.ts_int",
+            "-e",
+            "vrt.ts_frac_sample",
+        ])
+        .output()
+        .expect("run tshark");
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut data = 0;
+    for l in text.lines() {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f.len(), 4, "{l}");
+        let sid = u32::from_str_radix(f[1].trim_start_matches("0x"), 16).unwrap();
+        assert_eq!(sid, 0, "pool RX stream id in {l}");
+        if f[0] == "1" {
+            let t = f[2].parse::<u64>().unwrap() * u64::from(rate) + f[3].parse::<u64>().unwrap();
+            assert!(
+                times.contains(&t),
+                "captured packet at {t} was not received by the host"
+            );
+            data += 1;
+        }
+    }
+    assert!(data >= 30, "only {data} data packets decoded:\n{text}");
+}
