@@ -168,7 +168,7 @@ fn live_ping_on_loopback_stops_cleanly() {
     let progress = run.snapshot();
     let r = run.stop().expect("stop");
     assert!(r.summary_seen, "SIGINT must make ping print its summary");
-    assert!(r.sent >= 5 && r.sent <= 9, "sent {}", r.sent);
+    assert!((4..=10).contains(&r.sent), "sent {}", r.sent);
     assert!(r.sent >= progress.sent);
     assert_eq!(r.lost, 0);
     assert!(r.first_sent_unix_ms.is_some());
