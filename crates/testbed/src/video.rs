@@ -369,8 +369,9 @@ pub struct VideoReceiver {
 }
 
 /// Moves the calling thread into network namespace `ns` (only this thread: setns(2) with
-/// CLONE_NEWNET acts on the caller).
-fn enter_netns(ns: &str) -> std::io::Result<()> {
+/// CLONE_NEWNET acts on the caller). Lets in-process receivers (this one, the probe's
+/// sender and echo) run on a thread inside a testbed host.
+pub fn enter_netns(ns: &str) -> std::io::Result<()> {
     let f = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
     // SAFETY: setns on a file descriptor we hold open; affects only this thread.
     let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
