@@ -678,6 +678,30 @@ impl Series {
     }
 }
 
+impl Series {
+    /// Video frame times shifted by `offset_ms` (the receiver's start since the origin,
+    /// `VideoReceiver::started_unix_ms − origin`).
+    pub fn shift_frames(frame_times_ms: &[f64], offset_ms: f64) -> Vec<f64> {
+        frame_times_ms.iter().map(|t| t + offset_ms).collect()
+    }
+
+    /// Charges every series present to each migration whose window it overlaps
+    /// (`ping_interval_ms` is ping's `-i`; `tail_ms` usually [`DEFAULT_TAIL_MS`]).
+    pub fn charge(&self, migrations: &mut [MigrationReport], ping_interval_ms: f64, tail_ms: f64) {
+        for m in migrations {
+            if !self.ping.is_empty() {
+                m.attribute_ping(&self.ping, ping_interval_ms, tail_ms);
+            }
+            if !self.probe.is_empty() {
+                m.attribute_probe(&self.probe, tail_ms);
+            }
+            if !self.video_frames_ms.is_empty() {
+                m.attribute_video(&self.video_frames_ms, tail_ms);
+            }
+        }
+    }
+}
+
 /// Where [`write_outputs`] put things.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {

@@ -121,19 +121,17 @@ fn outage_is_measured_by_ping_probe_and_video_on_one_axis() {
     let series = Series {
         probe: Series::shift_probe(&log.samples(), probe_start),
         ping: Series::ping_on_axis(&ping, origin),
-        video_frames_ms: video_report
-            .frame_times_ms
-            .iter()
-            .map(|t| t + rx_start)
-            .collect(),
+        video_frames_ms: Series::shift_frames(&video_report.frame_times_ms, rx_start),
     };
-    let mut m = MigrationReport::from_timeline(&tl, "b → b", tl.started_at_ms as f64);
-    m.attribute_ping(&series.ping, ping.interval_ms, DEFAULT_TAIL_MS);
-    m.attribute_probe(&series.probe, DEFAULT_TAIL_MS);
-    m.attribute_video(&series.video_frames_ms, DEFAULT_TAIL_MS);
+    let mut migrations = vec![MigrationReport::from_timeline(
+        &tl,
+        "b → b",
+        tl.started_at_ms as f64,
+    )];
+    series.charge(&mut migrations, ping.interval_ms, DEFAULT_TAIL_MS);
     let method = MethodReport::new(
         Method::Legacy,
-        vec![m],
+        migrations,
         Some(&probe_report),
         Some(&ping),
         Some(&video_report),

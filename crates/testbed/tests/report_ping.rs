@@ -236,5 +236,14 @@ fn live_ping_in_namespace_sees_an_outage() {
     );
     assert!(r.longest_loss_run >= 7);
     assert_eq!(r.interruption_ms, r.lost as f64 * 100.0);
+    // No route at all: ping gives up at once, and its own words come back as the error.
+    let run = PingRun::start(Some(a), IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)), 100).expect("start");
+    std::thread::sleep(Duration::from_millis(300));
+    match run.stop() {
+        Err(ferry_testbed::ping::PingError::Exited { stderr, .. }) => {
+            assert!(stderr.contains("unreachable"), "{stderr}")
+        }
+        other => panic!("expected an early exit, got {other:?}"),
+    }
     drop(pair);
 }
