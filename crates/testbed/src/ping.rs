@@ -284,7 +284,9 @@ impl PingLog {
     /// Requests sent: ping's summary if seen, else the highest sequence number seen.
     pub fn sent(&self) -> u64 {
         match self.summary {
-            Some((t, _, _)) => t.max(self.highest),
+            // The summary can exceed the last printed seq only by requests still in flight;
+            // the bound keeps a corrupt summary from making the report enumerate 2^64 seqs.
+            Some((t, _, _)) => t.clamp(self.highest, self.highest + 0x1_0000),
             None => self.highest,
         }
     }

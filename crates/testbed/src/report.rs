@@ -534,7 +534,12 @@ impl DemoReport {
                         (true, true) => " *",
                         (true, false) => "",
                     };
-                    let thesis = if compare { th.row(&p.name) } else { None };
+                    // Table 4-2 gives only totals for the relay, no phase rows.
+                    let thesis = if compare && !relay {
+                        th.row(&p.name)
+                    } else {
+                        None
+                    };
                     let _ = writeln!(
                         s,
                         "{:<width$}  {:>8.0}  {:>8}{mark}",

@@ -114,6 +114,29 @@ fn duplicates_are_not_double_counted() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn ping_like_garbage_never_panics_and_stays_consistent(
+        lines in proptest::collection::vec(
+            "(\\[[0-9]{1,11}\\.[0-9]{1,6}\\] )?(64 bytes from a: icmp_seq=[0-9]{1,5} ttl=64 time=[0-9.]{1,7} ms( \\(DUP!\\))?|no answer yet for icmp_seq=[0-9]{1,5}|From b icmp_seq=[0-9]{1,5} Destination Host Unreachable|[0-9]{1,22} packets transmitted, [0-9]{1,22} received(, \\+[0-9]{1,3} errors)?, 1% packet loss)",
+            0..8,
+        )
+    ) {
+        let mut log = PingLog::new(100.0);
+        for l in &lines {
+            log.on_line(l);
+        }
+        let r = log.report();
+        prop_assert_eq!(r.received + r.lost, r.sent);
+        prop_assert_eq!(r.lost_seqs.len() as u64, r.lost);
+        prop_assert_eq!(r.samples.len() as u64, r.sent);
+        prop_assert!(r.lost_seqs.windows(2).all(|w| w[0] < w[1]));
+        prop_assert!(r.samples.iter().all(|s| s.t_ms.is_finite()));
+    }
+}
+
+proptest! {
     #[test]
     fn any_line_parses_without_panic(line in ".{0,120}") {
         let _ = parse_line(&line);
