@@ -4,7 +4,8 @@
 //!
 //! The writers are pure: data in, SVG text out.
 
-use crate::report::{DemoReport, Method};
+use crate::report::{DemoReport, Experiment, Method, PhaseReport};
+use ferry_migrate::timeline as tl;
 use std::fmt::Write as _;
 
 /// A migration's span on the run's time axis (ms since the origin).
@@ -64,7 +65,9 @@ pub fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
+            c if ((c as u32) < 0x20 && c != '\n' && c != '\t')
+                || c == '\u{fffe}'
+                || c == '\u{ffff}' => {}
             c => o.push(c),
         }
     }
@@ -108,6 +111,70 @@ fn header(s: &mut String, w: f64, h: f64, title: &str) {
     );
 }
 
+/// One block of rows in the Gantt chart.
+struct Group {
+    title: String,
+    colour: &'static str,
+    phases: Vec<PhaseReport>,
+    /// The probe's gap, ms from the group's start.
+    probe_gap: Option<[f64; 2]>,
+}
+
+/// The migrations of a report, then (chapter 3 runs) the thesis' table 3-4 as a reference.
+fn gantt_groups(report: &DemoReport) -> Vec<Group> {
+    let mut groups: Vec<Group> = report
+        .methods
+        .iter()
+        .flat_map(|m| {
+            m.migrations.iter().map(move |g| Group {
+                title: format!(
+                    "{} — {} ({}): total {:.0} ms",
+                    m.method.title(),
+                    g.label,
+                    g.route,
+                    g.total_ms
+                ),
+                colour: method_colour(m.method),
+                phases: g.phases.clone(),
+                probe_gap: g
+                    .probe_gap_window_ms
+                    .map(|[a, b]| [a - g.start_ms, b - g.start_ms]),
+            })
+        })
+        .collect();
+    if report.experiment == Experiment::Ping && !report.thesis.table_3_4.is_empty() {
+        let mut at = 0.0;
+        let phases = report
+            .thesis
+            .table_3_4
+            .iter()
+            .map(|r| {
+                let p = PhaseReport {
+                    name: r.name.clone(),
+                    start_ms: at,
+                    duration_ms: r.ms,
+                    ok: true,
+                    // The thesis counts eth3, link and resync as the interruption (1855 ms).
+                    interrupts_service: [tl::PHASE_ETH3, tl::PHASE_LINK, tl::PHASE_RESYNC]
+                        .contains(&r.name.as_str()),
+                };
+                at += r.ms;
+                p
+            })
+            .collect();
+        groups.push(Group {
+            title: format!(
+                "thesis, table 3-4 (USRP N210, Python): total {:.0} ms",
+                report.thesis.total_ms
+            ),
+            colour: "#555555",
+            phases,
+            probe_gap: None,
+        });
+    }
+    groups
+}
+
 /// Gantt chart: one row per phase of each migration, bars at start and duration on a
 /// common ms axis; the span of the phases that interrupt service is shaded red, the probe's
 /// measured gap (if any) outlined in dashes.
@@ -117,16 +184,11 @@ pub fn timeline_svg(report: &DemoReport) -> String {
     let right = 70.0;
     let row_h = 18.0;
     let top = 40.0;
-    let mut rows = 0usize;
-    for m in &report.methods {
-        for g in &m.migrations {
-            rows += 1 + g.phases.len().max(1);
-        }
-    }
-    let max_ms = report
-        .methods
+    let groups = gantt_groups(report);
+    let rows: usize = groups.iter().map(|g| 1 + g.phases.len().max(1)).sum();
+    let max_ms = groups
         .iter()
-        .flat_map(|m| m.migrations.iter().map(|g| g.total_ms))
+        .flat_map(|g| g.phases.iter().map(|p| p.start_ms + p.duration_ms))
         .fold(1.0, f64::max);
     let step = nice_step(max_ms, 8.0);
     let axis_max = (max_ms / step).ceil() * step;
@@ -160,8 +222,8 @@ pub fn timeline_svg(report: &DemoReport) -> String {
         bottom + 32.0
     );
     let mut y = top;
-    for m in &report.methods {
-        for g in &m.migrations {
+    {
+        for g in &groups {
             let group_rows = g.phases.len().max(1) as f64;
             let gy = y + row_h;
             // Interruption window: first to last interrupting phase.
@@ -181,8 +243,7 @@ pub fn timeline_svg(report: &DemoReport) -> String {
                     b - a
                 );
             }
-            if let Some([a, b]) = g.probe_gap_window_ms {
-                let (a, b) = (a - g.start_ms, b - g.start_ms);
+            if let Some([a, b]) = g.probe_gap {
                 let _ = writeln!(
                     s,
                     r##"<rect x="{:.1}" y="{gy:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#7f0000" stroke-dasharray="4 3"><title>probe gap {:.0} ms</title></rect>"##,
@@ -194,13 +255,10 @@ pub fn timeline_svg(report: &DemoReport) -> String {
             }
             let _ = writeln!(
                 s,
-                r##"<text x="6" y="{:.1}" font-weight="bold" fill="{}">{} — {} ({}): total {:.0} ms</text>"##,
+                r##"<text x="6" y="{:.1}" font-weight="bold" fill="{}">{}</text>"##,
                 y + 13.0,
-                method_colour(m.method),
-                esc(m.method.title()),
-                esc(&g.label),
-                esc(&g.route),
-                g.total_ms
+                g.colour,
+                esc(&g.title)
             );
             y += row_h;
             for p in &g.phases {

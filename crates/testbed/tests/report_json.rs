@@ -302,8 +302,9 @@ fn write_outputs_writes_report_and_well_formed_plots() {
         check_xml(&svg).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
     let timeline = std::fs::read_to_string(dir.join("timeline.svg")).expect("timeline");
-    // One bar per phase: 6 (M) + 2 (MB) + 14 (mbb), each with a tooltip.
-    assert_eq!(timeline.matches(" ms at ").count(), 6 + 2 + 14);
+    // One bar per phase: 6 (M) + 2 (MB) + 14 (mbb) + the thesis' 6 rows, each with a tooltip.
+    assert_eq!(timeline.matches(" ms at ").count(), 6 + 2 + 14 + 6);
+    assert!(timeline.contains("thesis, table 3-4"));
     let probe = std::fs::read_to_string(dir.join("probe.svg")).expect("probe");
     // One merged loss band for the single outage, and the lost count in the legend.
     assert_eq!(
@@ -326,4 +327,40 @@ fn rfc3339_dates() {
     assert_eq!(rfc3339_utc(0.0), "1970-01-01T00:00:00.000Z");
     assert_eq!(rfc3339_utc(951_782_400_123.0), "2000-02-29T00:00:00.123Z");
     assert_eq!(rfc3339_utc(1_796_000_000_000.0), "2026-11-30T00:53:20.000Z");
+}
+
+#[test]
+fn plots_of_nothing_are_still_valid_svg() {
+    use ferry_testbed::plot::{delay_svg, frame_gap_svg, timeline_svg};
+    let empty = DemoReport::new(Experiment::Relay, RunMeta::collect(0.0), Vec::new());
+    for svg in [
+        timeline_svg(&empty),
+        delay_svg("t", &[], &[]),
+        delay_svg("all lost", &[(0.0, None), (1.0, None)], &[]),
+        frame_gap_svg(&[], &[]),
+        frame_gap_svg(&[5.0], &[]),
+    ] {
+        check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn hostile_names_are_escaped(name in ".{0,40}", label in ".{0,20}", ms in 0u64..5000) {
+        let t = timeline(&label, 0, &[(&name, ms, true)]);
+        let m = MigrationReport::from_timeline(&t, &name, 0.0);
+        let r = DemoReport::new(
+            Experiment::Ping,
+            RunMeta::collect(0.0),
+            vec![MethodReport::new(Method::Mbb, vec![m], None, None, None)],
+        );
+        let svg = ferry_testbed::plot::timeline_svg(&r);
+        proptest::prop_assert!(check_xml(&svg).is_ok(), "{:?}", check_xml(&svg));
+        let marks = ferry_testbed::plot::migration_marks(&r);
+        let d = ferry_testbed::plot::delay_svg(&name, &[(0.0, Some(1.0)), (1.0, None)], &marks);
+        proptest::prop_assert!(check_xml(&d).is_ok(), "{:?}", check_xml(&d));
+        let back = DemoReport::from_json(&r.to_json().expect("json")).expect("parse");
+        proptest::prop_assert_eq!(back, r);
+    }
 }
