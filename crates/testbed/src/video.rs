@@ -460,6 +460,18 @@ impl Drop for VideoReceiver {
     }
 }
 
+/// How the encoded stream leaves the sender's host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPath {
+    /// ffmpeg writes MPEG-TS to a pipe; Ferry sends it as UDP datagrams of 7 TS packets
+    /// (1316 bytes), counting and riding out send errors. The default: ffmpeg's own UDP
+    /// output ends the whole stream on the first failed send (a route missing for a
+    /// moment during a migration: "Network is unreachable"), and the demo must survive that.
+    Pipe,
+    /// ffmpeg's own UDP output (`udp://DEST?pkt_size=1316`), as in a plain ffmpeg setup.
+    FfmpegUdp,
+}
+
 /// The video the sender makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoSpec {
@@ -473,6 +485,8 @@ pub struct VideoSpec {
     pub codec: String,
     /// Stop after this many seconds (None: until stopped).
     pub seconds: Option<f64>,
+    /// How the stream is put on the network.
+    pub path: SendPath,
 }
 
 impl Default for VideoSpec {
@@ -483,11 +497,16 @@ impl Default for VideoSpec {
             kbps: 500,
             codec: "mpeg2video".into(),
             seconds: None,
+            path: SendPath::Pipe,
         }
     }
 }
 
-/// The ffmpeg argument vector that streams `spec` as MPEG-TS to `dest` at real time.
+/// Bytes per UDP datagram: 7 TS packets, the usual MPEG-TS-over-UDP size (fits a 1500 MTU).
+pub const DATAGRAM_LEN: usize = 7 * TS_LEN;
+
+/// The ffmpeg argument vector that encodes `spec` as MPEG-TS at real time, sent to `dest`
+/// over UDP ([`SendPath::FfmpegUdp`]) or written to stdout ([`SendPath::Pipe`]).
 pub fn ffmpeg_args(spec: &VideoSpec, dest: SocketAddr) -> Vec<String> {
     let mut a: Vec<String> = [
         "-hide_banner",
@@ -521,16 +540,80 @@ pub fn ffmpeg_args(spec: &VideoSpec, dest: SocketAddr) -> Vec<String> {
         spec.fps.to_string(),
         "-b:v".into(),
         format!("{}k", spec.kbps),
-        "-f".into(),
-        "mpegts".into(),
-        format!("udp://{dest}?pkt_size=1316"),
     ]);
+    match spec.path {
+        SendPath::FfmpegUdp => a.extend([
+            "-f".into(),
+            "mpegts".into(),
+            format!("udp://{dest}?pkt_size={DATAGRAM_LEN}"),
+        ]),
+        // Flush every packet so the pipe carries the stream at real time, not in 32 KiB lumps.
+        SendPath::Pipe => a.extend([
+            "-flush_packets".into(),
+            "1".into(),
+            "-f".into(),
+            "mpegts".into(),
+            "pipe:1".into(),
+        ]),
+    }
     a
+}
+
+/// What the sender put on the wire ([`SendPath::Pipe`]; zeros for ffmpeg's own UDP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SenderStats {
+    /// Datagrams sent.
+    pub datagrams: u64,
+    /// Sends that failed (no route, …) and were skipped.
+    pub send_errors: u64,
 }
 
 /// A running ffmpeg sender.
 pub struct VideoSender {
     child: Child,
+    pump: Option<JoinHandle<std::io::Result<SenderStats>>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// Reads ffmpeg's stdout in datagram-sized pieces and sends each to `dest`, skipping (and
+/// counting) sends that fail.
+fn pump(
+    ns: Option<String>,
+    mut input: impl std::io::Read,
+    dest: SocketAddr,
+) -> std::io::Result<SenderStats> {
+    if let Some(ns) = &ns {
+        enter_netns(ns)?;
+    }
+    let sock = UdpSocket::bind(if dest.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
+    let mut stats = SenderStats::default();
+    let mut buf = [0u8; DATAGRAM_LEN];
+    loop {
+        // Fill a whole datagram; at the end, send what is left.
+        let mut n = 0;
+        while n < DATAGRAM_LEN {
+            match input.read(buf.get_mut(n..).unwrap_or(&mut [])) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Ok(stats);
+        }
+        match sock.send_to(buf.get(..n).unwrap_or(&[]), dest) {
+            Ok(_) => stats.datagrams += 1,
+            Err(_) => stats.send_errors += 1,
+        }
+        if n < DATAGRAM_LEN {
+            return Ok(stats);
+        }
+    }
 }
 
 impl VideoSender {
@@ -544,34 +627,91 @@ impl VideoSender {
             Some(ns) => crate::netns::command_in(ns, "ffmpeg"),
             None => Command::new("ffmpeg"),
         };
-        let child = cmd
+        let stdout = match spec.path {
+            SendPath::Pipe => Stdio::piped(),
+            SendPath::FfmpegUdp => Stdio::null(),
+        };
+        let mut child = cmd
             .args(ffmpeg_args(spec, dest))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()?;
-        Ok(VideoSender { child })
+        let ns = ns.map(str::to_string);
+        let pump = child
+            .stdout
+            .take()
+            .map(|out| std::thread::spawn(move || pump(ns, out, dest)));
+        // Drain stderr so a chatty ffmpeg never blocks on a full pipe; keep the tail.
+        let stderr = child.stderr.take().map(|err| {
+            std::thread::spawn(move || {
+                let mut tail = String::new();
+                for line in
+                    std::io::BufRead::lines(std::io::BufReader::new(err)).map_while(Result::ok)
+                {
+                    tail.push_str(&line);
+                    tail.push('\n');
+                    if tail.len() > 4096 {
+                        let cut = tail.len() - 2048;
+                        let cut = (cut..tail.len())
+                            .find(|&i| tail.is_char_boundary(i))
+                            .unwrap_or(0);
+                        tail.drain(..cut);
+                    }
+                }
+                tail
+            })
+        });
+        Ok(VideoSender {
+            child,
+            pump,
+            stderr,
+        })
     }
 
-    /// Waits for ffmpeg to end by itself (when `seconds` was set), at most `timeout`.
-    /// Returns whether it ended successfully; kills it on timeout.
-    pub fn wait(mut self, timeout: Duration) -> std::io::Result<bool> {
+    /// Joins the helper threads once ffmpeg has ended.
+    fn finish(&mut self) -> (SenderStats, String) {
+        let stats = self
+            .pump
+            .take()
+            .and_then(|h| h.join().ok())
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let err = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        (stats, err)
+    }
+
+    /// Waits for ffmpeg to end by itself (when `seconds` was set), at most `timeout`
+    /// (then kills it). Returns whether it ended successfully, what was sent and the tail
+    /// of ffmpeg's stderr.
+    pub fn wait(mut self, timeout: Duration) -> std::io::Result<(bool, SenderStats, String)> {
         let deadline = Instant::now() + timeout;
-        loop {
+        let ok = loop {
             if let Some(st) = self.child.try_wait()? {
-                return Ok(st.success());
+                break st.success();
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                return Ok(false);
+                break false;
             }
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
+        let (stats, err) = self.finish();
+        Ok((ok, stats, err))
+    }
+
+    /// Whether ffmpeg still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Stops ffmpeg with SIGINT (it flushes and exits), SIGKILL after 2 s.
-    pub fn stop(mut self) -> std::io::Result<()> {
+    pub fn stop(mut self) -> std::io::Result<SenderStats> {
         if self.child.try_wait()?.is_none() {
             if let Ok(pid) = i32::try_from(self.child.id()) {
                 // SAFETY: kill(2) on our own unreaped child.
@@ -589,7 +729,7 @@ impl VideoSender {
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = self.child.wait();
-        Ok(())
+        Ok(self.finish().0)
     }
 }
 

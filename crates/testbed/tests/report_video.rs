@@ -4,7 +4,7 @@
 //! a namespace).
 
 use ferry_testbed::video::{
-    ffmpeg_available, TsPacket, VideoLog, VideoReceiver, VideoSender, VideoSpec, TS_LEN,
+    ffmpeg_available, SendPath, TsPacket, VideoLog, VideoReceiver, VideoSender, VideoSpec, TS_LEN,
 };
 use proptest::prelude::*;
 use std::net::SocketAddr;
@@ -25,8 +25,11 @@ fn skip_without_ffmpeg(test: &str) -> bool {
 
 /// Makes `seconds` of 25 fps test video as MPEG-TS with `codec`; returns its bytes.
 fn make_ts(codec: &str, seconds: u32) -> Vec<u8> {
+    // Tests run in parallel: each file needs its own name.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path: PathBuf = std::env::temp_dir().join(format!(
-        "ferry-video-{}-{codec}-{seconds}.ts",
+        "ferry-video-{}-{n}-{codec}-{seconds}.ts",
         std::process::id()
     ));
     let st = Command::new("ffmpeg")
@@ -216,35 +219,43 @@ fn live_ffmpeg_to_receiver_over_loopback() {
     if skip_without_ffmpeg("live_ffmpeg_to_receiver_over_loopback") {
         return;
     }
-    let bind: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
-        .parse()
-        .expect("addr");
-    let rx = VideoReceiver::start(None, bind).expect("receiver");
-    let spec = VideoSpec {
-        seconds: Some(3.0),
-        ..VideoSpec::default()
-    };
-    let tx = VideoSender::start(None, &spec, rx.local).expect("ffmpeg");
-    assert!(
-        tx.wait(Duration::from_secs(15)).expect("wait"),
-        "ffmpeg failed"
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    let r = rx.stop().report(25.0, Some(3000.0), 200.0);
-    eprintln!(
-        "live: {} frames of {}, longest gap {:.1} ms, cc errors {}",
-        r.frames, r.expected_frames, r.longest_frame_gap_ms, r.cc_errors
-    );
-    // Loss is checked exactly (continuity, PTS); the count and gap leave room for a loaded
-    // 2-core CI machine delaying ffmpeg's start or a send.
-    assert!((70..=76).contains(&r.frames), "frames {}", r.frames);
-    assert_eq!(r.cc_errors, 0);
-    assert_eq!(r.frames_missing_by_pts, 0);
-    assert!(
-        r.longest_frame_gap_ms < 400.0,
-        "gap {}",
-        r.longest_frame_gap_ms
-    );
+    for path in [SendPath::Pipe, SendPath::FfmpegUdp] {
+        let bind: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
+            .parse()
+            .expect("addr");
+        let rx = VideoReceiver::start(None, bind).expect("receiver");
+        let spec = VideoSpec {
+            seconds: Some(2.0),
+            path,
+            ..VideoSpec::default()
+        };
+        let tx = VideoSender::start(None, &spec, rx.local).expect("ffmpeg");
+        let (ok, stats, err) = tx.wait(Duration::from_secs(15)).expect("wait");
+        assert!(ok, "ffmpeg failed: {err}");
+        std::thread::sleep(Duration::from_millis(200));
+        let r = rx.stop().report(25.0, Some(2000.0), 200.0);
+        eprintln!(
+            "live {path:?}: {} frames of {}, longest gap {:.1} ms, cc errors {}, {stats:?}",
+            r.frames, r.expected_frames, r.longest_frame_gap_ms, r.cc_errors
+        );
+        if path == SendPath::Pipe {
+            assert!(stats.datagrams > 50 && stats.send_errors == 0, "{stats:?}");
+        }
+        // Loss is checked exactly (continuity, PTS); the count and gap leave room for a
+        // loaded 2-core CI machine delaying ffmpeg's start or a send.
+        assert!(
+            (47..=51).contains(&r.frames),
+            "{path:?}: frames {}",
+            r.frames
+        );
+        assert_eq!(r.cc_errors, 0, "{path:?}");
+        assert_eq!(r.frames_missing_by_pts, 0, "{path:?}");
+        assert!(
+            r.longest_frame_gap_ms < 400.0,
+            "{path:?}: gap {}",
+            r.longest_frame_gap_ms
+        );
+    }
 }
 
 struct Ns(String);
@@ -280,7 +291,8 @@ fn live_receiver_and_sender_inside_a_namespace() {
         ..VideoSpec::default()
     };
     let tx = VideoSender::start(Some(&ns.0), &spec, bind).expect("ffmpeg in ns");
-    assert!(tx.wait(Duration::from_secs(15)).expect("wait"));
+    let (ok, _, err) = tx.wait(Duration::from_secs(15)).expect("wait");
+    assert!(ok, "ffmpeg failed: {err}");
     std::thread::sleep(Duration::from_millis(100));
     let r = rx.stop().report(25.0, Some(1000.0), 200.0);
     assert!((22..=26).contains(&r.frames), "frames {}", r.frames);
@@ -291,4 +303,81 @@ fn live_receiver_and_sender_inside_a_namespace() {
         outside.recv(&mut buf).is_err(),
         "video leaked out of the namespace"
     );
+}
+
+fn ip(args: &[&str]) {
+    let ok = Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ip {args:?} failed");
+}
+
+#[test]
+fn ffmpeg_udp_output_dies_without_a_route_but_the_pipe_rides_it_out() {
+    if !ferry_testbed::root_or_skip(
+        "ffmpeg_udp_output_dies_without_a_route_but_the_pipe_rides_it_out",
+    ) || skip_without_ffmpeg("ffmpeg_udp_output_dies_without_a_route_but_the_pipe_rides_it_out")
+    {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let (a, b) = (Ns(format!("frvr{id}a")), Ns(format!("frvr{id}b")));
+    ip(&["netns", "add", &a.0]);
+    ip(&["netns", "add", &b.0]);
+    let (va, vb) = (format!("fvra{id}"), format!("fvrb{id}"));
+    ip(&[
+        "link", "add", &va, "netns", &a.0, "type", "veth", "peer", "name", &vb, "netns", &b.0,
+    ]);
+    ip(&["-n", &a.0, "addr", "add", "10.252.0.1/24", "dev", &va]);
+    ip(&["-n", &b.0, "addr", "add", "10.252.0.2/24", "dev", &vb]);
+    ip(&["-n", &a.0, "link", "set", &va, "up"]);
+    ip(&["-n", &b.0, "link", "set", &vb, "up"]);
+    let dest: SocketAddr = "10.252.0.2:47010".parse().expect("addr");
+    let rx =
+        VideoReceiver::start(Some(&b.0), "0.0.0.0:47010".parse().expect("addr")).expect("receiver");
+    let spec = |path| VideoSpec {
+        seconds: Some(3.0),
+        path,
+        ..VideoSpec::default()
+    };
+    let pipe = VideoSender::start(Some(&a.0), &spec(SendPath::Pipe), dest).expect("pipe");
+    let mut direct = VideoSender::start(
+        Some(&a.0),
+        &spec(SendPath::FfmpegUdp),
+        "10.252.0.2:47011".parse().expect("addr"),
+    )
+    .expect("direct");
+    std::thread::sleep(Duration::from_millis(1000));
+    // The sender's route disappears for 500 ms: sends fail with "Network is unreachable".
+    ip(&["-n", &a.0, "addr", "del", "10.252.0.1/24", "dev", &va]);
+    std::thread::sleep(Duration::from_millis(500));
+    ip(&["-n", &a.0, "addr", "add", "10.252.0.1/24", "dev", &va]);
+    let direct_alive = direct.running();
+    let (ok, stats, err) = pipe.wait(Duration::from_secs(15)).expect("wait pipe");
+    let (direct_ok, _, direct_err) = direct.wait(Duration::from_secs(15)).expect("wait direct");
+    std::thread::sleep(Duration::from_millis(100));
+    let r = rx.stop().report(25.0, Some(3000.0), 200.0);
+    eprintln!("pipe: {stats:?}, {} frames, longest gap {:.0} ms; ffmpeg udp: alive after outage {direct_alive}, ok {direct_ok}, {direct_err:?}", r.frames, r.longest_frame_gap_ms);
+    // ffmpeg's own UDP output gives up on the first failed send.
+    assert!(
+        !direct_alive && !direct_ok,
+        "ffmpeg udp survived: {direct_err}"
+    );
+    assert!(direct_err.contains("unreachable"), "{direct_err}");
+    // The pipe path counts the failed sends and carries on: frames arrive after the outage.
+    assert!(ok, "ffmpeg under the pipe failed: {err}");
+    assert!(stats.send_errors >= 5, "{stats:?}");
+    assert!(
+        (400.0..=900.0).contains(&r.longest_frame_gap_ms),
+        "gap {}",
+        r.longest_frame_gap_ms
+    );
+    let last = r.frame_times_ms.last().copied().unwrap_or(0.0);
+    let gap_end = r.longest_frame_gap_at_ms.unwrap_or(f64::MAX);
+    assert!(
+        last > gap_end + 500.0,
+        "no frames after the outage: last {last}, gap end {gap_end}"
+    );
+    assert!((55..=70).contains(&r.frames), "frames {}", r.frames);
 }
