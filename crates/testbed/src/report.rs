@@ -364,7 +364,7 @@ pub struct MethodReport {
     /// Longest total migration time among them, ms.
     pub total_ms: f64,
     /// Largest interruption among them, ms: ping's lost × interval, or the probe's longest
-    /// gap when that is larger (or when ping did not run).
+    /// gap when probes were lost and that gap is larger. 0 when nothing was lost.
     pub interruption_ms: f64,
     /// The probe over the whole method.
     pub probe: Option<ProbeSummary>,
@@ -384,13 +384,16 @@ impl MethodReport {
         video: Option<&VideoReport>,
     ) -> MethodReport {
         let total_ms = migrations.iter().map(|m| m.total_ms).fold(0.0, f64::max);
+        // A probe gap counts only when probes were lost: without loss it is just the probe
+        // spacing. The video gap has its own field (normal spacing is a frame time).
         let interruption_ms = migrations
             .iter()
             .map(|m| {
-                m.interruption_ms
-                    .unwrap_or(0.0)
-                    .max(m.probe_longest_gap_ms.unwrap_or(0.0))
-                    .max(m.video_longest_gap_ms.unwrap_or(0.0))
+                let probe = match (m.probe_lost, m.probe_longest_gap_ms) {
+                    (Some(l), Some(g)) if l > 0 => g,
+                    _ => 0.0,
+                };
+                m.interruption_ms.unwrap_or(0.0).max(probe)
             })
             .fold(0.0, f64::max);
         MethodReport {

@@ -12,6 +12,7 @@ const LOOPBACK: &str = include_str!("data/ping_loopback.txt");
 const QUEUED: &str = include_str!("data/ping_link_down_queued.txt");
 const REMOVED: &str = include_str!("data/ping_addr_removed_loss.txt");
 const UNREACHABLE: &str = include_str!("data/ping_unreachable.txt");
+const SOURCE_GONE: &str = include_str!("data/ping_source_addr_removed.txt");
 
 #[test]
 fn loopback_capture_has_no_loss_and_100ms_spacing() {
@@ -61,6 +62,16 @@ fn removed_address_loses_fifteen_pings() {
     let t: Vec<f64> = r.samples.iter().map(|s| s.t_ms).collect();
     assert!(t.windows(2).all(|w| w[1] > w[0]));
     assert!(r.samples[10..25].iter().all(|s| s.rtt_ms.is_none()));
+}
+
+#[test]
+fn removed_source_address_loses_eight_and_ping_carries_on() {
+    // The sender's own address was removed for 0.8 s: ping kept running (no exit, nothing on
+    // stderr), reported each missing answer, and its summary agrees with the parse.
+    let r = parse_output(SOURCE_GONE, 100.0);
+    assert_eq!((r.sent, r.received, r.lost), (20, 12, 8));
+    assert_eq!(r.lost_seqs, (7..=14).collect::<Vec<u64>>());
+    assert_eq!(r.interruption_ms, 800.0);
 }
 
 #[test]
