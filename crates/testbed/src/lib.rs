@@ -4,8 +4,12 @@
 //! [`netns`] runs the plan with iproute2 and reads the state back.
 
 pub mod netns;
+pub mod ping;
+pub mod plot;
 pub mod probe;
+pub mod report;
 pub mod topology;
+pub mod video;
 
 pub use netns::{check, down, up, TestbedError, TestbedState, UpOutcome};
 pub use topology::Topology;
