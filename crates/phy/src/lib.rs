@@ -33,4 +33,10 @@ pub mod ratematch;
 pub mod scrambling;
 pub mod turbo;
 
+pub use cellsearch::{CellSearchResult, CellSearcher, DuplexKind};
+pub use channel::{Channel, ChannelParams};
+pub use chest::ChannelQuality;
 pub use error::{PhyError, Result};
+pub use modulation::Modulation;
+pub use numerology::{Bandwidth, CellId, CyclicPrefix, Duplex, SubframeKind, TddConfig};
+pub use subframe::{Capacity, DecodeReport, SubframeConfig, SubframeDecoder, SubframeEncoder};
