@@ -203,6 +203,7 @@ mod tests {
 
     /// The raw circular buffer built literally as §5.1.4.1.1–2 write it (matrix of y with
     /// NULLs, column permutation, column-wise read; π(k) for the third stream).
+    #[allow(clippy::needless_range_loop)] // index loops on purpose: it mirrors the spec text
     fn literal_buffer(k: usize, filler: usize) -> Vec<Option<usize>> {
         let d = k + 4;
         let r = d.div_ceil(32);

@@ -445,6 +445,8 @@ impl TurboDecoder {
     }
 
     /// Hard decisions (0/1) of the last decoded block, K bits (filler positions are 0).
+    /// An a-posteriori LLR of exactly 0 decides 1, so that an erased (all-zero) input
+    /// does not decode to the all-zero codeword, whose CRC would pass.
     pub fn hard_bits(&self) -> &[u8] {
         &self.hard[..self.k]
     }
@@ -499,7 +501,7 @@ impl TurboDecoder {
             );
             stats.half_iterations += 1;
             for (h, &p) in self.hard.iter_mut().zip(&self.post) {
-                *h = u8::from(p < 0.0);
+                *h = u8::from(p <= 0.0);
             }
             self.hard[..filler].fill(0);
             if check(&self.hard) {
@@ -524,7 +526,7 @@ impl TurboDecoder {
             for i in 0..k {
                 let j = self.pi[i] as usize;
                 let p = self.post[i];
-                self.hard[j] = u8::from(p < 0.0);
+                self.hard[j] = u8::from(p <= 0.0);
                 let e = scale * (p - self.sys2[i] - self.apri2[i]);
                 self.apri1[j] = e.clamp(-EXT_CLAMP, EXT_CLAMP);
             }
