@@ -111,7 +111,10 @@ mod tests {
         scramble_bits(&mut tx, c_init);
         assert_ne!(tx, bits);
         // Noiseless LLRs of the scrambled bits, descrambled, give the original bits.
-        let mut llr: Vec<f32> = tx.iter().map(|&b| if b == 0 { 2.5 } else { -2.5 }).collect();
+        let mut llr: Vec<f32> = tx
+            .iter()
+            .map(|&b| if b == 0 { 2.5 } else { -2.5 })
+            .collect();
         descramble_llrs(&mut llr, c_init);
         let back: Vec<u8> = llr.iter().map(|&l| u8::from(l < 0.0)).collect();
         assert_eq!(back, bits);
@@ -121,7 +124,10 @@ mod tests {
 
     #[test]
     fn c_init_formula_and_ranges() {
-        assert_eq!(pdsch_c_init(1, 1, 3, 5).unwrap(), (1 << 14) + (1 << 13) + (1 << 9) + 5);
+        assert_eq!(
+            pdsch_c_init(1, 1, 3, 5).unwrap(),
+            (1 << 14) + (1 << 13) + (1 << 9) + 5
+        );
         assert_eq!(
             pdsch_c_init(0xFFFF, 0, 19, 503).unwrap(),
             (0xFFFF << 14) + (9 << 9) + 503
