@@ -131,6 +131,11 @@ impl CellSearcher {
         })
     }
 
+    /// The input bandwidth (sample rate).
+    pub fn bandwidth(&self) -> Bandwidth {
+        self.bw
+    }
+
     /// Input samples needed for a search: the accumulated half-frames plus one symbol.
     pub fn required_samples(&self) -> usize {
         (self.half_frames * HALF_FRAME + 2 * LOW_N) * self.decim

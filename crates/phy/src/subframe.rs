@@ -9,7 +9,7 @@
 
 use crate::chest::{ChannelEstimator, ChannelQuality};
 use crate::crs::CellReference;
-use crate::fec;
+use crate::fec::{self, TbCodec};
 use crate::gold::pseudo_random;
 use crate::modulation::{self, Modulation};
 use crate::numerology::{
@@ -130,7 +130,7 @@ impl SubframeConfig {
         Ok(Capacity {
             data_res: res,
             coded_bits: g,
-            max_tb_bytes: max_tb_bytes_shim(g, max_code_rate),
+            max_tb_bytes: fec::max_tb_bytes(g, max_code_rate),
         })
     }
 }
@@ -144,11 +144,6 @@ pub struct Capacity {
     pub coded_bits: usize,
     /// Largest transport block (bytes) at the requested maximum code rate.
     pub max_tb_bytes: usize,
-}
-
-// TEMPORARY until fec::max_tb_bytes lands from the FEC helper.
-fn max_tb_bytes_shim(g: usize, rate: f64) -> usize {
-    ((g as f64 * rate) as usize / 8).saturating_sub(3)
 }
 
 fn check_subframe(sf: usize) -> Result<()> {
@@ -238,6 +233,8 @@ pub struct SubframeEncoder {
     grid: Vec<Complex32>,
     symbols: Vec<Complex32>,
     filler: Vec<u8>,
+    codec: TbCodec,
+    bits: Vec<u8>,
 }
 
 impl SubframeEncoder {
@@ -249,6 +246,8 @@ impl SubframeEncoder {
             grid: vec![Complex32::new(0.0, 0.0); cfg.cp.symbols_per_subframe() * cfg.bandwidth.subcarriers()],
             symbols: Vec::new(),
             filler: Vec::new(),
+            codec: TbCodec::new(),
+            bits: Vec::new(),
             maps,
             cfg,
         })
@@ -265,10 +264,12 @@ impl SubframeEncoder {
         check_subframe(sf)?;
         let m = self.cfg.modulation;
         let g = self.maps.data[sf].len() * m.bits_per_symbol();
-        let mut bits = fec::encode_transport_block(tb, g, m.bits_per_symbol(), 0)?;
-        scramble_bits(&mut bits, self.c_init(sf)?);
+        self.codec
+            .encode_into(tb, g, m.bits_per_symbol(), 0, &mut self.bits)?;
+        let c_init = self.c_init(sf)?;
+        scramble_bits(&mut self.bits, c_init);
         self.symbols.clear();
-        modulation::map(&bits, m, &mut self.symbols)?;
+        modulation::map(&self.bits, m, &mut self.symbols)?;
         self.grid.fill(Complex32::new(0.0, 0.0));
         self.maps.insert_reference(&self.cfg, sf, &mut self.grid);
         for (&i, &s) in self.maps.data[sf].iter().zip(self.symbols.iter()) {
@@ -345,6 +346,7 @@ pub struct SubframeDecoder {
     eq: Vec<Complex32>,
     noise: Vec<f32>,
     llr: Vec<f32>,
+    codec: TbCodec,
     max_iterations: usize,
 }
 
@@ -359,6 +361,7 @@ impl SubframeDecoder {
             eq: Vec::new(),
             noise: Vec::new(),
             llr: Vec::new(),
+            codec: TbCodec::new(),
             max_iterations: DEFAULT_MAX_ITERATIONS,
             maps,
             cfg,
@@ -405,7 +408,7 @@ impl SubframeDecoder {
         modulation::demap_soft(&self.eq, &self.noise, m, &mut self.llr)?;
         let c_init = pdsch_c_init(self.cfg.rnti, 0, (2 * sf) as u8, self.cfg.cell.pci())?;
         descramble_llrs(&mut self.llr, c_init);
-        let tb = fec::decode_transport_block(
+        let tb = self.codec.decode(
             &self.llr,
             tb_bytes,
             m.bits_per_symbol(),
