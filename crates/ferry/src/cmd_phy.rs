@@ -69,9 +69,9 @@ struct BlerArgs {
     /// Residual CFO (Hz).
     #[arg(long, allow_hyphen_values = true, default_value_t = 80.0)]
     cfo: f64,
-    /// Timing offset (samples, inside the CP).
-    #[arg(long, default_value_t = 9.4)]
-    delay: f64,
+    /// Timing offset (samples, at most half the CP); default 0.26 of the normal CP.
+    #[arg(long)]
+    delay: Option<f64>,
     /// Seed of the channel and payloads.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -131,7 +131,9 @@ fn parse_duplex(s: &str) -> anyhow::Result<Duplex> {
         return Ok(Duplex::Fdd);
     }
     if let Some(n) = s.strip_prefix("tdd") {
-        let n: u8 = n.parse().with_context(|| format!("--duplex {s}: use fdd or tdd0 … tdd6"))?;
+        let n: u8 = n
+            .parse()
+            .with_context(|| format!("--duplex {s}: use fdd or tdd0 … tdd6"))?;
         return Ok(Duplex::Tdd(TddConfig::new(n)?));
     }
     bail!("--duplex {s}: use fdd or tdd0 … tdd6")
@@ -186,24 +188,31 @@ fn bler(a: BlerArgs) -> anyhow::Result<()> {
         parse_modulation(&a.modulation)?,
     );
     cfg.validate()?;
-    if !(a.step > 0.0) || a.snr_to < a.snr_from || a.subframes == 0 {
+    if a.step.is_nan() || a.step <= 0.0 || a.snr_to < a.snr_from || a.subframes == 0 {
         bail!("need --step > 0, --snr-to ≥ --snr-from and --subframes ≥ 1");
     }
     let imp = Impairments {
         cfo_hz: a.cfo,
-        delay_samples: a.delay,
+        delay_samples: a.delay.unwrap_or(Impairments::typical(bw).delay_samples),
     };
     if !a.json {
         println!(
             "# {} {:?} {:?} code rate ≤ {}, {} subframes/point, residual CFO {} Hz, timing +{} samples, seed {}",
-            bw, cfg.modulation, cfg.cp, a.code_rate, a.subframes, a.cfo, a.delay, a.seed
+            bw, cfg.modulation, cfg.cp, a.code_rate, a.subframes, imp.cfo_hz, imp.delay_samples, a.seed
         );
         println!("SNR dB   BLER      errors   est SNR dB  EVM %   iterations  TB bytes");
     }
     let steps = ((a.snr_to - a.snr_from) / a.step).round() as usize;
     for i in 0..=steps {
         let snr = a.snr_from + i as f64 * a.step;
-        let p = bler_point(cfg, snr, a.subframes, a.code_rate, imp, a.seed.wrapping_add(i as u64))?;
+        let p = bler_point(
+            cfg,
+            snr,
+            a.subframes,
+            a.code_rate,
+            imp,
+            a.seed.wrapping_add(i as u64),
+        )?;
         if a.json {
             println!("{}", serde_json::to_string(&p)?);
         } else {

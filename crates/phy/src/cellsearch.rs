@@ -106,13 +106,13 @@ impl CellSearcher {
             ifft128.process(&mut buf);
             let s = 1.0 / (LOW_N as f32).sqrt();
             buf.iter_mut().for_each(|v| *v *= s);
-            for half in 0..2 {
+            for (half, slot) in replica_f[usize::from(n2)].iter_mut().enumerate() {
                 let mut pad = vec![Complex32::new(0.0, 0.0); BLOCK];
                 let r = half * 64..half * 64 + 64;
                 pad[r.clone()].copy_from_slice(&buf[r]);
                 fwd.process(&mut pad);
                 pad.iter_mut().for_each(|v| *v = v.conj());
-                replica_f[usize::from(n2)][half] = pad;
+                *slot = pad;
             }
             replica[usize::from(n2)] = buf;
         }
@@ -158,7 +158,7 @@ impl CellSearcher {
             Some(v) => v,
             None => return Ok(None),
         };
-        if !(pss_ratio >= PSS_DETECTION_RATIO) {
+        if pss_ratio.is_nan() || pss_ratio < PSS_DETECTION_RATIO {
             return Ok(None);
         }
         // (3) Coarse CFO from the PSS halves.
@@ -275,7 +275,7 @@ impl CellSearcher {
             }
         }
         let mean = (total / (3 * HALF_FRAME) as f64) as f32;
-        if !(mean > 0.0) {
+        if mean.is_nan() || mean <= 0.0 {
             return None;
         }
         Some((best.0, best.1, best.2 / mean))
@@ -354,7 +354,11 @@ impl CellSearcher {
                 }
             }
         }
-        let ratio = if second > 0.0 { best.3 / second } else { f32::INFINITY };
+        let ratio = if second > 0.0 {
+            best.3 / second
+        } else {
+            f32::INFINITY
+        };
         (best.0, best.1, best.2, ratio)
     }
 

@@ -90,7 +90,11 @@ impl Channel {
         };
         // The filter's own delay (FRAC_TAPS_HALF − 1) is added on top of int_delay: keep the
         // total equal to `delay` by prepending fewer zeros when possible.
-        let filt_delay = if taps.len() == 1 { 0 } else { FRAC_TAPS_HALF - 1 };
+        let filt_delay = if taps.len() == 1 {
+            0
+        } else {
+            FRAC_TAPS_HALF - 1
+        };
         let line = int_delay.saturating_sub(filt_delay);
         let sigma = match params.snr_db {
             Some(snr) => (10f64.powf(-snr / 10.0) / 2.0).sqrt() as f32,
@@ -180,6 +184,7 @@ impl Channel {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // tests compare index-parallel tables
 mod tests {
     use super::*;
 
@@ -215,7 +220,8 @@ mod tests {
         let d = ch.applied_delay();
         assert!((d - 10.25).abs() < 1e-9);
         for n in 100..400 {
-            let want = Complex32::from_polar(1.0, 2.0 * std::f32::consts::PI * f * (n as f32 - 10.25));
+            let want =
+                Complex32::from_polar(1.0, 2.0 * std::f32::consts::PI * f * (n as f32 - 10.25));
             assert!((y[n] - want).norm() < 1e-2, "{n}");
         }
     }

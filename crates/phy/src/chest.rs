@@ -78,6 +78,8 @@ impl ChannelEstimator {
 
     /// Estimates the channel of subframe `sf` from a demodulated grid whose first
     /// `n_symbols` symbols are valid.
+    // Index loops: pilot m addresses the CRS values, the LS buffer and the grid together.
+    #[allow(clippy::needless_range_loop)]
     pub fn estimate(
         &mut self,
         grid: &[Complex32],
@@ -155,7 +157,11 @@ impl ChannelEstimator {
                 dt = self.t_sym[syms[b]] - self.t_sym[syms[a]];
             }
         }
-        let omega = if dt > 0.0 { drift.arg() as f64 / dt } else { 0.0 };
+        let omega = if dt > 0.0 {
+            drift.arg() as f64 / dt
+        } else {
+            0.0
+        };
         // Average the drift-compensated estimates of all CRS symbols.
         let n_avail = avail.iter().filter(|a| **a).count().max(1);
         self.hbar.fill(Complex32::new(0.0, 0.0));

@@ -107,6 +107,7 @@ impl CellReference {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // tests compare index-parallel tables
 mod tests {
     use super::*;
     use crate::gold::pseudo_random_vec;
@@ -140,7 +141,8 @@ mod tests {
     fn extended_cp_uses_n_cp_zero() {
         let cell = CellId::new(7).unwrap();
         let a = CellReference::new(Bandwidth::Mhz1_4, CyclicPrefix::Extended, cell);
-        let c_init = 1024 * (7 * 1 + 0 + 1) * 15 + 14;
+        // n_s = 0, l = 0, N_ID = 7, N_CP = 0: 2^10·(7·1 + 0 + 1)·15 + 14.
+        let c_init = 1024 * 8 * 15 + 14;
         let c = pseudo_random_vec(c_init, 440);
         let mp = 110 - 6;
         assert_eq!(a.values(0, 0)[0].re > 0.0, c[2 * mp] == 0);

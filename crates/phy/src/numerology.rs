@@ -111,7 +111,9 @@ impl Bandwidth {
         Self::ALL
             .into_iter()
             .find(|b| b.rb_count() == rb)
-            .ok_or_else(|| PhyError::invalid("RBIdx", rb, "6, 15, 25, 50, 75 or 100 resource blocks"))
+            .ok_or_else(|| {
+                PhyError::invalid("RBIdx", rb, "6, 15, 25, 50, 75 or 100 resource blocks")
+            })
     }
 
     /// From a textual bandwidth: `"5"`, `"1.4"`, `"5MHz"`, `"25rb"`.
@@ -240,7 +242,11 @@ impl TddConfig {
         if config <= 6 {
             Ok(TddConfig(config))
         } else {
-            Err(PhyError::invalid("DLULAssign", config, "0..=6 (36.211 table 4.2-2)"))
+            Err(PhyError::invalid(
+                "DLULAssign",
+                config,
+                "0..=6 (36.211 table 4.2-2)",
+            ))
         }
     }
 
@@ -369,16 +375,19 @@ impl CellId {
 /// Validates the Control's `numAntennaTX` / `numAntennaRX`: LTE allows 1, 2 or 4; this PHY
 /// implements antenna port 0 only, so 2 and 4 are `Unsupported`.
 pub fn check_antennas(num_tx: u8, num_rx: u8) -> Result<()> {
-    for (name, n) in [("numAntennaTX", num_tx), ("numAntennaRX", num_rx)] {
-        match n {
-            1 => {}
-            2 | 4 => {
-                return Err(PhyError::Unsupported(format!(
-                    "{name} = {n}: LTE allows it, but this PHY implements a single antenna \
-                     port (port 0); use 1"
-                )))
-            }
-            _ => return Err(PhyError::invalid(name, n, "1, 2 or 4 (only 1 implemented)")),
+    let fields = [("numAntennaTX", num_tx), ("numAntennaRX", num_rx)];
+    // Values LTE does not know are reported before merely unimplemented ones.
+    for (name, n) in fields {
+        if !matches!(n, 1 | 2 | 4) {
+            return Err(PhyError::invalid(name, n, "1, 2 or 4 (only 1 implemented)"));
+        }
+    }
+    for (name, n) in fields {
+        if n != 1 {
+            return Err(PhyError::Unsupported(format!(
+                "{name} = {n}: LTE allows it, but this PHY implements a single antenna \
+                 port (port 0); use 1"
+            )));
         }
     }
     Ok(())
@@ -477,7 +486,10 @@ mod tests {
         assert!(Bandwidth::from_mhz(7.0).is_err());
         assert!(Bandwidth::from_rb_count(24).is_err());
         assert!(Bandwidth::from_mhz_and_rb(5.0, 50).is_err());
-        assert_eq!(Bandwidth::from_mhz_and_rb(10.0, 50).unwrap(), Bandwidth::Mhz10);
+        assert_eq!(
+            Bandwidth::from_mhz_and_rb(10.0, 50).unwrap(),
+            Bandwidth::Mhz10
+        );
         assert!(CellId::new(504).is_err());
         assert_eq!(CellId::new(503).unwrap().group(), 167);
         assert!(CellId::from_parts(168, 0).is_err());
@@ -488,8 +500,14 @@ mod tests {
         assert!(Duplex::from_control(2, 0).is_err());
         assert!(CyclicPrefix::from_cp_type(2).is_err());
         assert!(check_antennas(1, 1).is_ok());
-        assert!(matches!(check_antennas(2, 1), Err(PhyError::Unsupported(_))));
-        assert!(matches!(check_antennas(1, 4), Err(PhyError::Unsupported(_))));
+        assert!(matches!(
+            check_antennas(2, 1),
+            Err(PhyError::Unsupported(_))
+        ));
+        assert!(matches!(
+            check_antennas(1, 4),
+            Err(PhyError::Unsupported(_))
+        ));
         assert!(matches!(
             check_antennas(3, 1),
             Err(PhyError::InvalidParameter { .. })
@@ -508,7 +526,13 @@ mod tests {
             assert_eq!(c.subframe_kind(1), SubframeKind::Special);
             assert_eq!(c.subframe_kind(2), SubframeKind::Uplink);
         }
-        assert_eq!(TddConfig::new(5).unwrap().subframe_kind(6), SubframeKind::Downlink);
-        assert_eq!(TddConfig::new(0).unwrap().subframe_kind(6), SubframeKind::Special);
+        assert_eq!(
+            TddConfig::new(5).unwrap().subframe_kind(6),
+            SubframeKind::Downlink
+        );
+        assert_eq!(
+            TddConfig::new(0).unwrap().subframe_kind(6),
+            SubframeKind::Special
+        );
     }
 }

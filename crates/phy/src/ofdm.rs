@@ -136,9 +136,9 @@ impl OfdmDemodulator {
         let backoff = cp.cp_len(1, n) / 2;
         let derotate = (0..n_sc)
             .map(|k| {
-                let ph = 2.0 * std::f64::consts::PI * subcarrier_freq(k, n_sc) as f64
-                    * backoff as f64
-                    / n as f64;
+                let ph =
+                    2.0 * std::f64::consts::PI * subcarrier_freq(k, n_sc) as f64 * backoff as f64
+                        / n as f64;
                 Complex32::new(ph.cos() as f32, ph.sin() as f32)
             })
             .collect();
@@ -222,7 +222,11 @@ mod tests {
                 // Unit-power REs give per-sample power n_sc/N.
                 let mut back = vec![Complex32::new(0.0, 0.0); grid.len()];
                 d.demodulate(&t, n_sym, &mut back).unwrap();
-                let err: f32 = grid.iter().zip(&back).map(|(a, b)| (a - b).norm_sqr()).sum();
+                let err: f32 = grid
+                    .iter()
+                    .zip(&back)
+                    .map(|(a, b)| (a - b).norm_sqr())
+                    .sum();
                 assert!(err / (grid.len() as f32) < 1e-9, "{bw} {cp:?}: {err}");
                 assert!(d.demodulate(&t[1..], n_sym, &mut back).is_err());
             }

@@ -3,7 +3,7 @@
 
 use crate::cellsearch::{CellSearcher, DuplexKind};
 use crate::channel::{Channel, ChannelParams};
-use crate::numerology::{CellId, CyclicPrefix, Duplex};
+use crate::numerology::{Bandwidth, CellId, CyclicPrefix, Duplex};
 use crate::subframe::{SubframeConfig, SubframeDecoder, SubframeEncoder};
 use crate::{PhyError, Result};
 use num_complex::Complex32;
@@ -16,19 +16,24 @@ use serde::Serialize;
 pub struct Impairments {
     /// Residual CFO (Hz) left after synchronisation.
     pub cfo_hz: f64,
-    /// Timing offset (samples, ≥ 0, inside the CP) of the received subframes.
+    /// Timing offset (samples, ≥ 0, at most half the CP) of the received subframes.
     pub delay_samples: f64,
 }
 
-impl Default for Impairments {
-    /// 80 Hz residual CFO and 9.4 samples late: what a tracking receiver leaves.
-    fn default() -> Self {
+impl Impairments {
+    /// What a tracking receiver leaves: 80 Hz residual CFO and a timing offset of 0.26 of
+    /// the normal CP (9.4 samples at 5 MHz, 2.35 at 1.4 MHz, 37.6 at 20 MHz).
+    pub fn typical(bw: Bandwidth) -> Self {
         Impairments {
             cfo_hz: 80.0,
-            delay_samples: 9.4,
+            delay_samples: 9.4 * bw.fft_size() as f64 / 512.0,
         }
     }
 }
+
+/// Extra channel delay the receiver skips, so the fractional-delay filter (which needs a
+/// few samples of delay itself) can realise any small timing offset exactly.
+const SKIP: usize = 8;
 
 /// One point of a BLER curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -66,7 +71,7 @@ pub fn bler_point(
     imp: Impairments,
     seed: u64,
 ) -> Result<BlerPoint> {
-    if !(imp.delay_samples >= 0.0) {
+    if imp.delay_samples.is_nan() || imp.delay_samples < 0.0 {
         return Err(PhyError::invalid("delay_samples", imp.delay_samples, "≥ 0"));
     }
     let mut enc = SubframeEncoder::new(cfg)?;
@@ -76,13 +81,15 @@ pub fn bler_point(
         sample_rate_hz: cfg.bandwidth.sample_rate_hz(),
         snr_db: Some(snr_db),
         cfo_hz: imp.cfo_hz,
-        delay_samples: imp.delay_samples,
+        delay_samples: imp.delay_samples + SKIP as f64,
         gain: Complex32::from_polar(2.0, 0.7),
     };
     let mut ch = Channel::new(params, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_1e55);
     let mut tx = vec![Complex32::new(0.0, 0.0); len];
     let mut rx = Vec::new();
+    let mut stream: Vec<Complex32> = Vec::with_capacity(3 * len);
+    let mut sent: std::collections::VecDeque<(usize, Vec<u8>)> = Default::default();
     let mut p = BlerPoint {
         snr_db,
         subframes,
@@ -92,24 +99,45 @@ pub fn bler_point(
         mean_iterations: 0.0,
         mean_tb_bytes: 0.0,
     };
-    // The channel delays by up to a CP, so the receiver's subframe i is cut from the
-    // channel output of the same index: its start holds the previous subframe's tail.
-    for i in 0..subframes {
+    // The receiver cuts subframes at the nominal boundaries of a stream that arrives
+    // `delay_samples` late (after skipping SKIP samples): the timing offset the decoder sees.
+    let mut skipped = false;
+    let mut i = 0;
+    let mut decoded = 0;
+    while decoded < subframes {
         let sf = i % 10;
         let cap = cfg.capacity(sf, code_rate)?;
         if cap.max_tb_bytes == 0 {
-            return Err(PhyError::invalid("code_rate", code_rate, "large enough for 1 byte"));
+            return Err(PhyError::invalid(
+                "code_rate",
+                code_rate,
+                "large enough for 1 byte",
+            ));
         }
         let tb: Vec<u8> = (0..cap.max_tb_bytes).map(|_| rng.random()).collect();
         enc.encode(sf, &tb, &mut tx)?;
         ch.process(&tx, &mut rx);
-        let r = dec.decode(sf, &rx, tb.len())?;
-        p.est_snr_db += r.quality.snr_db;
-        p.evm_rms += r.quality.evm_rms;
-        p.mean_iterations += r.iterations as f32;
-        p.mean_tb_bytes += tb.len() as f32;
-        if r.payload.as_deref() != Some(&tb[..]) {
-            p.block_errors += 1;
+        stream.extend_from_slice(&rx);
+        if !skipped {
+            stream.drain(..SKIP);
+            skipped = true;
+        }
+        sent.push_back((sf, tb));
+        i += 1;
+        while stream.len() >= len && decoded < subframes {
+            let Some((sf, tb)) = sent.pop_front() else {
+                break;
+            };
+            let r = dec.decode(sf, &stream[..len], tb.len())?;
+            stream.drain(..len);
+            decoded += 1;
+            p.est_snr_db += r.quality.snr_db;
+            p.evm_rms += r.quality.evm_rms;
+            p.mean_iterations += r.iterations as f32;
+            p.mean_tb_bytes += tb.len() as f32;
+            if r.payload.as_deref() != Some(&tb[..]) {
+                p.block_errors += 1;
+            }
         }
     }
     let n = subframes.max(1) as f32;
@@ -167,7 +195,14 @@ pub fn cellsearch_capture(
     } else {
         CyclicPrefix::Extended
     };
-    let cfg = SubframeConfig::new(bw, cp, duplex, CellId::new(pci)?, 1, crate::Modulation::Qpsk);
+    let cfg = SubframeConfig::new(
+        bw,
+        cp,
+        duplex,
+        CellId::new(pci)?,
+        1,
+        crate::Modulation::Qpsk,
+    );
     let mut enc = SubframeEncoder::new(cfg)?;
     let frame = bw.samples_per_frame();
     let sf_len = bw.samples_per_subframe();
@@ -184,7 +219,7 @@ pub fn cellsearch_capture(
         snr_db: Some(snr_db),
         cfo_hz,
         delay_samples: 7.0 + rng.random_range(0.0..30.0f64),
-        gain: Complex32::from_polar(0.3, rng.random_range(0.0..6.28f32)),
+        gain: Complex32::from_polar(0.3, rng.random_range(0.0..std::f32::consts::TAU)),
     };
     let mut ch = Channel::new(params, rng.random());
     let mut rx = Vec::new();

@@ -83,11 +83,19 @@ impl SubframeConfig {
     pub fn validate(&self) -> Result<()> {
         check_antennas(self.num_antenna_tx, self.num_antenna_rx)?;
         if self.rnti == 0 || self.rnti > 0xFFF3 {
-            return Err(PhyError::invalid("RNTI", self.rnti, "1..=65523 (0x0001..=0xFFF3)"));
+            return Err(PhyError::invalid(
+                "RNTI",
+                self.rnti,
+                "1..=65523 (0x0001..=0xFFF3)",
+            ));
         }
         let n_rb = self.bandwidth.rb_count();
         if self.prb_count == 0 || self.prb_count > n_rb {
-            return Err(PhyError::invalid("prb_count", self.prb_count, "1..=N_RB of the bandwidth"));
+            return Err(PhyError::invalid(
+                "prb_count",
+                self.prb_count,
+                "1..=N_RB of the bandwidth",
+            ));
         }
         if self.prb_start > n_rb - self.prb_count {
             return Err(PhyError::invalid(
@@ -201,7 +209,9 @@ impl CellMaps {
                 sync::sss(cell.group(), cell.sector(), sync::SssSubframe::Sf0)?,
                 sync::sss(cell.group(), cell.sector(), sync::SssSubframe::Sf5)?,
             ],
-            data: (0..SUBFRAMES_PER_FRAME).map(|sf| data_res(cfg, sf)).collect(),
+            data: (0..SUBFRAMES_PER_FRAME)
+                .map(|sf| data_res(cfg, sf))
+                .collect(),
         })
     }
 
@@ -243,7 +253,10 @@ impl SubframeEncoder {
         let maps = CellMaps::new(&cfg)?;
         Ok(SubframeEncoder {
             ofdm: OfdmModulator::new(cfg.bandwidth, cfg.cp),
-            grid: vec![Complex32::new(0.0, 0.0); cfg.cp.symbols_per_subframe() * cfg.bandwidth.subcarriers()],
+            grid: vec![
+                Complex32::new(0.0, 0.0);
+                cfg.cp.symbols_per_subframe() * cfg.bandwidth.subcarriers()
+            ],
             symbols: Vec::new(),
             filler: Vec::new(),
             codec: TbCodec::new(),
@@ -288,7 +301,12 @@ impl SubframeEncoder {
 
     /// A fully loaded subframe: every RE of the active symbols that is not CRS or sync
     /// carries pseudo-random QPSK (seeded) — the worst case for cell search.
-    pub fn encode_random_load(&mut self, sf: usize, seed: u32, out: &mut [Complex32]) -> Result<()> {
+    pub fn encode_random_load(
+        &mut self,
+        sf: usize,
+        seed: u32,
+        out: &mut [Complex32],
+    ) -> Result<()> {
         check_subframe(sf)?;
         self.grid.fill(Complex32::new(0.0, 0.0));
         let n = self.grid.len();
@@ -298,12 +316,18 @@ impl SubframeEncoder {
         let active = self.cfg.active_symbols(sf) * self.cfg.bandwidth.subcarriers();
         for (i, g) in self.grid.iter_mut().enumerate().take(active) {
             let b = &self.filler[2 * i..2 * i + 2];
-            *g = Complex32::new(a * (1.0 - 2.0 * f32::from(b[0])), a * (1.0 - 2.0 * f32::from(b[1])));
+            *g = Complex32::new(
+                a * (1.0 - 2.0 * f32::from(b[0])),
+                a * (1.0 - 2.0 * f32::from(b[1])),
+            );
         }
         // Clear the central sync band of sync symbols before writing references there.
         let n_sc = self.cfg.bandwidth.subcarriers();
         let p = placement(self.cfg.duplex, self.cfg.cp, sf);
-        for l in [p.pss_symbol, p.sss_symbol.map(|s| s.0)].into_iter().flatten() {
+        for l in [p.pss_symbol, p.sss_symbol.map(|s| s.0)]
+            .into_iter()
+            .flatten()
+        {
             for k in n_sc / 2 - 36..n_sc / 2 + 36 {
                 if let Some(g) = self.grid.get_mut(l * n_sc + k) {
                     *g = Complex32::new(0.0, 0.0);
@@ -357,7 +381,10 @@ impl SubframeDecoder {
         Ok(SubframeDecoder {
             ofdm: OfdmDemodulator::new(cfg.bandwidth, cfg.cp),
             chest: ChannelEstimator::new(cfg.bandwidth, cfg.cp),
-            grid: vec![Complex32::new(0.0, 0.0); cfg.cp.symbols_per_subframe() * cfg.bandwidth.subcarriers()],
+            grid: vec![
+                Complex32::new(0.0, 0.0);
+                cfg.cp.symbols_per_subframe() * cfg.bandwidth.subcarriers()
+            ],
             eq: Vec::new(),
             noise: Vec::new(),
             llr: Vec::new(),
@@ -392,7 +419,12 @@ impl SubframeDecoder {
 
     /// Decodes subframe `sf` (0..=9) from `samples` (`samples_per_subframe` long) into a
     /// transport block of `tb_bytes` bytes, or a CRC failure with statistics.
-    pub fn decode(&mut self, sf: usize, samples: &[Complex32], tb_bytes: usize) -> Result<DecodeReport> {
+    pub fn decode(
+        &mut self,
+        sf: usize,
+        samples: &[Complex32],
+        tb_bytes: usize,
+    ) -> Result<DecodeReport> {
         let quality = self.measure(sf, samples)?;
         let m = self.cfg.modulation;
         let n_sc = self.cfg.bandwidth.subcarriers();
@@ -431,7 +463,14 @@ mod tests {
     use super::*;
 
     fn cfg(bw: Bandwidth, cp: CyclicPrefix, duplex: Duplex) -> SubframeConfig {
-        SubframeConfig::new(bw, cp, duplex, CellId::new(123).unwrap(), 0x1234, Modulation::Qam16)
+        SubframeConfig::new(
+            bw,
+            cp,
+            duplex,
+            CellId::new(123).unwrap(),
+            0x1234,
+            Modulation::Qam16,
+        )
     }
 
     #[test]
@@ -453,7 +492,10 @@ mod tests {
         let s = cfg(Bandwidth::Mhz1_4, CyclicPrefix::Normal, Duplex::Fdd);
         assert_eq!(data_res(&s, 0).len(), 10 * 72 - 3 * 12);
         let d = data_res(&c, 3);
-        assert!(d.windows(2).all(|w| w[0] < w[1]), "frequency first, then time");
+        assert!(
+            d.windows(2).all(|w| w[0] < w[1]),
+            "frequency first, then time"
+        );
     }
 
     #[test]
@@ -464,16 +506,33 @@ mod tests {
             SubframeConfig { rnti: 0, ..ok },
             SubframeConfig { rnti: 0xFFF4, ..ok },
             SubframeConfig { prb_count: 0, ..ok },
-            SubframeConfig { prb_count: 26, ..ok },
-            SubframeConfig { prb_start: 20, prb_count: 6, ..ok },
-            SubframeConfig { control_symbols: 4, ..ok },
-            SubframeConfig { num_antenna_tx: 3, ..ok },
+            SubframeConfig {
+                prb_count: 26,
+                ..ok
+            },
+            SubframeConfig {
+                prb_start: 20,
+                prb_count: 6,
+                ..ok
+            },
+            SubframeConfig {
+                control_symbols: 4,
+                ..ok
+            },
+            SubframeConfig {
+                num_antenna_tx: 3,
+                ..ok
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
             assert!(SubframeEncoder::new(bad).is_err());
         }
         assert!(matches!(
-            SubframeDecoder::new(SubframeConfig { num_antenna_rx: 2, ..ok }).err(),
+            SubframeDecoder::new(SubframeConfig {
+                num_antenna_rx: 2,
+                ..ok
+            })
+            .err(),
             Some(PhyError::Unsupported(_))
         ));
     }

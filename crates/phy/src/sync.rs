@@ -27,7 +27,11 @@ pub fn pss(n_id_2: u8) -> Result<[Complex32; SYNC_LEN]> {
         let n = n as u64;
         // The central element (n = 31 of a 63-long sequence) is punctured: the second half
         // uses (n+1)(n+2). Integer arithmetic mod 126 keeps the phase exact.
-        let e = if n <= 30 { n * (n + 1) } else { (n + 1) * (n + 2) };
+        let e = if n <= 30 {
+            n * (n + 1)
+        } else {
+            (n + 1) * (n + 2)
+        };
         let phase = -std::f64::consts::PI * ((u * e) % 126) as f64 / 63.0;
         *v = Complex32::new(phase.cos() as f32, phase.sin() as f32);
     }
@@ -120,7 +124,13 @@ pub struct SyncPlacement {
 /// last symbol of subframes 0 and 5.
 pub fn placement(duplex: Duplex, cp: CyclicPrefix, sf: usize) -> SyncPlacement {
     let n = cp.symbols_per_slot();
-    let which = |s| if s == 0 { SssSubframe::Sf0 } else { SssSubframe::Sf5 };
+    let which = |s| {
+        if s == 0 {
+            SssSubframe::Sf0
+        } else {
+            SssSubframe::Sf5
+        }
+    };
     match duplex {
         Duplex::Fdd => match sf % 10 {
             s @ (0 | 5) => SyncPlacement {
@@ -144,6 +154,7 @@ pub fn placement(duplex: Duplex, cp: CyclicPrefix, sf: usize) -> SyncPlacement {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // tests compare index-parallel tables
 mod tests {
     use super::*;
     use crate::numerology::TddConfig;
@@ -205,7 +216,11 @@ mod tests {
         let p: Vec<_> = (0..3).map(|i| pss(i).unwrap()).collect();
         for a in 0..3 {
             for b in 0..3 {
-                let c: Complex32 = p[a].iter().zip(p[b].iter()).map(|(x, y)| x * y.conj()).sum();
+                let c: Complex32 = p[a]
+                    .iter()
+                    .zip(p[b].iter())
+                    .map(|(x, y)| x * y.conj())
+                    .sum();
                 if a == b {
                     assert!((c.norm() - 62.0).abs() < 1e-3);
                 } else {
@@ -269,7 +284,8 @@ mod tests {
     fn sss_distinguishes_groups_and_subframes() {
         let n2 = 1;
         let a = sss(10, n2, SssSubframe::Sf0).unwrap();
-        let dot = |x: &[f32; 62], y: &[f32; 62]| -> f32 { x.iter().zip(y).map(|(a, b)| a * b).sum() };
+        let dot =
+            |x: &[f32; 62], y: &[f32; 62]| -> f32 { x.iter().zip(y).map(|(a, b)| a * b).sum() };
         assert_eq!(dot(&a, &a), 62.0);
         let mut worst = 0f32;
         for n1 in 0..168 {
@@ -288,11 +304,23 @@ mod tests {
         let f = placement(Duplex::Fdd, CyclicPrefix::Normal, 5);
         assert_eq!(f.pss_symbol, Some(6));
         assert_eq!(f.sss_symbol, Some((5, SssSubframe::Sf5)));
-        assert_eq!(placement(Duplex::Fdd, CyclicPrefix::Extended, 0).pss_symbol, Some(5));
-        assert_eq!(placement(Duplex::Fdd, CyclicPrefix::Normal, 1), SyncPlacement::default());
+        assert_eq!(
+            placement(Duplex::Fdd, CyclicPrefix::Extended, 0).pss_symbol,
+            Some(5)
+        );
+        assert_eq!(
+            placement(Duplex::Fdd, CyclicPrefix::Normal, 1),
+            SyncPlacement::default()
+        );
         let tdd = Duplex::Tdd(TddConfig::new(1).unwrap());
-        assert_eq!(placement(tdd, CyclicPrefix::Normal, 0).sss_symbol, Some((13, SssSubframe::Sf0)));
-        assert_eq!(placement(tdd, CyclicPrefix::Extended, 5).sss_symbol, Some((11, SssSubframe::Sf5)));
+        assert_eq!(
+            placement(tdd, CyclicPrefix::Normal, 0).sss_symbol,
+            Some((13, SssSubframe::Sf0))
+        );
+        assert_eq!(
+            placement(tdd, CyclicPrefix::Extended, 5).sss_symbol,
+            Some((11, SssSubframe::Sf5))
+        );
         assert_eq!(placement(tdd, CyclicPrefix::Normal, 6).pss_symbol, Some(2));
         assert_eq!(placement(tdd, CyclicPrefix::Normal, 6).sss_symbol, None);
         assert_eq!(sync_subcarrier(0, 72), 5);

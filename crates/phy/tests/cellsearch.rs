@@ -45,8 +45,16 @@ fn other_cfos_and_tdd() {
     let mut n = 0;
     for cfo in [0.0, 5000.0, -5000.0, 2345.0, 7500.0] {
         for _ in 0..4 {
-            good += usize::from(cellsearch_trial(&fdd, Duplex::Fdd, cfo, 0.0, &mut rng).unwrap().correct);
-            good += usize::from(cellsearch_trial(&tdd, tdd_mode, cfo, 0.0, &mut rng).unwrap().correct);
+            good += usize::from(
+                cellsearch_trial(&fdd, Duplex::Fdd, cfo, 0.0, &mut rng)
+                    .unwrap()
+                    .correct,
+            );
+            good += usize::from(
+                cellsearch_trial(&tdd, tdd_mode, cfo, 0.0, &mut rng)
+                    .unwrap()
+                    .correct,
+            );
             n += 2;
         }
     }
@@ -73,7 +81,13 @@ fn noise_alone_finds_nothing_and_short_input_is_an_error() {
     let bw = Bandwidth::Mhz1_4;
     let searcher = CellSearcher::new(bw, DuplexKind::Fdd, 8).unwrap();
     for seed in 0..5 {
-        let mut ch = Channel::new(ChannelParams { snr_db: Some(0.0), ..ChannelParams::ideal(bw.sample_rate_hz()) }, seed);
+        let mut ch = Channel::new(
+            ChannelParams {
+                snr_db: Some(0.0),
+                ..ChannelParams::ideal(bw.sample_rate_hz())
+            },
+            seed,
+        );
         let mut noise = Vec::new();
         ch.noise(searcher.required_samples(), &mut noise);
         assert_eq!(searcher.search(&noise).unwrap(), None);
@@ -88,7 +102,13 @@ fn fails_far_below_the_working_point() {
     let searcher = CellSearcher::new(Bandwidth::Mhz1_4, DuplexKind::Fdd, 8).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let good: usize = (0..10)
-        .map(|_| usize::from(cellsearch_trial(&searcher, Duplex::Fdd, 7500.0, -20.0, &mut rng).unwrap().correct))
+        .map(|_| {
+            usize::from(
+                cellsearch_trial(&searcher, Duplex::Fdd, 7500.0, -20.0, &mut rng)
+                    .unwrap()
+                    .correct,
+            )
+        })
         .sum();
     assert!(good <= 5, "{good}/10 at -20 dB");
 }
