@@ -90,10 +90,7 @@ impl ChannelEstimator {
         let n_sc = self.n_sc;
         let n_pil = n_sc / 6;
         let syms = crs_symbols(self.cp);
-        let avail: Vec<bool> = syms
-            .iter()
-            .map(|&l| l < n_symbols && (l + 1) * n_sc <= grid.len())
-            .collect();
+        let avail: [bool; 4] = syms.map(|l| l < n_symbols && (l + 1) * n_sc <= grid.len());
         // LS estimates and the common phase slope over frequency.
         let mut slope = Complex32::new(0.0, 0.0);
         for (i, &l) in syms.iter().enumerate() {
