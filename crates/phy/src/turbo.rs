@@ -386,8 +386,76 @@ pub struct TurboDecoder {
     gam: Vec<Simd>,
     alpha: Vec<States<Simd>>,
     hard: Vec<u8>,
+    win: Windows,
     /// Factor applied to extrinsic information passed between the constituent decoders.
     pub extrinsic_scale: f32,
+}
+
+/// Smallest K decoded with two windows (when the CPU allows): below it the block is cheap
+/// anyway and the window cut would cost more of its performance.
+pub const WINDOW_MIN_K: usize = 512;
+
+/// State of the two-window AVX decoder, when available.
+#[derive(Debug, Clone)]
+struct Windows {
+    enabled: bool,
+    #[cfg(target_arch = "x86_64")]
+    scratch: avx::Scratch,
+    #[cfg(target_arch = "x86_64")]
+    bnd: [avx::Boundary; 2],
+}
+
+impl Windows {
+    fn new() -> Self {
+        Windows {
+            #[cfg(target_arch = "x86_64")]
+            enabled: std::arch::is_x86_feature_detected!("avx"),
+            #[cfg(not(target_arch = "x86_64"))]
+            enabled: false,
+            #[cfg(target_arch = "x86_64")]
+            scratch: avx::Scratch::default(),
+            #[cfg(target_arch = "x86_64")]
+            bnd: [avx::Boundary::uniform(); 2],
+        }
+    }
+
+    fn reset(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.bnd = [avx::Boundary::uniform(); 2];
+        }
+    }
+
+    /// One constituent pass of decoder `which` (0 or 1), windowed when possible.
+    #[allow(clippy::too_many_arguments)]
+    fn siso(
+        &mut self,
+        which: usize,
+        sys: &[f32],
+        par: &[f32],
+        apri: &[f32],
+        gam: &mut [Simd],
+        mem: &mut [States<Simd>],
+        post: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.enabled && apri.len() >= WINDOW_MIN_K {
+            // SAFETY: `enabled` is only true when the CPU reported AVX support.
+            unsafe {
+                avx::siso_windows(
+                    sys,
+                    par,
+                    apri,
+                    &mut self.scratch,
+                    post,
+                    &mut self.bnd[which],
+                )
+            };
+            return;
+        }
+        let _ = which;
+        siso(sys, par, apri, gam, mem, post);
+    }
 }
 
 impl Default for TurboDecoder {
@@ -413,8 +481,22 @@ impl TurboDecoder {
             gam: Vec::new(),
             alpha: Vec::new(),
             hard: Vec::new(),
+            win: Windows::new(),
             extrinsic_scale: DEFAULT_EXTRINSIC_SCALE,
         }
+    }
+
+    /// Whether blocks of K ≥ [`WINDOW_MIN_K`] are decoded as two windows side by side in
+    /// AVX registers (on by default when the CPU has AVX). Turning it on without AVX does
+    /// nothing.
+    pub fn set_windowed(&mut self, on: bool) {
+        let fresh = Windows::new();
+        self.win.enabled = on && fresh.enabled;
+    }
+
+    /// True when two-window decoding is in use for large blocks.
+    pub fn is_windowed(&self) -> bool {
+        self.win.enabled
     }
 
     /// The QPP interleaver of the block size last decoded (or prepared).
@@ -499,9 +581,11 @@ impl TurboDecoder {
         let (apri1, apri2) = (&mut self.apri1[..k], &mut self.apri2[..k]);
         let (post, ext, hard) = (&mut self.post[..k], &mut self.ext[..k], &mut self.hard[..k]);
         let (gam, mem) = (&mut self.gam[..], &mut self.alpha[..]);
+        let win = &mut self.win;
+        win.reset();
         for _ in 0..max_iterations {
             // Decoder 1, natural order.
-            siso(sys1, par1, apri1, gam, mem, post);
+            win.siso(0, sys1, par1, apri1, gam, mem, post);
             stats.half_iterations += 1;
             for (h, &p) in hard.iter_mut().zip(post.iter()) {
                 *h = u8::from(p <= 0.0);
@@ -516,7 +600,7 @@ impl TurboDecoder {
                 *a2 = ext[j as usize];
             }
             // Decoder 2, interleaved order.
-            siso(sys2, par2, apri2, gam, mem, post);
+            win.siso(1, sys2, par2, apri2, gam, mem, post);
             stats.half_iterations += 1;
             extrinsic(post, &sys2[..k], apri2, scale, ext);
             for ((&j, &e), &p) in pi.iter().zip(ext.iter()).zip(post.iter()) {
@@ -659,7 +743,7 @@ mod sse {
     use std::arch::x86_64::*;
 
     #[derive(Clone, Copy, Debug)]
-    pub(crate) struct Sse(__m128);
+    pub(crate) struct Sse(pub(crate) __m128);
 
     impl Lanes for Sse {
         #[inline(always)]
@@ -711,6 +795,225 @@ mod sse {
                 _mm_cvtss_f32(v) - _mm_cvtss_f32(_mm_movehl_ps(v, v))
             }
         }
+    }
+}
+
+/// Two-window decoding on 256-bit AVX registers: the block is cut in half and both halves
+/// run the same recursions side by side, window 0 in the low 128 bits and window 1 in the
+/// high 128 bits of every register (all shuffles used stay within 128-bit halves). The
+/// metrics at the cut are taken from the previous iteration ("next iteration
+/// initialisation"), uniform on the first.
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    #![allow(unused_unsafe)]
+    use super::sse::Sse;
+    use super::{
+        backward_step, branch_metrics, forward_step, normalise, start_state, Lanes, States,
+        NORM_EVERY, TAIL,
+    };
+    use std::arch::x86_64::*;
+
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Avx(__m256);
+
+    impl Lanes for Avx {
+        #[inline(always)]
+        fn from_array(a: [f32; 4]) -> Self {
+            Avx(unsafe { _mm256_setr_ps(a[0], a[1], a[2], a[3], a[0], a[1], a[2], a[3]) })
+        }
+        #[inline(always)]
+        fn add(self, b: Self) -> Self {
+            Avx(unsafe { _mm256_add_ps(self.0, b.0) })
+        }
+        #[inline(always)]
+        fn sub(self, b: Self) -> Self {
+            Avx(unsafe { _mm256_sub_ps(self.0, b.0) })
+        }
+        #[inline(always)]
+        fn max(self, b: Self) -> Self {
+            Avx(unsafe { _mm256_max_ps(self.0, b.0) })
+        }
+        #[inline(always)]
+        fn deinterleave(lo: Self, hi: Self) -> (Self, Self) {
+            unsafe {
+                (
+                    Avx(_mm256_shuffle_ps::<0x88>(lo.0, hi.0)),
+                    Avx(_mm256_shuffle_ps::<0xDD>(lo.0, hi.0)),
+                )
+            }
+        }
+        #[inline(always)]
+        fn interleave(e: Self, o: Self) -> (Self, Self) {
+            unsafe {
+                (
+                    Avx(_mm256_unpacklo_ps(e.0, o.0)),
+                    Avx(_mm256_unpackhi_ps(e.0, o.0)),
+                )
+            }
+        }
+        #[inline(always)]
+        fn broadcast0(self) -> Self {
+            Avx(unsafe { _mm256_shuffle_ps::<0x00>(self.0, self.0) })
+        }
+        #[inline(always)]
+        fn llr(p: Self, m: Self) -> f32 {
+            llr2(p, m).0
+        }
+    }
+
+    /// The LLRs of both windows (see `Sse::llr`; same steps per 128-bit half).
+    #[inline(always)]
+    fn llr2(p: Avx, m: Avx) -> (f32, f32) {
+        unsafe {
+            let a = _mm256_shuffle_ps::<0xD8>(p.0, m.0);
+            let b = _mm256_shuffle_ps::<0xD8>(m.0, p.0);
+            let lo = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(a), _mm256_castps_pd(b)));
+            let hi = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(a), _mm256_castps_pd(b)));
+            let u = _mm256_max_ps(lo, hi);
+            let v = _mm256_max_ps(u, _mm256_shuffle_ps::<0xB1>(u, u));
+            let d = _mm256_sub_ps(v, _mm256_shuffle_ps::<0x0E>(v, v));
+            (
+                _mm256_cvtss_f32(d),
+                _mm_cvtss_f32(_mm256_extractf128_ps::<1>(d)),
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn join(w0: Sse, w1: Sse) -> Avx {
+        Avx(unsafe { _mm256_set_m128(w1.0, w0.0) })
+    }
+
+    #[inline(always)]
+    fn join_states(w0: States<Sse>, w1: States<Sse>) -> States<Avx> {
+        [join(w0[0], w1[0]), join(w0[1], w1[1])]
+    }
+
+    #[inline(always)]
+    fn window(x: States<Avx>, w: usize) -> States<Sse> {
+        unsafe {
+            if w == 0 {
+                [
+                    Sse(_mm256_castps256_ps128(x[0].0)),
+                    Sse(_mm256_castps256_ps128(x[1].0)),
+                ]
+            } else {
+                [
+                    Sse(_mm256_extractf128_ps::<1>(x[0].0)),
+                    Sse(_mm256_extractf128_ps::<1>(x[1].0)),
+                ]
+            }
+        }
+    }
+
+    /// Metrics at the cut between the windows, kept per constituent decoder between
+    /// iterations: α entering window 1 and β leaving window 0.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Boundary {
+        pub(crate) alpha: States<Sse>,
+        pub(crate) beta: States<Sse>,
+    }
+
+    impl Boundary {
+        /// Uniform metrics: nothing known yet.
+        pub(crate) fn uniform() -> Self {
+            let z = Sse::from_array([0.0; 4]);
+            Boundary {
+                alpha: [z, z],
+                beta: [z, z],
+            }
+        }
+    }
+
+    /// Scratch of the windowed decoder.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct Scratch {
+        gam: Vec<Sse>,
+        gam2: Vec<Avx>,
+        mem: Vec<States<Avx>>,
+    }
+
+    /// Windowed constituent max-log-MAP pass, same contract as `siso` plus the boundary.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[target_feature(enable = "avx")]
+    pub(crate) unsafe fn siso_windows(
+        sys: &[f32],
+        par: &[f32],
+        apri: &[f32],
+        scratch: &mut Scratch,
+        post: &mut [f32],
+        bnd: &mut Boundary,
+    ) {
+        let k = apri.len();
+        let n = k + TAIL;
+        let w = k / 2;
+        let zero = Sse::from_array([0.0; 4]);
+        scratch.gam.resize(n, zero);
+        scratch.gam2.resize(w, join(zero, zero));
+        scratch
+            .mem
+            .resize(w + 1, join_states([zero, zero], [zero, zero]));
+        let gam = &mut scratch.gam[..n];
+        let (gam2, mem) = (&mut scratch.gam2[..w], &mut scratch.mem[..=w]);
+        let post = &mut post[..k];
+        branch_metrics(sys, par, apri, gam);
+        for (t, g2) in gam2.iter_mut().enumerate() {
+            *g2 = join(gam[t], gam[w + t]);
+        }
+        // Window 1's β starts from the terminated tail.
+        let mut bt = start_state::<Sse>();
+        for i in (k..n).rev() {
+            bt = backward_step(bt, gam[i]);
+        }
+        let mut a = join_states(start_state::<Sse>(), bnd.alpha);
+        let mut b = normalise(join_states(bnd.beta, bt));
+        mem[0] = a;
+        mem[w] = b;
+        let h = w / 2;
+        for i in 0..h {
+            a = forward_step(a, gam2[i]);
+            let j = w - 1 - i;
+            if j > h {
+                b = backward_step(b, gam2[j]);
+            }
+            if i % NORM_EVERY == NORM_EVERY - 1 {
+                a = normalise(a);
+                b = normalise(b);
+            }
+            mem[i + 1] = a;
+            if j > h {
+                mem[j] = b;
+            }
+        }
+        for t in 0..w - h {
+            let kf = h + t;
+            let (l0, l1) = llr2_step(a, mem[kf + 1], gam2[kf]);
+            post[kf] = l0;
+            post[w + kf] = l1;
+            a = forward_step(a, gam2[kf]);
+            let kb = h - t;
+            b = backward_step(b, gam2[kb]);
+            let (l0, l1) = llr2_step(mem[kb - 1], b, gam2[kb - 1]);
+            post[kb - 1] = l0;
+            post[w + kb - 1] = l1;
+            if t % NORM_EVERY == NORM_EVERY - 1 {
+                a = normalise(a);
+                b = normalise(b);
+            }
+        }
+        // α at the cut leaves window 0; β at the cut leaves window 1 (one more step).
+        bnd.alpha = window(normalise(a), 0);
+        bnd.beta = window(normalise(backward_step(b, gam2[0])), 1);
+    }
+
+    #[inline(always)]
+    fn llr2_step(a: States<Avx>, b: States<Avx>, s: Avx) -> (f32, f32) {
+        let (e, o) = Avx::deinterleave(a[0], a[1]);
+        let p = e.add(b[0]).max(o.add(b[1])).add(s);
+        let m = e.add(b[1]).max(o.add(b[0])).sub(s);
+        llr2(p, m)
     }
 }
 
@@ -766,6 +1069,23 @@ fn start_state<L: Lanes>() -> States<L> {
     ]
 }
 
+/// Branch metrics S_k = (g0, −g1, g1, −g0) of every step, computed once and shared by
+/// both recursions.
+#[inline(always)]
+fn branch_metrics<L: Lanes>(sys: &[f32], par: &[f32], apri: &[f32], gam: &mut [L]) {
+    let k = apri.len();
+    let (sys, par) = (&sys[..gam.len()], &par[..gam.len()]);
+    let (info, tail) = gam.split_at_mut(k);
+    for (((g, &s), &a), &p) in info.iter_mut().zip(sys).zip(apri).zip(par) {
+        let (lu, lp) = (0.5 * (s + a), 0.5 * p);
+        *g = L::from_array([lu + lp, lp - lu, lu - lp, -lu - lp]);
+    }
+    for ((g, &s), &p) in tail.iter_mut().zip(&sys[k..]).zip(&par[k..]) {
+        let (lu, lp) = (0.5 * s, 0.5 * p);
+        *g = L::from_array([lu + lp, lp - lu, lu - lp, -lu - lp]);
+    }
+}
+
 /// One constituent max-log-MAP pass over K info steps plus 3 tail steps (trellis starts and
 /// ends in state 0). `sys`, `par`: K+3 channel LLRs; `apri`: K a-priori LLRs; writes K
 /// a-posteriori LLRs to `post`. `gam` (K+3) and `mem` (K+1) are scratch.
@@ -781,14 +1101,7 @@ fn siso<L: Lanes>(
     let n = k + TAIL;
     let (sys, par, gam) = (&sys[..n], &par[..n], &mut gam[..n]);
     let (mem, post) = (&mut mem[..=k], &mut post[..k]);
-    // Branch metrics once, shared by both recursions.
-    for i in 0..n {
-        let lu = if i < k { sys[i] + apri[i] } else { sys[i] };
-        let lu = 0.5 * lu;
-        let lp = 0.5 * par[i];
-        let (g0, g1) = (lu + lp, lu - lp);
-        gam[i] = L::from_array([g0, -g1, g1, -g0]);
-    }
+    branch_metrics(sys, par, apri, gam);
     // Forward and backward recursions run together (two independent dependency chains
     // for the CPU to overlap): first α over the first half and β over the second half are
     // stored in `mem`, then each continues through the other half, emitting LLRs from the

@@ -22,7 +22,13 @@ fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
 /// Block errors of `blocks` rate-1/3 K = 6144 code blocks (6120 data bits + CRC24A) sent
 /// over BPSK + AWGN at `ebn0_db`, decoded with at most `max_it` iterations and CRC early stop.
 /// Returns (block errors, mean iterations).
-fn turbo_bpsk(ebn0_db: f32, blocks: usize, max_it: usize, seed: u64) -> (usize, f32) {
+fn turbo_bpsk(
+    ebn0_db: f32,
+    blocks: usize,
+    max_it: usize,
+    seed: u64,
+    windowed: bool,
+) -> (usize, f32) {
     let k = 6144;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut pi = Vec::new();
@@ -31,6 +37,7 @@ fn turbo_bpsk(ebn0_db: f32, blocks: usize, max_it: usize, seed: u64) -> (usize, 
     let sigma2 = 1.0 / (2.0 * rate * 10f32.powf(ebn0_db / 10.0));
     let sigma = sigma2.sqrt();
     let mut dec = TurboDecoder::new();
+    dec.set_windowed(windowed);
     let mut d = vec![0u8; 3 * stream_len(k)];
     let (mut errors, mut iterations) = (0, 0);
     for _ in 0..blocks {
@@ -57,15 +64,21 @@ fn turbo_bpsk(ebn0_db: f32, blocks: usize, max_it: usize, seed: u64) -> (usize, 
 
 #[test]
 fn rate_third_k6144_corrects_everything_at_1_2_db() {
-    let (errors, mean_it) = turbo_bpsk(1.2, 24, 8, 7);
-    assert_eq!(errors, 0, "block errors at Eb/N0 = 1.2 dB");
-    assert!(mean_it < 8.0, "early stopping must kick in, mean {mean_it}");
+    // Both decoder layouts (two AVX windows, and the plain one used without AVX).
+    for windowed in [true, false] {
+        let (errors, mean_it) = turbo_bpsk(1.2, 24, 8, 7, windowed);
+        assert_eq!(
+            errors, 0,
+            "block errors at Eb/N0 = 1.2 dB, windowed {windowed}"
+        );
+        assert!(mean_it < 5.0, "early stopping must kick in, mean {mean_it}");
+    }
 }
 
 #[test]
 fn rate_third_k6144_fails_below_the_shannon_limit() {
     // The rate-1/3 BPSK Shannon limit is about −0.5 dB: at −1.5 dB nothing decodes.
-    let (errors, mean_it) = turbo_bpsk(-1.5, 6, 4, 8);
+    let (errors, mean_it) = turbo_bpsk(-1.5, 6, 4, 8, true);
     assert_eq!(errors, 6);
     assert_eq!(mean_it, 4.0);
 }
@@ -126,10 +139,12 @@ fn transport_blocks_decode_above_and_fail_below_their_threshold() {
 #[ignore = "measurement: prints the curves for docs/PHY-FEC.md"]
 fn measure_turbo_bler() {
     println!("K=6144 rate 1/3 BPSK, max 8 iterations, 100 blocks per point");
-    println!("Eb/N0 dB | block errors | mean iterations");
+    println!("Eb/N0 dB | windowed: errors, mean it | plain: errors, mean it");
     for ebn0 in [0.0f32, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0] {
-        let (e, it) = turbo_bpsk(ebn0, 100, 8, 100 + (ebn0 * 10.0) as u64);
-        println!("{ebn0:>5.1} | {e:>3}/100 | {it:.2}");
+        let seed = 100 + (ebn0 * 10.0) as u64;
+        let (e, it) = turbo_bpsk(ebn0, 100, 8, seed, true);
+        let (e2, it2) = turbo_bpsk(ebn0, 100, 8, seed, false);
+        println!("{ebn0:>5.1} | {e:>3}/100 {it:.2} | {e2:>3}/100 {it2:.2}");
     }
 }
 
