@@ -231,7 +231,8 @@ pub fn qpp_params(k: usize) -> Result<(usize, usize)> {
 }
 
 /// Fills `out` with Π(i) = (f1·i + f2·i²) mod K for i = 0..K (the interleaved sequence is
-/// c'_i = c_Π(i)). Computed incrementally: Π(i+1) = Π(i) + (f1 + f2·(2i+1)) mod K.
+/// c'_i = c_Π(i)). Computed incrementally, Π(i+1) = Π(i) + (f1 + f2·(2i+1)) mod K, with
+/// conditional subtraction instead of division.
 pub fn qpp_interleaver(k: usize, out: &mut Vec<u32>) -> Result<()> {
     let (f1, f2) = qpp_params(k)?;
     out.clear();
@@ -240,10 +241,49 @@ pub fn qpp_interleaver(k: usize, out: &mut Vec<u32>) -> Result<()> {
     let inc = (2 * f2) % k;
     for _ in 0..k {
         out.push(p as u32);
-        p = (p + step) % k;
-        step = (step + inc) % k;
+        p += step;
+        if p >= k {
+            p -= k;
+        }
+        step += inc;
+        if step >= k {
+            step -= k;
+        }
     }
     Ok(())
+}
+
+/// The last few QPP interleavers used (a transport block mixes at most two sizes, K₊ and
+/// K₋), so that alternating block sizes do not rebuild them.
+#[derive(Debug, Clone, Default)]
+pub struct InterleaverCache {
+    entries: Vec<(usize, Vec<u32>)>,
+}
+
+impl InterleaverCache {
+    const CAPACITY: usize = 4;
+
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Π for block size `k`, built on first use.
+    pub fn get(&mut self, k: usize) -> Result<&[u32]> {
+        let i = match self.entries.iter().position(|(kk, _)| *kk == k) {
+            Some(i) => i,
+            None => {
+                let mut pi = Vec::new();
+                qpp_interleaver(k, &mut pi)?;
+                if self.entries.len() >= Self::CAPACITY {
+                    self.entries.remove(0);
+                }
+                self.entries.push((k, pi));
+                self.entries.len() - 1
+            }
+        };
+        Ok(&self.entries[i].1)
+    }
 }
 
 /// One step of a constituent encoder: state (s1 s2 s3) as `4·s1 + 2·s2 + s3`.
@@ -374,7 +414,7 @@ impl TurboStats {
 #[derive(Debug, Clone)]
 pub struct TurboDecoder {
     k: usize,
-    pi: Vec<u32>,
+    pis: InterleaverCache,
     sys1: Vec<f32>,
     par1: Vec<f32>,
     sys2: Vec<f32>,
@@ -469,7 +509,7 @@ impl TurboDecoder {
     pub fn new() -> Self {
         TurboDecoder {
             k: 0,
-            pi: Vec::new(),
+            pis: InterleaverCache::new(),
             sys1: Vec::new(),
             par1: Vec::new(),
             sys2: Vec::new(),
@@ -499,17 +539,10 @@ impl TurboDecoder {
         self.win.enabled
     }
 
-    /// The QPP interleaver of the block size last decoded (or prepared).
-    pub fn interleaver(&self) -> &[u32] {
-        &self.pi
-    }
-
-    /// Sizes the buffers and the interleaver for `k`.
+    /// Sizes the buffers for `k`.
     pub fn prepare(&mut self, k: usize) -> Result<()> {
-        if self.k != k {
-            qpp_interleaver(k, &mut self.pi)?;
-            self.k = k;
-        }
+        self.pis.get(k)?;
+        self.k = k;
         let n = k + TAIL;
         for v in [
             &mut self.sys1,
@@ -575,7 +608,7 @@ impl TurboDecoder {
             check_passed: false,
         };
         // Local slices: lets the compiler keep pointers in registers (no aliasing with self).
-        let pi = &self.pi[..k];
+        let pi = &self.pis.get(k)?[..k];
         let (sys1, par1) = (&self.sys1[..], &self.par1[..]);
         let (sys2, par2) = (&self.sys2[..], &self.par2[..]);
         let (apri1, apri2) = (&mut self.apri1[..k], &mut self.apri2[..k]);
@@ -632,8 +665,9 @@ impl TurboDecoder {
             self.sys1[i] = LLR_CLAMP;
             self.par1[i] = LLR_CLAMP;
         }
-        for i in 0..k {
-            self.sys2[i] = self.sys1[self.pi[i] as usize];
+        let pi = self.pis.get(k).unwrap_or(&[]);
+        for (s2, &j) in self.sys2.iter_mut().zip(pi) {
+            *s2 = self.sys1[j as usize];
         }
         // Tail bits, §5.1.3.2.2: x_K = d0[K], z_K = d1[K], x_K+1 = d2[K], z_K+1 = d0[K+1],
         // x_K+2 = d1[K+1], z_K+2 = d2[K+1]; the primed ones at K+2, K+3 likewise.
