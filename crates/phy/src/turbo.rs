@@ -386,10 +386,12 @@ pub const DEFAULT_EXTRINSIC_SCALE: f32 = 0.75;
 
 #[inline(always)]
 fn clean(x: f32) -> f32 {
-    if x.is_nan() {
-        0.0
+    // Written as min/max and a self-comparison so that it vectorises without branches.
+    let y = x.max(-LLR_CLAMP).min(LLR_CLAMP);
+    if x == x {
+        y
     } else {
-        x.clamp(-LLR_CLAMP, LLR_CLAMP)
+        0.0
     }
 }
 
@@ -655,10 +657,14 @@ impl TurboDecoder {
         let dl = stream_len(k);
         let (d0, rest) = d.split_at(dl);
         let (d1, d2) = rest.split_at(dl);
-        for i in 0..k {
-            self.sys1[i] = clean(d0[i]);
-            self.par1[i] = clean(d1[i]);
-            self.par2[i] = clean(d2[i]);
+        for (dst, src) in [
+            (&mut self.sys1[..k], &d0[..k]),
+            (&mut self.par1[..k], &d1[..k]),
+            (&mut self.par2[..k], &d2[..k]),
+        ] {
+            for (o, &x) in dst.iter_mut().zip(src) {
+                *o = clean(x);
+            }
         }
         // Filler bits are known zeros (and so is encoder 1's parity over them).
         for i in 0..filler {
