@@ -206,6 +206,10 @@ pub struct TbCodec {
     d: Vec<u8>,
     acc: Vec<f32>,
     tb_bits: Vec<u8>,
+    /// When true, decoding stops at the first code block whose CRC fails (the transport
+    /// block is lost anyway); the blocks not decoded count as failed. Bounds the time a
+    /// bad subframe costs a real-time loop. Off by default (full statistics).
+    pub stop_at_first_failure: bool,
 }
 
 impl TbCodec {
@@ -326,6 +330,14 @@ impl TbCodec {
             iterations += stats.iterations();
             if !stats.check_passed {
                 failed += 1;
+                if self.stop_at_first_failure {
+                    return Ok(TbDecode {
+                        payload: None,
+                        code_blocks: seg.c,
+                        failed_code_blocks: failed + (seg.c - 1 - r),
+                        iterations,
+                    });
+                }
             }
             let hard = self.turbo.hard_bits();
             self.tb_bits.extend_from_slice(&hard[f..k - seg.crc_bits]);
