@@ -200,13 +200,16 @@ const PATTERN_CACHE: usize = 8;
 pub struct TbCodec {
     turbo: TurboDecoder,
     patterns: Vec<RateMatchPattern>,
-    pi: Vec<u32>,
-    pi_k: usize,
+    pis: turbo::InterleaverCache,
     bits: Vec<u8>,
     cb: Vec<u8>,
     d: Vec<u8>,
     acc: Vec<f32>,
     tb_bits: Vec<u8>,
+    /// When true, decoding stops at the first code block whose CRC fails (the transport
+    /// block is lost anyway); the blocks not decoded count as failed. Bounds the time a
+    /// bad subframe costs a real-time loop. Off by default (full statistics).
+    pub stop_at_first_failure: bool,
 }
 
 impl TbCodec {
@@ -266,13 +269,9 @@ impl TbCodec {
             if seg.c > 1 {
                 CRC24B.attach_bits(&mut self.cb);
             }
-            if self.pi_k != k {
-                turbo::qpp_interleaver(k, &mut self.pi)?;
-                self.pi_k = k;
-            }
             self.d.clear();
             self.d.resize(3 * turbo::stream_len(k), 0);
-            turbo::encode(&self.cb, f, &self.pi, &mut self.d)?;
+            turbo::encode(&self.cb, f, self.pis.get(k)?, &mut self.d)?;
             let p = self.pattern(k, f)?;
             self.patterns[p].select(&self.d, rv, code_block_e(g, qm, seg.c, r), out)?;
         }
@@ -331,6 +330,14 @@ impl TbCodec {
             iterations += stats.iterations();
             if !stats.check_passed {
                 failed += 1;
+                if self.stop_at_first_failure {
+                    return Ok(TbDecode {
+                        payload: None,
+                        code_blocks: seg.c,
+                        failed_code_blocks: failed + (seg.c - 1 - r),
+                        iterations,
+                    });
+                }
             }
             let hard = self.turbo.hard_bits();
             self.tb_bits.extend_from_slice(&hard[f..k - seg.crc_bits]);

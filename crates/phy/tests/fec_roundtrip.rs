@@ -118,3 +118,31 @@ fn the_largest_block_at_max_rate_round_trips() {
     assert_eq!(out.payload.as_deref(), Some(&tb[..]));
     assert!(out.code_blocks >= 3);
 }
+
+#[test]
+fn stop_at_first_failure_skips_the_remaining_blocks() {
+    let n = 2300; // four code blocks
+    let qm = 2;
+    let g = 8 * n * 2 / qm * qm;
+    let tb = payload(n, 5);
+    let mut codec = TbCodec::new();
+    let coded = codec.encode(&tb, g, qm, 0).unwrap();
+    let mut llr = llrs(&coded);
+    // Wipe out the first code block's share (a quarter of g) with contradicting values.
+    for l in llr.iter_mut().take(g / 4).step_by(2) {
+        *l = -*l;
+    }
+    let full = codec.decode(&llr, n, qm, 0, 3).unwrap();
+    assert_eq!(full.code_blocks, 4);
+    assert_eq!(full.failed_code_blocks, 1);
+    assert_eq!(full.payload, None);
+    assert_eq!(full.iterations, 3 + 3);
+    codec.stop_at_first_failure = true;
+    let quick = codec.decode(&llr, n, qm, 0, 3).unwrap();
+    assert_eq!(quick.failed_code_blocks, 4);
+    assert_eq!(quick.payload, None);
+    assert_eq!(quick.iterations, 3);
+    // Good input still decodes completely.
+    let ok = codec.decode(&llrs(&coded), n, qm, 0, 3).unwrap();
+    assert_eq!(ok.payload.as_deref(), Some(&tb[..]));
+}
