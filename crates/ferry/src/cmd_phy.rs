@@ -328,7 +328,14 @@ fn speed(a: SpeedArgs) -> anyhow::Result<()> {
         let bw = Bandwidth::parse(bw_text)?;
         for m_text in a.modulation.split(',') {
             let m = parse_modulation(m_text)?;
-            let cfg = SubframeConfig::new(bw, CyclicPrefix::Normal, Duplex::Fdd, CellId::new(77)?, 0x3e9, m);
+            let cfg = SubframeConfig::new(
+                bw,
+                CyclicPrefix::Normal,
+                Duplex::Fdd,
+                CellId::new(77)?,
+                0x3e9,
+                m,
+            );
             let cap = cfg.capacity(3, 0.5)?;
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             let tb: Vec<u8> = (0..cap.max_tb_bytes).map(|_| rng.random()).collect();

@@ -11,10 +11,13 @@
 //! over 168 groups × which-half-frame × both CP types (the SSS sits at a CP-dependent
 //! distance from the PSS), accumulated over half-frames: gives N_ID^(1), frame timing
 //! (subframe 0 vs 5) and the CP type; (5) fine CFO from CP correlation at the full rate,
-//! applied on top of the coarse estimate.
+//! applied on top of the coarse estimate; (6) finest CFO from the CRS phase drift between
+//! slots (range ±1 kHz, so step 5's error must stay below that), averaged over the capture.
 
+use crate::chest::ChannelEstimator;
+use crate::crs::CellReference;
 use crate::numerology::{Bandwidth, CellId, CyclicPrefix, SubframeLayout};
-use crate::ofdm::subcarrier_bin;
+use crate::ofdm::{subcarrier_bin, OfdmDemodulator};
 use crate::sync::{pss, sss, sync_subcarrier, SssSubframe, SYNC_LEN};
 use crate::{PhyError, Result};
 use num_complex::Complex32;
@@ -191,7 +194,9 @@ impl CellSearcher {
         let frame_len = self.bw.samples_per_frame();
         let frame_start = (start_low * self.decim) % frame_len;
         // (5) Fine CFO by CP correlation at the input rate.
-        let cfo = self.fine_cfo(samples, frame_start, cp, coarse);
+        let cfo_cp = self.fine_cfo(samples, frame_start, cp, coarse);
+        // (6) Finest: CRS phase drift between slots (±1 kHz range, resolved by the CP step).
+        let cfo = cfo_cp + self.crs_residual(samples, frame_start, cp, cell, cfo_cp);
         Ok(Some(CellSearchResult {
             cell,
             cp,
@@ -360,6 +365,52 @@ impl CellSearcher {
             f32::INFINITY
         };
         (best.0, best.1, best.2, ratio)
+    }
+
+    /// Mean residual CFO (Hz) measured by the CRS channel estimator over every whole
+    /// subframe of the capture after removing `cfo`; FDD uses all subframes, TDD only
+    /// subframes 0 and 5 (downlink in every configuration).
+    fn crs_residual(
+        &self,
+        x: &[Complex32],
+        frame_start: usize,
+        cp: CyclicPrefix,
+        cell: CellId,
+        cfo: f64,
+    ) -> f64 {
+        let sf_len = self.bw.samples_per_subframe();
+        let fs = self.bw.sample_rate_hz();
+        let crs = CellReference::new(self.bw, cp, cell);
+        let mut demod = OfdmDemodulator::new(self.bw, cp);
+        let mut chest = ChannelEstimator::new(self.bw, cp);
+        let n_sym = cp.symbols_per_subframe();
+        let mut grid = vec![Complex32::new(0.0, 0.0); n_sym * self.bw.subcarriers()];
+        let mut buf = vec![Complex32::new(0.0, 0.0); sf_len];
+        let (mut sum, mut n) = (0.0, 0usize);
+        let mut start = frame_start % sf_len;
+        // Subframe index of the subframe starting at `start`.
+        let mut sf = (10 - (frame_start / sf_len) % 10) % 10;
+        while start + sf_len <= x.len() {
+            if self.duplex == DuplexKind::Fdd || sf % 5 == 0 {
+                buf.copy_from_slice(&x[start..start + sf_len]);
+                let phase = -2.0 * std::f64::consts::PI * cfo * start as f64 / fs;
+                crate::ofdm::frequency_shift(&mut buf, -cfo, fs, phase);
+                if demod.demodulate(&buf, n_sym, &mut grid).is_ok() {
+                    let q = chest.estimate(&grid, n_sym, &crs, sf);
+                    if q.residual_cfo_hz.is_finite() {
+                        sum += f64::from(q.residual_cfo_hz);
+                        n += 1;
+                    }
+                }
+            }
+            start += sf_len;
+            sf = (sf + 1) % 10;
+        }
+        if n == 0 {
+            0.0
+        } else {
+            sum / n as f64
+        }
     }
 
     /// Coarse CFO plus the residual measured by CP correlation over the whole capture.

@@ -409,6 +409,13 @@ impl SubframeDecoder {
         Ok(())
     }
 
+    /// When true, decoding a transport block stops at its first failed code block (the
+    /// block is lost anyway): bounds the time a bad subframe costs a real-time loop. The
+    /// remaining code blocks are then counted as failed. Off by default.
+    pub fn set_stop_at_first_failure(&mut self, stop: bool) {
+        self.codec.stop_at_first_failure = stop;
+    }
+
     /// Demodulates and estimates the channel only: SNR / EVM / drift of subframe `sf`.
     pub fn measure(&mut self, sf: usize, samples: &[Complex32]) -> Result<ChannelQuality> {
         check_subframe(sf)?;
