@@ -288,7 +288,7 @@ fn cellsearch(a: SearchArgs) -> anyhow::Result<()> {
             duplex, a.snr, a.cfo, a.half_frames
         );
         println!(
-            "  correct {good}/{} = {:.1} %  (PCI, CP, frame start, CFO within 200 Hz)",
+            "  correct {good}/{} = {:.1} %  (PCI, CP, frame start, CFO within 100 Hz)",
             a.trials,
             100.0 * good as f64 / a.trials.max(1) as f64
         );

@@ -236,7 +236,7 @@ pub fn cellsearch_capture(
 }
 
 /// Judges a search result against the truth: PCI, CP, frame start (within 2 samples at
-/// 1.92 Msps, scaled to the input rate) and CFO (within 200 Hz) all right.
+/// 1.92 Msps, scaled to the input rate) and CFO (within 100 Hz) all right.
 pub fn judge(
     searcher: &CellSearcher,
     truth: &CaptureTruth,
@@ -258,7 +258,7 @@ pub fn judge(
             let ok = r.cell.pci() == truth.pci
                 && r.cp.cp_type() == truth.cp_type
                 && terr.abs() <= tol
-                && cerr.abs() < 200.0;
+                && cerr.abs() < 100.0;
             (ok, Some(terr), Some(cerr))
         }
     };
