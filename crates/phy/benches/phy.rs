@@ -1,8 +1,13 @@
 //! PHY benchmarks: encode and decode of one full subframe for every bandwidth × modulation
 //! (decode at the operating SNR of the loopback tests, so turbo early stopping behaves as in
 //! operation), and blind cell search. Results and command: docs/BENCHMARKS.md.
+//!
+//! Every benchmark runs twice: `wall/…` (criterion's wall clock) and `cpu/…` (the thread's
+//! own on-CPU time, CLOCK_THREAD_CPUTIME_ID): on a shared, overloaded machine the latter is
+//! what one dedicated core would take. Filter with e.g. `-- cpu/decode`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferry_phy::cellsearch::{CellSearcher, DuplexKind};
 use ferry_phy::channel::{Channel, ChannelParams};
 use ferry_phy::sim::{cellsearch_capture, Impairments};
@@ -36,8 +41,84 @@ fn name(m: Modulation) -> &'static str {
     }
 }
 
-fn subframes(c: &mut Criterion) {
-    let mut enc_group = c.benchmark_group("encode");
+/// The calling thread's on-CPU time in ns (Linux `clock_gettime`).
+fn thread_cpu_ns() -> u64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec with the C layout on 64-bit Linux.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
+}
+
+/// Criterion measurement of on-CPU time.
+struct CpuTime;
+
+struct NsFormatter;
+
+impl ValueFormatter for NsFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        WallTime.formatter().scale_values(typical, values)
+    }
+    fn scale_throughputs(&self, typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        WallTime.formatter().scale_throughputs(typical, t, values)
+    }
+    fn scale_for_machines(&self, values: &mut [f64]) -> &'static str {
+        WallTime.formatter().scale_for_machines(values)
+    }
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, i: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(i)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NsFormatter
+    }
+}
+
+fn subframes_wall(c: &mut Criterion) {
+    subframes(c, "wall");
+}
+
+fn subframes_cpu(c: &mut Criterion<CpuTime>) {
+    subframes(c, "cpu");
+}
+
+fn search_wall(c: &mut Criterion) {
+    cell_search(c, "wall");
+}
+
+fn search_cpu(c: &mut Criterion<CpuTime>) {
+    cell_search(c, "cpu");
+}
+
+fn subframes<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
+    let mut enc_group = c.benchmark_group(format!("{clock}/encode"));
     for bw in Bandwidth::ALL {
         for m in Modulation::ALL {
             let cfg = SubframeConfig::new(
@@ -59,7 +140,7 @@ fn subframes(c: &mut Criterion) {
         }
     }
     enc_group.finish();
-    let mut dec_group = c.benchmark_group("decode");
+    let mut dec_group = c.benchmark_group(format!("{clock}/decode"));
     for bw in Bandwidth::ALL {
         for m in Modulation::ALL {
             let cfg = SubframeConfig::new(
@@ -104,8 +185,8 @@ fn subframes(c: &mut Criterion) {
     dec_group.finish();
 }
 
-fn cell_search(c: &mut Criterion) {
-    let mut g = c.benchmark_group("cellsearch");
+fn cell_search<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
+    let mut g = c.benchmark_group(format!("{clock}/cellsearch"));
     g.sample_size(10);
     for bw in [Bandwidth::Mhz1_4, Bandwidth::Mhz5, Bandwidth::Mhz20] {
         let searcher = CellSearcher::new(bw, DuplexKind::Fdd, 8).unwrap();
@@ -126,5 +207,10 @@ fn cell_search(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, subframes, cell_search);
-criterion_main!(benches);
+criterion_group!(wall, subframes_wall, search_wall);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = subframes_cpu, search_cpu
+}
+criterion_main!(wall, cpu);
