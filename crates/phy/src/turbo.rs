@@ -9,6 +9,7 @@
 //! Filler bits (the first F of code block 0) are transmitted as nothing: d⁽⁰⁾ and d⁽¹⁾ at
 //! k < F are the spec's <NULL>; the encoder writes 0 there and the rate matcher skips them.
 
+use crate::crc::pack8;
 use crate::{PhyError, Result};
 
 /// Smallest turbo code block size.
@@ -290,10 +291,36 @@ impl InterleaverCache {
 /// Returns (parity, next state). Feedback a = u ⊕ s2 ⊕ s3 (g0 = 1 + D² + D³),
 /// parity z = a ⊕ s1 ⊕ s3 (g1 = 1 + D + D³).
 #[inline]
-fn rsc_step(state: u8, u: u8) -> (u8, u8) {
+const fn rsc_step(state: u8, u: u8) -> (u8, u8) {
     let (s1, s2, s3) = (state >> 2 & 1, state >> 1 & 1, state & 1);
     let a = u ^ s2 ^ s3;
     (a ^ s1 ^ s3, (a << 2) | (state >> 1))
+}
+
+/// Eight encoder steps at once: `RSC_BYTE[state][input byte, first bit = MSB]` is
+/// (the 8 parity bits, first = MSB; the state after them).
+static RSC_BYTE: [[(u8, u8); 256]; 8] = rsc_byte_table();
+
+const fn rsc_byte_table() -> [[(u8, u8); 256]; 8] {
+    let mut t = [[(0u8, 0u8); 256]; 8];
+    let mut s = 0;
+    while s < 8 {
+        let mut b = 0;
+        while b < 256 {
+            let (mut st, mut par) = (s as u8, 0u8);
+            let mut j = 0;
+            while j < 8 {
+                let (z, n) = rsc_step(st, (b >> (7 - j)) as u8 & 1);
+                par = (par << 1) | z;
+                st = n;
+                j += 1;
+            }
+            t[s][b] = (par, st);
+            b += 1;
+        }
+        s += 1;
+    }
+    t
 }
 
 /// Termination step: the input that zeroes the feedback, i.e. x = s2 ⊕ s3.
@@ -338,20 +365,27 @@ pub fn encode(c: &[u8], filler: usize, pi: &[u32], d: &mut [u8]) -> Result<()> {
     if filler >= k {
         return Err(PhyError::invalid("filler bits F", filler, "fewer than K"));
     }
-    let bit = |i: usize| if i < filler { 0 } else { c[i] & 1 };
     let (d0, rest) = d.split_at_mut(dl);
     let (d1, d2) = rest.split_at_mut(dl);
+    for (x, &ci) in d0[..k].iter_mut().zip(c) {
+        *x = ci & 1;
+    }
+    d0[..filler].fill(0);
+    // Eight trellis steps per table lookup (K is a multiple of 8).
     let (mut s1, mut s2) = (0u8, 0u8);
-    for i in 0..k {
-        let x = bit(i);
-        d0[i] = x;
-        let (z, n1) = rsc_step(s1, x);
-        d1[i] = z;
+    let mut gathered = [0u8; 8];
+    for i in (0..k).step_by(8) {
+        let (p1, n1) = RSC_BYTE[usize::from(s1)][usize::from(pack8(&d0[i..i + 8]))];
         s1 = n1;
-        let ci = pi[i] as usize;
-        let (z2, n2) = rsc_step(s2, bit(ci));
-        d2[i] = z2;
+        for (g, &j) in gathered.iter_mut().zip(&pi[i..i + 8]) {
+            *g = d0[j as usize];
+        }
+        let (p2, n2) = RSC_BYTE[usize::from(s2)][usize::from(pack8(&gathered))];
         s2 = n2;
+        for j in 0..8 {
+            d1[i + j] = (p1 >> (7 - j)) & 1;
+            d2[i + j] = (p2 >> (7 - j)) & 1;
+        }
     }
     // Tails: x_K z_K x_K+1 z_K+1 x_K+2 z_K+2, then the same primed for encoder 2.
     let mut t1 = [0u8; 6];
