@@ -7,7 +7,7 @@
 //! `3·D` values, `D = K + 4`, holding d⁽⁰⁾ (systematic), d⁽¹⁾ (parity 1) and d⁽²⁾ (parity 2)
 //! back to back, exactly as §5.1.3.2.2 defines them including the tail bit placement.
 //! Filler bits (the first F of code block 0) are transmitted as nothing: d⁽⁰⁾ and d⁽¹⁾ at
-//! k < F are the spec's <NULL>; the encoder writes 0 there and the rate matcher skips them.
+//! k < F are the spec's `<NULL>`; the encoder writes 0 there and the rate matcher skips them.
 
 use crate::crc::pack8;
 use crate::{PhyError, Result};
@@ -420,12 +420,12 @@ pub const DEFAULT_EXTRINSIC_SCALE: f32 = 0.75;
 
 #[inline(always)]
 fn clean(x: f32) -> f32 {
-    // Written as min/max and a self-comparison so that it vectorises without branches.
-    let y = x.max(-LLR_CLAMP).min(LLR_CLAMP);
-    if x == x {
-        y
-    } else {
+    // A select, not a branch: the load loop vectorises.
+    let y = x.clamp(-LLR_CLAMP, LLR_CLAMP);
+    if y.is_nan() {
         0.0
+    } else {
+        y
     }
 }
 
