@@ -656,25 +656,33 @@ impl TurboDecoder {
             // Decoder 1, natural order.
             win.siso(0, sys1, par1, apri1, gam, mem, post);
             stats.half_iterations += 1;
-            for (h, &p) in hard.iter_mut().zip(post.iter()) {
+            // Decisions and extrinsics in one pass (the extrinsics are wasted only when the
+            // check passes, i.e. once).
+            for ((((h, e), &p), &s), &a) in hard
+                .iter_mut()
+                .zip(ext.iter_mut())
+                .zip(post.iter())
+                .zip(&sys1[..k])
+                .zip(apri1.iter())
+            {
                 *h = u8::from(p <= 0.0);
+                *e = (scale * (p - s - a)).clamp(-EXT_CLAMP, EXT_CLAMP);
             }
             hard[..filler].fill(0);
             if check(hard) {
                 stats.check_passed = true;
                 return Ok(stats);
             }
-            extrinsic(post, &sys1[..k], apri1, scale, ext);
             for (a2, &j) in apri2.iter_mut().zip(pi) {
                 *a2 = ext[j as usize];
             }
             // Decoder 2, interleaved order.
             win.siso(1, sys2, par2, apri2, gam, mem, post);
             stats.half_iterations += 1;
-            extrinsic(post, &sys2[..k], apri2, scale, ext);
-            for ((&j, &e), &p) in pi.iter().zip(ext.iter()).zip(post.iter()) {
+            for (((&j, &p), &s), &a) in pi.iter().zip(post.iter()).zip(&sys2[..k]).zip(apri2.iter())
+            {
                 let j = j as usize;
-                apri1[j] = e;
+                apri1[j] = (scale * (p - s - a)).clamp(-EXT_CLAMP, EXT_CLAMP);
                 hard[j] = u8::from(p <= 0.0);
             }
             hard[..filler].fill(0);
@@ -718,13 +726,6 @@ impl TurboDecoder {
         self.par2[k..].copy_from_slice(&[t(d1, 2), t(d0, 3), t(d2, 3)]);
         self.apri1.fill(0.0);
         self.apri2.fill(0.0);
-    }
-}
-
-/// ext = scale·(post − sys − apri), clipped: the information a decoder adds on its own.
-fn extrinsic(post: &[f32], sys: &[f32], apri: &[f32], scale: f32, ext: &mut [f32]) {
-    for (((e, &p), &s), &a) in ext.iter_mut().zip(post).zip(sys).zip(apri) {
-        *e = (scale * (p - s - a)).clamp(-EXT_CLAMP, EXT_CLAMP);
     }
 }
 
