@@ -26,7 +26,10 @@ pub static CRC16: Crc = Crc::new(0x1021, 16);
 pub static CRC8: Crc = Crc::new(0x9B, 8);
 
 impl Crc {
-    /// Builds the CRC and its byte table at compile time. `len` must be 8..=32.
+    /// Builds the CRC and its tables (at compile time for the statics above).
+    ///
+    /// # Panics
+    /// If `len` is not in 8..=32 — a programming error, never data-dependent.
     pub const fn new(poly: u32, len: u32) -> Self {
         assert!(len >= 8 && len <= 32);
         let mask = mask(len);
