@@ -1,5 +1,6 @@
 //! Criterion benches of the channel coding hot path: turbo decoding of K = 6144 per
-//! iteration, and whole transport-block encode/decode for 5 MHz-sized allocations.
+//! iteration, QAM mapping/demapping of 3000 symbols, and whole transport-block
+//! encode/decode for 5 MHz-sized allocations.
 //!
 //! Run: `cargo bench -p ferry-phy --bench fec -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -137,6 +138,12 @@ fn turbo_wall(c: &mut Criterion) {
 fn turbo_cpu(c: &mut Criterion<ThreadCpu>) {
     turbo(c, "cpu");
 }
+fn modulation_wall(c: &mut Criterion) {
+    modulation(c, "wall");
+}
+fn modulation_cpu(c: &mut Criterion<ThreadCpu>) {
+    modulation(c, "cpu");
+}
 fn tb_wall(c: &mut Criterion) {
     transport_blocks(c, "wall");
 }
@@ -177,6 +184,40 @@ fn turbo<M: Measurement>(c: &mut Criterion<M>, label: &str) {
         b.iter(|| encode(black_box(&bits), 0, &pi, &mut d).unwrap())
     });
     g.finish();
+}
+
+/// Mapping and max-log demapping of a 5 MHz subframe's worth of data symbols (3000).
+fn modulation<M: Measurement>(c: &mut Criterion<M>, label: &str) {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for m in Modulation::ALL {
+        let bits: Vec<u8> = (0..3000 * m.bits_per_symbol())
+            .map(|_| rng.random::<u8>() & 1)
+            .collect();
+        let mut syms = Vec::new();
+        map(&bits, m, &mut syms).unwrap();
+        let noisy: Vec<Complex32> = syms
+            .iter()
+            .map(|s| s + Complex32::new(0.1 * gaussian(&mut rng), 0.1 * gaussian(&mut rng)))
+            .collect();
+        let nv = vec![0.02f32; noisy.len()];
+        let mut grp = c.benchmark_group(format!("{label}/qam_3000_symbols_{m:?}"));
+        grp.throughput(Throughput::Elements(3000));
+        let mut out_syms = Vec::with_capacity(3000);
+        grp.bench_function("map", |b| {
+            b.iter(|| {
+                out_syms.clear();
+                map(black_box(&bits), m, &mut out_syms).unwrap()
+            })
+        });
+        let mut llr = Vec::with_capacity(bits.len());
+        grp.bench_function("demap_soft", |b| {
+            b.iter(|| {
+                llr.clear();
+                demap_soft(black_box(&noisy), &nv, m, &mut llr).unwrap()
+            })
+        });
+        grp.finish();
+    }
 }
 
 fn transport_blocks<M: Measurement>(c: &mut Criterion<M>, label: &str) {
@@ -220,10 +261,10 @@ fn transport_blocks<M: Measurement>(c: &mut Criterion<M>, label: &str) {
     }
 }
 
-criterion_group!(wall, turbo_wall, tb_wall);
+criterion_group!(wall, turbo_wall, modulation_wall, tb_wall);
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = turbo_cpu, tb_cpu
+    targets = turbo_cpu, modulation_cpu, tb_cpu
 }
 criterion_main!(wall, cpu);

@@ -10,6 +10,9 @@ pub struct Crc {
     poly: u32,
     len: u32,
     table: [u32; 256],
+    /// Slicing-by-4 tables on the register aligned to the top of a u32: `slice[n][b]` is the
+    /// effect of byte b followed by n zero bytes.
+    slice: [[u32; 256]; 4],
 }
 
 /// gCRC24A(D) = D^24 + D^23 + D^18 + D^17 + D^14 + D^11 + D^10 + D^7 + D^6 + D^5 + D^4 + D^3 + D + 1
@@ -23,7 +26,10 @@ pub static CRC16: Crc = Crc::new(0x1021, 16);
 pub static CRC8: Crc = Crc::new(0x9B, 8);
 
 impl Crc {
-    /// Builds the CRC and its byte table at compile time. `len` must be 8..=32.
+    /// Builds the CRC and its tables (at compile time for the statics above).
+    ///
+    /// # Panics
+    /// If `len` is not in 8..=32 — a programming error, never data-dependent.
     pub const fn new(poly: u32, len: u32) -> Self {
         assert!(len >= 8 && len <= 32);
         let mask = mask(len);
@@ -43,7 +49,39 @@ impl Crc {
             table[i] = r;
             i += 1;
         }
-        Crc { poly, len, table }
+        let shift = 32 - len;
+        let mut slice = [[0u32; 256]; 4];
+        let mut i = 0;
+        while i < 256 {
+            slice[0][i] = table[i] << shift;
+            i += 1;
+        }
+        let mut n = 1;
+        while n < 4 {
+            let mut i = 0;
+            while i < 256 {
+                let prev = slice[n - 1][i];
+                slice[n][i] = (prev << 8) ^ slice[0][(prev >> 24) as usize];
+                i += 1;
+            }
+            n += 1;
+        }
+        Crc {
+            poly,
+            len,
+            table,
+            slice,
+        }
+    }
+
+    /// Four bytes at once on the top-aligned register.
+    #[inline]
+    fn word_step(&self, r: u32, word: u32) -> u32 {
+        let x = r ^ word;
+        self.slice[3][(x >> 24) as usize]
+            ^ self.slice[2][(x >> 16 & 0xFF) as usize]
+            ^ self.slice[1][(x >> 8 & 0xFF) as usize]
+            ^ self.slice[0][(x & 0xFF) as usize]
     }
 
     /// Number of parity bits L.
@@ -75,19 +113,39 @@ impl Crc {
 
     /// CRC of a byte sequence (MSB of each byte first).
     pub fn bytes(&self, data: &[u8]) -> u32 {
-        data.iter().fold(0, |r, &b| self.byte_step(r, b))
+        let lead = data.len() % 4;
+        let r = data[..lead].iter().fold(0, |r, &b| self.byte_step(r, b));
+        let shift = 32 - self.len;
+        let mut top = r << shift;
+        for w in data[lead..].chunks_exact(4) {
+            top = self.word_step(top, u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        }
+        top >> shift
     }
 
     /// CRC of a bit sequence (`u8` 0/1 values, first bit first; only bit 0 of each is used).
     pub fn bits(&self, bits: &[u8]) -> u32 {
-        // Leading remainder bitwise, then whole bytes through the table: with a zero initial
-        // register the bit order is all that matters.
+        // Leading remainder bitwise, then single bytes until a multiple of four is left,
+        // then 32 bits at a time: with a zero initial register only the bit order matters.
         let head = bits.len() % 8;
         let mut r = bits[..head].iter().fold(0, |r, &b| self.bit_step(r, b));
-        for chunk in bits[head..].chunks_exact(8) {
+        let rest = &bits[head..];
+        let lead = (rest.len() / 8) % 4;
+        for chunk in rest[..8 * lead].chunks_exact(8) {
             r = self.byte_step(r, pack8(chunk));
         }
-        r
+        let shift = 32 - self.len;
+        let mut top = r << shift;
+        for w in rest[8 * lead..].chunks_exact(32) {
+            let word = u32::from_be_bytes([
+                pack8(&w[0..8]),
+                pack8(&w[8..16]),
+                pack8(&w[16..24]),
+                pack8(&w[24..32]),
+            ]);
+            top = self.word_step(top, word);
+        }
+        top >> shift
     }
 
     /// Appends the L parity bits of `bits` (as 0/1 values).
@@ -193,6 +251,23 @@ mod tests {
             for cut in [1usize, 5, 13, 37, 71] {
                 let b = &bits[..cut];
                 assert_eq!(crc.bits(b), reference(crc.poly, crc.len, b), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn sliced_paths_equal_the_shift_register_for_every_length() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 97 + i / 5) as u8).collect();
+        let mut all_bits = Vec::new();
+        unpack_bytes(&data, &mut all_bits);
+        for crc in [&CRC24A, &CRC24B, &CRC16, &CRC8] {
+            for n in 0..40 {
+                let want = reference(crc.poly, crc.len, &all_bits[..8 * n]);
+                assert_eq!(crc.bytes(&data[..n]), want, "bytes n={n}");
+            }
+            for n in (0..all_bits.len()).step_by(13) {
+                let b = &all_bits[..n];
+                assert_eq!(crc.bits(b), reference(crc.poly, crc.len, b), "bits n={n}");
             }
         }
     }

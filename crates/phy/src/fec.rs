@@ -238,6 +238,26 @@ impl TbCodec {
         Ok(self.patterns.len() - 1)
     }
 
+    /// Builds everything a `tb_bytes`/`g`/`qm` transport block needs (rate-matching
+    /// patterns, QPP interleavers, decoder buffers) ahead of time, so that the first
+    /// real-time encode/decode does not allocate.
+    pub fn prepare(&mut self, tb_bytes: usize, g: usize, qm: usize) -> Result<()> {
+        let seg = validate(tb_bytes, g, qm, 0)?;
+        for r in 0..seg.c {
+            let (k, f) = (seg.block_size(r), seg.block_filler(r));
+            self.pattern(k, f)?;
+            self.pis.get(k)?;
+            self.turbo.prepare(k)?;
+        }
+        let kmax = seg.k_plus.max(seg.k_minus);
+        self.acc.reserve(3 * turbo::stream_len(kmax));
+        self.d.reserve(3 * turbo::stream_len(kmax));
+        self.cb.reserve(kmax);
+        self.bits.reserve(8 * tb_bytes + CRC_BITS);
+        self.tb_bits.reserve(8 * tb_bytes + CRC_BITS);
+        Ok(())
+    }
+
     /// Encodes `tb` into exactly `g` bits (0/1) in `out` (cleared first).
     pub fn encode_into(
         &mut self,

@@ -1,5 +1,5 @@
 //! Rate matching of turbo-coded transport channels, TS 36.212 §5.1.4.1: sub-block
-//! interleaving of the three streams (32 columns, inter-column permutation, <NULL> dummy
+//! interleaving of the three streams (32 columns, inter-column permutation, `<NULL>` dummy
 //! bits), bit collection into the circular buffer, and selection of E bits from the
 //! redundancy version's start k0 — plus the soft inverse that accumulates LLRs.
 //!
@@ -7,7 +7,7 @@
 //! DL-SCH UE whose N_IR is not limiting); limited-buffer rate matching is not modelled.
 //!
 //! A [`RateMatchPattern`] precomputes, for one (K, F), the circular buffer as the list of
-//! its non-<NULL> entries (each an index into the turbo coder's d⁽⁰⁾ ‖ d⁽¹⁾ ‖ d⁽²⁾ buffer),
+//! its non-`<NULL>` entries (each an index into the turbo coder's d⁽⁰⁾ ‖ d⁽¹⁾ ‖ d⁽²⁾ buffer),
 //! so selection and accumulation are straight loops without NULL tests.
 
 use crate::turbo::{block_size_index, stream_len};
@@ -22,11 +22,11 @@ pub const COLUMN_PERMUTATION: [usize; COLUMNS] = [
     11, 27, 7, 23, 15, 31,
 ];
 
-/// Marker for a <NULL> entry in the raw circular buffer.
+/// Marker for a `<NULL>` entry in the raw circular buffer.
 pub const NULL: u32 = u32::MAX;
 
 /// Sub-block interleaver output positions for one stream: `v_k` is `y[out[k]]` where
-/// y = (N_D <NULL>s, then d). Returns, per k, the index into d or [`NULL`].
+/// y = (N_D `<NULL>`s, then d). Returns, per k, the index into d or [`NULL`].
 fn subblock_positions(d_len: usize, third_stream: bool, out: &mut Vec<u32>) {
     let rows = d_len.div_ceil(COLUMNS);
     let kpi = rows * COLUMNS;
@@ -50,7 +50,7 @@ pub struct RateMatchPattern {
     k: usize,
     filler: usize,
     rows: usize,
-    /// Non-<NULL> circular-buffer entries in order, as indices into d⁽⁰⁾ ‖ d⁽¹⁾ ‖ d⁽²⁾.
+    /// Non-`<NULL>` circular-buffer entries in order, as indices into d⁽⁰⁾ ‖ d⁽¹⁾ ‖ d⁽²⁾.
     order: Vec<u32>,
     /// Position in `order` where each redundancy version starts (k0 skipping NULLs).
     start: [usize; 4],
@@ -75,7 +75,7 @@ impl RateMatchPattern {
         let (mut v01, mut v2) = (Vec::new(), Vec::new());
         subblock_positions(d, false, &mut v01);
         subblock_positions(d, true, &mut v2);
-        // w = v0, then v1 and v2 interleaved; <NULL> for dummy bits and for filler bits of
+        // w = v0, then v1 and v2 interleaved; `<NULL>` for dummy bits and for filler bits of
         // d⁽⁰⁾ and d⁽¹⁾.
         let kw = 3 * kpi;
         let mut raw = Vec::with_capacity(kw);
@@ -116,7 +116,7 @@ impl RateMatchPattern {
         self.filler
     }
 
-    /// Number of real (non-<NULL>) bits in the circular buffer: 3·(K+4) − 2·F.
+    /// Number of real (non-`<NULL>`) bits in the circular buffer: 3·(K+4) − 2·F.
     pub fn buffer_bits(&self) -> usize {
         self.order.len()
     }
@@ -158,7 +158,7 @@ impl RateMatchPattern {
 
     /// The inverse of [`RateMatchPattern::select`] on soft bits: adds each of the E
     /// received LLRs to its place in `acc` (3·(K+4) LLRs, d⁽⁰⁾ ‖ d⁽¹⁾ ‖ d⁽²⁾). Repeated bits
-    /// add up; punctured and <NULL> positions are left as they were (0 on a fresh buffer).
+    /// add up; punctured and `<NULL>` positions are left as they were (0 on a fresh buffer).
     /// NaN LLRs count as 0.
     pub fn accumulate(&self, llr: &[f32], rv: u8, acc: &mut [f32]) -> Result<()> {
         let mut pos = self.check(acc.len(), rv)?;

@@ -7,8 +7,9 @@
 //! `3·D` values, `D = K + 4`, holding d⁽⁰⁾ (systematic), d⁽¹⁾ (parity 1) and d⁽²⁾ (parity 2)
 //! back to back, exactly as §5.1.3.2.2 defines them including the tail bit placement.
 //! Filler bits (the first F of code block 0) are transmitted as nothing: d⁽⁰⁾ and d⁽¹⁾ at
-//! k < F are the spec's <NULL>; the encoder writes 0 there and the rate matcher skips them.
+//! k < F are the spec's `<NULL>`; the encoder writes 0 there and the rate matcher skips them.
 
+use crate::crc::pack8;
 use crate::{PhyError, Result};
 
 /// Smallest turbo code block size.
@@ -290,10 +291,36 @@ impl InterleaverCache {
 /// Returns (parity, next state). Feedback a = u ⊕ s2 ⊕ s3 (g0 = 1 + D² + D³),
 /// parity z = a ⊕ s1 ⊕ s3 (g1 = 1 + D + D³).
 #[inline]
-fn rsc_step(state: u8, u: u8) -> (u8, u8) {
+const fn rsc_step(state: u8, u: u8) -> (u8, u8) {
     let (s1, s2, s3) = (state >> 2 & 1, state >> 1 & 1, state & 1);
     let a = u ^ s2 ^ s3;
     (a ^ s1 ^ s3, (a << 2) | (state >> 1))
+}
+
+/// Eight encoder steps at once: `RSC_BYTE[state][input byte, first bit = MSB]` is
+/// (the 8 parity bits, first = MSB; the state after them).
+static RSC_BYTE: [[(u8, u8); 256]; 8] = rsc_byte_table();
+
+const fn rsc_byte_table() -> [[(u8, u8); 256]; 8] {
+    let mut t = [[(0u8, 0u8); 256]; 8];
+    let mut s = 0;
+    while s < 8 {
+        let mut b = 0;
+        while b < 256 {
+            let (mut st, mut par) = (s as u8, 0u8);
+            let mut j = 0;
+            while j < 8 {
+                let (z, n) = rsc_step(st, (b >> (7 - j)) as u8 & 1);
+                par = (par << 1) | z;
+                st = n;
+                j += 1;
+            }
+            t[s][b] = (par, st);
+            b += 1;
+        }
+        s += 1;
+    }
+    t
 }
 
 /// Termination step: the input that zeroes the feedback, i.e. x = s2 ⊕ s3.
@@ -338,20 +365,27 @@ pub fn encode(c: &[u8], filler: usize, pi: &[u32], d: &mut [u8]) -> Result<()> {
     if filler >= k {
         return Err(PhyError::invalid("filler bits F", filler, "fewer than K"));
     }
-    let bit = |i: usize| if i < filler { 0 } else { c[i] & 1 };
     let (d0, rest) = d.split_at_mut(dl);
     let (d1, d2) = rest.split_at_mut(dl);
+    for (x, &ci) in d0[..k].iter_mut().zip(c) {
+        *x = ci & 1;
+    }
+    d0[..filler].fill(0);
+    // Eight trellis steps per table lookup (K is a multiple of 8).
     let (mut s1, mut s2) = (0u8, 0u8);
-    for i in 0..k {
-        let x = bit(i);
-        d0[i] = x;
-        let (z, n1) = rsc_step(s1, x);
-        d1[i] = z;
+    let mut gathered = [0u8; 8];
+    for i in (0..k).step_by(8) {
+        let (p1, n1) = RSC_BYTE[usize::from(s1)][usize::from(pack8(&d0[i..i + 8]))];
         s1 = n1;
-        let ci = pi[i] as usize;
-        let (z2, n2) = rsc_step(s2, bit(ci));
-        d2[i] = z2;
+        for (g, &j) in gathered.iter_mut().zip(&pi[i..i + 8]) {
+            *g = d0[j as usize];
+        }
+        let (p2, n2) = RSC_BYTE[usize::from(s2)][usize::from(pack8(&gathered))];
         s2 = n2;
+        for j in 0..8 {
+            d1[i + j] = (p1 >> (7 - j)) & 1;
+            d2[i + j] = (p2 >> (7 - j)) & 1;
+        }
     }
     // Tails: x_K z_K x_K+1 z_K+1 x_K+2 z_K+2, then the same primed for encoder 2.
     let mut t1 = [0u8; 6];
@@ -386,12 +420,12 @@ pub const DEFAULT_EXTRINSIC_SCALE: f32 = 0.75;
 
 #[inline(always)]
 fn clean(x: f32) -> f32 {
-    // Written as min/max and a self-comparison so that it vectorises without branches.
-    let y = x.max(-LLR_CLAMP).min(LLR_CLAMP);
-    if x == x {
-        y
-    } else {
+    // A select, not a branch: the load loop vectorises.
+    let y = x.clamp(-LLR_CLAMP, LLR_CLAMP);
+    if y.is_nan() {
         0.0
+    } else {
+        y
     }
 }
 
@@ -622,25 +656,33 @@ impl TurboDecoder {
             // Decoder 1, natural order.
             win.siso(0, sys1, par1, apri1, gam, mem, post);
             stats.half_iterations += 1;
-            for (h, &p) in hard.iter_mut().zip(post.iter()) {
+            // Decisions and extrinsics in one pass (the extrinsics are wasted only when the
+            // check passes, i.e. once).
+            for ((((h, e), &p), &s), &a) in hard
+                .iter_mut()
+                .zip(ext.iter_mut())
+                .zip(post.iter())
+                .zip(&sys1[..k])
+                .zip(apri1.iter())
+            {
                 *h = u8::from(p <= 0.0);
+                *e = (scale * (p - s - a)).clamp(-EXT_CLAMP, EXT_CLAMP);
             }
             hard[..filler].fill(0);
             if check(hard) {
                 stats.check_passed = true;
                 return Ok(stats);
             }
-            extrinsic(post, &sys1[..k], apri1, scale, ext);
             for (a2, &j) in apri2.iter_mut().zip(pi) {
                 *a2 = ext[j as usize];
             }
             // Decoder 2, interleaved order.
             win.siso(1, sys2, par2, apri2, gam, mem, post);
             stats.half_iterations += 1;
-            extrinsic(post, &sys2[..k], apri2, scale, ext);
-            for ((&j, &e), &p) in pi.iter().zip(ext.iter()).zip(post.iter()) {
+            for (((&j, &p), &s), &a) in pi.iter().zip(post.iter()).zip(&sys2[..k]).zip(apri2.iter())
+            {
                 let j = j as usize;
-                apri1[j] = e;
+                apri1[j] = (scale * (p - s - a)).clamp(-EXT_CLAMP, EXT_CLAMP);
                 hard[j] = u8::from(p <= 0.0);
             }
             hard[..filler].fill(0);
@@ -684,13 +726,6 @@ impl TurboDecoder {
         self.par2[k..].copy_from_slice(&[t(d1, 2), t(d0, 3), t(d2, 3)]);
         self.apri1.fill(0.0);
         self.apri2.fill(0.0);
-    }
-}
-
-/// ext = scale·(post − sys − apri), clipped: the information a decoder adds on its own.
-fn extrinsic(post: &[f32], sys: &[f32], apri: &[f32], scale: f32, ext: &mut [f32]) {
-    for (((e, &p), &s), &a) in ext.iter_mut().zip(post).zip(sys).zip(apri) {
-        *e = (scale * (p - s - a)).clamp(-EXT_CLAMP, EXT_CLAMP);
     }
 }
 

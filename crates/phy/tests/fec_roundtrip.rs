@@ -126,6 +126,8 @@ fn stop_at_first_failure_skips_the_remaining_blocks() {
     let g = 8 * n * 2 / qm * qm;
     let tb = payload(n, 5);
     let mut codec = TbCodec::new();
+    codec.prepare(n, g, qm).unwrap();
+    assert!(codec.prepare(n, g + 1, qm).is_err());
     let coded = codec.encode(&tb, g, qm, 0).unwrap();
     let mut llr = llrs(&coded);
     // Wipe out the first code block's share (a quarter of g) with contradicting values.
