@@ -7,10 +7,11 @@
 //! a CFO up to ±7.5 kHz (half a subcarrier, π of phase over the PSS) costs little, with
 //! non-coherent accumulation over several half-frames; (3) coarse CFO from the phase between
 //! the two PSS halves (unambiguous to ±15 kHz, so the integer-subcarrier ambiguity of CP
-//! correlation never arises); (4) SSS detection, coherent with the PSS as channel reference,
-//! over 168 groups × which-half-frame × both CP types (the SSS sits at a CP-dependent
-//! distance from the PSS), accumulated over half-frames: gives N_ID^(1), frame timing
-//! (subframe 0 vs 5) and the CP type; (5) fine CFO from CP correlation at the full rate,
+//! correlation never arises); (4) SSS detection, coherent with the PSS as channel reference
+//! (magnitude of the sum, robust to a residual CFO), over 168 groups × which-half-frame ×
+//! both CP types (the SSS sits at a CP-dependent distance from the PSS), accumulated over
+//! half-frames: gives N_ID^(1), frame timing (subframe 0 vs 5) and the CP type; (5) fine
+//! CFO from CP correlation at the full rate,
 //! applied on top of the coarse estimate; (6) finest CFO from the CRS phase drift between
 //! slots (range ±1 kHz, so step 5's error must stay below that), averaged over the capture.
 
@@ -320,11 +321,12 @@ impl CellSearcher {
                 DuplexKind::Fdd => layout.useful_start(n - 1) - layout.useful_start(n - 2),
                 DuplexKind::Tdd => 1920 + layout.useful_start(2) - layout.useful_start(2 * n - 1),
             };
-            let mut scores = vec![[0f32; 2]; 168];
+            // Complex: a residual CFO rotates the SSS against the PSS reference by the same
+            // angle in every half-frame, so the magnitude of the coherent sum is robust to it.
+            let mut scores = vec![[Complex32::new(0.0, 0.0); 2]; 168];
             let mut yp = [Complex32::new(0.0, 0.0); SYNC_LEN];
             let mut ys = [Complex32::new(0.0, 0.0); SYNC_LEN];
-            let mut eq = [0f32; SYNC_LEN];
-            let mut eq_im = [0f32; SYNC_LEN];
+            let mut eq = [Complex32::new(0.0, 0.0); SYNC_LEN];
             for h in 0..self.half_frames {
                 let p = t + h * HALF_FRAME;
                 let Some(s) = p.checked_sub(dist) else {
@@ -335,13 +337,11 @@ impl CellSearcher {
                 }
                 // SSS equalised by the PSS-derived channel: S·conj(Y_pss·conj(d_pss)).
                 for k in 0..SYNC_LEN {
-                    let v = ys[k] * (yp[k] * pss_d[k].conj()).conj();
-                    eq[k] = v.re;
-                    eq_im[k] = v.im;
+                    eq[k] = ys[k] * (yp[k] * pss_d[k].conj()).conj();
                 }
                 for (n1, sc) in scores.iter_mut().enumerate() {
                     for (which, seq) in seqs[n1].iter().enumerate() {
-                        let c: f32 = eq.iter().zip(seq).map(|(a, b)| a * b).sum();
+                        let c: Complex32 = eq.iter().zip(seq).map(|(a, b)| a * b).sum();
                         // Parity 0: half-frame h is subframe 0 when h is even.
                         let parity = (h + which) % 2;
                         sc[parity] += c;
@@ -349,7 +349,8 @@ impl CellSearcher {
                 }
             }
             for (n1, sc) in scores.iter().enumerate() {
-                for (parity, &v) in sc.iter().enumerate() {
+                for (parity, v) in sc.iter().enumerate() {
+                    let v = v.norm();
                     if v > best.3 {
                         second = second.max(best.3);
                         best = (n1 as u16, parity, cp, v);
