@@ -11,9 +11,9 @@
 //! (magnitude of the sum, robust to a residual CFO), over 168 groups × which-half-frame ×
 //! both CP types (the SSS sits at a CP-dependent distance from the PSS), accumulated over
 //! half-frames: gives N_ID^(1), frame timing (subframe 0 vs 5) and the CP type; (5) fine
-//! CFO from CP correlation at the full rate,
-//! applied on top of the coarse estimate; (6) finest CFO from the CRS phase drift between
-//! slots (range ±1 kHz, so step 5's error must stay below that), averaged over the capture.
+//! CFO from CP correlation at the full rate, applied on top of the coarse estimate;
+//! (6) finest CFO from the CRS phase drift between slots (range ±1 kHz, so step 5's error
+//! must stay below that), averaged over the capture.
 
 use crate::chest::ChannelEstimator;
 use crate::crs::CellReference;
