@@ -218,9 +218,10 @@ impl ChannelEstimator {
     }
 
     /// Zero-forcing equalisation of RE (l, k) with received value `y`: returns the symbol
-    /// estimate and its noise variance (including channel-estimation error).
+    /// estimate and its noise variance (including channel-estimation error). `l` and `k`
+    /// come from the decoder's own RE map (in range by construction).
     #[inline]
-    pub fn equalize(&self, l: usize, k: usize, y: Complex32) -> (Complex32, f32) {
+    pub(crate) fn equalize(&self, l: usize, k: usize, y: Complex32) -> (Complex32, f32) {
         let h = self.hbar[k] * self.trot[l];
         let inv = self.hbar_inv_pow[k];
         (
@@ -229,8 +230,8 @@ impl ChannelEstimator {
         )
     }
 
-    /// The channel estimate at RE (l, k).
-    pub fn channel(&self, l: usize, k: usize) -> Complex32 {
-        self.hbar[k] * self.trot[l]
+    /// The channel estimate at RE (l, k); `None` outside the grid.
+    pub fn channel(&self, l: usize, k: usize) -> Option<Complex32> {
+        Some(*self.hbar.get(k)? * *self.trot.get(l)?)
     }
 }
