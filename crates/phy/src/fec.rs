@@ -1,8 +1,18 @@
 //! Transport-block channel coding per TS 36.212 §5.1.1–5.1.4: CRC24A, code-block
 //! segmentation (CRC24B), turbo coding, rate matching to exactly `g` bits, concatenation,
 //! and the reverse with soft input.
+//!
+//! [`TbCodec`] keeps every buffer (turbo decoder state, rate-matching patterns, scratch)
+//! between calls so a modem decodes subframe after subframe without allocating; the free
+//! functions [`encode_transport_block`] and [`decode_transport_block`] wrap a fresh one.
+//!
+//! Assumptions: one layer (N_L = 1), full circular buffer (N_cb = K_w), no HARQ soft
+//! combining across transmissions (each call decodes one transmission on its own).
 
-use crate::Result;
+use crate::crc::{pack_bits, unpack_bytes, CRC24A, CRC24B};
+use crate::ratematch::{code_block_e, RateMatchPattern};
+use crate::turbo::{self, TurboDecoder, BLOCK_SIZES, MAX_K};
+use crate::{PhyError, Result};
 
 /// Outcome of decoding one transport block.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,20 +27,423 @@ pub struct TbDecode {
     pub iterations: usize,
 }
 
+/// Highest code rate accepted: (transport block + all CRC bits) / g.
+pub const MAX_CODE_RATE: f64 = 0.95;
+/// Largest `g` accepted (far above a 20 MHz subframe's ~100 000 bits), so that a bad `g`
+/// is an error instead of a huge allocation.
+pub const MAX_G: usize = 1 << 21;
+/// CRC bits of a transport block (CRC24A) and of each code block when C > 1 (CRC24B).
+pub const CRC_BITS: usize = 24;
+
+/// Code-block segmentation of §5.1.2 for B bits (transport block plus CRC24A).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segmentation {
+    /// Input bits B.
+    pub b: usize,
+    /// Number of code blocks C.
+    pub c: usize,
+    /// K₊, the larger block size.
+    pub k_plus: usize,
+    /// K₋, the smaller block size (0 when C = 1).
+    pub k_minus: usize,
+    /// Number of blocks of size K₊.
+    pub c_plus: usize,
+    /// Number of blocks of size K₋ (they come first).
+    pub c_minus: usize,
+    /// Filler bits F at the start of block 0.
+    pub filler: usize,
+    /// CRC bits per code block L (0 when C = 1, else 24).
+    pub crc_bits: usize,
+}
+
+impl Segmentation {
+    /// Segments `b` bits (must be ≥ 1).
+    pub fn new(b: usize) -> Result<Self> {
+        if b == 0 {
+            return Err(PhyError::invalid(
+                "code block input bits B",
+                b,
+                "at least 1",
+            ));
+        }
+        let (c, l) = if b <= MAX_K {
+            (1, 0)
+        } else {
+            (b.div_ceil(MAX_K - CRC_BITS), CRC_BITS)
+        };
+        let bp = b + c * l;
+        let i_plus = BLOCK_SIZES
+            .iter()
+            .position(|&(k, _, _)| c * usize::from(k) >= bp)
+            .ok_or_else(|| PhyError::invalid("code block input bits B", b, "fits in C blocks"))?;
+        let k_plus = usize::from(BLOCK_SIZES[i_plus].0);
+        let (k_minus, c_plus, c_minus) = if c == 1 || i_plus == 0 {
+            (0, c, 0)
+        } else {
+            let k_minus = usize::from(BLOCK_SIZES[i_plus - 1].0);
+            let c_minus = (c * k_plus - bp) / (k_plus - k_minus);
+            (k_minus, c - c_minus, c_minus)
+        };
+        let filler = c_plus * k_plus + c_minus * k_minus - bp;
+        Ok(Segmentation {
+            b,
+            c,
+            k_plus,
+            k_minus,
+            c_plus,
+            c_minus,
+            filler,
+            crc_bits: l,
+        })
+    }
+
+    /// B' = B + C·L.
+    pub fn b_prime(&self) -> usize {
+        self.b + self.c * self.crc_bits
+    }
+
+    /// Size K_r of code block `r`.
+    pub fn block_size(&self, r: usize) -> usize {
+        if r < self.c_minus {
+            self.k_minus
+        } else {
+            self.k_plus
+        }
+    }
+
+    /// Filler bits of code block `r` (only block 0 has any).
+    pub fn block_filler(&self, r: usize) -> usize {
+        if r == 0 {
+            self.filler
+        } else {
+            0
+        }
+    }
+
+    /// Transport-block bits carried by code block `r`.
+    pub fn block_data_bits(&self, r: usize) -> usize {
+        self.block_size(r) - self.crc_bits - self.block_filler(r)
+    }
+}
+
+/// Code rate of a `tb_bytes` transport block in `g` bits: (8·tb_bytes + CRC24A + CRC24Bs)/g.
+pub fn code_rate(tb_bytes: usize, g: usize) -> Option<f64> {
+    if g == 0 || tb_bytes == 0 || tb_bytes > g {
+        return None;
+    }
+    let seg = Segmentation::new(8 * tb_bytes + CRC_BITS).ok()?;
+    Some(seg.b_prime() as f64 / g as f64)
+}
+
+/// The largest transport block (bytes) that fits `g` coded bits at a code rate of at most
+/// `max_code_rate` (itself capped at [`MAX_CODE_RATE`]); 0 when not even one byte fits.
+pub fn max_tb_bytes(g: usize, max_code_rate: f64) -> usize {
+    let rate = if max_code_rate.is_nan() {
+        0.0
+    } else {
+        max_code_rate.min(MAX_CODE_RATE)
+    };
+    if g == 0 || g > MAX_G || rate <= 0.0 {
+        return 0;
+    }
+    let budget = rate * g as f64;
+    let mut n = ((budget - CRC_BITS as f64) / 8.0).floor().max(0.0) as usize;
+    // Each code block's CRC24B can push B' over the budget: step down until it fits.
+    while n > 0 && code_rate(n, g).is_none_or(|r| r > rate) {
+        n -= 1;
+    }
+    n
+}
+
+/// Checks the common arguments and returns the segmentation.
+fn validate(tb_bytes: usize, g: usize, qm: usize, rv: u8) -> Result<Segmentation> {
+    if !matches!(qm, 2 | 4 | 6) {
+        return Err(PhyError::invalid(
+            "qm",
+            qm,
+            "2 (QPSK), 4 (16QAM) or 6 (64QAM)",
+        ));
+    }
+    if g == 0 || g % qm != 0 || g > MAX_G {
+        return Err(PhyError::invalid(
+            "g (coded bits)",
+            g,
+            "a positive multiple of qm, at most MAX_G",
+        ));
+    }
+    if rv > 3 {
+        return Err(PhyError::invalid("redundancy version rv", rv, "0..=3"));
+    }
+    if tb_bytes == 0 {
+        return Err(PhyError::invalid(
+            "transport block bytes",
+            tb_bytes,
+            "at least 1",
+        ));
+    }
+    match code_rate(tb_bytes, g) {
+        Some(r) if r <= MAX_CODE_RATE => Segmentation::new(8 * tb_bytes + CRC_BITS),
+        _ => Err(PhyError::invalid(
+            "transport block bytes",
+            tb_bytes,
+            "small enough for a code rate ≤ 0.95 in g bits (see max_tb_bytes)",
+        )),
+    }
+}
+
+/// How many rate-matching patterns to keep (a subframe uses at most three: K₋, K₊ and
+/// block 0 with filler bits).
+const PATTERN_CACHE: usize = 8;
+
+/// Reusable transport-block encoder/decoder.
+#[derive(Debug, Clone, Default)]
+pub struct TbCodec {
+    turbo: TurboDecoder,
+    patterns: Vec<RateMatchPattern>,
+    pi: Vec<u32>,
+    pi_k: usize,
+    bits: Vec<u8>,
+    cb: Vec<u8>,
+    d: Vec<u8>,
+    acc: Vec<f32>,
+    tb_bits: Vec<u8>,
+}
+
+impl TbCodec {
+    /// A codec with empty buffers (they grow on first use).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The turbo decoder, e.g. to change its extrinsic scaling.
+    pub fn turbo_mut(&mut self) -> &mut TurboDecoder {
+        &mut self.turbo
+    }
+
+    fn pattern(&mut self, k: usize, filler: usize) -> Result<usize> {
+        if let Some(i) = self
+            .patterns
+            .iter()
+            .position(|p| p.k() == k && p.filler() == filler)
+        {
+            return Ok(i);
+        }
+        if self.patterns.len() >= PATTERN_CACHE {
+            self.patterns.remove(0);
+        }
+        self.patterns.push(RateMatchPattern::new(k, filler)?);
+        Ok(self.patterns.len() - 1)
+    }
+
+    /// Encodes `tb` into exactly `g` bits (0/1) in `out` (cleared first).
+    pub fn encode_into(
+        &mut self,
+        tb: &[u8],
+        g: usize,
+        qm: usize,
+        rv: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let seg = validate(tb.len(), g, qm, rv)?;
+        self.bits.clear();
+        unpack_bytes(tb, &mut self.bits);
+        let crc = CRC24A.bytes(tb);
+        self.bits
+            .extend((0..CRC_BITS).rev().map(|i| (crc >> i & 1) as u8));
+        out.clear();
+        out.reserve(g);
+        let mut s = 0;
+        for r in 0..seg.c {
+            let (k, f, n) = (
+                seg.block_size(r),
+                seg.block_filler(r),
+                seg.block_data_bits(r),
+            );
+            self.cb.clear();
+            self.cb.resize(f, 0);
+            self.cb.extend_from_slice(&self.bits[s..s + n]);
+            s += n;
+            if seg.c > 1 {
+                CRC24B.attach_bits(&mut self.cb);
+            }
+            if self.pi_k != k {
+                turbo::qpp_interleaver(k, &mut self.pi)?;
+                self.pi_k = k;
+            }
+            self.d.clear();
+            self.d.resize(3 * turbo::stream_len(k), 0);
+            turbo::encode(&self.cb, f, &self.pi, &mut self.d)?;
+            let p = self.pattern(k, f)?;
+            self.patterns[p].select(&self.d, rv, code_block_e(g, qm, seg.c, r), out)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes `tb` into a new vector of exactly `g` bits.
+    pub fn encode(&mut self, tb: &[u8], g: usize, qm: usize, rv: u8) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(g);
+        self.encode_into(tb, g, qm, rv, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes the `g = llr.len()` soft bits (positive = 0, after descrambling) of one
+    /// transmission into a transport block of `tb_bytes` bytes. Each code block runs at most
+    /// `max_iterations` turbo iterations (1..=32), stopping early when its CRC passes.
+    pub fn decode(
+        &mut self,
+        llr: &[f32],
+        tb_bytes: usize,
+        qm: usize,
+        rv: u8,
+        max_iterations: usize,
+    ) -> Result<TbDecode> {
+        let g = llr.len();
+        let seg = validate(tb_bytes, g, qm, rv)?;
+        if !(1..=turbo::MAX_ITERATIONS).contains(&max_iterations) {
+            return Err(PhyError::invalid(
+                "max_iterations",
+                max_iterations,
+                "1..=32",
+            ));
+        }
+        self.tb_bits.clear();
+        let mut offset = 0;
+        let (mut failed, mut iterations) = (0, 0);
+        for r in 0..seg.c {
+            let (k, f) = (seg.block_size(r), seg.block_filler(r));
+            let e = code_block_e(g, qm, seg.c, r);
+            let p = self.pattern(k, f)?;
+            self.acc.clear();
+            self.acc.resize(3 * turbo::stream_len(k), 0.0);
+            self.patterns[p].accumulate(&llr[offset..offset + e], rv, &mut self.acc)?;
+            offset += e;
+            let several = seg.c > 1;
+            let mut check = |h: &[u8]| {
+                if several {
+                    CRC24B.check_bits(h)
+                } else {
+                    CRC24A.check_bits(&h[f..])
+                }
+            };
+            let stats = self
+                .turbo
+                .decode(&self.acc, k, f, max_iterations, &mut check)?;
+            iterations += stats.iterations();
+            if !stats.check_passed {
+                failed += 1;
+            }
+            let hard = self.turbo.hard_bits();
+            self.tb_bits.extend_from_slice(&hard[f..k - seg.crc_bits]);
+        }
+        let payload = if CRC24A.check_bits(&self.tb_bits) {
+            let mut bytes = Vec::with_capacity(tb_bytes);
+            pack_bits(&self.tb_bits[..8 * tb_bytes], &mut bytes);
+            Some(bytes)
+        } else {
+            None
+        };
+        Ok(TbDecode {
+            payload,
+            code_blocks: seg.c,
+            failed_code_blocks: failed,
+            iterations,
+        })
+    }
+}
+
 /// Encodes `tb` (a transport block of bytes) into exactly `g` coded bits (values 0/1) for
 /// modulation order `qm`. `g` must be a multiple of `qm`. `rv` is the redundancy version 0..=3.
-pub fn encode_transport_block(_tb: &[u8], _g: usize, _qm: usize, _rv: u8) -> Result<Vec<u8>> {
-    todo!("PHY-FEC helper")
+pub fn encode_transport_block(tb: &[u8], g: usize, qm: usize, rv: u8) -> Result<Vec<u8>> {
+    TbCodec::new().encode(tb, g, qm, rv)
 }
 
 /// Decodes `llr` (exactly the `g` soft bits of [`encode_transport_block`], positive = 0)
 /// back into a transport block of `tb_bytes` bytes.
 pub fn decode_transport_block(
-    _llr: &[f32],
-    _tb_bytes: usize,
-    _qm: usize,
-    _rv: u8,
-    _max_iterations: usize,
+    llr: &[f32],
+    tb_bytes: usize,
+    qm: usize,
+    rv: u8,
+    max_iterations: usize,
 ) -> Result<TbDecode> {
-    todo!("PHY-FEC helper")
+    TbCodec::new().decode(llr, tb_bytes, qm, rv, max_iterations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segmentation_follows_5_1_2() {
+        // Small block: one code block, filler up to K = 40.
+        let s = Segmentation::new(32).unwrap();
+        assert_eq!((s.c, s.k_plus, s.filler, s.crc_bits), (1, 40, 8, 0));
+        // Exactly Z: one block, no filler.
+        let s = Segmentation::new(6144).unwrap();
+        assert_eq!((s.c, s.k_plus, s.filler), (1, 6144, 0));
+        // Z + 1: two blocks of B'/2 ≈ 3097 → K+ = 3136, K- = 3072.
+        let s = Segmentation::new(6145).unwrap();
+        assert_eq!(s.c, 2);
+        assert_eq!(s.b_prime(), 6193);
+        assert_eq!((s.k_plus, s.k_minus), (3136, 3072));
+        assert_eq!((s.c_plus, s.c_minus), (1, 1));
+        assert_eq!(s.filler, 3136 + 3072 - 6193);
+        // Largest LTE single-layer TBS 75376 + 24: C = 13 blocks of exactly 5824 (B' = 75712).
+        let s = Segmentation::new(75_376 + 24).unwrap();
+        assert_eq!((s.c, s.k_plus, s.c_minus, s.filler), (13, 5824, 0, 0));
+        for b in [
+            1usize, 39, 40, 41, 1000, 6144, 6145, 12_288, 12_289, 20_000, 100_000,
+        ] {
+            let s = Segmentation::new(b).unwrap();
+            let total: usize = (0..s.c).map(|r| s.block_size(r)).sum();
+            assert_eq!(total, s.b_prime() + s.filler, "B={b}");
+            let data: usize = (0..s.c).map(|r| s.block_data_bits(r)).sum();
+            assert_eq!(data, b);
+            assert!(s.filler < 64 || s.c == 1, "B={b}: F={}", s.filler);
+        }
+        assert!(Segmentation::new(0).is_err());
+    }
+
+    #[test]
+    fn max_tb_bytes_is_the_largest_that_encodes() {
+        for &g in &[40usize, 200, 1_000, 7_000, 9_000, 18_000, 36_000] {
+            for &rate in &[0.3, 0.5, 0.75, 0.95, 1.5] {
+                let n = max_tb_bytes(g, rate);
+                let cap = f64::min(rate, MAX_CODE_RATE);
+                if n > 0 {
+                    assert!(code_rate(n, g).unwrap() <= cap);
+                    let qm = 2;
+                    let g2 = g - g % qm;
+                    if code_rate(n, g2).unwrap() <= MAX_CODE_RATE {
+                        assert!(encode_transport_block(&vec![0xA5; n], g2, qm, 0).is_ok());
+                    }
+                }
+                assert!(
+                    code_rate(n + 1, g).is_none_or(|r| r > cap),
+                    "g={g} rate={rate}"
+                );
+            }
+        }
+        assert_eq!(max_tb_bytes(0, 0.5), 0);
+        assert_eq!(max_tb_bytes(30, 0.5), 0);
+        assert_eq!(max_tb_bytes(1000, f64::NAN), 0);
+    }
+
+    #[test]
+    fn bad_sizes_are_typed_errors() {
+        let tb = [1u8; 10];
+        assert!(encode_transport_block(&tb, 301, 2, 0).is_err()); // g not a multiple of qm
+        assert!(encode_transport_block(&tb, 300, 3, 0).is_err()); // qm
+        assert!(encode_transport_block(&tb, 300, 2, 4).is_err()); // rv
+        assert!(encode_transport_block(&[], 300, 2, 0).is_err()); // empty
+        assert!(encode_transport_block(&tb, 100, 2, 0).is_err()); // rate > 0.95
+        assert!(encode_transport_block(&tb, 0, 2, 0).is_err());
+        assert!(encode_transport_block(&tb, MAX_G + 2, 2, 0).is_err());
+        let llr = vec![0.0f32; 300];
+        assert!(decode_transport_block(&llr, 10, 2, 0, 0).is_err());
+        assert!(decode_transport_block(&llr, 0, 2, 0, 4).is_err());
+        assert!(decode_transport_block(&llr, 100, 2, 0, 4).is_err());
+        assert!(decode_transport_block(&llr[..299], 10, 2, 0, 4).is_err());
+        assert!(decode_transport_block(&llr, usize::MAX, 2, 0, 4).is_err());
+    }
 }

@@ -12,7 +12,8 @@
 //! - [`modulation`]: QPSK/16QAM/64QAM mapping (36.211 §7.1) and soft demapping.
 //! - [`crc`], [`turbo`], [`ratematch`], [`scrambling`], [`fec`]: channel coding (TS 36.212).
 //! - [`subframe`]: the transport-block API: bytes ⇄ a subframe of time-domain samples.
-//! - [`channel`]: a seeded simulated channel (AWGN, CFO, timing offset) for tests and benches.
+//! - [`channel`]: a seeded simulated channel (AWGN, CFO, timing offset) for tests and benches;
+//!   [`sim`]: seeded BLER and cell-search simulations built on it.
 
 pub mod error;
 pub mod gold;
@@ -23,6 +24,7 @@ pub mod chest;
 pub mod crs;
 pub mod numerology;
 pub mod ofdm;
+pub mod sim;
 pub mod subframe;
 pub mod sync;
 
@@ -33,4 +35,10 @@ pub mod ratematch;
 pub mod scrambling;
 pub mod turbo;
 
+pub use cellsearch::{CellSearchResult, CellSearcher, DuplexKind};
+pub use channel::{Channel, ChannelParams};
+pub use chest::ChannelQuality;
 pub use error::{PhyError, Result};
+pub use modulation::Modulation;
+pub use numerology::{Bandwidth, CellId, CyclicPrefix, Duplex, SubframeKind, TddConfig};
+pub use subframe::{Capacity, DecodeReport, SubframeConfig, SubframeDecoder, SubframeEncoder};
