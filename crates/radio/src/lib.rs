@@ -1,1 +1,21 @@
-//! Radio layer — to be written.
+//! Radio layer: emulated N210-class radio units on a shared air channel (`ferry air`), their
+//! VITA-49 fronthaul and ZeroMQ link control, legacy address-bound mode, the modem-side
+//! [`RadioLink`] client, and SigMF capture.
+//!
+//! The cores ([`unit`], [`air`], [`engine`]) are sans-IO: sample time is passed in. The
+//! shells ([`server`], [`client`], [`sigmf`]) do the sockets, threads and files.
+
+pub mod air;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod rf;
+pub mod server;
+pub mod sigmf;
+pub mod sys;
+pub mod unit;
+
+pub use client::{ControlClient, RadioError, RadioLink, RadioLinkConfig, RxBlock};
+pub use config::{AirConfig, RadioConfig};
+pub use engine::AirEngine;
+pub use server::{AirHandle, AirServer};

@@ -1,0 +1,325 @@
+//! Link-control messages: JSON requests and replies carried over a ZeroMQ REQ/REP socket
+//! between operators or modems and `ferry air` (one REP socket serves every radio; requests
+//! name the radio). Decoding never panics; anything unknown or malformed is a
+//! [`ControlError`] that the server turns into an `error` reply.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::vrt::SampleTime;
+
+/// Largest control message accepted, in bytes.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Why a control message could not be decoded.
+#[derive(Debug, Error)]
+pub enum ControlError {
+    /// Larger than [`MAX_MESSAGE`].
+    #[error("control message of {0} bytes exceeds the {MAX_MESSAGE}-byte limit")]
+    TooLarge(usize),
+    /// Not JSON, or not one of the known messages.
+    #[error("malformed control message: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// Which samples a capture records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureStream {
+    /// What the radio received from the air (and sends to its hosts).
+    Rx,
+    /// What the radio transmitted into the air.
+    Tx,
+}
+
+/// SigMF sample formats Ferry writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureFormat {
+    /// Complex int16, little endian (as on the wire, byte-swapped).
+    Ci16Le,
+    /// Complex float32, little endian.
+    Cf32Le,
+}
+
+/// A link-control request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// List radios that are powered and initialised (like `uhd_find_devices`); with `radio`,
+    /// only that one, or an error if it is not ready.
+    Discover {
+        /// Restrict to one radio.
+        #[serde(default)]
+        radio: Option<String>,
+    },
+    /// Stream RX to `endpoint` and accept TX from it, replacing any current link at once.
+    Link {
+        /// Radio name.
+        radio: String,
+        /// The host's UDP socket (it both receives RX and sends TX from it).
+        endpoint: SocketAddr,
+    },
+    /// Stop streaming; TX is no longer accepted from anyone.
+    Unlink {
+        /// Radio name.
+        radio: String,
+        /// Only if the radio is linked to this host (so that a host leaving after a switch
+        /// cannot cut its successor off); `null` unlinks whoever is linked.
+        #[serde(default)]
+        endpoint: Option<SocketAddr>,
+    },
+    /// Also copy RX to `endpoint` (`null` stops the copy). The shadow never transmits.
+    Shadow {
+        /// Radio name.
+        radio: String,
+        /// Second host, or `null`.
+        #[serde(default)]
+        endpoint: Option<SocketAddr>,
+    },
+    /// Move the link to `endpoint` exactly at sample time `at`.
+    SwitchAt {
+        /// Radio name.
+        radio: String,
+        /// Switch instant on the radio's sample clock.
+        at: SampleTime,
+        /// New host.
+        endpoint: SocketAddr,
+    },
+    /// Counters and link state of one radio or all.
+    Status {
+        /// Restrict to one radio.
+        #[serde(default)]
+        radio: Option<String>,
+    },
+    /// Record `samples` samples of a stream to SigMF files at `path` (base name, without
+    /// the `.sigmf-meta` / `.sigmf-data` suffix), starting at the next tick.
+    Capture {
+        /// Radio name.
+        radio: String,
+        /// Which stream.
+        stream: CaptureStream,
+        /// Sample format.
+        format: CaptureFormat,
+        /// Base path.
+        path: String,
+        /// How many samples.
+        samples: u64,
+    },
+    /// Power-cycle a radio: it re-initialises (counted) and loses its links.
+    Reset {
+        /// Radio name.
+        radio: String,
+    },
+}
+
+/// Error classes in replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request could not be decoded.
+    BadRequest,
+    /// No radio of that name.
+    UnknownRadio,
+    /// The radio is powering up / initialising.
+    NotReady,
+    /// The request is understood but cannot be done (switch time passed, not linked, ...).
+    Refused,
+    /// Something failed inside the server (e.g. a capture file could not be created).
+    Internal,
+}
+
+/// Identity of a radio as `discover` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RadioInfo {
+    /// Name in the air configuration.
+    pub radio: String,
+    /// Radio number (stream IDs carry it).
+    pub number: u16,
+    /// Emulated serial.
+    pub serial: String,
+    /// Fronthaul UDP address of the radio.
+    pub fronthaul: SocketAddr,
+    /// Sample rate in Hz.
+    pub sample_rate_hz: u32,
+    /// Centre frequency in Hz.
+    pub freq_hz: f64,
+    /// Whether the radio is in legacy address-bound mode.
+    pub legacy: bool,
+}
+
+/// Counters kept by each radio.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Initialisations in this radio's lifetime (power-up and resets).
+    pub init_count: u64,
+    /// Ticks in which a streaming TX host supplied too few samples.
+    pub underflow_events: u64,
+    /// Samples transmitted as zeros because TX was missing.
+    pub underflow_samples: u64,
+    /// RX packets that could not be handed to the host socket (buffer full).
+    pub overflow_packets: u64,
+    /// TX packets whose timestamp was already past when they arrived (wholly or partly).
+    pub late_packets: u64,
+    /// Samples of late TX packets dropped.
+    pub late_samples: u64,
+    /// TX samples dropped because they lie on the other side of a switch instant from
+    /// their sender (old host at or after T, new host before T): by design, not loss.
+    pub switch_trimmed_samples: u64,
+    /// TX packets too far in the future (beyond the queue horizon), dropped.
+    pub early_packets: u64,
+    /// Packets from hosts that are not linked, dropped.
+    pub stranger_packets: u64,
+    /// Datagrams that failed to decode.
+    pub malformed_packets: u64,
+    /// TX data packets accepted.
+    pub tx_packets: u64,
+    /// Samples transmitted into the air from host data.
+    pub tx_samples: u64,
+    /// RX data packets sent to hosts (shadow copies included).
+    pub rx_packets: u64,
+    /// RX samples sent to the linked host (not counting shadow copies).
+    pub rx_samples: u64,
+    /// RX samples copied to a shadow host.
+    pub shadow_samples: u64,
+    /// Ticks the real-time clock had to skip because the process fell behind.
+    pub clock_slips: u64,
+    /// Samples that clipped when converted to sc16.
+    pub clipped_samples: u64,
+    /// Discovery probes answered.
+    pub probes_answered: u64,
+}
+
+/// Link state and counters of one radio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Identity.
+    pub info: RadioInfo,
+    /// Powered and initialised.
+    pub ready: bool,
+    /// Current primary host.
+    pub linked: Option<SocketAddr>,
+    /// Shadow host receiving a copy of RX.
+    pub shadow: Option<SocketAddr>,
+    /// Pending timed switch (instant, new host).
+    pub pending_switch: Option<(SampleTime, SocketAddr)>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// A link-control reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Answer to `discover`.
+    Found {
+        /// Ready radios.
+        radios: Vec<RadioInfo>,
+    },
+    /// The request took effect at `sample_time` (link, unlink, shadow, capture, reset).
+    Done {
+        /// Radio name.
+        radio: String,
+        /// Sample time at which it took effect (the start of the next tick).
+        sample_time: SampleTime,
+    },
+    /// A timed switch is scheduled.
+    Scheduled {
+        /// Radio name.
+        radio: String,
+        /// Switch instant.
+        at: SampleTime,
+        /// Sample time when the request was accepted.
+        now: SampleTime,
+    },
+    /// Answer to `status`.
+    Status {
+        /// Current sample time of the air.
+        sample_time: SampleTime,
+        /// One report per radio asked for.
+        radios: Vec<StatusReport>,
+    },
+    /// The request failed; the server keeps serving.
+    Error {
+        /// Class.
+        code: ErrorCode,
+        /// Human-readable reason.
+        message: String,
+    },
+}
+
+impl Request {
+    /// Decodes a request.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ControlError> {
+        if b.len() > MAX_MESSAGE {
+            return Err(ControlError::TooLarge(b.len()));
+        }
+        Ok(serde_json::from_slice(b)?)
+    }
+    /// Encodes a request.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising these plain data types cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl Reply {
+    /// Decodes a reply.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ControlError> {
+        if b.len() > MAX_MESSAGE * 16 {
+            return Err(ControlError::TooLarge(b.len()));
+        }
+        Ok(serde_json::from_slice(b)?)
+    }
+    /// Encodes a reply.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    /// An error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_json_shapes() {
+        let r = Request::from_bytes(
+            br#"{"op":"switch_at","radio":"pool","at":1920000,"endpoint":"127.0.0.1:4000"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Request::SwitchAt {
+                radio: "pool".into(),
+                at: 1_920_000,
+                endpoint: "127.0.0.1:4000".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            Request::from_bytes(br#"{"op":"discover"}"#).unwrap(),
+            Request::Discover { radio: None }
+        );
+        assert!(Request::from_bytes(br#"{"op":"explode"}"#).is_err());
+        assert!(Request::from_bytes(br#"{"op":"unlink","radio":"a","x":1}"#).is_err());
+        assert!(Request::from_bytes(b"\xff\xfe").is_err());
+        let back = Request::from_bytes(&r.to_bytes()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn reply_roundtrip() {
+        let r = Reply::error(ErrorCode::Refused, "switch time passed");
+        let s = String::from_utf8(r.to_bytes()).unwrap();
+        assert!(s.contains(r#""reply":"error""#) && s.contains(r#""code":"refused""#));
+        assert_eq!(Reply::from_bytes(s.as_bytes()).unwrap(), r);
+    }
+}

@@ -1,0 +1,587 @@
+//! The modem side of the fronthaul: [`ControlClient`] speaks link control over ZeroMQ with
+//! timeouts (never hangs), and [`RadioLink`] is the thesis' USRP object: `create` binds the
+//! socket and allocates buffers (the `make_usrp` step), `link` asks the radio to stream to
+//! it, then timestamped `recv` / `send` of IQ blocks, `unlink`, drop.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use ferry_fronthaul::control::{ControlError, ErrorCode, RadioInfo, Reply, Request, StatusReport};
+use ferry_fronthaul::probe::{self, ProbeAnswer};
+use ferry_fronthaul::vrt::{
+    emit_data_cf32, emit_data_i16, ContextRepr, DataRepr, Direction, Packet, PacketType,
+    SampleTime, StreamId, Timestamp, WireError,
+};
+use num_complex::Complex32;
+use thiserror::Error;
+
+/// Failures of the client side.
+#[derive(Debug, Error)]
+pub enum RadioError {
+    /// Link control did not answer in time.
+    #[error("link control at {endpoint} did not answer within {timeout:?} (is `ferry air` running there?)")]
+    Timeout {
+        /// ZeroMQ endpoint.
+        endpoint: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// ZeroMQ failed (bad endpoint string, ...).
+    #[error("ZeroMQ error talking to {endpoint}: {source}")]
+    Zmq {
+        /// Endpoint.
+        endpoint: String,
+        /// Cause.
+        source: zmq::Error,
+    },
+    /// The radio does not exist or is not ready.
+    #[error("radio {radio:?} not found: {message}")]
+    NotFound {
+        /// Name.
+        radio: String,
+        /// Server's reason.
+        message: String,
+    },
+    /// The radio refused the request.
+    #[error("radio refused ({code:?}): {message}")]
+    Refused {
+        /// Class.
+        code: ErrorCode,
+        /// Reason.
+        message: String,
+    },
+    /// The reply was not the kind expected.
+    #[error("unexpected reply from link control: {0}")]
+    Unexpected(String),
+    /// The reply did not decode.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// Socket error.
+    #[error("fronthaul socket: {0}")]
+    Io(#[from] io::Error),
+    /// No RX data in time.
+    #[error("no RX samples within {0:?}")]
+    RxTimeout(Duration),
+    /// Bad samples to send.
+    #[error("cannot encode TX: {0}")]
+    Wire(#[from] WireError),
+    /// The discovery probe got no answer.
+    #[error("radio at {addr} did not answer {tries} discovery probes")]
+    NoProbeAnswer {
+        /// Radio fronthaul address.
+        addr: SocketAddr,
+        /// Tries made.
+        tries: u32,
+    },
+    /// The advertised endpoint is unusable.
+    #[error("cannot advertise {0}: bind to a concrete IP or set `advertise`")]
+    Unadvertisable(SocketAddr),
+}
+
+/// A link-control client. Each request uses a fresh REQ socket so a lost reply never leaves
+/// the client stuck in ZeroMQ's strict send/receive alternation.
+pub struct ControlClient {
+    ctx: zmq::Context,
+    endpoint: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for ControlClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlClient")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ControlClient {
+    /// A client of the link-control socket at `endpoint` (e.g. `tcp://127.0.0.1:5550`).
+    pub fn new(endpoint: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            ctx: zmq::Context::new(),
+            endpoint: endpoint.into(),
+            timeout,
+        }
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends a request and returns the reply (including `error` replies).
+    pub fn request(&self, req: &Request) -> Result<Reply, RadioError> {
+        let zerr = |source| RadioError::Zmq {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let s = self.ctx.socket(zmq::REQ).map_err(zerr)?;
+        let ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
+        s.set_linger(0).map_err(zerr)?;
+        s.set_sndtimeo(ms).map_err(zerr)?;
+        s.set_rcvtimeo(ms).map_err(zerr)?;
+        s.connect(&self.endpoint).map_err(zerr)?;
+        let timeout = || RadioError::Timeout {
+            endpoint: self.endpoint.clone(),
+            timeout: self.timeout,
+        };
+        match s.send(req.to_bytes(), 0) {
+            Err(zmq::Error::EAGAIN) => return Err(timeout()),
+            Err(e) => return Err(zerr(e)),
+            Ok(()) => {}
+        }
+        match s.recv_bytes(0) {
+            Ok(b) => Ok(Reply::from_bytes(&b)?),
+            Err(zmq::Error::EAGAIN) => Err(timeout()),
+            Err(e) => Err(zerr(e)),
+        }
+    }
+
+    /// Like [`ControlClient::request`] but an `error` reply becomes a [`RadioError`].
+    pub fn call(&self, req: &Request) -> Result<Reply, RadioError> {
+        match self.request(req)? {
+            Reply::Error { code, message } => Err(match code {
+                ErrorCode::UnknownRadio | ErrorCode::NotReady => RadioError::NotFound {
+                    radio: radio_of(req),
+                    message,
+                },
+                code => RadioError::Refused { code, message },
+            }),
+            r => Ok(r),
+        }
+    }
+
+    /// `discover` one radio (errors if it is not there or not ready).
+    pub fn discover(&self, radio: &str) -> Result<RadioInfo, RadioError> {
+        match self.call(&Request::Discover {
+            radio: Some(radio.into()),
+        })? {
+            Reply::Found { radios } => {
+                radios
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| RadioError::NotFound {
+                        radio: radio.into(),
+                        message: "no answer".into(),
+                    })
+            }
+            r => Err(RadioError::Unexpected(format!("{r:?}"))),
+        }
+    }
+
+    /// `status` of one radio.
+    pub fn status(&self, radio: &str) -> Result<(SampleTime, StatusReport), RadioError> {
+        match self.call(&Request::Status {
+            radio: Some(radio.into()),
+        })? {
+            Reply::Status {
+                sample_time,
+                mut radios,
+            } if !radios.is_empty() => Ok((sample_time, radios.remove(0))),
+            r => Err(RadioError::Unexpected(format!("{r:?}"))),
+        }
+    }
+}
+
+fn radio_of(req: &Request) -> String {
+    match req {
+        Request::Discover { radio } | Request::Status { radio } => {
+            radio.clone().unwrap_or_default()
+        }
+        Request::Link { radio, .. }
+        | Request::Unlink { radio, .. }
+        | Request::Shadow { radio, .. }
+        | Request::SwitchAt { radio, .. }
+        | Request::Capture { radio, .. }
+        | Request::Reset { radio } => radio.clone(),
+    }
+}
+
+/// How to reach a radio.
+#[derive(Debug, Clone)]
+pub struct RadioLinkConfig {
+    /// Link-control endpoint of `ferry air`.
+    pub control: String,
+    /// Radio name.
+    pub radio: String,
+    /// Local UDP address to bind (port 0 = any).
+    pub bind: SocketAddr,
+    /// Address to give the radio if `bind` is a wildcard.
+    pub advertise: Option<SocketAddr>,
+    /// Timeout of each link-control request.
+    pub timeout: Duration,
+    /// Samples per TX packet.
+    pub samples_per_packet: usize,
+}
+
+impl RadioLinkConfig {
+    /// Defaults: bind 127.0.0.1:0, 1 s timeout, 364 samples per packet.
+    pub fn new(control: impl Into<String>, radio: impl Into<String>) -> Self {
+        Self {
+            control: control.into(),
+            radio: radio.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            timeout: Duration::from_secs(1),
+            samples_per_packet: 364,
+        }
+    }
+}
+
+/// A block of received samples starting at `time`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RxBlock {
+    /// Sample time of the first sample.
+    pub time: SampleTime,
+    /// Samples (full scale 1.0).
+    pub samples: Vec<Complex32>,
+}
+
+/// Receive-side bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Data packets received.
+    pub rx_packets: u64,
+    /// Samples missing between consecutive packets (lost on the fronthaul).
+    pub rx_gap_samples: u64,
+    /// Context packets received.
+    pub context_packets: u64,
+    /// Datagrams ignored (not from the radio, or undecodable).
+    pub ignored: u64,
+    /// TX packets sent.
+    pub tx_packets: u64,
+}
+
+/// The modem's handle on one radio.
+#[derive(Debug)]
+pub struct RadioLink {
+    control: Option<ControlClient>,
+    radio: String,
+    info: RadioInfo,
+    socket: UdpSocket,
+    endpoint: SocketAddr,
+    buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    tx_count: u8,
+    spp: usize,
+    linked: bool,
+    next_rx: Option<SampleTime>,
+    /// The latest context packet (rate, frequency, gain of the stream).
+    pub last_context: Option<ContextRepr>,
+    /// Counters.
+    pub stats: LinkStats,
+}
+
+impl RadioLink {
+    /// `make`: finds the radio through link control, binds the fronthaul socket and
+    /// allocates buffers. Fails clearly if `ferry air` does not answer or the radio is not
+    /// there or not initialised.
+    pub fn create(cfg: &RadioLinkConfig) -> Result<Self, RadioError> {
+        let control = ControlClient::new(cfg.control.clone(), cfg.timeout);
+        let info = control.discover(&cfg.radio)?;
+        let mut link = Self::with_socket(cfg.bind, cfg.advertise, info, cfg.samples_per_packet)?;
+        link.control = Some(control);
+        link.radio = cfg.radio.clone();
+        Ok(link)
+    }
+
+    /// A link to a legacy (address-bound) radio at `radio`: no link control; the radio
+    /// streams to whoever holds its host address, so `bind` is usually `0.0.0.0:PORT`.
+    pub fn create_legacy(
+        bind: SocketAddr,
+        radio: SocketAddr,
+        number: u16,
+        sample_rate_hz: u32,
+    ) -> Result<Self, RadioError> {
+        let info = RadioInfo {
+            radio: format!("legacy@{radio}"),
+            number,
+            serial: String::new(),
+            fronthaul: radio,
+            sample_rate_hz,
+            freq_hz: 0.0,
+            legacy: true,
+        };
+        let adv = Some(bind);
+        Self::with_socket(bind, adv, info, 364)
+    }
+
+    fn with_socket(
+        bind: SocketAddr,
+        advertise: Option<SocketAddr>,
+        info: RadioInfo,
+        spp: usize,
+    ) -> Result<Self, RadioError> {
+        let socket = UdpSocket::bind(bind)?;
+        // 4 MiB (or the kernel's cap) absorbs ~0.5 s of 1.92 Msps if the modem stalls.
+        let _ = crate::sys::set_socket_buffers(&socket, 4 << 20);
+        // Non-blocking plus ppoll for waits: socket timeouts are too coarse (jiffies).
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let endpoint = match advertise {
+            Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), local.port()),
+            Some(a) => a,
+            None if local.ip().is_unspecified() => return Err(RadioError::Unadvertisable(local)),
+            None => local,
+        };
+        Ok(Self {
+            control: None,
+            radio: info.radio.clone(),
+            info,
+            socket,
+            endpoint,
+            buf: vec![0u8; 65_536],
+            tx_buf: Vec::with_capacity(65_536),
+            tx_count: 0,
+            spp: spp.clamp(1, ferry_fronthaul::vrt::MAX_SAMPLES),
+            linked: false,
+            next_rx: None,
+            last_context: None,
+            stats: LinkStats::default(),
+        })
+    }
+
+    /// The address the radio streams to.
+    pub fn endpoint(&self) -> SocketAddr {
+        self.endpoint
+    }
+    /// The radio's identity.
+    pub fn info(&self) -> &RadioInfo {
+        &self.info
+    }
+    /// The link-control client (None for legacy links).
+    pub fn control(&self) -> Option<&ControlClient> {
+        self.control.as_ref()
+    }
+
+    fn ctl(&self) -> Result<&ControlClient, RadioError> {
+        self.control.as_ref().ok_or_else(|| RadioError::Refused {
+            code: ErrorCode::Refused,
+            message: "legacy radio: no link control; move the host address instead".into(),
+        })
+    }
+
+    /// Asks the radio to stream to this link; returns the sample time it took effect.
+    pub fn link(&mut self) -> Result<SampleTime, RadioError> {
+        let r = self.ctl()?.call(&Request::Link {
+            radio: self.radio.clone(),
+            endpoint: self.endpoint,
+        })?;
+        self.linked = true;
+        self.next_rx = None;
+        match r {
+            Reply::Done { sample_time, .. } => Ok(sample_time),
+            r => Err(RadioError::Unexpected(format!("{r:?}"))),
+        }
+    }
+
+    /// Asks for a copy of the RX stream (make-before-break warm-up of a destination).
+    pub fn shadow(&mut self) -> Result<SampleTime, RadioError> {
+        match self.ctl()?.call(&Request::Shadow {
+            radio: self.radio.clone(),
+            endpoint: Some(self.endpoint),
+        })? {
+            Reply::Done { sample_time, .. } => Ok(sample_time),
+            r => Err(RadioError::Unexpected(format!("{r:?}"))),
+        }
+    }
+
+    /// Schedules the radio to move its link to this host at sample time `at`.
+    pub fn take_over_at(&mut self, at: SampleTime) -> Result<(), RadioError> {
+        self.ctl()?.call(&Request::SwitchAt {
+            radio: self.radio.clone(),
+            at,
+            endpoint: self.endpoint,
+        })?;
+        self.linked = true;
+        Ok(())
+    }
+
+    /// Stops the radio streaming to this host (refused if another host holds the link).
+    pub fn unlink(&mut self) -> Result<(), RadioError> {
+        self.ctl()?.call(&Request::Unlink {
+            radio: self.radio.clone(),
+            endpoint: Some(self.endpoint),
+        })?;
+        self.linked = false;
+        Ok(())
+    }
+
+    /// Sends one discovery probe per try over the fronthaul (like `uhd_find_devices`, as
+    /// the thesis probes up to 8 times) and returns the first answer.
+    pub fn probe(&self, tries: u32, per_try: Duration) -> Result<ProbeAnswer, RadioError> {
+        let sock = UdpSocket::bind(SocketAddr::new(self.socket.local_addr()?.ip(), 0))?;
+        sock.set_read_timeout(Some(per_try.max(Duration::from_millis(1))))?;
+        let mut buf = [0u8; 2048];
+        for k in 0..tries {
+            let nonce = 0x5000_0000 | k;
+            // A send can fail while the address is unreachable (no route yet): keep trying.
+            if sock
+                .send_to(&probe::encode_probe(nonce), self.info.fronthaul)
+                .is_err()
+            {
+                std::thread::sleep(per_try);
+                continue;
+            }
+            let deadline = Instant::now() + per_try;
+            while Instant::now() < deadline {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, from)) if from == self.info.fronthaul => {
+                        if let Ok((got, a)) = probe::decode_answer(&buf[..n]) {
+                            if got == nonce {
+                                return Ok(a);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        Err(RadioError::NoProbeAnswer {
+            addr: self.info.fronthaul,
+            tries,
+        })
+    }
+
+    /// Receives the next block of samples (waiting at most `timeout`). Context packets
+    /// update [`RadioLink::last_context`]; datagrams from anyone but the radio are ignored.
+    pub fn recv(&mut self, timeout: Duration) -> Result<RxBlock, RadioError> {
+        let mut samples = Vec::new();
+        let time = self.recv_with(timeout, |d| d.samples_cf32_into(&mut samples))?;
+        Ok(RxBlock { time, samples })
+    }
+
+    /// Like [`RadioLink::recv`] with raw (I, Q) sc16 pairs.
+    pub fn recv_i16(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<(SampleTime, Vec<(i16, i16)>), RadioError> {
+        let mut samples = Vec::new();
+        let time = self.recv_with(timeout, |d| samples.extend(d.samples_i16()))?;
+        Ok((time, samples))
+    }
+
+    fn recv_with(
+        &mut self,
+        timeout: Duration,
+        mut take: impl FnMut(&DataRepr<'_>),
+    ) -> Result<SampleTime, RadioError> {
+        let deadline = Instant::now() + timeout;
+        let rate = self.info.sample_rate_hz;
+        let want_sid = StreamId::new(self.info.number, Direction::Rx);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RadioError::RxTimeout(timeout));
+            }
+            let (n, from) = match self.socket.recv_from(&mut self.buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::sys::wait_readable(&self.socket, left)?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            // Legacy radios are identified by IP only (the source port is theirs to pick).
+            let from_radio = from == self.info.fronthaul
+                || (self.info.legacy && from.ip() == self.info.fronthaul.ip());
+            let bytes = &self.buf[..n];
+            if !from_radio {
+                self.stats.ignored += 1;
+                continue;
+            }
+            if let Ok(Ok(PacketType::IfContext)) =
+                Packet::new_checked(bytes).map(|p| p.packet_type())
+            {
+                match ContextRepr::parse_bytes(bytes) {
+                    Ok(c) => {
+                        self.stats.context_packets += 1;
+                        self.last_context = Some(c);
+                    }
+                    Err(_) => self.stats.ignored += 1,
+                }
+                continue;
+            }
+            let parsed = DataRepr::parse_bytes(bytes)
+                .and_then(|d| d.timestamp.to_sample_time(rate).map(|t| (d, t)));
+            match parsed {
+                Ok((d, t)) if d.stream_id == want_sid => {
+                    if let Some(exp) = self.next_rx {
+                        self.stats.rx_gap_samples += t.saturating_sub(exp);
+                    }
+                    self.next_rx = Some(t + d.num_samples() as u64);
+                    self.stats.rx_packets += 1;
+                    take(&d);
+                    return Ok(t);
+                }
+                _ => self.stats.ignored += 1,
+            }
+        }
+    }
+
+    fn tx_sid(&self) -> StreamId {
+        StreamId::new(self.info.number, Direction::Tx)
+    }
+
+    /// Sends samples to be transmitted from sample time `time` on (split into packets).
+    pub fn send(&mut self, time: SampleTime, samples: &[Complex32]) -> Result<(), RadioError> {
+        let rate = self.info.sample_rate_hz;
+        for (k, chunk) in samples.chunks(self.spp).enumerate() {
+            let t = time + (k * self.spp) as u64;
+            self.tx_buf.clear();
+            emit_data_cf32(
+                self.tx_sid(),
+                self.tx_count,
+                Timestamp::from_sample_time(t, rate)?,
+                chunk,
+                &mut self.tx_buf,
+            )?;
+            self.push_tx()?;
+        }
+        Ok(())
+    }
+
+    /// Like [`RadioLink::send`] with raw (I, Q) sc16 pairs.
+    pub fn send_i16(&mut self, time: SampleTime, samples: &[(i16, i16)]) -> Result<(), RadioError> {
+        let rate = self.info.sample_rate_hz;
+        for (k, chunk) in samples.chunks(self.spp).enumerate() {
+            let t = time + (k * self.spp) as u64;
+            self.tx_buf.clear();
+            emit_data_i16(
+                self.tx_sid(),
+                self.tx_count,
+                Timestamp::from_sample_time(t, rate)?,
+                chunk,
+                &mut self.tx_buf,
+            )?;
+            self.push_tx()?;
+        }
+        Ok(())
+    }
+
+    fn push_tx(&mut self) -> Result<(), RadioError> {
+        self.tx_count = (self.tx_count + 1) & 0xf;
+        self.socket.send_to(&self.tx_buf, self.info.fronthaul)?;
+        self.stats.tx_packets += 1;
+        Ok(())
+    }
+}
+
+impl Drop for RadioLink {
+    /// Best-effort unlink, only if this host still holds the link (a host that handed over
+    /// by `switch_at` must not cut off its successor; the radio refuses in that case).
+    fn drop(&mut self) {
+        if self.linked {
+            if let Some(c) = &self.control {
+                let quick = ControlClient::new(c.endpoint().to_owned(), Duration::from_millis(200));
+                let _ = quick.request(&Request::Unlink {
+                    radio: self.radio.clone(),
+                    endpoint: Some(self.endpoint),
+                });
+            }
+        }
+    }
+}

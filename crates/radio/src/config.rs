@@ -1,0 +1,330 @@
+//! `ferry air` configuration (JSON): the sample clock, the radios with their RF settings and
+//! fronthaul addresses, and the channel between each pair. The built-in default reproduces
+//! the thesis topology.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::rf::{RfConfig, RfError};
+use ferry_fronthaul::control::{CaptureFormat, CaptureStream};
+
+/// One emulated radio unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadioConfig {
+    /// Name used in link control and stream IDs (order in the list gives the radio number).
+    pub name: String,
+    /// The radio's own fronthaul UDP address (an N210 is 192.168.10.2; port 0 = any free).
+    pub fronthaul: SocketAddr,
+    /// RF parameters, validated at power-up.
+    #[serde(default)]
+    pub rf: RfConfig,
+    /// Time from power-up until the radio is initialised and discoverable, in ms.
+    #[serde(default = "default_init_ms")]
+    pub init_ms: u64,
+    /// Legacy N210-like mode: stream only to this host address (and accept TX only from
+    /// its IP), e.g. 192.168.10.1:49200. Link control cannot move such a radio.
+    #[serde(default)]
+    pub legacy_host: Option<SocketAddr>,
+    /// What this radio serves, for humans.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_catchup() -> Option<u64> {
+    Some(100)
+}
+
+fn default_init_ms() -> u64 {
+    2500
+}
+
+/// The channel between two radios (applies in both directions; the reverse direction
+/// sees the opposite frequency offset).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// One radio's name.
+    pub a: String,
+    /// The other radio's name.
+    pub b: String,
+    /// Path gain in dB, or `null` for a blocked pair (nothing passes).
+    pub gain_db: Option<f64>,
+    /// Carrier frequency offset seen by `b` receiving `a`, in Hz.
+    #[serde(default)]
+    pub cfo_hz: f64,
+    /// Propagation delay in whole samples.
+    #[serde(default)]
+    pub delay_samples: usize,
+}
+
+/// A capture started from the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Radio name.
+    pub radio: String,
+    /// RX or TX.
+    pub stream: CaptureStream,
+    /// Sample format.
+    pub format: CaptureFormat,
+    /// Base path (without `.sigmf-meta` / `.sigmf-data`).
+    pub path: String,
+    /// Samples to record.
+    pub samples: u64,
+}
+
+/// The whole air.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AirConfig {
+    /// Sample rate of the common clock in Hz (every radio's `rf.rate_hz` must equal it).
+    pub sample_rate_hz: u32,
+    /// Samples per tick (1 ms at 1.92 Msps = 1920).
+    pub tick_samples: usize,
+    /// Maximum samples per RX data packet (364 = an N210's default for a 1500-byte MTU).
+    pub samples_per_packet: usize,
+    /// Noise floor at every receiver in dBFS (total power), or `null` for none.
+    pub noise_floor_dbfs: Option<f64>,
+    /// Seed of the noise generator.
+    pub seed: u64,
+    /// ZeroMQ endpoint of the link-control REP socket (`tcp://127.0.0.1:*` = any port).
+    pub control: String,
+    /// How far ahead of the air (in ms) hosts may queue TX before packets count as early.
+    pub tx_horizon_ms: u64,
+    /// Context packets are sent on every link change and this often (ms).
+    pub context_interval_ms: u64,
+    /// If the process falls this far behind real time it skips air time (counted as clock
+    /// slips) instead of bursting stale samples; `null` never skips (tests).
+    #[serde(default = "default_catchup")]
+    pub max_catchup_ms: Option<u64>,
+    /// The radios.
+    pub radios: Vec<RadioConfig>,
+    /// Channels between pairs; pairs not listed are blocked.
+    pub links: Vec<LinkConfig>,
+    /// Captures to start at power-up.
+    #[serde(default)]
+    pub captures: Vec<CaptureConfig>,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Not valid JSON for [`AirConfig`].
+    #[error("air configuration is not valid: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An RF parameter is out of the device's range.
+    #[error("radio {radio}: {source}")]
+    Rf {
+        /// Radio name.
+        radio: String,
+        /// Why.
+        source: RfError,
+    },
+    /// Anything else, described.
+    #[error("air configuration: {0}")]
+    Invalid(String),
+}
+
+fn radio(name: &str, port: u16, description: &str) -> RadioConfig {
+    RadioConfig {
+        name: name.into(),
+        fronthaul: SocketAddr::from(([127, 0, 0, 1], port)),
+        rf: RfConfig::default(),
+        init_ms: default_init_ms(),
+        legacy_host: None,
+        description: description.into(),
+    }
+}
+
+fn link(a: &str, b: &str, gain_db: Option<f64>, cfo_hz: f64, delay: usize) -> LinkConfig {
+    LinkConfig {
+        a: a.into(),
+        b: b.into(),
+        gain_db,
+        cfo_hz,
+        delay_samples: delay,
+    }
+}
+
+impl Default for AirConfig {
+    /// The thesis topology: the pool radio (served by server1 or server2), server3's radio
+    /// (far end), server4's radio (relay-scenario receiver; it cannot hear server3), and a
+    /// base-station radio for the D2D program's base-station mode.
+    fn default() -> Self {
+        Self {
+            sample_rate_hz: 1_920_000,
+            tick_samples: 1920,
+            samples_per_packet: 364,
+            noise_floor_dbfs: Some(-60.0),
+            seed: 1,
+            control: "tcp://127.0.0.1:5550".into(),
+            tx_horizon_ms: 1000,
+            context_interval_ms: 1000,
+            max_catchup_ms: default_catchup(),
+            radios: vec![
+                radio(
+                    "pool",
+                    49201,
+                    "pool radio (192.168.10.2 in the thesis), served by server1/server2",
+                ),
+                radio("far", 49202, "server3's radio, the far-end terminal"),
+                radio(
+                    "relayrx",
+                    49203,
+                    "server4's radio, receiver behind the relay",
+                ),
+                radio("bs", 49204, "base station for D2D base-station mode"),
+            ],
+            links: vec![
+                link("pool", "far", Some(-20.0), 150.0, 2),
+                link("pool", "relayrx", Some(-20.0), -200.0, 3),
+                link("far", "relayrx", None, 0.0, 0),
+                link("bs", "pool", Some(-30.0), 50.0, 4),
+                link("bs", "far", Some(-30.0), -50.0, 4),
+                link("bs", "relayrx", Some(-30.0), 80.0, 5),
+            ],
+            captures: vec![],
+        }
+    }
+}
+
+impl AirConfig {
+    /// Parses JSON and validates.
+    pub fn from_json(s: &str) -> Result<Self, ConfigError> {
+        let c: Self = serde_json::from_str(s)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The JSON text of this configuration.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Index of a radio by name.
+    pub fn radio_index(&self, name: &str) -> Option<usize> {
+        self.radios.iter().position(|r| r.name == name)
+    }
+
+    /// Checks everything that would make the air misbehave.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.sample_rate_hz == 0 || self.tick_samples == 0 || self.samples_per_packet == 0 {
+            return bad("sample_rate_hz, tick_samples and samples_per_packet must be > 0".into());
+        }
+        if self.samples_per_packet > ferry_fronthaul::vrt::MAX_SAMPLES {
+            return bad(format!(
+                "samples_per_packet must be <= {}",
+                ferry_fronthaul::vrt::MAX_SAMPLES
+            ));
+        }
+        if self.tick_samples > self.sample_rate_hz as usize {
+            return bad("a tick may not exceed one second".into());
+        }
+        if self.radios.len() > usize::from(u16::MAX) {
+            return bad("too many radios".into());
+        }
+        if let Some(n) = self.noise_floor_dbfs {
+            if !n.is_finite() || n > 0.0 {
+                return bad(format!("noise_floor_dbfs {n} must be finite and <= 0"));
+            }
+        }
+        for (i, r) in self.radios.iter().enumerate() {
+            if self.radios[..i].iter().any(|o| o.name == r.name) {
+                return bad(format!("radio name {} used twice", r.name));
+            }
+            r.rf.validate().map_err(|source| ConfigError::Rf {
+                radio: r.name.clone(),
+                source,
+            })?;
+            if r.rf.rate_hz != self.sample_rate_hz {
+                return bad(format!(
+                    "radio {} rate {} Hz differs from the air's {} Hz",
+                    r.name, r.rf.rate_hz, self.sample_rate_hz
+                ));
+            }
+            if r.init_ms > 600_000 {
+                return bad(format!(
+                    "radio {} init_ms {} is over 10 minutes",
+                    r.name, r.init_ms
+                ));
+            }
+        }
+        for l in &self.links {
+            for n in [&l.a, &l.b] {
+                if self.radio_index(n).is_none() {
+                    return bad(format!("link names unknown radio {n}"));
+                }
+            }
+            if l.a == l.b {
+                return bad(format!("link from {} to itself", l.a));
+            }
+            if let Some(g) = l.gain_db {
+                if !g.is_finite() || g > 60.0 {
+                    return bad(format!(
+                        "link {}-{} gain {g} dB must be finite and <= 60",
+                        l.a, l.b
+                    ));
+                }
+            }
+            if !l.cfo_hz.is_finite() || l.cfo_hz.abs() > f64::from(self.sample_rate_hz) / 2.0 {
+                return bad(format!(
+                    "link {}-{} cfo {} Hz out of range",
+                    l.a, l.b, l.cfo_hz
+                ));
+            }
+            if l.delay_samples > self.tick_samples * 10 {
+                return bad(format!("link {}-{} delay too long", l.a, l.b));
+            }
+        }
+        for c in &self.captures {
+            if self.radio_index(&c.radio).is_none() {
+                return bad(format!("capture names unknown radio {}", c.radio));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets every radio's init time (for tests and `--fast-init`).
+    pub fn with_init_ms(mut self, ms: u64) -> Self {
+        for r in &mut self.radios {
+            r.init_ms = ms;
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_validates_and_roundtrips() {
+        let c = AirConfig::default();
+        c.validate().unwrap();
+        let back = AirConfig::from_json(&c.to_json_pretty()).unwrap();
+        assert_eq!(back, c);
+        assert!(back
+            .links
+            .iter()
+            .any(|l| l.a == "far" && l.b == "relayrx" && l.gain_db.is_none()));
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let mut c = AirConfig::default();
+        c.radios[1].name = "pool".into();
+        assert!(c.validate().is_err());
+        let mut c = AirConfig::default();
+        c.radios[0].rf.rx_freq_hz = 5.8e9;
+        assert!(matches!(c.validate(), Err(ConfigError::Rf { .. })));
+        let mut c = AirConfig::default();
+        c.links[0].b = "nobody".into();
+        assert!(c.validate().is_err());
+        assert!(AirConfig::from_json("{").is_err());
+        assert!(AirConfig::from_json(r#"{"sample_rate_hz": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,445 @@
+//! The `ferry air` engine, sans-IO: all radio units and the air channel on one sample clock.
+//! The IO shell hands it datagrams and control requests and calls [`AirEngine::tick`] once
+//! per tick; the engine returns the datagrams to send and the samples to capture.
+
+use std::net::SocketAddr;
+
+use ferry_fronthaul::control::{CaptureStream, ErrorCode, RadioInfo, Reply, Request, StatusReport};
+use ferry_fronthaul::probe::{self, ProbeAnswer};
+use ferry_fronthaul::vrt::{
+    emit_data_cf32, ContextRepr, DataRepr, Direction, SampleTime, StreamId, Timestamp,
+};
+use num_complex::Complex32;
+
+use crate::air::AirChannel;
+use crate::config::{AirConfig, ConfigError};
+use crate::unit::RadioUnit;
+
+/// A datagram to send from a radio's fronthaul socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// Index of the sending radio.
+    pub radio: usize,
+    /// Destination.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub bytes: Vec<u8>,
+}
+
+/// Samples recorded for a capture during one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureChunk {
+    /// Capture id from [`AirEngine::start_capture`].
+    pub id: u64,
+    /// Samples.
+    pub samples: Vec<Complex32>,
+    /// The capture has all its samples.
+    pub finished: bool,
+}
+
+/// What one tick produced.
+#[derive(Debug, Default)]
+pub struct TickOutput {
+    /// Datagrams to send.
+    pub packets: Vec<Outbound>,
+    /// Captured samples.
+    pub captures: Vec<CaptureChunk>,
+}
+
+#[derive(Debug)]
+struct ActiveCapture {
+    id: u64,
+    radio: usize,
+    stream: CaptureStream,
+    remaining: u64,
+}
+
+/// All radios and the air.
+#[derive(Debug)]
+pub struct AirEngine {
+    cfg: AirConfig,
+    radios: Vec<RadioUnit>,
+    channel: AirChannel,
+    now: SampleTime,
+    tx: Vec<Vec<Complex32>>,
+    rx: Vec<Vec<Complex32>>,
+    captures: Vec<ActiveCapture>,
+    next_capture: u64,
+    /// Per (radio, destination): 4-bit packet counts of data and context streams.
+    counts: Vec<Vec<(SocketAddr, u8, u8)>>,
+    last_context: Vec<Option<SampleTime>>,
+    scratch: Vec<Complex32>,
+}
+
+impl AirEngine {
+    /// Powers up every radio at sample time 0. The configuration's fronthaul addresses are
+    /// replaced by `fronthaul` when given (the shell knows the real bound ports).
+    pub fn new(cfg: AirConfig, fronthaul: Option<&[SocketAddr]>) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let rate = cfg.sample_rate_hz;
+        let horizon = cfg.tx_horizon_ms.saturating_mul(u64::from(rate)) / 1000;
+        let radios = cfg
+            .radios
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut u = RadioUnit::power_up(r, i as u16, rate, horizon, 0);
+                if let Some(a) = fronthaul.and_then(|f| f.get(i)) {
+                    u.fronthaul = *a;
+                }
+                u
+            })
+            .collect::<Vec<_>>();
+        let n = radios.len();
+        Ok(Self {
+            channel: AirChannel::from_config(&cfg),
+            radios,
+            now: 0,
+            tx: vec![vec![Complex32::new(0.0, 0.0); cfg.tick_samples]; n],
+            rx: vec![Vec::new(); n],
+            captures: Vec::new(),
+            next_capture: 1,
+            counts: vec![Vec::new(); n],
+            last_context: vec![None; n],
+            scratch: Vec::new(),
+            cfg,
+        })
+    }
+
+    /// The first sample time not yet mixed (the start of the next tick).
+    pub fn now(&self) -> SampleTime {
+        self.now
+    }
+    /// Configuration.
+    pub fn config(&self) -> &AirConfig {
+        &self.cfg
+    }
+    /// Radio units.
+    pub fn radios(&self) -> &[RadioUnit] {
+        &self.radios
+    }
+    /// Mutable access to a radio (tests, the shell's overflow counting).
+    pub fn radio_mut(&mut self, i: usize) -> Option<&mut RadioUnit> {
+        self.radios.get_mut(i)
+    }
+    /// Mutable access to the channel (tests).
+    pub fn channel_mut(&mut self) -> &mut AirChannel {
+        &mut self.channel
+    }
+    /// Index of a radio by name.
+    pub fn radio_index(&self, name: &str) -> Option<usize> {
+        self.radios.iter().position(|r| r.name == name)
+    }
+
+    /// Handles a datagram that arrived at radio `radio`'s fronthaul socket from `from`.
+    /// Returns a datagram to send back (probe answers).
+    pub fn on_datagram(
+        &mut self,
+        radio: usize,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Option<Outbound> {
+        let now = self.now;
+        let rate = self.cfg.sample_rate_hz;
+        let u = self.radios.get_mut(radio)?;
+        if probe::is_probe(bytes) {
+            let nonce = probe::decode_probe(bytes).ok()?;
+            if !u.is_ready() {
+                return None;
+            }
+            u.counters.probes_answered += 1;
+            let a = ProbeAnswer {
+                radio: u.name.clone(),
+                serial: format!("EMU{:04}", u.number),
+                kind: "n210-emulated".into(),
+            };
+            return Some(Outbound {
+                radio,
+                to: from,
+                bytes: probe::encode_answer(nonce, &a),
+            });
+        }
+        if !u.accepts_from(from) {
+            u.counters.stranger_packets += 1;
+            return None;
+        }
+        let parsed = DataRepr::parse_bytes(bytes).and_then(|d| {
+            let t = d.timestamp.to_sample_time(rate)?;
+            Ok((d, t))
+        });
+        match parsed {
+            Ok((d, t)) if d.stream_id == StreamId::new(u.number, Direction::Tx) => {
+                let mut v = Vec::with_capacity(d.num_samples());
+                d.samples_cf32_into(&mut v);
+                u.accept_tx(from, t, v, now);
+            }
+            // Context packets from hosts carry nothing the radio needs.
+            _ if ContextRepr::parse_bytes(bytes).is_ok() => {}
+            _ => u.counters.malformed_packets += 1,
+        }
+        None
+    }
+
+    /// Counts an RX datagram the shell could not hand to the host's socket.
+    pub fn count_overflow(&mut self, radio: usize) {
+        if let Some(u) = self.radios.get_mut(radio) {
+            u.counters.overflow_packets += 1;
+        }
+    }
+
+    /// Counts ticks skipped because the real-time shell fell behind.
+    pub fn count_clock_slip(&mut self, ticks: u64) {
+        for u in &mut self.radios {
+            u.counters.clock_slips += ticks;
+        }
+    }
+
+    /// Skips `ticks` ticks of air time without producing anything (after a clock slip).
+    pub fn skip(&mut self, ticks: u64) {
+        let n = self.cfg.tick_samples as u64 * ticks;
+        for u in &mut self.radios {
+            u.end_tick(self.now + n);
+        }
+        self.now += n;
+    }
+
+    fn info(&self, u: &RadioUnit) -> RadioInfo {
+        RadioInfo {
+            radio: u.name.clone(),
+            number: u.number,
+            serial: format!("EMU{:04}", u.number),
+            fronthaul: u.fronthaul,
+            sample_rate_hz: self.cfg.sample_rate_hz,
+            freq_hz: u.rf.rx_freq_hz,
+            legacy: u.legacy_host.is_some(),
+        }
+    }
+
+    fn status(&self, u: &RadioUnit) -> StatusReport {
+        StatusReport {
+            info: self.info(u),
+            ready: u.is_ready(),
+            linked: u.linked(),
+            shadow: u.shadow(),
+            pending_switch: u.pending_switch(),
+            counters: u.counters.clone(),
+        }
+    }
+
+    fn find(&self, name: &str) -> Result<usize, Reply> {
+        self.radio_index(name).ok_or_else(|| {
+            Reply::error(ErrorCode::UnknownRadio, format!("no radio named {name:?}"))
+        })
+    }
+
+    /// Starts recording `samples` samples of a radio's stream from the next tick.
+    pub fn start_capture(
+        &mut self,
+        radio: &str,
+        stream: CaptureStream,
+        samples: u64,
+    ) -> Result<u64, Reply> {
+        let i = self.find(radio)?;
+        if samples == 0 {
+            return Err(Reply::error(
+                ErrorCode::BadRequest,
+                "capture of zero samples",
+            ));
+        }
+        let id = self.next_capture;
+        self.next_capture += 1;
+        self.captures.push(ActiveCapture {
+            id,
+            radio: i,
+            stream,
+            remaining: samples,
+        });
+        Ok(id)
+    }
+
+    /// Handles a link-control request (except `capture`, which needs files: see
+    /// [`AirEngine::start_capture`]). Changes take effect at [`AirEngine::now`].
+    pub fn control(&mut self, req: &Request) -> Reply {
+        let now = self.now;
+        let pick = |s: &Self, name: &Option<String>| -> Result<Vec<usize>, Reply> {
+            match name {
+                Some(n) => s.find(n).map(|i| vec![i]),
+                None => Ok((0..s.radios.len()).collect()),
+            }
+        };
+        let r = match req {
+            Request::Discover { radio } => pick(self, radio).and_then(|ids| {
+                let ready: Vec<_> = ids
+                    .iter()
+                    .filter(|&&i| self.radios[i].is_ready())
+                    .map(|&i| self.info(&self.radios[i]))
+                    .collect();
+                if radio.is_some() && ready.is_empty() {
+                    Err(Reply::error(
+                        ErrorCode::NotReady,
+                        "radio is not powered up and initialised",
+                    ))
+                } else {
+                    Ok(Reply::Found { radios: ready })
+                }
+            }),
+            Request::Status { radio } => pick(self, radio).map(|ids| Reply::Status {
+                sample_time: now,
+                radios: ids.iter().map(|&i| self.status(&self.radios[i])).collect(),
+            }),
+            Request::Link { radio, endpoint } => self
+                .find(radio)
+                .map(|i| self.radios[i].link(*endpoint, now)),
+            Request::Unlink { radio, endpoint } => self
+                .find(radio)
+                .map(|i| self.radios[i].unlink(*endpoint, now)),
+            Request::Shadow { radio, endpoint } => self
+                .find(radio)
+                .map(|i| self.radios[i].set_shadow(*endpoint, now)),
+            Request::SwitchAt {
+                radio,
+                at,
+                endpoint,
+            } => self
+                .find(radio)
+                .map(|i| self.radios[i].switch_at(*at, *endpoint, now)),
+            Request::Reset { radio } => self.find(radio).map(|i| self.radios[i].reset(now)),
+            Request::Capture { .. } => Err(Reply::error(
+                ErrorCode::Internal,
+                "capture must be started by the server shell",
+            )),
+        };
+        r.unwrap_or_else(|e| e)
+    }
+
+    fn counts_for(&mut self, radio: usize, to: SocketAddr) -> &mut (SocketAddr, u8, u8) {
+        let c = &mut self.counts[radio];
+        let i = match c.iter().position(|e| e.0 == to) {
+            Some(i) => i,
+            None => {
+                c.push((to, 0, 0));
+                c.len() - 1
+            }
+        };
+        &mut c[i]
+    }
+
+    /// Runs the tick `[now, now + tick_samples)`: takes each radio's TX, mixes the air,
+    /// packetises each radio's RX to its hosts, records captures, applies due switches.
+    pub fn tick(&mut self, out: &mut TickOutput) {
+        let t0 = self.now;
+        let n = self.cfg.tick_samples;
+        let rate = self.cfg.sample_rate_hz;
+        for (u, buf) in self.radios.iter_mut().zip(&mut self.tx) {
+            u.poll_power(t0);
+            buf.resize(n, Complex32::new(0.0, 0.0));
+            u.take_tx(t0, buf);
+        }
+        self.channel.mix(t0, &self.tx, &mut self.rx);
+        let ctx_every = self.cfg.context_interval_ms.saturating_mul(u64::from(rate)) / 1000;
+        let spp = self.cfg.samples_per_packet;
+        for i in 0..self.radios.len() {
+            let routes = self.radios[i].rx_routes(t0, n);
+            if routes.is_empty() {
+                continue;
+            }
+            let number = self.radios[i].number;
+            let sid = StreamId::new(number, Direction::Rx);
+            let ctx_due = self.radios[i].context_due
+                || self.last_context[i].is_none_or(|l| t0 >= l + ctx_every.max(1));
+            if ctx_due {
+                self.radios[i].context_due = false;
+                self.last_context[i] = Some(t0);
+                let rf = self.radios[i].rf.clone();
+                let mut dests: Vec<SocketAddr> = routes.iter().map(|r| r.to).collect();
+                dests.dedup();
+                for to in dests {
+                    let c = self.counts_for(i, to);
+                    let count = c.2;
+                    c.2 = (c.2 + 1) & 0xf;
+                    let ctx = ContextRepr {
+                        stream_id: sid,
+                        count,
+                        timestamp: ts(t0, rate),
+                        changed: true,
+                        bandwidth_hz: Some(rf.rx_bandwidth_hz),
+                        rf_freq_hz: Some(rf.rx_freq_hz),
+                        gain_db: Some(rf.rx_gain_db),
+                        sample_rate_hz: Some(f64::from(rate)),
+                    };
+                    let mut bytes = Vec::new();
+                    if ctx.emit(&mut bytes).is_ok() {
+                        out.packets.push(Outbound {
+                            radio: i,
+                            to,
+                            bytes,
+                        });
+                    }
+                }
+            }
+            for r in routes {
+                let mut off = r.offset;
+                while off < r.offset + r.len {
+                    let k = spp.min(r.offset + r.len - off);
+                    let c = self.counts_for(i, r.to);
+                    let count = c.1;
+                    c.1 = (c.1 + 1) & 0xf;
+                    let mut bytes = Vec::with_capacity(20 + 4 * k);
+                    let samples = &self.rx[i][off..off + k];
+                    if let Ok(clipped) =
+                        emit_data_cf32(sid, count, ts(t0 + off as u64, rate), samples, &mut bytes)
+                    {
+                        let u = &mut self.radios[i].counters;
+                        u.rx_packets += 1;
+                        if r.primary {
+                            u.rx_samples += k as u64;
+                            u.clipped_samples += clipped as u64;
+                        } else {
+                            u.shadow_samples += k as u64;
+                        }
+                        out.packets.push(Outbound {
+                            radio: i,
+                            to: r.to,
+                            bytes,
+                        });
+                    }
+                    off += k;
+                }
+            }
+        }
+        for c in &mut self.captures {
+            let src = match c.stream {
+                CaptureStream::Rx => &self.rx[c.radio],
+                CaptureStream::Tx => &self.tx[c.radio],
+            };
+            let k = (c.remaining.min(n as u64)) as usize;
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&src[..k]);
+            c.remaining -= k as u64;
+            out.captures.push(CaptureChunk {
+                id: c.id,
+                samples: self.scratch.clone(),
+                finished: c.remaining == 0,
+            });
+        }
+        self.captures.retain(|c| c.remaining > 0);
+        for u in &mut self.radios {
+            u.end_tick(t0 + n as u64);
+        }
+        self.now = t0 + n as u64;
+    }
+
+    /// What radio `i` received in the last tick (tests, benches).
+    pub fn last_rx(&self, i: usize) -> &[Complex32] {
+        self.rx.get(i).map_or(&[], |v| v.as_slice())
+    }
+    /// What radio `i` transmitted in the last tick.
+    pub fn last_tx(&self, i: usize) -> &[Complex32] {
+        self.tx.get(i).map_or(&[], |v| v.as_slice())
+    }
+}
+
+fn ts(t: SampleTime, rate: u32) -> Timestamp {
+    // Sample times below 2^32 seconds always fit.
+    Timestamp::from_sample_time(t, rate).unwrap_or(Timestamp { secs: 0, frac: 0 })
+}

@@ -1,0 +1,290 @@
+//! The air engine driven without sockets: hosts are plain addresses, datagrams are handed
+//! in and taken out directly, time advances tick by tick.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use ferry_fronthaul::control::{Reply, Request};
+use ferry_fronthaul::vrt::{emit_data_i16, DataRepr, Direction, StreamId, Timestamp};
+use ferry_radio::config::{AirConfig, LinkConfig};
+use ferry_radio::engine::{AirEngine, TickOutput};
+
+const RATE: u32 = 1_920_000;
+
+fn host(p: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], p))
+}
+
+/// Two radios (pool, far) plus relayrx blocked from far, ideal channel, no noise.
+fn ideal_config() -> AirConfig {
+    let mut c = AirConfig::default().with_init_ms(0);
+    c.radios.truncate(3);
+    c.noise_floor_dbfs = None;
+    c.links = vec![
+        LinkConfig {
+            a: "pool".into(),
+            b: "far".into(),
+            gain_db: Some(0.0),
+            cfo_hz: 0.0,
+            delay_samples: 0,
+        },
+        LinkConfig {
+            a: "pool".into(),
+            b: "relayrx".into(),
+            gain_db: Some(0.0),
+            cfo_hz: 0.0,
+            delay_samples: 0,
+        },
+        LinkConfig {
+            a: "far".into(),
+            b: "relayrx".into(),
+            gain_db: None,
+            cfo_hz: 0.0,
+            delay_samples: 0,
+        },
+    ];
+    c
+}
+
+fn counting(s: u64) -> (i16, i16) {
+    ((s & 0x7fff) as i16, ((s >> 15) & 0x7fff) as i16)
+}
+
+fn tx_packet(radio: u16, t: u64, samples: &[(i16, i16)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    let ts = Timestamp::from_sample_time(t, RATE).unwrap();
+    emit_data_i16(StreamId::new(radio, Direction::Tx), 0, ts, samples, &mut b).unwrap();
+    b
+}
+
+/// RX samples each host received, by sample time (duplicates counted).
+type Received = BTreeMap<SocketAddr, Vec<(u64, (i16, i16))>>;
+
+fn collect(out: &mut TickOutput, radio: usize, got: &mut Received) {
+    for p in out.packets.drain(..) {
+        if p.radio != radio {
+            continue;
+        }
+        if let Ok(d) = DataRepr::parse_bytes(&p.bytes) {
+            let t = d.timestamp.to_sample_time(RATE).unwrap();
+            let e = got.entry(p.to).or_default();
+            for (k, s) in d.samples_i16().enumerate() {
+                e.push((t + k as u64, s));
+            }
+        }
+    }
+}
+
+#[test]
+fn switch_at_is_sample_exact_with_counting_waveform() {
+    let mut e = AirEngine::new(ideal_config(), None).unwrap();
+    let (pool, far) = (0usize, 1usize);
+    let (old, new, far_host) = (host(1001), host(1002), host(1003));
+    let tick = 1920u64;
+    assert!(matches!(
+        e.control(&Request::Link {
+            radio: "pool".into(),
+            endpoint: old
+        }),
+        Reply::Done { .. }
+    ));
+    assert!(matches!(
+        e.control(&Request::Link {
+            radio: "far".into(),
+            endpoint: far_host
+        }),
+        Reply::Done { .. }
+    ));
+    // Not a tick boundary, not a packet boundary.
+    let at = 5 * tick + 777;
+    let mut rx_pool = Received::new();
+    let mut rx_far = Received::new();
+    for k in 0..12u64 {
+        let t0 = k * tick;
+        if k == 2 {
+            let r = e.control(&Request::SwitchAt {
+                radio: "pool".into(),
+                at,
+                endpoint: new,
+            });
+            assert!(matches!(r, Reply::Scheduled { .. }), "{r:?}");
+        }
+        // far transmits the counting waveform; old and new pool hosts each transmit their
+        // own marker for the whole tick in 500-sample packets that straddle `at`.
+        let mut s = t0;
+        while s < t0 + tick {
+            let n = 500.min(t0 + tick - s) as usize;
+            let cnt: Vec<_> = (s..s + n as u64).map(counting).collect();
+            e.on_datagram(far, far_host, &tx_packet(1, s, &cnt));
+            let a: Vec<_> = (s..s + n as u64)
+                .map(|x| ((x & 0x7fff) as i16, 1))
+                .collect();
+            let b: Vec<_> = (s..s + n as u64)
+                .map(|x| ((x & 0x7fff) as i16, 2))
+                .collect();
+            e.on_datagram(pool, old, &tx_packet(0, s, &a));
+            e.on_datagram(pool, new, &tx_packet(0, s, &b));
+            s += n as u64;
+        }
+        let mut out = TickOutput::default();
+        e.tick(&mut out);
+        let mut o2 = TickOutput {
+            packets: out.packets.clone(),
+            captures: vec![],
+        };
+        collect(&mut out, pool, &mut rx_pool);
+        collect(&mut o2, far, &mut rx_far);
+    }
+    let end = 12 * tick;
+    // RX: union of old and new is every sample exactly once, with the far end's count.
+    let o = &rx_pool[&old];
+    let n = &rx_pool[&new];
+    assert!(
+        o.iter().all(|(t, _)| *t < at),
+        "old host got samples at or after T"
+    );
+    assert!(
+        n.iter().all(|(t, _)| *t >= at),
+        "new host got samples before T"
+    );
+    let mut all: Vec<_> = o.iter().chain(n.iter()).copied().collect();
+    all.sort();
+    assert_eq!(all.len() as u64, end);
+    for (i, (t, s)) in all.iter().enumerate() {
+        assert_eq!(*t, i as u64, "sample missing or duplicated");
+        assert_eq!(*s, counting(*t), "wrong sample value at {t}");
+    }
+    // TX: the far end heard old's marker before T and new's from T, every sample
+    // (new host sent packets straddling T before the switch was even requested).
+    let heard = &rx_far[&far_host];
+    assert_eq!(heard.len() as u64, end);
+    for (t, (i, q)) in heard {
+        // Before the switch request at tick 2, `new` was a stranger: only old transmitted.
+        assert_eq!(*i, (*t & 0x7fff) as i16);
+        assert_eq!(*q, if *t < at { 1 } else { 2 }, "sample {t}");
+    }
+    let st = &e.radios()[pool].counters;
+    assert_eq!(st.underflow_events, 0);
+    assert_eq!(st.late_packets, 0);
+    assert!(
+        st.stranger_packets >= 1,
+        "new host's TX before being announced is a stranger's"
+    );
+    assert_eq!(e.radios()[pool].linked(), Some(new));
+}
+
+#[test]
+fn blocked_pair_carries_nothing_and_open_pair_carries_everything() {
+    let mut e = AirEngine::new(ideal_config(), None).unwrap();
+    let far_host = host(2001);
+    e.control(&Request::Link {
+        radio: "far".into(),
+        endpoint: far_host,
+    });
+    let full: Vec<_> = (0..1920).map(|_| (10_000i16, -10_000i16)).collect();
+    let mut out = TickOutput::default();
+    for k in 0..3 {
+        e.on_datagram(1, far_host, &tx_packet(1, k * 1920, &full));
+        e.tick(&mut out);
+        // relayrx (radio 2) cannot hear far; pool (radio 0) hears it exactly.
+        assert!(e.last_rx(2).iter().all(|s| s.norm() == 0.0));
+        assert!(e
+            .last_rx(0)
+            .iter()
+            .all(|s| (s.re - 10_000.0 / 32768.0).abs() < 1e-7));
+        assert!(e.last_tx(1).iter().all(|s| s.norm() > 0.0));
+    }
+}
+
+#[test]
+fn late_tx_and_strangers_are_counted_and_dropped() {
+    let mut e = AirEngine::new(ideal_config(), None).unwrap();
+    let h = host(3001);
+    e.control(&Request::Link {
+        radio: "pool".into(),
+        endpoint: h,
+    });
+    let mut out = TickOutput::default();
+    for _ in 0..5 {
+        e.tick(&mut out);
+    }
+    let s: Vec<_> = (0..100).map(|_| (1i16, 1i16)).collect();
+    // Entirely past, partly past, stranger, malformed.
+    e.on_datagram(0, h, &tx_packet(0, 100, &s));
+    e.on_datagram(0, h, &tx_packet(0, 5 * 1920 - 50, &s));
+    e.on_datagram(0, host(9999), &tx_packet(0, 6 * 1920, &s));
+    e.on_datagram(0, h, b"\x10\xd0\x00\x09garbage");
+    e.on_datagram(0, h, &tx_packet(7, 6 * 1920, &s)); // wrong stream ID
+    let c = &e.radios()[0].counters;
+    assert_eq!(c.late_packets, 2);
+    assert_eq!(c.late_samples, 150);
+    assert_eq!(c.stranger_packets, 1);
+    assert_eq!(c.malformed_packets, 2);
+    assert_eq!(c.tx_packets, 1);
+    e.tick(&mut out);
+    // The 50 on-time samples of the partly late packet were transmitted.
+    assert_eq!(e.radios()[0].counters.tx_samples, 50);
+    assert!(e.last_tx(0)[..50].iter().all(|x| x.norm() > 0.0));
+}
+
+#[test]
+fn probe_answered_only_when_initialised() {
+    let mut c = ideal_config();
+    c.radios[0].init_ms = 2; // 3840 samples = 2 ticks
+    let mut e = AirEngine::new(c, None).unwrap();
+    let probe = ferry_fronthaul::probe::encode_probe(5);
+    assert!(e.on_datagram(0, host(1), &probe).is_none());
+    assert!(matches!(
+        e.control(&Request::Discover {
+            radio: Some("pool".into())
+        }),
+        Reply::Error { .. }
+    ));
+    let mut out = TickOutput::default();
+    e.tick(&mut out);
+    e.tick(&mut out);
+    e.tick(&mut out);
+    let a = e.on_datagram(0, host(1), &probe).expect("answer");
+    let (nonce, who) = ferry_fronthaul::probe::decode_answer(&a.bytes).unwrap();
+    assert_eq!((nonce, who.radio.as_str()), (5, "pool"));
+    assert_eq!(e.radios()[0].counters.init_count, 1);
+    match e.control(&Request::Discover { radio: None }) {
+        Reply::Found { radios } => assert_eq!(radios.len(), 3),
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn context_packets_announce_rate_freq_gain() {
+    let mut e = AirEngine::new(ideal_config(), None).unwrap();
+    let h = host(4001);
+    e.control(&Request::Link {
+        radio: "pool".into(),
+        endpoint: h,
+    });
+    let mut out = TickOutput::default();
+    e.tick(&mut out);
+    let ctx: Vec<_> = out
+        .packets
+        .iter()
+        .filter_map(|p| ferry_fronthaul::vrt::ContextRepr::parse_bytes(&p.bytes).ok())
+        .collect();
+    assert_eq!(ctx.len(), 1);
+    assert_eq!(ctx[0].sample_rate_hz, Some(1.92e6));
+    assert_eq!(ctx[0].rf_freq_hz, Some(1.9e9));
+    assert_eq!(ctx[0].stream_id, StreamId::new(0, Direction::Rx));
+    // Data packets: 1920 samples in packets of at most 364, counts 0,1,2,...
+    let counts: Vec<_> = out
+        .packets
+        .iter()
+        .filter_map(|p| {
+            DataRepr::parse_bytes(&p.bytes)
+                .ok()
+                .map(|d| (d.count, d.num_samples()))
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![(0, 364), (1, 364), (2, 364), (3, 364), (4, 364), (5, 100)]
+    );
+}
