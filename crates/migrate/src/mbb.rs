@@ -1,0 +1,659 @@
+//! Ferry's make-before-break migration: start the destination warm in shadow mode, let it
+//! synchronise on the radio's RX copy, then switch radio, destination and source at one
+//! subframe boundary T in radio sample time. Any failure before T leaves the source serving
+//! untouched and cleans the destination.
+//!
+//! Order of arming (chosen so each armed piece can be undone): destination `takeover_at`
+//! (harmless alone), radio `SwitchAt` (cancellable before T), source `release_at` last (the
+//! only step that would stop the serving side). All three must be confirmed before
+//! `T − guard` by the local clock, else everything is disarmed.
+
+use crate::control::{Control, RouteList};
+use crate::machine::{
+    Cx, Input, Level, Millis, Output, Peer, RadioOp, RadioValue, Script, Sequence, Step, Timeouts,
+};
+use crate::protocol::{ModemMode, Request, StartD2d, StartMode};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// Phase names of the make-before-break timeline, in order.
+pub const MBB_PHASES: [&str; 14] = [
+    "read source tun ip, Control and routes",
+    "set destination tun ip",
+    "set_route on destination",
+    "start destination modem warm (shadow)",
+    "radio shadows RX to destination",
+    "destination synchronised",
+    "choose cutover time T",
+    "arm destination takeover at T",
+    "arm radio switch at T",
+    "arm source release at T",
+    "cutover at T",
+    "destination confirms serving",
+    "source forwards held data",
+    "stop and clean source",
+];
+
+/// Settings of a make-before-break migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MbbConfig {
+    /// Agent of the host serving now.
+    pub source: Peer,
+    /// Agent of the host to move to.
+    pub destination: Peer,
+    /// Radio fronthaul endpoint of the destination modem.
+    pub destination_port: String,
+    /// Where the source forwards held packets (the destination modem's forwarding endpoint).
+    pub forward_to: SocketAddr,
+    /// Relay task: carry the route list.
+    pub relay: bool,
+    /// How far ahead of the radio clock T is placed, before rounding up to a subframe.
+    pub margin_ms: u64,
+    /// All arming must be confirmed this long before T.
+    pub guard_ms: u64,
+    /// Poll period for `status` while waiting.
+    pub poll_ms: u64,
+    /// Longest wait for the destination to synchronise.
+    pub sync_timeout_ms: u64,
+    /// Longest wait after T for radio and destination to confirm.
+    pub confirm_timeout_ms: u64,
+    /// Longest wait for the source to finish forwarding.
+    pub drain_timeout_ms: u64,
+    /// Effect deadlines.
+    pub timeouts: Timeouts,
+}
+
+impl MbbConfig {
+    /// Defaults for moving from `source` to `destination`.
+    pub fn new(
+        source: Peer,
+        destination: Peer,
+        destination_port: impl Into<String>,
+        forward_to: SocketAddr,
+    ) -> MbbConfig {
+        MbbConfig {
+            source,
+            destination,
+            destination_port: destination_port.into(),
+            forward_to,
+            relay: false,
+            margin_ms: 20,
+            guard_ms: 2,
+            poll_ms: 5,
+            sync_timeout_ms: 5_000,
+            confirm_timeout_ms: 1_000,
+            drain_timeout_ms: 2_000,
+            timeouts: Timeouts {
+                local_ms: 5_000,
+                request_ms: 2_000,
+                radio_ms: 500,
+            },
+        }
+    }
+}
+
+/// The first subframe boundary at or after `now + margin`, on the grid of subframes that
+/// starts at `origin` (a frame start in radio sample time). Saturates instead of
+/// overflowing; `subframe_len` 0 is treated as 1.
+pub fn cutover_sample(now: u64, margin: u64, origin: u64, subframe_len: u64) -> u64 {
+    let sf = subframe_len.max(1);
+    let earliest = now.saturating_add(margin);
+    let phase = if earliest >= origin {
+        (earliest - origin) % sf
+    } else {
+        // Boundaries also lie before the origin, every `sf` samples.
+        (sf - (origin - earliest) % sf) % sf
+    };
+    if phase == 0 {
+        earliest
+    } else {
+        earliest.saturating_add(sf - phase)
+    }
+}
+
+/// Start a make-before-break migration at `now`.
+pub fn migrate(cfg: MbbConfig, now: Millis) -> Sequence {
+    let t = cfg.timeouts;
+    Sequence::start("mbb", Box::new(Mbb::new(cfg)), t, now)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum S {
+    Begin,
+    ReadTun,
+    ReadControl,
+    ReadRoutes,
+    SetTun,
+    SetRoute,
+    StartDest,
+    Shadow,
+    SyncPoll,
+    SyncWait,
+    Clock,
+    ArmDest,
+    ArmRadio,
+    ArmSource,
+    WaitT,
+    ConfirmRadio,
+    ConfirmDest,
+    ConfirmDestWait,
+    Drain,
+    DrainWait,
+    Clean,
+}
+
+/// Rollback of an aborted migration.
+struct Abort {
+    steps: VecDeque<Step>,
+    reason: String,
+    last: Option<Step>,
+}
+
+impl Abort {
+    fn next(&mut self) -> Step {
+        match self.steps.pop_front() {
+            Some(s) => {
+                self.last = Some(s.clone());
+                s
+            }
+            None => Step::fail(self.reason.clone()),
+        }
+    }
+}
+
+/// What has been done to the destination and radio, to know what to undo.
+#[derive(Default)]
+struct Touched {
+    dest_started: bool,
+    shadowing: bool,
+    radio_armed: bool,
+    source_armed: bool,
+}
+
+struct Mbb {
+    cfg: MbbConfig,
+    s: S,
+    aborting: Option<Abort>,
+    touched: Touched,
+    tun_ip: Option<Ipv4Addr>,
+    control: Option<Control>,
+    routes: Option<RouteList>,
+    deadline: Millis,
+    clock_sent_at: Millis,
+    t: u64,
+    /// Earliest local time at which T may occur: arming must finish before it − guard.
+    t_local_early: Millis,
+    /// Latest local time at which T occurs: confirmation starts after it.
+    t_local_late: Millis,
+}
+
+impl Mbb {
+    fn new(cfg: MbbConfig) -> Mbb {
+        Mbb {
+            cfg,
+            s: S::Begin,
+            aborting: None,
+            touched: Touched::default(),
+            tun_ip: None,
+            control: None,
+            routes: None,
+            deadline: 0,
+            clock_sent_at: 0,
+            t: 0,
+            t_local_early: 0,
+            t_local_late: 0,
+        }
+    }
+
+    fn src(&self, r: Request) -> Step {
+        Step::to(self.cfg.source, r)
+    }
+
+    fn dst(&self, r: Request) -> Step {
+        Step::to(self.cfg.destination, r)
+    }
+
+    /// Abort before T: disarm and clean in the order that protects the source most.
+    fn abort(&mut self, cx: &mut Cx<'_>, reason: String) -> Step {
+        let port = self.cfg.destination_port.clone();
+        let mut rb = Vec::new();
+        if self.touched.radio_armed {
+            rb.push(Step::radio(RadioOp::CancelSwitch { to: port.clone() }));
+        }
+        if self.touched.source_armed {
+            rb.push(self.src(Request::CancelCutover));
+        }
+        if self.touched.shadowing {
+            rb.push(Step::radio(RadioOp::Unshadow { to: port }));
+        }
+        if self.touched.dest_started {
+            rb.push(self.dst(Request::KillD2d));
+        }
+        let reason = format!("mbb aborted before T, source untouched: {reason}");
+        cx.timeline.close(cx.now, false);
+        cx.report(Level::Error, reason.clone());
+        if !rb.is_empty() {
+            cx.timeline.begin(cx.now, "rollback", false);
+        }
+        let mut a = Abort {
+            steps: rb.into(),
+            reason,
+            last: None,
+        };
+        let first = a.next();
+        self.aborting = Some(a);
+        first
+    }
+
+    fn abort_step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        let Some(a) = &mut self.aborting else {
+            return Step::fail("internal: not aborting");
+        };
+        if let Input::Failed(e) = input {
+            let last = a.last.take();
+            if matches!(
+                last,
+                Some(Step::Radio {
+                    op: RadioOp::CancelSwitch { .. },
+                    ..
+                })
+            ) {
+                // The radio may still switch at T. Modems follow the radio at T (a release or
+                // takeover only happens if the radio really switched), so leaving both armed
+                // is safe while killing the destination could lose the only serving copy.
+                cx.warn(format!("mbb: cancelling the radio switch failed: {e}"));
+                cx.timeline.close(cx.now, false);
+                return Step::Finish {
+                    ok: false,
+                    summary: format!(
+                        "{}; radio switch could not be cancelled ({e}): the radio decides at T = {}, both modems left armed",
+                        a.reason, self.t
+                    ),
+                    result: Some(json!({ "cutover_sample": self.t, "cancel_failed": true })),
+                };
+            }
+            let what = last.map(|s| s.to_string()).unwrap_or_default();
+            cx.warn(format!("rollback step {what} failed: {e}"));
+        }
+        a.next()
+    }
+
+    /// Failure after T: the cutover is committed; report, keep both sides running for the
+    /// operator (killing either could lose the only serving copy).
+    fn after_t_failure(&mut self, cx: &mut Cx<'_>, reason: String) -> Step {
+        cx.timeline.close(cx.now, false);
+        Step::Finish {
+            ok: false,
+            summary: format!(
+                "mbb committed at T = {} but {reason}; both modems left running",
+                self.t
+            ),
+            result: Some(self.result()),
+        }
+    }
+
+    fn result(&self) -> serde_json::Value {
+        json!({ "cutover_sample": self.t })
+    }
+
+    /// Milliseconds left before the arming deadline, or `None` if already too late.
+    fn arming_budget(&self, now: Millis) -> Option<u64> {
+        let limit = self.t_local_early.saturating_sub(self.cfg.guard_ms);
+        (now < limit).then(|| limit - now)
+    }
+
+    fn arm_step(&self, now: Millis, step: Step) -> Option<Step> {
+        let budget = self.arming_budget(now)?;
+        Some(match step {
+            Step::Request { to, request, .. } => Step::Request {
+                to,
+                request,
+                within_ms: Some(budget.min(self.cfg.timeouts.request_ms)),
+            },
+            Step::Radio { op, .. } => Step::Radio {
+                op,
+                within_ms: Some(budget.min(self.cfg.timeouts.radio_ms)),
+            },
+            other => other,
+        })
+    }
+
+    fn start_dest(&mut self, cx: &mut Cx<'_>) -> Step {
+        cx.phase(MBB_PHASES[3]);
+        self.s = S::StartDest;
+        self.touched.dest_started = true;
+        self.dst(Request::StartD2d(StartD2d {
+            warm: true,
+            control: self.control.clone(),
+            mode: StartMode::Shadow,
+        }))
+    }
+
+    fn set_tun(&mut self, cx: &mut Cx<'_>) -> Step {
+        cx.phase(MBB_PHASES[1]);
+        self.s = S::SetTun;
+        match self.tun_ip {
+            Some(ip) => self.dst(Request::SetTunIp(ip)),
+            None => Step::fail("internal: tun ip missing"),
+        }
+    }
+}
+
+impl Script for Mbb {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        if self.aborting.is_some() {
+            return self.abort_step(cx, input);
+        }
+        let err = match &input {
+            Input::Failed(e) => Some(e.clone()),
+            _ => None,
+        };
+        let reply = match &input {
+            Input::Done(Output::Reply(r)) => Some(r.clone()),
+            _ => None,
+        };
+        let clock = match &input {
+            Input::Done(Output::Radio(RadioValue::Clock(c))) => Some(c.clone()),
+            _ => None,
+        };
+        let now = cx.now;
+        let port = self.cfg.destination_port.clone();
+        match (self.s, err) {
+            (S::Begin, _) => {
+                cx.phase(MBB_PHASES[0]);
+                self.s = S::ReadTun;
+                self.src(Request::GetTunIp)
+            }
+            (S::ReadTun, None) => match reply.map(|r| r.tun_ip()) {
+                Some(Ok(ip)) => {
+                    self.tun_ip = Some(ip);
+                    self.s = S::ReadControl;
+                    self.src(Request::GetControl)
+                }
+                other => self.abort(cx, format!("get_tun_ip on source: {}", bad_result(other))),
+            },
+            (S::ReadControl, None) => match reply.map(|r| r.control()) {
+                Some(Ok(c)) => {
+                    self.control = Some(c);
+                    if self.cfg.relay {
+                        self.s = S::ReadRoutes;
+                        self.src(Request::GetRoute)
+                    } else {
+                        self.set_tun(cx)
+                    }
+                }
+                other => self.abort(cx, format!("get_control on source: {}", bad_result(other))),
+            },
+            (S::ReadRoutes, None) => match reply.map(|r| r.routes()) {
+                Some(Ok(r)) => {
+                    self.routes = Some(r);
+                    self.set_tun(cx)
+                }
+                other => self.abort(cx, format!("get_route on source: {}", bad_result(other))),
+            },
+            (S::SetTun, None) => match self.routes.clone() {
+                Some(r) => {
+                    cx.phase(MBB_PHASES[2]);
+                    self.s = S::SetRoute;
+                    self.dst(Request::SetRoute(r))
+                }
+                None => self.start_dest(cx),
+            },
+            (S::SetRoute, None) => self.start_dest(cx),
+            (S::StartDest, None) => {
+                cx.phase(MBB_PHASES[4]);
+                self.s = S::Shadow;
+                self.touched.shadowing = true;
+                Step::radio(RadioOp::Shadow { to: port })
+            }
+            (S::Shadow, None) => {
+                cx.phase(MBB_PHASES[5]);
+                self.deadline = now + self.cfg.sync_timeout_ms;
+                self.s = S::SyncPoll;
+                self.dst(Request::Status)
+            }
+            (S::SyncPoll, e) => {
+                let synced = reply
+                    .and_then(|r| r.status().ok())
+                    .and_then(|s| s.modem)
+                    .is_some_and(|m| m.synced && m.mode == ModemMode::Shadow);
+                if synced {
+                    cx.phase(MBB_PHASES[6]);
+                    self.s = S::Clock;
+                    self.clock_sent_at = now;
+                    Step::radio(RadioOp::Clock)
+                } else if now >= self.deadline {
+                    let why = e.unwrap_or_else(|| "destination still not synchronised".into());
+                    self.abort(
+                        cx,
+                        format!("no sync within {} ms: {why}", self.cfg.sync_timeout_ms),
+                    )
+                } else {
+                    self.s = S::SyncWait;
+                    Step::WaitUntil(now + self.cfg.poll_ms)
+                }
+            }
+            (S::SyncWait, _) => {
+                self.s = S::SyncPoll;
+                let left = self.deadline.saturating_sub(now).max(1);
+                Step::Request {
+                    to: self.cfg.destination,
+                    request: Request::Status,
+                    within_ms: Some(left.min(self.cfg.timeouts.request_ms)),
+                }
+            }
+            (S::Clock, None) => {
+                let Some(c) = clock else {
+                    return self.abort(cx, "radio clock reply carried no clock".into());
+                };
+                if c.rate_hz < 1000 || c.rate_hz % 1000 != 0 {
+                    return self.abort(
+                        cx,
+                        format!("radio rate {} Hz is not whole samples per ms", c.rate_hz),
+                    );
+                }
+                let sf = c.rate_hz / 1000;
+                let origin = self
+                    .control
+                    .as_ref()
+                    .and_then(|k| k.warm)
+                    .map_or(0, |w| w.frame_start_sample);
+                self.t =
+                    cutover_sample(c.sample, self.cfg.margin_ms.saturating_mul(sf), origin, sf);
+                let ahead_ms = (self.t - c.sample).div_ceil(sf);
+                // The radio read its clock somewhere between sending and now.
+                self.t_local_early = self.clock_sent_at + ahead_ms;
+                self.t_local_late = now + ahead_ms;
+                cx.info(format!(
+                    "mbb: cutover at radio sample {} (clock {}, {} ms ahead)",
+                    self.t, c.sample, ahead_ms
+                ));
+                cx.phase(MBB_PHASES[7]);
+                self.s = S::ArmDest;
+                let step = self.dst(Request::TakeoverAt { at: self.t });
+                match self.arm_step(now, step) {
+                    Some(s) => s,
+                    None => self.abort(cx, "margin too small: T passed while choosing it".into()),
+                }
+            }
+            (S::ArmDest, None) => {
+                cx.phase(MBB_PHASES[8]);
+                self.s = S::ArmRadio;
+                self.touched.radio_armed = true;
+                let step = Step::radio(RadioOp::SwitchAt {
+                    at: self.t,
+                    to: port,
+                });
+                match self.arm_step(now, step) {
+                    Some(s) => s,
+                    None => {
+                        self.touched.radio_armed = false;
+                        self.abort(cx, "too close to T to arm the radio".into())
+                    }
+                }
+            }
+            (S::ArmRadio, None) => {
+                cx.phase(MBB_PHASES[9]);
+                self.s = S::ArmSource;
+                self.touched.source_armed = true;
+                let step = self.src(Request::ReleaseAt {
+                    at: self.t,
+                    forward_to: self.cfg.forward_to,
+                });
+                match self.arm_step(now, step) {
+                    Some(s) => s,
+                    None => {
+                        self.touched.source_armed = false;
+                        self.abort(cx, "too close to T to arm the source".into())
+                    }
+                }
+            }
+            (S::ArmSource, None) => {
+                if self.arming_budget(now).is_none() {
+                    return self.abort(cx, "source armed too late, before-T guard passed".into());
+                }
+                cx.phase(MBB_PHASES[10]);
+                self.s = S::WaitT;
+                self.deadline = self.t_local_late + self.cfg.confirm_timeout_ms;
+                Step::WaitUntil(self.t_local_late + 1)
+            }
+            (S::WaitT, _) => {
+                self.s = S::ConfirmRadio;
+                Step::radio(RadioOp::Clock)
+            }
+            (S::ConfirmRadio, e) => match (clock, e) {
+                (Some(c), _)
+                    if c.sample >= self.t && c.primary.as_deref() == Some(port.as_str()) =>
+                {
+                    cx.phase(MBB_PHASES[11]);
+                    self.s = S::ConfirmDest;
+                    self.dst(Request::Status)
+                }
+                (Some(c), _) if c.sample >= self.t => {
+                    let p = c.primary.unwrap_or_else(|| "none".into());
+                    self.after_t_failure(cx, format!("radio primary is {p}, not {port}"))
+                }
+                _ if now >= self.deadline => {
+                    self.after_t_failure(cx, "radio did not confirm the switch".into())
+                }
+                _ => {
+                    self.s = S::WaitT;
+                    Step::WaitUntil(now + self.cfg.poll_ms)
+                }
+            },
+            (S::ConfirmDest, e) => {
+                let active = reply
+                    .and_then(|r| r.status().ok())
+                    .and_then(|s| s.modem)
+                    .is_some_and(|m| m.mode == ModemMode::Active);
+                if active {
+                    cx.phase(MBB_PHASES[12]);
+                    self.s = S::Drain;
+                    self.deadline = now + self.cfg.drain_timeout_ms;
+                    self.src(Request::Status)
+                } else if now >= self.deadline {
+                    let why = e.unwrap_or_else(|| "destination not active".into());
+                    self.after_t_failure(cx, format!("destination did not confirm: {why}"))
+                } else {
+                    self.s = S::ConfirmDestWait;
+                    Step::WaitUntil(now + self.cfg.poll_ms)
+                }
+            }
+            (S::ConfirmDestWait, _) => {
+                self.s = S::ConfirmDest;
+                self.dst(Request::Status)
+            }
+            (S::Drain, e) => {
+                let drained = reply
+                    .and_then(|r| r.status().ok())
+                    .and_then(|s| s.modem)
+                    .is_some_and(|m| m.mode == ModemMode::Released && m.forward_pending == 0);
+                if drained || now >= self.deadline {
+                    if !drained {
+                        let why = e.unwrap_or_else(|| "packets still pending".into());
+                        cx.warn(format!(
+                            "mbb: source forwarding not confirmed drained: {why}"
+                        ));
+                    }
+                    cx.phase(MBB_PHASES[13]);
+                    self.s = S::Clean;
+                    self.src(Request::DoubleKill)
+                } else {
+                    self.s = S::DrainWait;
+                    Step::WaitUntil(now + self.cfg.poll_ms)
+                }
+            }
+            (S::DrainWait, _) => {
+                self.s = S::Drain;
+                self.src(Request::Status)
+            }
+            (S::Clean, e) => {
+                // Like MB's final kill_d2d: the move is done even if cleanup failed.
+                if let Some(e) = e {
+                    cx.warn(format!("mbb: cleaning the source failed: {e}"));
+                }
+                Step::Finish {
+                    ok: true,
+                    summary: format!("task serves from the destination since sample {}", self.t),
+                    result: Some(self.result()),
+                }
+            }
+            // Arming failed: the armed flag of the failed step stays set so its cancel is sent
+            // (a lost reply may hide a command that did take effect).
+            (
+                S::ReadTun
+                | S::ReadControl
+                | S::ReadRoutes
+                | S::SetTun
+                | S::SetRoute
+                | S::StartDest
+                | S::Shadow
+                | S::Clock
+                | S::ArmDest
+                | S::ArmRadio
+                | S::ArmSource,
+                Some(e),
+            ) => self.abort(cx, e),
+        }
+    }
+}
+
+/// Text for a successful reply whose result did not parse.
+fn bad_result<T>(r: Option<Result<T, String>>) -> String {
+    match r {
+        Some(Err(e)) => e,
+        Some(Ok(_)) => "ok".into(),
+        None => "no reply".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutover_sample_is_next_boundary() {
+        // 1.92 Msps: 1920 samples per subframe, frame grid starting at 100.
+        assert_eq!(cutover_sample(0, 0, 100, 1920), 100);
+        assert_eq!(cutover_sample(100, 0, 100, 1920), 100);
+        assert_eq!(cutover_sample(101, 0, 100, 1920), 2020);
+        // earliest 48_400 lies 300 samples past a boundary (48_400 - 100 = 25 * 1920 + 300).
+        assert_eq!(cutover_sample(10_000, 38_400, 100, 1920), 50_020);
+        // Origin after the earliest time: boundaries repeat backwards too.
+        assert_eq!(cutover_sample(0, 50, 3_000, 1_000), 1_000);
+        assert_eq!(cutover_sample(u64::MAX - 5, 10, 0, 1920), u64::MAX);
+        assert_eq!(cutover_sample(5, 0, 0, 0), 5);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cutover_sample_properties(now in 0u64..1u64 << 50, margin in 0u64..1u64 << 30,
+                                     origin in 0u64..1u64 << 50, sf in 1u64..100_000) {
+            let t = cutover_sample(now, margin, origin, sf);
+            proptest::prop_assert!(t >= now + margin);
+            proptest::prop_assert!(t < now + margin + sf);
+            proptest::prop_assert_eq!((t as i128 - origin as i128).rem_euclid(sf as i128), 0);
+        }
+    }
+}

@@ -1,0 +1,645 @@
+//! The agent wire protocol as data: one JSON object per request (`{"cmd": ...}`), one reply
+//! shape (`{"ok":true,"cmd":...,"result":...}` / `{"ok":false,"cmd":...,"kind":...,"error":...}`).
+//!
+//! Decoding arbitrary bytes never panics; an unknown `cmd` becomes a typed
+//! [`ErrorKind::WrongCommand`] whose reply is the thesis' "wrong command".
+//! The framing and authentication around these bodies is in [`crate::auth`].
+
+use crate::control::{Control, RouteList};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// Largest request or reply body accepted, in bytes.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// How the destination modem starts (`start_d2d` field `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartMode {
+    /// Serve at once (the thesis' only mode).
+    Normal,
+    /// Make-before-break: receive the radio's shadow copy and synchronise, but neither
+    /// deliver to the tun nor transmit until told `takeover_at`.
+    Shadow,
+}
+
+/// `start_d2d` arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartD2d {
+    /// `control_flag`: `true` (1) starts warm with `Control`, `false` (0) starts cold.
+    pub warm: bool,
+    /// `Control`, present exactly when `control_flag` = 1.
+    pub control: Option<Control>,
+    /// `mode`, default `normal`.
+    pub mode: StartMode,
+}
+
+/// A request to an agent: the thesis' destination commands (3.5) plus Ferry's
+/// make-before-break commands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `start_usrp`: eth3 = active address, probe, start the USRP process with full init.
+    StartUsrp,
+    /// `make_usrp`: create the device object, buffers, metadata (no init).
+    MakeUsrp,
+    /// `link_usrp`: eth3 = active address, probe, `get_device` link.
+    LinkUsrp,
+    /// `start_d2d`: start the D2D program (warm with Control, or cold).
+    StartD2d(StartD2d),
+    /// `kill_usrp`: eth3 = parked address, kill the USRP process.
+    KillUsrp,
+    /// `kill_d2d`: kill the D2D program, stop the collector.
+    KillD2d,
+    /// `double_kill`: kill both, eth3 = parked address, stop the collector.
+    DoubleKill,
+    /// `get_tun_ip`.
+    GetTunIp,
+    /// `set_tun_ip` with `tun_ip`.
+    SetTunIp(Ipv4Addr),
+    /// `get_control`: the agent's latest `Control`.
+    GetControl,
+    /// `set_route` with `route_list` (relay, chapter 4).
+    SetRoute(RouteList),
+    /// `get_route` (Ferry): the agent's latest `route_list`, for migrating a relay back.
+    GetRoute,
+    /// `end`: the agent exits after replying.
+    End,
+    /// `status` (Ferry): processes, addresses and the modem's cutover state.
+    Status,
+    /// `takeover_at` (Ferry): a shadow modem delivers and transmits from radio sample `at`.
+    TakeoverAt {
+        /// Radio sample time of the cutover subframe boundary.
+        at: u64,
+    },
+    /// `release_at` (Ferry): the serving modem stops delivering/transmitting at sample `at`
+    /// and forwards what it holds or still receives for the far end to `forward_to`.
+    ReleaseAt {
+        /// Radio sample time of the cutover subframe boundary.
+        at: u64,
+        /// The destination modem's forwarding endpoint.
+        forward_to: SocketAddr,
+    },
+    /// `cancel_cutover` (Ferry): forget an armed `takeover_at` / `release_at`.
+    CancelCutover,
+}
+
+/// Every command name, in documentation order.
+pub const COMMANDS: [&str; 17] = [
+    "start_usrp",
+    "make_usrp",
+    "link_usrp",
+    "start_d2d",
+    "kill_usrp",
+    "kill_d2d",
+    "double_kill",
+    "get_tun_ip",
+    "set_tun_ip",
+    "get_control",
+    "set_route",
+    "get_route",
+    "end",
+    "status",
+    "takeover_at",
+    "release_at",
+    "cancel_cutover",
+];
+
+impl Request {
+    /// The wire name (`cmd`).
+    pub fn cmd(&self) -> &'static str {
+        match self {
+            Request::StartUsrp => "start_usrp",
+            Request::MakeUsrp => "make_usrp",
+            Request::LinkUsrp => "link_usrp",
+            Request::StartD2d(_) => "start_d2d",
+            Request::KillUsrp => "kill_usrp",
+            Request::KillD2d => "kill_d2d",
+            Request::DoubleKill => "double_kill",
+            Request::GetTunIp => "get_tun_ip",
+            Request::SetTunIp(_) => "set_tun_ip",
+            Request::GetControl => "get_control",
+            Request::SetRoute(_) => "set_route",
+            Request::GetRoute => "get_route",
+            Request::End => "end",
+            Request::Status => "status",
+            Request::TakeoverAt { .. } => "takeover_at",
+            Request::ReleaseAt { .. } => "release_at",
+            Request::CancelCutover => "cancel_cutover",
+        }
+    }
+
+    /// The JSON body.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("cmd".into(), self.cmd().into());
+        match self {
+            Request::StartD2d(s) => {
+                m.insert("control_flag".into(), u8::from(s.warm).into());
+                if let Some(c) = &s.control {
+                    m.insert("Control".into(), c.to_value());
+                }
+                if s.mode != StartMode::Normal {
+                    m.insert("mode".into(), json!(s.mode));
+                }
+            }
+            Request::SetTunIp(ip) => {
+                m.insert("tun_ip".into(), ip.to_string().into());
+            }
+            Request::SetRoute(r) => {
+                m.insert("route_list".into(), r.to_value());
+            }
+            Request::TakeoverAt { at } => {
+                m.insert("at_sample".into(), (*at).into());
+            }
+            Request::ReleaseAt { at, forward_to } => {
+                m.insert("at_sample".into(), (*at).into());
+                m.insert("forward_to".into(), forward_to.to_string().into());
+            }
+            _ => {}
+        }
+        Value::Object(m)
+    }
+
+    /// Body bytes as sent.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_value().to_string().into_bytes()
+    }
+
+    /// Decode a request body. Never panics; every failure is typed and carries the `cmd`
+    /// when one could be read, so the agent can always answer with a [`Reply`].
+    pub fn decode(body: &[u8]) -> Result<Request, RequestError> {
+        if body.len() > MAX_BODY {
+            return Err(RequestError::new(
+                None,
+                ErrorKind::BadRequest,
+                format!("body of {} bytes exceeds {MAX_BODY}", body.len()),
+            ));
+        }
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            RequestError::new(None, ErrorKind::BadRequest, format!("not JSON: {e}"))
+        })?;
+        Request::from_value(&v)
+    }
+
+    /// Decode an already-parsed JSON body.
+    pub fn from_value(v: &Value) -> Result<Request, RequestError> {
+        let Some(m) = v.as_object() else {
+            return Err(RequestError::new(
+                None,
+                ErrorKind::BadRequest,
+                "body must be a JSON object with a \"cmd\" string".into(),
+            ));
+        };
+        let Some(cmd) = m.get("cmd").and_then(Value::as_str) else {
+            return Err(RequestError::new(
+                None,
+                ErrorKind::BadRequest,
+                "missing \"cmd\" string".into(),
+            ));
+        };
+        let bad = |msg: String| RequestError::new(Some(cmd), ErrorKind::BadRequest, msg);
+        let allowed: &[&str] = match cmd {
+            "start_d2d" => &["control_flag", "Control", "mode"],
+            "set_tun_ip" => &["tun_ip"],
+            "set_route" => &["route_list"],
+            "takeover_at" => &["at_sample"],
+            "release_at" => &["at_sample", "forward_to"],
+            c if COMMANDS.contains(&c) => &[],
+            _ => {
+                return Err(RequestError::new(
+                    Some(cmd),
+                    ErrorKind::WrongCommand,
+                    "wrong command".into(),
+                ))
+            }
+        };
+        if let Some(extra) = m
+            .keys()
+            .find(|k| k.as_str() != "cmd" && !allowed.contains(&k.as_str()))
+        {
+            return Err(bad(format!("unexpected field \"{extra}\" for {cmd}")));
+        }
+        let at_sample = || {
+            m.get("at_sample")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad("\"at_sample\" must be a radio sample index >= 0".into()))
+        };
+        Ok(match cmd {
+            "start_usrp" => Request::StartUsrp,
+            "make_usrp" => Request::MakeUsrp,
+            "link_usrp" => Request::LinkUsrp,
+            "kill_usrp" => Request::KillUsrp,
+            "kill_d2d" => Request::KillD2d,
+            "double_kill" => Request::DoubleKill,
+            "get_tun_ip" => Request::GetTunIp,
+            "get_control" => Request::GetControl,
+            "get_route" => Request::GetRoute,
+            "end" => Request::End,
+            "status" => Request::Status,
+            "cancel_cutover" => Request::CancelCutover,
+            "start_d2d" => {
+                let warm = match m.get("control_flag").and_then(Value::as_u64) {
+                    Some(0) => false,
+                    Some(1) => true,
+                    _ => return Err(bad("\"control_flag\" must be 0 or 1".into())),
+                };
+                let control = match (warm, m.get("Control")) {
+                    (true, Some(c)) => {
+                        Some(Control::from_value(c).map_err(|e| bad(e.to_string()))?)
+                    }
+                    (true, None) => return Err(bad("control_flag = 1 needs \"Control\"".into())),
+                    (false, Some(_)) => {
+                        return Err(bad("control_flag = 0 must not carry \"Control\"".into()))
+                    }
+                    (false, None) => None,
+                };
+                let mode = match m.get("mode") {
+                    None => StartMode::Normal,
+                    Some(v) => match v.as_str() {
+                        Some("normal") => StartMode::Normal,
+                        Some("shadow") => StartMode::Shadow,
+                        _ => return Err(bad("\"mode\" must be \"normal\" or \"shadow\"".into())),
+                    },
+                };
+                if mode == StartMode::Shadow && !warm {
+                    return Err(bad("mode \"shadow\" needs control_flag = 1".into()));
+                }
+                Request::StartD2d(StartD2d {
+                    warm,
+                    control,
+                    mode,
+                })
+            }
+            "set_tun_ip" => {
+                let ip = m
+                    .get("tun_ip")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<Ipv4Addr>().ok())
+                    .ok_or_else(|| bad("\"tun_ip\" must be a dotted IPv4 address".into()))?;
+                Request::SetTunIp(ip)
+            }
+            "set_route" => {
+                let v = m
+                    .get("route_list")
+                    .ok_or_else(|| bad("missing \"route_list\"".into()))?;
+                Request::SetRoute(RouteList::from_value(v).map_err(|e| bad(e.to_string()))?)
+            }
+            "takeover_at" => Request::TakeoverAt { at: at_sample()? },
+            "release_at" => {
+                let at = at_sample()?;
+                let forward_to = m
+                    .get("forward_to")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<SocketAddr>().ok())
+                    .ok_or_else(|| bad("\"forward_to\" must be \"ip:port\"".into()))?;
+                Request::ReleaseAt { at, forward_to }
+            }
+            // Every name in COMMANDS is matched above; this arm keeps the match total.
+            other => {
+                return Err(RequestError::new(
+                    Some(other),
+                    ErrorKind::WrongCommand,
+                    "wrong command".into(),
+                ))
+            }
+        })
+    }
+}
+
+/// Why a request failed (the `kind` of an error reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Unknown `cmd` (thesis: "wrong command").
+    WrongCommand,
+    /// Known command, malformed or invalid arguments.
+    BadRequest,
+    /// The command ran and a step failed (the message says which; rollbacks were done).
+    Failed,
+    /// The handler hit an unexpected error (thesis: "command raised"); the agent keeps serving.
+    Raised,
+    /// The agent is still executing another command.
+    Busy,
+    /// Authentication or replay check failed.
+    Unauthorized,
+    /// No reply within the request timeout (made by the requesting side, never sent).
+    Timeout,
+}
+
+/// A request that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", cmd.as_deref().unwrap_or("(no cmd)"))]
+pub struct RequestError {
+    /// The `cmd` string if one was present.
+    pub cmd: Option<String>,
+    /// `wrong_command` or `bad_request`.
+    pub kind: ErrorKind,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+impl RequestError {
+    fn new(cmd: Option<&str>, kind: ErrorKind, message: String) -> RequestError {
+        // Echo at most 64 characters of a stranger's cmd.
+        let cmd = cmd.map(|c| c.chars().take(64).collect());
+        RequestError { cmd, kind, message }
+    }
+
+    /// The reply an agent sends for this error.
+    pub fn to_reply(&self) -> Reply {
+        Reply::fail(
+            self.cmd.clone().unwrap_or_default(),
+            self.kind,
+            self.message.clone(),
+        )
+    }
+}
+
+/// The one reply shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the command succeeded.
+    pub ok: bool,
+    /// The command this answers (`""` if the request had none).
+    pub cmd: String,
+    /// Command-specific result when `ok` (absent for commands with none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Failure class when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
+    /// Failure message when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A reply body that is not a valid reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad reply: {0}")]
+pub struct ReplyError(pub String);
+
+impl Reply {
+    /// Success with an optional result.
+    pub fn ok(cmd: impl Into<String>, result: Option<Value>) -> Reply {
+        Reply {
+            ok: true,
+            cmd: cmd.into(),
+            result,
+            kind: None,
+            error: None,
+        }
+    }
+
+    /// Failure.
+    pub fn fail(cmd: impl Into<String>, kind: ErrorKind, error: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            cmd: cmd.into(),
+            result: None,
+            kind: Some(kind),
+            error: Some(error.into()),
+        }
+    }
+
+    /// The thesis' "command raised" reply for an unexpected handler error.
+    pub fn raised(cmd: impl Into<String>, what: impl fmt::Display) -> Reply {
+        Reply::fail(cmd, ErrorKind::Raised, format!("command raised: {what}"))
+    }
+
+    /// Body bytes as sent.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|_| br#"{"ok":false,"cmd":""}"#.to_vec())
+    }
+
+    /// Decode and check a reply body (never panics).
+    pub fn decode(body: &[u8]) -> Result<Reply, ReplyError> {
+        if body.len() > MAX_BODY {
+            return Err(ReplyError(format!(
+                "{} bytes exceeds {MAX_BODY}",
+                body.len()
+            )));
+        }
+        let r: Reply = serde_json::from_slice(body).map_err(|e| ReplyError(e.to_string()))?;
+        match (r.ok, r.kind.is_some(), r.error.is_some()) {
+            (true, false, false) | (false, true, true) => Ok(r),
+            _ => Err(ReplyError(
+                "ok=true needs no kind/error; ok=false needs both".into(),
+            )),
+        }
+    }
+
+    /// Text for a failure report: the error, or "ok".
+    pub fn describe(&self) -> String {
+        if self.ok {
+            "ok".into()
+        } else {
+            self.error.clone().unwrap_or_else(|| "failed".into())
+        }
+    }
+
+    fn result_or(&self, what: &str) -> Result<&Value, String> {
+        match (&self.result, self.ok) {
+            (Some(v), true) => Ok(v),
+            (_, false) => Err(self.describe()),
+            (None, true) => Err(format!("{} reply carries no {what}", self.cmd)),
+        }
+    }
+
+    /// The `tun_ip` result of `get_tun_ip`.
+    pub fn tun_ip(&self) -> Result<Ipv4Addr, String> {
+        self.result_or("tun_ip")?
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| "get_tun_ip result is not an IPv4 address".into())
+    }
+
+    /// The `Control` result of `get_control`, validated.
+    pub fn control(&self) -> Result<Control, String> {
+        Control::from_value(self.result_or("Control")?).map_err(|e| e.to_string())
+    }
+
+    /// The `route_list` result of `get_route`, validated.
+    pub fn routes(&self) -> Result<RouteList, String> {
+        RouteList::from_value(self.result_or("route_list")?).map_err(|e| e.to_string())
+    }
+
+    /// The result of `status`.
+    pub fn status(&self) -> Result<HostStatus, String> {
+        serde_json::from_value(self.result_or("status")?.clone())
+            .map_err(|e| format!("bad status result: {e}"))
+    }
+}
+
+/// Cutover state of a modem (make-before-break).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModemMode {
+    /// Serving: delivers to its tun and transmits.
+    Active,
+    /// Receiving the radio's shadow copy only.
+    Shadow,
+    /// Shadow with `takeover_at` armed.
+    TakeoverArmed,
+    /// Serving with `release_at` armed.
+    ReleaseArmed,
+    /// Past its release time: no longer delivers or transmits; forwards what it holds.
+    Released,
+}
+
+/// The modem part of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModemStatus {
+    /// Cutover state.
+    pub mode: ModemMode,
+    /// Locked to the cell's frame timing (PSS/SSS found, CFO tracked).
+    pub synced: bool,
+    /// Armed cutover sample, if any.
+    #[serde(default)]
+    pub cutover_at: Option<u64>,
+    /// Packets still waiting to be forwarded to the destination after a release.
+    #[serde(default)]
+    pub forward_pending: u32,
+}
+
+/// The result of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// D2D program (modem) process running.
+    pub d2d: bool,
+    /// USRP process / device object present.
+    pub usrp: bool,
+    /// Current eth3 (fronthaul) address, if any.
+    #[serde(default)]
+    pub eth3: Option<Ipv4Addr>,
+    /// Current tun address, if any.
+    #[serde(default)]
+    pub tun_ip: Option<Ipv4Addr>,
+    /// Modem cutover state, when a modem runs.
+    #[serde(default)]
+    pub modem: Option<ModemStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control_json() -> Value {
+        json!({
+            "workmode": 0, "phy_cell_ID": 0, "group_ID": 0, "cell_ID": 0,
+            "CPtype": 0, "BW": 10, "RBIdx": 50, "duplexMode": 1,
+            "numAntennaTX": 2, "numAntennaRX": 2, "DLULAssign": 0,
+            "trans_mode": 2, "type_mode": 1, "RNTI": 1000
+        })
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        let control = Control::from_value(&control_json()).expect("valid");
+        let reqs = vec![
+            Request::StartUsrp,
+            Request::MakeUsrp,
+            Request::LinkUsrp,
+            Request::StartD2d(StartD2d {
+                warm: true,
+                control: Some(control),
+                mode: StartMode::Shadow,
+            }),
+            Request::StartD2d(StartD2d {
+                warm: false,
+                control: None,
+                mode: StartMode::Normal,
+            }),
+            Request::KillUsrp,
+            Request::KillD2d,
+            Request::DoubleKill,
+            Request::GetTunIp,
+            Request::SetTunIp(Ipv4Addr::new(192, 168, 40, 9)),
+            Request::GetControl,
+            Request::SetRoute(RouteList::from_value(&json!([[1, 2]])).expect("valid")),
+            Request::GetRoute,
+            Request::End,
+            Request::Status,
+            Request::TakeoverAt { at: 42 },
+            Request::ReleaseAt {
+                at: 42,
+                forward_to: "10.0.0.2:7000".parse().expect("addr"),
+            },
+            Request::CancelCutover,
+        ];
+        let names: std::collections::BTreeSet<&str> = reqs.iter().map(Request::cmd).collect();
+        assert_eq!(names.len(), COMMANDS.len());
+        for r in reqs {
+            assert_eq!(Request::decode(&r.encode()), Ok(r.clone()), "{}", r.cmd());
+        }
+    }
+
+    #[test]
+    fn unknown_and_malformed_requests_are_typed() {
+        let e = Request::decode(br#"{"cmd":"format_disk"}"#).expect_err("unknown");
+        assert_eq!(e.kind, ErrorKind::WrongCommand);
+        assert_eq!(
+            e.to_reply().encode(),
+            br#"{"ok":false,"cmd":"format_disk","kind":"wrong_command","error":"wrong command"}"#
+        );
+        let cases: [(&[u8], &str); 7] = [
+            (b"\xff\xfe", "not JSON"),
+            (b"[1,2]", "JSON object"),
+            (
+                br#"{"cmd":"start_d2d","control_flag":1}"#,
+                "needs \"Control\"",
+            ),
+            (br#"{"cmd":"start_d2d","control_flag":2}"#, "0 or 1"),
+            (br#"{"cmd":"set_tun_ip","tun_ip":"1.2.3"}"#, "IPv4"),
+            (br#"{"cmd":"kill_d2d","now":true}"#, "unexpected field"),
+            (
+                br#"{"cmd":"set_route","route_list":[[1]]}"#,
+                "route_list[0]",
+            ),
+        ];
+        for (body, needle) in cases {
+            let e = Request::decode(body).expect_err("malformed");
+            assert_eq!(e.kind, ErrorKind::BadRequest);
+            assert!(e.message.contains(needle), "{} lacks {needle}", e.message);
+        }
+        let e = Request::decode(
+            &json!({"cmd":"start_d2d","control_flag":1,"Control":{"workmode":9}})
+                .to_string()
+                .into_bytes(),
+        )
+        .expect_err("bad control");
+        assert!(e.message.contains("workmode = 9: must be 0 (master)"));
+    }
+
+    #[test]
+    fn reply_shape_and_accessors() {
+        let r = Reply::ok("get_tun_ip", Some(json!("192.168.40.9")));
+        assert_eq!(
+            r.encode(),
+            br#"{"ok":true,"cmd":"get_tun_ip","result":"192.168.40.9"}"#
+        );
+        assert_eq!(
+            Reply::decode(&r.encode()).and_then(|r| r.tun_ip().map_err(ReplyError)),
+            Ok(Ipv4Addr::new(192, 168, 40, 9))
+        );
+        let raised = Reply::raised("kill_d2d", "no such process");
+        assert_eq!(raised.describe(), "command raised: no such process");
+        assert!(Reply::decode(br#"{"ok":false,"cmd":"x"}"#).is_err());
+        assert!(Reply::decode(br#"{"ok":true,"cmd":"x","error":"e","kind":"failed"}"#).is_err());
+        let st = HostStatus {
+            d2d: true,
+            usrp: false,
+            eth3: None,
+            tun_ip: None,
+            modem: Some(ModemStatus {
+                mode: ModemMode::Shadow,
+                synced: true,
+                cutover_at: None,
+                forward_pending: 0,
+            }),
+        };
+        let r = Reply::ok("status", serde_json::to_value(&st).ok());
+        assert_eq!(r.status(), Ok(st));
+    }
+}

@@ -1,0 +1,388 @@
+//! Make-before-break: the full cutover against simulated agents and radio, and every phase
+//! failing before T → source untouched (still serving, never released), destination cleaned
+//! (no modem, no shadow, no armed switch).
+
+mod harness;
+
+use ferry_migrate::machine::{Outcome, Peer};
+use ferry_migrate::mbb::{self, MbbConfig, MBB_PHASES};
+use ferry_migrate::protocol::ModemMode;
+use ferry_migrate::Agent;
+use harness::{sample_routes, FaultKind, World, SPMS, TUN_IP};
+
+fn cfg() -> MbbConfig {
+    MbbConfig::new(
+        Peer::Local,
+        Peer::Remote,
+        "server2",
+        "10.0.0.2:7000".parse().unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+fn run(w: &mut World, c: MbbConfig) -> Outcome {
+    let now = w.now;
+    w.run(mbb::migrate(c, now))
+}
+
+/// The source serves exactly as before and the destination holds nothing.
+fn assert_source_untouched_dest_clean(w: &World) {
+    let s = &w.hosts[0];
+    let m = s
+        .modem
+        .as_ref()
+        .unwrap_or_else(|| panic!("source modem gone"));
+    assert_eq!(m.mode, ModemMode::Active, "source modem not serving");
+    assert!(!m.ever_released, "source stopped delivering at some point");
+    assert!(s.d2d, "source D2D killed");
+    assert_eq!(w.radio.primary.as_deref(), Some("server1"), "radio moved");
+    assert!(
+        w.radio.shadows.is_empty(),
+        "shadow left: {:?}",
+        w.radio.shadows
+    );
+    assert!(w.radio.armed.is_none(), "switch left armed");
+    assert!(w.radio.switches.is_empty());
+    assert!(!w.hosts[1].d2d, "destination modem left running");
+    assert!(w.cutovers.is_empty(), "cutover happened: {:?}", w.cutovers);
+}
+
+#[test]
+fn mbb_success_switches_once_at_a_subframe_boundary() {
+    let mut w = World::serving_on_source();
+    let o = run(&mut w, cfg());
+    assert!(o.ok, "{}", o.summary);
+    // One switch, and radio, source and destination all used the same T.
+    let (t, to) = w.radio.switches.first().cloned().unwrap_or_default();
+    assert_eq!(w.radio.switches.len(), 1);
+    assert_eq!(to, "server2");
+    assert_eq!(w.cutovers.len(), 2);
+    assert!(w.cutovers.contains(&("D", "takeover", t)));
+    assert!(w.cutovers.contains(&("S", "release", t)));
+    // T is on the cell's subframe grid (frame start 1234 in the Control's warm start).
+    assert_eq!((t - 1234) % SPMS, 0);
+    assert_eq!(
+        o.result.as_ref().and_then(|r| r["cutover_sample"].as_u64()),
+        Some(t)
+    );
+    // Destination serves with the moved tun address; source cleaned.
+    assert_eq!(
+        w.hosts[1].modem.as_ref().map(|m| m.mode),
+        Some(ModemMode::Active)
+    );
+    assert_eq!(w.hosts[1].tun_ip, Some(TUN_IP));
+    assert_eq!(w.hosts[1].d2d_warm, Some(true));
+    assert!(w.hosts[0].is_clean());
+    assert_eq!(w.radio.primary.as_deref(), Some("server2"));
+    // Timeline: Ferry's phases in order (no relay: no set_route phase), no interruption.
+    let names: Vec<&str> = o.timeline.phases.iter().map(|p| p.name.as_str()).collect();
+    let want: Vec<&str> = MBB_PHASES
+        .iter()
+        .copied()
+        .filter(|p| *p != MBB_PHASES[2])
+        .collect();
+    assert_eq!(names, want);
+    assert_eq!(o.timeline.interruption_ms, 0);
+    // Arming order: destination, radio, source.
+    let arm: Vec<&str> = w
+        .trace
+        .iter()
+        .map(String::as_str)
+        .filter(|s| {
+            [
+                "->D:takeover_at",
+                "radio:switch_at(server2)",
+                "->S:release_at",
+            ]
+            .contains(s)
+        })
+        .collect();
+    assert_eq!(
+        arm,
+        [
+            "->D:takeover_at",
+            "radio:switch_at(server2)",
+            "->S:release_at"
+        ]
+    );
+}
+
+#[test]
+fn mbb_back_and_forth_twenty_times() {
+    let mut w = World::serving_on_source();
+    for i in 0..20 {
+        let (c, from, to) = if i % 2 == 0 {
+            (cfg(), 0, 1)
+        } else {
+            let mut c = cfg();
+            c.source = Peer::Remote;
+            c.destination = Peer::Local;
+            c.destination_port = "server1".into();
+            (c, 1, 0)
+        };
+        w.cutovers.clear();
+        let o = run(&mut w, c);
+        assert!(o.ok, "#{i}: {}", o.summary);
+        assert!(w.hosts[from].is_clean(), "#{i}");
+        assert_eq!(
+            w.hosts[to].modem.as_ref().map(|m| m.mode),
+            Some(ModemMode::Active)
+        );
+        // Exactly one release and one takeover, at the same sample.
+        assert_eq!(w.cutovers.len(), 2, "#{i}: {:?}", w.cutovers);
+        assert_eq!(w.cutovers[0].2, w.cutovers[1].2);
+    }
+    assert_eq!(w.radio.switches.len(), 20);
+}
+
+#[test]
+fn mbb_relay_carries_routes() {
+    let mut w = World::serving_on_source();
+    w.agents[0].collected_routes(sample_routes());
+    let mut c = cfg();
+    c.relay = true;
+    let o = run(&mut w, c);
+    assert!(o.ok, "{}", o.summary);
+    assert_eq!(w.hosts[1].d2d_routes, Some(sample_routes()));
+    let sr = w.trace.iter().position(|s| s == "->D:set_route");
+    let sd = w.trace.iter().position(|s| s == "->D:start_d2d");
+    assert!(sr.is_some() && sr < sd, "set_route must precede start_d2d");
+    assert!(o.timeline.duration_of(MBB_PHASES[2]).is_some());
+}
+
+/// Each injected failure and the rollback that must follow it (trace suffix).
+fn failing(setup: impl FnOnce(&mut World), want_tail: &[&str]) -> Outcome {
+    let mut w = World::serving_on_source();
+    setup(&mut w);
+    let o = run(&mut w, cfg());
+    assert!(!o.ok, "expected failure");
+    assert!(o.summary.contains("source untouched"), "{}", o.summary);
+    let trace = w.trace_from(0);
+    assert!(
+        trace.ends_with(want_tail),
+        "trace {trace:?}\n does not end with {want_tail:?}"
+    );
+    assert_source_untouched_dest_clean(&w);
+    o
+}
+
+const KILL_DEST: [&str; 3] = ["->D:kill_d2d", "D:kill_d2d", "D:stop_collector"];
+
+#[test]
+fn fail_reading_source_tun_ip() {
+    failing(
+        |w| w.fail(0, "get_tun_ip"),
+        &["->S:get_tun_ip", "S:get_tun_ip"],
+    );
+}
+
+#[test]
+fn fail_reading_source_control() {
+    failing(
+        |w| w.agents[0] = Agent::new(Default::default()),
+        &["->S:get_control"],
+    );
+}
+
+#[test]
+fn fail_reading_source_routes() {
+    let mut w = World::serving_on_source();
+    let mut c = cfg();
+    c.relay = true;
+    let o = run(&mut w, c);
+    assert!(!o.ok && o.summary.contains("get_route"), "{}", o.summary);
+    assert_source_untouched_dest_clean(&w);
+}
+
+#[test]
+fn fail_setting_destination_tun_ip() {
+    failing(
+        |w| w.fail(1, "set_tun_ip"),
+        &["->D:set_tun_ip", "D:set_tun_ip"],
+    );
+}
+
+#[test]
+fn fail_starting_destination() {
+    let mut tail = vec![
+        "->D:start_d2d",
+        "D:start_d2d(shadow)",
+        "->D:kill_d2d",
+        "D:kill_d2d",
+    ];
+    tail.push("D:stop_collector");
+    failing(|w| w.fail(1, "start_d2d"), &tail);
+}
+
+#[test]
+fn fail_radio_shadow() {
+    let mut tail = vec!["radio:shadow(server2)", "radio:unshadow(server2)"];
+    tail.extend(KILL_DEST);
+    failing(|w| w.radio.refuse.push("shadow"), &tail);
+}
+
+#[test]
+fn fail_destination_never_synchronises() {
+    let o = failing(|w| w.sync_ms = None, &KILL_DEST);
+    assert!(
+        o.summary.contains("no sync within 5000 ms"),
+        "{}",
+        o.summary
+    );
+    let sync = o.timeline.duration_of(MBB_PHASES[5]).unwrap_or(0);
+    assert!((5_000..5_050).contains(&sync), "sync phase {sync} ms");
+}
+
+#[test]
+fn fail_radio_clock() {
+    let mut tail = vec!["radio:clock", "radio:unshadow(server2)"];
+    tail.extend(KILL_DEST);
+    failing(|w| w.radio.refuse.push("clock"), &tail);
+}
+
+#[test]
+fn fail_arming_destination() {
+    let mut tail = vec![
+        "->D:takeover_at",
+        "D:takeover_at",
+        "radio:unshadow(server2)",
+    ];
+    tail.extend(KILL_DEST);
+    failing(|w| w.fail(1, "takeover_at"), &tail);
+}
+
+#[test]
+fn fail_arming_radio() {
+    let mut tail = vec![
+        "radio:switch_at(server2)",
+        "radio:cancel_switch(server2)",
+        "radio:unshadow(server2)",
+    ];
+    tail.extend(KILL_DEST);
+    failing(|w| w.radio.refuse.push("switch_at"), &tail);
+}
+
+#[test]
+fn fail_arming_source() {
+    let mut tail = vec![
+        "->S:release_at",
+        "S:release_at",
+        "radio:cancel_switch(server2)",
+        "->S:cancel_cutover",
+        "S:cancel_cutover",
+        "radio:unshadow(server2)",
+    ];
+    tail.extend(KILL_DEST);
+    failing(|w| w.fail(0, "release_at"), &tail);
+}
+
+#[test]
+fn slow_source_reply_aborts_before_t_and_disarms() {
+    // The source arms but its reply would arrive after T − guard: abort, cancel everything.
+    let mut tail = vec![
+        "->S:release_at",
+        "S:release_at",
+        "radio:cancel_switch(server2)",
+        "->S:cancel_cutover",
+        "S:cancel_cutover",
+        "radio:unshadow(server2)",
+    ];
+    tail.extend(KILL_DEST);
+    let o = failing(|w| w.reply_delay[0] = 30, &tail);
+    assert!(
+        o.summary.contains("release_at request timed out"),
+        "{}",
+        o.summary
+    );
+}
+
+#[test]
+fn dead_destination_is_a_clean_failure() {
+    let mut w = World::serving_on_source();
+    w.dead[1] = true;
+    let t0 = w.now;
+    let c = cfg();
+    let o = run(&mut w, c.clone());
+    assert!(
+        !o.ok && o.summary.contains("set_tun_ip request timed out"),
+        "{}",
+        o.summary
+    );
+    assert!(w.now - t0 < c.timeouts.request_ms + 100, "wedged");
+    assert_source_untouched_dest_clean(&w);
+}
+
+#[test]
+fn destination_dying_after_start_is_cleaned_as_far_as_possible() {
+    let mut w = World::serving_on_source();
+    // Destination answers until the shadow starts, then stops answering.
+    w.fault(1, "status", 0, u32::MAX, FaultKind::Hang);
+    let o = run(&mut w, cfg());
+    assert!(
+        !o.ok && o.summary.contains("source untouched"),
+        "{}",
+        o.summary
+    );
+    let s = &w.hosts[0];
+    assert_eq!(s.modem.as_ref().map(|m| m.mode), Some(ModemMode::Active));
+    assert!(w.radio.shadows.is_empty() && w.radio.armed.is_none());
+    assert!(w.trace_from(0).contains(&"->D:kill_d2d"));
+}
+
+#[test]
+fn radio_cancel_failure_leaves_the_decision_to_the_radio() {
+    let mut w = World::serving_on_source();
+    w.fail(0, "release_at");
+    w.radio.refuse.push("cancel_switch");
+    let o = run(&mut w, cfg());
+    assert!(!o.ok);
+    assert!(
+        o.summary.contains("could not be cancelled"),
+        "{}",
+        o.summary
+    );
+    // Nothing after the failed cancel: the destination stays armed, so when the radio does
+    // switch at T the destination takes over (no outage).
+    assert_eq!(
+        w.trace.last().map(String::as_str),
+        Some("radio:cancel_switch(server2)")
+    );
+    w.advance_to(w.now + 100);
+    assert_eq!(w.radio.primary.as_deref(), Some("server2"));
+    assert_eq!(
+        w.hosts[1].modem.as_ref().map(|m| m.mode),
+        Some(ModemMode::Active)
+    );
+}
+
+#[test]
+fn failure_after_t_is_reported_as_committed_and_nothing_is_killed() {
+    let mut w = World::serving_on_source();
+    // The destination modem fails to take over at T (the radio did switch).
+    w.takeover_broken[1] = true;
+    let o = run(&mut w, cfg());
+    assert!(!o.ok);
+    assert!(o.summary.contains("committed at T"), "{}", o.summary);
+    assert!(
+        o.summary.contains("destination did not confirm"),
+        "{}",
+        o.summary
+    );
+    assert!(
+        w.hosts[0].d2d && w.hosts[1].d2d,
+        "both modems must be left running"
+    );
+}
+
+#[test]
+fn every_phase_has_a_deadline_no_wedge_on_hung_radio() {
+    let mut w = World::serving_on_source();
+    w.radio.hang.push("clock");
+    let t0 = w.now;
+    let o = run(&mut w, cfg());
+    assert!(
+        !o.ok && o.summary.contains("radio command timed out"),
+        "{}",
+        o.summary
+    );
+    assert!(w.now - t0 < 10_000);
+}
