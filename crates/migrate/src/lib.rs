@@ -5,6 +5,28 @@
 //!
 //! No sockets, threads, clocks or processes: the IO shells (`ferry agent`, `ferry ctl`)
 //! execute the [`machine::Action`]s and feed back [`machine::Event`]s with the time.
+//!
+//! ```
+//! use ferry_migrate::{Action, ConsoleCommand, Event, LegacyConfig, LocalValue};
+//!
+//! // The operator typed `DS`; every local step succeeds at once.
+//! let mut seq = ConsoleCommand::parse("DS").start(&LegacyConfig::default(), 0).unwrap();
+//! let mut now = 0;
+//! let outcome = loop {
+//!     match seq.poll_action() {
+//!         Some(Action::Local(_op)) => {
+//!             now += 3; // ... perform `_op`, then report its result:
+//!             seq.handle(now, Event::LocalDone(Ok(LocalValue::Unit)));
+//!         }
+//!         Some(Action::Report(r)) => println!("{}", r.text),
+//!         Some(Action::Done(o)) => break o,
+//!         Some(_) => unreachable!("DS only takes local steps"),
+//!         None => seq.handle(seq.poll_timeout().unwrap(), Event::Tick),
+//!     }
+//! };
+//! assert!(outcome.ok);
+//! println!("{}", outcome.timeline.render_table());
+//! ```
 
 pub mod agent;
 pub mod auth;
