@@ -23,6 +23,28 @@ pub enum Collected {
     Failed(String),
 }
 
+/// Read Control and routes once; false when nobody listens any more.
+fn collect_once(socket: &std::path::Path, out: &Sender<Collected>) -> bool {
+    let timeout = Duration::from_secs(1);
+    let c = match modem_call(socket, &json!({"cmd": "get_control"}), timeout) {
+        Ok(v) => match Control::from_value(&v) {
+            Ok(c) => Collected::Control(c),
+            Err(e) => Collected::Failed(format!("modem Control invalid: {e}")),
+        },
+        Err(e) => Collected::Failed(format!("get_control: {e}")),
+    };
+    if out.send(c).is_err() {
+        return false;
+    }
+    // Routes exist only on relay tasks; a refusal is not news.
+    if let Ok(v) = modem_call(socket, &json!({"cmd": "get_routes"}), timeout) {
+        if let Ok(r) = RouteList::from_value(&v) {
+            return out.send(Collected::Routes(r)).is_ok();
+        }
+    }
+    true
+}
+
 /// A running collector thread.
 pub struct Collector {
     stop: Arc<AtomicBool>,
@@ -30,41 +52,31 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Start collecting from the modem socket at `socket`: once at once, then every `period`.
+    /// Start collecting from the modem socket at `socket`: once now, then every `period`.
     pub fn start(
         socket: PathBuf,
         period: Duration,
         out: Sender<Collected>,
     ) -> std::io::Result<Collector> {
+        // The first reading happens before `start` returns, so a migration right after
+        // DS already finds a Control.
+        if !collect_once(&socket, &out) {
+            return Err(std::io::Error::other("collector channel closed"));
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("collector".into())
-            .spawn(move || {
-                let timeout = Duration::from_secs(1);
-                while !s.load(Ordering::Relaxed) {
-                    let c = match modem_call(&socket, &json!({"cmd": "get_control"}), timeout) {
-                        Ok(v) => match Control::from_value(&v) {
-                            Ok(c) => Collected::Control(c),
-                            Err(e) => Collected::Failed(format!("modem Control invalid: {e}")),
-                        },
-                        Err(e) => Collected::Failed(format!("get_control: {e}")),
-                    };
-                    if out.send(c).is_err() {
+            .spawn(move || loop {
+                let next = Instant::now() + period;
+                while Instant::now() < next {
+                    if s.load(Ordering::Relaxed) {
                         return;
                     }
-                    // Routes exist only on relay tasks; a refusal is not news.
-                    if let Ok(v) = modem_call(&socket, &json!({"cmd": "get_routes"}), timeout) {
-                        if let Ok(r) = RouteList::from_value(&v) {
-                            if out.send(Collected::Routes(r)).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    let next = Instant::now() + period;
-                    while !s.load(Ordering::Relaxed) && Instant::now() < next {
-                        std::thread::sleep(Duration::from_millis(10).min(period));
-                    }
+                    std::thread::sleep(Duration::from_millis(10).min(period));
+                }
+                if !collect_once(&socket, &out) {
+                    return;
                 }
             })?;
         Ok(Collector {
