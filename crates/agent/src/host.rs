@@ -254,6 +254,10 @@ impl HostExec {
                 }
                 nl.add_ipv4(&iface, cidr)
                     .map_err(|e| StepError::Failed(format!("eth3: {e}")))?;
+                // Tell the radio the address moved (else it streams to the old MAC).
+                if let Err(e) = crate::garp::announce(&iface, to) {
+                    tracing::warn!("gratuitous ARP for {to} on {iface}: {e}");
+                }
             }
             Addrs::Dry { eth3, .. } => {
                 for a in others {

@@ -5,6 +5,7 @@
 //! The decisions (step order, rollbacks, replies) are the pure `ferry_migrate::Agent`.
 
 pub mod collector;
+pub mod garp;
 pub mod host;
 pub mod modem;
 pub mod server;

@@ -19,8 +19,12 @@ pub struct ModemCommand {
     pub program: PathBuf,
     /// Arguments placed before the ones the agent adds (e.g. `["modem", "--radio", ...]`).
     pub args: Vec<String>,
-    /// Control socket path given to the modem with `--control-socket`.
+    /// Control socket path given to the modem with `--control`.
     pub socket: PathBuf,
+    /// Pass the start state (Control, routes, start flag, shadow, tun address) as
+    /// arguments; otherwise only the socket, and the state goes over the socket
+    /// (`set_control`, `set_routes`, `shadow`, `start`).
+    pub state_args: bool,
 }
 
 /// What to start the modem with.
@@ -39,23 +43,28 @@ pub struct ModemStart {
 }
 
 impl ModemCommand {
-    /// The full argument vector for `start` (documented in docs/AGENT.md).
+    /// The full argument vector (documented in docs/AGENT.md):
+    /// `ARGS… --control SOCKET [--start 0|1 --control-json JSON [--routes-json JSON]
+    /// [--tun-addr IP] [--shadow]]`.
     pub fn argv(&self, start: &ModemStart) -> Vec<String> {
         let mut v = self.args.clone();
-        v.push("--control-socket".into());
+        v.push("--control".into());
         v.push(self.socket.display().to_string());
-        v.push("--control-flag".into());
+        if !self.state_args {
+            return v;
+        }
+        v.push("--start".into());
         v.push(if start.warm { "1" } else { "0" }.into());
         if let Some(c) = &start.control {
-            v.push("--control".into());
+            v.push("--control-json".into());
             v.push(c.to_string());
         }
         if let Some(r) = &start.routes {
-            v.push("--routes".into());
+            v.push("--routes-json".into());
             v.push(r.to_string());
         }
         if let Some(ip) = start.tun_ip {
-            v.push("--tun-ip".into());
+            v.push("--tun-addr".into());
             v.push(ip.to_string());
         }
         if start.shadow {
@@ -142,7 +151,7 @@ impl ModemProcess {
             child,
             socket: cmd.socket.clone(),
         };
-        match p.bring_up(start, ready_timeout) {
+        match p.bring_up(start, ready_timeout, !cmd.state_args) {
             Ok(()) => Ok(p),
             Err(e) => {
                 let _ = p.kill(Duration::from_millis(200));
@@ -151,7 +160,12 @@ impl ModemProcess {
         }
     }
 
-    fn bring_up(&mut self, start: &ModemStart, ready_timeout: Duration) -> Result<(), String> {
+    fn bring_up(
+        &mut self,
+        start: &ModemStart,
+        ready_timeout: Duration,
+        configure: bool,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + ready_timeout;
         let mut line = loop {
             if let Some(st) = self.exited() {
@@ -171,6 +185,10 @@ impl ModemProcess {
                 }
             }
         };
+        if !configure {
+            // Started from its arguments: answering `status` is being up.
+            return line.call(&json!({"cmd": "status"})).map(|_| ());
+        }
         if let Some(c) = &start.control {
             line.call(&json!({"cmd": "set_control", "control": c}))?;
         }

@@ -146,7 +146,12 @@ fn pyzmq_script_gets_documented_replies() {
     let dir = tmpdir("py");
     let keyfile = dir.join("agent.key");
     std::fs::write(&keyfile, format!("{KEY_HEX}\n")).expect("key file");
-    let a = start_agent("tcp://127.0.0.1:0", dry_host(&dir, "m", &[]));
+    // This agent hands the modem its state over the socket (set_control, start, ...).
+    let mut host = dry_host(&dir, "m", &[]);
+    if let Some(m) = host.modem.as_mut() {
+        m.state_args = false;
+    }
+    let a = start_agent("tcp://127.0.0.1:0", host);
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(&a.endpoint)

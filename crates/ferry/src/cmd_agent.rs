@@ -69,6 +69,10 @@ pub struct HostArgs {
     /// The modem's control socket.
     #[arg(long, default_value = "/run/ferry/modem.sock")]
     pub modem_socket: PathBuf,
+    /// Give the modem its start state over the control socket (set_control, set_routes,
+    /// shadow, start) instead of as arguments.
+    #[arg(long)]
+    pub modem_state_by_socket: bool,
     /// Collector period in ms (thesis: 10 s).
     #[arg(long, default_value_t = 10_000)]
     pub collector_ms: u64,
@@ -107,6 +111,7 @@ impl HostArgs {
             program: p.clone(),
             args: self.modem_args.clone(),
             socket: self.modem_socket.clone(),
+            state_args: !self.modem_state_by_socket,
         });
         h
     }

@@ -2,8 +2,8 @@
 //! (docs/MODEM-CONTROL.md: one JSON object per line over a Unix socket) with canned
 //! behaviour, and records the argument vector it was started with. Not a modem.
 //!
-//! Arguments: `[--control-socket PATH] [--control-flag N] [--control JSON] [--routes JSON]
-//! [--tun-ip IP] [--shadow]` (what `ferry agent` passes), plus `--args-out FILE` to write the
+//! Arguments: `--control SOCKET [--start N] [--control-json JSON] [--routes-json JSON]
+//! [--tun-addr IP] [--shadow]` (what `ferry agent` passes), plus `--args-out FILE` to write the
 //! received arguments as JSON, and `--die-after-ms N` to exit on its own.
 
 use serde_json::{json, Value};
@@ -19,8 +19,8 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let Some(socket) = get("--control-socket") else {
-        eprintln!("ferry-test-modem: --control-socket missing");
+    let Some(socket) = get("--control") else {
+        eprintln!("ferry-test-modem: --control missing");
         std::process::exit(2);
     };
     let _ = std::fs::write(format!("{socket}.pid"), std::process::id().to_string());
@@ -30,15 +30,19 @@ fn main() {
     let die_at = get("--die-after-ms")
         .and_then(|s| s.parse::<u64>().ok())
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    let mut control: Value = get("--control")
+    let mut control: Value = get("--control-json")
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_else(|| {
             json!({"workmode":1,"phy_cell_ID":7,"group_ID":2,"cell_ID":1,"CPtype":0,"BW":1.4,
                    "RBIdx":6,"duplexMode":0,"numAntennaTX":1,"numAntennaRX":1,"DLULAssign":1,
                    "trans_mode":1,"type_mode":1,"RNTI":1000})
         });
-    let mut routes: Option<Value> = get("--routes").and_then(|s| serde_json::from_str(&s).ok());
-    let mut state = if args.iter().any(|a| a == "--shadow") { "shadow" } else { "idle" };
+    let mut routes: Option<Value> = get("--routes-json").and_then(|s| serde_json::from_str(&s).ok());
+    let mut state = match (args.iter().any(|a| a == "--shadow"), get("--start").is_some()) {
+        (true, _) => "shadow",
+        (false, true) => "active",
+        (false, false) => "idle",
+    };
     let mut cutover = Value::Null;
     let _ = std::fs::remove_file(&socket);
     let Ok(listener) = UnixListener::bind(&socket) else {

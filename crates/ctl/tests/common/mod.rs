@@ -32,6 +32,7 @@ pub fn fake_modem(socket: PathBuf, extra: &[&str]) -> ModemCommand {
         program: PathBuf::from(env!("CARGO_BIN_EXE_ferry-test-modem")),
         args: extra.iter().map(|s| s.to_string()).collect(),
         socket,
+        state_args: true,
     }
 }
 
