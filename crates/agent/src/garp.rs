@@ -28,7 +28,10 @@ pub fn announce(iface: &str, addr: Ipv4Addr) -> std::io::Result<()> {
     let name = std::ffi::CString::new(iface)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "interface name"))?;
     if iface.len() >= libc::IFNAMSIZ {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "interface name too long"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
     }
     // SAFETY: plain socket(2); the fd is closed below on every path.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };

@@ -6,9 +6,7 @@
 use crate::collector::{Collected, Collector};
 use crate::modem::{modem_call, ModemCommand, ModemProcess, ModemStart};
 use crossbeam_channel::{Receiver, Sender};
-use ferry_migrate::{
-    Control, HostStatus, LocalOp, LocalValue, ModemMode, ModemStatus, RouteList,
-};
+use ferry_migrate::{Control, HostStatus, LocalOp, LocalValue, ModemMode, ModemStatus, RouteList};
 use ferry_netif::{Ipv4Cidr, Netlink};
 use ferry_radio::{ControlClient, RadioLink, RadioLinkConfig};
 use serde_json::{json, Value};
@@ -225,7 +223,11 @@ impl HostExec {
 
     /// The current eth3 address among {active, parked}.
     pub fn eth3_addr(&mut self) -> Result<Option<Ipv4Addr>, StepError> {
-        let (iface, active, parked) = (self.cfg.eth3.clone(), self.cfg.active_addr, self.cfg.parked_addr);
+        let (iface, active, parked) = (
+            self.cfg.eth3.clone(),
+            self.cfg.active_addr,
+            self.cfg.parked_addr,
+        );
         let held: Vec<Ipv4Addr> = match self.addrs()? {
             Addrs::Netlink(nl) => nl
                 .ipv4_addrs(&iface)
@@ -246,7 +248,8 @@ impl HostExec {
             .collect();
         match self.addrs()? {
             Addrs::Netlink(nl) => {
-                let cidr = Ipv4Cidr::new(to, prefix).map_err(|e| StepError::Failed(e.to_string()))?;
+                let cidr =
+                    Ipv4Cidr::new(to, prefix).map_err(|e| StepError::Failed(e.to_string()))?;
                 // The old address goes first, so eth3 never answers for both.
                 for a in others {
                     nl.del_ipv4(&iface, a)
@@ -288,7 +291,8 @@ impl HostExec {
         let (iface, prefix) = (self.cfg.tun.clone(), self.cfg.tun_prefix);
         match self.addrs()? {
             Addrs::Netlink(nl) if nl.exists(&iface) => {
-                let cidr = Ipv4Cidr::new(ip, prefix).map_err(|e| StepError::Failed(e.to_string()))?;
+                let cidr =
+                    Ipv4Cidr::new(ip, prefix).map_err(|e| StepError::Failed(e.to_string()))?;
                 let old = nl
                     .ipv4_addrs(&iface)
                     .map_err(|e| StepError::Failed(format!("tun: {e}")))?;
@@ -339,15 +343,24 @@ impl HostExec {
         }
         let u = match &self.cfg.radio {
             RadioAccess::Dry { .. } => Usrp::Dry,
-            RadioAccess::Legacy { radio, bind, rate_hz } => Usrp::Link(Box::new(
+            RadioAccess::Legacy {
+                radio,
+                bind,
+                rate_hz,
+            } => Usrp::Link(Box::new(
                 RadioLink::create_legacy(*bind, *radio, 0, *rate_hz)
                     .map_err(|e| StepError::Failed(format!("USRP object: {e}")))?,
             )),
-            RadioAccess::Controlled { control, radio, bind } => {
+            RadioAccess::Controlled {
+                control,
+                radio,
+                bind,
+            } => {
                 let mut c = RadioLinkConfig::new(control.clone(), radio.clone());
                 c.bind = *bind;
                 Usrp::Link(Box::new(
-                    RadioLink::create(&c).map_err(|e| StepError::Failed(format!("USRP object: {e}")))?,
+                    RadioLink::create(&c)
+                        .map_err(|e| StepError::Failed(format!("USRP object: {e}")))?,
                 ))
             }
         };
@@ -366,7 +379,8 @@ impl HostExec {
             Usrp::Dry if present => {}
             Usrp::Dry => return Err(StepError::Failed("no UHD device found".into())),
             Usrp::Link(l) if l.control().is_some() => {
-                l.link().map_err(|e| StepError::Failed(format!("get_device: {e}")))?;
+                l.link()
+                    .map_err(|e| StepError::Failed(format!("get_device: {e}")))?;
             }
             Usrp::Link(l) => {
                 // A legacy radio cannot be told to link: the link is up once its stream
@@ -423,7 +437,8 @@ impl HostExec {
             shadow,
             tun_ip: self.tun_ip,
         };
-        let p = ModemProcess::start(&cmd, &start, self.cfg.modem_ready).map_err(StepError::Failed)?;
+        let p =
+            ModemProcess::start(&cmd, &start, self.cfg.modem_ready).map_err(StepError::Failed)?;
         tracing::info!(pid = p.pid(), "modem started");
         self.modem = Some(p);
         Ok(LocalValue::Unit)
@@ -431,7 +446,9 @@ impl HostExec {
 
     fn kill_d2d(&mut self) -> Result<LocalValue, StepError> {
         if let Some(mut p) = self.modem.take() {
-            let how = p.kill(Duration::from_millis(500)).map_err(StepError::Failed)?;
+            let how = p
+                .kill(Duration::from_millis(500))
+                .map_err(StepError::Failed)?;
             tracing::info!("modem stopped: {how}");
         }
         Ok(LocalValue::Unit)

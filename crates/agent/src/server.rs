@@ -224,7 +224,14 @@ fn run_request(
 /// the thread's handle.
 pub fn spawn(
     settings: AgentSettings,
-) -> Result<(String, Arc<AtomicBool>, std::thread::JoinHandle<ServeSummary>), AgentError> {
+) -> Result<
+    (
+        String,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<ServeSummary>,
+    ),
+    AgentError,
+> {
     let server = AgentServer::bind(settings)?;
     let endpoint = server.endpoint().to_string();
     let stop = Arc::new(AtomicBool::new(false));

@@ -135,7 +135,8 @@ impl AgentClient {
             endpoint: self.endpoint.clone(),
             message,
         };
-        let opened = auth::open_reply(&self.key, &frames, &nonce_hex).map_err(|e| bad(e.to_string()))?;
+        let opened =
+            auth::open_reply(&self.key, &frames, &nonce_hex).map_err(|e| bad(e.to_string()))?;
         Reply::decode(&opened.body).map_err(|e| bad(e.to_string()))
     }
 }

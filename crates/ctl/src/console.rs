@@ -3,7 +3,7 @@
 //! result and, after a migration, the timeline table (and JSON on request).
 
 use crate::driver::Driver;
-use ferry_migrate::{ConsoleCommand, Level, LegacyConfig, Outcome};
+use ferry_migrate::{ConsoleCommand, LegacyConfig, Level, Outcome};
 use std::io::{BufRead, Write};
 
 /// Console settings.

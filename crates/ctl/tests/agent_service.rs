@@ -39,16 +39,25 @@ fn every_command_answers_in_the_documented_shape() {
     assert_eq!(st["d2d"], false);
     assert_eq!(st["eth3"], "192.168.20.2");
     let r = call(&mut c, json!({"cmd":"get_control"}));
-    assert_eq!((r.ok, r.kind, r.error.as_deref()), (false, Some(ErrorKind::Failed), Some("no Control yet")));
+    assert_eq!(
+        (r.ok, r.kind, r.error.as_deref()),
+        (false, Some(ErrorKind::Failed), Some("no Control yet"))
+    );
     let r = call(&mut c, json!({"cmd":"get_tun_ip"}));
     assert_eq!(r.kind, Some(ErrorKind::Failed));
     let r = call(&mut c, json!({"cmd":"set_tun_ip","tun_ip":"192.168.40.9"}));
     assert!(r.ok && r.result.is_none(), "{r:?}");
     let r = call(&mut c, json!({"cmd":"get_tun_ip"}));
     assert_eq!(r.result, Some(json!("192.168.40.9")));
-    let r = call(&mut c, json!({"cmd":"set_route","route_list":[[3,1],[4,1]]}));
+    let r = call(
+        &mut c,
+        json!({"cmd":"set_route","route_list":[[3,1],[4,1]]}),
+    );
     assert!(r.ok);
-    assert_eq!(call(&mut c, json!({"cmd":"get_route"})).result, Some(json!([[3,1],[4,1]])));
+    assert_eq!(
+        call(&mut c, json!({"cmd":"get_route"})).result,
+        Some(json!([[3, 1], [4, 1]]))
+    );
 
     // Cold start: a real child process, then the collector fills Control.
     let r = call(&mut c, json!({"cmd":"start_d2d","control_flag":0}));
@@ -64,10 +73,16 @@ fn every_command_answers_in_the_documented_shape() {
         if r.ok {
             break r.result.expect("Control");
         }
-        assert!(t0.elapsed() < Duration::from_secs(3), "collector never delivered");
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "collector never delivered"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(ctl["phy_cell_ID"], 7, "the modem's own Control, read by the collector");
+    assert_eq!(
+        ctl["phy_cell_ID"], 7,
+        "the modem's own Control, read by the collector"
+    );
     // A second start while one runs fails; the first keeps running.
     let r = call(&mut c, json!({"cmd":"start_d2d","control_flag":0}));
     assert_eq!(r.kind, Some(ErrorKind::Failed), "{r:?}");
@@ -78,11 +93,17 @@ fn every_command_answers_in_the_documented_shape() {
         assert!(r.ok && r.result.is_none(), "{cmd}: {r:?}");
     }
     let st = status(&mut c);
-    assert_eq!((st["eth3"].as_str(), st["usrp"].as_bool()), (Some("192.168.10.1"), Some(true)));
+    assert_eq!(
+        (st["eth3"].as_str(), st["usrp"].as_bool()),
+        (Some("192.168.10.1"), Some(true))
+    );
     for (cmd, extra) in [
         ("takeover_at", json!({"at_sample": 19200})),
         ("cancel_cutover", json!({})),
-        ("release_at", json!({"at_sample": 38400, "forward_to": "10.99.0.2:7000"})),
+        (
+            "release_at",
+            json!({"at_sample": 38400, "forward_to": "10.99.0.2:7000"}),
+        ),
     ] {
         let mut v = extra.clone();
         v["cmd"] = json!(cmd);
@@ -102,15 +123,30 @@ fn every_command_answers_in_the_documented_shape() {
     assert_eq!(status(&mut c)["d2d"], false);
 
     // Warm shadow start with a Control: stored at once, passed to the modem.
-    let r = call(&mut c, json!({"cmd":"start_d2d","control_flag":1,"Control":control(),"mode":"shadow"}));
+    let r = call(
+        &mut c,
+        json!({"cmd":"start_d2d","control_flag":1,"Control":control(),"mode":"shadow"}),
+    );
     assert!(r.ok, "{r:?}");
     assert_eq!(status(&mut c)["modem"]["mode"], "shadow");
-    assert_eq!(call(&mut c, json!({"cmd":"get_control"})).result.expect("ctl")["phy_cell_ID"], 301);
+    assert_eq!(
+        call(&mut c, json!({"cmd":"get_control"}))
+            .result
+            .expect("ctl")["phy_cell_ID"],
+        301
+    );
     let pid2 = modem_pid(&sock).expect("pid");
     let r = call(&mut c, json!({"cmd":"double_kill"}));
     assert!(r.ok, "{r:?}");
     let st = status(&mut c);
-    assert_eq!((st["d2d"].as_bool(), st["usrp"].as_bool(), st["eth3"].as_str()), (Some(false), Some(false), Some("192.168.20.2")));
+    assert_eq!(
+        (
+            st["d2d"].as_bool(),
+            st["usrp"].as_bool(),
+            st["eth3"].as_str()
+        ),
+        (Some(false), Some(false), Some("192.168.20.2"))
+    );
     assert!(!alive(pid2));
 
     // end: replied, then the agent exits.
@@ -131,9 +167,16 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
         String::from_utf8_lossy(&r.encode()),
         r#"{"ok":false,"cmd":"format_disk","kind":"wrong_command","error":"wrong command"}"#
     );
-    let r = c.call_body(b"\xff\xfenot json", Duration::from_secs(5)).expect("reply");
+    let r = c
+        .call_body(b"\xff\xfenot json", Duration::from_secs(5))
+        .expect("reply");
     assert_eq!((r.cmd.as_str(), r.kind), ("", Some(ErrorKind::BadRequest)));
-    assert!(r.error.as_deref().is_some_and(|e| e.starts_with("not JSON")), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("not JSON")),
+        "{r:?}"
+    );
     for bad in [
         json!({"cmd":"set_tun_ip","tun_ip":"1.2.3"}),
         json!({"cmd":"kill_d2d","now":true}),
@@ -169,14 +212,24 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
     // The reply is sealed with the agent's key and addressed to the stranger's nonce.
     let o = auth::open_reply(&key(), &rep, &auth::hex_encode(&nonce)).expect("agent-signed reply");
     let r = Reply::decode(&o.body).expect("reply");
-    assert_eq!((r.cmd.as_str(), r.kind), ("", Some(ErrorKind::Unauthorized)));
+    assert_eq!(
+        (r.cmd.as_str(), r.kind),
+        ("", Some(ErrorKind::Unauthorized))
+    );
 
     let req = auth::seal_request(&key(), now(), [9u8; 16], br#"{"cmd":"status"}"#);
-    let first = Reply::decode(&auth::open(&key(), &raw(req.clone())).expect("open").body).expect("r");
+    let first =
+        Reply::decode(&auth::open(&key(), &raw(req.clone())).expect("open").body).expect("r");
     assert!(first.ok);
     let again = Reply::decode(&auth::open(&key(), &raw(req)).expect("open").body).expect("r");
     assert_eq!(again.kind, Some(ErrorKind::Unauthorized));
-    assert!(again.error.as_deref().is_some_and(|e| e.contains("replayed")), "{again:?}");
+    assert!(
+        again
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("replayed")),
+        "{again:?}"
+    );
 
     let stale = auth::seal_request(&key(), now() - 120_000, [10u8; 16], br#"{"cmd":"status"}"#);
     let r = Reply::decode(&auth::open(&key(), &raw(stale)).expect("open").body).expect("r");
@@ -184,11 +237,17 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
 
     let rep = raw(vec![b"ferry/1".to_vec(), b"{}".to_vec()]);
     let o = auth::open_reply(&key(), &rep, &"0".repeat(32)).expect("reply to zeros");
-    assert_eq!(Reply::decode(&o.body).expect("r").kind, Some(ErrorKind::Unauthorized));
+    assert_eq!(
+        Reply::decode(&o.body).expect("r").kind,
+        Some(ErrorKind::Unauthorized)
+    );
 
     // Still serving, and nothing was executed: eth3 parked, no modem.
     let st = status(&mut c);
-    assert_eq!((st["d2d"].as_bool(), st["eth3"].as_str()), (Some(false), Some("192.168.20.2")));
+    assert_eq!(
+        (st["d2d"].as_bool(), st["eth3"].as_str()),
+        (Some(false), Some("192.168.20.2"))
+    );
     drop(c);
     a.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let s = a.join();
@@ -207,7 +266,12 @@ fn failing_steps_roll_back_and_a_dying_modem_is_noticed() {
     let mut c = a.client(10_000);
     let r = call(&mut c, json!({"cmd":"link_usrp"}));
     assert_eq!(r.kind, Some(ErrorKind::Failed));
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("after 8 tries")), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("after 8 tries")),
+        "{r:?}"
+    );
     assert_eq!(status(&mut c)["eth3"], "192.168.20.2");
     // The modem dies on its own after 300 ms: status says so, and the child was reaped.
     assert!(call(&mut c, json!({"cmd":"start_d2d","control_flag":0})).ok);

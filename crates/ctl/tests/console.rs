@@ -47,7 +47,12 @@ fn thesis_session_ds_m_mb_kl_kr_q() {
     for (line, local_holds) in [("DS", true), ("M", false), ("MB", true), ("KL", false)] {
         let (o, _) = ferry_ctl::run_line(line, &mut driver, &opts, &mut out).expect("line");
         outcomes.extend(o);
-        let l = driver.host.as_mut().expect("host").eth3_addr().expect("eth3");
+        let l = driver
+            .host
+            .as_mut()
+            .expect("host")
+            .eth3_addr()
+            .expect("eth3");
         let r = driver
             .remote
             .as_mut()
@@ -57,31 +62,68 @@ fn thesis_session_ds_m_mb_kl_kr_q() {
             .status()
             .expect("status result");
         assert_eq!(l == active, local_holds, "after {line}: local eth3 {l:?}");
-        assert!(!(l == active && r.eth3 == active), "after {line}: both hold 192.168.10.1");
-        assert_eq!(r.eth3 == active, line == "M", "after {line}: remote eth3 {:?}", r.eth3);
-        assert_eq!(r.d2d, line == "M", "after {line}: remote modem running = {}", r.d2d);
+        assert!(
+            !(l == active && r.eth3 == active),
+            "after {line}: both hold 192.168.10.1"
+        );
+        assert_eq!(
+            r.eth3 == active,
+            line == "M",
+            "after {line}: remote eth3 {:?}",
+            r.eth3
+        );
+        assert_eq!(
+            r.d2d,
+            line == "M",
+            "after {line}: remote modem running = {}",
+            r.d2d
+        );
         if line == "M" {
-            assert_eq!(r.tun_ip, Some(Ipv4Addr::new(192, 168, 40, 9)), "tun address moved");
+            assert_eq!(
+                r.tun_ip,
+                Some(Ipv4Addr::new(192, 168, 40, 9)),
+                "tun address moved"
+            );
         }
     }
     let mut input = Cursor::new("h\nformat c:\n\nKR\nq\nDS\n");
     outcomes.extend(run_console(&mut input, &mut out, &mut driver, &opts).expect("console"));
     let text = String::from_utf8_lossy(&out);
     println!("{text}");
-    let got: Vec<(&str, bool)> = outcomes.iter().map(|o| (o.command.as_str(), o.ok)).collect();
+    let got: Vec<(&str, bool)> = outcomes
+        .iter()
+        .map(|o| (o.command.as_str(), o.ok))
+        .collect();
     // q ends the console: the DS after it is never read.
     assert_eq!(
         got,
-        [("DS", true), ("M", true), ("MB", true), ("KL", true), ("KR", true), ("q", true)],
+        [
+            ("DS", true),
+            ("M", true),
+            ("MB", true),
+            ("KL", true),
+            ("KR", true),
+            ("q", true)
+        ],
         "{text}"
     );
-    assert!(text.contains("unknown command \"format c:\"; type h for help"), "{text}");
+    assert!(
+        text.contains("unknown command \"format c:\"; type h for help"),
+        "{text}"
+    );
     assert!(text.contains("double start"), "help printed");
-    assert!(text.contains("change eth3 address"), "M's timeline table printed");
+    assert!(
+        text.contains("change eth3 address"),
+        "M's timeline table printed"
+    );
     assert!(text.contains("\"phases\""), "timeline JSON printed");
     // M moved the task: tun address and Control arrived on the remote side during M.
     let m = &outcomes[1];
-    for phase in ["get local tun ip, set destination tun ip", "create USRP object", "link USRP object to the device"] {
+    for phase in [
+        "get local tun ip, set destination tun ip",
+        "create USRP object",
+        "link USRP object to the device",
+    ] {
         assert!(m.timeline.duration_of(phase).is_some(), "{phase} missing");
     }
     // q sent `end`: the remote agent exits; KL/KR left no modem behind.
@@ -104,21 +146,48 @@ fn lazy_pirate_dead_agent_fails_in_time_and_recovers() {
         let t0 = Instant::now();
         let e = c.call(&Request::Status).expect_err("nobody there");
         assert!(matches!(e, CallError::Timeout { ms: 300, .. }), "{e}");
-        assert!(t0.elapsed() < Duration::from_secs(2), "wedged for {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "wedged for {:?}",
+            t0.elapsed()
+        );
     }
     assert_eq!(c.reconnects, 3);
     // The console on a dead remote: KR fails clearly, the console goes on to the next line.
-    let mut driver = Driver::new(None, None, Some(AgentClient::new(endpoint.clone(), key(), Duration::from_millis(300))), None);
+    let mut driver = Driver::new(
+        None,
+        None,
+        Some(AgentClient::new(
+            endpoint.clone(),
+            key(),
+            Duration::from_millis(300),
+        )),
+        None,
+    );
     let opts = ConsoleOptions::default();
     let mut out = Vec::new();
-    let outs = run_console(&mut Cursor::new("KR\nh\nKR\n"), &mut out, &mut driver, &opts).expect("console");
-    assert_eq!(outs.iter().map(|o| o.ok).collect::<Vec<_>>(), [false, false]);
+    let outs = run_console(
+        &mut Cursor::new("KR\nh\nKR\n"),
+        &mut out,
+        &mut driver,
+        &opts,
+    )
+    .expect("console");
+    assert_eq!(
+        outs.iter().map(|o| o.ok).collect::<Vec<_>>(),
+        [false, false]
+    );
     // The agent comes up on that port: the same client recovers.
     let dir = tmpdir("lp");
     let a = start_agent(&endpoint, dry_host(&dir, "m", &[]));
     let r = c.call(&Request::Status).expect("recovered");
     assert!(r.ok);
-    let r = driver.remote.as_mut().expect("remote").call(&Request::Status).expect("recovered");
+    let r = driver
+        .remote
+        .as_mut()
+        .expect("remote")
+        .call(&Request::Status)
+        .expect("recovered");
     assert!(r.ok);
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
@@ -126,7 +195,10 @@ fn lazy_pirate_dead_agent_fails_in_time_and_recovers() {
 
 #[test]
 fn pyzmq_script_gets_documented_replies() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pyzmq_agent_check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/pyzmq_agent_check.py"
+    );
     let has_pyzmq = || {
         std::process::Command::new("python3")
             .args(["-c", "import zmq"])
@@ -162,7 +234,10 @@ fn pyzmq_script_gets_documented_replies() {
     println!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "pyzmq checks failed");
     assert!(text.contains("all checks passed"));
-    assert!(text.lines().filter(|l| l.starts_with("ok ")).count() >= 25, "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with("ok ")).count() >= 25,
+        "{text}"
+    );
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -44,7 +44,9 @@ fn host(dir: &std::path::Path, name: &str, parked: Ipv4Addr) -> HostConfig {
 
 #[test]
 fn legacy_m_moves_the_radio_address_between_pool_servers() {
-    if !root_or_skip("legacy_m_moves_the_radio_address_between_pool_servers (agents in the namespace testbed)") {
+    if !root_or_skip(
+        "legacy_m_moves_the_radio_address_between_pool_servers (agents in the namespace testbed)",
+    ) {
         return;
     }
     let prefix = format!("fa{}", std::process::id() % 1_000_000);
@@ -65,8 +67,10 @@ fn legacy_m_moves_the_radio_address_between_pool_servers() {
     cfg.radios[0].legacy_host = Some("192.168.10.1:49200".parse().expect("addr"));
     cfg.control = format!("ipc://{}", dir.join("air.ipc").display());
     let rns = ns("radio");
-    let air = AirServer::spawn(cfg, move || enter_netns(&rns).map_err(std::io::Error::other))
-        .expect("air in the radio namespace");
+    let air = AirServer::spawn(cfg, move || {
+        enter_netns(&rns).map_err(std::io::Error::other)
+    })
+    .expect("air in the radio namespace");
 
     // server2's agent on the mgmt LAN.
     let s2 = host(&dir, "s2", Ipv4Addr::new(192, 168, 20, 2));
@@ -136,11 +140,20 @@ fn legacy_m_moves_the_radio_address_between_pool_servers() {
         for line in ["DS", "M", "MB", "M", "KR", "KL"] {
             let (o, _) = ferry_ctl::run_line(line, &mut driver, &opts, &mut out).expect("line");
             outcomes.extend(o);
-            let local = driver.host.as_mut().expect("host").eth3_addr().expect("eth3");
+            let local = driver
+                .host
+                .as_mut()
+                .expect("host")
+                .eth3_addr()
+                .expect("eth3");
             holders.push((line, local));
         }
         let _ = ferry_ctl::run_line("end", &mut driver, &opts, &mut out);
-        (outcomes, holders, String::from_utf8_lossy(&out).into_owned())
+        (
+            outcomes,
+            holders,
+            String::from_utf8_lossy(&out).into_owned(),
+        )
     });
     let (outcomes, holders, text) = console.join().expect("console thread");
     watching.store(false, Ordering::Relaxed);
@@ -148,12 +161,24 @@ fn legacy_m_moves_the_radio_address_between_pool_servers() {
     stop.store(true, Ordering::Relaxed);
     let summary = agent.join().expect("agent thread");
     println!("{text}");
-    println!("holder samples: {samples}, server1 held {a_held}, server2 held {b_held}, both {both}");
+    println!(
+        "holder samples: {samples}, server1 held {a_held}, server2 held {b_held}, both {both}"
+    );
 
-    let got: Vec<(&str, bool)> = outcomes.iter().map(|o| (o.command.as_str(), o.ok)).collect();
+    let got: Vec<(&str, bool)> = outcomes
+        .iter()
+        .map(|o| (o.command.as_str(), o.ok))
+        .collect();
     assert_eq!(
         got,
-        [("DS", true), ("M", true), ("MB", true), ("M", true), ("KR", true), ("KL", true)],
+        [
+            ("DS", true),
+            ("M", true),
+            ("MB", true),
+            ("M", true),
+            ("KR", true),
+            ("KL", true)
+        ],
         "{text}"
     );
     let parked1 = Some(Ipv4Addr::new(192, 168, 20, 1));
@@ -169,7 +194,10 @@ fn legacy_m_moves_the_radio_address_between_pool_servers() {
         ]
     );
     assert_eq!(both, 0, "192.168.10.1 seen on both pool servers");
-    assert!(a_held > 0 && b_held > 0, "the address never moved ({a_held}, {b_held})");
+    assert!(
+        a_held > 0 && b_held > 0,
+        "the address never moved ({a_held}, {b_held})"
+    );
     assert_eq!(summary.unauthorized, 0);
     // Linking on server2 needs the radio's stream to arrive there: the legacy link step
     // succeeded only if it did (see HostExec::link_usrp).

@@ -91,7 +91,11 @@ impl HostArgs {
         h.parked_addr = self.parked;
         h.probe_wait = Duration::from_millis(self.probe_ms);
         h.collector_period = Duration::from_millis(self.collector_ms.max(1));
-        h.addressing = if self.dry { Addressing::Dry } else { Addressing::Netlink };
+        h.addressing = if self.dry {
+            Addressing::Dry
+        } else {
+            Addressing::Netlink
+        };
         h.radio = match (self.dry, self.radio) {
             (true, _) | (_, RadioKind::Dry) => RadioAccess::Dry {
                 present: !self.dry_no_radio,
@@ -119,15 +123,22 @@ impl HostArgs {
 
 /// Read and check the shared key file.
 pub fn load_key(path: &PathBuf) -> anyhow::Result<AuthKey> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading key file {}", path.display()))?;
-    AuthKey::from_file_contents(&bytes)
-        .with_context(|| format!("key file {} (make one: openssl rand -hex 32 > FILE)", path.display()))
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading key file {}", path.display()))?;
+    AuthKey::from_file_contents(&bytes).with_context(|| {
+        format!(
+            "key file {} (make one: openssl rand -hex 32 > FILE)",
+            path.display()
+        )
+    })
 }
 
 /// Arguments of `ferry agent`.
 #[derive(Args)]
-#[command(after_help = "Examples:\n  ferry agent --key /etc/ferry/agent.key --bind tcp://10.99.0.2:5555 \
---parked 192.168.20.2 --modem /usr/bin/ferry --modem-arg modem\n  ferry agent --dry --key k.hex --bind tcp://127.0.0.1:5555   # anywhere, no root")]
+#[command(
+    after_help = "Examples:\n  ferry agent --key /etc/ferry/agent.key --bind tcp://10.99.0.2:5555 \
+--parked 192.168.20.2 --modem /usr/bin/ferry --modem-arg modem\n  ferry agent --dry --key k.hex --bind tcp://127.0.0.1:5555   # anywhere, no root"
+)]
 pub struct AgentArgs {
     /// Shared key file (hex or raw, at least 16 bytes).
     #[arg(long)]

@@ -15,8 +15,10 @@ use ferry_radio::{AirServer, ControlClient, RadioLink};
 
 /// Arguments of `ferry air`.
 #[derive(Args)]
-#[command(after_help = "Examples:\n  ferry air --print-default-config > air.json\n  \
-ferry air --config air.json\n  ferry air --fast-init --duration 10 --load   # CPU budget, JSON summary")]
+#[command(
+    after_help = "Examples:\n  ferry air --print-default-config > air.json\n  \
+ferry air --config air.json\n  ferry air --fast-init --duration 10 --load   # CPU budget, JSON summary"
+)]
 pub struct AirArgs {
     /// JSON configuration file (default: the thesis topology: pool, far, relayrx, bs).
     #[arg(long)]
@@ -136,7 +138,10 @@ enum RadioOp {
         only_if: Option<SocketAddr>,
     },
     /// Copy RADIO's RX to ENDPOINT as well (omit ENDPOINT to stop the copy).
-    Shadow { radio: String, endpoint: Option<SocketAddr> },
+    Shadow {
+        radio: String,
+        endpoint: Option<SocketAddr>,
+    },
     /// Move RADIO's link to ENDPOINT at sample time --at, or --in-ms from now.
     SwitchAt {
         radio: String,

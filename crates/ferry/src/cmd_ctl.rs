@@ -15,11 +15,13 @@ use std::time::Duration;
 
 /// Arguments of `ferry ctl`.
 #[derive(Args)]
-#[command(after_help = "Examples:\n  ferry ctl --key k.hex --peer server2=tcp://10.99.0.2:5555 --remote server2 console\n  \
+#[command(
+    after_help = "Examples:\n  ferry ctl --key k.hex --peer server2=tcp://10.99.0.2:5555 --remote server2 console\n  \
 ferry ctl --key k.hex --peer server2=tcp://10.99.0.2:5555 run DS M MB KL\n  \
 ferry ctl --key k.hex --local tcp://10.99.0.1:5555 --peer server2=tcp://10.99.0.2:5555 migrate --to server2 --method mbb --json\n  \
 ferry ctl --key k.hex send status --to tcp://10.99.0.2:5555\n  \
-ferry ctl --key k.hex send set_tun_ip '{\"tun_ip\":\"192.168.40.9\"}' --to server2")]
+ferry ctl --key k.hex send set_tun_ip '{\"tun_ip\":\"192.168.40.9\"}' --to server2"
+)]
 pub struct CtlArgs {
     /// Shared key file of the agents.
     #[arg(long)]
@@ -125,7 +127,11 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
     let key = load_key(&args.key)?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let client = |name: &str| -> anyhow::Result<AgentClient> {
-        Ok(AgentClient::new(resolve(&args.peers, name)?, key.clone(), timeout))
+        Ok(AgentClient::new(
+            resolve(&args.peers, name)?,
+            key.clone(),
+            timeout,
+        ))
     };
     let mut legacy = LegacyConfig {
         active_addr: args.host.active,
@@ -145,7 +151,12 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
     let mut out = stdout.lock();
     match &args.op {
         CtlOp::Console { json } => {
-            let mut driver = Driver::new(Some(HostExec::new(args.host.host_config())), local, remote, Some(radio()));
+            let mut driver = Driver::new(
+                Some(HostExec::new(args.host.host_config())),
+                local,
+                remote,
+                Some(radio()),
+            );
             let stdin = std::io::stdin();
             let opts = ConsoleOptions {
                 legacy,
@@ -159,7 +170,12 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             Ok(())
         }
         CtlOp::Run { commands, json } => {
-            let mut driver = Driver::new(Some(HostExec::new(args.host.host_config())), local, remote, Some(radio()));
+            let mut driver = Driver::new(
+                Some(HostExec::new(args.host.host_config())),
+                local,
+                remote,
+                Some(radio()),
+            );
             let opts = ConsoleOptions {
                 legacy,
                 json: *json,
@@ -191,7 +207,12 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             let dest = client(to)?;
             let outcome = match method {
                 Method::Legacy => {
-                    let mut driver = Driver::new(Some(HostExec::new(args.host.host_config())), local, Some(dest), None);
+                    let mut driver = Driver::new(
+                        Some(HostExec::new(args.host.host_config())),
+                        local,
+                        Some(dest),
+                        None,
+                    );
                     let seq = ConsoleCommand::Migrate
                         .start(&legacy, driver.now())
                         .map_err(anyhow::Error::msg)?;
@@ -218,10 +239,15 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             Ok(())
         }
         CtlOp::Send { cmd, json, to } => {
-            let target = to.as_deref().or(args.remote.as_deref()).context("send needs --to or --remote")?;
+            let target = to
+                .as_deref()
+                .or(args.remote.as_deref())
+                .context("send needs --to or --remote")?;
             let mut c = client(target)?;
             let mut body = match json {
-                Some(j) => serde_json::from_str::<serde_json::Value>(j).context("the JSON argument")?,
+                Some(j) => {
+                    serde_json::from_str::<serde_json::Value>(j).context("the JSON argument")?
+                }
                 None => serde_json::json!({}),
             };
             let Some(obj) = body.as_object_mut() else {
@@ -263,4 +289,3 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
         }
     }
 }
-

@@ -37,8 +37,12 @@ fn main() {
                    "RBIdx":6,"duplexMode":0,"numAntennaTX":1,"numAntennaRX":1,"DLULAssign":1,
                    "trans_mode":1,"type_mode":1,"RNTI":1000})
         });
-    let mut routes: Option<Value> = get("--routes-json").and_then(|s| serde_json::from_str(&s).ok());
-    let mut state = match (args.iter().any(|a| a == "--shadow"), get("--start").is_some()) {
+    let mut routes: Option<Value> =
+        get("--routes-json").and_then(|s| serde_json::from_str(&s).ok());
+    let mut state = match (
+        args.iter().any(|a| a == "--shadow"),
+        get("--start").is_some(),
+    ) {
         (true, _) => "shadow",
         (false, true) => "active",
         (false, false) => "idle",
@@ -63,19 +67,28 @@ fn main() {
         };
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let Ok(mut w) = stream.try_clone() else { continue };
+        let Ok(mut w) = stream.try_clone() else {
+            continue;
+        };
         let mut r = BufReader::new(stream);
         let mut line = String::new();
         while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
             let req: Value = serde_json::from_str(line.trim()).unwrap_or(Value::Null);
             line.clear();
-            let cmd = req.get("cmd").and_then(Value::as_str).unwrap_or("?").to_string();
+            let cmd = req
+                .get("cmd")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
             let (ok, result): (bool, Value) = match cmd.as_str() {
-                "status" => (true, json!({"role":"slave","state":state,"synced":state != "idle",
+                "status" => (
+                    true,
+                    json!({"role":"slave","state":state,"synced":state != "idle",
                     "primary":state == "active","sample_time":0,"sample_rate":1920000,
                     "frame_start_sample":null,"sfn":null,"cfo_hz":0.0,"snr_db":null,
                     "cutover":cutover,"node_id":1,"tun_name":null,"tun_addr":null,
-                    "counters":{"queue_depth":0}})),
+                    "counters":{"queue_depth":0}}),
+                ),
                 "get_control" => (true, control.clone()),
                 "set_control" => {
                     control = req.get("control").cloned().unwrap_or(Value::Null);

@@ -52,10 +52,18 @@ pub struct RunningAgent {
 
 impl RunningAgent {
     pub fn client(&self, timeout_ms: u64) -> AgentClient {
-        AgentClient::new(self.endpoint.clone(), key(), Duration::from_millis(timeout_ms))
+        AgentClient::new(
+            self.endpoint.clone(),
+            key(),
+            Duration::from_millis(timeout_ms),
+        )
     }
     pub fn join(mut self) -> ServeSummary {
-        self.thread.take().expect("thread").join().expect("agent thread")
+        self.thread
+            .take()
+            .expect("thread")
+            .join()
+            .expect("agent thread")
     }
 }
 
