@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_air;
 mod cmd_phy;
 mod cmd_probe;
 mod cmd_testbed;
@@ -22,6 +23,10 @@ enum Command {
     Probe(cmd_probe::ProbeArgs),
     /// The thesis testbed as network namespaces: up, down, status, exec (needs root).
     Testbed(cmd_testbed::TestbedArgs),
+    /// Emulated radio room: N210-class radios on one air channel and sample clock.
+    Air(cmd_air::AirArgs),
+    /// Operate radios through link control: discover, status, link, unlink, shadow, switch-at.
+    Radio(cmd_air::RadioArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Phy(args) => cmd_phy::run(args),
         Command::Testbed(args) => cmd_testbed::run(args),
         Command::Probe(args) => cmd_probe::run(args),
+        Command::Air(args) => cmd_air::run_air(args),
+        Command::Radio(args) => cmd_air::run_radio(args),
     }
 }

@@ -9,6 +9,7 @@ pub mod air;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod loadgen;
 pub mod rf;
 pub mod server;
 pub mod sigmf;

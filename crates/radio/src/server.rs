@@ -66,6 +66,8 @@ pub struct RunSummary {
     pub cpu_percent_of_one_core: Option<f64>,
     /// Ticks skipped because the loop fell behind real time.
     pub clock_slips: u64,
+    /// Every radio's counters at the end.
+    pub radios: Vec<(String, ferry_fronthaul::control::Counters)>,
 }
 
 /// CPU time of the calling thread in seconds.
@@ -340,6 +342,12 @@ impl AirServer {
             cpu_s: cpu,
             cpu_percent_of_one_core: cpu.map(|c| 100.0 * c / wall.max(1e-9)),
             clock_slips: slips,
+            radios: self
+                .engine
+                .radios()
+                .iter()
+                .map(|u| (u.name.clone(), u.counters.clone()))
+                .collect(),
         }
     }
 

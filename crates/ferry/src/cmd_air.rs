@@ -1,0 +1,240 @@
+//! `ferry air` (the emulated radio room) and `ferry radio` (operator access to link
+//! control: discover, status, link, unlink, shadow, switch-at, capture, reset, probe).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use ferry_fronthaul::control::{CaptureFormat, CaptureStream, Reply, Request};
+use ferry_radio::config::AirConfig;
+use ferry_radio::{AirServer, ControlClient, RadioLink};
+
+/// Arguments of `ferry air`.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  ferry air --print-default-config > air.json\n  \
+ferry air --config air.json\n  ferry air --fast-init --duration 10 --load   # CPU budget, JSON summary"
+)]
+pub struct AirArgs {
+    /// JSON configuration file (default: the thesis topology: pool, far, relayrx, bs).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the built-in default configuration as JSON and exit.
+    #[arg(long)]
+    print_default_config: bool,
+    /// Skip the radios' power-up initialisation time (tests, quick demos).
+    #[arg(long)]
+    fast_init: bool,
+    /// Override the link-control endpoint (e.g. tcp://127.0.0.1:5550).
+    #[arg(long)]
+    control: Option<String>,
+    /// Stop after this many seconds and print a JSON run summary (CPU use of the air).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Link a load-generating host to every radio (RX in, TX back 20 ms ahead).
+    #[arg(long)]
+    load: bool,
+}
+
+/// Runs `ferry air`.
+pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        println!("{}", AirConfig::default().to_json_pretty());
+        return Ok(());
+    }
+    let mut cfg = match &args.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            AirConfig::from_json(&text).with_context(|| format!("in {}", p.display()))?
+        }
+        None => AirConfig::default(),
+    };
+    if args.fast_init {
+        cfg = cfg.with_init_ms(0);
+    }
+    if let Some(c) = &args.control {
+        cfg.control = c.clone();
+    }
+    let names: Vec<String> = cfg.radios.iter().map(|r| r.name.clone()).collect();
+    let rate = cfg.sample_rate_hz;
+    let server = AirServer::bind(cfg).context("starting the air")?;
+    eprintln!("ferry air: link control on {}", server.control_endpoint());
+    for (n, a) in names.iter().zip(server.fronthaul_addrs()) {
+        eprintln!("ferry air: radio {n} fronthaul on udp {a}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let hosts = if args.load {
+        ferry_radio::loadgen::spawn_hosts(
+            server.control_endpoint(),
+            &names,
+            u64::from(rate) / 50,
+            stop.clone(),
+        )
+    } else {
+        Vec::new()
+    };
+    let summary = server.run(&stop, args.duration.map(Duration::from_secs_f64));
+    stop.store(true, Ordering::Relaxed);
+    let mut load = Vec::new();
+    for h in hosts {
+        match h.join() {
+            Ok(Ok(s)) => load.push(serde_json::json!({
+                "radio": s.radio, "rx_samples": s.rx_samples,
+                "rx_gap_samples": s.rx_gap_samples, "tx_samples": s.tx_samples,
+            })),
+            Ok(Err(e)) => load.push(serde_json::json!({ "error": e.to_string() })),
+            Err(_) => load.push(serde_json::json!({ "error": "host thread panicked" })),
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "air": summary, "load_hosts": load }))?
+    );
+    Ok(())
+}
+
+/// Arguments of `ferry radio`.
+#[derive(Args)]
+pub struct RadioArgs {
+    /// Link-control endpoint of `ferry air`.
+    #[arg(long, default_value = "tcp://127.0.0.1:5550", global = true)]
+    control: String,
+    /// Request timeout in milliseconds.
+    #[arg(long, default_value_t = 1000, global = true)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    op: RadioOp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StreamArg {
+    Rx,
+    Tx,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Ci16Le,
+    Cf32Le,
+}
+
+#[derive(Subcommand)]
+enum RadioOp {
+    /// List initialised radios (like uhd_find_devices); with RADIO, that one or an error.
+    Discover { radio: Option<String> },
+    /// Counters and link state (JSON).
+    Status { radio: Option<String> },
+    /// Stream RADIO's RX to ENDPOINT and take TX from it.
+    Link { radio: String, endpoint: SocketAddr },
+    /// Stop RADIO streaming (only if linked to --only-if, when given).
+    Unlink {
+        radio: String,
+        #[arg(long)]
+        only_if: Option<SocketAddr>,
+    },
+    /// Copy RADIO's RX to ENDPOINT as well (omit ENDPOINT to stop the copy).
+    Shadow {
+        radio: String,
+        endpoint: Option<SocketAddr>,
+    },
+    /// Move RADIO's link to ENDPOINT at sample time --at, or --in-ms from now.
+    SwitchAt {
+        radio: String,
+        endpoint: SocketAddr,
+        #[arg(long, conflicts_with = "in_ms")]
+        at: Option<u64>,
+        #[arg(long)]
+        in_ms: Option<u64>,
+    },
+    /// Record SAMPLES samples of RADIO's stream to PATH.sigmf-meta / PATH.sigmf-data.
+    Capture {
+        radio: String,
+        path: String,
+        #[arg(long, default_value_t = 1_920_000)]
+        samples: u64,
+        #[arg(long, value_enum, default_value = "rx")]
+        stream: StreamArg,
+        #[arg(long, value_enum, default_value = "ci16-le")]
+        format: FormatArg,
+    },
+    /// Power-cycle RADIO (it re-initialises; links are lost).
+    Reset { radio: String },
+    /// Probe a radio's fronthaul address directly (8 tries, as the thesis controller).
+    Probe {
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 8)]
+        tries: u32,
+    },
+}
+
+/// Runs `ferry radio`.
+pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
+    let ctl = ControlClient::new(args.control.clone(), Duration::from_millis(args.timeout_ms));
+    let req = match args.op {
+        RadioOp::Discover { radio } => Request::Discover { radio },
+        RadioOp::Status { radio } => Request::Status { radio },
+        RadioOp::Link { radio, endpoint } => Request::Link { radio, endpoint },
+        RadioOp::Unlink { radio, only_if } => Request::Unlink {
+            radio,
+            endpoint: only_if,
+        },
+        RadioOp::Shadow { radio, endpoint } => Request::Shadow { radio, endpoint },
+        RadioOp::SwitchAt {
+            radio,
+            endpoint,
+            at,
+            in_ms,
+        } => {
+            let at = match (at, in_ms) {
+                (Some(t), _) => t,
+                (None, Some(ms)) => {
+                    let (now, st) = ctl.status(&radio)?;
+                    now + ms * u64::from(st.info.sample_rate_hz) / 1000
+                }
+                (None, None) => bail!("give --at SAMPLE or --in-ms MS"),
+            };
+            Request::SwitchAt {
+                radio,
+                at,
+                endpoint,
+            }
+        }
+        RadioOp::Capture {
+            radio,
+            path,
+            samples,
+            stream,
+            format,
+        } => Request::Capture {
+            radio,
+            path,
+            samples,
+            stream: match stream {
+                StreamArg::Rx => CaptureStream::Rx,
+                StreamArg::Tx => CaptureStream::Tx,
+            },
+            format: match format {
+                FormatArg::Ci16Le => CaptureFormat::Ci16Le,
+                FormatArg::Cf32Le => CaptureFormat::Cf32Le,
+            },
+        },
+        RadioOp::Reset { radio } => Request::Reset { radio },
+        RadioOp::Probe { addr, tries } => {
+            let link = RadioLink::create_legacy("0.0.0.0:0".parse()?, addr, 0, 1)?;
+            let a = link.probe(tries, Duration::from_millis(250))?;
+            println!("{}", serde_json::to_string_pretty(&a)?);
+            return Ok(());
+        }
+    };
+    let reply = ctl.request(&req)?;
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    if let Reply::Error { message, .. } = reply {
+        bail!("{message}");
+    }
+    Ok(())
+}
