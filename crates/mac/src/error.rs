@@ -95,6 +95,12 @@ pub enum EnqueueError {
     /// The destination is this node itself.
     #[error("destination is this node ({0})")]
     ToSelf(u8),
+    /// Not an IPv4 packet the address plan can route (e.g. IPv6 from the tun).
+    #[error("cannot read the destination: {0}")]
+    BadPacket(WireError),
+    /// The address plan maps no node to the destination address.
+    #[error("no node has address {}.{}.{}.{}", .0[0], .0[1], .0[2], .0[3])]
+    UnknownAddress([u8; 4]),
 }
 
 /// Why a route list (e.g. a migrated `route_list`) was rejected.
@@ -132,5 +138,28 @@ pub enum RouteError {
         len: usize,
         /// Capacity.
         max: usize,
+    },
+}
+
+/// Why a transmit-state handover (make-before-break) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HandoverError {
+    /// More queued PDUs than the receiving queue holds.
+    #[error("{len} handed-over PDUs (plus {queued} queued) exceed the queue depth {depth}")]
+    QueueTooLong {
+        /// PDUs in the handover.
+        len: usize,
+        /// PDUs already queued here.
+        queued: usize,
+        /// Queue depth.
+        depth: usize,
+    },
+    /// A PDU that cannot be continued.
+    #[error("handed-over PDU {index}: {why}")]
+    BadPdu {
+        /// Position in the handover.
+        index: usize,
+        /// What is wrong.
+        why: &'static str,
     },
 }

@@ -17,6 +17,28 @@
 //! - [`sim`]: a deterministic multi-node harness (link matrix, virtual clock) for tests.
 //!
 //! Wire formats and timing constants are documented byte by byte in `docs/MAC.md`.
+//!
+//! ```
+//! use ferry_mac::{Delivery, Mac, MacConfig, NodeId, Role, Schedule};
+//!
+//! let fdd = Schedule::fdd();
+//! let mut master = Mac::new(MacConfig::new(NodeId(9), Role::Master, fdd)).unwrap();
+//! let mut slave = Mac::new(MacConfig::new(NodeId(8), Role::Slave, fdd)).unwrap();
+//! // Warm start: routes from a migrated route_list instead of waiting for beacons.
+//! slave.set_routes(0, &[(NodeId(9), NodeId(9))]).unwrap();
+//! slave.enqueue(b"an IP packet", NodeId(9)).unwrap();
+//! let mut delivered = Vec::new();
+//! for n in 0..10 {
+//!     // The modem: one call per subframe per node, TB size from the PHY.
+//!     if let Some(tb) = master.on_subframe(n, 200) {
+//!         delivered.extend(slave.on_received(n, &tb.bytes));
+//!     }
+//!     if let Some(tb) = slave.on_subframe(n, 200) {
+//!         delivered.extend(master.on_received(n, &tb.bytes));
+//!     }
+//! }
+//! assert!(delivered.contains(&Delivery::Local { src: NodeId(8), packet: b"an IP packet".to_vec() }));
+//! ```
 
 #![deny(missing_docs)]
 
@@ -31,7 +53,9 @@ pub mod sim;
 pub mod wire;
 
 pub use addr::{AddressPlan, NodeId, Rnti};
-pub use error::{ConfigError, EnqueueError, RouteError, WireError};
-pub use mac::{Delivery, Mac, MacConfig, MacCounters, MacStatus, Role, TxBlock};
+pub use error::{ConfigError, EnqueueError, HandoverError, RouteError, WireError};
+pub use mac::{
+    Delivery, Mac, MacConfig, MacCounters, MacStatus, Role, TxBlock, TxHandover, Window,
+};
 pub use route::{DiscoveryConfig, RouteEntry, RouteTable};
 pub use schedule::{Direction, Duplex, Schedule, SubframeKind};

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::addr::{NodeId, Rnti};
-use crate::error::{ConfigError, EnqueueError, RouteError};
-use crate::pack::{TbWriter, TxQueue, MAX_PDU};
+use crate::addr::{ipv4_destination, AddressPlan, NodeId, Rnti};
+use crate::error::{ConfigError, EnqueueError, HandoverError, RouteError};
+use crate::pack::{QueueSnapshot, TbWriter, TxQueue, MAX_PDU};
 use crate::reassembly::{Reassembler, ReassemblyLimits, ReassemblyStats};
 use crate::route::{
     forward_decision, Discovery, DiscoveryConfig, DiscoveryStats, ForwardDecision, RouteTable,
@@ -140,6 +140,7 @@ impl MacConfig {
                 "max_streams and timeout >= 1",
             );
         }
+        self.schedule.validate()?;
         if self.slaves.contains(&self.node) {
             return bad("slaves", self.node.to_string(), "other nodes than this one");
         }
@@ -203,6 +204,40 @@ pub enum Delivery {
         /// Why.
         reason: DropReason,
     },
+}
+
+/// A half-open range of subframes `[from, until)`; `None` = unbounded. A make-before-break
+/// cutover at subframe T gives the source `until = T` and the target `from = T`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// First subframe inside.
+    pub from: Option<u64>,
+    /// First subframe after.
+    pub until: Option<u64>,
+}
+
+impl Window {
+    /// Every subframe.
+    pub const ALWAYS: Window = Window {
+        from: None,
+        until: None,
+    };
+
+    /// Whether subframe `n` is inside.
+    pub fn contains(&self, n: u64) -> bool {
+        self.from.is_none_or(|f| n >= f) && self.until.is_none_or(|u| n < u)
+    }
+}
+
+/// The transmit state a migration source hands to its target at the cutover so receivers
+/// see one continuous transmitter: TB sequence number, packet-id counters, queued PDUs with
+/// their progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxHandover {
+    /// Next TB sequence number.
+    pub tb_seq: u16,
+    /// The transmit queue.
+    pub queue: QueueSnapshot,
 }
 
 /// A queued packet taken out of the MAC (e.g. handed to a migration target).
@@ -271,6 +306,9 @@ pub struct MacCounters {
     pub contention_grants: u64,
     /// Slave: TBs sent in contention slots to announce itself.
     pub contention_tbs: u64,
+    /// Data packets completed outside the receive window (shadow mode): neither delivered
+    /// nor forwarded here, because the other side of a cutover handles them.
+    pub shadow_suppressed: u64,
     /// Reassembly counters (`lost` = packets lost in flight).
     pub reassembly: ReassemblyStats,
     /// Discovery counters.
@@ -315,6 +353,8 @@ pub struct Mac {
     last_own_grant: Option<u64>,
     grant_master: Option<Rnti>,
     last_grant_heard: Option<u64>,
+    tx_window: Window,
+    rx_window: Window,
     counters: MacCounters,
 }
 
@@ -355,6 +395,8 @@ impl Mac {
             last_own_grant: None,
             grant_master: None,
             last_grant_heard: None,
+            tx_window: Window::ALWAYS,
+            rx_window: Window::ALWAYS,
             counters: MacCounters::default(),
             cfg,
         })
@@ -453,6 +495,58 @@ impl Mac {
         }
     }
 
+    /// Queue an IPv4 packet read from the tun, addressed by `plan`; returns its destination
+    /// node. Non-IPv4 packets and unknown addresses are refused (and counted).
+    pub fn enqueue_ip(
+        &mut self,
+        plan: &AddressPlan,
+        ip_packet: &[u8],
+    ) -> Result<NodeId, EnqueueError> {
+        let ip = match ipv4_destination(ip_packet) {
+            Ok(ip) => ip,
+            Err(e) => {
+                self.counters.refused += 1;
+                return Err(EnqueueError::BadPacket(e));
+            }
+        };
+        let Some(dest) = plan.node_of(ip) else {
+            self.counters.refused += 1;
+            return Err(EnqueueError::UnknownAddress(ip));
+        };
+        self.enqueue(ip_packet, dest).map(|()| dest)
+    }
+
+    /// Subframes in which this MAC transmits (default: all). Outside, `on_subframe` returns
+    /// `None`: a shadow target before the cutover, a source after it.
+    pub fn set_tx_window(&mut self, w: Window) {
+        self.tx_window = w;
+    }
+
+    /// Subframes whose received data this MAC delivers and forwards (default: all). Outside,
+    /// it still tracks everything it hears — sequence numbers, grants, backlogs, beacons,
+    /// partial packets — so a shadow target is warm at the cutover, but completed packets are
+    /// only counted (`shadow_suppressed`): the other side of the cutover handles them.
+    pub fn set_rx_window(&mut self, w: Window) {
+        self.rx_window = w;
+    }
+
+    /// Source side of a make-before-break cutover, after its last transmission: take the
+    /// transmit state (empties the queue). Packets it queues later (relayed from receptions
+    /// before the cutover) can follow with [`Mac::drain_queue`] / [`Mac::requeue`].
+    pub fn take_tx_handover(&mut self) -> TxHandover {
+        TxHandover {
+            tb_seq: self.tb_seq,
+            queue: self.queue.take_snapshot(),
+        }
+    }
+
+    /// Target side: continue the source's transmit state before the first own transmission.
+    pub fn apply_tx_handover(&mut self, h: TxHandover) -> Result<(), HandoverError> {
+        self.queue.restore(h.queue)?;
+        self.tb_seq = h.tb_seq;
+        Ok(())
+    }
+
     /// Take every queued packet out (for a make-before-break handover); a packet already
     /// partly on the air is returned whole.
     pub fn drain_queue(&mut self) -> Vec<QueuedPacket> {
@@ -531,6 +625,9 @@ impl Mac {
     pub fn on_subframe(&mut self, n: u64, tb_capacity: usize) -> Option<TxBlock> {
         self.tick(n);
         self.expire_grants(n);
+        if !self.tx_window.contains(n) {
+            return None;
+        }
         let (carrier, announce) = self.access(n)?;
         let direction = self.cfg.role.direction();
         // A base station grants the uplink subframes this downlink subframe controls.
@@ -665,7 +762,9 @@ impl Mac {
                 },
                 SegmentKind::Data => {
                     if let Some(pdu) = self.reasm.on_segment(n, h.src, h.dst, sh, payload) {
-                        if let Some(d) = self.handle_pdu(&pdu) {
+                        if !self.rx_window.contains(n) {
+                            self.counters.shadow_suppressed += 1;
+                        } else if let Some(d) = self.handle_pdu(&pdu) {
                             out.push(d);
                         }
                     }

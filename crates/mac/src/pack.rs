@@ -4,8 +4,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use crate::addr::Rnti;
-use crate::error::WireError;
+use crate::error::{HandoverError, WireError};
 use crate::wire::{MacHeader, SegmentHeader, SegmentKind, MAC_HEADER_LEN, SUBHEADER_LEN};
 
 /// Largest PDU the segment offsets can address.
@@ -103,6 +105,28 @@ impl QueuedPdu {
     pub fn sent(&self) -> usize {
         self.sent
     }
+}
+
+/// A queued PDU in transit between two MACs (make-before-break handover).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverPdu {
+    /// Link-layer receiver.
+    pub next_hop: Rnti,
+    /// Relay header + IP packet.
+    pub pdu: Vec<u8>,
+    /// Bytes already transmitted.
+    pub sent: usize,
+    /// Packet id, once the first segment went out.
+    pub packet_id: Option<u16>,
+}
+
+/// The transmit queue's state, as handed from a migration source to its target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    /// Next packet id per next hop.
+    pub next_ids: Vec<(Rnti, u16)>,
+    /// Queued PDUs, oldest first.
+    pub entries: Vec<HandoverPdu>,
 }
 
 /// The transmit queue: FIFO with a bounded depth in PDUs. A PDU partially sent to a next hop
@@ -212,6 +236,59 @@ impl TxQueue {
             }
         }
         done
+    }
+
+    /// Take the whole transmit state for a make-before-break handover: queued PDUs with their
+    /// progress (a half-sent PDU continues at the same offset under the same packet id) and
+    /// the packet-id counters, so receivers see no gap. Leaves this queue empty.
+    pub fn take_snapshot(&mut self) -> QueueSnapshot {
+        QueueSnapshot {
+            next_ids: self.next_id.iter().map(|(r, id)| (*r, *id)).collect(),
+            entries: self
+                .entries
+                .drain(..)
+                .map(|e| HandoverPdu {
+                    next_hop: e.next_hop,
+                    pdu: e.pdu,
+                    sent: e.sent,
+                    packet_id: e.packet_id,
+                })
+                .collect(),
+        }
+    }
+
+    /// Continue a snapshot taken elsewhere: its PDUs go in front of anything queued here
+    /// (they are older), its packet-id counters replace this queue's. Validated first.
+    pub fn restore(&mut self, snap: QueueSnapshot) -> Result<(), HandoverError> {
+        if snap.entries.len() + self.entries.len() > self.depth {
+            return Err(HandoverError::QueueTooLong {
+                len: snap.entries.len(),
+                queued: self.entries.len(),
+                depth: self.depth,
+            });
+        }
+        for (index, e) in snap.entries.iter().enumerate() {
+            let bad = |why| Err(HandoverError::BadPdu { index, why });
+            if e.pdu.is_empty() || e.pdu.len() > MAX_PDU {
+                return bad("length outside 1..=65535");
+            }
+            if e.sent >= e.pdu.len() {
+                return bad("already completely sent");
+            }
+            if e.sent > 0 && e.packet_id.is_none() {
+                return bad("partly sent without a packet id");
+            }
+        }
+        self.next_id = snap.next_ids.into_iter().collect();
+        for e in snap.entries.into_iter().rev() {
+            self.entries.push_front(QueuedPdu {
+                next_hop: e.next_hop,
+                pdu: e.pdu,
+                sent: e.sent,
+                packet_id: e.packet_id,
+            });
+        }
+        Ok(())
     }
 
     /// Remove and return everything queued (e.g. to hand it to a migration target). A PDU

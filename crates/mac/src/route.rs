@@ -615,6 +615,69 @@ mod tests {
         }
     }
 
+    /// Hop distances by breadth-first search over an undirected edge list.
+    fn bfs(k: u8, links: &[(u8, u8)], from: u8) -> Vec<Option<u8>> {
+        let mut dist = vec![None; usize::from(k) + 1];
+        dist[usize::from(from)] = Some(0u8);
+        let mut frontier = vec![from];
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for &a in &frontier {
+                let d = dist[usize::from(a)].unwrap_or(0);
+                for &(x, y) in links {
+                    for (p, q) in [(x, y), (y, x)] {
+                        if p == a && dist[usize::from(q)].is_none() {
+                            dist[usize::from(q)] = Some(d + 1);
+                            next.push(q);
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        dist
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+        /// On any topology, discovery converges to shortest paths: every reachable node is
+        /// known with its hop distance, via a neighbour that is one hop closer; unreachable
+        /// nodes are not.
+        #[test]
+        fn converges_to_shortest_paths_on_random_topologies(
+            k in 2u8..9,
+            edges in proptest::collection::vec((1u8..9, 1u8..9), 0..20),
+        ) {
+            let links: Vec<(u8, u8)> = edges.into_iter().filter(|&(a, b)| a != b && a <= k && b <= k).collect();
+            let mut ds = chain(k, DiscoveryConfig::default());
+            run(&mut ds, &links, 0, 12_000);
+            for d in &ds {
+                let me = d.table().me().0;
+                let dist = bfs(k, &links, me);
+                for dest in 1..=k {
+                    if dest == me {
+                        continue;
+                    }
+                    let row = d.table().get(n(dest)).filter(|e| e.metric < INFINITY);
+                    match dist[usize::from(dest)] {
+                        None => proptest::prop_assert!(row.is_none(), "{me} claims unreachable {dest}"),
+                        Some(h) => {
+                            let e = row.copied();
+                            proptest::prop_assert!(e.is_some(), "{me} lacks {dest}");
+                            let e = e.unwrap_or_else(|| unreachable!());
+                            proptest::prop_assert_eq!(e.metric, h, "{}->{}", me, dest);
+                            let nh = e.next_hop.0;
+                            let adjacent = links.iter().any(|&(x, y)| (x, y) == (me, nh) || (y, x) == (me, nh));
+                            proptest::prop_assert!(adjacent, "{me}->{dest} via non-neighbour {nh}");
+                            proptest::prop_assert_eq!(bfs(k, &links, nh)[usize::from(dest)], Some(h - 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn broken_link_expires_and_reroutes() {
         let cfg = DiscoveryConfig::default();

@@ -123,6 +123,14 @@ impl Schedule {
         Ok(self)
     }
 
+    /// Re-check a schedule that did not come through a constructor (e.g. deserialized).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Duplex::Tdd(p) = self.duplex {
+            Self::from_pattern(p)?;
+        }
+        Self::fdd().with_grant_delay(self.grant_delay).map(|_| ())
+    }
+
     /// The duplexing mode.
     pub fn duplex(&self) -> Duplex {
         self.duplex

@@ -3,6 +3,8 @@
 //! pairs, collisions (two transmitters heard on one carrier in one subframe destroy each
 //! other) and injected TB losses are modelled; nothing here touches a socket or a clock.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::addr::NodeId;
@@ -13,7 +15,7 @@ use crate::mac::{Delivery, Mac, TxBlock};
 pub struct SimStats {
     /// TBs transmitted by all nodes.
     pub tbs_sent: u64,
-    /// TB receptions handed to a MAC.
+    /// TB receptions handed to a MAC (after the decode latency).
     pub tbs_delivered: u64,
     /// TB receptions destroyed by a collision.
     pub collisions: u64,
@@ -33,7 +35,11 @@ pub struct Sim {
     tb_capacity: usize,
     loss: LossRule,
     stats: SimStats,
-    /// Every delivery so far: (subframe, receiving node index, delivery).
+    lead: u64,
+    latency: u64,
+    on_air: BTreeMap<u64, Vec<(usize, TxBlock)>>,
+    decoding: BTreeMap<u64, Vec<(u64, usize, Vec<u8>)>>,
+    /// Every delivery so far: (step it happened in, receiving node index, delivery).
     pub log: Vec<(u64, usize, Delivery)>,
 }
 
@@ -58,6 +64,10 @@ impl Sim {
             tb_capacity,
             loss: Box::new(|_, _, _| false),
             stats: SimStats::default(),
+            lead: 0,
+            latency: 0,
+            on_air: BTreeMap::new(),
+            decoding: BTreeMap::new(),
             log: Vec::new(),
         }
     }
@@ -104,18 +114,27 @@ impl Sim {
             .map(|slot| std::mem::replace(slot, mac))
     }
 
-    /// Run one subframe: every node may transmit, every node receives what it can hear.
+    /// Model the modem's real-time pipeline: each node prepares the TB for subframe
+    /// `now + lead` (transmit lead), and a TB on the air in subframe `n` is handed to the
+    /// receivers `decode_latency` subframes later (still labelled `n`). Default 0 / 0.
+    pub fn set_timing(&mut self, lead: u64, decode_latency: u64) {
+        self.lead = lead;
+        self.latency = decode_latency;
+    }
+
+    /// Run one subframe: every node prepares its transmission, the air carries what was
+    /// prepared for this subframe, and due receptions are handed to the receivers.
     pub fn step(&mut self) -> Vec<(usize, Delivery)> {
-        let n = self.now;
+        let s = self.now;
         let cap = self.tb_capacity;
-        let txs: Vec<(usize, TxBlock)> = self
-            .nodes
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, m)| m.on_subframe(n, cap).map(|t| (i, t)))
-            .collect();
-        self.stats.tbs_sent += txs.len() as u64;
-        let mut out = Vec::new();
+        let prep = s + self.lead;
+        for (i, m) in self.nodes.iter_mut().enumerate() {
+            if let Some(t) = m.on_subframe(prep, cap) {
+                self.stats.tbs_sent += 1;
+                self.on_air.entry(prep).or_default().push((i, t));
+            }
+        }
+        let txs = self.on_air.remove(&s).unwrap_or_default();
         for rx in 0..self.nodes.len() {
             // A node cannot receive on a carrier it is transmitting on.
             let busy: Vec<u8> = txs
@@ -141,16 +160,23 @@ impl Sim {
                     self.stats.collisions += 1;
                     continue;
                 }
-                if (self.loss)(n, *tx, rx) {
+                if (self.loss)(s, *tx, rx) {
                     self.stats.injected_losses += 1;
                     continue;
                 }
-                self.stats.tbs_delivered += 1;
-                if let Some(node) = self.nodes.get_mut(rx) {
-                    for d in node.on_received(n, &t.bytes) {
-                        self.log.push((n, rx, d.clone()));
-                        out.push((rx, d));
-                    }
+                self.decoding
+                    .entry(s + self.latency)
+                    .or_default()
+                    .push((s, rx, t.bytes.clone()));
+            }
+        }
+        let mut out = Vec::new();
+        for (n, rx, bytes) in self.decoding.remove(&s).unwrap_or_default() {
+            self.stats.tbs_delivered += 1;
+            if let Some(node) = self.nodes.get_mut(rx) {
+                for d in node.on_received(n, &bytes) {
+                    self.log.push((s, rx, d.clone()));
+                    out.push((rx, d));
                 }
             }
         }

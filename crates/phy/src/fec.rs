@@ -200,8 +200,7 @@ const PATTERN_CACHE: usize = 8;
 pub struct TbCodec {
     turbo: TurboDecoder,
     patterns: Vec<RateMatchPattern>,
-    pi: Vec<u32>,
-    pi_k: usize,
+    pis: turbo::InterleaverCache,
     bits: Vec<u8>,
     cb: Vec<u8>,
     d: Vec<u8>,
@@ -266,13 +265,9 @@ impl TbCodec {
             if seg.c > 1 {
                 CRC24B.attach_bits(&mut self.cb);
             }
-            if self.pi_k != k {
-                turbo::qpp_interleaver(k, &mut self.pi)?;
-                self.pi_k = k;
-            }
             self.d.clear();
             self.d.resize(3 * turbo::stream_len(k), 0);
-            turbo::encode(&self.cb, f, &self.pi, &mut self.d)?;
+            turbo::encode(&self.cb, f, self.pis.get(k)?, &mut self.d)?;
             let p = self.pattern(k, f)?;
             self.patterns[p].select(&self.d, rv, code_block_e(g, qm, seg.c, r), out)?;
         }

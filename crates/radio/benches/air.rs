@@ -1,1 +1,106 @@
-fn main() {}
+//! Air costs: mixing one 1 ms tick (1920 samples at 1.92 Msps) for N radios with every
+//! pair audible (gain, CFO, delay, noise), and the whole engine tick of the default
+//! 4-radio topology with every radio linked (TX queue, mixing, VRT packetisation).
+
+use std::net::SocketAddr;
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferry_fronthaul::control::Request;
+use ferry_fronthaul::vrt::{emit_data_cf32, Direction, StreamId, Timestamp};
+use ferry_radio::air::{AirChannel, Path};
+use ferry_radio::config::AirConfig;
+use ferry_radio::engine::{AirEngine, TickOutput};
+use num_complex::Complex32;
+
+const TICK: usize = 1920;
+
+fn mix(c: &mut Criterion) {
+    let mut g = c.benchmark_group("air_mix_1ms");
+    for n in [2usize, 4, 8] {
+        let mut ch = AirChannel::new(n, 1_920_000, Some(-60.0), 1);
+        for a in 0..n {
+            for b in 0..n {
+                ch.set_path(
+                    a,
+                    b,
+                    Some(Path {
+                        amplitude: 0.1,
+                        cfo_hz: 150.0 + a as f64,
+                        delay: 3,
+                    }),
+                );
+            }
+        }
+        let tx: Vec<Vec<Complex32>> = (0..n)
+            .map(|j| {
+                (0..TICK)
+                    .map(|k| Complex32::from_polar(0.3, (j * k) as f32 * 0.01))
+                    .collect()
+            })
+            .collect();
+        let mut rx = vec![Vec::new(); n];
+        let mut t0 = 0u64;
+        // Radio-samples per iteration: each of n radios receives TICK samples.
+        g.throughput(Throughput::Elements((n * TICK) as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                ch.mix(t0, black_box(&tx), &mut rx);
+                t0 += TICK as u64;
+            })
+        });
+    }
+    g.finish();
+}
+
+fn engine_tick(c: &mut Criterion) {
+    let cfg = AirConfig::default().with_init_ms(0);
+    let names: Vec<String> = cfg.radios.iter().map(|r| r.name.clone()).collect();
+    let n = names.len();
+    let mut e = AirEngine::new(cfg, None).unwrap();
+    let hosts: Vec<SocketAddr> = (0..n)
+        .map(|k| SocketAddr::from(([127, 0, 0, 1], 7000 + k as u16)))
+        .collect();
+    for (name, h) in names.iter().zip(&hosts) {
+        e.control(&Request::Link {
+            radio: name.clone(),
+            endpoint: *h,
+        });
+    }
+    let tone: Vec<Complex32> = (0..364)
+        .map(|k| Complex32::from_polar(0.1, k as f32 * 0.2))
+        .collect();
+    let mut out = TickOutput::default();
+    let mut g = c.benchmark_group("engine_tick_1ms");
+    g.throughput(Throughput::Elements((n * TICK) as u64));
+    g.bench_function("default_4_radios_linked", |b| {
+        b.iter(|| {
+            // Every host supplies this tick's TX ahead of time (as 364-sample packets).
+            let t0 = e.now() + TICK as u64;
+            for (r, h) in hosts.iter().enumerate() {
+                let mut s = t0;
+                while s < t0 + TICK as u64 {
+                    let k = 364.min((t0 + TICK as u64 - s) as usize);
+                    let mut p = Vec::new();
+                    let ts = Timestamp::from_sample_time(s, 1_920_000).unwrap();
+                    emit_data_cf32(
+                        StreamId::new(r as u16, Direction::Tx),
+                        0,
+                        ts,
+                        &tone[..k],
+                        &mut p,
+                    )
+                    .unwrap();
+                    e.on_datagram(r, *h, &p);
+                    s += k as u64;
+                }
+            }
+            e.tick(&mut out);
+            black_box(out.packets.len());
+            out.packets.clear();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, mix, engine_tick);
+criterion_main!(benches);

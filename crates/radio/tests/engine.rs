@@ -288,3 +288,74 @@ fn context_packets_announce_rate_freq_gain() {
         vec![(0, 364), (1, 364), (2, 364), (3, 364), (4, 364), (5, 100)]
     );
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the packet sizes, tick size and switch instant, RX goes to exactly one
+        /// host per sample and TX comes from the right host for every sample.
+        #[test]
+        fn switch_exact_for_any_sizes(pkt in 1usize..900, tick in 50usize..1500, at_frac in 0.0f64..1.0) {
+            let mut c = ideal_config();
+            c.tick_samples = tick;
+            let mut e = AirEngine::new(c, None).unwrap();
+            let (old, new, far_host) = (host(1), host(2), host(3));
+            e.control(&Request::Link { radio: "pool".into(), endpoint: old });
+            e.control(&Request::Link { radio: "far".into(), endpoint: far_host });
+            let total = (tick * 8) as u64;
+            let at = 1 + (at_frac * (total - tick as u64 - 2) as f64) as u64;
+            let r = e.control(&Request::SwitchAt { radio: "pool".into(), at, endpoint: new });
+            let scheduled = matches!(r, Reply::Scheduled { .. });
+            prop_assert!(scheduled, "switch refused: {:?}", r);
+            let mut s = 0;
+            while s < total {
+                let n = (pkt as u64).min(total - s) as usize;
+                let a: Vec<_> = (s..s + n as u64).map(|x| ((x & 0x7fff) as i16, 1)).collect();
+                let b: Vec<_> = (s..s + n as u64).map(|x| ((x & 0x7fff) as i16, 2)).collect();
+                let cnt: Vec<_> = (s..s + n as u64).map(counting).collect();
+                e.on_datagram(0, old, &tx_packet(0, s, &a));
+                e.on_datagram(0, new, &tx_packet(0, s, &b));
+                e.on_datagram(1, far_host, &tx_packet(1, s, &cnt));
+                s += n as u64;
+            }
+            let (mut rx_pool, mut rx_far) = (Received::new(), Received::new());
+            for _ in 0..8 {
+                let mut out = TickOutput::default();
+                e.tick(&mut out);
+                let mut o2 = TickOutput { packets: out.packets.clone(), captures: vec![] };
+                collect(&mut out, 0, &mut rx_pool);
+                collect(&mut o2, 1, &mut rx_far);
+            }
+            let mut all: Vec<_> = rx_pool.values().flatten().copied().collect();
+            all.sort();
+            prop_assert_eq!(all.len() as u64, total);
+            for (i, (t, v)) in all.iter().enumerate() {
+                prop_assert_eq!(*t, i as u64);
+                prop_assert_eq!(*v, counting(*t));
+            }
+            prop_assert!(rx_pool.get(&old).is_none_or(|v| v.iter().all(|g| g.0 < at)));
+            prop_assert!(rx_pool.get(&new).is_none_or(|v| v.iter().all(|g| g.0 >= at)));
+            for (t, (_, q)) in &rx_far[&far_host] {
+                prop_assert_eq!(*q, if *t < at { 1 } else { 2 });
+            }
+        }
+
+        /// No datagram from a linked host makes the engine panic.
+        #[test]
+        fn any_datagram_from_linked_host(bytes in proptest::collection::vec(any::<u8>(), 0..300), hdr in any::<u32>()) {
+            let mut e = AirEngine::new(ideal_config(), None).unwrap();
+            let h = host(5);
+            e.control(&Request::Link { radio: "pool".into(), endpoint: h });
+            let mut b = hdr.to_be_bytes().to_vec();
+            b.extend_from_slice(&bytes);
+            e.on_datagram(0, h, &bytes);
+            e.on_datagram(0, h, &b);
+            let mut out = TickOutput::default();
+            e.tick(&mut out);
+        }
+    }
+}

@@ -16,6 +16,9 @@ use ferry_radio::{AirServer, ControlClient, RadioLink};
 
 const RATE: u32 = 192_000;
 
+/// RX packets seen (sample time, arrival) and when the probe was answered.
+type Heard = (Vec<(u64, Instant)>, Option<Instant>);
+
 /// Namespaces created by this test; deleted on drop, even when the test fails.
 struct Netns {
     names: Vec<String>,
@@ -41,7 +44,12 @@ fn is_root() -> bool {
 
 /// Listens in namespace `ns` on 0.0.0.0:49200 as a legacy host for `dur`, returning the
 /// sample time and arrival instant of every RX packet. Sends one TX packet when `tx`.
-fn listen(ns: String, dur: Duration, probe_first: bool, tx: bool) -> std::thread::JoinHandle<(Vec<(u64, Instant)>, Option<Instant>)> {
+fn listen(
+    ns: String,
+    dur: Duration,
+    probe_first: bool,
+    tx: bool,
+) -> std::thread::JoinHandle<Heard> {
     std::thread::spawn(move || {
         enter_netns(&ns).expect("enter host namespace");
         let radio: SocketAddr = "192.168.10.2:49156".parse().unwrap();
@@ -61,7 +69,8 @@ fn listen(ns: String, dur: Duration, probe_first: bool, tx: bool) -> std::thread
             if let Ok((t, _)) = link.recv_i16(Duration::from_millis(20)) {
                 got.push((t, Instant::now()));
                 if tx && !sent {
-                    link.send_i16(t + u64::from(RATE) / 20, &[(100, 100); 50]).expect("send");
+                    link.send_i16(t + u64::from(RATE) / 20, &[(100, 100); 50])
+                        .expect("send");
                     sent = true;
                 }
             }
@@ -77,9 +86,18 @@ fn legacy_stream_follows_the_fronthaul_address() {
         println!("SKIPPED (needs root and iproute2): legacy_stream_follows_the_fronthaul_address");
         return;
     }
-    let tag = format!("ferrytest-radio-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos() % 100_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tag = format!(
+        "ferrytest-radio-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000
+    );
     let ns = |s: &str| format!("{tag}-{s}");
-    let guard = Netns { names: vec![ns("sw"), ns("r"), ns("a"), ns("b")] };
+    let guard = Netns {
+        names: vec![ns("sw"), ns("r"), ns("a"), ns("b")],
+    };
     for n in &guard.names {
         ip(&["netns", "add", n]);
     }
@@ -87,15 +105,52 @@ fn legacy_stream_follows_the_fronthaul_address() {
     ip(&["-n", &ns("sw"), "link", "set", "br0", "up"]);
     for x in ["r", "a", "b"] {
         let (inner, outer) = (format!("{x}0"), format!("{x}p"));
-        ip(&["link", "add", &inner, "netns", &ns(x), "type", "veth", "peer", "name", &outer, "netns", &ns("sw")]);
+        ip(&[
+            "link",
+            "add",
+            &inner,
+            "netns",
+            &ns(x),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &outer,
+            "netns",
+            &ns("sw"),
+        ]);
         ip(&["-n", &ns("sw"), "link", "set", &outer, "master", "br0"]);
         ip(&["-n", &ns("sw"), "link", "set", &outer, "up"]);
         ip(&["-n", &ns(x), "link", "set", &inner, "up"]);
         ip(&["-n", &ns(x), "link", "set", "lo", "up"]);
     }
-    ip(&["-n", &ns("r"), "addr", "add", "192.168.10.2/24", "dev", "r0"]);
-    ip(&["-n", &ns("a"), "addr", "add", "192.168.10.1/24", "dev", "a0"]);
-    ip(&["-n", &ns("b"), "addr", "add", "192.168.20.2/24", "dev", "b0"]);
+    ip(&[
+        "-n",
+        &ns("r"),
+        "addr",
+        "add",
+        "192.168.10.2/24",
+        "dev",
+        "r0",
+    ]);
+    ip(&[
+        "-n",
+        &ns("a"),
+        "addr",
+        "add",
+        "192.168.10.1/24",
+        "dev",
+        "a0",
+    ]);
+    ip(&[
+        "-n",
+        &ns("b"),
+        "addr",
+        "add",
+        "192.168.20.2/24",
+        "dev",
+        "b0",
+    ]);
 
     // The air runs inside the radio's namespace; link control over an ipc socket.
     let mut cfg = AirConfig::default().with_init_ms(0);
@@ -112,7 +167,12 @@ fn legacy_stream_follows_the_fronthaul_address() {
     let air = AirServer::spawn(cfg, move || enter_netns(&rns)).expect("air in radio namespace");
     let ctl = ControlClient::new(air.control.clone(), Duration::from_secs(1));
     // Link control cannot move a legacy radio.
-    let r = ctl.request(&Request::Link { radio: "pool".into(), endpoint: "192.168.20.2:49200".parse().unwrap() }).unwrap();
+    let r = ctl
+        .request(&Request::Link {
+            radio: "pool".into(),
+            endpoint: "192.168.20.2:49200".parse().unwrap(),
+        })
+        .unwrap();
     assert!(matches!(r, Reply::Error { .. }), "{r:?}");
 
     // Phase 1: A holds .10.1 and gets the stream; B (parked on .20.2) gets nothing and
@@ -133,7 +193,8 @@ fn legacy_stream_follows_the_fronthaul_address() {
     let a_late = std::thread::spawn(move || {
         enter_netns(&a_ns).unwrap();
         let sock = std::net::UdpSocket::bind("0.0.0.0:49200").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let _ = tx.send(());
         let mut arrivals = Vec::new();
         let mut buf = [0u8; 4096];
@@ -146,11 +207,43 @@ fn legacy_stream_follows_the_fronthaul_address() {
     });
     rx.recv().unwrap();
     let flip = Instant::now();
-    ip(&["-n", &ns("a"), "addr", "del", "192.168.10.1/24", "dev", "a0"]);
+    ip(&[
+        "-n",
+        &ns("a"),
+        "addr",
+        "del",
+        "192.168.10.1/24",
+        "dev",
+        "a0",
+    ]);
     let parked = Instant::now();
-    ip(&["-n", &ns("a"), "addr", "add", "192.168.20.2/24", "dev", "a0"]);
-    ip(&["-n", &ns("b"), "addr", "del", "192.168.20.2/24", "dev", "b0"]);
-    ip(&["-n", &ns("b"), "addr", "add", "192.168.10.1/24", "dev", "b0"]);
+    ip(&[
+        "-n",
+        &ns("a"),
+        "addr",
+        "add",
+        "192.168.20.2/24",
+        "dev",
+        "a0",
+    ]);
+    ip(&[
+        "-n",
+        &ns("b"),
+        "addr",
+        "del",
+        "192.168.20.2/24",
+        "dev",
+        "b0",
+    ]);
+    ip(&[
+        "-n",
+        &ns("b"),
+        "addr",
+        "add",
+        "192.168.10.1/24",
+        "dev",
+        "b0",
+    ]);
     let b = listen(ns("b"), Duration::from_millis(1500), true, true);
     let (b2, b_probe) = b.join().unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -169,7 +262,10 @@ fn legacy_stream_follows_the_fronthaul_address() {
         b2.len(),
         a_after
     );
-    assert!(b_probe.is_some(), "B could not discover the radio after taking .10.1");
+    assert!(
+        b_probe.is_some(),
+        "B could not discover the radio after taking .10.1"
+    );
     assert!(b2.len() > 100, "B received {} packets", b2.len());
     assert_eq!(a_after, 0, "parked host A still received the stream");
     // B's TX (from .10.1) was accepted; nobody was a stranger.

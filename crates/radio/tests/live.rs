@@ -60,16 +60,19 @@ fn link(control: &str, radio: &str) -> RadioLink {
     RadioLink::create(&RadioLinkConfig::new(control, radio)).expect("create radio link")
 }
 
+/// What a host transmits at each sample time.
+type Pattern = Box<dyn Fn(u64) -> (i16, i16)>;
+
 /// A host in the test: its link, what it received, and what it transmits.
 struct Host {
     link: RadioLink,
     got: Vec<(u64, (i16, i16))>,
-    pattern: Option<Box<dyn Fn(u64) -> (i16, i16)>>,
+    pattern: Option<Pattern>,
     sent_until: u64,
 }
 
 impl Host {
-    fn new(link: RadioLink, pattern: Option<Box<dyn Fn(u64) -> (i16, i16)>>) -> Self {
+    fn new(link: RadioLink, pattern: Option<Pattern>) -> Self {
         Self {
             link,
             got: Vec::new(),

@@ -29,7 +29,20 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00]);
     let total = 20 + 8 + payload.len();
-    let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
     ip.extend_from_slice(&[192, 168, 10, 2, 192, 168, 10, 1]);
     let c = ipv4_checksum(&ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
@@ -59,7 +72,10 @@ fn write_pcap(path: &std::path::Path, payloads: &[Vec<u8>]) {
         out.extend_from_slice(&(f.len() as u32).to_le_bytes());
         out.extend_from_slice(&f);
     }
-    std::fs::File::create(path).unwrap().write_all(&out).unwrap();
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(&out)
+        .unwrap();
 }
 
 #[test]
@@ -75,7 +91,10 @@ fn tshark_vrt_dissector_reads_ferry_fronthaul() {
     // Radios 1 (far) and 2 (relayrx) stream to one host each; skip 3 s of air first so the
     // integer-seconds field is non-zero.
     for (radio, port) in [("far", 6001), ("relayrx", 6002)] {
-        e.control(&Request::Link { radio: radio.into(), endpoint: format!("127.0.0.1:{port}").parse().unwrap() });
+        e.control(&Request::Link {
+            radio: radio.into(),
+            endpoint: format!("127.0.0.1:{port}").parse().unwrap(),
+        });
     }
     e.skip(3000);
     let mut out = TickOutput::default();
@@ -87,10 +106,22 @@ fn tshark_vrt_dissector_reads_ferry_fronthaul() {
     let mut want = Vec::new();
     for p in &payloads {
         if let Ok(d) = DataRepr::parse_bytes(p) {
-            want.push((1u8, d.stream_id.0, d.timestamp.secs, d.timestamp.frac, d.count));
+            want.push((
+                1u8,
+                d.stream_id.0,
+                d.timestamp.secs,
+                d.timestamp.frac,
+                d.count,
+            ));
         } else {
             let c = ContextRepr::parse_bytes(p).unwrap();
-            want.push((4u8, c.stream_id.0, c.timestamp.secs, c.timestamp.frac, c.count));
+            want.push((
+                4u8,
+                c.stream_id.0,
+                c.timestamp.secs,
+                c.timestamp.frac,
+                c.count,
+            ));
         }
     }
     assert!(want.iter().any(|w| w.0 == 4) && want.iter().any(|w| w.0 == 1));
@@ -99,18 +130,47 @@ fn tshark_vrt_dissector_reads_ferry_fronthaul() {
     let o = Command::new("tshark")
         .args(["-r"])
         .arg(&path)
-        .args(["-d", &format!("udp.port=={PORT},vrt"), "-T", "fields", "-E", "separator=,"])
-        .args(["-e", "vrt.type", "-e", "vrt.sid", "-e", "vrt.ts_int", "-e", "vrt.ts_frac_sample", "-e", "vrt.seq", "-e", "vrt.tsi", "-e", "vrt.tsf"])
+        .args([
+            "-d",
+            &format!("udp.port=={PORT},vrt"),
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+        ])
+        .args([
+            "-e",
+            "vrt.type",
+            "-e",
+            "vrt.sid",
+            "-e",
+            "vrt.ts_int",
+            "-e",
+            "vrt.ts_frac_sample",
+            "-e",
+            "vrt.seq",
+            "-e",
+            "vrt.tsi",
+            "-e",
+            "vrt.tsf",
+        ])
         .output()
         .expect("run tshark");
     let _ = std::fs::remove_file(&path);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "tshark failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), want.len(), "tshark output:\n{text}");
     let num = |s: &str| -> u64 {
         let s = s.trim();
-        s.strip_prefix("0x").map_or_else(|| s.parse().unwrap(), |h| u64::from_str_radix(h, 16).unwrap())
+        s.strip_prefix("0x").map_or_else(
+            || s.parse().unwrap(),
+            |h| u64::from_str_radix(h, 16).unwrap(),
+        )
     };
     for (line, w) in lines.iter().zip(&want) {
         let f: Vec<&str> = line.split(',').collect();
@@ -122,5 +182,9 @@ fn tshark_vrt_dissector_reads_ferry_fronthaul() {
         assert_eq!(num(f[4]), u64::from(w.4), "packet count in {line}");
         assert_eq!((num(f[5]), num(f[6])), (3, 1), "TSI/TSF in {line}");
     }
-    assert_eq!(want[want.len() - 1].2, 3, "after 3 s of air the integer timestamp is 3");
+    assert_eq!(
+        want[want.len() - 1].2,
+        3,
+        "after 3 s of air the integer timestamp is 3"
+    );
 }

@@ -1,0 +1,229 @@
+//! Criterion benches of the channel coding hot path: turbo decoding of K = 6144 per
+//! iteration, and whole transport-block encode/decode for 5 MHz-sized allocations.
+//!
+//! Run: `cargo bench -p ferry-phy --bench fec -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Every benchmark runs twice: `wall/…` measures wall-clock time (criterion's default) and
+//! `cpu/…` the thread's own on-CPU time (CLOCK_THREAD_CPUTIME_ID on Linux), which is
+//! what to quote on a shared, overloaded build machine where wall time includes waiting
+//! for a core.
+
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferry_phy::fec::{max_tb_bytes, TbCodec};
+use ferry_phy::modulation::{demap_soft, map, Modulation};
+use ferry_phy::turbo::{encode, qpp_interleaver, stream_len, TurboDecoder};
+use num_complex::Complex32;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
+    // Box–Muller; rand_distr is not a dependency.
+    let u1: f32 = rng.random::<f32>().max(1e-12);
+    let u2: f32 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+}
+
+/// Bits → QAM → AWGN at `snr_db` (Es/N0) → LLRs.
+fn channel(bits: &[u8], m: Modulation, snr_db: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let mut syms = Vec::new();
+    map(bits, m, &mut syms).unwrap();
+    let n0 = 10f32.powf(-snr_db / 10.0);
+    let s = (n0 / 2.0).sqrt();
+    for y in syms.iter_mut() {
+        *y += Complex32::new(s * gaussian(rng), s * gaussian(rng));
+    }
+    let mut llr = Vec::new();
+    demap_soft(&syms, &[n0], m, &mut llr).unwrap();
+    llr
+}
+
+#[cfg(target_os = "linux")]
+mod cpu_clock {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+
+    /// On-CPU nanoseconds of the calling thread.
+    pub fn thread_cpu_ns() -> u64 {
+        let mut ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes the timespec we own; 64-bit Linux layout.
+        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        if rc != 0 {
+            return 0;
+        }
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+#[cfg(target_os = "linux")]
+use cpu_clock::thread_cpu_ns;
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_ns() -> u64 {
+    // No portable thread clock: fall back to wall time.
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos() as u64
+}
+
+/// Criterion measurement of thread CPU time, reported in nanoseconds.
+struct ThreadCpu;
+
+struct NanosFormatter;
+
+impl ValueFormatter for NanosFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = if typical < 1e3 {
+            (1.0, "ns cpu")
+        } else if typical < 1e6 {
+            (1e3, "µs cpu")
+        } else {
+            (1e6, "ms cpu")
+        };
+        values.iter_mut().for_each(|v| *v /= div);
+        unit
+    }
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let per = match t {
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Elements(n) => {
+                *n as f64
+            }
+        };
+        // Millions of units per CPU-second.
+        values.iter_mut().for_each(|v| *v = per * 1e3 / *v);
+        "M/s cpu"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, i: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(i)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NanosFormatter
+    }
+}
+
+fn turbo_wall(c: &mut Criterion) {
+    turbo(c, "wall");
+}
+fn turbo_cpu(c: &mut Criterion<ThreadCpu>) {
+    turbo(c, "cpu");
+}
+fn tb_wall(c: &mut Criterion) {
+    transport_blocks(c, "wall");
+}
+fn tb_cpu(c: &mut Criterion<ThreadCpu>) {
+    transport_blocks(c, "cpu");
+}
+
+fn turbo<M: Measurement>(c: &mut Criterion<M>, label: &str) {
+    let k = 6144;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut pi = Vec::new();
+    qpp_interleaver(k, &mut pi).unwrap();
+    let bits: Vec<u8> = (0..k).map(|_| rng.random::<u8>() & 1).collect();
+    let mut d = vec![0u8; 3 * stream_len(k)];
+    encode(&bits, 0, &pi, &mut d).unwrap();
+    // Rate 1/3, BPSK-equivalent Eb/N0 = 1 dB (QPSK Es/N0 = Eb/N0 + 10·log10(2/3)).
+    let llr = channel(
+        &d,
+        Modulation::Qpsk,
+        1.0 + 10.0 * (2.0f32 / 3.0).log10(),
+        &mut rng,
+    );
+    let mut dec = TurboDecoder::new();
+    let mut g = c.benchmark_group(format!("{label}/turbo_decode_k6144"));
+    g.throughput(Throughput::Elements(k as u64));
+    for it in [1usize, 4] {
+        g.bench_with_input(BenchmarkId::new("iterations", it), &it, |b, &it| {
+            b.iter(|| {
+                dec.decode(black_box(&llr), k, 0, it, &mut |_: &[u8]| false)
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group(format!("{label}/turbo_encode_k6144"));
+    g.throughput(Throughput::Elements(k as u64));
+    g.bench_function("encode", |b| {
+        b.iter(|| encode(black_box(&bits), 0, &pi, &mut d).unwrap())
+    });
+    g.finish();
+}
+
+fn transport_blocks<M: Measurement>(c: &mut Criterion<M>, label: &str) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut codec = TbCodec::new();
+    // Stand-in for a 5 MHz subframe's data: 25 PRB × 12 subcarriers × 10 data symbols.
+    let symbols = 25 * 12 * 10;
+    // (modulation, Es/N0 in dB at which rate-0.75 blocks decode with a margin)
+    for (m, snr) in [
+        (Modulation::Qpsk, 6.0f32),
+        (Modulation::Qam16, 12.0),
+        (Modulation::Qam64, 18.0),
+    ] {
+        let qm = m.bits_per_symbol();
+        let g = symbols * qm;
+        let n = max_tb_bytes(g, 0.75);
+        let tb: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+        let coded = codec.encode(&tb, g, qm, 0).unwrap();
+        let noisy = channel(&coded, m, snr, &mut rng);
+        let clean: Vec<f32> = coded
+            .iter()
+            .map(|&b| if b == 0 { 4.0 } else { -4.0 })
+            .collect();
+        let out = codec.decode(&noisy, n, qm, 0, 8).unwrap();
+        assert!(
+            out.payload.is_some(),
+            "{m:?} at {snr} dB must decode for the bench to mean anything"
+        );
+        let mut grp = c.benchmark_group(format!("{label}/tb_5mhz_{m:?}"));
+        grp.throughput(Throughput::Bytes(n as u64));
+        grp.bench_function("encode", |b| {
+            b.iter(|| codec.encode(black_box(&tb), g, qm, 0).unwrap())
+        });
+        grp.bench_function("decode_clean", |b| {
+            b.iter(|| codec.decode(black_box(&clean), n, qm, 0, 8).unwrap())
+        });
+        grp.bench_function(format!("decode_awgn_{snr}dB"), |b| {
+            b.iter(|| codec.decode(black_box(&noisy), n, qm, 0, 8).unwrap())
+        });
+        grp.finish();
+    }
+}
+
+criterion_group!(wall, turbo_wall, tb_wall);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = turbo_cpu, tb_cpu
+}
+criterion_main!(wall, cpu);
