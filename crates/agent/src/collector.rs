@@ -5,7 +5,7 @@
 use crate::modem::modem_call;
 use crossbeam_channel::Sender;
 use ferry_migrate::{Control, RouteList};
-use serde_json::json;
+use ferry_modem::ModemRequest;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub enum Collected {
 /// Read Control and routes once; false when nobody listens any more.
 fn collect_once(socket: &std::path::Path, out: &Sender<Collected>) -> bool {
     let timeout = Duration::from_secs(1);
-    let c = match modem_call(socket, &json!({"cmd": "get_control"}), timeout) {
+    let c = match modem_call(socket, &ModemRequest::GetControl, timeout) {
         Ok(v) => match Control::from_value(&v) {
             Ok(c) => Collected::Control(c),
             Err(e) => Collected::Failed(format!("modem Control invalid: {e}")),
@@ -37,7 +37,7 @@ fn collect_once(socket: &std::path::Path, out: &Sender<Collected>) -> bool {
         return false;
     }
     // Routes exist only on relay tasks; a refusal is not news.
-    if let Ok(v) = modem_call(socket, &json!({"cmd": "get_routes"}), timeout) {
+    if let Ok(v) = modem_call(socket, &ModemRequest::GetRoutes, timeout) {
         if let Ok(r) = RouteList::from_value(&v) {
             return out.send(Collected::Routes(r)).is_ok();
         }

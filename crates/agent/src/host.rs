@@ -7,9 +7,10 @@ use crate::collector::{Collected, Collector};
 use crate::modem::{modem_call, ModemCommand, ModemProcess, ModemStart};
 use crossbeam_channel::{Receiver, Sender};
 use ferry_migrate::{Control, HostStatus, LocalOp, LocalValue, ModemMode, ModemStatus, RouteList};
+use ferry_modem::ModemRequest;
 use ferry_netif::{Ipv4Cidr, Netlink};
 use ferry_radio::{ControlClient, RadioLink, RadioLinkConfig};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -432,8 +433,8 @@ impl HostExec {
         };
         let start = ModemStart {
             warm,
-            control: control.as_ref().map(Control::to_value),
-            routes: routes.as_ref().map(RouteList::to_value),
+            control: control.clone(),
+            routes: routes.clone(),
             shadow,
             tun_ip: self.tun_ip,
         };
@@ -471,7 +472,7 @@ impl HostExec {
         Ok(LocalValue::Unit)
     }
 
-    fn modem_request(&mut self, req: Value) -> Result<Value, StepError> {
+    fn modem_request(&mut self, req: ModemRequest) -> Result<Value, StepError> {
         let Some(p) = &self.modem else {
             return Err(StepError::Failed("no D2D running".into()));
         };
@@ -482,8 +483,12 @@ impl HostExec {
         let _ = self.check_modem();
         let eth3 = self.eth3_addr().unwrap_or(None);
         let tun_ip = self.tun_addr().unwrap_or(self.tun_ip);
-        let modem = match self.modem_request(json!({"cmd": "status"})) {
-            Ok(v) => Some(map_modem_status(&v)),
+        let modem = match self.modem_request(ModemRequest::Status) {
+            Ok(v) => match serde_json::from_value::<ferry_modem::ModemStatus>(v) {
+                Ok(st) => Some(map_modem_status(&st)),
+                Err(e) => return Err(StepError::Failed(format!("unreadable modem status: {e}"))),
+            },
+            // A modem that does not answer shows as running without cutover state.
             Err(_) => None,
         };
         Ok(LocalValue::Status(HostStatus {
@@ -549,14 +554,16 @@ impl HostExec {
             }
             LocalOp::Status => self.status(),
             LocalOp::ModemTakeoverAt { at } => self
-                .modem_request(json!({"cmd": "takeover_at", "at_sample": at}))
+                .modem_request(ModemRequest::TakeoverAt { at_sample: *at })
                 .map(|_| LocalValue::Unit),
             LocalOp::ModemReleaseAt { at, forward_to } => self
-                .modem_request(json!({"cmd": "release_at", "at_sample": at,
-                                      "forward_to": forward_to.to_string()}))
+                .modem_request(ModemRequest::ReleaseAt {
+                    at_sample: *at,
+                    forward_to: *forward_to,
+                })
                 .map(|_| LocalValue::Unit),
             LocalOp::ModemCancelCutover => self
-                .modem_request(json!({"cmd": "cancel_cutover"}))
+                .modem_request(ModemRequest::CancelCutover)
                 .map(|_| LocalValue::Unit),
         }
     }
@@ -577,34 +584,29 @@ impl Drop for HostExec {
     }
 }
 
-/// The modem's `status` result (docs/MODEM-CONTROL.md) as the agent protocol's modem state.
-pub fn map_modem_status(v: &Value) -> ModemStatus {
-    let state = v.get("state").and_then(Value::as_str).unwrap_or("");
-    let cutover = v.get("cutover").filter(|c| !c.is_null());
-    let kind = cutover
-        .and_then(|c| c.get("kind"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let mode = match (state, kind) {
-        ("released", _) => ModemMode::Released,
-        (_, "takeover") => ModemMode::TakeoverArmed,
-        (_, "release") => ModemMode::ReleaseArmed,
-        ("shadow", _) => ModemMode::Shadow,
+/// The modem's `status` (docs/MODEM-CONTROL.md) as the agent protocol's modem state.
+pub fn map_modem_status(st: &ferry_modem::ModemStatus) -> ModemStatus {
+    use ferry_modem::{CutoverArm, ModemState};
+    let mode = match (st.state, &st.cutover) {
+        (ModemState::Released, _) => ModemMode::Released,
+        (_, Some(CutoverArm::Takeover { .. })) => ModemMode::TakeoverArmed,
+        (_, Some(CutoverArm::Release { .. })) => ModemMode::ReleaseArmed,
+        (ModemState::Shadow, _) => ModemMode::Shadow,
         _ => ModemMode::Active,
     };
-    let queue = v
-        .get("counters")
-        .and_then(|c| c.get("queue_depth"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let cutover_at = match &st.cutover {
+        Some(CutoverArm::Takeover { at_sample }) | Some(CutoverArm::Release { at_sample, .. }) => {
+            Some(*at_sample)
+        }
+        None => None,
+    };
     ModemStatus {
         mode,
-        synced: v.get("synced").and_then(Value::as_bool).unwrap_or(false),
-        cutover_at: cutover
-            .and_then(|c| c.get("at_sample"))
-            .and_then(Value::as_u64),
+        synced: st.synced,
+        cutover_at,
+        // What a released source still holds for the destination.
         forward_pending: if mode == ModemMode::Released {
-            u32::try_from(queue).unwrap_or(u32::MAX)
+            u32::try_from(st.counters.queue_depth).unwrap_or(u32::MAX)
         } else {
             0
         },

@@ -5,9 +5,9 @@
 //! The modem is started with an argument vector, never through a shell; it is killed by
 //! `quit` on its socket, then SIGTERM, then SIGKILL, and always reaped.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use ferry_migrate::{Control, RouteList};
+use ferry_modem::{ModemClient, ModemRequest};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,10 +32,10 @@ pub struct ModemCommand {
 pub struct ModemStart {
     /// `control_flag` 1 (warm) or 0 (cold).
     pub warm: bool,
-    /// Control (thesis field names), when warm.
-    pub control: Option<Value>,
-    /// Relay routes `[[destID, nexthop], ...]`.
-    pub routes: Option<Value>,
+    /// Control, when warm.
+    pub control: Option<Control>,
+    /// Relay routes.
+    pub routes: Option<RouteList>,
     /// Shadow mode (make-before-break destination).
     pub shadow: bool,
     /// tun address to configure, if known.
@@ -57,11 +57,11 @@ impl ModemCommand {
         v.push(if start.warm { "1" } else { "0" }.into());
         if let Some(c) = &start.control {
             v.push("--control-json".into());
-            v.push(c.to_string());
+            v.push(c.to_json());
         }
         if let Some(r) = &start.routes {
             v.push("--routes-json".into());
-            v.push(r.to_string());
+            v.push(r.to_value().to_string());
         }
         if let Some(ip) = start.tun_ip {
             v.push("--tun-addr".into());
@@ -74,56 +74,20 @@ impl ModemCommand {
     }
 }
 
-/// A blocking line client of the modem's control socket.
-pub struct ModemLine {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl ModemLine {
-    /// Connect with a per-read/write timeout.
-    pub fn connect(path: &Path, timeout: Duration) -> std::io::Result<ModemLine> {
-        let s = UnixStream::connect(path)?;
-        s.set_read_timeout(Some(timeout))?;
-        s.set_write_timeout(Some(timeout))?;
-        let writer = s.try_clone()?;
-        Ok(ModemLine {
-            reader: BufReader::new(s),
-            writer,
-        })
+/// One request/reply on a fresh connection: the `result` of an ok reply, or the error.
+pub fn modem_call(path: &Path, request: &ModemRequest, timeout: Duration) -> Result<Value, String> {
+    let mut c = ModemClient::connect(path, timeout)
+        .map_err(|e| format!("modem control socket {}: {e}", path.display()))?;
+    let r = c
+        .request(request)
+        .map_err(|e| format!("modem {}: {e}", request.name()))?;
+    if r.ok {
+        Ok(r.result.unwrap_or(Value::Null))
+    } else {
+        Err(r
+            .error
+            .unwrap_or_else(|| format!("modem refused {}", request.name())))
     }
-
-    /// Send one request object, return the `result` of an ok reply or the error text.
-    pub fn call(&mut self, request: &Value) -> Result<Value, String> {
-        let mut line = request.to_string();
-        line.push('\n');
-        self.writer
-            .write_all(line.as_bytes())
-            .map_err(|e| format!("modem control socket: {e}"))?;
-        let mut reply = String::new();
-        match self.reader.read_line(&mut reply) {
-            Ok(0) => return Err("modem closed its control socket".into()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("modem control socket: {e}")),
-        }
-        let v: Value = serde_json::from_str(reply.trim())
-            .map_err(|e| format!("unreadable modem reply: {e}"))?;
-        match v.get("ok") {
-            Some(Value::Bool(true)) => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
-            _ => Err(v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("modem refused")
-                .to_string()),
-        }
-    }
-}
-
-/// One request/reply on a fresh connection.
-pub fn modem_call(path: &Path, request: &Value, timeout: Duration) -> Result<Value, String> {
-    ModemLine::connect(path, timeout)
-        .map_err(|e| format!("modem control socket {}: {e}", path.display()))?
-        .call(request)
 }
 
 /// The running modem child.
@@ -167,12 +131,12 @@ impl ModemProcess {
         configure: bool,
     ) -> Result<(), String> {
         let deadline = Instant::now() + ready_timeout;
-        let mut line = loop {
+        let mut client = loop {
             if let Some(st) = self.exited() {
                 return Err(format!("modem exited during start-up ({st})"));
             }
-            match ModemLine::connect(&self.socket, Duration::from_secs(2)) {
-                Ok(l) => break l,
+            match ModemClient::connect(&self.socket, Duration::from_secs(2)) {
+                Ok(c) => break c,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -185,21 +149,36 @@ impl ModemProcess {
                 }
             }
         };
+        let mut call = |req: ModemRequest| -> Result<(), String> {
+            let r = client
+                .request(&req)
+                .map_err(|e| format!("modem {}: {e}", req.name()))?;
+            if r.ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "modem refused {}: {}",
+                    req.name(),
+                    r.error.unwrap_or_default()
+                ))
+            }
+        };
         if !configure {
             // Started from its arguments: answering `status` is being up.
-            return line.call(&json!({"cmd": "status"})).map(|_| ());
+            return call(ModemRequest::Status);
         }
         if let Some(c) = &start.control {
-            line.call(&json!({"cmd": "set_control", "control": c}))?;
+            call(ModemRequest::SetControl { control: c.clone() })?;
         }
         if let Some(r) = &start.routes {
-            line.call(&json!({"cmd": "set_routes", "routes": r}))?;
+            call(ModemRequest::SetRoutes { routes: r.clone() })?;
         }
         if start.shadow {
-            line.call(&json!({"cmd": "shadow"}))?;
+            call(ModemRequest::Shadow)?;
         }
-        line.call(&json!({"cmd": "start", "control_flag": u8::from(start.warm)}))?;
-        Ok(())
+        call(ModemRequest::Start {
+            control_flag: u8::from(start.warm),
+        })
     }
 
     /// The control socket path.
@@ -227,7 +206,7 @@ impl ModemProcess {
         if let Some(st) = self.exited() {
             return Ok(format!("already exited ({st})"));
         }
-        let _ = modem_call(&self.socket, &json!({"cmd": "quit"}), grace);
+        let _ = modem_call(&self.socket, &ModemRequest::Quit, grace);
         if let Some(st) = self.wait_for(grace) {
             return Ok(format!("quit ({st})"));
         }

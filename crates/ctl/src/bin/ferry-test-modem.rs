@@ -1,15 +1,29 @@
-//! A stand-in modem for the agent's tests: speaks the modem control protocol
-//! (docs/MODEM-CONTROL.md: one JSON object per line over a Unix socket) with canned
-//! behaviour, and records the argument vector it was started with. Not a modem.
+//! A stand-in modem for the agent's and console's tests: parses every request with the real
+//! modem protocol (`ferry_modem::parse_request`, so a malformed request from the agent is
+//! refused exactly as the real modem would) and answers with canned state. Not a modem: no
+//! radio, no PHY. Writes its pid to `SOCKET.pid`.
 //!
 //! Arguments: `--control SOCKET [--start N] [--control-json JSON] [--routes-json JSON]
-//! [--tun-addr IP] [--shadow]` (what `ferry agent` passes), plus `--args-out FILE` to write the
-//! received arguments as JSON, and `--die-after-ms N` to exit on its own.
+//! [--tun-addr IP] [--shadow]` (what `ferry agent` passes), plus `--die-after-ms N` to exit
+//! on its own.
 
-use serde_json::{json, Value};
+use ferry_migrate::{Control, RouteList};
+use ferry_modem::{
+    parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
+    Role,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
+
+fn default_control() -> Option<Control> {
+    Control::from_json(
+        r#"{"workmode":1,"phy_cell_ID":7,"group_ID":2,"cell_ID":1,"CPtype":0,"BW":1.4,
+            "RBIdx":6,"duplexMode":0,"numAntennaTX":1,"numAntennaRX":1,"DLULAssign":1,
+            "trans_mode":1,"type_mode":1,"RNTI":1000}"#,
+    )
+    .ok()
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,34 +34,35 @@ fn main() {
             .cloned()
     };
     let Some(socket) = get("--control") else {
-        eprintln!("ferry-test-modem: --control missing");
+        eprintln!("ferry-test-modem: --control SOCKET missing");
         std::process::exit(2);
     };
     let _ = std::fs::write(format!("{socket}.pid"), std::process::id().to_string());
-    if let Some(f) = get("--args-out") {
-        let _ = std::fs::write(f, serde_json::to_string(&args).unwrap_or_default());
-    }
     let die_at = get("--die-after-ms")
         .and_then(|s| s.parse::<u64>().ok())
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    let mut control: Value = get("--control-json")
+    let mut control = match get("--control-json") {
+        Some(j) => match Control::from_json(&j) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("ferry-test-modem: --control-json: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => default_control(),
+    };
+    let mut routes: Option<RouteList> = get("--routes-json")
         .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_else(|| {
-            json!({"workmode":1,"phy_cell_ID":7,"group_ID":2,"cell_ID":1,"CPtype":0,"BW":1.4,
-                   "RBIdx":6,"duplexMode":0,"numAntennaTX":1,"numAntennaRX":1,"DLULAssign":1,
-                   "trans_mode":1,"type_mode":1,"RNTI":1000})
-        });
-    let mut routes: Option<Value> =
-        get("--routes-json").and_then(|s| serde_json::from_str(&s).ok());
+        .and_then(|v| RouteList::from_value(&v).ok());
     let mut state = match (
         args.iter().any(|a| a == "--shadow"),
         get("--start").is_some(),
     ) {
-        (true, _) => "shadow",
-        (false, true) => "active",
-        (false, false) => "idle",
+        (true, _) => ModemState::Shadow,
+        (false, true) => ModemState::Active,
+        (false, false) => ModemState::Idle,
     };
-    let mut cutover = Value::Null;
+    let mut cutover: Option<CutoverArm> = None;
     let _ = std::fs::remove_file(&socket);
     let Ok(listener) = UnixListener::bind(&socket) else {
         eprintln!("ferry-test-modem: cannot bind {socket}");
@@ -73,70 +88,91 @@ fn main() {
         let mut r = BufReader::new(stream);
         let mut line = String::new();
         while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            let req: Value = serde_json::from_str(line.trim()).unwrap_or(Value::Null);
+            let parsed = parse_request(&line);
             line.clear();
-            let cmd = req
-                .get("cmd")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_string();
-            let (ok, result): (bool, Value) = match cmd.as_str() {
-                "status" => (
-                    true,
-                    json!({"role":"slave","state":state,"synced":state != "idle",
-                    "primary":state == "active","sample_time":0,"sample_rate":1920000,
-                    "frame_start_sample":null,"sfn":null,"cfo_hz":0.0,"snr_db":null,
-                    "cutover":cutover,"node_id":1,"tun_name":null,"tun_addr":null,
-                    "counters":{"queue_depth":0}}),
-                ),
-                "get_control" => (true, control.clone()),
-                "set_control" => {
-                    control = req.get("control").cloned().unwrap_or(Value::Null);
-                    (true, Value::Null)
+            let req = match parsed {
+                Ok(req) => req,
+                Err(e) => {
+                    let _ = writeln!(w, "{}", ModemReply::refused(&e).to_line());
+                    continue;
                 }
-                "get_routes" => match &routes {
-                    Some(r) => (true, r.clone()),
-                    None => (false, json!("not a relay")),
+            };
+            let name = req.name();
+            let reply = match req {
+                ModemRequest::Status => {
+                    let st = ModemStatus {
+                        role: Role::Slave,
+                        state,
+                        synced: state != ModemState::Idle,
+                        primary: state == ModemState::Active,
+                        sample_time: 0,
+                        sample_rate: 1_920_000,
+                        frame_start_sample: None,
+                        sfn: None,
+                        cfo_hz: 0.0,
+                        snr_db: None,
+                        cutover: cutover.clone(),
+                        node_id: 9,
+                        tun_name: None,
+                        tun_addr: None,
+                        counters: ModemCounters::default(),
+                    };
+                    ModemReply::ok(name, serde_json::to_value(st).ok())
+                }
+                ModemRequest::GetControl => match &control {
+                    Some(c) => ModemReply::ok(name, Some(c.to_value())),
+                    None => ModemReply::err(name, "no Control"),
                 },
-                "set_routes" => {
-                    routes = req.get("routes").cloned();
-                    (true, Value::Null)
+                ModemRequest::SetControl { control: c } if state == ModemState::Idle => {
+                    control = Some(c);
+                    ModemReply::ok(name, None)
                 }
-                "start" => {
-                    if state != "shadow" {
-                        state = "active";
+                ModemRequest::SetControl { .. } => {
+                    ModemReply::err(name, "set_control needs state idle")
+                }
+                ModemRequest::GetRoutes => match &routes {
+                    Some(r) => ModemReply::ok(name, Some(r.to_value())),
+                    None => ModemReply::err(name, "not a relay"),
+                },
+                ModemRequest::SetRoutes { routes: r } => {
+                    routes = Some(r);
+                    ModemReply::ok(name, None)
+                }
+                ModemRequest::Start { .. } => {
+                    if state == ModemState::Idle {
+                        state = ModemState::Active;
                     }
-                    (true, Value::Null)
+                    ModemReply::ok(name, None)
                 }
-                "shadow" => {
-                    state = "shadow";
-                    (true, Value::Null)
+                ModemRequest::Shadow => {
+                    state = ModemState::Shadow;
+                    ModemReply::ok(name, None)
                 }
-                "takeover_at" => {
-                    cutover = json!({"kind":"takeover","at_sample":req.get("at_sample")});
-                    (true, Value::Null)
+                ModemRequest::TakeoverAt { at_sample } => {
+                    cutover = Some(CutoverArm::Takeover { at_sample });
+                    ModemReply::ok(name, None)
                 }
-                "release_at" => {
-                    cutover = json!({"kind":"release","at_sample":req.get("at_sample"),
-                                     "forward_to":req.get("forward_to")});
-                    (true, Value::Null)
+                ModemRequest::ReleaseAt {
+                    at_sample,
+                    forward_to,
+                } => {
+                    cutover = Some(CutoverArm::Release {
+                        at_sample,
+                        forward_to,
+                    });
+                    ModemReply::ok(name, None)
                 }
-                "cancel_cutover" => {
-                    cutover = Value::Null;
-                    (true, Value::Null)
+                ModemRequest::CancelCutover => {
+                    cutover = None;
+                    ModemReply::ok(name, None)
                 }
-                "quit" => {
-                    let _ = writeln!(w, "{}", json!({"ok":true,"cmd":"quit"}));
+                ModemRequest::Quit => {
+                    let _ = writeln!(w, "{}", ModemReply::ok(name, None).to_line());
+                    let _ = std::fs::remove_file(&socket);
                     std::process::exit(0);
                 }
-                _ => (false, json!("wrong command")),
             };
-            let reply = if ok {
-                json!({"ok":true,"cmd":cmd,"result":result})
-            } else {
-                json!({"ok":false,"cmd":cmd,"error":result})
-            };
-            if writeln!(w, "{reply}").is_err() {
+            if writeln!(w, "{}", reply.to_line()).is_err() {
                 break;
             }
         }
