@@ -3,6 +3,9 @@
 //! refused exactly as the real modem would) and answers with canned state. Not a modem: no
 //! radio, no PHY. Writes its pid to `SOCKET.pid`.
 //!
+//! An armed cutover fires 40 ms (wall clock) after it was armed: a takeover makes it
+//! `active`, a release makes it `released` (nothing held). That stands in for radio time T.
+//!
 //! Arguments: `--control SOCKET [--start N] [--control-json JSON] [--routes-json JSON]
 //! [--tun-addr IP] [--shadow]` (what `ferry agent` passes), plus `--die-after-ms N` to exit
 //! on its own.
@@ -63,6 +66,7 @@ fn main() {
         (false, false) => ModemState::Idle,
     };
     let mut cutover: Option<CutoverArm> = None;
+    let mut armed_at = Instant::now();
     let _ = std::fs::remove_file(&socket);
     let Ok(listener) = UnixListener::bind(&socket) else {
         eprintln!("ferry-test-modem: cannot bind {socket}");
@@ -98,6 +102,12 @@ fn main() {
                 }
             };
             let name = req.name();
+            if cutover.is_some() && armed_at.elapsed() >= Duration::from_millis(40) {
+                state = match cutover.take() {
+                    Some(CutoverArm::Takeover { .. }) => ModemState::Active,
+                    _ => ModemState::Released,
+                };
+            }
             let reply = match req {
                 ModemRequest::Status => {
                     let st = ModemStatus {
@@ -150,6 +160,7 @@ fn main() {
                 }
                 ModemRequest::TakeoverAt { at_sample } => {
                     cutover = Some(CutoverArm::Takeover { at_sample });
+                    armed_at = Instant::now();
                     ModemReply::ok(name, None)
                 }
                 ModemRequest::ReleaseAt {
@@ -160,6 +171,7 @@ fn main() {
                         at_sample,
                         forward_to,
                     });
+                    armed_at = Instant::now();
                     ModemReply::ok(name, None)
                 }
                 ModemRequest::CancelCutover => {
