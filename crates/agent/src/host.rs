@@ -612,3 +612,114 @@ pub fn map_modem_status(st: &ferry_modem::ModemStatus) -> ModemStatus {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_modem::{CutoverArm, ModemCounters, ModemState, Role};
+
+    fn modem_status(
+        state: ModemState,
+        cutover: Option<CutoverArm>,
+        queue: u64,
+    ) -> ferry_modem::ModemStatus {
+        ferry_modem::ModemStatus {
+            role: Role::Slave,
+            state,
+            synced: true,
+            primary: true,
+            sample_time: 0,
+            sample_rate: 1_920_000,
+            frame_start_sample: None,
+            sfn: None,
+            cfo_hz: 0.0,
+            snr_db: None,
+            cutover,
+            node_id: 1,
+            tun_name: None,
+            tun_addr: None,
+            counters: ModemCounters {
+                queue_depth: queue,
+                ..ModemCounters::default()
+            },
+        }
+    }
+
+    #[test]
+    fn modem_state_maps_onto_the_agent_protocol() {
+        let fwd: SocketAddr = "10.0.0.2:7000".parse().expect("addr");
+        let cases = [
+            (ModemState::Active, None, ModemMode::Active, None),
+            (ModemState::Shadow, None, ModemMode::Shadow, None),
+            (
+                ModemState::Shadow,
+                Some(CutoverArm::Takeover { at_sample: 960 }),
+                ModemMode::TakeoverArmed,
+                Some(960),
+            ),
+            (
+                ModemState::Active,
+                Some(CutoverArm::Release {
+                    at_sample: 1920,
+                    forward_to: fwd,
+                }),
+                ModemMode::ReleaseArmed,
+                Some(1920),
+            ),
+            (ModemState::Released, None, ModemMode::Released, None),
+        ];
+        for (state, arm, mode, at) in cases {
+            let m = map_modem_status(&modem_status(state, arm, 3));
+            assert_eq!((m.mode, m.cutover_at), (mode, at), "{state:?}");
+            // Held packets count only once released.
+            assert_eq!(
+                m.forward_pending,
+                if mode == ModemMode::Released { 3 } else { 0 }
+            );
+        }
+    }
+
+    #[test]
+    fn dry_eth3_holds_exactly_one_of_active_and_parked() {
+        let mut h = HostExec::new(HostConfig::dry());
+        let (active, parked) = (h.config().active_addr, h.config().parked_addr);
+        assert_eq!(h.eth3_addr(), Ok(Some(parked)));
+        for to in [active, parked, active, active] {
+            assert_eq!(h.perform(&LocalOp::SetEth3(to)), Ok(LocalValue::Unit));
+            assert_eq!(h.eth3_addr(), Ok(Some(to)));
+            if let Some(Addrs::Dry { eth3, .. }) = &h.addrs {
+                assert_eq!(eth3.len(), 1, "{eth3:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn steps_without_their_prerequisites_fail_clearly() {
+        let mut h = HostExec::new(HostConfig::dry());
+        let fail = |r: Result<LocalValue, StepError>| match r {
+            Err(StepError::Failed(e)) => e,
+            other => panic!("expected a failure, got {other:?}"),
+        };
+        assert!(fail(h.perform(&LocalOp::LinkUsrp)).contains("make_usrp first"));
+        assert!(fail(h.perform(&LocalOp::StartCollector)).contains("no D2D"));
+        assert!(fail(h.perform(&LocalOp::ReadControl)).contains("no Control"));
+        assert!(fail(h.perform(&LocalOp::GetTunIp)).contains("no tun address"));
+        assert!(fail(h.perform(&LocalOp::ModemCancelCutover)).contains("no D2D"));
+        let start = LocalOp::StartD2d {
+            warm: false,
+            control: None,
+            routes: None,
+            mode: ferry_migrate::protocol::StartMode::Normal,
+        };
+        assert!(fail(h.perform(&start)).contains("no modem program"));
+        // Kills of what does not run succeed (cleanups stay idempotent).
+        assert_eq!(h.perform(&LocalOp::KillD2d), Ok(LocalValue::Unit));
+        assert_eq!(h.perform(&LocalOp::KillUsrp), Ok(LocalValue::Unit));
+        let mut none = HostConfig::dry();
+        none.radio = RadioAccess::Dry { present: false };
+        let mut h = HostExec::new(none);
+        assert!(
+            fail(h.perform(&LocalOp::ProbeRadio { attempt: 1, of: 8 })).contains("no UHD device")
+        );
+    }
+}

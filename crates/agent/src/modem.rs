@@ -248,3 +248,48 @@ impl Drop for ModemProcess {
         let _ = std::fs::remove_file(&self.socket);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_carries_the_start_state_or_only_the_socket() {
+        let control = Control::from_json(
+            r#"{"workmode":1,"phy_cell_ID":7,"group_ID":2,"cell_ID":1,"CPtype":0,"BW":1.4,
+                "RBIdx":6,"duplexMode":0,"numAntennaTX":1,"numAntennaRX":1,"DLULAssign":1,
+                "trans_mode":1,"type_mode":1,"RNTI":1000}"#,
+        )
+        .expect("valid");
+        let routes = RouteList::from_value(&serde_json::json!([[3, 1]])).expect("valid");
+        let mut cmd = ModemCommand {
+            program: "/usr/bin/ferry".into(),
+            args: vec!["modem".into()],
+            socket: "/run/ferry/m.sock".into(),
+            state_args: true,
+        };
+        let start = ModemStart {
+            warm: true,
+            control: Some(control.clone()),
+            routes: Some(routes),
+            shadow: true,
+            tun_ip: Some("192.168.40.9".parse().expect("ip")),
+        };
+        let v = cmd.argv(&start);
+        let pos = |f: &str| v.iter().position(|a| a == f).expect(f);
+        assert_eq!(&v[..3], ["modem", "--control", "/run/ferry/m.sock"]);
+        assert_eq!(v[pos("--start") + 1], "1");
+        assert_eq!(
+            Control::from_json(&v[pos("--control-json") + 1]),
+            Ok(control)
+        );
+        assert_eq!(v[pos("--routes-json") + 1], "[[3,1]]");
+        assert_eq!(v[pos("--tun-addr") + 1], "192.168.40.9");
+        assert!(v.contains(&"--shadow".to_string()));
+        cmd.state_args = false;
+        assert_eq!(
+            cmd.argv(&start),
+            ["modem", "--control", "/run/ferry/m.sock"]
+        );
+    }
+}
