@@ -27,6 +27,19 @@ pub enum StepError {
     Raised(String),
 }
 
+/// A netlink error as a step result: the kernel refusing a request is a failure of the
+/// step; a missing interface or an unusable socket means the host is not what the agent
+/// was configured for, which the thesis' controller saw as an exception ("raised").
+fn netif_error(what: &str, e: ferry_netif::NetifError) -> StepError {
+    use ferry_netif::NetifError as N;
+    match e {
+        N::Netlink { .. } => StepError::Failed(format!("{what}: {e}")),
+        N::NoSuchInterface(_) | N::Io(..) | N::Invalid(..) => {
+            StepError::Raised(format!("{what}: {e}"))
+        }
+    }
+}
+
 /// Where addresses are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Addressing {
@@ -232,7 +245,7 @@ impl HostExec {
         let held: Vec<Ipv4Addr> = match self.addrs()? {
             Addrs::Netlink(nl) => nl
                 .ipv4_addrs(&iface)
-                .map_err(|e| StepError::Failed(e.to_string()))?
+                .map_err(|e| netif_error("eth3", e))?
                 .iter()
                 .map(|c| c.addr)
                 .collect(),
@@ -253,11 +266,10 @@ impl HostExec {
                     Ipv4Cidr::new(to, prefix).map_err(|e| StepError::Failed(e.to_string()))?;
                 // The old address goes first, so eth3 never answers for both.
                 for a in others {
-                    nl.del_ipv4(&iface, a)
-                        .map_err(|e| StepError::Failed(format!("eth3: {e}")))?;
+                    nl.del_ipv4(&iface, a).map_err(|e| netif_error("eth3", e))?;
                 }
                 nl.add_ipv4(&iface, cidr)
-                    .map_err(|e| StepError::Failed(format!("eth3: {e}")))?;
+                    .map_err(|e| netif_error("eth3", e))?;
                 // Tell the radio the address moved (else it streams to the old MAC).
                 if let Err(e) = crate::garp::announce(&iface, to) {
                     tracing::warn!("gratuitous ARP for {to} on {iface}: {e}");
@@ -279,7 +291,7 @@ impl HostExec {
         Ok(match self.addrs()? {
             Addrs::Netlink(nl) if nl.exists(&iface) => nl
                 .ipv4_addrs(&iface)
-                .map_err(|e| StepError::Failed(format!("tun: {e}")))?
+                .map_err(|e| netif_error("tun", e))?
                 .first()
                 .map(|c| c.addr)
                 .or(stored),
@@ -294,15 +306,13 @@ impl HostExec {
             Addrs::Netlink(nl) if nl.exists(&iface) => {
                 let cidr =
                     Ipv4Cidr::new(ip, prefix).map_err(|e| StepError::Failed(e.to_string()))?;
-                let old = nl
-                    .ipv4_addrs(&iface)
-                    .map_err(|e| StepError::Failed(format!("tun: {e}")))?;
+                let old = nl.ipv4_addrs(&iface).map_err(|e| netif_error("tun", e))?;
                 for c in old.iter().filter(|c| c.addr != ip) {
                     nl.del_ipv4(&iface, c.addr)
-                        .map_err(|e| StepError::Failed(format!("tun: {e}")))?;
+                        .map_err(|e| netif_error("tun", e))?;
                 }
                 nl.add_ipv4(&iface, cidr)
-                    .map_err(|e| StepError::Failed(format!("tun: {e}")))?;
+                    .map_err(|e| netif_error("tun", e))?;
             }
             // No tun yet: the modem creates it with this address (`--tun-ip`).
             Addrs::Netlink(_) => {}

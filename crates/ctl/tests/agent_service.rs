@@ -294,3 +294,36 @@ fn failing_steps_roll_back_and_a_dying_modem_is_noticed() {
     assert!(status(&mut c)["d2d"] == false);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_step_that_raises_is_answered_and_the_agent_serves_on() {
+    // Real netlink, but the configured fronthaul interface does not exist: the thesis'
+    // controller would have raised; the agent answers "command raised" and goes on.
+    let dir = tmpdir("raise");
+    let mut host = dry_host(&dir, "m", &[]);
+    host.addressing = ferry_agent::Addressing::Netlink;
+    host.eth3 = "ferrynoif0".into();
+    let a = start_agent("tcp://127.0.0.1:0", host);
+    let mut c = a.client(5_000);
+    for cmd in ["link_usrp", "kill_usrp", "start_usrp"] {
+        let r = call(&mut c, json!({ "cmd": cmd }));
+        assert_eq!(
+            (r.cmd.as_str(), r.kind),
+            (cmd, Some(ErrorKind::Raised)),
+            "{r:?}"
+        );
+        assert!(
+            r.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("command raised: eth3: no network interface")),
+            "{r:?}"
+        );
+    }
+    let st = status(&mut c);
+    assert_eq!(st["eth3"], Value::Null);
+    assert!(call(&mut c, json!({"cmd":"set_tun_ip","tun_ip":"192.168.40.9"})).ok);
+    drop(c);
+    a.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(a.join().raised, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
