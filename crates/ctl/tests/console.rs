@@ -241,3 +241,56 @@ fn pyzmq_script_gets_documented_replies() {
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn unreachable_destination_fails_m_and_the_source_keeps_serving() {
+    let dir = tmpdir("unreach");
+    let mut s1 = dry_host(&dir, "s1", &[]);
+    s1.parked_addr = Ipv4Addr::new(192, 168, 20, 1);
+    let mut local = HostExec::new(s1);
+    local
+        .perform(&LocalOp::SetTunIp(Ipv4Addr::new(192, 168, 40, 9)))
+        .expect("tun");
+    let dead = format!("tcp://127.0.0.1:{}", free_port());
+    let mut driver = Driver::new(
+        Some(local),
+        None,
+        Some(AgentClient::new(dead, key(), Duration::from_millis(400))),
+        None,
+    );
+    let mut legacy = LegacyConfig {
+        parked_addr: Ipv4Addr::new(192, 168, 20, 1),
+        ..LegacyConfig::default()
+    };
+    legacy.timeouts.request_ms = 400;
+    let opts = ConsoleOptions {
+        legacy,
+        ..ConsoleOptions::default()
+    };
+    let mut out = Vec::new();
+    let t0 = Instant::now();
+    let outs =
+        run_console(&mut Cursor::new("DS\nM\n"), &mut out, &mut driver, &opts).expect("console");
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(
+        outs.iter()
+            .map(|o| (o.command.as_str(), o.ok))
+            .collect::<Vec<_>>(),
+        [("DS", true), ("M", false)],
+        "{text}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "M took {:?}",
+        t0.elapsed()
+    );
+    // The source was never touched: modem running, radio address held.
+    let host = driver.host.as_mut().expect("host");
+    assert!(host.modem_running());
+    assert_eq!(host.eth3_addr(), Ok(Some(Ipv4Addr::new(192, 168, 10, 1))));
+    let pid = modem_pid(&dir.join("s1.sock")).expect("pid");
+    assert!(alive(pid));
+    host.shutdown();
+    assert!(!alive(pid));
+    let _ = std::fs::remove_dir_all(&dir);
+}
