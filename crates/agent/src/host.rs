@@ -101,6 +101,10 @@ pub struct HostConfig {
     pub probe_wait: Duration,
     /// Wait for the first RX block when linking a legacy radio.
     pub link_wait: Duration,
+    /// The modem itself holds the radio link (a real `ferry modem`): the USRP object is the
+    /// modem's link, `make_usrp` checks the modem runs, `link_usrp` waits until the modem
+    /// reports the radio streaming to it as primary, `kill_usrp` leaves it to `kill_d2d`.
+    pub usrp_in_modem: bool,
     /// The modem program; `None`: `start_d2d` fails clearly.
     pub modem: Option<ModemCommand>,
     /// How long the modem may take to open its control socket.
@@ -123,6 +127,7 @@ impl HostConfig {
             radio: RadioAccess::Dry { present: true },
             probe_wait: Duration::from_millis(250),
             link_wait: Duration::from_millis(1000),
+            usrp_in_modem: false,
             modem: None,
             modem_ready: Duration::from_secs(3),
             collector_period: Duration::from_secs(10),
@@ -348,7 +353,44 @@ impl HostExec {
         }
     }
 
+    /// `usrp_in_modem`: wait until the modem says the radio streams to it as primary and
+    /// its sample clock advances.
+    fn modem_link(&mut self) -> Result<LocalValue, StepError> {
+        let end = Instant::now() + self.cfg.link_wait;
+        let mut first: Option<u64> = None;
+        loop {
+            let v = self.modem_request(ModemRequest::Status)?;
+            let st: ferry_modem::ModemStatus = serde_json::from_value(v)
+                .map_err(|e| StepError::Failed(format!("unreadable modem status: {e}")))?;
+            if st.primary && first.is_some_and(|t| st.sample_time > t) {
+                self.usrp_linked = true;
+                return Ok(LocalValue::Unit);
+            }
+            if st.primary && first.is_none() {
+                first = Some(st.sample_time);
+            }
+            if Instant::now() >= end {
+                return Err(StepError::Failed(format!(
+                    "get_device: the radio does not stream to the modem (primary {}, sample {})",
+                    st.primary, st.sample_time
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn make_usrp(&mut self) -> Result<LocalValue, StepError> {
+        if self.cfg.usrp_in_modem {
+            return match self.modem {
+                Some(_) => {
+                    self.usrp = Some(Usrp::Dry);
+                    Ok(LocalValue::Unit)
+                }
+                None => Err(StepError::Failed(
+                    "the USRP object lives in the modem: start D2D first".into(),
+                )),
+            };
+        }
         if self.usrp.is_some() {
             return Ok(LocalValue::Unit);
         }
@@ -381,6 +423,12 @@ impl HostExec {
     }
 
     fn link_usrp(&mut self) -> Result<LocalValue, StepError> {
+        if self.cfg.usrp_in_modem {
+            if self.usrp.is_none() {
+                return Err(StepError::Failed("no USRP object (make_usrp first)".into()));
+            }
+            return self.modem_link();
+        }
         let wait = self.cfg.link_wait;
         let present = !matches!(self.cfg.radio, RadioAccess::Dry { present: false });
         let Some(u) = self.usrp.as_mut() else {
@@ -456,6 +504,11 @@ impl HostExec {
     }
 
     fn kill_d2d(&mut self) -> Result<LocalValue, StepError> {
+        if self.cfg.usrp_in_modem {
+            // The modem's link goes with it.
+            self.usrp = None;
+            self.usrp_linked = false;
+        }
         if let Some(mut p) = self.modem.take() {
             let how = p
                 .kill(Duration::from_millis(500))

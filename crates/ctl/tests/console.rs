@@ -24,7 +24,9 @@ fn thesis_session_ds_m_mb_kl_kr_q() {
     let dir = tmpdir("session");
     let mut s1 = dry_host(&dir, "s1", &[]);
     s1.parked_addr = Ipv4Addr::new(192, 168, 20, 1);
-    let s2 = dry_host(&dir, "s2", &[]);
+    let mut s2 = dry_host(&dir, "s2", &[]);
+    // Server2's USRP object is its modem's radio link (a real ferry modem's arrangement).
+    s2.usrp_in_modem = true;
     let remote = start_agent("tcp://127.0.0.1:0", s2);
     let mut local = HostExec::new(s1);
     // Server1's tun carries the task's address (the modem would create it so).

@@ -69,6 +69,10 @@ pub struct HostArgs {
     /// The modem's control socket.
     #[arg(long, default_value = "/run/ferry/modem.sock")]
     pub modem_socket: PathBuf,
+    /// The modem holds the radio link itself (a real `ferry modem`): link_usrp waits for the
+    /// modem to report the stream, instead of the agent binding the fronthaul socket.
+    #[arg(long)]
+    pub usrp_in_modem: bool,
     /// Give the modem its start state over the control socket (set_control, set_routes,
     /// shadow, start) instead of as arguments.
     #[arg(long)]
@@ -111,6 +115,7 @@ impl HostArgs {
                 bind: self.fronthaul_bind,
             },
         };
+        h.usrp_in_modem = self.usrp_in_modem;
         h.modem = self.modem.as_ref().map(|p| ModemCommand {
             program: p.clone(),
             args: self.modem_args.clone(),

@@ -67,6 +67,7 @@ fn main() {
     };
     let mut cutover: Option<CutoverArm> = None;
     let mut armed_at = Instant::now();
+    let born = Instant::now();
     let _ = std::fs::remove_file(&socket);
     let Ok(listener) = UnixListener::bind(&socket) else {
         eprintln!("ferry-test-modem: cannot bind {socket}");
@@ -115,7 +116,9 @@ fn main() {
                         state,
                         synced: state != ModemState::Idle,
                         primary: state == ModemState::Active,
-                        sample_time: 0,
+                        // A 192 kHz clock since start, so "the stream advances" is checkable.
+                        sample_time: u64::try_from(born.elapsed().as_micros() * 192 / 1000)
+                            .unwrap_or(u64::MAX),
                         sample_rate: 1_920_000,
                         frame_start_sample: None,
                         sfn: None,
