@@ -131,7 +131,9 @@ fn parse_duplex(s: &str) -> anyhow::Result<Duplex> {
         return Ok(Duplex::Fdd);
     }
     if let Some(n) = s.strip_prefix("tdd") {
-        let n: u8 = n.parse().with_context(|| format!("--duplex {s}: use fdd or tdd0 … tdd6"))?;
+        let n: u8 = n
+            .parse()
+            .with_context(|| format!("--duplex {s}: use fdd or tdd0 … tdd6"))?;
         return Ok(Duplex::Tdd(TddConfig::new(n)?));
     }
     bail!("--duplex {s}: use fdd or tdd0 … tdd6")
@@ -203,7 +205,14 @@ fn bler(a: BlerArgs) -> anyhow::Result<()> {
     let steps = ((a.snr_to - a.snr_from) / a.step).round() as usize;
     for i in 0..=steps {
         let snr = a.snr_from + i as f64 * a.step;
-        let p = bler_point(cfg, snr, a.subframes, a.code_rate, imp, a.seed.wrapping_add(i as u64))?;
+        let p = bler_point(
+            cfg,
+            snr,
+            a.subframes,
+            a.code_rate,
+            imp,
+            a.seed.wrapping_add(i as u64),
+        )?;
         if a.json {
             println!("{}", serde_json::to_string(&p)?);
         } else {

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_air;
+mod cmd_modem;
 mod cmd_phy;
 mod cmd_probe;
 mod cmd_testbed;
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The real-time D2D / relay modem: PHY + MAC over a radio link, TUN, control socket.
+    Modem(cmd_modem::ModemArgs),
     /// Physical-layer tools: numerology tables, loopback BLER, cell-search timing.
     Phy(cmd_phy::PhyArgs),
     /// The 1 ms UDP sequence probe: `send` from the far end, `echo` on pool servers.
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Modem(args) => cmd_modem::run(args),
         Command::Phy(args) => cmd_phy::run(args),
         Command::Testbed(args) => cmd_testbed::run(args),
         Command::Probe(args) => cmd_probe::run(args),
