@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod cmd_agent;
 mod cmd_air;
 mod cmd_ctl;
+mod cmd_modem;
 mod cmd_phy;
 mod cmd_probe;
 mod cmd_testbed;
@@ -19,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The real-time D2D / relay modem: PHY + MAC over a radio link, TUN, control socket.
+    Modem(cmd_modem::ModemArgs),
     /// Physical-layer tools: numerology tables, loopback BLER, cell-search timing.
     Phy(cmd_phy::PhyArgs),
     /// The per-server agent (thesis destination controller) on ZeroMQ.
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Modem(args) => cmd_modem::run(args),
         Command::Phy(args) => cmd_phy::run(args),
         Command::Agent(args) => cmd_agent::run(args),
         Command::Ctl(args) => cmd_ctl::run(args),
