@@ -495,6 +495,7 @@ impl HostExec {
             routes: routes.clone(),
             shadow,
             tun_ip: self.tun_ip,
+            tun_prefix: self.cfg.tun_prefix,
         };
         let p =
             ModemProcess::start(&cmd, &start, self.cfg.modem_ready).map_err(StepError::Failed)?;

@@ -40,32 +40,43 @@ pub struct ModemStart {
     pub shadow: bool,
     /// tun address to configure, if known.
     pub tun_ip: Option<std::net::Ipv4Addr>,
+    /// Its prefix length.
+    pub tun_prefix: u8,
 }
 
 impl ModemCommand {
-    /// The full argument vector (documented in docs/AGENT.md):
-    /// `ARGS… --control SOCKET [--start 0|1 --control-json JSON [--routes-json JSON]
-    /// [--tun-addr IP] [--shadow]]`.
+    /// Where the Control goes for `--control-file` (next to the socket).
+    pub fn control_file(&self) -> PathBuf {
+        let mut f = self.socket.clone().into_os_string();
+        f.push(".control.json");
+        PathBuf::from(f)
+    }
+
+    /// The full argument vector, as `ferry modem` takes it (documented in docs/AGENT.md):
+    /// `ARGS… --control-socket SOCKET` then either `--start wait` (state over the socket) or
+    /// `--start cold|warm [--control-file FILE] [--routes JSON] [--tun-addr IP/PREFIX]
+    /// [--shadow]`.
     pub fn argv(&self, start: &ModemStart) -> Vec<String> {
         let mut v = self.args.clone();
-        v.push("--control".into());
+        v.push("--control-socket".into());
         v.push(self.socket.display().to_string());
+        v.push("--start".into());
         if !self.state_args {
+            v.push("wait".into());
             return v;
         }
-        v.push("--start".into());
-        v.push(if start.warm { "1" } else { "0" }.into());
-        if let Some(c) = &start.control {
-            v.push("--control-json".into());
-            v.push(c.to_json());
+        v.push(if start.warm { "warm" } else { "cold" }.into());
+        if start.control.is_some() {
+            v.push("--control-file".into());
+            v.push(self.control_file().display().to_string());
         }
         if let Some(r) = &start.routes {
-            v.push("--routes-json".into());
+            v.push("--routes".into());
             v.push(r.to_value().to_string());
         }
         if let Some(ip) = start.tun_ip {
             v.push("--tun-addr".into());
-            v.push(ip.to_string());
+            v.push(format!("{ip}/{}", start.tun_prefix));
         }
         if start.shadow {
             v.push("--shadow".into());
@@ -106,6 +117,10 @@ impl ModemProcess {
         ready_timeout: Duration,
     ) -> Result<ModemProcess, String> {
         let _ = std::fs::remove_file(&cmd.socket);
+        if let (true, Some(c)) = (cmd.state_args, &start.control) {
+            std::fs::write(cmd.control_file(), c.to_json())
+                .map_err(|e| format!("cannot write {}: {e}", cmd.control_file().display()))?;
+        }
         let child = Command::new(&cmd.program)
             .args(cmd.argv(start))
             .stdin(Stdio::null())
@@ -270,26 +285,33 @@ mod tests {
         };
         let start = ModemStart {
             warm: true,
-            control: Some(control.clone()),
+            control: Some(control),
             routes: Some(routes),
             shadow: true,
             tun_ip: Some("192.168.40.9".parse().expect("ip")),
+            tun_prefix: 24,
         };
         let v = cmd.argv(&start);
         let pos = |f: &str| v.iter().position(|a| a == f).expect(f);
-        assert_eq!(&v[..3], ["modem", "--control", "/run/ferry/m.sock"]);
-        assert_eq!(v[pos("--start") + 1], "1");
+        assert_eq!(&v[..3], ["modem", "--control-socket", "/run/ferry/m.sock"]);
+        assert_eq!(v[pos("--start") + 1], "warm");
         assert_eq!(
-            Control::from_json(&v[pos("--control-json") + 1]),
-            Ok(control)
+            v[pos("--control-file") + 1],
+            "/run/ferry/m.sock.control.json"
         );
-        assert_eq!(v[pos("--routes-json") + 1], "[[3,1]]");
-        assert_eq!(v[pos("--tun-addr") + 1], "192.168.40.9");
+        assert_eq!(v[pos("--routes") + 1], "[[3,1]]");
+        assert_eq!(v[pos("--tun-addr") + 1], "192.168.40.9/24");
         assert!(v.contains(&"--shadow".to_string()));
         cmd.state_args = false;
         assert_eq!(
             cmd.argv(&start),
-            ["modem", "--control", "/run/ferry/m.sock"]
+            [
+                "modem",
+                "--control-socket",
+                "/run/ferry/m.sock",
+                "--start",
+                "wait"
+            ]
         );
     }
 }

@@ -6,8 +6,9 @@
 //! An armed cutover fires 40 ms (wall clock) after it was armed: a takeover makes it
 //! `active`, a release makes it `released` (nothing held). That stands in for radio time T.
 //!
-//! Arguments: `--control SOCKET [--start N] [--control-json JSON] [--routes-json JSON]
-//! [--tun-addr IP] [--shadow]` (what `ferry agent` passes), plus `--die-after-ms N` to exit
+//! Arguments: the subset of `ferry modem`'s that `ferry agent` passes: `--control-socket
+//! SOCKET --start cold|warm|wait [--control-file FILE] [--routes JSON] [--tun-addr IP/N]
+//! [--shadow]`, plus `--die-after-ms N` to exit
 //! on its own.
 
 use ferry_migrate::{Control, RouteList};
@@ -36,34 +37,32 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let Some(socket) = get("--control") else {
-        eprintln!("ferry-test-modem: --control SOCKET missing");
+    let Some(socket) = get("--control-socket") else {
+        eprintln!("ferry-test-modem: --control-socket SOCKET missing");
         std::process::exit(2);
     };
     let _ = std::fs::write(format!("{socket}.pid"), std::process::id().to_string());
     let die_at = get("--die-after-ms")
         .and_then(|s| s.parse::<u64>().ok())
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    let mut control = match get("--control-json") {
-        Some(j) => match Control::from_json(&j) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("ferry-test-modem: --control-json: {e}");
+    let mut control = match get("--control-file") {
+        Some(f) => match std::fs::read_to_string(&f).map(|j| Control::from_json(&j)) {
+            Ok(Ok(c)) => Some(c),
+            other => {
+                eprintln!("ferry-test-modem: --control-file {f}: {other:?}");
                 std::process::exit(2);
             }
         },
         None => default_control(),
     };
-    let mut routes: Option<RouteList> = get("--routes-json")
+    let mut routes: Option<RouteList> = get("--routes")
         .and_then(|s| serde_json::from_str(&s).ok())
         .and_then(|v| RouteList::from_value(&v).ok());
-    let mut state = match (
-        args.iter().any(|a| a == "--shadow"),
-        get("--start").is_some(),
-    ) {
-        (true, _) => ModemState::Shadow,
-        (false, true) => ModemState::Active,
-        (false, false) => ModemState::Idle,
+    let waits = get("--start").is_none_or(|s| s == "wait");
+    let mut state = match (args.iter().any(|a| a == "--shadow"), waits) {
+        (_, true) => ModemState::Idle,
+        (true, false) => ModemState::Shadow,
+        (false, false) => ModemState::Active,
     };
     let mut cutover: Option<CutoverArm> = None;
     let mut armed_at = Instant::now();
