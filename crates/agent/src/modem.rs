@@ -101,6 +101,16 @@ pub fn modem_call(path: &Path, request: &ModemRequest, timeout: Duration) -> Res
     }
 }
 
+/// The modem's stdout (its run summary) goes to our stderr, the log, so that a console's
+/// stdout carries only the console's own output.
+fn log_sink() -> Stdio {
+    use std::os::fd::AsFd;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::null(),
+    }
+}
+
 /// The running modem child.
 pub struct ModemProcess {
     child: Child,
@@ -124,6 +134,7 @@ impl ModemProcess {
         let child = Command::new(&cmd.program)
             .args(cmd.argv(start))
             .stdin(Stdio::null())
+            .stdout(log_sink())
             .spawn()
             .map_err(|e| format!("cannot start modem {}: {e}", cmd.program.display()))?;
         let mut p = ModemProcess {
