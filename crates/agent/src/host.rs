@@ -40,6 +40,12 @@ fn netif_error(what: &str, e: ferry_netif::NetifError) -> StepError {
     }
 }
 
+/// Whether `a` lies in `b`'s subnet (by `b`'s prefix).
+fn same_subnet(a: &Ipv4Cidr, b: &Ipv4Cidr) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(b.prefix.min(32))).unwrap_or(0);
+    (u32::from(a.addr) & mask) == (u32::from(b.addr) & mask)
+}
+
 /// Where addresses are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Addressing {
@@ -269,12 +275,32 @@ impl HostExec {
             Addrs::Netlink(nl) => {
                 let cidr =
                     Ipv4Cidr::new(to, prefix).map_err(|e| StepError::Failed(e.to_string()))?;
+                let err = |e| netif_error("eth3", e);
+                // The host's own fronthaul addresses (e.g. 192.168.10.11) stay, but those in
+                // the new address's subnet are taken off and put back after it: the first
+                // address of a subnet is the kernel's preferred source, and the radio accepts
+                // TX only from the address it streams to.
+                let own: Vec<Ipv4Cidr> = nl
+                    .ipv4_addrs(&iface)
+                    .map_err(err)?
+                    .into_iter()
+                    .filter(|c| c.addr != to && !others.contains(&c.addr))
+                    .collect();
+                let same_subnet: Vec<Ipv4Cidr> =
+                    own.iter().copied().filter(|c| same_subnet(c, &cidr)).collect();
                 // The old address goes first, so eth3 never answers for both.
                 for a in others {
-                    nl.del_ipv4(&iface, a).map_err(|e| netif_error("eth3", e))?;
+                    nl.del_ipv4(&iface, a).map_err(err)?;
                 }
-                nl.add_ipv4(&iface, cidr)
-                    .map_err(|e| netif_error("eth3", e))?;
+                for c in &same_subnet {
+                    nl.del_ipv4(&iface, c.addr).map_err(err)?;
+                }
+                nl.add_ipv4(&iface, cidr).map_err(err)?;
+                // Put back every own address (deleting a subnet's primary address also
+                // removes its secondaries unless promote_secondaries is set).
+                for c in &own {
+                    nl.add_ipv4(&iface, *c).map_err(err)?;
+                }
                 // Tell the radio the address moved (else it streams to the old MAC).
                 if let Err(e) = crate::garp::announce(&iface, to) {
                     tracing::warn!("gratuitous ARP for {to} on {iface}: {e}");

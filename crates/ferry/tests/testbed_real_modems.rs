@@ -4,8 +4,9 @@
 //! `ferry agent` in server2 and the `ferry ctl` console in server1, both supervising real
 //! `ferry modem` masters on the legacy radio. `DS, M, MB, KL, KR, q` must all succeed,
 //! 192.168.10.1 must sit on exactly the right server after each, the TUN address must follow
-//! the task, and nothing may be left running. Pings from server3 are sent and reported, not
-//! asserted: see docs/CTL.md for why.
+//! the task, and nothing may be left running. A ping from server3 to the task's TUN address
+//! must be answered before M, by server2 after M, and by server1 again after MB; the losses
+//! around each migration are printed.
 
 use ferry_testbed::netns::{self, command_in};
 use ferry_testbed::{root_or_skip, Topology};
@@ -76,12 +77,13 @@ fn thesis_session_with_real_modems_in_the_testbed() {
                 "192.168.13.2:49157"
             })
             .into();
-            r["legacy_host"] = (if pool {
-                "192.168.10.1:49200"
+            // Only the pool radio is address-bound (the thesis' N210); the far end's radio
+            // is reached through link control.
+            r["legacy_host"] = if pool {
+                "192.168.10.1:49200".into()
             } else {
-                "192.168.13.1:49200"
-            })
-            .into();
+                serde_json::Value::Null
+            };
             r
         })
         .collect();
@@ -111,12 +113,12 @@ fn thesis_session_with_real_modems_in_the_testbed() {
         "modem",
         "--workmode",
         "1",
-        "--legacy-radio",
-        "192.168.13.2:49157",
-        "--legacy-number",
-        "1",
+        "--radio",
+        "far",
+        "--radio-control",
+        "tcp://10.99.0.10:5550",
         "--bind",
-        "0.0.0.0:49200",
+        "192.168.13.1:49200",
         "--tun-addr",
         "192.168.40.8/24",
     ]);
@@ -156,12 +158,6 @@ fn thesis_session_with_real_modems_in_the_testbed() {
     td.1.push(quiet(c));
     std::thread::sleep(Duration::from_millis(500));
 
-    let mut ping = command_in(&ns("server3"), "ping");
-    ping.args(["-i", "0.1", "-W", "1", "-w", "8", "192.168.40.9"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let ping = ping.spawn().expect("ping");
-
     let mut c = command_in(&ns("server1"), FERRY);
     c.arg("ctl");
     host(&mut c, "s1", "192.168.20.1");
@@ -177,14 +173,40 @@ fn thesis_session_with_real_modems_in_the_testbed() {
     .stderr(Stdio::null());
     let mut console = c.spawn().expect("ctl console");
     let mut stdin = console.stdin.take().expect("stdin");
-    // Feed one line at a time and look at the addresses in between.
     let (s1, s2) = (ns("server1"), ns("server2"));
     let mut seen = Vec::new();
-    for line in ["DS", "M", "MB", "KL", "KR"] {
+    let mut ping: Option<(Child, Instant)> = None;
+    let mut sent_at = Vec::new();
+    // Feed one line at a time and look at the addresses in between; ping from server3 once
+    // the task runs, through M and MB.
+    for (line, wait_ms) in [
+        ("DS", 2500),
+        ("M", 3000),
+        ("MB", 3000),
+        ("KL", 800),
+        ("KR", 800),
+    ] {
+        if line == "M" {
+            let mut p = command_in(&ns("server3"), "ping");
+            p.args(["-i", "0.1", "-W", "1", "192.168.40.9"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            ping = Some((p.spawn().expect("ping"), Instant::now()));
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        if line == "KL" {
+            if let Some((p, _)) = &ping {
+                // SIGINT: ping prints its summary and exits.
+                // SAFETY: kill(2) on our own child.
+                unsafe { libc::kill(p.id() as i32, libc::SIGINT) };
+            }
+        }
+        if let Some((_, t0)) = &ping {
+            sent_at.push((line, t0.elapsed()));
+        }
         writeln!(stdin, "{line}").expect("write");
         stdin.flush().expect("flush");
-        // Each command finishes well within this (the timeline says tens of ms).
-        std::thread::sleep(Duration::from_millis(1200));
+        std::thread::sleep(Duration::from_millis(wait_ms));
         seen.push((
             line,
             holds(&s1, "eth3", "192.168.10.1"),
@@ -198,18 +220,49 @@ fn thesis_session_with_real_modems_in_the_testbed() {
     let out = console.wait_with_output().expect("console output");
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
-    let pings = ping.wait_with_output().expect("ping");
+    let (ping, _) = ping.expect("ping ran");
+    let pings =
+        String::from_utf8_lossy(&ping.wait_with_output().expect("ping").stdout).into_owned();
+    let got: Vec<u64> = pings
+        .split("icmp_seq=")
+        .skip(1)
+        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect();
+    // ping sends seq n at about (n - 1) * 100 ms after it started.
+    let seq_at = |line: &str| {
+        sent_at
+            .iter()
+            .find(|(l, _)| *l == line)
+            .map(|(_, d)| d.as_millis() as u64 / 100 + 1)
+            .expect("line")
+    };
+    let (m, mb, kl) = (seq_at("M"), seq_at("MB"), seq_at("KL"));
+    let lost = |from: u64, to: u64| (from..to).filter(|s| !got.contains(s)).count();
     println!(
         "ping from server3: {}",
-        String::from_utf8_lossy(&pings.stdout)
-            .lines()
-            .rev()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" | ")
+        pings.lines().rev().take(2).collect::<Vec<_>>().join(" | ")
+    );
+    println!(
+        "pings lost: before M {} of {}, M..MB {} of {}, MB..KL {} of {}",
+        lost(1, m),
+        m - 1,
+        lost(m, mb),
+        mb - m,
+        lost(mb, kl),
+        kl - mb
     );
     println!("(line, s1 eth3 .10.1, s2 eth3 .10.1, s1 tun .40.9, s2 tun .40.9): {seen:?}");
-
+    // Traffic flows before M, again on server2 after M, and on server1 after MB.
+    for (what, from, to) in [
+        ("before M", 1, m),
+        ("after M (server2)", m + 20, mb),
+        ("after MB (server1)", mb + 20, kl),
+    ] {
+        assert!(
+            (from..to).any(|s| got.contains(&s)),
+            "no ping answered {what} (seq {from}..{to}): {pings}"
+        );
+    }
     for cmd in ["DS", "M", "MB", "KL", "KR", "q"] {
         assert!(
             text.contains(&format!("{cmd} succeeded")),
