@@ -187,6 +187,29 @@ fn thesis_session_with_real_modems_in_the_testbed() {
         ("KR", 800),
     ] {
         if line == "M" {
+            // The far end's cold cell search and route discovery take a while (longer on a
+            // loaded machine): wait until one ping gets through before migrating.
+            let t0 = Instant::now();
+            while !command_in(&ns("server3"), "ping")
+                .args(["-c", "1", "-W", "1", "192.168.40.9"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                let far = std::os::unix::net::UnixStream::connect(dir.join("far.sock"))
+                    .ok()
+                    .map(|mut sock| {
+                        use std::io::{BufRead, BufReader};
+                        let _ = sock.write_all(b"{\"cmd\":\"status\"}\n");
+                        let mut l = String::new();
+                        let _ = BufReader::new(sock).read_line(&mut l);
+                        l
+                    });
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "no ping through the task after DS in 30 s; far-end modem: {far:?}"
+                );
+            }
+            println!("first ping through after {:?}", t0.elapsed());
             let mut p = command_in(&ns("server3"), "ping");
             p.args(["-i", "0.1", "-W", "1", "192.168.40.9"])
                 .stdout(Stdio::piped())
