@@ -42,7 +42,9 @@ fn netif_error(what: &str, e: ferry_netif::NetifError) -> StepError {
 
 /// Whether `a` lies in `b`'s subnet (by `b`'s prefix).
 fn same_subnet(a: &Ipv4Cidr, b: &Ipv4Cidr) -> bool {
-    let mask = u32::MAX.checked_shl(32 - u32::from(b.prefix.min(32))).unwrap_or(0);
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(b.prefix.min(32)))
+        .unwrap_or(0);
     (u32::from(a.addr) & mask) == (u32::from(b.addr) & mask)
 }
 
@@ -286,8 +288,11 @@ impl HostExec {
                     .into_iter()
                     .filter(|c| c.addr != to && !others.contains(&c.addr))
                     .collect();
-                let same_subnet: Vec<Ipv4Cidr> =
-                    own.iter().copied().filter(|c| same_subnet(c, &cidr)).collect();
+                let same_subnet: Vec<Ipv4Cidr> = own
+                    .iter()
+                    .copied()
+                    .filter(|c| same_subnet(c, &cidr))
+                    .collect();
                 // The old address goes first, so eth3 never answers for both.
                 for a in others {
                     nl.del_ipv4(&iface, a).map_err(err)?;
