@@ -2,7 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_agent;
 mod cmd_air;
+mod cmd_ctl;
+mod cmd_modem;
 mod cmd_phy;
 mod cmd_probe;
 mod cmd_testbed;
@@ -17,8 +20,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The real-time D2D / relay modem: PHY + MAC over a radio link, TUN, control socket.
+    Modem(cmd_modem::ModemArgs),
     /// Physical-layer tools: numerology tables, loopback BLER, cell-search timing.
     Phy(cmd_phy::PhyArgs),
+    /// The per-server agent (thesis destination controller) on ZeroMQ.
+    Agent(cmd_agent::AgentArgs),
+    /// The operator console and scriptable client of the agents (DS KL M MB DSR KR).
+    Ctl(cmd_ctl::CtlArgs),
     /// The 1 ms UDP sequence probe: `send` from the far end, `echo` on pool servers.
     Probe(cmd_probe::ProbeArgs),
     /// The thesis testbed as network namespaces: up, down, status, exec (needs root).
@@ -39,7 +48,10 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Modem(args) => cmd_modem::run(args),
         Command::Phy(args) => cmd_phy::run(args),
+        Command::Agent(args) => cmd_agent::run(args),
+        Command::Ctl(args) => cmd_ctl::run(args),
         Command::Testbed(args) => cmd_testbed::run(args),
         Command::Probe(args) => cmd_probe::run(args),
         Command::Air(args) => cmd_air::run_air(args),

@@ -1,0 +1,328 @@
+//! Supervision of the modem (the thesis' D2D program) as a real child process, and a small
+//! client for its local control socket (newline-delimited JSON over a Unix socket, see
+//! docs/MODEM-CONTROL.md).
+//!
+//! The modem is started with an argument vector, never through a shell; it is killed by
+//! `quit` on its socket, then SIGTERM, then SIGKILL, and always reaped.
+
+use ferry_migrate::{Control, RouteList};
+use ferry_modem::{ModemClient, ModemRequest};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start the modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModemCommand {
+    /// Program (e.g. the `ferry` binary).
+    pub program: PathBuf,
+    /// Arguments placed before the ones the agent adds (e.g. `["modem", "--radio", ...]`).
+    pub args: Vec<String>,
+    /// Control socket path given to the modem with `--control`.
+    pub socket: PathBuf,
+    /// Pass the start state (Control, routes, start flag, shadow, tun address) as
+    /// arguments; otherwise only the socket, and the state goes over the socket
+    /// (`set_control`, `set_routes`, `shadow`, `start`).
+    pub state_args: bool,
+}
+
+/// What to start the modem with.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModemStart {
+    /// `control_flag` 1 (warm) or 0 (cold).
+    pub warm: bool,
+    /// Control, when warm.
+    pub control: Option<Control>,
+    /// Relay routes.
+    pub routes: Option<RouteList>,
+    /// Shadow mode (make-before-break destination).
+    pub shadow: bool,
+    /// tun address to configure, if known.
+    pub tun_ip: Option<std::net::Ipv4Addr>,
+    /// Its prefix length.
+    pub tun_prefix: u8,
+}
+
+impl ModemCommand {
+    /// Where the Control goes for `--control-file` (next to the socket).
+    pub fn control_file(&self) -> PathBuf {
+        let mut f = self.socket.clone().into_os_string();
+        f.push(".control.json");
+        PathBuf::from(f)
+    }
+
+    /// The full argument vector, as `ferry modem` takes it (documented in docs/AGENT.md):
+    /// `ARGS… --control-socket SOCKET` then either `--start wait` (state over the socket) or
+    /// `--start cold|warm [--control-file FILE] [--routes JSON] [--tun-addr IP/PREFIX]
+    /// [--shadow]`.
+    pub fn argv(&self, start: &ModemStart) -> Vec<String> {
+        let mut v = self.args.clone();
+        v.push("--control-socket".into());
+        v.push(self.socket.display().to_string());
+        v.push("--start".into());
+        if !self.state_args {
+            v.push("wait".into());
+            return v;
+        }
+        v.push(if start.warm { "warm" } else { "cold" }.into());
+        if start.control.is_some() {
+            v.push("--control-file".into());
+            v.push(self.control_file().display().to_string());
+        }
+        if let Some(r) = &start.routes {
+            v.push("--routes".into());
+            v.push(r.to_value().to_string());
+        }
+        if let Some(ip) = start.tun_ip {
+            v.push("--tun-addr".into());
+            v.push(format!("{ip}/{}", start.tun_prefix));
+        }
+        if start.shadow {
+            v.push("--shadow".into());
+        }
+        v
+    }
+}
+
+/// One request/reply on a fresh connection: the `result` of an ok reply, or the error.
+pub fn modem_call(path: &Path, request: &ModemRequest, timeout: Duration) -> Result<Value, String> {
+    let mut c = ModemClient::connect(path, timeout)
+        .map_err(|e| format!("modem control socket {}: {e}", path.display()))?;
+    let r = c
+        .request(request)
+        .map_err(|e| format!("modem {}: {e}", request.name()))?;
+    if r.ok {
+        Ok(r.result.unwrap_or(Value::Null))
+    } else {
+        Err(r
+            .error
+            .unwrap_or_else(|| format!("modem refused {}", request.name())))
+    }
+}
+
+/// The modem's stdout (its run summary) goes to our stderr, the log, so that a console's
+/// stdout carries only the console's own output.
+fn log_sink() -> Stdio {
+    use std::os::fd::AsFd;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::null(),
+    }
+}
+
+/// The running modem child.
+pub struct ModemProcess {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl ModemProcess {
+    /// Spawn the modem, wait for its control socket, and start it (`set_control`,
+    /// `set_routes`, `start`, and `shadow` when asked). On any failure the child is killed
+    /// and reaped.
+    pub fn start(
+        cmd: &ModemCommand,
+        start: &ModemStart,
+        ready_timeout: Duration,
+    ) -> Result<ModemProcess, String> {
+        let _ = std::fs::remove_file(&cmd.socket);
+        if let (true, Some(c)) = (cmd.state_args, &start.control) {
+            std::fs::write(cmd.control_file(), c.to_json())
+                .map_err(|e| format!("cannot write {}: {e}", cmd.control_file().display()))?;
+        }
+        let child = Command::new(&cmd.program)
+            .args(cmd.argv(start))
+            .stdin(Stdio::null())
+            .stdout(log_sink())
+            .spawn()
+            .map_err(|e| format!("cannot start modem {}: {e}", cmd.program.display()))?;
+        let mut p = ModemProcess {
+            child,
+            socket: cmd.socket.clone(),
+        };
+        match p.bring_up(start, ready_timeout, !cmd.state_args) {
+            Ok(()) => Ok(p),
+            Err(e) => {
+                let _ = p.kill(Duration::from_millis(200));
+                Err(e)
+            }
+        }
+    }
+
+    fn bring_up(
+        &mut self,
+        start: &ModemStart,
+        ready_timeout: Duration,
+        configure: bool,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + ready_timeout;
+        let mut client = loop {
+            if let Some(st) = self.exited() {
+                return Err(format!("modem exited during start-up ({st})"));
+            }
+            match ModemClient::connect(&self.socket, Duration::from_secs(2)) {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "modem control socket {} not ready after {} ms: {e}",
+                        self.socket.display(),
+                        ready_timeout.as_millis()
+                    ))
+                }
+            }
+        };
+        let mut call = |req: ModemRequest| -> Result<(), String> {
+            let r = client
+                .request(&req)
+                .map_err(|e| format!("modem {}: {e}", req.name()))?;
+            if r.ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "modem refused {}: {}",
+                    req.name(),
+                    r.error.unwrap_or_default()
+                ))
+            }
+        };
+        if !configure {
+            // Started from its arguments: answering `status` is being up.
+            return call(ModemRequest::Status);
+        }
+        if let Some(c) = &start.control {
+            call(ModemRequest::SetControl { control: c.clone() })?;
+        }
+        if let Some(r) = &start.routes {
+            call(ModemRequest::SetRoutes { routes: r.clone() })?;
+        }
+        if start.shadow {
+            call(ModemRequest::Shadow)?;
+        }
+        call(ModemRequest::Start {
+            control_flag: u8::from(start.warm),
+        })
+    }
+
+    /// The control socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some(exit status text)` if the process has ended (it is reaped then).
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(st)) => Some(st.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("wait failed: {e}")),
+        }
+    }
+
+    /// Stop the modem: `quit` on its socket, then SIGTERM after `grace`, then SIGKILL.
+    /// Always reaps. Returns how it ended.
+    pub fn kill(&mut self, grace: Duration) -> Result<String, String> {
+        if let Some(st) = self.exited() {
+            return Ok(format!("already exited ({st})"));
+        }
+        let _ = modem_call(&self.socket, &ModemRequest::Quit, grace);
+        if let Some(st) = self.wait_for(grace) {
+            return Ok(format!("quit ({st})"));
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap_or(0);
+        if pid > 0 {
+            // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        if let Some(st) = self.wait_for(grace) {
+            return Ok(format!("terminated ({st})"));
+        }
+        self.child
+            .kill()
+            .map_err(|e| format!("cannot kill modem pid {pid}: {e}"))?;
+        match self.child.wait() {
+            Ok(st) => Ok(format!("killed ({st})")),
+            Err(e) => Err(format!("cannot reap modem pid {pid}: {e}")),
+        }
+    }
+
+    fn wait_for(&mut self, d: Duration) -> Option<String> {
+        let end = Instant::now() + d;
+        loop {
+            if let Some(st) = self.exited() {
+                return Some(st);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ModemProcess {
+    fn drop(&mut self) {
+        // Never leave a modem behind, whatever path drops us.
+        let _ = self.kill(Duration::from_millis(300));
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_carries_the_start_state_or_only_the_socket() {
+        let control = Control::from_json(
+            r#"{"workmode":1,"phy_cell_ID":7,"group_ID":2,"cell_ID":1,"CPtype":0,"BW":1.4,
+                "RBIdx":6,"duplexMode":0,"numAntennaTX":1,"numAntennaRX":1,"DLULAssign":1,
+                "trans_mode":1,"type_mode":1,"RNTI":1000}"#,
+        )
+        .expect("valid");
+        let routes = RouteList::from_value(&serde_json::json!([[3, 1]])).expect("valid");
+        let mut cmd = ModemCommand {
+            program: "/usr/bin/ferry".into(),
+            args: vec!["modem".into()],
+            socket: "/run/ferry/m.sock".into(),
+            state_args: true,
+        };
+        let start = ModemStart {
+            warm: true,
+            control: Some(control),
+            routes: Some(routes),
+            shadow: true,
+            tun_ip: Some("192.168.40.9".parse().expect("ip")),
+            tun_prefix: 24,
+        };
+        let v = cmd.argv(&start);
+        let pos = |f: &str| v.iter().position(|a| a == f).expect(f);
+        assert_eq!(&v[..3], ["modem", "--control-socket", "/run/ferry/m.sock"]);
+        assert_eq!(v[pos("--start") + 1], "warm");
+        assert_eq!(
+            v[pos("--control-file") + 1],
+            "/run/ferry/m.sock.control.json"
+        );
+        assert_eq!(v[pos("--routes") + 1], "[[3,1]]");
+        assert_eq!(v[pos("--tun-addr") + 1], "192.168.40.9/24");
+        assert!(v.contains(&"--shadow".to_string()));
+        cmd.state_args = false;
+        assert_eq!(
+            cmd.argv(&start),
+            [
+                "modem",
+                "--control-socket",
+                "/run/ferry/m.sock",
+                "--start",
+                "wait"
+            ]
+        );
+    }
+}

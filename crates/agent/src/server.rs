@@ -1,0 +1,241 @@
+//! The agent's service loop: a ZeroMQ REP socket answering authenticated requests one at a
+//! time (docs/AGENT-PROTOCOL.md), the pure [`Agent`] deciding, [`HostExec`] doing. A
+//! failing or panicking step becomes a `raised` reply; the loop always goes on serving.
+
+use crate::collector::Collected;
+use crate::host::{HostConfig, HostExec, StepError};
+use ferry_migrate::auth::{self, AuthKey, ReplayGuard};
+use ferry_migrate::{Agent, AgentAction, AgentConfig, ErrorKind, Event, Level, Reply};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// ZeroMQ socket setup.
+    #[error("zmq {what}: {source}")]
+    Zmq {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        source: zmq::Error,
+    },
+}
+
+/// Everything `ferry agent` runs with.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// ZeroMQ endpoint to bind (e.g. `tcp://10.99.0.2:5555`; port 0 picks one).
+    pub endpoint: String,
+    /// The shared key.
+    pub key: AuthKey,
+    /// Replay window.
+    pub window_ms: u64,
+    /// The pure agent's settings (addresses, probe tries, deadlines).
+    pub agent: AgentConfig,
+    /// The host's settings.
+    pub host: HostConfig,
+}
+
+/// Counters of one run, returned when the agent exits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeSummary {
+    /// Requests answered (any reply).
+    pub answered: u64,
+    /// Requests refused as unauthorized.
+    pub unauthorized: u64,
+    /// Handlers that raised.
+    pub raised: u64,
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A bound agent socket, ready to serve.
+pub struct AgentServer {
+    ctx: zmq::Context,
+    sock: zmq::Socket,
+    endpoint: String,
+    settings: AgentSettings,
+}
+
+impl AgentServer {
+    /// Bind the REP socket.
+    pub fn bind(settings: AgentSettings) -> Result<AgentServer, AgentError> {
+        let ctx = zmq::Context::new();
+        let z = |what: &str| {
+            let what = what.to_string();
+            move |source| AgentError::Zmq { what, source }
+        };
+        let sock = ctx.socket(zmq::REP).map_err(z("socket"))?;
+        sock.set_linger(0).map_err(z("linger"))?;
+        sock.set_maxmsgsize(2 << 20).map_err(z("maxmsgsize"))?;
+        sock.bind(&settings.endpoint)
+            .map_err(z(&format!("bind {}", settings.endpoint)))?;
+        let endpoint = sock
+            .get_last_endpoint()
+            .map_err(z("last endpoint"))?
+            .unwrap_or_else(|_| settings.endpoint.clone());
+        Ok(AgentServer {
+            ctx,
+            sock,
+            endpoint,
+            settings,
+        })
+    }
+
+    /// The endpoint actually bound (with the chosen port).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Serve until `end` is received or `stop` is set. Cleans up what it started.
+    pub fn serve(self, stop: &AtomicBool) -> ServeSummary {
+        let _keep = &self.ctx;
+        let mut exec = HostExec::new(self.settings.host.clone());
+        let mut agent = Agent::new(self.settings.agent.clone());
+        let mut guard = ReplayGuard::new(self.settings.window_ms, 100_000);
+        let key = self.settings.key.clone();
+        let start = Instant::now();
+        let mono = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut summary = ServeSummary::default();
+        tracing::info!(endpoint = %self.endpoint, "agent serving");
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(why) = exec.check_modem() {
+                tracing::warn!("{why}");
+            }
+            for c in exec.poll_collected() {
+                match c {
+                    Collected::Control(c) => agent.collected_control(c),
+                    Collected::Routes(r) => agent.collected_routes(r),
+                    Collected::Failed(e) => tracing::warn!("collector: {e}"),
+                }
+            }
+            match self.sock.poll(zmq::POLLIN, 100) {
+                Ok(n) if n > 0 => {}
+                _ => continue,
+            }
+            let frames = match self.sock.recv_multipart(0) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!("recv: {e}");
+                    continue;
+                }
+            };
+            let (reply, re, exit) = match auth::open(&key, &frames)
+                .and_then(|o| guard.check(epoch_ms(), &o.header).map(|()| o))
+            {
+                Err(e) => {
+                    summary.unauthorized += 1;
+                    tracing::warn!("unauthorized request: {e}");
+                    let re = auth::unverified_nonce(&frames).unwrap_or_else(|| "0".repeat(32));
+                    (
+                        Reply::fail("", ErrorKind::Unauthorized, e.to_string()),
+                        re,
+                        false,
+                    )
+                }
+                Ok(opened) => {
+                    let (reply, exit) = run_request(&mut agent, &mut exec, &opened.body, &mono);
+                    if reply.kind == Some(ErrorKind::Raised) {
+                        summary.raised += 1;
+                    }
+                    (reply, opened.header.nonce, exit)
+                }
+            };
+            tracing::info!(cmd = %reply.cmd, ok = reply.ok, "{}", reply.describe());
+            let frames = auth::seal_reply(&key, epoch_ms(), rand::random(), &re, &reply.encode());
+            if let Err(e) = self.sock.send_multipart(frames, 0) {
+                tracing::warn!("send: {e}");
+            }
+            summary.answered += 1;
+            if exit {
+                tracing::info!("end received: exiting");
+                break;
+            }
+        }
+        exec.shutdown();
+        summary
+    }
+}
+
+/// Run one authenticated request body to its reply, executing its local steps.
+fn run_request(
+    agent: &mut Agent,
+    exec: &mut HostExec,
+    body: &[u8],
+    mono: &dyn Fn() -> u64,
+) -> (Reply, bool) {
+    agent.receive(mono(), body);
+    let mut reply = None;
+    let mut exit = false;
+    loop {
+        match agent.poll_action() {
+            Some(AgentAction::Local(op)) => {
+                tracing::debug!(?op, "step");
+                let r = std::panic::catch_unwind(AssertUnwindSafe(|| exec.perform(&op)));
+                match r {
+                    Ok(Ok(v)) => agent.handle(mono(), Event::LocalDone(Ok(v))),
+                    Ok(Err(StepError::Failed(e))) => agent.handle(mono(), Event::LocalDone(Err(e))),
+                    Ok(Err(StepError::Raised(e))) => agent.raised(&e),
+                    Err(p) => {
+                        let what = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".into());
+                        agent.raised(&format!("internal error: {what}"));
+                    }
+                }
+            }
+            Some(AgentAction::Report(r)) => match r.level {
+                Level::Info => tracing::info!("{}", r.text),
+                Level::Warn => tracing::warn!("{}", r.text),
+                Level::Error => tracing::error!("{}", r.text),
+            },
+            Some(AgentAction::Reply(r)) => reply = Some(r),
+            Some(AgentAction::Exit) => exit = true,
+            None => {
+                if reply.is_some() || !agent.is_busy() {
+                    break;
+                }
+                // Waiting on a deadline only (no step outstanding): let time pass.
+                let now = mono();
+                let at = agent.poll_timeout().unwrap_or(now + 10);
+                std::thread::sleep(Duration::from_millis(at.saturating_sub(now).clamp(1, 50)));
+                agent.handle(mono(), Event::Tick);
+            }
+        }
+    }
+    if let Some(t) = agent.last_timeline() {
+        tracing::debug!("handler timeline:\n{}", t.render_table());
+    }
+    let reply = reply.unwrap_or_else(|| Reply::raised("", "handler produced no reply"));
+    (reply, exit)
+}
+
+/// Run an agent on a thread (tests, demos): returns the bound endpoint, a stop flag and
+/// the thread's handle.
+pub fn spawn(
+    settings: AgentSettings,
+) -> Result<
+    (
+        String,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<ServeSummary>,
+    ),
+    AgentError,
+> {
+    let server = AgentServer::bind(settings)?;
+    let endpoint = server.endpoint().to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let h = std::thread::spawn(move || server.serve(&s));
+    Ok((endpoint, stop, h))
+}

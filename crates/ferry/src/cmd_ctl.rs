@@ -1,0 +1,291 @@
+//! `ferry ctl`: the thesis operator console on stdin, and scriptable subcommands
+//! (`migrate`, `run`, `send`, `status`) over the same Lazy Pirate client.
+
+use crate::cmd_agent::{load_key, HostArgs};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use ferry_agent::HostExec;
+use ferry_ctl::{print_outcome, run_console, AgentClient, ConsoleOptions, Driver, RadioControl};
+use ferry_migrate::{mbb, ConsoleCommand, LegacyConfig, MbbConfig, Peer, Reply, Request};
+use ferry_radio::ControlClient;
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `ferry ctl`.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  ferry ctl --key k.hex --peer server2=tcp://10.99.0.2:5555 --remote server2 console\n  \
+ferry ctl --key k.hex --peer server2=tcp://10.99.0.2:5555 run DS M MB KL\n  \
+ferry ctl --key k.hex --local tcp://10.99.0.1:5555 --peer server2=tcp://10.99.0.2:5555 migrate --to server2 --method mbb --json\n  \
+ferry ctl --key k.hex send status --to tcp://10.99.0.2:5555\n  \
+ferry ctl --key k.hex send set_tun_ip '{\"tun_ip\":\"192.168.40.9\"}' --to server2"
+)]
+pub struct CtlArgs {
+    /// Shared key file of the agents.
+    #[arg(long)]
+    key: PathBuf,
+    /// Named agents, NAME=ENDPOINT (repeat), e.g. server2=tcp://10.99.0.2:5555.
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// The remote agent (a --peer name or an endpoint) for the thesis commands.
+    #[arg(long)]
+    remote: Option<String>,
+    /// This server's own agent (make-before-break source when moving out).
+    #[arg(long)]
+    local: Option<String>,
+    /// Deadline of each request, ms (link_usrp probes and links: seconds).
+    #[arg(long, default_value_t = 15_000)]
+    timeout_ms: u64,
+    /// Don't wait for the modem to report sync after a legacy link.
+    #[arg(long)]
+    no_resync: bool,
+    /// Relay task: carry the route list too.
+    #[arg(long)]
+    relay: bool,
+    #[command(flatten)]
+    host: HostArgs,
+    #[command(subcommand)]
+    op: CtlOp,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Method {
+    /// The thesis' break-before-make (M).
+    Legacy,
+    /// Ferry's make-before-break.
+    Mbb,
+}
+
+#[derive(Subcommand)]
+enum CtlOp {
+    /// The interactive console (DS KL M MB DSR KR h end q) on stdin.
+    Console {
+        /// Print each migration's timeline as JSON too.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run console commands in order, e.g. `run DS M MB KL`; stops at the first failure.
+    Run {
+        /// Console commands.
+        commands: Vec<String>,
+        /// Print timelines as JSON too.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One migration to --to.
+    Migrate {
+        /// Destination agent (a --peer name or an endpoint).
+        #[arg(long)]
+        to: String,
+        /// legacy (thesis M: this host's task moves out) or mbb (make-before-break).
+        #[arg(long, value_enum, default_value = "legacy")]
+        method: Method,
+        /// Print the timeline as JSON too.
+        #[arg(long)]
+        json: bool,
+        /// mbb: the destination modem's radio endpoint (ip:port).
+        #[arg(long)]
+        dest_port: Option<String>,
+        /// mbb: the destination modem's forwarding endpoint (ip:port).
+        #[arg(long)]
+        forward_to: Option<SocketAddr>,
+    },
+    /// Send one request and print the reply as JSON (exit status 1 unless ok).
+    Send {
+        /// Command name (`status`, `get_tun_ip`, ... or anything: unknown ones get "wrong command").
+        cmd: String,
+        /// Other fields, as a JSON object.
+        json: Option<String>,
+        /// Agent (a --peer name or an endpoint); default --remote.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// `status` of every named peer (and --local / --remote).
+    Status,
+}
+
+fn resolve(peers: &[String], name: &str) -> anyhow::Result<String> {
+    for p in peers {
+        let Some((n, e)) = p.split_once('=') else {
+            bail!("--peer {p:?}: expected NAME=ENDPOINT");
+        };
+        if n == name {
+            return Ok(e.to_string());
+        }
+    }
+    if name.contains("://") {
+        Ok(name.to_string())
+    } else {
+        bail!("unknown agent {name:?}: give --peer {name}=tcp://HOST:PORT or an endpoint")
+    }
+}
+
+/// Runs `ferry ctl`.
+pub fn run(args: CtlArgs) -> anyhow::Result<()> {
+    let key = load_key(&args.key)?;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let client = |name: &str| -> anyhow::Result<AgentClient> {
+        Ok(AgentClient::new(
+            resolve(&args.peers, name)?,
+            key.clone(),
+            timeout,
+        ))
+    };
+    let mut legacy = LegacyConfig {
+        active_addr: args.host.active,
+        parked_addr: args.host.parked,
+        relay: args.relay,
+        confirm_resync: !args.no_resync,
+        ..LegacyConfig::default()
+    };
+    legacy.timeouts.request_ms = args.timeout_ms;
+    let remote = args.remote.as_deref().map(client).transpose()?;
+    let local = args.local.as_deref().map(client).transpose()?;
+    let radio = || RadioControl {
+        client: ControlClient::new(args.host.radio_control.clone(), Duration::from_millis(500)),
+        radio: args.host.radio_name.clone(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match &args.op {
+        CtlOp::Console { json } => {
+            let mut driver = Driver::new(
+                Some(HostExec::new(args.host.host_config())),
+                local,
+                remote,
+                Some(radio()),
+            );
+            let stdin = std::io::stdin();
+            let opts = ConsoleOptions {
+                legacy,
+                json: *json,
+                prompt: stdin.is_terminal(),
+            };
+            if opts.prompt {
+                writeln!(out, "{}", ferry_migrate::console::HELP)?;
+            }
+            run_console(&mut stdin.lock(), &mut out, &mut driver, &opts)?;
+            Ok(())
+        }
+        CtlOp::Run { commands, json } => {
+            let mut driver = Driver::new(
+                Some(HostExec::new(args.host.host_config())),
+                local,
+                remote,
+                Some(radio()),
+            );
+            let opts = ConsoleOptions {
+                legacy,
+                json: *json,
+                prompt: false,
+            };
+            for c in commands {
+                writeln!(out, "ferry> {c}")?;
+                if !matches!(ConsoleCommand::parse(c), ConsoleCommand::Unknown(_)) {
+                    let (o, quit) = ferry_ctl::run_line(c, &mut driver, &opts, &mut out)?;
+                    if o.is_some_and(|o| !o.ok) {
+                        bail!("{c} failed");
+                    }
+                    if quit {
+                        break;
+                    }
+                } else {
+                    bail!("unknown console command {c:?}; see ferry ctl console, h");
+                }
+            }
+            Ok(())
+        }
+        CtlOp::Migrate {
+            to,
+            method,
+            json,
+            dest_port,
+            forward_to,
+        } => {
+            let dest = client(to)?;
+            let outcome = match method {
+                Method::Legacy => {
+                    let mut driver = Driver::new(
+                        Some(HostExec::new(args.host.host_config())),
+                        local,
+                        Some(dest),
+                        None,
+                    );
+                    let seq = ConsoleCommand::Migrate
+                        .start(&legacy, driver.now())
+                        .map_err(anyhow::Error::msg)?;
+                    driver.run(seq, &mut |r| eprintln!("  {}", r.text))
+                }
+                Method::Mbb => {
+                    let Some(local) = local else {
+                        bail!("mbb needs --local (this server's agent: the source)");
+                    };
+                    let (Some(port), Some(fwd)) = (dest_port, forward_to) else {
+                        bail!("mbb needs --dest-port and --forward-to");
+                    };
+                    let mut cfg = MbbConfig::new(Peer::Local, Peer::Remote, port.clone(), *fwd);
+                    cfg.relay = args.relay;
+                    let mut driver = Driver::new(None, Some(local), Some(dest), Some(radio()));
+                    let seq = mbb::migrate(cfg, driver.now());
+                    driver.run(seq, &mut |r| eprintln!("  {}", r.text))
+                }
+            };
+            print_outcome(&mut out, &outcome, *json)?;
+            if !outcome.ok {
+                bail!("migration failed: {}", outcome.summary);
+            }
+            Ok(())
+        }
+        CtlOp::Send { cmd, json, to } => {
+            let target = to
+                .as_deref()
+                .or(args.remote.as_deref())
+                .context("send needs --to or --remote")?;
+            let mut c = client(target)?;
+            let mut body = match json {
+                Some(j) => {
+                    serde_json::from_str::<serde_json::Value>(j).context("the JSON argument")?
+                }
+                None => serde_json::json!({}),
+            };
+            let Some(obj) = body.as_object_mut() else {
+                bail!("the JSON argument must be an object");
+            };
+            obj.insert("cmd".into(), cmd.clone().into());
+            let reply = c.call_body(body.to_string().as_bytes(), timeout)?;
+            writeln!(out, "{}", String::from_utf8_lossy(&reply.encode()))?;
+            if !reply.ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        CtlOp::Status => {
+            let mut names: Vec<String> = args
+                .peers
+                .iter()
+                .filter_map(|p| p.split_once('=').map(|(n, _)| n.to_string()))
+                .collect();
+            names.extend(args.local.iter().cloned());
+            names.extend(args.remote.iter().cloned());
+            names.dedup();
+            let mut all_ok = true;
+            for n in names {
+                let mut c = client(&n)?;
+                let line = match c.call(&Request::Status) {
+                    Ok(r) => String::from_utf8_lossy(&Reply::encode(&r)).into_owned(),
+                    Err(e) => {
+                        all_ok = false;
+                        format!("{{\"error\":{}}}", serde_json::Value::from(e.to_string()))
+                    }
+                };
+                writeln!(out, "{n}: {line}")?;
+            }
+            if !all_ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}

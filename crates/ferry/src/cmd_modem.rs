@@ -1,0 +1,238 @@
+//! `ferry modem`: the real-time D2D / relay modem (PHY + MAC over a radio link, TUN bridge,
+//! relay, local control socket for the agent).
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use ferry_migrate::{Control, RouteList};
+use ferry_modem::{Modem, ModemOptions, RadioSpec};
+use serde_json::json;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to start.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StartMode {
+    /// control_flag 0: cell search (slave) and route discovery.
+    Cold,
+    /// control_flag 1: from the Control (incl. frame timing and CFO) and routes given.
+    Warm,
+    /// Wait for `start` / `shadow` on the control socket.
+    Wait,
+}
+
+/// Arguments of `ferry modem`.
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+ferry modem --workmode 0 --radio pool --radio-control tcp://10.99.0.10:5550 --tun-addr 192.168.40.9/24\n  \
+ferry modem --workmode 1 --radio far --radio-control tcp://10.99.0.10:5550 --tun-addr 192.168.40.8/24\n  \
+ferry modem --control-file ctl.json --start warm --routes '[[8,8]]' --control-socket /run/ferry/modem.sock\n\
+Control socket protocol: docs/MODEM-CONTROL.md")]
+pub struct ModemArgs {
+    /// Control (thesis table 3-3 JSON, thesis field names); flags below override fields.
+    #[arg(long)]
+    control_file: Option<PathBuf>,
+    /// workmode: 0 master, 1 slave, 2 base station.
+    #[arg(long)]
+    workmode: Option<u8>,
+    /// phy_cell_ID (0..=503); group_ID and cell_ID follow from it.
+    #[arg(long)]
+    pci: Option<u16>,
+    /// BW in MHz (1.4, 3, 5, 10, 15, 20); RBIdx follows.
+    #[arg(long)]
+    bw: Option<f64>,
+    /// DLULAssign: TDD configuration 0..=6.
+    #[arg(long)]
+    dl_ul_assign: Option<u8>,
+    /// type_mode: 1 QPSK, 2 16QAM, 3 64QAM.
+    #[arg(long)]
+    type_mode: Option<u8>,
+    /// Start mode.
+    #[arg(long, value_enum, default_value = "cold")]
+    start: StartMode,
+    /// Start as a shadow (decode only) instead of active (needs link control).
+    #[arg(long)]
+    shadow: bool,
+    /// Routes for a warm start: JSON [[destID, nexthop], ...].
+    #[arg(long)]
+    routes: Option<String>,
+    /// Link-control endpoint of `ferry air`.
+    #[arg(long, default_value = "tcp://127.0.0.1:5550")]
+    radio_control: String,
+    /// Radio name (with link control).
+    #[arg(long, default_value = "pool")]
+    radio: String,
+    /// Local fronthaul address to bind (port 0 = any).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    bind: SocketAddr,
+    /// Legacy (address-bound) radio at this fronthaul address instead of link control.
+    #[arg(long)]
+    legacy_radio: Option<SocketAddr>,
+    /// Legacy radio's number (stream id).
+    #[arg(long, default_value_t = 0)]
+    legacy_number: u16,
+    /// TUN device name.
+    #[arg(long, default_value = "ferry0")]
+    tun: String,
+    /// Run without a TUN (benchmarks).
+    #[arg(long)]
+    no_tun: bool,
+    /// TUN address (192.168.40.9/24 pool side, 192.168.40.8/24 far end).
+    #[arg(long, default_value = "192.168.40.9/24")]
+    tun_addr: String,
+    /// TUN MTU.
+    #[arg(long, default_value_t = 1400)]
+    mtu: u16,
+    /// Control socket (Unix) for the agent.
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
+    /// Forward port (UDP) for packets handed over by a releasing source.
+    #[arg(long)]
+    forward_bind: Option<SocketAddr>,
+    /// Accept forwarded packets only from these addresses (repeatable; default any).
+    #[arg(long)]
+    forward_allow: Vec<IpAddr>,
+    /// Subframes (ms) TX is prepared ahead of radio time.
+    #[arg(long, default_value_t = 3)]
+    tx_lead: u64,
+    /// Route-discovery beacon period (ms).
+    #[arg(long, default_value_t = 1000)]
+    discovery_period_ms: u64,
+    /// Half-frames (5 ms) the cold cell search accumulates.
+    #[arg(long, default_value_t = 4)]
+    search_half_frames: usize,
+    /// Exit after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// MAC node id (default: last octet of the TUN address).
+    #[arg(long)]
+    node: Option<u8>,
+}
+
+fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
+    let mut v = match &a.control_file {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not JSON", p.display()))?
+        }
+        None => json!({
+            "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,
+            "BW": 1.4, "RBIdx": 6, "duplexMode": 0, "numAntennaTX": 1, "numAntennaRX": 1,
+            "DLULAssign": 1, "trans_mode": 1, "type_mode": 1, "RNTI": 265
+        }),
+    };
+    if let Some(w) = a.workmode {
+        v["workmode"] = w.into();
+    }
+    if let Some(p) = a.pci {
+        v["phy_cell_ID"] = p.into();
+        v["group_ID"] = (p / 3).into();
+        v["cell_ID"] = (p % 3).into();
+    }
+    if let Some(bw) = a.bw {
+        v["BW"] = if (bw - 1.4).abs() < 1e-9 {
+            1.4.into()
+        } else {
+            (bw as u64).into()
+        };
+        let rb = match bw {
+            x if (x - 1.4).abs() < 1e-9 => 6,
+            x if x == 3.0 => 15,
+            x if x == 5.0 => 25,
+            x if x == 10.0 => 50,
+            x if x == 15.0 => 75,
+            x if x == 20.0 => 100,
+            _ => 0,
+        };
+        v["RBIdx"] = rb.into();
+    }
+    if let Some(d) = a.dl_ul_assign {
+        v["DLULAssign"] = d.into();
+    }
+    if let Some(t) = a.type_mode {
+        v["type_mode"] = t.into();
+    }
+    // RNTI follows the MAC's node plan (0x0100 + node) unless the file set one.
+    if a.control_file.is_none() {
+        let node = a
+            .node
+            .unwrap_or_else(|| tun_ip(&a.tun_addr).map_or(9, |(ip, _)| ip.octets()[3]));
+        v["RNTI"] = (0x0100 + u16::from(node)).into();
+    }
+    Control::from_value(&v).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn tun_ip(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
+    let (ip, p) = s.split_once('/').unwrap_or((s, "24"));
+    let ip: Ipv4Addr = ip
+        .parse()
+        .with_context(|| format!("--tun-addr {s}: not an IPv4 address"))?;
+    let p: u8 = p
+        .parse()
+        .with_context(|| format!("--tun-addr {s}: bad prefix"))?;
+    if p > 32 {
+        bail!("--tun-addr {s}: prefix above 32");
+    }
+    Ok((ip, p))
+}
+
+/// Runs `ferry modem`.
+pub fn run(a: ModemArgs) -> anyhow::Result<()> {
+    let control = build_control(&a)?;
+    let routes = match &a.routes {
+        Some(r) => {
+            let v: serde_json::Value =
+                serde_json::from_str(r).context("--routes: not JSON ([[destID, nexthop], ...])")?;
+            Some(RouteList::from_value(&v).map_err(|e| anyhow::anyhow!("--routes: {e}"))?)
+        }
+        None => None,
+    };
+    let (tun_addr, tun_prefix) = tun_ip(&a.tun_addr)?;
+    let radio = match a.legacy_radio {
+        Some(r) => RadioSpec::Legacy {
+            bind: a.bind,
+            radio: r,
+            number: a.legacy_number,
+            sample_rate: control.bandwidth.standard_sample_rate() as u32,
+        },
+        None => RadioSpec::Link {
+            control: a.radio_control.clone(),
+            radio: a.radio.clone(),
+            bind: a.bind,
+        },
+    };
+    let opts = ModemOptions {
+        control,
+        start: match a.start {
+            StartMode::Cold => Some(0),
+            StartMode::Warm => Some(1),
+            StartMode::Wait => None,
+        },
+        shadow: a.shadow,
+        routes,
+        radio,
+        tun: (!a.no_tun).then(|| a.tun.clone()),
+        tun_addr,
+        tun_prefix,
+        mtu: a.mtu,
+        control_socket: a.control_socket.clone(),
+        forward_bind: a.forward_bind,
+        forward_allow: a.forward_allow.clone(),
+        tx_lead: a.tx_lead.clamp(1, 50),
+        discovery_period: a.discovery_period_ms.max(10),
+        search_half_frames: a.search_half_frames.clamp(1, 40),
+        duration: a.duration.map(Duration::from_secs_f64),
+        node: a.node,
+    };
+    let mut m = Modem::new(opts).context("starting the modem")?;
+    m.run().context("modem")?;
+    let st = m.status();
+    let (sync_ms, first_ms) = m.start_figures();
+    let summary = json!({
+        "sync_ms": sync_ms, "first_delivery_ms": first_ms, "status": st,
+    });
+    println!("{summary}");
+    Ok(())
+}

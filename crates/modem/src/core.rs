@@ -1,0 +1,444 @@
+//! The modem's per-subframe core, sans-IO: RX subframes in (absolute index + samples),
+//! deliveries and TX subframes out. The shell (`run`) feeds it from the radio and the TUN.
+//!
+//! Subframe `n` covers radio samples `[frame_offset + n·sps, frame_offset + (n+1)·sps)`;
+//! `n % 10` is the subframe within the frame. Master / base station: `frame_offset = 0`
+//! (frame 0 at radio sample 0). Slave: from cell search (cold) or Control (warm).
+
+use crate::phylink::{derotate, mean_power, rotate, Decoded, LinkError, PhyLink};
+use crate::proto::Role;
+use ferry_mac::{AddressPlan, Delivery, Mac, MacConfig, NodeId, Schedule};
+use ferry_migrate::Control;
+use ferry_phy::SubframeKind;
+use num_complex::Complex32;
+
+/// Power above the tracked noise floor that counts as "someone transmitted" (≈ 9 dB).
+const PRESENCE_RATIO: f32 = 8.0;
+/// Per-subframe upward leak of the noise-floor tracker (it follows minima at once).
+const FLOOR_LEAK: f32 = 1.01;
+/// Gain of the CFO tracking loop (fraction of the residual applied per decoded subframe).
+const CFO_LOOP_GAIN: f64 = 0.05;
+
+/// Counters of the core (the shell adds its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreCounters {
+    /// RX subframes processed.
+    pub subframes: u64,
+    /// Data TBs decoded.
+    pub decode_ok: u64,
+    /// Filler TBs decoded (idle master subframes).
+    pub filler_ok: u64,
+    /// Subframes with signal whose CRC failed.
+    pub decode_fail: u64,
+    /// TBs built for transmission.
+    pub tx_blocks: u64,
+    /// Packets relayed for other nodes.
+    pub relayed: u64,
+    /// Packets the MAC dropped on receive (no route, TTL, queue full).
+    pub rx_dropped: u64,
+}
+
+/// What the core did with one RX subframe.
+#[derive(Debug, Default)]
+pub struct RxOutcome {
+    /// IP packets for this host's TUN.
+    pub local: Vec<Vec<u8>>,
+    /// Whether a TB was decoded (data or filler).
+    pub decoded: bool,
+}
+
+/// The per-subframe core.
+pub struct ModemCore {
+    role: Role,
+    phy: PhyLink,
+    mac: Mac,
+    plan: AddressPlan,
+    frame_offset: u64,
+    cfo_hz: f64,
+    snr_db: Option<f32>,
+    noise_floor: Option<f32>,
+    /// Subframes this node transmitted in (so it does not try to decode its own slot).
+    tx_sent: [u64; 10],
+    tx_buf: Vec<u8>,
+    /// Counters.
+    pub counters: CoreCounters,
+}
+
+/// Map Control `workmode` to the status role and the MAC role.
+pub fn roles(c: &Control) -> (Role, ferry_mac::Role) {
+    match c.workmode {
+        ferry_migrate::control::WorkMode::Master => (Role::Master, ferry_mac::Role::Master),
+        ferry_migrate::control::WorkMode::Slave => (Role::Slave, ferry_mac::Role::Slave),
+        ferry_migrate::control::WorkMode::BaseStation => {
+            (Role::BaseStation, ferry_mac::Role::BaseStation)
+        }
+    }
+}
+
+/// Why a core could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// PHY / Control mismatch.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// MAC configuration refused.
+    #[error("MAC: {0}")]
+    Mac(#[from] ferry_mac::ConfigError),
+}
+
+impl ModemCore {
+    /// A core for `control` as node `node`, frame grid at `frame_offset`, RX CFO `cfo_hz`.
+    pub fn new(
+        control: &Control,
+        node: NodeId,
+        plan: AddressPlan,
+        frame_offset: u64,
+        cfo_hz: f64,
+        discovery_period: Option<u64>,
+    ) -> Result<ModemCore, CoreError> {
+        let phy = PhyLink::new(control)?;
+        let (role, mac_role) = roles(control);
+        let schedule = Schedule::tdd(control.dl_ul_assign)?;
+        let mut cfg = MacConfig::new(node, mac_role, schedule);
+        if let Some(p) = discovery_period {
+            cfg.discovery = ferry_mac::DiscoveryConfig::with_period(p);
+        }
+        let mac = Mac::new(cfg)?;
+        Ok(ModemCore {
+            role,
+            phy,
+            mac,
+            plan,
+            frame_offset,
+            cfo_hz,
+            snr_db: None,
+            noise_floor: None,
+            tx_sent: [u64::MAX; 10],
+            tx_buf: Vec::new(),
+            counters: CoreCounters::default(),
+        })
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// The MAC (routes, counters, queue).
+    pub fn mac(&self) -> &Mac {
+        &self.mac
+    }
+    /// The MAC, mutably (routes, handover).
+    pub fn mac_mut(&mut self) -> &mut Mac {
+        &mut self.mac
+    }
+    /// The waveform.
+    pub fn phy(&self) -> &PhyLink {
+        &self.phy
+    }
+    /// Samples per subframe.
+    pub fn sps(&self) -> u64 {
+        self.phy.sps() as u64
+    }
+    /// Sample where subframe 0 of the grid starts.
+    pub fn frame_offset(&self) -> u64 {
+        self.frame_offset
+    }
+    /// Current CFO estimate (Hz).
+    pub fn cfo_hz(&self) -> f64 {
+        self.cfo_hz
+    }
+    /// Smoothed SNR (dB).
+    pub fn snr_db(&self) -> Option<f32> {
+        self.snr_db
+    }
+    /// Radio sample time where subframe `n` starts.
+    pub fn subframe_start(&self, n: u64) -> u64 {
+        self.frame_offset + n * self.sps()
+    }
+    /// The subframe containing radio sample `t` (None before the grid starts).
+    pub fn subframe_of(&self, t: u64) -> Option<u64> {
+        t.checked_sub(self.frame_offset).map(|d| d / self.sps())
+    }
+
+    /// Queue an IPv4 packet from the TUN (or the forward port).
+    pub fn enqueue_ip(&mut self, pkt: &[u8]) -> Result<NodeId, ferry_mac::EnqueueError> {
+        let plan = self.plan.clone();
+        self.mac.enqueue_ip(&plan, pkt)
+    }
+
+    /// Whether the peer side may transmit in subframe `sf` as seen by this role.
+    fn listens(&self, n: u64) -> bool {
+        let sf = (n % 10) as usize;
+        match (self.role, self.phy.kind(sf)) {
+            (_, SubframeKind::Special) => false,
+            (Role::Master | Role::BaseStation, SubframeKind::Uplink) => true,
+            (Role::Slave, SubframeKind::Downlink) => true,
+            // Slaves hear each other's uplink (direct D2D) unless they sent in it.
+            (Role::Slave, SubframeKind::Uplink) => self.tx_sent[sf] != n,
+            _ => false,
+        }
+    }
+
+    /// Process RX subframe `n` (`samples` are exactly one subframe, modified in place).
+    pub fn on_rx(&mut self, n: u64, samples: &mut [Complex32]) -> RxOutcome {
+        self.counters.subframes += 1;
+        let mut out = RxOutcome::default();
+        if !self.listens(n) {
+            self.track_floor(mean_power(samples));
+            return out;
+        }
+        let sf = (n % 10) as usize;
+        let downlink = self.phy.kind(sf) == SubframeKind::Downlink;
+        let p = mean_power(samples);
+        // A master's D subframes always carry a TB (data or filler); other slots only when
+        // someone transmits, so only a slot with energy counts as a decode attempt.
+        let present = downlink || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
+        self.track_floor(p);
+        if !present {
+            return out;
+        }
+        let t0 = self.subframe_start(n);
+        derotate(samples, t0, self.cfo_hz, self.phy.sample_rate());
+        match self.phy.decode(sf, samples) {
+            Decoded::Data {
+                mac,
+                snr_db,
+                residual_cfo_hz,
+            } => {
+                self.counters.decode_ok += 1;
+                out.decoded = true;
+                self.track(snr_db, residual_cfo_hz, downlink);
+                for d in self.mac.on_received(n, &mac) {
+                    match d {
+                        Delivery::Local { packet, .. } => out.local.push(packet),
+                        Delivery::Forwarded { .. } => self.counters.relayed += 1,
+                        Delivery::Dropped { .. } => self.counters.rx_dropped += 1,
+                    }
+                }
+            }
+            Decoded::Filler {
+                snr_db,
+                residual_cfo_hz,
+            } => {
+                self.counters.filler_ok += 1;
+                out.decoded = true;
+                self.track(snr_db, residual_cfo_hz, downlink);
+            }
+            Decoded::CrcFail { .. } => self.counters.decode_fail += 1,
+            Decoded::NoTb => {}
+        }
+        out
+    }
+
+    fn track_floor(&mut self, p: f32) {
+        self.noise_floor = Some(match self.noise_floor {
+            Some(f) if p >= f => f * FLOOR_LEAK,
+            _ => p.max(1e-12),
+        });
+    }
+
+    fn track(&mut self, snr: f32, residual: f32, from_master: bool) {
+        if snr.is_finite() {
+            self.snr_db = Some(match self.snr_db {
+                Some(s) => 0.9 * s + 0.1 * snr,
+                None => snr,
+            });
+        }
+        // A slave tracks its master's frequency (and pre-compensates its TX with it).
+        if from_master && self.role == Role::Slave && residual.is_finite() {
+            let r = f64::from(residual).clamp(-500.0, 500.0);
+            self.cfo_hz = (self.cfo_hz + CFO_LOOP_GAIN * r).clamp(-15_000.0, 15_000.0);
+        }
+    }
+
+    /// Advance the MAC's clock for subframe `n` without transmitting (its tx window must
+    /// exclude `n`, so nothing leaves the queue).
+    pub fn tick_silent(&mut self, n: u64) {
+        let cap = self.phy.mac_capacity((n % 10) as usize);
+        let _ = self.mac.on_subframe(n, cap);
+    }
+
+    /// Build TX subframe `n` into `out`; `false` when this node is silent in `n`.
+    /// Must be called once for every `n` in increasing order (the MAC's clock).
+    pub fn on_tx(&mut self, n: u64, out: &mut Vec<Complex32>) -> Result<bool, LinkError> {
+        let sf = (n % 10) as usize;
+        let kind = self.phy.kind(sf);
+        let cap = self.phy.mac_capacity(sf);
+        let tb = self.mac.on_subframe(n, cap);
+        let send = match (self.role, kind) {
+            // The master keeps PSS/SSS/CRS on air in every D and S subframe.
+            (Role::Master | Role::BaseStation, SubframeKind::Downlink | SubframeKind::Special) => {
+                true
+            }
+            _ => tb.is_some(),
+        };
+        if !send {
+            return Ok(false);
+        }
+        self.phy.encode(
+            sf,
+            tb.as_ref().map(|b| b.bytes.as_slice()),
+            out,
+            &mut self.tx_buf,
+        )?;
+        if tb.is_some() {
+            self.counters.tx_blocks += 1;
+        }
+        self.tx_sent[sf] = n;
+        if self.role == Role::Slave {
+            // Pre-compensate: the master then hears this slave on its own frequency.
+            rotate(
+                out,
+                self.subframe_start(n),
+                self.cfo_hz,
+                self.phy.sample_rate(),
+            );
+        }
+        Ok(true)
+    }
+}
+
+/// Cuts the radio's RX blocks into whole subframes on the grid.
+pub struct SubframeAssembler {
+    sps: u64,
+    offset: u64,
+    cur: Option<u64>,
+    buf: Vec<Complex32>,
+    filled: usize,
+    /// Samples that never arrived (zero-filled inside a subframe or whole subframes skipped).
+    pub gap_samples: u64,
+    /// Whole subframes skipped because their samples never arrived.
+    pub skipped_subframes: u64,
+}
+
+impl SubframeAssembler {
+    /// Grid of `sps` samples starting at `offset`.
+    pub fn new(sps: u64, offset: u64) -> Self {
+        SubframeAssembler {
+            sps: sps.max(1),
+            offset,
+            cur: None,
+            buf: vec![Complex32::new(0.0, 0.0); sps.max(1) as usize],
+            filled: 0,
+            gap_samples: 0,
+            skipped_subframes: 0,
+        }
+    }
+
+    /// Feed a block starting at radio sample `t`; `emit(n, subframe)` for each completed
+    /// subframe (in order). Samples before the grid, and old or duplicate samples, are ignored.
+    pub fn push(
+        &mut self,
+        t: u64,
+        samples: &[Complex32],
+        mut emit: impl FnMut(u64, &mut [Complex32]),
+    ) {
+        let mut t = t;
+        let mut s = samples;
+        if t < self.offset {
+            let skip = (self.offset - t).min(s.len() as u64) as usize;
+            s = s.get(skip..).unwrap_or(&[]);
+            t += skip as u64;
+        }
+        while !s.is_empty() {
+            let n = (t - self.offset) / self.sps;
+            let pos = ((t - self.offset) % self.sps) as usize;
+            match self.cur {
+                Some(c) if n < c || (n == c && pos < self.filled) => {
+                    // Old or duplicate samples: skip up to the next expected one.
+                    let have = self.offset + c * self.sps + self.filled as u64;
+                    let skip = (have - t).min(s.len() as u64) as usize;
+                    s = s.get(skip..).unwrap_or(&[]);
+                    t += skip as u64;
+                    continue;
+                }
+                Some(c) if n > c => {
+                    if self.filled > 0 {
+                        // The rest of subframe c never came: zero-fill and emit it.
+                        self.gap_samples += (self.sps as usize - self.filled) as u64;
+                        self.buf[self.filled..].fill(Complex32::new(0.0, 0.0));
+                        emit(c, &mut self.buf);
+                        self.skipped_subframes += n - c - 1;
+                        self.gap_samples += (n - c - 1) * self.sps;
+                    } else {
+                        self.skipped_subframes += n - c;
+                        self.gap_samples += (n - c) * self.sps;
+                    }
+                    self.cur = Some(n);
+                    self.filled = 0;
+                }
+                None => {
+                    self.cur = Some(n);
+                    self.filled = pos;
+                    self.buf[..pos].fill(Complex32::new(0.0, 0.0));
+                }
+                _ => {}
+            }
+            if pos > self.filled {
+                self.gap_samples += (pos - self.filled) as u64;
+                self.buf[self.filled..pos].fill(Complex32::new(0.0, 0.0));
+                self.filled = pos;
+            }
+            let take = (self.sps as usize - self.filled).min(s.len());
+            self.buf[self.filled..self.filled + take].copy_from_slice(&s[..take]);
+            self.filled += take;
+            s = &s[take..];
+            t += take as u64;
+            if self.filled == self.sps as usize {
+                emit(n, &mut self.buf);
+                self.cur = Some(n + 1);
+                self.filled = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembler_cuts_on_the_grid_and_zero_fills_gaps() {
+        let mut a = SubframeAssembler::new(10, 3);
+        let mut got: Vec<(u64, Vec<f32>)> = Vec::new();
+        let block = |t0: u64, n: usize| -> Vec<Complex32> {
+            (0..n)
+                .map(|i| Complex32::new((t0 + i as u64) as f32, 0.0))
+                .collect()
+        };
+        // Samples 0..27: 0..3 before the grid, subframes 0 (3..13) and 1 (13..23) complete.
+        a.push(0, &block(0, 27), |n, s| {
+            got.push((n, s.iter().map(|c| c.re).collect()))
+        });
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, 0);
+        assert_eq!(got[0].1[0], 3.0);
+        assert_eq!(got[1].1[9], 22.0);
+        // Gap: 27..35 missing, then 35..60 arrive: subframe 2 (23..33) zero-filled from 27.
+        a.push(35, &block(35, 25), |n, s| {
+            got.push((n, s.iter().map(|c| c.re).collect()))
+        });
+        let ns: Vec<u64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(ns, vec![0, 1, 2, 3, 4]);
+        assert_eq!(got[2].1[3], 26.0);
+        assert_eq!(got[2].1[4], 0.0);
+        assert_eq!(got[3].1[0], 0.0); // 33, 34 missing
+        assert_eq!(got[3].1[2], 35.0);
+        assert_eq!(a.gap_samples, 8);
+        // A duplicate block is ignored.
+        a.push(50, &block(50, 10), |n, s| {
+            got.push((n, s.iter().map(|c| c.re).collect()))
+        });
+        assert_eq!(got.len(), 5);
+    }
+
+    #[test]
+    fn assembler_skips_whole_missing_subframes() {
+        let mut a = SubframeAssembler::new(10, 0);
+        let mut ns = Vec::new();
+        a.push(0, &[Complex32::new(1.0, 0.0); 10], |n, _| ns.push(n));
+        a.push(40, &[Complex32::new(1.0, 0.0); 10], |n, _| ns.push(n));
+        assert_eq!(ns, vec![0, 4]);
+        assert_eq!(a.skipped_subframes, 3);
+    }
+}

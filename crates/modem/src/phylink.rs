@@ -1,0 +1,259 @@
+//! The link's waveform, fixed by `Control`: which subframes carry what, TB sizes, encoding
+//! and decoding of one 1 ms subframe, CFO (de)rotation on absolute radio time. Pure.
+
+use ferry_migrate::control::{Bandwidth as CBw, CpType, Duplex as CDuplex, Modulation as CMod};
+use ferry_migrate::Control;
+use ferry_phy::{
+    Bandwidth, CellId, CyclicPrefix, Duplex, Modulation, SubframeConfig, SubframeDecoder,
+    SubframeEncoder, SubframeKind,
+};
+use num_complex::Complex32;
+
+/// Code rate the TB sizes are chosen for: robust at the air's default 30 dB SNR with margin.
+pub const CODE_RATE: f64 = 0.5;
+/// Cell-wide scrambling RNTI: every node decodes every TB (MAC headers carry real RNTIs).
+pub const LINK_RNTI: u16 = 0xFFF3;
+/// First byte of every encoded TB: real MAC data follows.
+pub const TB_DATA: u8 = 0xA5;
+/// First byte of a master's filler TB (keeps D subframes decodable and tracked when idle).
+pub const TB_FILLER: u8 = 0x00;
+/// Transmit level: about −10 dBFS total power, as the air's link budget assumes.
+pub const TX_POWER: f32 = 0.1;
+
+/// Why a Control cannot run on this modem.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// A value valid in table 3-3 that this modem (or the emulated air) cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The PHY refused the configuration.
+    #[error("PHY: {0}")]
+    Phy(#[from] ferry_phy::PhyError),
+}
+
+/// The subframe waveform of one link.
+pub struct PhyLink {
+    cfg: SubframeConfig,
+    enc: SubframeEncoder,
+    dec: SubframeDecoder,
+    /// TB bytes per subframe of the frame (0 where no TB goes: special / none).
+    tb_bytes: [usize; 10],
+    sample_rate: f64,
+    scale: f32,
+}
+
+/// Map the Control's fields onto the PHY's types.
+pub fn subframe_config(c: &Control) -> Result<SubframeConfig, LinkError> {
+    let bw = match c.bandwidth {
+        CBw::Mhz1_4 => Bandwidth::Mhz1_4,
+        CBw::Mhz3 => Bandwidth::Mhz3,
+        CBw::Mhz5 => Bandwidth::Mhz5,
+        CBw::Mhz10 => Bandwidth::Mhz10,
+        CBw::Mhz15 => Bandwidth::Mhz15,
+        CBw::Mhz20 => Bandwidth::Mhz20,
+    };
+    let cp = match c.cp_type {
+        CpType::Normal => CyclicPrefix::Normal,
+        CpType::Extended => CyclicPrefix::Extended,
+    };
+    if c.duplex == CDuplex::Fdd {
+        return Err(LinkError::Unsupported(
+            "duplexMode = 1 (FDD) needs two carriers; the emulated air offers one per radio \
+             (PHY and MAC support FDD, the modem runs TDD only)"
+                .into(),
+        ));
+    }
+    if c.antennas_tx != 1 || c.antennas_rx != 1 {
+        return Err(LinkError::Unsupported(format!(
+            "numAntennaTX/RX = {}/{}: the emulated radios have one antenna (use 1/1)",
+            c.antennas_tx, c.antennas_rx
+        )));
+    }
+    let duplex = Duplex::from_control(0, c.dl_ul_assign)?;
+    let cell = CellId::from_control(c.phy_cell_id, u16::from(c.group_id), c.cell_id)?;
+    let m = match c.modulation {
+        CMod::Qpsk => Modulation::Qpsk,
+        CMod::Qam16 => Modulation::Qam16,
+        CMod::Qam64 => Modulation::Qam64,
+    };
+    let cfg = SubframeConfig::new(bw, cp, duplex, cell, LINK_RNTI, m);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl PhyLink {
+    /// The link for `control`.
+    pub fn new(control: &Control) -> Result<PhyLink, LinkError> {
+        let cfg = subframe_config(control)?;
+        let mut tb_bytes = [0usize; 10];
+        for (sf, b) in tb_bytes.iter_mut().enumerate() {
+            if cfg.duplex.subframe_kind(sf) != SubframeKind::Special {
+                *b = cfg.capacity(sf, CODE_RATE)?.max_tb_bytes;
+            }
+        }
+        let mut enc = SubframeEncoder::new(cfg)?;
+        // Scale the encoder's output to the transmit level (measured once on an idle-free
+        // data subframe so every subframe goes out at the same gain).
+        let n = cfg.samples_per_subframe();
+        let mut probe = vec![Complex32::new(0.0, 0.0); n];
+        let tb = vec![0x5Au8; tb_bytes[0].max(1)];
+        enc.encode(0, &tb, &mut probe)?;
+        let p = probe.iter().map(|s| s.norm_sqr()).sum::<f32>() / n as f32;
+        let scale = if p > 0.0 { (TX_POWER / p).sqrt() } else { 1.0 };
+        Ok(PhyLink {
+            dec: SubframeDecoder::new(cfg)?,
+            enc,
+            tb_bytes,
+            sample_rate: cfg.bandwidth.sample_rate_hz(),
+            scale,
+            cfg,
+        })
+    }
+
+    /// The PHY configuration.
+    pub fn config(&self) -> &SubframeConfig {
+        &self.cfg
+    }
+
+    /// Samples per subframe.
+    pub fn sps(&self) -> usize {
+        self.cfg.samples_per_subframe()
+    }
+
+    /// Radio sample rate (Hz).
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
+    /// Kind of subframe `sf` (0..=9).
+    pub fn kind(&self, sf: usize) -> SubframeKind {
+        self.cfg.duplex.subframe_kind(sf)
+    }
+
+    /// MAC bytes a TB in subframe `sf` carries (after the modem's 1-byte kind).
+    pub fn mac_capacity(&self, sf: usize) -> usize {
+        self.tb_bytes
+            .get(sf)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(1)
+    }
+
+    /// Encode `mac_tb` (or a filler when `None`) into `out`; `special` subframes carry only
+    /// the reference and sync signals.
+    pub fn encode(
+        &mut self,
+        sf: usize,
+        mac_tb: Option<&[u8]>,
+        out: &mut Vec<Complex32>,
+        tb_buf: &mut Vec<u8>,
+    ) -> Result<(), LinkError> {
+        out.resize(self.sps(), Complex32::new(0.0, 0.0));
+        let size = self.tb_bytes.get(sf).copied().unwrap_or(0);
+        if size == 0 {
+            self.enc.encode_idle(sf, out)?;
+        } else {
+            tb_buf.clear();
+            match mac_tb {
+                Some(b) => {
+                    tb_buf.push(TB_DATA);
+                    tb_buf.extend_from_slice(b);
+                }
+                None => tb_buf.push(TB_FILLER),
+            }
+            tb_buf.resize(size, 0);
+            self.enc.encode(sf, tb_buf, out)?;
+        }
+        let k = self.scale;
+        out.iter_mut().for_each(|s| *s *= k);
+        Ok(())
+    }
+
+    /// Decode subframe `sf`: `Ok(Some(mac bytes))` for data, `Ok(None)` for a filler, `Err`
+    /// with the SNR for a CRC failure. Also returns the channel quality.
+    pub fn decode(&mut self, sf: usize, samples: &[Complex32]) -> Decoded {
+        let size = self.tb_bytes.get(sf).copied().unwrap_or(0);
+        if size == 0 {
+            return Decoded::NoTb;
+        }
+        match self.dec.decode(sf, samples, size) {
+            Ok(r) => match r.payload {
+                Some(p) if p.first() == Some(&TB_DATA) => Decoded::Data {
+                    mac: p.get(1..).map(<[u8]>::to_vec).unwrap_or_default(),
+                    snr_db: r.quality.snr_db,
+                    residual_cfo_hz: r.quality.residual_cfo_hz,
+                },
+                Some(_) => Decoded::Filler {
+                    snr_db: r.quality.snr_db,
+                    residual_cfo_hz: r.quality.residual_cfo_hz,
+                },
+                None => Decoded::CrcFail {
+                    snr_db: r.quality.snr_db,
+                },
+            },
+            Err(_) => Decoded::CrcFail { snr_db: f32::NAN },
+        }
+    }
+}
+
+/// Outcome of decoding one subframe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// This subframe carries no TB.
+    NoTb,
+    /// A MAC transport block.
+    Data {
+        /// MAC bytes.
+        mac: Vec<u8>,
+        /// SNR (dB).
+        snr_db: f32,
+        /// CFO left after derotation (Hz).
+        residual_cfo_hz: f32,
+    },
+    /// A master's idle filler.
+    Filler {
+        /// SNR (dB).
+        snr_db: f32,
+        /// CFO left after derotation (Hz).
+        residual_cfo_hz: f32,
+    },
+    /// CRC failed.
+    CrcFail {
+        /// SNR (dB), NaN if not measurable.
+        snr_db: f32,
+    },
+}
+
+/// Rotate `samples` (starting at absolute radio sample `t0`) by `-cfo_hz`, phase continuous
+/// in absolute time so successive subframes join up.
+pub fn derotate(samples: &mut [Complex32], t0: u64, cfo_hz: f64, sample_rate: f64) {
+    rotate(samples, t0, -cfo_hz, sample_rate);
+}
+
+/// Rotate by `+f_hz` (TX pre-compensation).
+pub fn rotate(samples: &mut [Complex32], t0: u64, f_hz: f64, sample_rate: f64) {
+    if f_hz == 0.0 || sample_rate <= 0.0 {
+        return;
+    }
+    let w = 2.0 * std::f64::consts::PI * f_hz / sample_rate;
+    // Start phase from absolute time, reduced modulo 2π to keep f64 precision.
+    let cycles = (f_hz * (t0 as f64) / sample_rate).fract();
+    let mut ph = Complex32::from_polar(1.0, (2.0 * std::f64::consts::PI * cycles) as f32);
+    let step = Complex32::from_polar(1.0, w as f32);
+    for (i, s) in samples.iter_mut().enumerate() {
+        *s *= ph;
+        ph *= step;
+        // Renormalise now and then: the recursive phasor drifts in magnitude.
+        if i % 256 == 255 {
+            ph /= ph.norm();
+        }
+    }
+}
+
+/// Mean power of a block.
+pub fn mean_power(s: &[Complex32]) -> f32 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    s.iter().map(|x| x.norm_sqr()).sum::<f32>() / s.len() as f32
+}

@@ -1,0 +1,1056 @@
+//! The real-time shell: paces on the radio's RX blocks, runs the core once per subframe,
+//! bridges the TUN, serves the control socket and the forward port.
+
+use crate::core::{roles, ModemCore, SubframeAssembler};
+use crate::forward;
+use crate::proto::{
+    parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
+    Role,
+};
+use ferry_mac::{AddressPlan, NodeId, Window};
+use ferry_migrate::{Control, Route, RouteList, WarmStart};
+use ferry_phy::{CellSearcher, DuplexKind};
+use ferry_radio::{RadioError, RadioLink};
+use num_complex::Complex32;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How the modem reaches its radio.
+#[derive(Debug, Clone)]
+pub enum RadioSpec {
+    /// Through `ferry air` link control.
+    Link {
+        /// Link-control endpoint (`tcp://…`).
+        control: String,
+        /// Radio name.
+        radio: String,
+        /// Local fronthaul address to bind (port 0 = any).
+        bind: SocketAddr,
+    },
+    /// An address-bound (legacy) radio: it streams to whoever holds the bind address.
+    Legacy {
+        /// Local fronthaul address (usually 192.168.10.1:PORT).
+        bind: SocketAddr,
+        /// The radio's fronthaul address.
+        radio: SocketAddr,
+        /// Radio number (stream id).
+        number: u16,
+        /// Sample rate (Hz).
+        sample_rate: u32,
+    },
+}
+
+/// Everything `ferry modem` is started with.
+#[derive(Debug, Clone)]
+pub struct ModemOptions {
+    /// Initial Control (table 3-3; warm-start timing for a warm slave).
+    pub control: Control,
+    /// Start at once: 0 cold, 1 warm; `None` waits for `start` on the control socket.
+    pub start: Option<u8>,
+    /// Start in shadow (decode, neither deliver nor transmit) rather than active.
+    pub shadow: bool,
+    /// Initial routes (warm start).
+    pub routes: Option<RouteList>,
+    /// The radio.
+    pub radio: RadioSpec,
+    /// TUN device name; `None` runs without a TUN (benchmarks).
+    pub tun: Option<String>,
+    /// TUN address.
+    pub tun_addr: Ipv4Addr,
+    /// TUN prefix length.
+    pub tun_prefix: u8,
+    /// TUN MTU.
+    pub mtu: u16,
+    /// Control socket path.
+    pub control_socket: Option<PathBuf>,
+    /// Forward port (UDP) for packets handed over by a releasing source.
+    pub forward_bind: Option<SocketAddr>,
+    /// Accept forwarded packets only from these addresses (empty: any).
+    pub forward_allow: Vec<std::net::IpAddr>,
+    /// Subframes TX is built ahead of radio time.
+    pub tx_lead: u64,
+    /// Route-discovery beacon period in subframes.
+    pub discovery_period: u64,
+    /// Half-frames the cold cell search accumulates.
+    pub search_half_frames: usize,
+    /// Exit after this long (tests, benchmarks).
+    pub duration: Option<Duration>,
+    /// MAC node id (default: last octet of the TUN address).
+    pub node: Option<u8>,
+}
+
+/// Modem-level failures (start-up; the loop itself never fails on input).
+#[derive(Debug, thiserror::Error)]
+pub enum ModemError {
+    /// Radio.
+    #[error("radio: {0}")]
+    Radio(#[from] RadioError),
+    /// Core configuration.
+    #[error(transparent)]
+    Core(#[from] crate::core::CoreError),
+    /// TUN / netlink.
+    #[error("tun: {0}")]
+    Tun(#[from] ferry_netif::NetifError),
+    /// Sockets.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Start refused.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// A pending takeover waiting for the radio's confirmation.
+struct Takeover {
+    at_sample: u64,
+    at_n: u64,
+    confirmed: bool,
+}
+
+struct Release {
+    at_sample: u64,
+    at_n: u64,
+    forward_to: SocketAddr,
+}
+
+/// The running modem.
+pub struct Modem {
+    opts: ModemOptions,
+    control: Control,
+    routes: Option<RouteList>,
+    role: Role,
+    state: ModemState,
+    node: NodeId,
+    plan: AddressPlan,
+    link: RadioLink,
+    tun: Option<ferry_netif::Tun>,
+    listener: Option<UnixListener>,
+    conns: Vec<(UnixStream, Vec<u8>)>,
+    fwd_sock: Option<UdpSocket>,
+    fwd_out: Option<UdpSocket>,
+    fwd_seq: u32,
+    core: Option<ModemCore>,
+    asm: Option<SubframeAssembler>,
+    search: Option<(CellSearcher, Vec<Complex32>, Option<u64>)>,
+    cold: bool,
+    takeover: Option<Takeover>,
+    release: Option<Release>,
+    held: Vec<(u64, Vec<u8>)>,
+    next_tx: Option<u64>,
+    last_rx: Option<(u64, Instant)>,
+    counters: ModemCounters,
+    started: Instant,
+    first_delivery_ms: Option<f64>,
+    sync_ms: Option<f64>,
+    quit: bool,
+    txbuf: Vec<Complex32>,
+    rx_pending: VecDeque<(u64, Vec<Complex32>)>,
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Option<Value> {
+    serde_json::to_value(v).ok()
+}
+
+impl Modem {
+    /// `make`: open the radio link, TUN, sockets. Nothing streams until `start`.
+    pub fn new(opts: ModemOptions) -> Result<Modem, ModemError> {
+        let started = Instant::now();
+        let link = match &opts.radio {
+            RadioSpec::Link {
+                control,
+                radio,
+                bind,
+            } => {
+                let mut cfg = ferry_radio::RadioLinkConfig::new(control.clone(), radio.clone());
+                cfg.bind = *bind;
+                RadioLink::create(&cfg)?
+            }
+            RadioSpec::Legacy {
+                bind,
+                radio,
+                number,
+                sample_rate,
+            } => RadioLink::create_legacy(*bind, *radio, *number, *sample_rate)?,
+        };
+        let node = NodeId(opts.node.unwrap_or(opts.tun_addr.octets()[3]));
+        let plan = AddressPlan::default();
+        let tun = match &opts.tun {
+            Some(name) => {
+                let cidr = ferry_netif::Ipv4Cidr::new(opts.tun_addr, opts.tun_prefix)?;
+                let t = ferry_netif::Tun::create(name, cidr, opts.mtu)?;
+                t.set_nonblocking(true)?;
+                Some(t)
+            }
+            None => None,
+        };
+        let listener = match &opts.control_socket {
+            Some(p) => {
+                let _ = std::fs::remove_file(p);
+                let l = UnixListener::bind(p)?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let fwd_sock = match opts.forward_bind {
+            Some(a) => {
+                let s = UdpSocket::bind(a)?;
+                s.set_nonblocking(true)?;
+                Some(s)
+            }
+            None => None,
+        };
+        let (role, _) = roles(&opts.control);
+        Ok(Modem {
+            control: opts.control.clone(),
+            routes: opts.routes.clone(),
+            role,
+            state: ModemState::Idle,
+            node,
+            plan,
+            link,
+            tun,
+            listener,
+            conns: Vec::new(),
+            fwd_sock,
+            fwd_out: None,
+            fwd_seq: 0,
+            core: None,
+            asm: None,
+            search: None,
+            cold: true,
+            takeover: None,
+            release: None,
+            held: Vec::new(),
+            next_tx: None,
+            last_rx: None,
+            counters: ModemCounters::default(),
+            started,
+            first_delivery_ms: None,
+            sync_ms: None,
+            quit: false,
+            txbuf: Vec::new(),
+            rx_pending: VecDeque::new(),
+            opts,
+        })
+    }
+
+    fn ms_since_start(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1e3
+    }
+
+    /// Run until `quit` or the configured duration.
+    pub fn run(&mut self) -> Result<(), ModemError> {
+        if let Some(flag) = self.opts.start {
+            self.start(flag, self.opts.shadow)
+                .map_err(ModemError::Start)?;
+        }
+        let mut last_poll = Instant::now();
+        while !self.quit {
+            if let Some(d) = self.opts.duration {
+                if self.started.elapsed() >= d {
+                    break;
+                }
+            }
+            if last_poll.elapsed() >= Duration::from_millis(2) || self.state == ModemState::Idle {
+                self.poll_control();
+                self.poll_forward();
+                last_poll = Instant::now();
+            }
+            if self.state == ModemState::Idle {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            self.poll_tun();
+            match self.link.recv(Duration::from_millis(3)) {
+                Ok(b) => {
+                    self.counters.rx_gaps = self.link.stats.rx_gap_samples;
+                    let end = b.time + b.samples.len() as u64;
+                    self.last_rx = Some((end, Instant::now()));
+                    self.on_rx_block(b.time, &b.samples);
+                }
+                Err(RadioError::RxTimeout(_)) => {}
+                Err(e) => tracing::warn!("radio receive: {e}"),
+            }
+            self.check_release();
+            self.check_takeover();
+        }
+        Ok(())
+    }
+
+    /// Estimated current radio sample time (last RX end plus wall time since).
+    fn radio_now(&self) -> Option<u64> {
+        let (t, at) = self.last_rx?;
+        let rate = self.link.info().sample_rate_hz as f64;
+        Some(t + (at.elapsed().as_secs_f64() * rate) as u64)
+    }
+
+    fn start(&mut self, flag: u8, shadow: bool) -> Result<(), String> {
+        if self.state != ModemState::Idle {
+            return Err(format!("already started (state {:?})", self.state).to_lowercase());
+        }
+        let warm = flag == 1;
+        self.cold = !warm;
+        let sps = (self.control.bandwidth.standard_sample_rate() / 1000) as u64;
+        let rate = u64::from(self.link.info().sample_rate_hz);
+        if rate != sps * 1000 {
+            return Err(format!(
+                "Control BW needs {} samples/s but the radio runs at {rate}",
+                sps * 1000
+            ));
+        }
+        // Validate the waveform now so a bad Control is an error, not a dead loop.
+        crate::phylink::PhyLink::new(&self.control).map_err(|e| e.to_string())?;
+        let frame = 10 * sps;
+        let (offset, cfo) = match (self.role, warm) {
+            (Role::Master | Role::BaseStation, _) => (0, 0.0),
+            (Role::Slave, true) => match &self.control.warm {
+                Some(w) => (w.frame_start_sample % frame, w.cfo_hz),
+                None => {
+                    return Err(
+                        "warm start of a slave needs the Control's frame_start_sample, \
+                                SFN, sample_rate and CFO_Hz (or start cold)"
+                            .into(),
+                    )
+                }
+            },
+            (Role::Slave, false) => (0, 0.0),
+        };
+        let needs_search = self.role == Role::Slave && !warm;
+        if shadow {
+            if self.link.control().is_none() {
+                return Err(
+                    "shadow needs a linked radio (legacy radios stream to one host)".into(),
+                );
+            }
+            self.link.shadow().map_err(|e| e.to_string())?;
+        } else if self.link.control().is_some() {
+            self.link.link().map_err(|e| e.to_string())?;
+        }
+        if needs_search {
+            let s = CellSearcher::new(
+                crate::phylink::subframe_config(&self.control)
+                    .map_err(|e| e.to_string())?
+                    .bandwidth,
+                DuplexKind::Tdd,
+                self.opts.search_half_frames,
+            )
+            .map_err(|e| e.to_string())?;
+            self.search = Some((s, Vec::new(), None));
+            self.state = ModemState::Searching;
+        } else {
+            self.sync(offset, cfo, shadow).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, offset: u64, cfo: f64, shadow: bool) -> Result<(), ModemError> {
+        let mut core = ModemCore::new(
+            &self.control,
+            self.node,
+            self.plan.clone(),
+            offset,
+            cfo,
+            Some(self.opts.discovery_period),
+        )?;
+        if let Some(r) = &self.routes {
+            let list: Vec<(NodeId, NodeId)> = r
+                .routes()
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        NodeId(u8::try_from(r.dest_id).ok()?),
+                        NodeId(u8::try_from(r.nexthop).ok()?),
+                    ))
+                })
+                .collect();
+            if let Err(e) = core.mac_mut().set_routes(0, &list) {
+                tracing::warn!("routes refused by the MAC: {e}");
+            }
+        }
+        self.asm = Some(SubframeAssembler::new(core.sps(), offset));
+        if shadow {
+            let never = Window {
+                from: Some(u64::MAX),
+                until: None,
+            };
+            core.mac_mut().set_rx_window(never);
+            core.mac_mut().set_tx_window(never);
+        }
+        self.core = Some(core);
+        self.sync_ms = Some(self.ms_since_start());
+        self.state = if shadow {
+            ModemState::Shadow
+        } else if self.cold {
+            ModemState::Discovering
+        } else {
+            ModemState::Active
+        };
+        tracing::info!(
+            offset,
+            cfo,
+            state = ?self.state,
+            ms = self.sync_ms,
+            "synchronised"
+        );
+        Ok(())
+    }
+
+    fn on_rx_block(&mut self, t: u64, samples: &[Complex32]) {
+        if self.state == ModemState::Searching {
+            self.search_block(t, samples);
+            return;
+        }
+        let (Some(core), Some(asm)) = (self.core.as_mut(), self.asm.as_mut()) else {
+            return;
+        };
+        // A releasing source that still gets samples at or after T: the radio did not
+        // switch away, so it keeps serving.
+        if let Some(r) = &self.release {
+            if t + samples.len() as u64 > r.at_sample && self.state != ModemState::Released {
+                tracing::warn!(
+                    at = r.at_sample,
+                    "release_at: radio still streams here after T; staying active"
+                );
+                core.mac_mut().set_rx_window(Window::ALWAYS);
+                core.mac_mut().set_tx_window(Window::ALWAYS);
+                self.release = None;
+            }
+        }
+        let pending = &mut self.rx_pending;
+        asm.push(t, samples, |n, s| pending.push_back((n, s.to_vec())));
+        self.counters.rx_gaps = asm.gap_samples;
+        while let Some((n, mut s)) = self.rx_pending.pop_front() {
+            self.on_subframe(n, &mut s);
+        }
+    }
+
+    fn search_block(&mut self, t: u64, samples: &[Complex32]) {
+        let Some((searcher, buf, t0)) = self.search.as_mut() else {
+            return;
+        };
+        if t0.is_none() {
+            *t0 = Some(t);
+        }
+        let start = t0.unwrap_or(t);
+        if t != start + buf.len() as u64 {
+            // A gap: start over so sample indices stay exact.
+            buf.clear();
+            *t0 = Some(t);
+        }
+        buf.extend_from_slice(samples);
+        if buf.len() < searcher.required_samples() {
+            return;
+        }
+        let found = searcher.search(buf);
+        let base = t0.unwrap_or(t);
+        buf.clear();
+        *t0 = None;
+        match found {
+            Ok(Some(r)) => {
+                let sps = (self.link.info().sample_rate_hz / 1000) as u64;
+                let offset = (base + r.frame_start as u64) % (10 * sps);
+                // The cell found is the cell we join: take its identity and CP.
+                let pci = r.cell.pci();
+                self.control.phy_cell_id = pci;
+                self.control.group_id = (pci / 3) as u8;
+                self.control.cell_id = (pci % 3) as u8;
+                self.control.cp_type = match r.cp {
+                    ferry_phy::CyclicPrefix::Normal => ferry_migrate::control::CpType::Normal,
+                    ferry_phy::CyclicPrefix::Extended => ferry_migrate::control::CpType::Extended,
+                };
+                tracing::info!(pci, offset, cfo = r.cfo_hz, pss = r.pss_ratio, "cell found");
+                self.search = None;
+                if let Err(e) = self.sync(offset, r.cfo_hz, false) {
+                    tracing::warn!("cannot run on the cell found: {e}");
+                    self.state = ModemState::Idle;
+                }
+            }
+            Ok(_) => tracing::debug!("cell search: nothing yet"),
+            Err(e) => tracing::warn!("cell search: {e}"),
+        }
+    }
+
+    fn on_subframe(&mut self, n: u64, s: &mut [Complex32]) {
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        let out = core.on_rx(n, s);
+        let discovered = !core.mac().routes().is_empty();
+        self.counters.subframes += 1;
+        for p in out.local {
+            let held = self
+                .takeover
+                .as_ref()
+                .is_some_and(|t| !t.confirmed && n >= t.at_n);
+            if held {
+                self.held.push((n, p));
+            } else {
+                self.deliver(&p);
+            }
+        }
+        if self.state == ModemState::Discovering && discovered {
+            self.state = ModemState::Active;
+        }
+        // TX for the subframes up to n + lead.
+        let lead = self.opts.tx_lead.max(1);
+        // The first TX goes out two subframes ahead: n + 1 is already on the air.
+        let first = self.next_tx.unwrap_or(n + 2);
+        let mut m = first.max(n + 1);
+        if first <= n {
+            // Subframes whose TX was never built (RX stalled): the MAC clock skips them.
+            self.counters.deadline_misses += n + 1 - first;
+        }
+        let now = self.radio_now();
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        while m <= n + lead {
+            let may_send = match self.state {
+                ModemState::Shadow => self.takeover.as_ref().is_some_and(|t| m >= t.at_n),
+                ModemState::Released => false,
+                _ => self.release.as_ref().is_none_or(|r| m < r.at_n),
+            };
+            if may_send {
+                if let Some(t) = &self.takeover {
+                    if m == t.at_n {
+                        core.mac_mut().set_tx_window(Window {
+                            from: Some(t.at_n),
+                            until: None,
+                        });
+                    }
+                }
+                match core.on_tx(m, &mut self.txbuf) {
+                    Ok(true) => {
+                        let at = core.subframe_start(m);
+                        // Built after its air time began: the radio drops (part of) it.
+                        if now.is_some_and(|now| now >= at) {
+                            self.counters.deadline_misses += 1;
+                        }
+                        if let Err(e) = self.link.send(at, &self.txbuf) {
+                            tracing::warn!("radio send: {e}");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("encode: {e}"),
+                }
+            } else {
+                // Keep the MAC's clock running; its tx window keeps the queue intact.
+                core.tick_silent(m);
+            }
+            m += 1;
+        }
+        self.next_tx = Some(m);
+    }
+
+    fn deliver(&mut self, p: &[u8]) {
+        if self.first_delivery_ms.is_none() {
+            let ms = self.ms_since_start();
+            self.first_delivery_ms = Some(ms);
+            tracing::info!(ms, "first packet delivered");
+            eprintln!("FERRY_MODEM first_delivery_ms={ms:.1}");
+        }
+        match &self.tun {
+            Some(t) => match t.send(p) {
+                Ok(_) => self.counters.tun_out += 1,
+                Err(_) => self.counters.drop_tun_write += 1,
+            },
+            None => self.counters.tun_out += 1,
+        }
+    }
+
+    fn poll_tun(&mut self) {
+        let Some(tun) = &self.tun else {
+            return;
+        };
+        let mut buf = [0u8; 9216];
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..64 {
+            match tun.recv(&mut buf) {
+                Ok(n) if n > 0 => got.push(buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default()),
+                _ => break,
+            }
+        }
+        for p in got {
+            self.counters.tun_in += 1;
+            self.enqueue(&p);
+        }
+    }
+
+    fn enqueue(&mut self, p: &[u8]) {
+        if self.state == ModemState::Released {
+            if let Some(r) = &self.release {
+                let to = r.forward_to;
+                self.forward(to, p);
+                return;
+            }
+        }
+        let Some(core) = self.core.as_mut() else {
+            self.counters.drop_not_serving += 1;
+            return;
+        };
+        match core.enqueue_ip(p) {
+            Ok(_) => {}
+            Err(ferry_mac::EnqueueError::QueueFull { .. }) => self.counters.drop_queue_full += 1,
+            Err(_) => self.counters.drop_no_route += 1,
+        }
+    }
+
+    fn forward(&mut self, to: SocketAddr, p: &[u8]) {
+        if self.fwd_out.is_none() {
+            let any: SocketAddr = if to.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap_or(to)
+            } else {
+                "[::]:0".parse().unwrap_or(to)
+            };
+            self.fwd_out = UdpSocket::bind(any).ok();
+        }
+        let mut d = Vec::with_capacity(p.len() + forward::HEADER);
+        forward::encode(self.fwd_seq, p, &mut d);
+        self.fwd_seq = self.fwd_seq.wrapping_add(1);
+        if let Some(s) = &self.fwd_out {
+            if s.send_to(&d, to).is_ok() {
+                self.counters.forward_out += 1;
+            }
+        }
+    }
+
+    fn poll_forward(&mut self) {
+        let Some(sock) = &self.fwd_sock else {
+            return;
+        };
+        let mut buf = [0u8; 9300];
+        let mut got = Vec::new();
+        for _ in 0..256 {
+            match sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let allowed = self.opts.forward_allow.is_empty()
+                        || self.opts.forward_allow.contains(&from.ip());
+                    match (allowed, forward::decode(buf.get(..n).unwrap_or(&[]))) {
+                        (true, Ok((_, ip))) => got.push(ip.to_vec()),
+                        _ => self.counters.forward_rejected += 1,
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        for p in got {
+            self.counters.forward_in += 1;
+            self.enqueue(&p);
+        }
+    }
+
+    fn check_release(&mut self) {
+        let Some(r) = &self.release else {
+            return;
+        };
+        if self.state == ModemState::Released {
+            return;
+        }
+        let rate = u64::from(self.link.info().sample_rate_hz);
+        // The radio stopped streaming here at T (no sample ≥ T came for 20 ms of radio time).
+        let stopped = self.last_rx.is_some_and(|(end, _)| end <= r.at_sample)
+            && self
+                .radio_now()
+                .is_some_and(|now| now > r.at_sample + rate / 50);
+        if !stopped {
+            return;
+        }
+        let to = r.forward_to;
+        self.state = ModemState::Released;
+        let queued = self
+            .core
+            .as_mut()
+            .map(|c| c.mac_mut().drain_queue())
+            .unwrap_or_default();
+        tracing::info!(at = r.at_sample, queued = queued.len(), "released");
+        for q in queued {
+            self.forward(to, &q.packet);
+        }
+    }
+
+    fn check_takeover(&mut self) {
+        let Some(t) = &self.takeover else {
+            return;
+        };
+        if t.confirmed {
+            return;
+        }
+        let Some(last) = self.last_rx.map(|(e, _)| e) else {
+            return;
+        };
+        if last < t.at_sample {
+            return;
+        }
+        let me = self.link.endpoint();
+        let radio = match &self.opts.radio {
+            RadioSpec::Link { radio, .. } => radio.clone(),
+            RadioSpec::Legacy { .. } => return,
+        };
+        let primary = self
+            .link
+            .control()
+            .and_then(|c| c.status(&radio).ok())
+            .is_some_and(|(_, st)| st.linked == Some(me));
+        if primary {
+            let at_n = t.at_n;
+            if let Some(t) = self.takeover.as_mut() {
+                t.confirmed = true;
+            }
+            if let Some(c) = self.core.as_mut() {
+                c.mac_mut().set_rx_window(Window {
+                    from: Some(at_n),
+                    until: None,
+                });
+            }
+            self.state = ModemState::Active;
+            let held = std::mem::take(&mut self.held);
+            tracing::info!(at = at_n, held = held.len(), "took over");
+            for (_, p) in held {
+                self.deliver(&p);
+            }
+            self.takeover = None;
+        } else if self
+            .radio_now()
+            .is_some_and(|now| now > t.at_sample + u64::from(self.link.info().sample_rate_hz) / 2)
+        {
+            // Not primary half a second after T: the radio kept the old host; what we
+            // decoded was the source's to deliver.
+            self.counters.drop_not_serving += self.held.len() as u64;
+            self.held.clear();
+        }
+    }
+
+    fn poll_control(&mut self) {
+        if let Some(l) = &self.listener {
+            while let Ok((s, _)) = l.accept() {
+                if s.set_nonblocking(true).is_ok() && self.conns.len() < 16 {
+                    self.conns.push((s, Vec::new()));
+                }
+            }
+        }
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        let mut dead = Vec::new();
+        for (i, (s, buf)) in self.conns.iter_mut().enumerate() {
+            let mut tmp = [0u8; 4096];
+            loop {
+                match s.read(&mut tmp) {
+                    Ok(0) => {
+                        dead.push(i);
+                        break;
+                    }
+                    Ok(n) => buf.extend_from_slice(tmp.get(..n).unwrap_or(&[])),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        dead.push(i);
+                        break;
+                    }
+                }
+            }
+            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                lines.push((i, String::from_utf8_lossy(&line).into_owned()));
+            }
+            if buf.len() > crate::proto::MAX_LINE {
+                buf.clear();
+                lines.push((i, "x".repeat(crate::proto::MAX_LINE + 1)));
+            }
+        }
+        for (i, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let reply = match parse_request(&line) {
+                Ok(req) => self.handle(req),
+                Err(e) => ModemReply::refused(&e),
+            };
+            if let Some((s, _)) = self.conns.get_mut(i) {
+                let mut text = reply.to_line();
+                text.push('\n');
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+                if s.write_all(text.as_bytes()).is_err() {
+                    dead.push(i);
+                }
+                let _ = s.set_nonblocking(true);
+            }
+        }
+        dead.sort_unstable();
+        dead.dedup();
+        for i in dead.into_iter().rev() {
+            if i < self.conns.len() {
+                self.conns.remove(i);
+            }
+        }
+    }
+
+    /// The `status` result.
+    pub fn status(&self) -> ModemStatus {
+        let mut c = self.counters.clone();
+        let sps = (self.link.info().sample_rate_hz / 1000) as u64;
+        if let Some(core) = &self.core {
+            let cc = &core.counters;
+            c.decode_ok = cc.decode_ok + cc.filler_ok;
+            c.decode_fail = cc.decode_fail;
+            c.tx_blocks = cc.tx_blocks;
+            c.relayed = cc.relayed;
+            let mc = core.mac().counters();
+            c.drop_reassembly = mc.reassembly.lost + mc.reassembly.timeouts;
+            c.drop_queue_full = c.drop_queue_full.max(mc.queue_full_drops);
+            c.queue_depth = core.mac().status().queue_len as u64;
+        }
+        let frame = 10 * sps.max(1);
+        let (fs, sfn) = match (&self.core, self.last_rx) {
+            (Some(core), Some((t, _))) => {
+                let off = core.frame_offset();
+                let k = t.saturating_sub(off) / frame;
+                (Some(off + k * frame), Some((k % 1024) as u16))
+            }
+            _ => (None, None),
+        };
+        ModemStatus {
+            role: self.role,
+            state: self.state,
+            synced: self.core.is_some(),
+            primary: self.takeover.is_none()
+                && matches!(self.state, ModemState::Active | ModemState::Discovering),
+            sample_time: self.last_rx.map_or(0, |(t, _)| t),
+            sample_rate: u64::from(self.link.info().sample_rate_hz),
+            frame_start_sample: fs,
+            sfn,
+            cfo_hz: self.core.as_ref().map_or(0.0, ModemCore::cfo_hz),
+            snr_db: self
+                .core
+                .as_ref()
+                .and_then(ModemCore::snr_db)
+                .map(f64::from),
+            cutover: match (&self.takeover, &self.release) {
+                (Some(t), _) => Some(CutoverArm::Takeover {
+                    at_sample: t.at_sample,
+                }),
+                (None, Some(r)) => Some(CutoverArm::Release {
+                    at_sample: r.at_sample,
+                    forward_to: r.forward_to,
+                }),
+                _ => None,
+            },
+            node_id: u16::from(self.node.0),
+            tun_name: self.opts.tun.clone(),
+            tun_addr: self
+                .opts
+                .tun
+                .as_ref()
+                .map(|_| format!("{}/{}", self.opts.tun_addr, self.opts.tun_prefix)),
+            counters: c,
+        }
+    }
+
+    /// The Control as it stands (with warm-start timing once synchronised).
+    pub fn current_control(&self) -> Control {
+        let mut c = self.control.clone();
+        let st = self.status();
+        if let (Some(core), Some(fs), Some(sfn)) = (&self.core, st.frame_start_sample, st.sfn) {
+            c.warm = Some(WarmStart {
+                frame_start_sample: fs,
+                sfn,
+                sample_rate: st.sample_rate,
+                cfo_hz: core.cfo_hz().clamp(-15_000.0, 15_000.0),
+            });
+        }
+        c
+    }
+
+    fn current_routes(&self) -> Result<RouteList, String> {
+        match &self.core {
+            Some(core) => RouteList::new(
+                core.mac()
+                    .routes()
+                    .into_iter()
+                    .map(|(d, n)| Route {
+                        dest_id: u16::from(d.0),
+                        nexthop: u16::from(n.0),
+                    })
+                    .collect(),
+            )
+            .map_err(|e| e.to_string()),
+            None => Ok(self.routes.clone().unwrap_or_default()),
+        }
+    }
+
+    fn subframe_boundary(&self, at: u64) -> Result<u64, String> {
+        let Some(core) = &self.core else {
+            return Err("not synchronised yet".into());
+        };
+        let sps = core.sps();
+        let Some(d) = at.checked_sub(core.frame_offset()) else {
+            return Err(format!("at_sample {at} is before the frame grid"));
+        };
+        if d % sps != 0 {
+            return Err(format!(
+                "at_sample {at} is not a subframe boundary (frame_start {} + k·{sps})",
+                core.frame_offset()
+            ));
+        }
+        if let Some(now) = self.radio_now() {
+            if at <= now {
+                return Err(format!(
+                    "at_sample {at} is in the past (radio time ≈ {now})"
+                ));
+            }
+        }
+        Ok(d / sps)
+    }
+
+    /// Execute one control request.
+    pub fn handle(&mut self, req: ModemRequest) -> ModemReply {
+        let cmd = req.name();
+        match req {
+            ModemRequest::Status => ModemReply::ok(cmd, json(&self.status())),
+            ModemRequest::GetControl => {
+                ModemReply::ok(cmd, Some(self.current_control().to_value()))
+            }
+            ModemRequest::SetControl { control } => {
+                if self.state != ModemState::Idle {
+                    return ModemReply::err(cmd, "set_control only while idle (before start)");
+                }
+                if let Err(e) = crate::phylink::PhyLink::new(&control) {
+                    return ModemReply::err(cmd, e.to_string());
+                }
+                self.role = roles(&control).0;
+                self.control = control;
+                ModemReply::ok(cmd, None)
+            }
+            ModemRequest::GetRoutes => match self.current_routes() {
+                Ok(r) => ModemReply::ok(cmd, Some(r.to_value())),
+                Err(e) => ModemReply::err(cmd, e),
+            },
+            ModemRequest::SetRoutes { routes } => {
+                let mut list = Vec::new();
+                for r in routes.routes() {
+                    match (u8::try_from(r.dest_id), u8::try_from(r.nexthop)) {
+                        (Ok(d), Ok(n)) => list.push((NodeId(d), NodeId(n))),
+                        _ => {
+                            return ModemReply::err(
+                                cmd,
+                                format!(
+                                    "route [{}, {}]: node ids are 0..=255",
+                                    r.dest_id, r.nexthop
+                                ),
+                            )
+                        }
+                    }
+                }
+                if let Some(core) = self.core.as_mut() {
+                    let n = self.next_tx.unwrap_or(0);
+                    if let Err(e) = core.mac_mut().set_routes(n, &list) {
+                        return ModemReply::err(cmd, e.to_string());
+                    }
+                }
+                self.routes = Some(routes);
+                ModemReply::ok(cmd, None)
+            }
+            ModemRequest::Start { control_flag } => match self.start(control_flag, false) {
+                Ok(()) => ModemReply::ok(cmd, json(&self.status())),
+                Err(e) => ModemReply::err(cmd, e),
+            },
+            ModemRequest::Shadow => {
+                if self.state == ModemState::Idle {
+                    return match self.start(1, true) {
+                        Ok(()) => ModemReply::ok(cmd, json(&self.status())),
+                        Err(e) => ModemReply::err(cmd, e),
+                    };
+                }
+                ModemReply::err(
+                    cmd,
+                    format!("shadow needs state idle (now {:?})", self.state).to_lowercase(),
+                )
+            }
+            ModemRequest::TakeoverAt { at_sample } => {
+                if self.state != ModemState::Shadow {
+                    return ModemReply::err(
+                        cmd,
+                        format!("takeover_at needs state shadow (now {:?})", self.state)
+                            .to_lowercase(),
+                    );
+                }
+                match self.subframe_boundary(at_sample) {
+                    Ok(at_n) => {
+                        self.takeover = Some(Takeover {
+                            at_sample,
+                            at_n,
+                            confirmed: false,
+                        });
+                        ModemReply::ok(cmd, None)
+                    }
+                    Err(e) => ModemReply::err(cmd, e),
+                }
+            }
+            ModemRequest::ReleaseAt {
+                at_sample,
+                forward_to,
+            } => {
+                if !matches!(self.state, ModemState::Active | ModemState::Discovering) {
+                    return ModemReply::err(
+                        cmd,
+                        format!("release_at needs state active (now {:?})", self.state)
+                            .to_lowercase(),
+                    );
+                }
+                match self.subframe_boundary(at_sample) {
+                    Ok(at_n) => {
+                        if let Some(c) = self.core.as_mut() {
+                            let w = Window {
+                                from: None,
+                                until: Some(at_n),
+                            };
+                            c.mac_mut().set_rx_window(w);
+                            c.mac_mut().set_tx_window(w);
+                        }
+                        self.release = Some(Release {
+                            at_sample,
+                            at_n,
+                            forward_to,
+                        });
+                        ModemReply::ok(cmd, None)
+                    }
+                    Err(e) => ModemReply::err(cmd, e),
+                }
+            }
+            ModemRequest::CancelCutover => {
+                if self.state == ModemState::Released {
+                    return ModemReply::err(cmd, "the release already happened");
+                }
+                if let Some(c) = self.core.as_mut() {
+                    if self.release.take().is_some() {
+                        c.mac_mut().set_rx_window(Window::ALWAYS);
+                        c.mac_mut().set_tx_window(Window::ALWAYS);
+                    }
+                    if self.takeover.take().is_some() {
+                        let never = Window {
+                            from: Some(u64::MAX),
+                            until: None,
+                        };
+                        c.mac_mut().set_rx_window(never);
+                        c.mac_mut().set_tx_window(never);
+                        self.held.clear();
+                    }
+                }
+                ModemReply::ok(cmd, None)
+            }
+            ModemRequest::Quit => {
+                self.quit = true;
+                ModemReply::ok(cmd, None)
+            }
+        }
+    }
+
+    /// Milliseconds from process start to synchronisation and to the first delivered
+    /// packet (cold vs warm start).
+    pub fn start_figures(&self) -> (Option<f64>, Option<f64>) {
+        (self.sync_ms, self.first_delivery_ms)
+    }
+}
