@@ -669,7 +669,8 @@ impl Modem {
         match core.enqueue_ip(p) {
             Ok(_) => {}
             Err(ferry_mac::EnqueueError::QueueFull { .. }) => self.counters.drop_queue_full += 1,
-            Err(_) => self.counters.drop_no_route += 1,
+            Err(ferry_mac::EnqueueError::NoRoute { .. }) => self.counters.drop_no_route += 1,
+            Err(_) => self.counters.drop_refused += 1,
         }
     }
 
