@@ -93,7 +93,7 @@ pub struct ModemArgs {
     #[arg(long)]
     forward_allow: Vec<IpAddr>,
     /// Subframes (ms) TX is prepared ahead of radio time.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     tx_lead: u64,
     /// Route-discovery beacon period (ms).
     #[arg(long, default_value_t = 1000)]
@@ -107,6 +107,9 @@ pub struct ModemArgs {
     /// MAC node id (default: last octet of the TUN address).
     #[arg(long)]
     node: Option<u8>,
+    /// SCHED_FIFO priority of the real-time loop (0 = normal scheduler).
+    #[arg(long, default_value_t = 10)]
+    rt_priority: i32,
 }
 
 fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
@@ -225,6 +228,7 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
         search_half_frames: a.search_half_frames.clamp(1, 40),
         duration: a.duration.map(Duration::from_secs_f64),
         node: a.node,
+        realtime: (a.rt_priority > 0).then_some(a.rt_priority),
     };
     let mut m = Modem::new(opts).context("starting the modem")?;
     m.run().context("modem")?;

@@ -309,6 +309,10 @@ pub struct ModemCounters {
     pub drop_no_route: u64,
     /// Packets read from the TUN while not serving (shadow / idle) and not forwardable.
     pub drop_not_serving: u64,
+    /// Packets the MAC refused: not IPv4 (e.g. IPv6 neighbour discovery), address outside
+    /// the node plan, too large.
+    #[serde(default)]
+    pub drop_refused: u64,
     /// TUN writes that failed.
     pub drop_tun_write: u64,
     /// Lost or reordered-away MAC segments (reassembly gaps).

@@ -82,6 +82,8 @@ pub struct ModemOptions {
     pub duration: Option<Duration>,
     /// MAC node id (default: last octet of the TUN address).
     pub node: Option<u8>,
+    /// SCHED_FIFO priority for the real-time loop (`None`: normal scheduler).
+    pub realtime: Option<i32>,
 }
 
 /// Modem-level failures (start-up; the loop itself never fails on input).
@@ -103,6 +105,9 @@ pub enum ModemError {
     #[error("{0}")]
     Start(String),
 }
+
+/// Subframes without a single decodable subframe before a slave searches again.
+const LOST_SYNC_SUBFRAMES: u64 = 200;
 
 /// A pending takeover waiting for the radio's confirmation.
 struct Takeover {
@@ -149,6 +154,13 @@ pub struct Modem {
     quit: bool,
     txbuf: Vec<Complex32>,
     rx_pending: VecDeque<(u64, Vec<Complex32>)>,
+    /// Subframe of the last good decode (a slave that decodes nothing for a while has
+    /// lost, or never had, its master: it searches again).
+    last_ok: Option<u64>,
+    /// Smallest (wall-clock samples − radio time) seen: the radio clock mapping.
+    min_lag: Option<f64>,
+    /// Cell searches that did not lead to decodable subframes.
+    resyncs: u64,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Option<Value> {
@@ -235,6 +247,9 @@ impl Modem {
             quit: false,
             txbuf: Vec::new(),
             rx_pending: VecDeque::new(),
+            last_ok: None,
+            min_lag: None,
+            resyncs: 0,
             opts,
         })
     }
@@ -245,6 +260,9 @@ impl Modem {
 
     /// Run until `quit` or the configured duration.
     pub fn run(&mut self) -> Result<(), ModemError> {
+        if let Some(prio) = self.opts.realtime {
+            set_realtime(prio);
+        }
         if let Some(flag) = self.opts.start {
             self.start(flag, self.opts.shadow)
                 .map_err(ModemError::Start)?;
@@ -271,6 +289,7 @@ impl Modem {
                     self.counters.rx_gaps = self.link.stats.rx_gap_samples;
                     let end = b.time + b.samples.len() as u64;
                     self.last_rx = Some((end, Instant::now()));
+                    self.note_rx_time(end);
                     self.on_rx_block(b.time, &b.samples);
                 }
                 Err(RadioError::RxTimeout(_)) => {}
@@ -282,11 +301,19 @@ impl Modem {
         Ok(())
     }
 
-    /// Estimated current radio sample time (last RX end plus wall time since).
+    /// Estimated current radio sample time: wall time mapped through the smallest RX
+    /// latency seen (a block that arrives late after a stall does not move the estimate).
     fn radio_now(&self) -> Option<u64> {
-        let (t, at) = self.last_rx?;
-        let rate = self.link.info().sample_rate_hz as f64;
-        Some(t + (at.elapsed().as_secs_f64() * rate) as u64)
+        let lag = self.min_lag?;
+        let rate = f64::from(self.link.info().sample_rate_hz);
+        let now = self.started.elapsed().as_secs_f64() * rate;
+        Some((now - lag).max(0.0) as u64)
+    }
+
+    fn note_rx_time(&mut self, end: u64) {
+        let rate = f64::from(self.link.info().sample_rate_hz);
+        let lag = self.started.elapsed().as_secs_f64() * rate - end as f64;
+        self.min_lag = Some(self.min_lag.map_or(lag, |m: f64| m.min(lag)));
     }
 
     fn start(&mut self, flag: u8, shadow: bool) -> Result<(), String> {
@@ -481,6 +508,16 @@ impl Modem {
         };
         let out = core.on_rx(n, s);
         let discovered = !core.mac().routes().is_empty();
+        if out.decoded || self.last_ok.is_none() {
+            self.last_ok = Some(n);
+        }
+        if self.role == Role::Slave
+            && self.state != ModemState::Shadow
+            && self.last_ok.is_some_and(|k| n > k + LOST_SYNC_SUBFRAMES)
+        {
+            self.lost_sync();
+            return;
+        }
         self.counters.subframes += 1;
         for p in out.local {
             let held = self
@@ -509,6 +546,16 @@ impl Modem {
         let Some(core) = self.core.as_mut() else {
             return;
         };
+        // After a stall (or the cell search) RX arrives in a burst: subframes whose air time
+        // has begun get no TX at all, so no packet is packed into a TB the radio would drop.
+        if let Some(on_air) = now.and_then(|t| core.subframe_of(t)) {
+            if m <= on_air {
+                let skipped = on_air + 1 - m;
+                self.counters.deadline_misses += skipped;
+                tracing::debug!(n, m, on_air, skipped, "late: TX skipped");
+                m = on_air + 1;
+            }
+        }
         while m <= n + lead {
             let may_send = match self.state {
                 ModemState::Shadow => self.takeover.as_ref().is_some_and(|t| m >= t.at_n),
@@ -545,6 +592,32 @@ impl Modem {
             m += 1;
         }
         self.next_tx = Some(m);
+    }
+
+    /// Back to cell search: the timing or cell we have decodes nothing.
+    fn lost_sync(&mut self) {
+        self.resyncs += 1;
+        tracing::warn!(
+            resyncs = self.resyncs,
+            "no subframe decoded for {LOST_SYNC_SUBFRAMES} ms: searching again"
+        );
+        self.core = None;
+        self.asm = None;
+        self.last_ok = None;
+        self.next_tx = None;
+        self.rx_pending.clear();
+        match CellSearcher::new(
+            ferry_phy::Bandwidth::from_rb_count(usize::from(self.control.rb_count))
+                .unwrap_or(ferry_phy::Bandwidth::Mhz1_4),
+            DuplexKind::Tdd,
+            self.opts.search_half_frames,
+        ) {
+            Ok(s) => {
+                self.search = Some((s, Vec::new(), None));
+                self.state = ModemState::Searching;
+            }
+            Err(e) => tracing::warn!("cell search: {e}"),
+        }
     }
 
     fn deliver(&mut self, p: &[u8]) {
@@ -596,7 +669,8 @@ impl Modem {
         match core.enqueue_ip(p) {
             Ok(_) => {}
             Err(ferry_mac::EnqueueError::QueueFull { .. }) => self.counters.drop_queue_full += 1,
-            Err(_) => self.counters.drop_no_route += 1,
+            Err(ferry_mac::EnqueueError::NoRoute { .. }) => self.counters.drop_no_route += 1,
+            Err(_) => self.counters.drop_refused += 1,
         }
     }
 
@@ -1052,5 +1126,23 @@ impl Modem {
     /// packet (cold vs warm start).
     pub fn start_figures(&self) -> (Option<f64>, Option<f64>) {
         (self.sync_ms, self.first_delivery_ms)
+    }
+}
+
+/// Ask for SCHED_FIFO at `prio` (1..=99): a baseband task that must meet 1 ms deadlines on
+/// a shared machine. Without the privilege it keeps the normal scheduler and says so.
+fn set_realtime(prio: i32) {
+    let param = libc::sched_param {
+        sched_priority: prio.clamp(1, 99),
+    };
+    // SAFETY: plain syscall on the calling process with a valid, initialised parameter.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        tracing::info!(prio, "real-time scheduling (SCHED_FIFO)");
+    } else {
+        tracing::warn!(
+            "SCHED_FIFO refused ({}): running with the normal scheduler; expect deadline misses under load",
+            std::io::Error::last_os_error()
+        );
     }
 }

@@ -1,0 +1,624 @@
+//! `ferry modem` end to end: ping through TUN → modem → fronthaul → air → fronthaul → modem →
+//! TUN in the namespace testbed, relay after route discovery, cold vs warm start, and the
+//! control socket's refusals (that one on loopback, no root needed).
+
+use ferry_modem::{ModemClient, ModemRequest, ModemState, ModemStatus};
+use ferry_testbed::{netns, root_or_skip, Topology};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// One real-time scenario at a time: the 2-core CI machine cannot run several airs and
+/// modems in parallel without missing deadlines.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+const RADIO_CTL: &str = "tcp://10.99.0.10:5550";
+
+/// Children and namespaces torn down on drop, even when the test fails.
+struct Bed {
+    prefix: Option<String>,
+    dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl Bed {
+    fn new(tag: &str, netns_up: bool) -> Bed {
+        let pid = std::process::id() % 100_000;
+        let prefix = format!("m{tag}{pid}");
+        let dir = std::env::temp_dir().join(format!("ferry-modem-{prefix}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = if netns_up {
+            let topo = Topology::thesis(&prefix).unwrap();
+            netns::up(&topo).unwrap();
+            Some(prefix)
+        } else {
+            None
+        };
+        Bed {
+            prefix,
+            dir,
+            children: Vec::new(),
+        }
+    }
+
+    fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix.as_deref().unwrap_or(""))
+    }
+
+    fn spawn(&mut self, name: &str, host: Option<&str>, args: &[String]) {
+        let mut c = match host {
+            Some(h) => netns::command_in(&self.ns(h), FERRY),
+            None => Command::new(FERRY),
+        };
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let out = std::fs::File::create(self.dir.join(format!("{name}.out"))).unwrap();
+        c.args(args).stdout(out).stderr(log).stdin(Stdio::null());
+        self.children.push((name.to_string(), c.spawn().unwrap()));
+    }
+
+    fn sock(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.sock"))
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Quit a modem over its socket and wait for its exit; returns its JSON summary.
+    fn quit(&mut self, name: &str) -> Value {
+        if let Ok(mut c) = ModemClient::connect(self.sock(name), Duration::from_secs(2)) {
+            let _ = c.request(&ModemRequest::Quit);
+        }
+        if let Some(pos) = self.children.iter().position(|(n, _)| n == name) {
+            let (_, mut ch) = self.children.remove(pos);
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = ch.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = ch.kill();
+            let _ = ch.wait();
+        }
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("{name}.out"))).unwrap_or_default();
+        serde_json::from_str(text.trim()).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(p) = &self.prefix {
+            let _ = netns::down(p);
+        }
+    }
+}
+
+/// The default air with radios bound to the radio room's fronthaul addresses and link
+/// control on the management LAN (or on loopback with the given ports).
+fn air_config(dir: &Path, loopback_base: Option<u16>) -> PathBuf {
+    let out = Command::new(FERRY)
+        .args(["air", "--print-default-config"])
+        .output()
+        .unwrap();
+    let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let addrs = match loopback_base {
+        None => {
+            v["control"] = RADIO_CTL.into();
+            [
+                "192.168.10.2:49201",
+                "192.168.13.2:49202",
+                "192.168.14.2:49203",
+                "192.168.10.2:49204",
+            ]
+            .map(String::from)
+        }
+        Some(b) => {
+            v["control"] = format!("tcp://127.0.0.1:{b}").into();
+            [1, 2, 3, 4].map(|k| format!("127.0.0.1:{}", b + k))
+        }
+    };
+    if let Some(radios) = v["radios"].as_array_mut() {
+        for (r, a) in radios.iter_mut().zip(addrs) {
+            r["fronthaul"] = a.into();
+        }
+    }
+    let p = dir.join("air.json");
+    std::fs::write(&p, v.to_string()).unwrap();
+    p
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn modem_args(
+    bed: &Bed,
+    name: &str,
+    workmode: u8,
+    radio: &str,
+    bind: &str,
+    tun_addr: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut a = s(&[
+        "modem",
+        "--workmode",
+        &workmode.to_string(),
+        "--radio-control",
+        RADIO_CTL,
+        "--radio",
+        radio,
+        "--bind",
+        bind,
+        "--tun",
+        "ferry0",
+        "--tun-addr",
+        tun_addr,
+        "--discovery-period-ms",
+        "500",
+        "--control-socket",
+    ]);
+    a.push(bed.sock(name).display().to_string());
+    a.extend(s(extra));
+    a
+}
+
+fn status(bed: &Bed, name: &str) -> Option<ModemStatus> {
+    ModemClient::connect(bed.sock(name), Duration::from_secs(1))
+        .ok()?
+        .status()
+        .ok()
+}
+
+fn routes(bed: &Bed, name: &str) -> Option<Value> {
+    let mut c = ModemClient::connect(bed.sock(name), Duration::from_secs(1)).ok()?;
+    c.request(&ModemRequest::GetRoutes).ok()?.result
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// `ping` inside a namespace: (transmitted, received).
+fn ping(bed: &Bed, host: &str, dst: &str, count: u32, interval: &str) -> (u32, u32) {
+    let out = netns::command_in(&bed.ns(host), "ping")
+        .args([
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval,
+            "-W",
+            "2",
+            dst,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("");
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (
+        nums.first().copied().unwrap_or(0),
+        nums.get(1).copied().unwrap_or(0),
+    )
+}
+
+/// The air's late/underflow counters per radio (diagnostics in failure output).
+fn air_late(bed: &Bed) -> String {
+    let out = netns::command_in(&bed.ns("server1"), FERRY)
+        .args(["radio", "--control", RADIO_CTL, "status"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    let mut r = String::new();
+    for radio in v["radios"].as_array().into_iter().flatten() {
+        r += &format!(
+            "{}: late_packets {} late_samples {}; ",
+            radio["info"]["radio"],
+            radio["counters"]["late_packets"],
+            radio["counters"]["late_samples"]
+        );
+    }
+    if r.is_empty() {
+        out
+    } else {
+        r
+    }
+}
+
+fn start_air(bed: &mut Bed) {
+    let cfg = air_config(&bed.dir, None);
+    let args = s(&["air", "--fast-init", "--config", &cfg.display().to_string()]);
+    bed.spawn("air", Some("radio"), &args);
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+#[test]
+fn ping_from_the_far_end_crosses_the_air_without_loss() {
+    if !root_or_skip("ping_from_the_far_end_crosses_the_air_without_loss") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("p", true);
+    start_air(&mut bed);
+    let a = modem_args(
+        &bed,
+        "s1",
+        0,
+        "pool",
+        "192.168.10.11:0",
+        "192.168.40.9/24",
+        &[],
+    );
+    bed.spawn("s1", Some("server1"), &a);
+    let a = modem_args(
+        &bed,
+        "s3",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &[],
+    );
+    bed.spawn("s3", Some("server3"), &a);
+    wait_for("both modems active", Duration::from_secs(15), || {
+        [status(&bed, "s1"), status(&bed, "s3")]
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
+    });
+    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", 200, "0.01");
+    let s3 = status(&bed, "s3").unwrap();
+    let s1 = status(&bed, "s1").unwrap();
+    eprintln!("server3: {s3:?}\nserver1: {s1:?}");
+    eprintln!("air: {}", air_late(&bed));
+    assert_eq!(tx, 200);
+    assert_eq!(
+        rx,
+        200,
+        "lost pings; logs:\n{}\n{}",
+        bed.log("s3"),
+        bed.log("s1")
+    );
+    // The slave found the master's cell and frequency offset by itself (cold start).
+    assert!(s3.synced);
+    assert!((s3.cfo_hz - 150.0).abs() < 30.0, "CFO {}", s3.cfo_hz);
+    assert!(s3.counters.tun_in >= 200 && s1.counters.tun_out >= 200);
+    assert_eq!(s3.counters.drop_no_route + s1.counters.drop_no_route, 0);
+    let sum1 = bed.quit("s1");
+    let sum3 = bed.quit("s3");
+    assert!(
+        sum1["status"]["counters"]["tun_in"].as_u64() >= Some(200),
+        "{sum1}"
+    );
+    assert!(sum3["sync_ms"].as_f64().is_some(), "{sum3}");
+}
+
+#[test]
+fn relay_forwards_between_terminals_that_cannot_hear_each_other() {
+    if !root_or_skip("relay_forwards_between_terminals_that_cannot_hear_each_other") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("r", true);
+    start_air(&mut bed);
+    // server1 = node 9 (relay, base station), server3 = node 8, server4 = node 10;
+    // far–relayrx is blocked in the default air.
+    let a = modem_args(
+        &bed,
+        "s1",
+        2,
+        "pool",
+        "192.168.10.11:0",
+        "192.168.40.9/24",
+        &[],
+    );
+    bed.spawn("s1", Some("server1"), &a);
+    let a = modem_args(
+        &bed,
+        "s3",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &[],
+    );
+    bed.spawn("s3", Some("server3"), &a);
+    let a = modem_args(
+        &bed,
+        "s4",
+        1,
+        "relayrx",
+        "192.168.14.1:0",
+        "192.168.40.10/24",
+        &[],
+    );
+    bed.spawn("s4", Some("server4"), &a);
+    let want = [
+        ("s1", json!([[8, 8], [10, 10]])),
+        ("s3", json!([[9, 9], [10, 9]])),
+        ("s4", json!([[8, 9], [9, 9]])),
+    ];
+    let t0 = Instant::now();
+    wait_for(
+        "route tables equal to the topology",
+        Duration::from_secs(20),
+        || {
+            want.iter()
+                .all(|(n, r)| routes(&bed, n).as_ref() == Some(r))
+        },
+    );
+    eprintln!(
+        "routes converged {:?} after the modems were started",
+        t0.elapsed()
+    );
+    let (tx, rx) = ping(&bed, "server3", "192.168.40.10", 100, "0.05");
+    let s1 = status(&bed, "s1").unwrap();
+    eprintln!("relay: {s1:?}");
+    assert_eq!(tx, 100);
+    assert_eq!(rx, 100, "logs:\n{}", bed.log("s1"));
+    // Every echo request and reply went through the relay's MAC forwarding.
+    assert!(
+        s1.counters.relayed >= 200,
+        "relayed {}",
+        s1.counters.relayed
+    );
+    assert_eq!(s1.counters.tun_out, 0, "nothing was for the relay itself");
+}
+
+/// Process start → first delivered packet, cold (cell search + route discovery) vs warm
+/// (Control with frame timing and CFO, and routes, from the running instance).
+#[test]
+fn warm_start_skips_search_and_discovery() {
+    if !root_or_skip("warm_start_skips_search_and_discovery") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("w", true);
+    start_air(&mut bed);
+    let a = modem_args(
+        &bed,
+        "s1",
+        0,
+        "pool",
+        "192.168.10.11:0",
+        "192.168.40.9/24",
+        &[],
+    );
+    bed.spawn("s1", Some("server1"), &a);
+    wait_for("master active", Duration::from_secs(10), || {
+        status(&bed, "s1").is_some_and(|s| s.synced)
+    });
+    // Traffic towards the far end: 5 ms pings from server1 for the whole test.
+    let mut pinger = netns::command_in(&bed.ns("server1"), "ping")
+        .args(["-q", "-i", "0.005", "-W", "1", "192.168.40.8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let a = modem_args(
+        &bed,
+        "cold",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &[],
+    );
+    bed.spawn("cold", Some("server3"), &a);
+    wait_for("cold slave delivered", Duration::from_secs(15), || {
+        status(&bed, "cold").is_some_and(|s| s.counters.tun_out > 0)
+    });
+    let control = ModemClient::connect(bed.sock("cold"), Duration::from_secs(1))
+        .unwrap()
+        .request(&ModemRequest::GetControl)
+        .unwrap()
+        .result
+        .unwrap();
+    assert!(control["frame_start_sample"].is_u64(), "{control}");
+    let cold_routes = routes(&bed, "cold").unwrap();
+    let cold = bed.quit("cold");
+    let file = bed.dir.join("control.json");
+    std::fs::write(&file, control.to_string()).unwrap();
+    let mut a = modem_args(
+        &bed,
+        "warm",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &[],
+    );
+    a.extend(s(&[
+        "--control-file",
+        &file.display().to_string(),
+        "--start",
+        "warm",
+        "--routes",
+        &cold_routes.to_string(),
+    ]));
+    bed.spawn("warm", Some("server3"), &a);
+    wait_for("warm slave delivered", Duration::from_secs(15), || {
+        status(&bed, "warm").is_some_and(|s| s.counters.tun_out > 0)
+    });
+    let warm = bed.quit("warm");
+    let _ = pinger.kill();
+    let _ = pinger.wait();
+    let (c_sync, c_first) = (cold["sync_ms"].as_f64(), cold["first_delivery_ms"].as_f64());
+    let (w_sync, w_first) = (warm["sync_ms"].as_f64(), warm["first_delivery_ms"].as_f64());
+    eprintln!(
+        "START FIGURES: cold sync {c_sync:?} ms, first delivery {c_first:?} ms; \
+         warm sync {w_sync:?} ms, first delivery {w_first:?} ms"
+    );
+    let (Some(cf), Some(wf), Some(cs), Some(ws)) = (c_first, w_first, c_sync, w_sync) else {
+        panic!("missing figures: {cold} {warm}");
+    };
+    // Warm: no search (it synchronises as soon as the radio link is up) and no discovery.
+    assert!(ws < cs, "warm sync {ws} ms vs cold {cs} ms");
+    assert!(wf < cf, "warm first delivery {wf} ms vs cold {cf} ms");
+}
+
+/// Bad Control values and malformed messages get clear errors; the modem keeps running.
+#[test]
+fn control_socket_refuses_bad_input_and_keeps_serving() {
+    let _one = serial();
+    let mut bed = Bed::new("c", false);
+    // Loopback air on ports derived from the pid so parallel runs do not collide.
+    let base = 20_000 + (std::process::id() % 2000) as u16 * 10;
+    let cfg = air_config(&bed.dir, Some(base));
+    bed.spawn(
+        "air",
+        None,
+        &s(&["air", "--fast-init", "--config", &cfg.display().to_string()]),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let ctl = format!("tcp://127.0.0.1:{base}");
+    let mut a = s(&[
+        "modem",
+        "--workmode",
+        "0",
+        "--radio-control",
+        &ctl,
+        "--radio",
+        "pool",
+        "--no-tun",
+        "--start",
+        "wait",
+        "--control-socket",
+    ]);
+    a.push(bed.sock("m").display().to_string());
+    bed.spawn("m", None, &a);
+    wait_for("control socket", Duration::from_secs(10), || {
+        bed.sock("m").exists()
+    });
+    let mut c = ModemClient::connect(bed.sock("m"), Duration::from_secs(2)).unwrap();
+    let r = c.request_line("{not json").unwrap();
+    assert!(
+        !r.ok && r.error.as_deref().unwrap().starts_with("malformed JSON"),
+        "{r:?}"
+    );
+    let r = c.request_line(r#"{"cmd":"fly"}"#).unwrap();
+    assert_eq!((r.ok, r.error.as_deref()), (false, Some("wrong command")));
+    let bad = json!({"cmd": "set_control", "control": {
+        "workmode": 0, "phy_cell_ID": 504, "group_ID": 0, "cell_ID": 0, "CPtype": 0,
+        "BW": 7, "RBIdx": 6, "duplexMode": 0, "numAntennaTX": 1, "numAntennaRX": 1,
+        "DLULAssign": 9, "trans_mode": 1, "type_mode": 4, "RNTI": 265}});
+    let r = c.request_line(&bad.to_string()).unwrap();
+    let e = r.error.clone().unwrap_or_default();
+    for f in [
+        "phy_cell_ID = 504",
+        "BW = 7",
+        "type_mode = 4",
+        "DLULAssign = 9",
+    ] {
+        assert!(e.contains(f), "{f} missing from {e}");
+    }
+    // Valid in table 3-3 but not on this air: FDD.
+    let fdd = json!({"cmd": "set_control", "control": {
+        "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,
+        "BW": 1.4, "RBIdx": 6, "duplexMode": 1, "numAntennaTX": 1, "numAntennaRX": 1,
+        "DLULAssign": 0, "trans_mode": 1, "type_mode": 1, "RNTI": 265}});
+    let r = c.request_line(&fdd.to_string()).unwrap();
+    assert!(r.error.as_deref().unwrap_or("").contains("FDD"), "{r:?}");
+    let r = c
+        .request_line(r#"{"cmd":"start","control_flag":2}"#)
+        .unwrap();
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("control_flag = 2"),
+        "{r:?}"
+    );
+    let r = c
+        .request_line(r#"{"cmd":"takeover_at","at_sample":100}"#)
+        .unwrap();
+    assert!(r.error.as_deref().unwrap_or("").contains("shadow"), "{r:?}");
+    let r = c
+        .request_line(r#"{"cmd":"set_routes","routes":[[4,1],[4,2]]}"#)
+        .unwrap();
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("already has a route"),
+        "{r:?}"
+    );
+    // Still alive and still idle; then it starts and runs.
+    assert_eq!(c.status().unwrap().state, ModemState::Idle);
+    let r = c.request(&ModemRequest::Start { control_flag: 0 }).unwrap();
+    assert!(r.ok, "{r:?}");
+    wait_for("subframes flowing", Duration::from_secs(5), || {
+        c.status().is_ok_and(|s| s.counters.subframes > 100)
+    });
+    let r = c.request(&ModemRequest::Start { control_flag: 0 }).unwrap();
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("already started"),
+        "{r:?}"
+    );
+    let ctl = c
+        .request(&ModemRequest::GetControl)
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(
+        ctl["frame_start_sample"].as_u64().map(|f| f % 19_200),
+        Some(0),
+        "{ctl}"
+    );
+    let r = c
+        .request_line(r#"{"cmd":"takeover_at","at_sample":1}"#)
+        .unwrap();
+    assert!(!r.ok);
+    let r = c
+        .request_line(r#"{"cmd":"release_at","at_sample":1,"forward_to":"127.0.0.1:9"}"#)
+        .unwrap();
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("subframe boundary"),
+        "{r:?}"
+    );
+    assert!(c.request(&ModemRequest::Quit).unwrap().ok);
+    drop(c);
+    let sum = bed.quit("m");
+    // Alone on the air it stays in route discovery (no neighbour yet), synchronised.
+    assert_eq!(sum["status"]["state"], "discovering", "{sum}");
+    assert_eq!(sum["status"]["synced"], true, "{sum}");
+    // A bad Control on the command line is a clear error before anything starts.
+    let out = Command::new(FERRY)
+        .args(["modem", "--pci", "504", "--no-tun"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("phy_cell_ID = 504"), "{err}");
+}
