@@ -503,10 +503,12 @@ mod loopback {
             let mut sent = 0u16;
             let mut buf = Vec::new();
             for n in 0..3000u64 {
-                if n > 500 && n % 10 == 0 && sent < 100 {
-                    if m.enqueue_ip(&ping_packet(8, sent, 84)).is_ok() {
-                        sent += 1;
-                    }
+                if n > 500
+                    && n % 10 == 0
+                    && sent < 100
+                    && m.enqueue_ip(&ping_packet(8, sent, 84)).is_ok()
+                {
+                    sent += 1;
                 }
                 let mut air = if m.on_tx(n, &mut buf).unwrap() {
                     buf.clone()

@@ -322,7 +322,7 @@ impl Modem {
         }
         let warm = flag == 1;
         self.cold = !warm;
-        let sps = (self.control.bandwidth.standard_sample_rate() / 1000) as u64;
+        let sps = self.control.bandwidth.standard_sample_rate() / 1000;
         let rate = u64::from(self.link.info().sample_rate_hz);
         if rate != sps * 1000 {
             return Err(format!(
