@@ -140,15 +140,17 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
         } else {
             (bw as u64).into()
         };
-        let rb = match bw {
-            x if (x - 1.4).abs() < 1e-9 => 6,
-            x if x == 3.0 => 15,
-            x if x == 5.0 => 25,
-            x if x == 10.0 => 50,
-            x if x == 15.0 => 75,
-            x if x == 20.0 => 100,
-            _ => 0,
-        };
+        let rb = [
+            (1.4, 6),
+            (3.0, 15),
+            (5.0, 25),
+            (10.0, 50),
+            (15.0, 75),
+            (20.0, 100),
+        ]
+        .iter()
+        .find(|(mhz, _)| (mhz - bw).abs() < 1e-9)
+        .map_or(0, |&(_, rb)| rb);
         v["RBIdx"] = rb.into();
     }
     if let Some(d) = a.dl_ul_assign {

@@ -190,9 +190,10 @@ impl ModemCore {
         let sf = (n % 10) as usize;
         let downlink = self.phy.kind(sf) == SubframeKind::Downlink;
         let p = mean_power(samples);
-        // A master's D subframes always carry a TB (data or filler); other slots only when
-        // someone transmits, so only a slot with energy counts as a decode attempt.
-        let present = downlink || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
+        // A master's D subframes always carry a TB (data or filler) unless it missed the
+        // deadline; U slots only when someone transmits. Only a slot with energy counts as a
+        // decode attempt, so `decode_fail` means real channel errors.
+        let present = self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
         self.track_floor(p);
         if !present {
             return out;
@@ -503,10 +504,12 @@ mod loopback {
             let mut sent = 0u16;
             let mut buf = Vec::new();
             for n in 0..3000u64 {
-                if n > 500 && n % 10 == 0 && sent < 100 {
-                    if m.enqueue_ip(&ping_packet(8, sent, 84)).is_ok() {
-                        sent += 1;
-                    }
+                if n > 500
+                    && n % 10 == 0
+                    && sent < 100
+                    && m.enqueue_ip(&ping_packet(8, sent, 84)).is_ok()
+                {
+                    sent += 1;
                 }
                 let mut air = if m.on_tx(n, &mut buf).unwrap() {
                     buf.clone()

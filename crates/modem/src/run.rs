@@ -322,7 +322,7 @@ impl Modem {
         }
         let warm = flag == 1;
         self.cold = !warm;
-        let sps = (self.control.bandwidth.standard_sample_rate() / 1000) as u64;
+        let sps = self.control.bandwidth.standard_sample_rate() / 1000;
         let rate = u64::from(self.link.info().sample_rate_hz);
         if rate != sps * 1000 {
             return Err(format!(
@@ -547,8 +547,9 @@ impl Modem {
             return;
         };
         // After a stall (or the cell search) RX arrives in a burst: subframes whose air time
-        // has begun get no TX at all, so no packet is packed into a TB the radio would drop.
-        if let Some(on_air) = now.and_then(|t| core.subframe_of(t)) {
+        // is over (by the radio-clock estimate, with one subframe of slack for its error) get
+        // no TX at all, so no packet is packed into a TB the radio would drop.
+        if let Some(on_air) = now.and_then(|t| core.subframe_of(t.saturating_sub(core.sps()))) {
             if m <= on_air {
                 let skipped = on_air + 1 - m;
                 self.counters.deadline_misses += skipped;
