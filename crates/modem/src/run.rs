@@ -1054,6 +1054,14 @@ impl Modem {
                 }
                 match self.subframe_boundary(at_sample) {
                     Ok(at_n) => {
+                        // The MAC delivers from T on; the shell holds those packets until
+                        // the radio confirms this host as primary.
+                        if let Some(c) = self.core.as_mut() {
+                            c.mac_mut().set_rx_window(Window {
+                                from: Some(at_n),
+                                until: None,
+                            });
+                        }
                         self.takeover = Some(Takeover {
                             at_sample,
                             at_n,
