@@ -96,9 +96,34 @@ impl ModemCore {
         cfo_hz: f64,
         discovery_period: Option<u64>,
     ) -> Result<ModemCore, CoreError> {
+        Self::with_grant_delay(
+            control,
+            node,
+            plan,
+            frame_offset,
+            cfo_hz,
+            discovery_period,
+            None,
+        )
+    }
+
+    /// Like [`ModemCore::new`] with the base-station grant delay `k` (subframes from a grant
+    /// to the uplink subframe it grants; cell-wide, must exceed the slaves' TX lead).
+    pub fn with_grant_delay(
+        control: &Control,
+        node: NodeId,
+        plan: AddressPlan,
+        frame_offset: u64,
+        cfo_hz: f64,
+        discovery_period: Option<u64>,
+        grant_delay: Option<u64>,
+    ) -> Result<ModemCore, CoreError> {
         let phy = PhyLink::new(control)?;
         let (role, mac_role) = roles(control);
-        let schedule = Schedule::tdd(control.dl_ul_assign)?;
+        let mut schedule = Schedule::tdd(control.dl_ul_assign)?;
+        if let Some(k) = grant_delay {
+            schedule = schedule.with_grant_delay(k)?;
+        }
         let mut cfg = MacConfig::new(node, mac_role, schedule);
         if let Some(p) = discovery_period {
             cfg.discovery = ferry_mac::DiscoveryConfig::with_period(p);

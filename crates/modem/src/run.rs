@@ -76,6 +76,8 @@ pub struct ModemOptions {
     pub tx_lead: u64,
     /// Route-discovery beacon period in subframes.
     pub discovery_period: u64,
+    /// Base-station grant delay in subframes (cell-wide; > every slave's `tx_lead` + 1).
+    pub grant_delay: u64,
     /// Half-frames the cold cell search accumulates.
     pub search_half_frames: usize,
     /// Exit after this long (tests, benchmarks).
@@ -376,13 +378,21 @@ impl Modem {
     }
 
     fn sync(&mut self, offset: u64, cfo: f64, shadow: bool) -> Result<(), ModemError> {
-        let mut core = ModemCore::new(
+        if self.role == Role::Slave && self.opts.tx_lead + 1 >= self.opts.grant_delay {
+            tracing::warn!(
+                lead = self.opts.tx_lead,
+                k = self.opts.grant_delay,
+                "tx lead reaches the grant delay: grants from a base station arrive too late to use"
+            );
+        }
+        let mut core = ModemCore::with_grant_delay(
             &self.control,
             self.node,
             self.plan.clone(),
             offset,
             cfo,
             Some(self.opts.discovery_period),
+            Some(self.opts.grant_delay),
         )?;
         if let Some(r) = &self.routes {
             let list: Vec<(NodeId, NodeId)> = r
