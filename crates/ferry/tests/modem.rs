@@ -109,6 +109,11 @@ impl Drop for Bed {
 /// The default air with radios bound to the radio room's fronthaul addresses and link
 /// control on the management LAN (or on loopback with the given ports).
 fn air_config(dir: &Path, loopback_base: Option<u16>) -> PathBuf {
+    air_config_with(dir, loopback_base, false)
+}
+
+/// As [`air_config`]; `legacy` makes the pool radio address-bound to 192.168.10.1:49200.
+fn air_config_with(dir: &Path, loopback_base: Option<u16>, legacy: bool) -> PathBuf {
     let out = Command::new(FERRY)
         .args(["air", "--print-default-config"])
         .output()
@@ -134,6 +139,9 @@ fn air_config(dir: &Path, loopback_base: Option<u16>) -> PathBuf {
         for (r, a) in radios.iter_mut().zip(addrs) {
             r["fronthaul"] = a.into();
         }
+    }
+    if legacy {
+        v["radios"][0]["legacy_host"] = "192.168.10.1:49200".into();
     }
     let p = dir.join("air.json");
     std::fs::write(&p, v.to_string()).unwrap();
@@ -778,5 +786,72 @@ fn make_before_break_hooks_keep_pings_flowing() {
     assert!(
         nums.get(1).is_some_and(|&r| r >= 299),
         "pings lost across the cutover: {line}"
+    );
+}
+
+/// The thesis' address-bound radio: the pool radio streams only to 192.168.10.1; server1
+/// holds that address and runs the master against it without link control.
+#[test]
+fn legacy_address_bound_radio_carries_pings() {
+    if !root_or_skip("legacy_address_bound_radio_carries_pings") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("l", true);
+    let cfg = air_config_with(&bed.dir, None, true);
+    let args = s(&["air", "--fast-init", "--config", &cfg.display().to_string()]);
+    bed.spawn("air", Some("radio"), &args);
+    let ok = Command::new("ip")
+        .args([
+            "-n",
+            &bed.ns("server1"),
+            "addr",
+            "add",
+            "192.168.10.1/24",
+            "dev",
+            "eth3",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::thread::sleep(Duration::from_millis(400));
+    let mut a = modem_args(
+        &bed,
+        "s1",
+        0,
+        "pool",
+        "192.168.10.1:49200",
+        "192.168.40.9/24",
+        &[],
+    );
+    a.extend(s(&[
+        "--legacy-radio",
+        "192.168.10.2:49201",
+        "--legacy-number",
+        "0",
+    ]));
+    bed.spawn("s1", Some("server1"), &a);
+    let a = modem_args(
+        &bed,
+        "s3",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &[],
+    );
+    bed.spawn("s3", Some("server3"), &a);
+    wait_for("both modems active", Duration::from_secs(15), || {
+        [status(&bed, "s1"), status(&bed, "s3")]
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
+    });
+    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", 100, "0.01");
+    assert_eq!(
+        (tx, rx),
+        (100, 100),
+        "logs:\n{}\n{}",
+        bed.log("s1"),
+        bed.log("s3")
     );
 }
