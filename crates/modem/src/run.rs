@@ -159,6 +159,8 @@ pub struct Modem {
     /// Subframe of the last good decode (a slave that decodes nothing for a while has
     /// lost, or never had, its master: it searches again).
     last_ok: Option<u64>,
+    /// First cell-search hit (PCI, frame offset) awaiting confirmation by a second search.
+    candidate: Option<(u16, u64)>,
     /// Smallest (wall-clock samples − radio time) seen: the radio clock mapping.
     min_lag: Option<f64>,
     /// Cell searches that did not lead to decodable subframes.
@@ -251,6 +253,7 @@ impl Modem {
             rx_pending: VecDeque::new(),
             last_ok: None,
             min_lag: None,
+            candidate: None,
             resyncs: 0,
             opts,
         })
@@ -490,7 +493,20 @@ impl Modem {
         match found {
             Ok(Some(r)) => {
                 let sps = (self.link.info().sample_rate_hz / 1000) as u64;
-                let offset = (base + r.frame_start as u64) % (10 * sps);
+                let frame = 10 * sps;
+                let offset = (base + r.frame_start as u64) % frame;
+                // Two searches in a row must agree (cell and frame timing within a few
+                // samples): a single one can lock onto a master that is still starting.
+                let agree = self.candidate.is_some_and(|(pci, off)| {
+                    let d = offset.abs_diff(off);
+                    pci == r.cell.pci() && d.min(frame - d) <= 4
+                });
+                if !agree {
+                    tracing::debug!(pci = r.cell.pci(), offset, "cell candidate; confirming");
+                    self.candidate = Some((r.cell.pci(), offset));
+                    return;
+                }
+                self.candidate = None;
                 // The cell found is the cell we join: take its identity and CP.
                 let pci = r.cell.pci();
                 self.control.phy_cell_id = pci;
@@ -507,7 +523,10 @@ impl Modem {
                     self.state = ModemState::Idle;
                 }
             }
-            Ok(_) => tracing::debug!("cell search: nothing yet"),
+            Ok(_) => {
+                self.candidate = None;
+                tracing::debug!("cell search: nothing yet");
+            }
             Err(e) => tracing::warn!("cell search: {e}"),
         }
     }
