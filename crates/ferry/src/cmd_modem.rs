@@ -144,7 +144,6 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
         } else {
             (bw as u64).into()
         };
-        // Resource blocks per LTE bandwidth; anything else is left for Control's validation.
         let rb = [
             (1.4, 6),
             (3.0, 15),
@@ -154,7 +153,6 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
             (20.0, 100),
         ]
         .iter()
-        .find(|(mhz, _)| (bw - mhz).abs() < 1e-9)
         .find(|(mhz, _)| (mhz - bw).abs() < 1e-9)
         .map_or(0, |&(_, rb)| rb);
         v["RBIdx"] = rb.into();
