@@ -36,6 +36,9 @@ enum BenchWhat {
         /// Namespace prefix of the bench's testbed.
         #[arg(long, default_value = "fbench")]
         prefix: String,
+        /// Interval of the UDP probe in ms (0: off); see `ferry demo --help`.
+        #[arg(long, default_value_t = 10.0)]
+        probe_ms: f64,
         /// Traffic held between migrations, ms.
         #[arg(long, default_value_t = 1000)]
         hold_ms: u64,
@@ -50,6 +53,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         doc,
         prefix,
         hold_ms,
+        probe_ms,
     } = args.what;
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -61,6 +65,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut opts = DemoOptions::new(ferry, &prefix);
     opts.migrations = runs;
     opts.hold = Duration::from_millis(hold_ms);
+    opts.probe_interval = crate::cmd_demo::probe_interval(probe_ms)?;
     let mut progress = progress_printer();
     let mut bed = Bed::up(&opts.ferry, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
     let origin = unix_ms();
@@ -69,13 +74,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     for m in methods {
         let run = demo::run_method(&mut bed, m, &opts, origin, &mut progress)
             .map_err(|e| anyhow::anyhow!("{e}; the testbed was torn down"))?;
-        reports.push(demo::method_report(run, origin).0);
+        reports.push(demo::method_report(run, origin, demo::tail_ms(&opts)).0);
     }
     drop(bed);
     let text = render(&reports, &meta);
     print!("{text}");
     if let Some(parent) = doc.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(&doc, &text).with_context(|| format!("writing {}", doc.display()))?;
     eprintln!("written to {}", doc.display());
@@ -103,9 +109,9 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
     s.push_str(
         "Namespace testbed, every piece a real process (ferry air, far-end modem on server3, \
          ferry agent on the pool servers); migrations alternate server1 → server2 and back while \
-         server3 runs `ping -i 0.1` and the 1 ms UDP probe to the task. Per migration: total = \
+         server3 runs `ping -i 0.1` and the UDP probe (`--probe-ms`) to the task. Per migration: total = \
          the migration's timeline; interruption = max(lost pings × 100 ms, the probe's longest \
-         gap when probes were lost) within the migration and 500 ms after it. Nearest-rank \
+         gap when probes were lost) from the migration's start until 100 ms before the next one (`--hold-ms` − 100, at least 500 ms). Nearest-rank \
          percentiles.\n\n",
     );
     s.push_str(

@@ -4,8 +4,7 @@
 //! [`DemoReport`]; also the repeated migrations of `ferry bench migrate`.
 
 use crate::report::{
-    DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series,
-    DEFAULT_TAIL_MS,
+    DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series, DEFAULT_TAIL_MS,
 };
 use crate::session::{self, Bed, SessionError, Traffic, TrafficResult};
 use crate::video::unix_ms;
@@ -74,7 +73,10 @@ pub fn run_method(
     progress: &mut dyn FnMut(&str),
 ) -> Result<MethodRun, SessionError> {
     let legacy = method == Method::Legacy;
-    progress(&format!("{}: starting ferry air, the far-end modem and the agents", method.title()));
+    progress(&format!(
+        "{}: starting ferry air, the far-end modem and the agents",
+        method.title()
+    ));
     bed.start_air(legacy)?;
     bed.start_far()?;
     bed.start_agent(legacy, 2)?;
@@ -89,7 +91,10 @@ pub fn run_method(
         let mut c = bed.start_console()?;
         let (ok, _) = c.run("DS", Duration::from_secs(30))?;
         if !ok {
-            return Err(SessionError::Failed(format!("DS failed:\n{}", c.transcript)));
+            return Err(SessionError::Failed(format!(
+                "DS failed:\n{}",
+                c.transcript
+            )));
         }
         console = Some(c);
     } else {
@@ -100,8 +105,12 @@ pub fn run_method(
     progress("waiting for the far end's cell search and the first ping through the task");
     let took = bed.wait_first_ping(opts.first_ping_timeout)?;
     progress(&format!(
-        "first ping after {:.1} s; starting ping -i 0.1 and the 1 ms probe from server3",
-        took.as_secs_f64()
+        "first ping after {:.1} s; starting ping -i 0.1 and the UDP probe ({}) from server3",
+        took.as_secs_f64(),
+        opts.probe_interval.map_or_else(
+            || "off".to_string(),
+            |d| format!("every {:.1} ms", d.as_secs_f64() * 1e3)
+        )
     ));
     let traffic = Traffic::start(bed, opts.probe_interval)?;
     session::sleep(opts.hold)?;
@@ -160,10 +169,23 @@ pub fn series_of(run: &MethodRun, origin_unix_ms: f64) -> Series {
     }
 }
 
-/// Charges a run's losses to its migrations and makes its method report.
-pub fn method_report(mut run: MethodRun, origin_unix_ms: f64) -> (MethodReport, Series) {
+/// How long after a migration's timeline ends its losses are still charged to it: the
+/// whole quiet time before the next step (a resync or a data-path gap can outlast the
+/// control-plane timeline by far; cutting the window short would hide losses), at least
+/// [`DEFAULT_TAIL_MS`].
+pub fn tail_ms(opts: &DemoOptions) -> f64 {
+    (opts.hold.as_secs_f64() * 1000.0 - 100.0).max(DEFAULT_TAIL_MS)
+}
+
+/// Charges a run's losses to its migrations (up to `tail_ms` after each) and makes its
+/// method report.
+pub fn method_report(
+    mut run: MethodRun,
+    origin_unix_ms: f64,
+    tail_ms: f64,
+) -> (MethodReport, Series) {
     let series = series_of(&run, origin_unix_ms);
-    series.charge(&mut run.migrations, PING_INTERVAL_MS, DEFAULT_TAIL_MS);
+    series.charge(&mut run.migrations, PING_INTERVAL_MS, tail_ms);
     let probe = run.traffic.probe.report();
     let rep = MethodReport::new(
         run.method,
@@ -181,7 +203,10 @@ pub fn run_demo(
     opts: &DemoOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(DemoReport, Series), SessionError> {
-    progress(&format!("bringing up the testbed (namespaces {}-*)", opts.prefix));
+    progress(&format!(
+        "bringing up the testbed (namespaces {}-*)",
+        opts.prefix
+    ));
     let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
@@ -189,7 +214,7 @@ pub fn run_demo(
     let mut all = Series::default();
     for &m in &opts.methods {
         let run = run_method(&mut bed, m, opts, origin, progress)?;
-        let (rep, s) = method_report(run, origin);
+        let (rep, s) = method_report(run, origin, tail_ms(opts));
         all.probe.extend(s.probe);
         all.ping.extend(s.ping);
         methods.push(rep);

@@ -324,7 +324,9 @@ impl Bed {
                 format!("--forward-bind=192.168.10.1{n}:7000"),
             ]
         };
-        args.into_iter().map(|a| format!("--modem-arg={a}")).collect()
+        args.into_iter()
+            .map(|a| format!("--modem-arg={a}"))
+            .collect()
     }
 
     /// Host options shared by `ferry agent` and `ferry ctl` on server `n`.
@@ -400,7 +402,13 @@ impl Bed {
             .arg("ctl")
             .arg("--key")
             .arg(self.key())
-            .args(["send", cmd, json, "--to", &format!("tcp://10.99.0.{n}:5555")])
+            .args([
+                "send",
+                cmd,
+                json,
+                "--to",
+                &format!("tcp://10.99.0.{n}:5555"),
+            ])
             .output()
             .map_err(io(format!("ferry ctl send {cmd}")))?;
         if !o.status.success() {
@@ -471,10 +479,7 @@ impl Drop for Bed {
 
 /// Waits for `child` with its output, polling the signal flag; kills it on timeout or
 /// interruption.
-fn wait_output(
-    mut child: Child,
-    timeout: Duration,
-) -> Result<std::process::Output, SessionError> {
+fn wait_output(mut child: Child, timeout: Duration) -> Result<std::process::Output, SessionError> {
     let t0 = Instant::now();
     // Drain the pipes on threads so a chatty child cannot block.
     let read = |p: Option<Box<dyn std::io::Read + Send>>| {
@@ -661,7 +666,11 @@ impl Traffic {
             probe::run_sender(
                 SocketAddr::new(IpAddr::V4(POOL_TUN), PROBE_PORT),
                 probe_interval.unwrap_or(Duration::from_millis(1)),
-                if probe_interval.is_some() { u64::MAX } else { 0 },
+                if probe_interval.is_some() {
+                    u64::MAX
+                } else {
+                    0
+                },
                 Duration::from_millis(300),
                 &stop,
             )
