@@ -93,8 +93,12 @@ pub struct ModemArgs {
     #[arg(long)]
     forward_allow: Vec<IpAddr>,
     /// Subframes (ms) TX is prepared ahead of radio time.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     tx_lead: u64,
+    /// Base-station grant delay (subframes, 1..=20): cell-wide, the same on every node, and
+    /// larger than every slave's --tx-lead + 1.
+    #[arg(long, default_value_t = 10)]
+    grant_delay: u64,
     /// Route-discovery beacon period (ms).
     #[arg(long, default_value_t = 1000)]
     discovery_period_ms: u64,
@@ -140,7 +144,6 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
         } else {
             (bw as u64).into()
         };
-        // Resource blocks per LTE bandwidth; anything else is left for Control's validation.
         let rb = [
             (1.4, 6),
             (3.0, 15),
@@ -150,7 +153,7 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
             (20.0, 100),
         ]
         .iter()
-        .find(|(mhz, _)| (bw - mhz).abs() < 1e-9)
+        .find(|(mhz, _)| (mhz - bw).abs() < 1e-9)
         .map_or(0, |&(_, rb)| rb);
         v["RBIdx"] = rb.into();
     }
@@ -226,8 +229,9 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
         control_socket: a.control_socket.clone(),
         forward_bind: a.forward_bind,
         forward_allow: a.forward_allow.clone(),
-        tx_lead: a.tx_lead.clamp(1, 50),
+        tx_lead: a.tx_lead.clamp(1, 19),
         discovery_period: a.discovery_period_ms.max(10),
+        grant_delay: a.grant_delay,
         search_half_frames: a.search_half_frames.clamp(1, 40),
         duration: a.duration.map(Duration::from_secs_f64),
         node: a.node,

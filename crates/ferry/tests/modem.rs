@@ -109,6 +109,11 @@ impl Drop for Bed {
 /// The default air with radios bound to the radio room's fronthaul addresses and link
 /// control on the management LAN (or on loopback with the given ports).
 fn air_config(dir: &Path, loopback_base: Option<u16>) -> PathBuf {
+    air_config_with(dir, loopback_base, false)
+}
+
+/// As [`air_config`]; `legacy` makes the pool radio address-bound to 192.168.10.1:49200.
+fn air_config_with(dir: &Path, loopback_base: Option<u16>, legacy: bool) -> PathBuf {
     let out = Command::new(FERRY)
         .args(["air", "--print-default-config"])
         .output()
@@ -134,6 +139,9 @@ fn air_config(dir: &Path, loopback_base: Option<u16>) -> PathBuf {
         for (r, a) in radios.iter_mut().zip(addrs) {
             r["fronthaul"] = a.into();
         }
+    }
+    if legacy {
+        v["radios"][0]["legacy_host"] = "192.168.10.1:49200".into();
     }
     let p = dir.join("air.json");
     std::fs::write(&p, v.to_string()).unwrap();
@@ -294,15 +302,20 @@ fn ping_from_the_far_end_crosses_the_air_without_loss() {
             .iter()
             .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
     });
-    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", 200, "0.01");
+    // CI: 200 pings; by hand: FERRY_MODEM_PINGS=1000 (the figure, docs/MODEM.md).
+    let count: u32 = std::env::var("FERRY_MODEM_PINGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", count, "0.01");
     let s3 = status(&bed, "s3").unwrap();
     let s1 = status(&bed, "s1").unwrap();
     eprintln!("server3: {s3:?}\nserver1: {s1:?}");
     eprintln!("air: {}", air_late(&bed));
-    assert_eq!(tx, 200);
+    assert_eq!(tx, count);
     assert_eq!(
         rx,
-        200,
+        count,
         "lost pings; logs:\n{}\n{}",
         bed.log("s3"),
         bed.log("s1")
@@ -310,12 +323,12 @@ fn ping_from_the_far_end_crosses_the_air_without_loss() {
     // The slave found the master's cell and frequency offset by itself (cold start).
     assert!(s3.synced);
     assert!((s3.cfo_hz - 150.0).abs() < 30.0, "CFO {}", s3.cfo_hz);
-    assert!(s3.counters.tun_in >= 200 && s1.counters.tun_out >= 200);
+    assert!(s3.counters.tun_in >= u64::from(count) && s1.counters.tun_out >= u64::from(count));
     assert_eq!(s3.counters.drop_no_route + s1.counters.drop_no_route, 0);
     let sum1 = bed.quit("s1");
     let sum3 = bed.quit("s3");
     assert!(
-        sum1["status"]["counters"]["tun_in"].as_u64() >= Some(200),
+        sum1["status"]["counters"]["tun_in"].as_u64() >= Some(u64::from(count)),
         "{sum1}"
     );
     assert!(sum3["sync_ms"].as_f64().is_some(), "{sum3}");
@@ -621,4 +634,224 @@ fn control_socket_refuses_bad_input_and_keeps_serving() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("phy_cell_ID = 504"), "{err}");
+}
+
+/// Make-before-break through the control-socket hooks: server2 shadows the pool radio warm,
+/// the radio switches at T, server1 releases at T (forwarding what it holds), server2 takes
+/// over at T; pings from the far end keep flowing.
+#[test]
+fn make_before_break_hooks_keep_pings_flowing() {
+    if !root_or_skip("make_before_break_hooks_keep_pings_flowing") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("b", true);
+    start_air(&mut bed);
+    let a = modem_args(
+        &bed,
+        "s1",
+        0,
+        "pool",
+        "192.168.10.11:0",
+        "192.168.40.9/24",
+        &[],
+    );
+    bed.spawn("s1", Some("server1"), &a);
+    let a = modem_args(
+        &bed,
+        "s3",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &[],
+    );
+    bed.spawn("s3", Some("server3"), &a);
+    let a = modem_args(
+        &bed,
+        "s2",
+        0,
+        "pool",
+        "192.168.10.12:40000",
+        "192.168.40.9/24",
+        &["--start", "wait", "--forward-bind", "10.99.0.2:7700"],
+    );
+    bed.spawn("s2", Some("server2"), &a);
+    wait_for("source and far end active", Duration::from_secs(15), || {
+        [status(&bed, "s1"), status(&bed, "s3")]
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
+    });
+    let mut src = ModemClient::connect(bed.sock("s1"), Duration::from_secs(2)).unwrap();
+    let mut dst = ModemClient::connect(bed.sock("s2"), Duration::from_secs(2)).unwrap();
+    let control = src
+        .request(&ModemRequest::GetControl)
+        .unwrap()
+        .result
+        .unwrap();
+    let routes = src
+        .request(&ModemRequest::GetRoutes)
+        .unwrap()
+        .result
+        .unwrap();
+    let r = dst
+        .request_line(&json!({"cmd": "set_control", "control": control}).to_string())
+        .unwrap();
+    assert!(r.ok, "{r:?}");
+    let r = dst
+        .request_line(&json!({"cmd": "set_routes", "routes": routes}).to_string())
+        .unwrap();
+    assert!(r.ok, "{r:?}");
+    assert!(dst.request(&ModemRequest::Shadow).unwrap().ok);
+    let t0 = Instant::now();
+    loop {
+        let st = dst.status().unwrap();
+        if st.state == ModemState::Shadow && st.counters.subframes > 300 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "shadow not decoding: {st:?}\n{}",
+            air_late(&bed)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Pings at 10 ms for 3 s; the cutover happens 1 s in.
+    let pinger = std::thread::spawn({
+        let ns = bed.ns("server3");
+        move || {
+            netns::command_in(&ns, "ping")
+                .args(["-q", "-c", "300", "-i", "0.01", "-W", "2", "192.168.40.9"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let now = src.status().unwrap().sample_time;
+    let t = (now / 1920 + 200) * 1920; // ≈ 200 ms ahead, on a subframe boundary
+    let r = dst
+        .request(&ModemRequest::TakeoverAt { at_sample: t })
+        .unwrap();
+    assert!(r.ok, "{r:?}");
+    let r = src
+        .request(&ModemRequest::ReleaseAt {
+            at_sample: t,
+            forward_to: "10.99.0.2:7700".parse().unwrap(),
+        })
+        .unwrap();
+    assert!(r.ok, "{r:?}");
+    let out = netns::command_in(&bed.ns("server1"), FERRY)
+        .args([
+            "radio",
+            "--control",
+            RADIO_CTL,
+            "switch-at",
+            "pool",
+            "192.168.10.12:40000",
+            "--at",
+            &t.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = pinger.join().unwrap();
+    eprintln!("{text}");
+    let s1 = src.status().unwrap();
+    let s2 = dst.status().unwrap();
+    eprintln!("source: {s1:?}\ndestination: {s2:?}");
+    assert_eq!(s1.state, ModemState::Released);
+    assert_eq!(s2.state, ModemState::Active);
+    assert!(
+        s2.counters.tun_out > 50,
+        "destination delivered {}",
+        s2.counters.tun_out
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("");
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    eprintln!("CUTOVER: {line}");
+    assert_eq!(nums.first(), Some(&300));
+    // Measured: 299–300 of 300 (one echo can be lost at T: the MAC's transmit state is not
+    // handed over between the modems yet, docs/MODEM.md). The thesis lost 19 of ~20.
+    assert!(
+        nums.get(1).is_some_and(|&r| r >= 299),
+        "pings lost across the cutover: {line}"
+    );
+}
+
+/// The thesis' address-bound radio: the pool radio streams only to 192.168.10.1; server1
+/// holds that address and runs the master against it without link control.
+#[test]
+fn legacy_address_bound_radio_carries_pings() {
+    if !root_or_skip("legacy_address_bound_radio_carries_pings") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("l", true);
+    let cfg = air_config_with(&bed.dir, None, true);
+    let args = s(&["air", "--fast-init", "--config", &cfg.display().to_string()]);
+    bed.spawn("air", Some("radio"), &args);
+    let ok = Command::new("ip")
+        .args([
+            "-n",
+            &bed.ns("server1"),
+            "addr",
+            "add",
+            "192.168.10.1/24",
+            "dev",
+            "eth3",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::thread::sleep(Duration::from_millis(400));
+    let mut a = modem_args(
+        &bed,
+        "s1",
+        0,
+        "pool",
+        "192.168.10.1:49200",
+        "192.168.40.9/24",
+        &[],
+    );
+    a.extend(s(&[
+        "--legacy-radio",
+        "192.168.10.2:49201",
+        "--legacy-number",
+        "0",
+    ]));
+    bed.spawn("s1", Some("server1"), &a);
+    let a = modem_args(
+        &bed,
+        "s3",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &[],
+    );
+    bed.spawn("s3", Some("server3"), &a);
+    wait_for("both modems active", Duration::from_secs(15), || {
+        [status(&bed, "s1"), status(&bed, "s3")]
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
+    });
+    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", 100, "0.01");
+    assert_eq!(
+        (tx, rx),
+        (100, 100),
+        "logs:\n{}\n{}",
+        bed.log("s1"),
+        bed.log("s3")
+    );
 }

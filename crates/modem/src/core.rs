@@ -96,9 +96,34 @@ impl ModemCore {
         cfo_hz: f64,
         discovery_period: Option<u64>,
     ) -> Result<ModemCore, CoreError> {
+        Self::with_grant_delay(
+            control,
+            node,
+            plan,
+            frame_offset,
+            cfo_hz,
+            discovery_period,
+            None,
+        )
+    }
+
+    /// Like [`ModemCore::new`] with the base-station grant delay `k` (subframes from a grant
+    /// to the uplink subframe it grants; cell-wide, must exceed the slaves' TX lead).
+    pub fn with_grant_delay(
+        control: &Control,
+        node: NodeId,
+        plan: AddressPlan,
+        frame_offset: u64,
+        cfo_hz: f64,
+        discovery_period: Option<u64>,
+        grant_delay: Option<u64>,
+    ) -> Result<ModemCore, CoreError> {
         let phy = PhyLink::new(control)?;
         let (role, mac_role) = roles(control);
-        let schedule = Schedule::tdd(control.dl_ul_assign)?;
+        let mut schedule = Schedule::tdd(control.dl_ul_assign)?;
+        if let Some(k) = grant_delay {
+            schedule = schedule.with_grant_delay(k)?;
+        }
         let mut cfg = MacConfig::new(node, mac_role, schedule);
         if let Some(p) = discovery_period {
             cfg.discovery = ferry_mac::DiscoveryConfig::with_period(p);
@@ -190,9 +215,10 @@ impl ModemCore {
         let sf = (n % 10) as usize;
         let downlink = self.phy.kind(sf) == SubframeKind::Downlink;
         let p = mean_power(samples);
-        // A master's D subframes always carry a TB (data or filler); other slots only when
-        // someone transmits, so only a slot with energy counts as a decode attempt.
-        let present = downlink || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
+        // A master's D subframes always carry a TB (data or filler) unless it missed the
+        // deadline; U slots only when someone transmits. Only a slot with energy counts as a
+        // decode attempt, so `decode_fail` means real channel errors.
+        let present = self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
         self.track_floor(p);
         if !present {
             return out;

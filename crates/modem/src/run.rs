@@ -76,6 +76,8 @@ pub struct ModemOptions {
     pub tx_lead: u64,
     /// Route-discovery beacon period in subframes.
     pub discovery_period: u64,
+    /// Base-station grant delay in subframes (cell-wide; > every slave's `tx_lead` + 1).
+    pub grant_delay: u64,
     /// Half-frames the cold cell search accumulates.
     pub search_half_frames: usize,
     /// Exit after this long (tests, benchmarks).
@@ -157,6 +159,8 @@ pub struct Modem {
     /// Subframe of the last good decode (a slave that decodes nothing for a while has
     /// lost, or never had, its master: it searches again).
     last_ok: Option<u64>,
+    /// First cell-search hit (PCI, frame offset) awaiting confirmation by a second search.
+    candidate: Option<(u16, u64)>,
     /// Smallest (wall-clock samples − radio time) seen: the radio clock mapping.
     min_lag: Option<f64>,
     /// Cell searches that did not lead to decodable subframes.
@@ -249,6 +253,7 @@ impl Modem {
             rx_pending: VecDeque::new(),
             last_ok: None,
             min_lag: None,
+            candidate: None,
             resyncs: 0,
             opts,
         })
@@ -376,13 +381,21 @@ impl Modem {
     }
 
     fn sync(&mut self, offset: u64, cfo: f64, shadow: bool) -> Result<(), ModemError> {
-        let mut core = ModemCore::new(
+        if self.role == Role::Slave && self.opts.tx_lead + 1 >= self.opts.grant_delay {
+            tracing::warn!(
+                lead = self.opts.tx_lead,
+                k = self.opts.grant_delay,
+                "tx lead reaches the grant delay: grants from a base station arrive too late to use"
+            );
+        }
+        let mut core = ModemCore::with_grant_delay(
             &self.control,
             self.node,
             self.plan.clone(),
             offset,
             cfo,
             Some(self.opts.discovery_period),
+            Some(self.opts.grant_delay),
         )?;
         if let Some(r) = &self.routes {
             let list: Vec<(NodeId, NodeId)> = r
@@ -480,7 +493,20 @@ impl Modem {
         match found {
             Ok(Some(r)) => {
                 let sps = (self.link.info().sample_rate_hz / 1000) as u64;
-                let offset = (base + r.frame_start as u64) % (10 * sps);
+                let frame = 10 * sps;
+                let offset = (base + r.frame_start as u64) % frame;
+                // Two searches in a row must agree (cell and frame timing within a few
+                // samples): a single one can lock onto a master that is still starting.
+                let agree = self.candidate.is_some_and(|(pci, off)| {
+                    let d = offset.abs_diff(off);
+                    pci == r.cell.pci() && d.min(frame - d) <= 4
+                });
+                if !agree {
+                    tracing::debug!(pci = r.cell.pci(), offset, "cell candidate; confirming");
+                    self.candidate = Some((r.cell.pci(), offset));
+                    return;
+                }
+                self.candidate = None;
                 // The cell found is the cell we join: take its identity and CP.
                 let pci = r.cell.pci();
                 self.control.phy_cell_id = pci;
@@ -497,7 +523,10 @@ impl Modem {
                     self.state = ModemState::Idle;
                 }
             }
-            Ok(_) => tracing::debug!("cell search: nothing yet"),
+            Ok(_) => {
+                self.candidate = None;
+                tracing::debug!("cell search: nothing yet");
+            }
             Err(e) => tracing::warn!("cell search: {e}"),
         }
     }
@@ -547,8 +576,9 @@ impl Modem {
             return;
         };
         // After a stall (or the cell search) RX arrives in a burst: subframes whose air time
-        // has begun get no TX at all, so no packet is packed into a TB the radio would drop.
-        if let Some(on_air) = now.and_then(|t| core.subframe_of(t)) {
+        // is over (by the radio-clock estimate, with one subframe of slack for its error) get
+        // no TX at all, so no packet is packed into a TB the radio would drop.
+        if let Some(on_air) = now.and_then(|t| core.subframe_of(t.saturating_sub(core.sps()))) {
             if m <= on_air {
                 let skipped = on_air + 1 - m;
                 self.counters.deadline_misses += skipped;
@@ -1053,6 +1083,14 @@ impl Modem {
                 }
                 match self.subframe_boundary(at_sample) {
                     Ok(at_n) => {
+                        // The MAC delivers from T on; the shell holds those packets until
+                        // the radio confirms this host as primary.
+                        if let Some(c) = self.core.as_mut() {
+                            c.mac_mut().set_rx_window(Window {
+                                from: Some(at_n),
+                                until: None,
+                            });
+                        }
                         self.takeover = Some(Takeover {
                             at_sample,
                             at_n,
