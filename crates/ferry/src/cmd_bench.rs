@@ -39,6 +39,9 @@ enum BenchWhat {
         /// Interval of the UDP probe in ms (0: off); see `ferry demo --help`.
         #[arg(long, default_value_t = 10.0)]
         probe_ms: f64,
+        /// Route-discovery beacon period of every modem, ms (default: the modem's own).
+        #[arg(long)]
+        discovery_period_ms: Option<u64>,
         /// Traffic held between migrations, ms.
         #[arg(long, default_value_t = 1000)]
         hold_ms: u64,
@@ -54,6 +57,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         prefix,
         hold_ms,
         probe_ms,
+        discovery_period_ms,
     } = args.what;
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -68,6 +72,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     opts.probe_interval = crate::cmd_demo::probe_interval(probe_ms)?;
     let mut progress = progress_printer();
     let mut bed = Bed::up(&opts.ferry, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
+    bed.discovery_period_ms = discovery_period_ms;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
     let mut reports = Vec::new();
@@ -115,8 +120,8 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
          percentiles.\n\n",
     );
     s.push_str(
-        "| method | migrations (ok) | total ms median / p95 / max | interruption ms median / p95 / max | lost pings (sum, max) | lost probes (sum, max) |\n\
-         |---|---|---|---|---|---|\n",
+        "| method | migrations (ok) | total ms median | p95 | max | interruption ms median | p95 | max | lost pings (sum, max) | lost probes (sum, max) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         let ok = r.migrations.iter().filter(|m| m.ok).count();

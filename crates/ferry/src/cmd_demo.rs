@@ -44,6 +44,10 @@ struct Common {
     /// 1.4 MHz TDD link carries, and it loses most of them with no migration at all.
     #[arg(long, default_value_t = 10.0, global = true)]
     probe_ms: f64,
+    /// Route-discovery beacon period of every modem in ms (default: the modem's own). After
+    /// a migration the far end reaches the task again only with the next beacon.
+    #[arg(long, global = true)]
+    discovery_period_ms: Option<u64>,
     /// Methods: legacy, mbb or both.
     #[arg(long, default_value = "both", global = true)]
     method: String,
@@ -129,6 +133,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut opts = DemoOptions::new(ferry, &c.prefix);
     opts.methods = parse_methods(&c.method)?;
     opts.probe_interval = probe_interval(c.probe_ms)?;
+    opts.discovery_period_ms = c.discovery_period_ms;
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }

@@ -29,6 +29,8 @@ pub struct DemoOptions {
     pub migrations: usize,
     /// Interval of the UDP probe (`None`: no probe, ping only).
     pub probe_interval: Option<Duration>,
+    /// Route-discovery beacon period of every modem, ms (`None`: the modem's default).
+    pub discovery_period_ms: Option<u64>,
     /// How long to wait for the first ping after the task starts (cold cell search).
     pub first_ping_timeout: Duration,
 }
@@ -43,6 +45,7 @@ impl DemoOptions {
             methods: vec![Method::Legacy, Method::Mbb],
             migrations: 2,
             probe_interval: Some(Duration::from_millis(1)),
+            discovery_period_ms: None,
             first_ping_timeout: Duration::from_secs(60),
         }
     }
@@ -208,6 +211,7 @@ pub fn run_demo(
         opts.prefix
     ));
     let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
+    bed.discovery_period_ms = opts.discovery_period_ms;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
     let mut methods = Vec::new();

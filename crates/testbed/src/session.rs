@@ -119,6 +119,8 @@ pub struct Bed {
     /// Scratch directory (key, air config, control sockets).
     pub dir: PathBuf,
     procs: Vec<(String, Child)>,
+    /// Route-discovery beacon period given to every modem (`None`: the modem's default).
+    pub discovery_period_ms: Option<u64>,
 }
 
 impl Bed {
@@ -134,6 +136,7 @@ impl Bed {
             ferry: ferry.to_path_buf(),
             dir,
             procs: Vec::new(),
+            discovery_period_ms: None,
         };
         crate::netns::up(&bed.topo)?;
         std::fs::write(bed.key(), KEY_HEX).map_err(io("writing the agents' key"))?;
@@ -276,6 +279,9 @@ impl Bed {
         ])
         .arg("--control-socket")
         .arg(self.dir.join("far.sock"));
+        if let Some(p) = self.discovery_period_ms {
+            c.arg(format!("--discovery-period-ms={p}"));
+        }
         self.spawn("far-modem", c)
     }
 
@@ -306,8 +312,8 @@ impl Bed {
     }
 
     /// The `--modem-arg` list of a pool-server modem master.
-    fn modem_args(legacy: bool, n: u8) -> Vec<String> {
-        let args: Vec<String> = if legacy {
+    fn modem_args(&self, legacy: bool, n: u8) -> Vec<String> {
+        let mut args: Vec<String> = if legacy {
             vec![
                 "modem".into(),
                 "--workmode=0".into(),
@@ -324,6 +330,9 @@ impl Bed {
                 format!("--forward-bind=192.168.10.1{n}:7000"),
             ]
         };
+        if let Some(p) = self.discovery_period_ms {
+            args.push(format!("--discovery-period-ms={p}"));
+        }
         args.into_iter()
             .map(|a| format!("--modem-arg={a}"))
             .collect()
@@ -341,7 +350,7 @@ impl Bed {
         }
         c.args(["--usrp-in-modem", "--tun", "ferry0", "--modem"])
             .arg(&self.ferry)
-            .args(Self::modem_args(legacy, n))
+            .args(self.modem_args(legacy, n))
             .arg("--modem-socket")
             .arg(self.dir.join(format!("s{n}.sock")));
     }
