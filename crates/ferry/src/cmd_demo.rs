@@ -155,12 +155,12 @@ fn run_relay(c: &Common) -> anyhow::Result<()> {
     preflight(&[("ffmpeg", "ffmpeg")])?;
     let _ = c;
     bail!(
-        "ferry demo relay is not runnable yet: the relay path through real modems in the \
-         testbed (server3's far-end modem → the relay task on server1 → the pool radio's \
-         second link → server4) is not wired: the air configuration has no radio for server4 \
-         and no end-to-end test carries traffic through a relay task with real modems, so the \
-         demo cannot stream video through it and will not pretend to. The video pipeline \
-         (ffmpeg MPEG-TS sender, frame-counting receiver) and the report with table 4-2 exist \
-         (ferry-testbed video/report); see docs/EXPERIMENTS.md"
+        "ferry demo relay is not runnable yet. What exists: real modems relay between \
+         server3 and server4 through a relay on server1 without migration (test \
+         relay_forwards_between_terminals_that_cannot_hear_each_other), the ffmpeg video \
+         sender and frame-counting receiver, and the table-4-2 report. What is missing: \
+         the relay task supervised by the agents (relay modem arguments, server4's radio in \
+         the demo's air) and a migration of it with route transfer (set_route) checked end to \
+         end with real modems; the demo will not fake it. See docs/EXPERIMENTS.md"
     )
 }
