@@ -172,3 +172,62 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
     s.push_str("\nThesis (table 3-4, one legacy migration on USRP N210s): 1969 ms total, 19 lost pings, 1855 ms interruption.\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_migrate::timeline::Timeline;
+    use ferry_testbed::report::{Method, MigrationReport};
+
+    fn mig(total: u64, ping_lost: u64, probe_lost: u64, gap: f64) -> MigrationReport {
+        let mut t = Timeline::new("M", 0);
+        t.begin(0, "link", true);
+        t.finish(total, true);
+        let mut m = MigrationReport::from_timeline(&t, "server1 → server2", 0.0);
+        m.ping_lost = Some(ping_lost);
+        m.interruption_ms = Some(ping_lost as f64 * 100.0);
+        m.probe_lost = Some(probe_lost);
+        m.probe_longest_gap_ms = Some(gap);
+        m
+    }
+
+    #[test]
+    fn markdown_has_one_row_per_method_and_migration_with_matching_columns() {
+        let r = MethodReport::new(
+            Method::Legacy,
+            vec![
+                mig(90, 9, 85, 860.0),
+                mig(100, 0, 2, 30.0),
+                mig(80, 1, 0, 10.0),
+            ],
+            None,
+            None,
+            None,
+        );
+        let meta = RunMeta::collect(0.0);
+        let md = render(&[r], &meta);
+        let summary: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| legacy") && l.contains("(3)"))
+            .collect();
+        assert_eq!(summary.len(), 1, "{md}");
+        let header = md
+            .lines()
+            .find(|l| l.starts_with("| method | migrations"))
+            .expect("header");
+        assert_eq!(summary[0].matches('|').count(), header.matches('|').count());
+        // Totals 80/90/100: median 90, p95 = max = 100. Interruption per migration =
+        // max(lost pings × 100, probe gap when probes were lost) = 900, 30, 100.
+        assert!(
+            summary[0].contains("| 90 | 100 | 100 | 100 | 900 | 900 |"),
+            "{}",
+            summary[0]
+        );
+        assert!(summary[0].contains("| 10, 9 | 87, 85 |"), "{}", summary[0]);
+        let per: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| legacy") && l.contains("server1 → server2"))
+            .collect();
+        assert_eq!(per.len(), 3);
+    }
+}
