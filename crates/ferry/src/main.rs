@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd_agent;
 mod cmd_air;
+mod cmd_bench;
 mod cmd_ctl;
+mod cmd_demo;
 mod cmd_modem;
 mod cmd_phy;
 mod cmd_probe;
@@ -36,6 +38,11 @@ enum Command {
     Air(cmd_air::AirArgs),
     /// Operate radios through link control: discover, status, link, unlink, shadow, switch-at.
     Radio(cmd_air::RadioArgs),
+    /// The thesis experiment end to end: migrations with real ping and the 1 ms probe,
+    /// beside table 3-4 (needs root); `demo relay` for chapter 4.
+    Demo(cmd_demo::DemoArgs),
+    /// Benchmarks in the testbed: `bench migrate --runs N --method legacy|mbb|both`.
+    Bench(cmd_bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,5 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Probe(args) => cmd_probe::run(args),
         Command::Air(args) => cmd_air::run_air(args),
         Command::Radio(args) => cmd_air::run_radio(args),
+        Command::Demo(args) => cmd_demo::run(args),
+        Command::Bench(args) => cmd_bench::run(args),
     }
 }

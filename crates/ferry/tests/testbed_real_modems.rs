@@ -6,26 +6,19 @@
 //! 192.168.10.1 must sit on exactly the right server after each, the TUN address must follow
 //! the task, and nothing may be left running. A ping from server3 to the task's TUN address
 //! must be answered before M, by server2 after M, and by server1 again after MB; the losses
-//! around each migration are printed.
+//! around each migration are printed. The processes are started by
+//! `ferry_testbed::session` (shared with `ferry demo`).
 
 use ferry_testbed::netns::{self, command_in};
-use ferry_testbed::{root_or_skip, Topology};
-use std::io::Write;
-use std::process::{Child, Stdio};
+use ferry_testbed::ping::PingRun;
+use ferry_testbed::root_or_skip;
+use ferry_testbed::session::Bed;
+use ferry_testbed::topology::POOL_TUN;
+use std::net::IpAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
-
-struct Teardown(String, Vec<Child>);
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        for c in &mut self.1 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = netns::down(&self.0);
-    }
-}
 
 fn holds(ns: &str, iface: &str, addr: &str) -> bool {
     command_in(ns, "ip")
@@ -43,193 +36,40 @@ fn thesis_session_with_real_modems_in_the_testbed() {
         return;
     }
     let prefix = format!("fm{}", std::process::id() % 1_000_000);
-    let topo = Topology::thesis(&prefix).expect("topology");
-    let mut td = Teardown(prefix.clone(), Vec::new());
-    ferry_testbed::up(&topo).expect("testbed up");
-    let ns = |h: &str| topo.host(h).expect("host").ns.clone();
-    let dir = std::env::temp_dir().join(format!("ferry-tb-real-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let key = dir.join("agent.key");
-    std::fs::write(
-        &key,
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    )
-    .expect("key");
-
-    // The radio room: the default air with only the pool and far radios, address-bound.
-    let out = std::process::Command::new(FERRY)
-        .args(["air", "--print-default-config"])
-        .output()
-        .expect("air config");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let radios: Vec<serde_json::Value> = cfg["radios"]
-        .as_array()
-        .expect("radios")
-        .iter()
-        .filter(|r| r["name"] == "pool" || r["name"] == "far")
-        .cloned()
-        .map(|mut r| {
-            let pool = r["name"] == "pool";
-            r["init_ms"] = 0.into();
-            r["fronthaul"] = (if pool {
-                "192.168.10.2:49156"
-            } else {
-                "192.168.13.2:49157"
-            })
-            .into();
-            // Only the pool radio is address-bound (the thesis' N210); the far end's radio
-            // is reached through link control.
-            r["legacy_host"] = if pool {
-                "192.168.10.1:49200".into()
-            } else {
-                serde_json::Value::Null
-            };
-            r
-        })
-        .collect();
-    cfg["radios"] = radios.into();
-    let links: Vec<serde_json::Value> = cfg["links"]
-        .as_array()
-        .expect("links")
-        .iter()
-        .filter(|l| (l["a"] == "pool" && l["b"] == "far") || (l["a"] == "far" && l["b"] == "pool"))
-        .cloned()
-        .collect();
-    cfg["links"] = links.into();
-    cfg["control"] = "tcp://10.99.0.10:5550".into();
-    let air_cfg = dir.join("air.json");
-    std::fs::write(&air_cfg, cfg.to_string()).expect("air.json");
-    let quiet = |mut c: std::process::Command| {
-        c.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn")
-    };
-    let mut c = command_in(&ns("radio"), FERRY);
-    c.arg("air").arg("--config").arg(&air_cfg);
-    td.1.push(quiet(c));
-    let mut c = command_in(&ns("server3"), FERRY);
-    c.args([
-        "modem",
-        "--workmode",
-        "1",
-        "--radio",
-        "far",
-        "--radio-control",
-        "tcp://10.99.0.10:5550",
-        "--bind",
-        "192.168.13.1:49200",
-        "--tun-addr",
-        "192.168.40.8/24",
-    ]);
-    c.arg("--control-socket").arg(dir.join("far.sock"));
-    td.1.push(quiet(c));
-
-    let modem_args: Vec<String> = [
-        "modem",
-        "--workmode=0",
-        "--legacy-radio=192.168.10.2:49156",
-        "--bind=0.0.0.0:49200",
-    ]
-    .iter()
-    .map(|a| format!("--modem-arg={a}"))
-    .collect();
-    let host = |c: &mut std::process::Command, name: &str, parked: &str| {
-        c.arg("--key")
-            .arg(&key)
-            .args([
-                "--parked",
-                parked,
-                "--radio",
-                "legacy",
-                "--usrp-in-modem",
-                "--tun",
-                "ferry0",
-                "--modem",
-                FERRY,
-            ])
-            .args(&modem_args)
-            .arg("--modem-socket")
-            .arg(dir.join(format!("{name}.sock")));
-    };
-    let mut c = command_in(&ns("server2"), FERRY);
-    c.args(["agent", "--bind", "tcp://10.99.0.2:5555"]);
-    host(&mut c, "s2", "192.168.20.2");
-    td.1.push(quiet(c));
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(true).expect("air");
+    bed.start_far().expect("far-end modem");
+    bed.start_agent(true, 2).expect("agent");
     std::thread::sleep(Duration::from_millis(500));
-
-    let mut c = command_in(&ns("server1"), FERRY);
-    c.arg("ctl");
-    host(&mut c, "s1", "192.168.20.1");
-    c.args([
-        "--peer",
-        "server2=tcp://10.99.0.2:5555",
-        "--remote",
-        "server2",
-        "console",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let mut console = c.spawn().expect("ctl console");
-    let mut stdin = console.stdin.take().expect("stdin");
-    let (s1, s2) = (ns("server1"), ns("server2"));
+    let mut console = bed.start_console().expect("console");
+    let (s1, s2) = (bed.ns("server1"), bed.ns("server2"));
     let mut seen = Vec::new();
-    let mut ping: Option<(Child, Instant)> = None;
+    let mut ping: Option<(PingRun, Instant)> = None;
     let mut sent_at = Vec::new();
-    // Feed one line at a time and look at the addresses in between; ping from server3 once
-    // the task runs, through M and MB.
-    for (line, wait_ms) in [
-        ("DS", 2500),
-        ("M", 3000),
-        ("MB", 3000),
-        ("KL", 800),
-        ("KR", 800),
-    ] {
+    let step = Duration::from_secs(30);
+    for (line, settle_ms) in [("DS", 0), ("M", 1500), ("MB", 1500), ("KL", 0), ("KR", 0)] {
         if line == "M" {
             // The far end's cold cell search and route discovery take a while (longer on a
             // loaded machine): wait until one ping gets through before migrating.
-            let t0 = Instant::now();
-            while !command_in(&ns("server3"), "ping")
-                .args(["-c", "1", "-W", "1", "192.168.40.9"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-            {
-                let far = std::os::unix::net::UnixStream::connect(dir.join("far.sock"))
-                    .ok()
-                    .map(|mut sock| {
-                        use std::io::{BufRead, BufReader};
-                        let _ = sock.write_all(b"{\"cmd\":\"status\"}\n");
-                        let mut l = String::new();
-                        let _ = BufReader::new(sock).read_line(&mut l);
-                        l
-                    });
-                assert!(
-                    t0.elapsed() < Duration::from_secs(30),
-                    "no ping through the task after DS in 30 s; far-end modem: {far:?}"
-                );
-            }
-            println!("first ping through after {:?}", t0.elapsed());
-            let mut p = command_in(&ns("server3"), "ping");
-            p.args(["-i", "0.1", "-W", "1", "192.168.40.9"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null());
-            ping = Some((p.spawn().expect("ping"), Instant::now()));
+            let took = bed
+                .wait_first_ping(Duration::from_secs(30))
+                .expect("first ping after DS");
+            println!("first ping through after {took:?}");
+            let p =
+                PingRun::start(Some(&bed.ns("server3")), IpAddr::V4(POOL_TUN), 100).expect("ping");
+            ping = Some((p, Instant::now()));
             std::thread::sleep(Duration::from_millis(1500));
         }
         if line == "KL" {
-            if let Some((p, _)) = &ping {
-                // SIGINT: ping prints its summary and exits.
-                // SAFETY: kill(2) on our own child.
-                unsafe { libc::kill(p.id() as i32, libc::SIGINT) };
-            }
+            // Let the service come back after MB (route discovery) before stopping.
+            std::thread::sleep(Duration::from_millis(2500));
         }
         if let Some((_, t0)) = &ping {
-            sent_at.push((line, t0.elapsed()));
+            sent_at.push((line, t0.elapsed().as_secs_f64() * 1000.0));
         }
-        writeln!(stdin, "{line}").expect("write");
-        stdin.flush().expect("flush");
-        std::thread::sleep(Duration::from_millis(wait_ms));
+        let (ok, _) = console.run(line, step).expect("console line");
+        assert!(ok, "{line} did not succeed:\n{}", console.transcript);
+        std::thread::sleep(Duration::from_millis(settle_ms));
         seen.push((
             line,
             holds(&s1, "eth3", "192.168.10.1"),
@@ -237,61 +77,49 @@ fn thesis_session_with_real_modems_in_the_testbed() {
             holds(&s1, "ferry0", "192.168.40.9"),
             holds(&s2, "ferry0", "192.168.40.9"),
         ));
+        if line == "KL" {
+            if let Some((p, _)) = ping.take() {
+                let r = p.stop().expect("ping report");
+                let at = |l: &str| {
+                    sent_at
+                        .iter()
+                        .find(|(x, _)| *x == l)
+                        .map(|(_, t)| *t)
+                        .expect("line")
+                };
+                let (m, mb, kl) = (at("M"), at("MB"), at("KL"));
+                let answered = |a: f64, b: f64| {
+                    r.samples
+                        .iter()
+                        .any(|s| s.rtt_ms.is_some() && s.t_ms >= a && s.t_ms < b)
+                };
+                let lost = |a: f64, b: f64| {
+                    r.samples
+                        .iter()
+                        .filter(|s| s.rtt_ms.is_none() && s.t_ms >= a && s.t_ms < b)
+                        .count()
+                };
+                println!(
+                    "pings lost: before M {}, M..MB {}, MB..KL {} (of {} sent)",
+                    lost(0.0, m),
+                    lost(m, mb),
+                    lost(mb, kl),
+                    r.sent
+                );
+                // Traffic flows before M, again on server2 after M, and on server1 after MB.
+                assert!(answered(0.0, m), "no ping answered before M: {r:?}");
+                assert!(answered(m + 1000.0, mb), "no ping answered after M: {r:?}");
+                assert!(
+                    answered(mb + 1000.0, kl),
+                    "no ping answered after MB: {r:?}"
+                );
+            }
+        }
     }
-    writeln!(stdin, "q").expect("write");
-    drop(stdin);
-    let out = console.wait_with_output().expect("console output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    let (ping, _) = ping.expect("ping ran");
-    let pings =
-        String::from_utf8_lossy(&ping.wait_with_output().expect("ping").stdout).into_owned();
-    let got: Vec<u64> = pings
-        .split("icmp_seq=")
-        .skip(1)
-        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
-        .collect();
-    // ping sends seq n at about (n - 1) * 100 ms after it started.
-    let seq_at = |line: &str| {
-        sent_at
-            .iter()
-            .find(|(l, _)| *l == line)
-            .map(|(_, d)| d.as_millis() as u64 / 100 + 1)
-            .expect("line")
-    };
-    let (m, mb, kl) = (seq_at("M"), seq_at("MB"), seq_at("KL"));
-    let lost = |from: u64, to: u64| (from..to).filter(|s| !got.contains(s)).count();
-    println!(
-        "ping from server3: {}",
-        pings.lines().rev().take(2).collect::<Vec<_>>().join(" | ")
-    );
-    println!(
-        "pings lost: before M {} of {}, M..MB {} of {}, MB..KL {} of {}",
-        lost(1, m),
-        m - 1,
-        lost(m, mb),
-        mb - m,
-        lost(mb, kl),
-        kl - mb
-    );
+    let (ok, _) = console.run("q", step).expect("q");
+    assert!(ok, "q did not succeed:\n{}", console.transcript);
+    println!("{}", console.transcript);
     println!("(line, s1 eth3 .10.1, s2 eth3 .10.1, s1 tun .40.9, s2 tun .40.9): {seen:?}");
-    // Traffic flows before M, again on server2 after M, and on server1 after MB.
-    for (what, from, to) in [
-        ("before M", 1, m),
-        ("after M (server2)", m + 20, mb),
-        ("after MB (server1)", mb + 20, kl),
-    ] {
-        assert!(
-            (from..to).any(|s| got.contains(&s)),
-            "no ping answered {what} (seq {from}..{to}): {pings}"
-        );
-    }
-    for cmd in ["DS", "M", "MB", "KL", "KR", "q"] {
-        assert!(
-            text.contains(&format!("{cmd} succeeded")),
-            "{cmd} did not succeed:\n{text}"
-        );
-    }
     assert_eq!(
         seen,
         [
@@ -313,6 +141,4 @@ fn thesis_session_with_real_modems_in_the_testbed() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    drop(td);
-    let _ = std::fs::remove_dir_all(&dir);
 }

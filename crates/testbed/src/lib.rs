@@ -3,11 +3,13 @@
 //! [`topology`] describes hosts, bridges and addresses as data and plans the build (pure);
 //! [`netns`] runs the plan with iproute2 and reads the state back.
 
+pub mod demo;
 pub mod netns;
 pub mod ping;
 pub mod plot;
 pub mod probe;
 pub mod report;
+pub mod session;
 pub mod topology;
 pub mod video;
 

@@ -586,7 +586,7 @@ impl DemoReport {
                 let _ = writeln!(
                     s,
                     "{:<width$}  {:>8}  {:>8}",
-                    "interruption: longest 1 ms probe gap",
+                    "interruption: longest probe gap",
                     fmt(mig.probe_longest_gap_ms),
                     "—"
                 );
@@ -759,7 +759,11 @@ pub fn write_outputs(
             series.probe.iter().map(|s| (s.sent_ms, s.rtt_ms)).collect();
         files.push(write(
             &out_dir.join("probe.svg"),
-            &crate::plot::delay_svg("1 ms UDP probe: round-trip time and losses", &pts, &marks),
+            &crate::plot::delay_svg(
+                "UDP sequence probe: round-trip time and losses",
+                &pts,
+                &marks,
+            ),
         )?);
         let mut csv = String::from("seq,sent_ms,rtt_ms\n");
         for s in &series.probe {

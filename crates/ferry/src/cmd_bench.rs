@@ -1,0 +1,233 @@
+//! `ferry bench migrate`: repeated migrations back and forth in the namespace testbed with
+//! real processes and real traffic; median, p95 and max of interruption and total time, and
+//! lost packets, written as a Markdown table with the command line.
+
+use crate::cmd_demo::{parse_methods, preflight, progress_printer};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use ferry_testbed::demo::{self, DemoOptions};
+use ferry_testbed::report::{MethodReport, RunMeta};
+use ferry_testbed::session::{self, Bed};
+use ferry_testbed::video::unix_ms;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `ferry bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Repeated migrations server1 ⇄ server2 with ping and the 1 ms probe (needs root).
+    Migrate {
+        /// Migrations per method.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// legacy, mbb or both.
+        #[arg(long, default_value = "both")]
+        method: String,
+        /// Markdown output (figures and the command line).
+        #[arg(long, default_value = "docs/BENCH-MIGRATE.md")]
+        doc: PathBuf,
+        /// Namespace prefix of the bench's testbed.
+        #[arg(long, default_value = "fbench")]
+        prefix: String,
+        /// Interval of the UDP probe in ms (0: off); see `ferry demo --help`.
+        #[arg(long, default_value_t = 10.0)]
+        probe_ms: f64,
+        /// Route-discovery beacon period of every modem, ms (default: the modem's own).
+        #[arg(long)]
+        discovery_period_ms: Option<u64>,
+        /// Traffic held between migrations, ms.
+        #[arg(long, default_value_t = 1000)]
+        hold_ms: u64,
+    },
+}
+
+/// Runs `ferry bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchWhat::Migrate {
+        runs,
+        method,
+        doc,
+        prefix,
+        hold_ms,
+        probe_ms,
+        discovery_period_ms,
+    } = args.what;
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let methods = parse_methods(&method)?;
+    preflight(&[])?;
+    session::install_signal_flag();
+    let ferry = std::env::current_exe().context("locating the ferry binary")?;
+    let mut opts = DemoOptions::new(ferry, &prefix);
+    opts.migrations = runs;
+    opts.hold = Duration::from_millis(hold_ms);
+    opts.probe_interval = crate::cmd_demo::probe_interval(probe_ms)?;
+    let mut progress = progress_printer();
+    let mut bed = Bed::up(&opts.ferry, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
+    bed.discovery_period_ms = discovery_period_ms;
+    let origin = unix_ms();
+    let meta = RunMeta::collect(origin);
+    let mut reports = Vec::new();
+    for m in methods {
+        let run = demo::run_method(&mut bed, m, &opts, origin, &mut progress)
+            .map_err(|e| anyhow::anyhow!("{e}; the testbed was torn down"))?;
+        reports.push(demo::method_report(run, origin, demo::tail_ms(&opts)).0);
+    }
+    drop(bed);
+    let text = render(&reports, &meta);
+    print!("{text}");
+    if let Some(parent) = doc.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&doc, &text).with_context(|| format!("writing {}", doc.display()))?;
+    eprintln!("written to {}", doc.display());
+    Ok(())
+}
+
+fn cell(v: Option<(f64, f64, f64)>) -> String {
+    v.map_or_else(
+        || "— | — | —".into(),
+        |(a, b, c)| format!("{a:.0} | {b:.0} | {c:.0}"),
+    )
+}
+
+/// The Markdown report of a bench.
+pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
+    let mut s = String::from("# Migration benchmark (`ferry bench migrate`)\n\n");
+    let _ = writeln!(
+        s,
+        "Command: `{}`  \nDate (UTC): {}; host {}; commit {}.\n",
+        meta.command_line.join(" "),
+        meta.date_utc,
+        meta.host,
+        meta.git_commit.as_deref().unwrap_or("unknown")
+    );
+    s.push_str(
+        "Namespace testbed, every piece a real process (ferry air, far-end modem on server3, \
+         ferry agent on the pool servers); migrations alternate server1 → server2 and back while \
+         server3 runs `ping -i 0.1` and the UDP probe (`--probe-ms`) to the task. Per migration: total = \
+         the migration's timeline; interruption = max(lost pings × 100 ms, the probe's longest \
+         gap when probes were lost) from the migration's start until 100 ms before the next one (`--hold-ms` − 100, at least 500 ms). Nearest-rank \
+         percentiles.\n\n",
+    );
+    s.push_str(
+        "| method | migrations (ok) | total ms median | p95 | max | interruption ms median | p95 | max | lost pings (sum, max) | lost probes (sum, max) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let ok = r.migrations.iter().filter(|m| m.ok).count();
+        let totals: Vec<f64> = r.migrations.iter().map(|m| m.total_ms).collect();
+        let intr: Vec<f64> = r
+            .migrations
+            .iter()
+            .map(|m| {
+                let probe = match (m.probe_lost, m.probe_longest_gap_ms) {
+                    (Some(l), Some(g)) if l > 0 => g,
+                    _ => 0.0,
+                };
+                m.interruption_ms.unwrap_or(0.0).max(probe)
+            })
+            .collect();
+        let pings: Vec<u64> = r.migrations.iter().filter_map(|m| m.ping_lost).collect();
+        let probes: Vec<u64> = r.migrations.iter().filter_map(|m| m.probe_lost).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} ({ok}) | {} | {} | {}, {} | {}, {} |",
+            r.method.title(),
+            r.migrations.len(),
+            cell(demo::stats(&totals)),
+            cell(demo::stats(&intr)),
+            pings.iter().sum::<u64>(),
+            pings.iter().max().copied().unwrap_or(0),
+            probes.iter().sum::<u64>(),
+            probes.iter().max().copied().unwrap_or(0),
+        );
+    }
+    s.push_str("\nPer migration (ms):\n\n| method | # | route | total | lost pings | lost probes | longest probe gap |\n|---|---|---|---|---|---|---|\n");
+    for r in reports {
+        for (i, m) in r.migrations.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.0} | {} | {} | {} |",
+                r.method.title(),
+                i + 1,
+                m.route,
+                m.total_ms,
+                m.ping_lost.map_or("—".into(), |v| v.to_string()),
+                m.probe_lost.map_or("—".into(), |v| v.to_string()),
+                m.probe_longest_gap_ms
+                    .map_or("—".into(), |v| format!("{v:.1}")),
+            );
+        }
+    }
+    s.push_str("\nThesis (table 3-4, one legacy migration on USRP N210s): 1969 ms total, 19 lost pings, 1855 ms interruption.\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_migrate::timeline::Timeline;
+    use ferry_testbed::report::{Method, MigrationReport};
+
+    fn mig(total: u64, ping_lost: u64, probe_lost: u64, gap: f64) -> MigrationReport {
+        let mut t = Timeline::new("M", 0);
+        t.begin(0, "link", true);
+        t.finish(total, true);
+        let mut m = MigrationReport::from_timeline(&t, "server1 → server2", 0.0);
+        m.ping_lost = Some(ping_lost);
+        m.interruption_ms = Some(ping_lost as f64 * 100.0);
+        m.probe_lost = Some(probe_lost);
+        m.probe_longest_gap_ms = Some(gap);
+        m
+    }
+
+    #[test]
+    fn markdown_has_one_row_per_method_and_migration_with_matching_columns() {
+        let r = MethodReport::new(
+            Method::Legacy,
+            vec![
+                mig(90, 9, 85, 860.0),
+                mig(100, 0, 2, 30.0),
+                mig(80, 1, 0, 10.0),
+            ],
+            None,
+            None,
+            None,
+        );
+        let meta = RunMeta::collect(0.0);
+        let md = render(&[r], &meta);
+        let summary: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| legacy") && l.contains("(3)"))
+            .collect();
+        assert_eq!(summary.len(), 1, "{md}");
+        let header = md
+            .lines()
+            .find(|l| l.starts_with("| method | migrations"))
+            .expect("header");
+        assert_eq!(summary[0].matches('|').count(), header.matches('|').count());
+        // Totals 80/90/100: median 90, p95 = max = 100. Interruption per migration =
+        // max(lost pings × 100, probe gap when probes were lost) = 900, 30, 100.
+        assert!(
+            summary[0].contains("| 90 | 100 | 100 | 100 | 900 | 900 |"),
+            "{}",
+            summary[0]
+        );
+        assert!(summary[0].contains("| 10, 9 | 87, 85 |"), "{}", summary[0]);
+        let per: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| legacy") && l.contains("server1 → server2"))
+            .collect();
+        assert_eq!(per.len(), 3);
+    }
+}

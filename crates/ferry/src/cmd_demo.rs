@@ -1,0 +1,166 @@
+//! `ferry demo` (chapter 3: ping and the 1 ms probe across legacy and make-before-break
+//! migrations, beside table 3-4) and `ferry demo relay` (chapter 4).
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use ferry_testbed::demo::{self, DemoOptions};
+use ferry_testbed::report::{self, Method};
+use ferry_testbed::session::{self, SessionError};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Arguments of `ferry demo`.
+#[derive(Args)]
+#[command(after_help = "\
+Needs root (network namespaces, TUN). Brings up the thesis testbed as network namespaces,
+runs every piece as a real process (ferry air, the far-end modem on server3, ferry agent on
+server1/server2, the thesis console), pings the task from server3 every 100 ms and probes it
+every 1 ms, migrates it server1 → server2 → server1 with the thesis' method and with
+make-before-break, prints a table per migration beside the thesis' table 3-4, writes a JSON
+report and SVG plots, and tears everything down (also on Ctrl-C).")]
+pub struct DemoArgs {
+    #[command(subcommand)]
+    what: Option<What>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Output directory for the report (report.json, report.txt, SVG plots, CSV series).
+    #[arg(long, default_value = "ferry-demo-out", global = true)]
+    out: PathBuf,
+    /// Write the JSON report here instead of OUT/report.json.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Namespace prefix of the demo's testbed (leftovers with it are removed first).
+    #[arg(long, default_value = "fdemo", global = true)]
+    prefix: String,
+    /// Fewer seconds of traffic around the migrations (for tests).
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Interval of the UDP sequence probe in ms (0: no probe, ping only). 10 by default:
+    /// at 1 ms the probe and its echoes (1000 datagrams/s each way) exceed what the modem's
+    /// 1.4 MHz TDD link carries, and it loses most of them with no migration at all.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    probe_ms: f64,
+    /// Route-discovery beacon period of every modem in ms (default: the modem's own). After
+    /// a migration the far end reaches the task again only with the next beacon.
+    #[arg(long, global = true)]
+    discovery_period_ms: Option<u64>,
+    /// Methods: legacy, mbb or both.
+    #[arg(long, default_value = "both", global = true)]
+    method: String,
+}
+
+#[derive(Subcommand, Clone)]
+enum What {
+    /// Chapter 4: video from server3 through the relay on server1 to server4.
+    Relay,
+}
+
+/// Parses `legacy|mbb|both`.
+pub fn parse_methods(s: &str) -> anyhow::Result<Vec<Method>> {
+    Ok(match s {
+        "legacy" => vec![Method::Legacy],
+        "mbb" => vec![Method::Mbb],
+        "both" => vec![Method::Legacy, Method::Mbb],
+        other => bail!("--method must be legacy, mbb or both, not {other:?}"),
+    })
+}
+
+/// Checks root and the tools; says how to get what is missing.
+pub fn preflight(extra: &[(&'static str, &'static str)]) -> anyhow::Result<()> {
+    if !ferry_testbed::netns::is_root() {
+        bail!(
+            "ferry demo needs root (it creates network namespaces and TUN devices): run it with sudo, \
+             or `sudo bash scripts/demo` from the repository"
+        );
+    }
+    let mut tools: Vec<(&str, &str)> = session::REQUIRED_TOOLS.to_vec();
+    tools.extend_from_slice(extra);
+    let missing = session::missing_tools(&tools);
+    if !missing.is_empty() {
+        let pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+        bail!(
+            "missing tools: {}; install them with `apt-get install {}` (or run `sudo bash scripts/deps`)",
+            missing.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", "),
+            pkgs.join(" ")
+        );
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        bail!("/dev/net/tun is missing: load the tun module (`modprobe tun`)");
+    }
+    Ok(())
+}
+
+/// `--probe-ms` as an interval (`0`: none).
+pub fn probe_interval(ms: f64) -> anyhow::Result<Option<Duration>> {
+    if ms == 0.0 {
+        return Ok(None);
+    }
+    if !(ms.is_finite() && (0.1..=1000.0).contains(&ms)) {
+        bail!("--probe-ms must be 0 (off) or between 0.1 and 1000, got {ms}");
+    }
+    Ok(Some(Duration::from_secs_f64(ms / 1e3)))
+}
+
+/// A progress printer: elapsed seconds and the line, on stderr.
+pub fn progress_printer() -> impl FnMut(&str) {
+    let t0 = Instant::now();
+    move |l: &str| eprintln!("[{:6.1} s] {l}", t0.elapsed().as_secs_f64())
+}
+
+fn map_err(e: SessionError) -> anyhow::Error {
+    match e {
+        // On a terminal's Ctrl-C the children get SIGINT too and the first error seen may
+        // be theirs: the flag says what really happened.
+        _ if session::interrupted() => anyhow::anyhow!("interrupted; the testbed was torn down"),
+        SessionError::Interrupted => anyhow::anyhow!("interrupted; the testbed was torn down"),
+        e => anyhow::anyhow!("{e}; the testbed was torn down"),
+    }
+}
+
+/// Runs `ferry demo`.
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if matches!(args.what, Some(What::Relay)) {
+        return run_relay(&args.common);
+    }
+    preflight(&[])?;
+    session::install_signal_flag();
+    let c = &args.common;
+    let ferry = std::env::current_exe().context("locating the ferry binary")?;
+    let mut opts = DemoOptions::new(ferry, &c.prefix);
+    opts.methods = parse_methods(&c.method)?;
+    opts.probe_interval = probe_interval(c.probe_ms)?;
+    opts.discovery_period_ms = c.discovery_period_ms;
+    if c.quick {
+        opts.hold = Duration::from_millis(1200);
+    }
+    let mut progress = progress_printer();
+    let (rep, series) = demo::run_demo(&opts, &mut progress).map_err(map_err)?;
+    println!();
+    print!("{}", rep.render_text());
+    let w = report::write_outputs(&rep, &series, &c.out, c.json.as_deref())
+        .context("writing the report")?;
+    println!("report: {}", w.json.display());
+    for f in &w.files {
+        println!("        {}", f.display());
+    }
+    Ok(())
+}
+
+/// `ferry demo relay`: refuses with what is missing (see docs/EXPERIMENTS.md).
+fn run_relay(c: &Common) -> anyhow::Result<()> {
+    preflight(&[("ffmpeg", "ffmpeg")])?;
+    let _ = c;
+    bail!(
+        "ferry demo relay is not runnable yet. What exists: real modems relay between \
+         server3 and server4 through a relay on server1 without migration (test \
+         relay_forwards_between_terminals_that_cannot_hear_each_other), the ffmpeg video \
+         sender and frame-counting receiver, and the table-4-2 report. What is missing: \
+         the relay task supervised by the agents (relay modem arguments, server4's radio in \
+         the demo's air) and a migration of it with route transfer (set_route) checked end to \
+         end with real modems; the demo will not fake it. See docs/EXPERIMENTS.md"
+    )
+}

@@ -1,0 +1,257 @@
+//! The thesis' chapter-3 experiment with real processes: a D2D task on server1, `ping -i
+//! 0.1` and the 1 ms probe from server3, migrations back and forth with the legacy method
+//! (the thesis console's M / MB) and with make-before-break, measured into a
+//! [`DemoReport`]; also the repeated migrations of `ferry bench migrate`.
+
+use crate::report::{
+    DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series, DEFAULT_TAIL_MS,
+};
+use crate::session::{self, Bed, SessionError, Traffic, TrafficResult};
+use crate::video::unix_ms;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Ping interval of the experiment (the thesis' `ping -i 0.1`).
+pub const PING_INTERVAL_MS: f64 = 100.0;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The `ferry` binary to start in the namespaces.
+    pub ferry: PathBuf,
+    /// Namespace prefix of the testbed.
+    pub prefix: String,
+    /// Traffic held before, between and after migrations.
+    pub hold: Duration,
+    /// Methods, in order.
+    pub methods: Vec<Method>,
+    /// Migrations per method (alternating server1 → server2, server2 → server1).
+    pub migrations: usize,
+    /// Interval of the UDP probe (`None`: no probe, ping only).
+    pub probe_interval: Option<Duration>,
+    /// Route-discovery beacon period of every modem, ms (`None`: the modem's default).
+    pub discovery_period_ms: Option<u64>,
+    /// How long to wait for the first ping after the task starts (cold cell search).
+    pub first_ping_timeout: Duration,
+}
+
+impl DemoOptions {
+    /// The demo's defaults: both methods, one round trip each, 2 s of traffic around.
+    pub fn new(ferry: PathBuf, prefix: &str) -> DemoOptions {
+        DemoOptions {
+            ferry,
+            prefix: prefix.to_string(),
+            hold: Duration::from_secs(2),
+            methods: vec![Method::Legacy, Method::Mbb],
+            migrations: 2,
+            probe_interval: Some(Duration::from_millis(1)),
+            discovery_period_ms: None,
+            first_ping_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One method's session: its migrations (start on the report's axis) and its traffic.
+pub struct MethodRun {
+    /// Which method.
+    pub method: Method,
+    /// Migrations, uncharged.
+    pub migrations: Vec<MigrationReport>,
+    /// Ping and probe.
+    pub traffic: TrafficResult,
+}
+
+fn route(from: u8, to: u8) -> String {
+    format!("server{from} → server{to}")
+}
+
+/// Runs one method's session on `bed` (processes of an earlier session must be stopped):
+/// starts the air, far end, agents and the task, the traffic, then `opts.migrations`
+/// migrations, and stops every process again. Times are ms since `origin_unix_ms`.
+pub fn run_method(
+    bed: &mut Bed,
+    method: Method,
+    opts: &DemoOptions,
+    origin_unix_ms: f64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<MethodRun, SessionError> {
+    let legacy = method == Method::Legacy;
+    progress(&format!(
+        "{}: starting ferry air, the far-end modem and the agents",
+        method.title()
+    ));
+    bed.start_air(legacy)?;
+    bed.start_far()?;
+    bed.start_agent(legacy, 2)?;
+    if !legacy {
+        bed.start_agent(false, 1)?;
+    }
+    session::sleep(Duration::from_millis(700))?;
+    bed.check_alive()?;
+    let mut console = None;
+    if legacy {
+        progress("legacy: DS on server1 (thesis console: set TUN IP, start the D2D task)");
+        let mut c = bed.start_console()?;
+        let (ok, _) = c.run("DS", Duration::from_secs(30))?;
+        if !ok {
+            return Err(SessionError::Failed(format!(
+                "DS failed:\n{}",
+                c.transcript
+            )));
+        }
+        console = Some(c);
+    } else {
+        progress("make-before-break: set_tun_ip and start_d2d on server1's agent");
+        bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)?;
+        bed.send(1, "start_d2d", r#"{"control_flag":0}"#)?;
+    }
+    progress("waiting for the far end's cell search and the first ping through the task");
+    let took = bed.wait_first_ping(opts.first_ping_timeout)?;
+    progress(&format!(
+        "first ping after {:.1} s; starting ping -i 0.1 and the UDP probe ({}) from server3",
+        took.as_secs_f64(),
+        opts.probe_interval.map_or_else(
+            || "off".to_string(),
+            |d| format!("every {:.1} ms", d.as_secs_f64() * 1e3)
+        )
+    ));
+    let traffic = Traffic::start(bed, opts.probe_interval)?;
+    session::sleep(opts.hold)?;
+    let mut migrations = Vec::new();
+    for i in 0..opts.migrations {
+        let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
+        bed.check_alive()?;
+        let (timeline, start) = if let Some(c) = console.as_mut() {
+            let line = if i % 2 == 0 { "M" } else { "MB" };
+            progress(&format!("legacy: {line} (server{from} → server{to})"));
+            let start = unix_ms();
+            let (ok, tl) = c.run(line, Duration::from_secs(60))?;
+            match tl {
+                Some(t) if ok => (t, start),
+                _ => {
+                    return Err(SessionError::Failed(format!(
+                        "{line} failed:\n{}",
+                        c.transcript
+                    )))
+                }
+            }
+        } else {
+            progress(&format!("make-before-break: server{from} → server{to}"));
+            bed.migrate_mbb(from, to)?
+        };
+        let m = MigrationReport::from_timeline(&timeline, &route(from, to), start - origin_unix_ms);
+        let lost = traffic.ping_snapshot().map_or(0, |p| p.lost);
+        progress(&format!(
+            "  done in {:.0} ms (pings lost so far in this run: {lost})",
+            m.total_ms
+        ));
+        migrations.push(m);
+        session::sleep(opts.hold)?;
+    }
+    let traffic = traffic.stop()?;
+    if let Some(mut c) = console {
+        c.close();
+    }
+    bed.stop_all();
+    Ok(MethodRun {
+        method,
+        migrations,
+        traffic,
+    })
+}
+
+/// The series of one run on the origin's axis.
+pub fn series_of(run: &MethodRun, origin_unix_ms: f64) -> Series {
+    Series {
+        probe: Series::shift_probe(
+            &run.traffic.probe.samples(),
+            run.traffic.probe_started_unix_ms - origin_unix_ms,
+        ),
+        ping: Series::ping_on_axis(&run.traffic.ping, origin_unix_ms),
+        video_frames_ms: Vec::new(),
+    }
+}
+
+/// How long after a migration's timeline ends its losses are still charged to it: the
+/// whole quiet time before the next step (a resync or a data-path gap can outlast the
+/// control-plane timeline by far; cutting the window short would hide losses), at least
+/// [`DEFAULT_TAIL_MS`].
+pub fn tail_ms(opts: &DemoOptions) -> f64 {
+    (opts.hold.as_secs_f64() * 1000.0 - 100.0).max(DEFAULT_TAIL_MS)
+}
+
+/// Charges a run's losses to its migrations (up to `tail_ms` after each) and makes its
+/// method report.
+pub fn method_report(
+    mut run: MethodRun,
+    origin_unix_ms: f64,
+    tail_ms: f64,
+) -> (MethodReport, Series) {
+    let series = series_of(&run, origin_unix_ms);
+    series.charge(&mut run.migrations, PING_INTERVAL_MS, tail_ms);
+    let probe = run.traffic.probe.report();
+    let rep = MethodReport::new(
+        run.method,
+        run.migrations,
+        (probe.sent > 0).then_some(&probe),
+        Some(&run.traffic.ping),
+        None,
+    );
+    (rep, series)
+}
+
+/// The whole demo: testbed up, every method in turn, testbed down. Progress lines go to
+/// `progress`.
+pub fn run_demo(
+    opts: &DemoOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(DemoReport, Series), SessionError> {
+    progress(&format!(
+        "bringing up the testbed (namespaces {}-*)",
+        opts.prefix
+    ));
+    let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
+    bed.discovery_period_ms = opts.discovery_period_ms;
+    let origin = unix_ms();
+    let meta = RunMeta::collect(origin);
+    let mut methods = Vec::new();
+    let mut all = Series::default();
+    for &m in &opts.methods {
+        let run = run_method(&mut bed, m, opts, origin, progress)?;
+        let (rep, s) = method_report(run, origin, tail_ms(opts));
+        all.probe.extend(s.probe);
+        all.ping.extend(s.ping);
+        methods.push(rep);
+    }
+    progress("tearing down the testbed");
+    drop(bed);
+    Ok((DemoReport::new(Experiment::Ping, meta, methods), all))
+}
+
+/// Median, 95th percentile and maximum (nearest rank) of `v`; `None` when empty.
+pub fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    let rank = |q: f64| {
+        let i = ((q * s.len() as f64).ceil() as usize).saturating_sub(1);
+        s.get(i.min(s.len() - 1)).copied().unwrap_or(f64::NAN)
+    };
+    Some((rank(0.5), rank(0.95), s.last().copied().unwrap_or(f64::NAN)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_nearest_rank() {
+        assert_eq!(stats(&[]), None);
+        assert_eq!(stats(&[5.0]), Some((5.0, 5.0, 5.0)));
+        let v: Vec<f64> = (1..=20).map(f64::from).rev().collect();
+        assert_eq!(stats(&v), Some((10.0, 19.0, 20.0)));
+        assert_eq!(stats(&[3.0, f64::NAN, 1.0, 2.0]), Some((2.0, 3.0, 3.0)));
+    }
+}

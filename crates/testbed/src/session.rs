@@ -1,0 +1,743 @@
+//! Real-process sessions in the namespace testbed: `ferry air`, the far-end modem, agents
+//! and `ferry ctl` started as processes (argument vectors, never a shell), the traffic
+//! (`ping -i 0.1` and the 1 ms UDP probe) and the migrations of both methods, shared by
+//! `ferry demo`, `ferry bench migrate` and the root-only tests.
+//!
+//! Everything started here is owned by a guard whose `Drop` kills it; [`Bed`]'s `Drop`
+//! also kills whatever is left in its namespaces and removes them, so an error, a panic or
+//! an interruption (the caller's signal flag, see [`install_signal_flag`]) cleans up.
+
+use crate::netns::{self, command_in};
+use crate::ping::{PingReport, PingRun};
+use crate::probe::{self, ProbeLog};
+use crate::topology::{Topology, FAR_END_TUN, POOL_TUN};
+use crate::video::{enter_netns, unix_ms};
+use ferry_migrate::timeline::Timeline;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The radio link-control endpoint of `ferry air` on the mgmt LAN.
+pub const RADIO_CTL: &str = "tcp://10.99.0.10:5550";
+/// UDP port of the probe's echo responders.
+pub const PROBE_PORT: u16 = 7777;
+/// The agents' shared key (a test key: the testbed is private to this machine).
+const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+
+/// Failure of a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The operator interrupted (SIGINT/SIGTERM).
+    #[error("interrupted")]
+    Interrupted,
+    /// Building the testbed failed.
+    #[error("testbed: {0}")]
+    Testbed(#[from] netns::TestbedError),
+    /// A bad namespace prefix.
+    #[error("{0}")]
+    Prefix(String),
+    /// A process could not be started or talked to.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Something did not happen in time or answered wrongly.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SessionError {
+    let what = what.into();
+    move |source| SessionError::Io { what, source }
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Installs a SIGINT/SIGTERM handler that only sets a flag ([`interrupted`]); every wait
+/// in this module polls it and returns [`SessionError::Interrupted`].
+pub fn install_signal_flag() {
+    extern "C" fn on_signal(_: libc::c_int) {
+        SIGNALLED.store(true, Ordering::SeqCst);
+    }
+    // SAFETY: the handler only does an atomic store, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// Whether SIGINT/SIGTERM arrived.
+pub fn interrupted() -> bool {
+    SIGNALLED.load(Ordering::SeqCst)
+}
+
+/// Sleeps `d`, waking early with an error when interrupted.
+pub fn sleep(d: Duration) -> Result<(), SessionError> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if interrupted() {
+            return Err(SessionError::Interrupted);
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(20)));
+    }
+    if interrupted() {
+        return Err(SessionError::Interrupted);
+    }
+    Ok(())
+}
+
+/// Tools the testbed and the traffic need, with the Debian package that has each.
+pub const REQUIRED_TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("ping", "iputils-ping")];
+
+/// Which of `tools` are not on `PATH` (as `(tool, package)`).
+pub fn missing_tools<'a>(tools: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    tools
+        .iter()
+        .filter(|(t, _)| !std::env::split_paths(&path).any(|d| d.join(t).is_file()))
+        .copied()
+        .collect()
+}
+
+/// The testbed with its processes. Dropping it kills them and removes the namespaces.
+pub struct Bed {
+    /// Namespace prefix.
+    pub prefix: String,
+    /// The topology.
+    pub topo: Topology,
+    /// The `ferry` binary started in the namespaces.
+    pub ferry: PathBuf,
+    /// Scratch directory (key, air config, control sockets).
+    pub dir: PathBuf,
+    procs: Vec<(String, Child)>,
+    /// Route-discovery beacon period given to every modem (`None`: the modem's default).
+    pub discovery_period_ms: Option<u64>,
+}
+
+impl Bed {
+    /// Removes leftovers with `prefix`, builds the testbed and writes the agents' key.
+    pub fn up(ferry: &Path, prefix: &str) -> Result<Bed, SessionError> {
+        let topo = Topology::thesis(prefix).map_err(|e| SessionError::Prefix(e.to_string()))?;
+        netns::down(prefix)?;
+        let dir = std::env::temp_dir().join(format!("ferry-{prefix}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let bed = Bed {
+            prefix: prefix.to_string(),
+            topo,
+            ferry: ferry.to_path_buf(),
+            dir,
+            procs: Vec::new(),
+            discovery_period_ms: None,
+        };
+        crate::netns::up(&bed.topo)?;
+        std::fs::write(bed.key(), KEY_HEX).map_err(io("writing the agents' key"))?;
+        Ok(bed)
+    }
+
+    /// The agents' key file.
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("agent.key")
+    }
+
+    /// Namespace of `host` (`server1`, `radio`, ...).
+    pub fn ns(&self, host: &str) -> String {
+        self.topo
+            .host(host)
+            .map_or_else(|| format!("{}-{host}", self.prefix), |h| h.ns.clone())
+    }
+
+    /// A `ferry` command inside `host`'s namespace.
+    pub fn ferry_in(&self, host: &str) -> Command {
+        command_in(&self.ns(host), &self.ferry.to_string_lossy())
+    }
+
+    /// Starts `cmd` (output to a log file in the scratch directory) and keeps it.
+    pub fn spawn(&mut self, name: &str, mut cmd: Command) -> Result<(), SessionError> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))
+            .map_err(io(format!("log of {name}")))?;
+        let err = log.try_clone().map_err(io(format!("log of {name}")))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(io(format!("starting {name}")))?;
+        self.procs.push((name.to_string(), child));
+        Ok(())
+    }
+
+    /// Fails if a kept process has exited (with its log's tail).
+    pub fn check_alive(&mut self) -> Result<(), SessionError> {
+        for (name, c) in &mut self.procs {
+            if let Ok(Some(st)) = c.try_wait() {
+                let log = std::fs::read_to_string(self.dir.join(format!("{name}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                return Err(SessionError::Failed(format!(
+                    "{name} exited ({st}); last lines of its log:\n  {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills every kept process and whatever else runs in the testbed's namespaces.
+    pub fn stop_all(&mut self) {
+        for (_, c) in &mut self.procs {
+            // SAFETY: kill(2) on our own child (not yet reaped): SIGTERM first so modems
+            // and agents close their TUN and sockets.
+            if let Ok(pid) = i32::try_from(c.id()) {
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+        let end = Instant::now() + Duration::from_millis(1500);
+        for (_, c) in &mut self.procs {
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.procs.clear();
+        for ns in self.topo.namespaces() {
+            netns::kill_all_in(ns, Duration::from_millis(500));
+        }
+    }
+
+    /// Starts `ferry air` in the radio namespace with the pool and far radios. `legacy`:
+    /// the pool radio is address-bound to 192.168.10.1 (the thesis' N210); otherwise it
+    /// is under link control only (make-before-break).
+    pub fn start_air(&mut self, legacy: bool) -> Result<(), SessionError> {
+        let out = Command::new(&self.ferry)
+            .args(["air", "--print-default-config"])
+            .output()
+            .map_err(io("ferry air --print-default-config"))?;
+        let mut cfg: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| SessionError::Failed(format!("air default config: {e}")))?;
+        let pick = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+        let radios: Vec<serde_json::Value> = pick(&cfg["radios"])
+            .into_iter()
+            .filter(|r| r["name"] == "pool" || r["name"] == "far")
+            .map(|mut r| {
+                let pool = r["name"] == "pool";
+                r["init_ms"] = 0.into();
+                r["fronthaul"] = if pool {
+                    "192.168.10.2:49156"
+                } else {
+                    "192.168.13.2:49157"
+                }
+                .into();
+                r["legacy_host"] = if pool && legacy {
+                    "192.168.10.1:49200".into()
+                } else {
+                    serde_json::Value::Null
+                };
+                r
+            })
+            .collect();
+        let links: Vec<serde_json::Value> = pick(&cfg["links"])
+            .into_iter()
+            .filter(|l| {
+                (l["a"] == "pool" && l["b"] == "far") || (l["a"] == "far" && l["b"] == "pool")
+            })
+            .collect();
+        cfg["radios"] = radios.into();
+        cfg["links"] = links.into();
+        cfg["control"] = RADIO_CTL.into();
+        let path = self.dir.join("air.json");
+        std::fs::write(&path, cfg.to_string()).map_err(io("writing air.json"))?;
+        let mut c = self.ferry_in("radio");
+        c.arg("air").arg("--config").arg(&path);
+        self.spawn("air", c)
+    }
+
+    /// Starts the far-end modem (slave, D2D) in server3 on the far radio.
+    pub fn start_far(&mut self) -> Result<(), SessionError> {
+        let mut c = self.ferry_in("server3");
+        c.args([
+            "modem",
+            "--workmode",
+            "1",
+            "--radio",
+            "far",
+            "--radio-control",
+            RADIO_CTL,
+            "--bind",
+            "192.168.13.1:49200",
+            "--tun-addr",
+            &format!("{FAR_END_TUN}/24"),
+        ])
+        .arg("--control-socket")
+        .arg(self.dir.join("far.sock"));
+        if let Some(p) = self.discovery_period_ms {
+            c.arg(format!("--discovery-period-ms={p}"));
+        }
+        self.spawn("far-modem", c)
+    }
+
+    /// Waits until one ping from server3 reaches the task's TUN address.
+    pub fn wait_first_ping(&mut self, timeout: Duration) -> Result<Duration, SessionError> {
+        let t0 = Instant::now();
+        loop {
+            if interrupted() {
+                return Err(SessionError::Interrupted);
+            }
+            self.check_alive()?;
+            let ok = command_in(&self.ns("server3"), "ping")
+                .args(["-c", "1", "-W", "1", &POOL_TUN.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                return Err(SessionError::Failed(format!(
+                    "no ping from server3 reached the task ({POOL_TUN}) within {timeout:?}; logs in {}",
+                    self.dir.display()
+                )));
+            }
+        }
+    }
+
+    /// The `--modem-arg` list of a pool-server modem master.
+    fn modem_args(&self, legacy: bool, n: u8) -> Vec<String> {
+        let mut args: Vec<String> = if legacy {
+            vec![
+                "modem".into(),
+                "--workmode=0".into(),
+                "--legacy-radio=192.168.10.2:49156".into(),
+                "--bind=0.0.0.0:49200".into(),
+            ]
+        } else {
+            vec![
+                "modem".into(),
+                "--workmode=0".into(),
+                "--radio=pool".into(),
+                format!("--radio-control={RADIO_CTL}"),
+                format!("--bind=192.168.10.1{n}:49200"),
+                format!("--forward-bind=192.168.10.1{n}:7000"),
+            ]
+        };
+        if let Some(p) = self.discovery_period_ms {
+            args.push(format!("--discovery-period-ms={p}"));
+        }
+        args.into_iter()
+            .map(|a| format!("--modem-arg={a}"))
+            .collect()
+    }
+
+    /// Host options shared by `ferry agent` and `ferry ctl` on server `n`.
+    fn host_args(&self, c: &mut Command, legacy: bool, n: u8) {
+        c.arg("--key")
+            .arg(self.key())
+            .args(["--parked", &format!("192.168.20.{n}")]);
+        if legacy {
+            c.args(["--radio", "legacy"]);
+        } else {
+            c.args(["--radio", "controlled", "--radio-control", RADIO_CTL]);
+        }
+        c.args(["--usrp-in-modem", "--tun", "ferry0", "--modem"])
+            .arg(&self.ferry)
+            .args(self.modem_args(legacy, n))
+            .arg("--modem-socket")
+            .arg(self.dir.join(format!("s{n}.sock")));
+    }
+
+    /// Starts `ferry agent` on server `n`.
+    pub fn start_agent(&mut self, legacy: bool, n: u8) -> Result<(), SessionError> {
+        let mut c = self.ferry_in(&format!("server{n}"));
+        c.args(["agent", "--bind", &format!("tcp://10.99.0.{n}:5555")]);
+        self.host_args(&mut c, legacy, n);
+        self.spawn(&format!("agent-server{n}"), c)
+    }
+
+    /// Starts the thesis console (`ferry ctl ... console --json`) on server1, whose task
+    /// it hosts itself, with server2's agent as the remote.
+    pub fn start_console(&mut self) -> Result<Console, SessionError> {
+        let mut c = self.ferry_in("server1");
+        c.arg("ctl");
+        self.host_args(&mut c, true, 1);
+        c.args([
+            "--peer",
+            "server2=tcp://10.99.0.2:5555",
+            "--remote",
+            "server2",
+            "console",
+            "--json",
+        ]);
+        let log = std::fs::File::create(self.dir.join("console.log"))
+            .map_err(io("log of the console"))?;
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(io("starting ferry ctl console"))?;
+        let stdin = child.stdin.take();
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Console {
+            child: Some(child),
+            stdin,
+            lines: rx,
+            transcript: String::new(),
+        })
+    }
+
+    /// `ferry ctl send CMD JSON --to` server `n`'s agent.
+    pub fn send(&self, n: u8, cmd: &str, json: &str) -> Result<(), SessionError> {
+        let o = self
+            .ferry_in(&format!("server{n}"))
+            .arg("ctl")
+            .arg("--key")
+            .arg(self.key())
+            .args([
+                "send",
+                cmd,
+                json,
+                "--to",
+                &format!("tcp://10.99.0.{n}:5555"),
+            ])
+            .output()
+            .map_err(io(format!("ferry ctl send {cmd}")))?;
+        if !o.status.success() {
+            return Err(SessionError::Failed(format!(
+                "{cmd} on server{n}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// One make-before-break migration server `from` → server `to` with `ferry ctl
+    /// migrate --method mbb --json`; returns the timeline and its start (Unix ms).
+    pub fn migrate_mbb(&self, from: u8, to: u8) -> Result<(Timeline, f64), SessionError> {
+        let mut c = self.ferry_in(&format!("server{from}"));
+        c.arg("ctl")
+            .arg("--key")
+            .arg(self.key())
+            .args([
+                "--local",
+                &format!("tcp://10.99.0.{from}:5555"),
+                "--peer",
+                &format!("dst=tcp://10.99.0.{to}:5555"),
+                "--radio-control",
+                RADIO_CTL,
+                "--radio-name",
+                "pool",
+                "migrate",
+                "--to",
+                "dst",
+                "--method",
+                "mbb",
+                "--json",
+                "--dest-port",
+                &format!("192.168.10.1{to}:49200"),
+                "--forward-to",
+                &format!("192.168.10.1{to}:7000"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = unix_ms();
+        let child = c.spawn().map_err(io("ferry ctl migrate"))?;
+        let out = wait_output(child, Duration::from_secs(60))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let tl = text
+            .lines()
+            .find(|l| l.starts_with("{\"label\""))
+            .and_then(|l| serde_json::from_str::<Timeline>(l).ok());
+        match tl {
+            Some(t) if out.status.success() => Ok((t, start)),
+            _ => Err(SessionError::Failed(format!(
+                "make-before-break server{from} → server{to} failed:\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))),
+        }
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        self.stop_all();
+        let _ = netns::down(&self.prefix);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits for `child` with its output, polling the signal flag; kills it on timeout or
+/// interruption.
+fn wait_output(mut child: Child, timeout: Duration) -> Result<std::process::Output, SessionError> {
+    let t0 = Instant::now();
+    // Drain the pipes on threads so a chatty child cannot block.
+    let read = |p: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let so = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let se = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(io("waiting for ferry ctl"))? {
+            break st;
+        }
+        if interrupted() || t0.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(if interrupted() {
+                SessionError::Interrupted
+            } else {
+                SessionError::Failed(format!("ferry ctl did not finish within {timeout:?}"))
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: so.join().unwrap_or_default(),
+        stderr: se.join().unwrap_or_default(),
+    })
+}
+
+/// The thesis console on server1, fed one line at a time.
+pub struct Console {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Everything the console printed so far.
+    pub transcript: String,
+}
+
+impl Console {
+    /// Sends `line` (DS, M, MB, KL, ...) and waits for its outcome; for M and MB returns
+    /// the timeline. `Ok((ok, timeline))`.
+    pub fn run(
+        &mut self,
+        line: &str,
+        timeout: Duration,
+    ) -> Result<(bool, Option<Timeline>), SessionError> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| SessionError::Failed("console closed".into()))?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(io(format!("console line {line}")))?;
+        let t0 = Instant::now();
+        let wants_timeline = matches!(line, "M" | "MB");
+        let mut ok = None;
+        loop {
+            if interrupted() {
+                return Err(SessionError::Interrupted);
+            }
+            let left = timeout.saturating_sub(t0.elapsed());
+            if left.is_zero() {
+                return Err(SessionError::Failed(format!(
+                    "console: {line} gave no outcome within {timeout:?}:\n{}",
+                    self.transcript
+                )));
+            }
+            match self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(l) => {
+                    self.transcript.push_str(&l);
+                    self.transcript.push('\n');
+                    if l.starts_with(&format!("{line} succeeded")) {
+                        ok = Some(true);
+                    } else if l.starts_with(&format!("{line} FAILED")) {
+                        ok = Some(false);
+                    }
+                    if wants_timeline && l.starts_with("{\"label\"") {
+                        let t = serde_json::from_str::<Timeline>(&l).ok();
+                        return Ok((ok.unwrap_or(false), t));
+                    }
+                    if let (Some(o), false) = (ok, wants_timeline) {
+                        return Ok((o, None));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(SessionError::Failed(format!(
+                        "console exited during {line}:\n{}",
+                        self.transcript
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Ends the console: `KL`, then `q`, waits briefly, kills it if still there.
+    pub fn close(&mut self) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = writeln!(s, "KL");
+            let _ = writeln!(s, "q");
+        }
+        if let Some(mut c) = self.child.take() {
+            let end = Instant::now() + Duration::from_secs(3);
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `ping -i 0.1` from server3 plus the 1 ms UDP probe (sender on server3, echo responders
+/// on server1 and server2), to the task's TUN address. Drop stops everything.
+pub struct Traffic {
+    ping: Option<PingRun>,
+    stop_sender: Arc<AtomicBool>,
+    stop_echo: Arc<AtomicBool>,
+    sender: Option<JoinHandle<std::io::Result<ProbeLog>>>,
+    echoes: Vec<JoinHandle<()>>,
+    /// When the probe sender started (Unix ms): its sample times are relative to it.
+    pub probe_started_unix_ms: f64,
+}
+
+/// What a [`Traffic`] measured.
+pub struct TrafficResult {
+    /// Ping's report (its samples carry Unix stamps through `first_sent_unix_ms`).
+    pub ping: PingReport,
+    /// The probe's log.
+    pub probe: ProbeLog,
+    /// When the probe sender started (Unix ms).
+    pub probe_started_unix_ms: f64,
+}
+
+impl Traffic {
+    /// Starts the echo responders, the probe sender (one probe every `probe_interval`;
+    /// `None`: no probe) and ping.
+    pub fn start(bed: &Bed, probe_interval: Option<Duration>) -> Result<Traffic, SessionError> {
+        let stop_echo = Arc::new(AtomicBool::new(false));
+        let stop_sender = Arc::new(AtomicBool::new(false));
+        let mut echoes = Vec::new();
+        for h in ["server1", "server2"] {
+            let ns = bed.ns(h);
+            let stop = Arc::clone(&stop_echo);
+            echoes.push(std::thread::spawn(move || {
+                if enter_netns(&ns).is_ok() {
+                    let bind = SocketAddr::from(([0, 0, 0, 0], PROBE_PORT));
+                    if let Err(e) = probe::run_echo(bind, &stop) {
+                        tracing::warn!("probe echo in {ns}: {e}");
+                    }
+                }
+            }));
+        }
+        // Let the echo sockets bind before the first probe.
+        std::thread::sleep(Duration::from_millis(100));
+        let ns3 = bed.ns("server3");
+        let stop = Arc::clone(&stop_sender);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            enter_netns(&ns3)?;
+            let _ = tx.send(unix_ms());
+            probe::run_sender(
+                SocketAddr::new(IpAddr::V4(POOL_TUN), PROBE_PORT),
+                probe_interval.unwrap_or(Duration::from_millis(1)),
+                if probe_interval.is_some() {
+                    u64::MAX
+                } else {
+                    0
+                },
+                Duration::from_millis(300),
+                &stop,
+            )
+        });
+        let probe_started_unix_ms = rx
+            .recv_timeout(Duration::from_secs(2))
+            .map_err(|_| SessionError::Failed("the probe sender did not start".into()))?;
+        let ping = PingRun::start(Some(&bed.ns("server3")), IpAddr::V4(POOL_TUN), 100)
+            .map_err(|e| SessionError::Failed(format!("ping: {e}")))?;
+        Ok(Traffic {
+            ping: Some(ping),
+            stop_sender,
+            stop_echo,
+            sender: Some(sender),
+            echoes,
+            probe_started_unix_ms,
+        })
+    }
+
+    /// Ping's report so far.
+    pub fn ping_snapshot(&self) -> Option<PingReport> {
+        self.ping.as_ref().map(PingRun::snapshot)
+    }
+
+    /// Stops everything and returns what was measured.
+    pub fn stop(mut self) -> Result<TrafficResult, SessionError> {
+        let ping = self
+            .ping
+            .take()
+            .ok_or_else(|| SessionError::Failed("ping already stopped".into()))?
+            .stop()
+            .map_err(|e| SessionError::Failed(format!("ping: {e}")))?;
+        self.stop_sender.store(true, Ordering::SeqCst);
+        let probe = self
+            .sender
+            .take()
+            .ok_or_else(|| SessionError::Failed("probe already stopped".into()))?
+            .join()
+            .map_err(|_| SessionError::Failed("the probe sender panicked".into()))?
+            .map_err(io("probe sender"))?;
+        Ok(TrafficResult {
+            ping,
+            probe,
+            probe_started_unix_ms: self.probe_started_unix_ms,
+        })
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop_sender.store(true, Ordering::SeqCst);
+        self.stop_echo.store(true, Ordering::SeqCst);
+        if let Some(s) = self.sender.take() {
+            let _ = s.join();
+        }
+        for e in self.echoes.drain(..) {
+            let _ = e.join();
+        }
+        // PingRun's own Drop stops ping.
+    }
+}
