@@ -142,7 +142,14 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         )
         .arg("--modem-socket")
         .arg(dir.join(format!("s{n}.sock")));
-        td.1.push(quiet(c));
+        c.env("RUST_LOG", "info");
+        let log = std::fs::File::create(dir.join(format!("agent{n}.log"))).expect("log");
+        td.1.push(
+            c.stdout(Stdio::null())
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("spawn"),
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     let ctl = |n: u8, args: &[&str]| {
@@ -250,5 +257,5 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         pings.lines().rev().take(2).collect::<Vec<_>>().join(" | ")
     );
     assert!(got.len() > 10, "traffic stopped: {pings}");
-    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("logs in {}", dir.display());
 }
