@@ -183,14 +183,45 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
             "no ping through the task in 30 s"
         );
     }
+    // The 1 ms UDP sequence probe: an echo responder on both pool servers (the task's
+    // address lives on whichever serves), the sender on the far end.
+    for n in [1, 2] {
+        let mut c = command_in(&ns(&format!("server{n}")), FERRY);
+        c.args(["probe", "echo", "--bind", "0.0.0.0:7777"]);
+        td.1.push(quiet(c));
+    }
+    let probe_json = dir.join("probe.json");
+    let probe_ms: f64 = std::env::var("MBB_PROBE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4.0);
+    let mut probe = command_in(&ns("server3"), FERRY);
+    probe
+        .args([
+            "probe",
+            "send",
+            "--to",
+            "192.168.40.9:7777",
+            "--interval-ms",
+            &probe_ms.to_string(),
+            "--count",
+            "60000",
+            "--linger-ms",
+            "500",
+        ])
+        .arg("--json")
+        .arg(&probe_json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let probe = probe.spawn().expect("probe");
     let mut ping = command_in(&ns("server3"), "ping");
-    ping.args(["-i", "0.1", "-W", "1", "192.168.40.9"])
+    ping.args(["-i", "0.01", "-W", "1", "192.168.40.9"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let ping = ping.spawn().expect("ping");
     std::thread::sleep(Duration::from_millis(1000));
     let mut totals = Vec::new();
-    for (from, to) in [(1u8, 2u8), (2, 1), (1, 2), (2, 1)] {
+    for (from, to) in [(1u8, 2u8), (2, 1), (1, 2), (2, 1), (1, 2), (2, 1)] {
         let o = ctl(
             from,
             &[
@@ -238,10 +269,14 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
             .unwrap_or_default()
             .to_string();
         assert_eq!(linked, format!("192.168.10.1{to}:49200"), "{st}");
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(Duration::from_millis(600));
     }
-    // SAFETY: kill(2) on our own child: SIGINT makes ping print its summary.
-    unsafe { libc::kill(ping.id() as i32, libc::SIGINT) };
+    // SAFETY: kill(2) on our own children: SIGINT makes ping print its summary and the
+    // probe sender stop, wait for late echoes and report.
+    unsafe {
+        libc::kill(ping.id() as i32, libc::SIGINT);
+        libc::kill(probe.id() as i32, libc::SIGINT);
+    }
     let pings =
         String::from_utf8_lossy(&ping.wait_with_output().expect("ping").stdout).into_owned();
     let got: Vec<u64> = pings
@@ -256,6 +291,26 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         "ping from server3: {} | missing seqs {missing:?}",
         pings.lines().rev().take(2).collect::<Vec<_>>().join(" | ")
     );
-    assert!(got.len() > 10, "traffic stopped: {pings}");
-    eprintln!("logs in {}", dir.display());
+    let probe_out = probe.wait_with_output().expect("probe");
+    let probe_line = String::from_utf8_lossy(&probe_out.stdout).into_owned();
+    println!("{}", probe_line.trim());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&probe_json).expect("probe JSON")).expect("JSON");
+    let report = &doc["report"];
+    // Enough traffic to mean something: ~100 pings/s and ~1000 probes/s over the run.
+    assert!(got.len() > 300, "ping traffic stopped: {pings}");
+    let probed_ms = report["sent"].as_f64().unwrap_or(0.0) * probe_ms;
+    assert!(probed_ms > 4000.0, "probe ran too briefly: {report}");
+    let logs = dir.display();
+    assert_eq!(
+        missing,
+        Vec::<u64>::new(),
+        "pings lost across make-before-break (agent logs in {logs})"
+    );
+    assert_eq!(
+        report["lost"], 0,
+        "probes lost across make-before-break: {report} (agent logs in {logs})"
+    );
+    assert_eq!(report["duplicates"], 0, "probes duplicated: {report}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
