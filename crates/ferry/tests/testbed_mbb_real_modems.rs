@@ -3,9 +3,10 @@
 //! radios under link control, the far-end `ferry modem` (slave) in server3, a `ferry agent`
 //! in server1 and in server2 each supervising a `ferry modem` master bound to its permanent
 //! fronthaul address, and `ferry ctl migrate --method mbb` over the mgmt LAN moving the task
-//! server1 → server2 → server1 twice while server3 pings the task. Asserts every migration
-//! succeeds with no service-interrupting phase and the radio then streams to the new side;
-//! prints the pings lost (make-before-break should lose none; see docs/CTL.md).
+//! server1 → server2 and back three times while server3 pings the task every 10 ms and runs
+//! the UDP sequence probe against echo responders on both pool servers. Asserts every
+//! migration succeeds with no service-interrupting phase, the radio then streams to the new
+//! side, and not one ping or probe is lost or duplicated (docs/CTL.md).
 
 use ferry_testbed::netns::{self, command_in};
 use ferry_testbed::{root_or_skip, Topology};
