@@ -221,6 +221,31 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         .stderr(Stdio::null());
     let ping = ping.spawn().expect("ping");
     std::thread::sleep(Duration::from_millis(1000));
+    let radio_status = || -> serde_json::Value {
+        let r = command_in(&ns("radio"), FERRY)
+            .args(["radio", "--control", radio_ctl, "status", "pool"])
+            .output()
+            .expect("radio");
+        serde_json::from_slice(&r.stdout).unwrap_or_default()
+    };
+    // Pool radio counters across each migration. The first two would show the two hosts'
+    // TX streams overlapping at T (a sample from the old host at or after T or from the new
+    // one before it, or a TX packet from a host that is not linked): asserted 0. Late
+    // packets and underflows are printed only: underflows count every uplink subframe a
+    // master leaves silent (≈ 290/s here), and lateness depends on the machine's load.
+    const AT_T: [&str; 4] = [
+        "switch_trimmed_samples",
+        "stranger_packets",
+        "late_packets",
+        "underflow_events",
+    ];
+    let at_t = |st: &serde_json::Value| -> Vec<u64> {
+        AT_T.iter()
+            .map(|k| st["radios"][0]["counters"][k].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let mut before = at_t(&radio_status());
+    let mut deltas = Vec::new();
     let mut totals = Vec::new();
     for (from, to) in [(1u8, 2u8), (2, 1), (1, 2), (2, 1), (1, 2), (2, 1)] {
         let o = ctl(
@@ -260,11 +285,15 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         .expect("JSON");
         assert_eq!(t["interruption_ms"], 0);
         totals.push(t["total_ms"].clone());
-        let r = command_in(&ns("radio"), FERRY)
-            .args(["radio", "--control", radio_ctl, "status", "pool"])
-            .output()
-            .expect("radio");
-        let st: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap_or_default();
+        let st = radio_status();
+        let now = at_t(&st);
+        deltas.push(
+            now.iter()
+                .zip(&before)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect::<Vec<_>>(),
+        );
+        before = now;
         let linked = st["radios"][0]["linked"]
             .as_str()
             .unwrap_or_default()
@@ -288,10 +317,18 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     let last = got.iter().copied().max().unwrap_or(0);
     let missing: Vec<u64> = (1..=last).filter(|s| !got.contains(s)).collect();
     println!("mbb totals (ms): {totals:?}");
+    println!("pool radio {AT_T:?} per migration: {deltas:?}");
     println!(
         "ping from server3: {} | missing seqs {missing:?}",
         pings.lines().rev().take(2).collect::<Vec<_>>().join(" | ")
     );
+    for (i, d) in deltas.iter().enumerate() {
+        assert_eq!(
+            d.get(..2),
+            Some(&[0u64, 0][..]),
+            "migration {i}: the pool radio saw TX from the wrong side of T: {deltas:?}"
+        );
+    }
     let probe_out = probe.wait_with_output().expect("probe");
     let probe_line = String::from_utf8_lossy(&probe_out.stdout).into_owned();
     println!("{}", probe_line.trim());
