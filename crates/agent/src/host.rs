@@ -231,6 +231,17 @@ impl HostExec {
         got
     }
 
+    /// The running modem's route list read now (the route collector, on demand), kept as
+    /// the latest collected. A migration must carry the routes of the moment: the
+    /// collector's copy may date from the modem's start, before discovery found the far
+    /// end, and a destination without routes drops its traffic until the next beacon.
+    pub fn collect_routes_now(&mut self) -> Option<RouteList> {
+        let v = self.modem_request(ModemRequest::GetRoutes).ok()?;
+        let r = RouteList::from_value(&v).ok()?;
+        self.routes = Some(r.clone());
+        Some(r)
+    }
+
     fn addrs(&mut self) -> Result<&mut Addrs, StepError> {
         if self.addrs.is_none() {
             self.addrs = Some(match self.cfg.addressing {
@@ -642,6 +653,7 @@ impl HostExec {
             }
             LocalOp::ReadRoutes => {
                 self.poll_collected();
+                let _ = self.collect_routes_now();
                 self.routes
                     .clone()
                     .map(LocalValue::Routes)

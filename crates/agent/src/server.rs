@@ -5,7 +5,7 @@
 use crate::collector::Collected;
 use crate::host::{HostConfig, HostExec, StepError};
 use ferry_migrate::auth::{self, AuthKey, ReplayGuard};
-use ferry_migrate::{Agent, AgentAction, AgentConfig, ErrorKind, Event, Level, Reply};
+use ferry_migrate::{Agent, AgentAction, AgentConfig, ErrorKind, Event, Level, Reply, Request};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -142,6 +142,12 @@ impl AgentServer {
                     )
                 }
                 Ok(opened) => {
+                    if Request::decode(&opened.body).is_ok_and(|r| r == Request::GetRoute) {
+                        // get_route answers the route list of now, not of the last period.
+                        if let Some(r) = exec.collect_routes_now() {
+                            agent.collected_routes(r);
+                        }
+                    }
                     let (reply, exit) = run_request(&mut agent, &mut exec, &opened.body, &mono);
                     if reply.kind == Some(ErrorKind::Raised) {
                         summary.raised += 1;

@@ -376,21 +376,29 @@ impl Script for Mbb {
             (S::ReadControl, None) => match reply.map(|r| r.control()) {
                 Some(Ok(c)) => {
                     self.control = Some(c);
-                    if self.cfg.relay {
-                        self.s = S::ReadRoutes;
-                        self.src(Request::GetRoute)
-                    } else {
-                        self.set_tun(cx)
-                    }
+                    // Routes move with every task, not only relays: the MAC's route to the
+                    // far end is what lets the destination transmit at T instead of after
+                    // the far end's next discovery beacon.
+                    self.s = S::ReadRoutes;
+                    self.src(Request::GetRoute)
                 }
                 other => self.abort(cx, format!("get_control on source: {}", bad_result(other))),
             },
-            (S::ReadRoutes, None) => match reply.map(|r| r.routes()) {
+            (S::ReadRoutes, e) => match reply.map(|r| r.routes()) {
                 Some(Ok(r)) => {
                     self.routes = Some(r);
                     self.set_tun(cx)
                 }
-                other => self.abort(cx, format!("get_route on source: {}", bad_result(other))),
+                other if self.cfg.relay => {
+                    let why = e.unwrap_or_else(|| bad_result(other));
+                    self.abort(cx, format!("get_route on source: {why}"))
+                }
+                other => {
+                    // A plain D2D task still moves; its destination rediscovers the far end.
+                    let why = e.unwrap_or_else(|| bad_result(other));
+                    cx.warn(format!("mbb: no route list from the source ({why})"));
+                    self.set_tun(cx)
+                }
             },
             (S::SetTun, None) => match self.routes.clone() {
                 Some(r) => {
@@ -604,7 +612,6 @@ impl Script for Mbb {
             (
                 S::ReadTun
                 | S::ReadControl
-                | S::ReadRoutes
                 | S::SetTun
                 | S::SetRoute
                 | S::StartDest

@@ -149,6 +149,34 @@ fn mbb_relay_carries_routes() {
     assert!(o.timeline.duration_of(MBB_PHASES[2]).is_some());
 }
 
+/// A plain D2D task's MAC routes move too: without them the destination drops its traffic
+/// until the far end's next discovery beacon (≈ 7 pings per migration in the testbed).
+#[test]
+fn mbb_plain_task_carries_the_source_routes() {
+    let mut w = World::serving_on_source();
+    w.agents[0].collected_routes(sample_routes());
+    let o = run(&mut w, cfg());
+    assert!(o.ok, "{}", o.summary);
+    assert_eq!(w.hosts[1].d2d_routes, Some(sample_routes()));
+    let gr = w.trace.iter().position(|s| s == "->S:get_route");
+    let sr = w.trace.iter().position(|s| s == "->D:set_route");
+    let sd = w.trace.iter().position(|s| s == "->D:start_d2d");
+    assert!(gr.is_some() && gr < sr, "get_route must precede set_route");
+    assert!(sr.is_some() && sr < sd, "set_route must precede start_d2d");
+}
+
+/// A plain task whose source has no route list yet still moves (relays abort instead,
+/// `fail_reading_source_routes`).
+#[test]
+fn mbb_plain_task_without_routes_still_moves() {
+    let mut w = World::serving_on_source();
+    let o = run(&mut w, cfg());
+    assert!(o.ok, "{}", o.summary);
+    assert!(w.trace.iter().any(|s| s == "->S:get_route"));
+    assert!(!w.trace.iter().any(|s| s == "->D:set_route"));
+    assert!(w.reported("no route list from the source"));
+}
+
 /// Each injected failure and the rollback that must follow it (trace suffix).
 fn failing(setup: impl FnOnce(&mut World), want_tail: &[&str]) -> Outcome {
     let mut w = World::serving_on_source();

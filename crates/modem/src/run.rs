@@ -148,6 +148,8 @@ pub struct Modem {
     release: Option<Release>,
     held: Vec<(u64, Vec<u8>)>,
     next_tx: Option<u64>,
+    /// Routes given before sync, to install at the first subframe (dated by it).
+    routes_pending: bool,
     last_rx: Option<(u64, Instant)>,
     counters: ModemCounters,
     started: Instant,
@@ -243,6 +245,7 @@ impl Modem {
             release: None,
             held: Vec::new(),
             next_tx: None,
+            routes_pending: false,
             last_rx: None,
             counters: ModemCounters::default(),
             started,
@@ -397,21 +400,11 @@ impl Modem {
             Some(self.opts.discovery_period),
             Some(self.opts.grant_delay),
         )?;
-        if let Some(r) = &self.routes {
-            let list: Vec<(NodeId, NodeId)> = r
-                .routes()
-                .iter()
-                .filter_map(|r| {
-                    Some((
-                        NodeId(u8::try_from(r.dest_id).ok()?),
-                        NodeId(u8::try_from(r.nexthop).ok()?),
-                    ))
-                })
-                .collect();
-            if let Err(e) = core.mac_mut().set_routes(0, &list) {
-                tracing::warn!("routes refused by the MAC: {e}");
-            }
-        }
+        // Installed at the first subframe the core sees: the MAC ages routes by subframe
+        // number, and a warm master's numbers are radio time (thousands of subframes), so
+        // routes dated 0 would expire at once and the far end would be unreachable until its
+        // next discovery beacon (up to a period of lost traffic after a migration).
+        self.routes_pending = self.routes.is_some();
         self.asm = Some(SubframeAssembler::new(core.sps(), offset));
         if shadow {
             let never = Window {
@@ -532,6 +525,9 @@ impl Modem {
     }
 
     fn on_subframe(&mut self, n: u64, s: &mut [Complex32]) {
+        if std::mem::take(&mut self.routes_pending) {
+            self.install_routes(n);
+        }
         let Some(core) = self.core.as_mut() else {
             return;
         };
@@ -622,6 +618,27 @@ impl Modem {
             m += 1;
         }
         self.next_tx = Some(m);
+    }
+
+    /// Install the stored routes in the MAC, dated subframe `n`.
+    fn install_routes(&mut self, n: u64) {
+        let (Some(r), Some(core)) = (&self.routes, self.core.as_mut()) else {
+            return;
+        };
+        let list: Vec<(NodeId, NodeId)> = r
+            .routes()
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    NodeId(u8::try_from(r.dest_id).ok()?),
+                    NodeId(u8::try_from(r.nexthop).ok()?),
+                ))
+            })
+            .collect();
+        match core.mac_mut().set_routes(n, &list) {
+            Ok(()) => tracing::info!(n, routes = list.len(), "routes installed"),
+            Err(e) => tracing::warn!("routes refused by the MAC: {e}"),
+        }
     }
 
     /// Back to cell search: the timing or cell we have decodes nothing.
@@ -1048,11 +1065,21 @@ impl Modem {
                         }
                     }
                 }
-                if let Some(core) = self.core.as_mut() {
-                    let n = self.next_tx.unwrap_or(0);
-                    if let Err(e) = core.mac_mut().set_routes(n, &list) {
-                        return ModemReply::err(cmd, e.to_string());
+                match (self.core.as_mut(), self.next_tx) {
+                    (Some(core), Some(n)) => {
+                        if let Err(e) = core.mac_mut().set_routes(n, &list) {
+                            return ModemReply::err(cmd, e.to_string());
+                        }
                     }
+                    // Synchronised but no subframe yet: validated now, re-dated by the
+                    // first subframe.
+                    (Some(core), None) => {
+                        if let Err(e) = core.mac_mut().set_routes(0, &list) {
+                            return ModemReply::err(cmd, e.to_string());
+                        }
+                        self.routes_pending = true;
+                    }
+                    (None, _) => {}
                 }
                 self.routes = Some(routes);
                 ModemReply::ok(cmd, None)
