@@ -177,6 +177,33 @@ impl Netlink {
 
     /// IPv4 addresses on the interface.
     pub fn ipv4_addrs(&self, iface: &str) -> Result<Vec<Ipv4Cidr>> {
+        Ok(self
+            .addr_messages(iface)?
+            .into_iter()
+            .filter_map(|m| {
+                let prefix = m.header.prefix_len;
+                m.attributes.into_iter().find_map(|a| match a {
+                    AddressAttribute::Local(IpAddr::V4(v4))
+                    | AddressAttribute::Address(IpAddr::V4(v4)) => {
+                        Some(Ipv4Cidr { addr: v4, prefix })
+                    }
+                    _ => None,
+                })
+            })
+            .fold(Vec::new(), |mut acc, c| {
+                if !acc.contains(&c) {
+                    acc.push(c);
+                }
+                acc
+            }))
+    }
+
+    /// The kernel's address messages for one interface (the filter is a hint to the kernel,
+    /// so the index is checked again here).
+    fn addr_messages(
+        &self,
+        iface: &str,
+    ) -> Result<Vec<rtnetlink::packet_route::address::AddressMessage>> {
         let index = self.link_index(iface)?;
         let h = self.handle.clone();
         let msgs: Vec<_> = self
@@ -197,22 +224,7 @@ impl Netlink {
         Ok(msgs
             .into_iter()
             .filter(|m| m.header.index == index)
-            .filter_map(|m| {
-                let prefix = m.header.prefix_len;
-                m.attributes.into_iter().find_map(|a| match a {
-                    AddressAttribute::Local(IpAddr::V4(v4))
-                    | AddressAttribute::Address(IpAddr::V4(v4)) => {
-                        Some(Ipv4Cidr { addr: v4, prefix })
-                    }
-                    _ => None,
-                })
-            })
-            .fold(Vec::new(), |mut acc, c| {
-                if !acc.contains(&c) {
-                    acc.push(c);
-                }
-                acc
-            }))
+            .collect())
     }
 
     /// Whether the interface holds `addr` (any prefix).
@@ -243,25 +255,8 @@ impl Netlink {
 
     /// Removes an address (any prefix length); absent is success. Returns whether it was there.
     pub fn del_ipv4(&self, iface: &str, addr: Ipv4Addr) -> Result<bool> {
-        let index = self.link_index(iface)?;
-        let h = self.handle.clone();
-        let msgs: Vec<_> = self
-            .rt
-            .block_on(async move {
-                h.address()
-                    .get()
-                    .set_link_index_filter(index)
-                    .execute()
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
-            .map_err(|source| NetifError::Netlink {
-                op: "address dump",
-                iface: iface.into(),
-                source,
-            })?;
         let mut removed = false;
-        for m in msgs.into_iter().filter(|m| m.header.index == index) {
+        for m in self.addr_messages(iface)? {
             let matches = m.attributes.iter().any(|a| {
                 matches!(a, AddressAttribute::Local(IpAddr::V4(v)) | AddressAttribute::Address(IpAddr::V4(v)) if *v == addr)
             });
