@@ -22,7 +22,7 @@ pub struct BenchArgs {
 
 #[derive(Subcommand)]
 enum BenchWhat {
-    /// Repeated migrations server1 ⇄ server2 with ping and the 1 ms probe (needs root).
+    /// Repeated migrations server1 ⇄ server2 with ping and the UDP sequence probe (needs root).
     Migrate {
         /// Migrations per method.
         #[arg(long, default_value_t = 20)]

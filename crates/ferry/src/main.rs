@@ -38,7 +38,7 @@ enum Command {
     Air(cmd_air::AirArgs),
     /// Operate radios through link control: discover, status, link, unlink, shadow, switch-at.
     Radio(cmd_air::RadioArgs),
-    /// The thesis experiment end to end: migrations with real ping and the 1 ms probe,
+    /// The thesis experiment end to end: migrations with real ping and the UDP sequence probe,
     /// beside table 3-4 (needs root); `demo relay` for chapter 4.
     Demo(cmd_demo::DemoArgs),
     /// Benchmarks in the testbed: `bench migrate --runs N --method legacy|mbb|both`.
