@@ -1,4 +1,4 @@
-//! `ferry demo` (chapter 3: ping and the 1 ms probe across legacy and make-before-break
+//! `ferry demo` (chapter 3: ping and the UDP sequence probe across legacy and make-before-break
 //! migrations, beside table 3-4) and `ferry demo relay` (chapter 4).
 
 use anyhow::{bail, Context};
