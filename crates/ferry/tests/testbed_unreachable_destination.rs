@@ -1,0 +1,98 @@
+//! Failure injection in the namespace testbed (issue 5): the destination's agent is not
+//! reachable. `M` must fail cleanly within its request timeout, and the source must keep
+//! serving untouched: 192.168.10.1 and the task's TUN address stay on server1, pings from
+//! server3 keep being answered, and server2 is left with nothing configured. Needs root;
+//! skipped loudly otherwise.
+
+use ferry_testbed::netns::{self, command_in};
+use ferry_testbed::ping::PingRun;
+use ferry_testbed::root_or_skip;
+use ferry_testbed::session::Bed;
+use ferry_testbed::topology::POOL_TUN;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+fn holds(ns: &str, iface: &str, addr: &str) -> bool {
+    command_in(ns, "ip")
+        .args(["-4", "-o", "addr", "show", "dev", iface])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {addr}/")))
+        .unwrap_or(false)
+}
+
+#[test]
+fn migration_to_an_unreachable_agent_fails_and_the_source_keeps_serving() {
+    if !root_or_skip("migration_to_an_unreachable_agent_fails_and_the_source_keeps_serving") {
+        return;
+    }
+    let prefix = format!("fu{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(true).expect("air");
+    bed.start_far().expect("far-end modem");
+    // No agent on server2: the destination is unreachable.
+    let mut console = bed.start_console().expect("console");
+    let (s1, s2) = (bed.ns("server1"), bed.ns("server2"));
+    let step = Duration::from_secs(60);
+
+    let (ok, _) = console.run("DS", step).expect("DS");
+    assert!(ok, "DS failed:\n{}", console.transcript);
+    bed.wait_first_ping(Duration::from_secs(30))
+        .expect("first ping after DS");
+    let ping = PingRun::start(Some(&bed.ns("server3")), IpAddr::V4(POOL_TUN), 100).expect("ping");
+
+    let t0 = Instant::now();
+    let (ok, _) = console.run("M", step).expect("M gave an outcome");
+    let took = t0.elapsed();
+    assert!(
+        !ok,
+        "M to an unreachable agent succeeded?\n{}",
+        console.transcript
+    );
+    println!("M failed after {took:?}");
+
+    // The source is untouched and still serving.
+    assert!(
+        holds(&s1, "eth3", "192.168.10.1"),
+        "server1 lost 192.168.10.1"
+    );
+    assert!(
+        holds(&s1, "ferry0", "192.168.40.9"),
+        "server1 lost the task's TUN address"
+    );
+    assert!(
+        !holds(&s2, "eth3", "192.168.10.1"),
+        "server2 took 192.168.10.1"
+    );
+    assert!(netns::pids_in(&s2).is_empty(), "something runs on server2");
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = ping.snapshot();
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = ping.stop().expect("ping report");
+    let answered_after = r
+        .samples
+        .iter()
+        .skip(before.samples.len())
+        .filter(|s| s.rtt_ms.is_some())
+        .count();
+    println!(
+        "pings: {} sent, {} lost over the failed migration",
+        r.sent, r.lost
+    );
+    assert!(
+        answered_after > 5,
+        "the source stopped serving after the failed M: {r:?}"
+    );
+    // Every ping sent while M was failing is answered: the source never stopped.
+    assert_eq!(
+        r.lost, 0,
+        "pings lost while the source should have kept serving: {r:?}"
+    );
+
+    let (ok, _) = console.run("KL", step).expect("KL");
+    assert!(ok, "KL failed:\n{}", console.transcript);
+    console.close();
+    bed.stop_all();
+}
