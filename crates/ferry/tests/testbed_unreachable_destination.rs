@@ -1,4 +1,4 @@
-//! Failure injection in the namespace testbed (issue 5): the destination's agent is not
+//! Failure injection in the namespace testbed (issue 5). First, the destination's agent is not
 //! reachable. `M` must fail cleanly within its request timeout, and the source must keep
 //! serving untouched: 192.168.10.1 and the task's TUN address stay on server1, pings from
 //! server3 keep being answered, and server2 is left with nothing configured. Needs root;
@@ -93,6 +93,39 @@ fn migration_to_an_unreachable_agent_fails_and_the_source_keeps_serving() {
 
     let (ok, _) = console.run("KL", step).expect("KL");
     assert!(ok, "KL failed:\n{}", console.transcript);
+    console.close();
+    bed.stop_all();
+}
+
+#[test]
+fn ds_without_a_radio_rolls_back_and_leaves_nothing() {
+    if !root_or_skip("ds_without_a_radio_rolls_back_and_leaves_nothing") {
+        return;
+    }
+    let prefix = format!("fr{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    // No `ferry air`: the radio never answers discovery (a radio that is off or refuses).
+    let mut console = bed.start_console().expect("console");
+    let s1 = bed.ns("server1");
+    let (ok, _) = console
+        .run("DS", Duration::from_secs(90))
+        .expect("DS gave an outcome");
+    assert!(!ok, "DS without a radio succeeded?\n{}", console.transcript);
+    // Thesis figure 3-10: eth3 back to the parked subnet, the D2D task killed.
+    assert!(
+        !holds(&s1, "eth3", "192.168.10.1"),
+        "server1 kept 192.168.10.1"
+    );
+    assert!(
+        !holds(&s1, "ferry0", "192.168.40.9"),
+        "a TUN with the task's address is left"
+    );
+    let console_only = netns::pids_in(&s1);
+    assert!(
+        console_only.len() <= 1,
+        "processes left on server1 besides the console: {console_only:?}"
+    );
+    println!("{}", console.transcript);
     console.close();
     bed.stop_all();
 }
