@@ -1,8 +1,9 @@
 //! Failure injection in the namespace testbed (issue 5). First, the destination's agent is not
 //! reachable. `M` must fail cleanly within its request timeout, and the source must keep
 //! serving untouched: 192.168.10.1 and the task's TUN address stay on server1, pings from
-//! server3 keep being answered, and server2 is left with nothing configured. Needs root;
-//! skipped loudly otherwise.
+//! server3 keep being answered, and server2 is left with nothing configured. Second, no
+//! radio answers discovery: `DS` must roll back (eth3 parked, D2D killed) and leave nothing.
+//! Needs root; skipped loudly otherwise.
 
 use ferry_testbed::netns::{self, command_in};
 use ferry_testbed::ping::PingRun;
