@@ -9,7 +9,7 @@
 //! around each migration are printed. The processes are started by
 //! `ferry_testbed::session` (shared with `ferry demo`).
 
-use ferry_testbed::netns::{self, command_in};
+use ferry_testbed::netns;
 use ferry_testbed::ping::PingRun;
 use ferry_testbed::root_or_skip;
 use ferry_testbed::session::Bed;
@@ -21,11 +21,7 @@ use std::time::{Duration, Instant};
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
 fn holds(ns: &str, iface: &str, addr: &str) -> bool {
-    command_in(ns, "ip")
-        .args(["-4", "-o", "addr", "show", "dev", iface])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {addr}/")))
-        .unwrap_or(false)
+    addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! radio answers discovery: `DS` must roll back (eth3 parked, D2D killed) and leave nothing.
 //! Needs root; skipped loudly otherwise.
 
-use ferry_testbed::netns::{self, command_in};
+use ferry_testbed::netns;
 use ferry_testbed::ping::PingRun;
 use ferry_testbed::root_or_skip;
 use ferry_testbed::session::Bed;
@@ -17,11 +17,7 @@ use std::time::{Duration, Instant};
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
 fn holds(ns: &str, iface: &str, addr: &str) -> bool {
-    command_in(ns, "ip")
-        .args(["-4", "-o", "addr", "show", "dev", iface])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {addr}/")))
-        .unwrap_or(false)
+    addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
 }
 
 #[test]

@@ -275,6 +275,15 @@ pub fn ifaces_in(ns: &str) -> Vec<IfaceState> {
         .collect()
 }
 
+/// Whether interface `iface` inside `ns` holds IPv4 address `addr` (any prefix length).
+pub fn holds_addr(ns: &str, iface: &str, addr: std::net::Ipv4Addr) -> bool {
+    let want = format!("{addr}/");
+    ifaces_in(ns)
+        .iter()
+        .filter(|i| i.name == iface)
+        .any(|i| i.addrs.iter().any(|a| a.starts_with(&want)))
+}
+
 /// Reads the testbed's state and compares it with the topology.
 pub fn check(topo: &Topology) -> TestbedState {
     let present = testbed_namespaces(&topo.prefix);
