@@ -9,7 +9,11 @@
 //! what to quote on a shared, overloaded build machine where wall time includes waiting
 //! for a core.
 
-use criterion::measurement::{Measurement, ValueFormatter};
+#[path = "support/cputime.rs"]
+mod cputime;
+
+use cputime::ThreadCpu;
+use criterion::measurement::Measurement;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferry_phy::fec::{max_tb_bytes, TbCodec};
 use ferry_phy::modulation::{demap_soft, map, Modulation};
@@ -37,99 +41,6 @@ fn channel(bits: &[u8], m: Modulation, snr_db: f32, rng: &mut ChaCha8Rng) -> Vec
     let mut llr = Vec::new();
     demap_soft(&syms, &[n0], m, &mut llr).unwrap();
     llr
-}
-
-#[cfg(target_os = "linux")]
-mod cpu_clock {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-
-    /// On-CPU nanoseconds of the calling thread.
-    pub fn thread_cpu_ns() -> u64 {
-        let mut ts = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime only writes the timespec we own; 64-bit Linux layout.
-        let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        if rc != 0 {
-            return 0;
-        }
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    }
-}
-#[cfg(target_os = "linux")]
-use cpu_clock::thread_cpu_ns;
-#[cfg(not(target_os = "linux"))]
-fn thread_cpu_ns() -> u64 {
-    // No portable thread clock: fall back to wall time.
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_nanos() as u64
-}
-
-/// Criterion measurement of thread CPU time, reported in nanoseconds.
-struct ThreadCpu;
-
-struct NanosFormatter;
-
-impl ValueFormatter for NanosFormatter {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (div, unit) = if typical < 1e3 {
-            (1.0, "ns cpu")
-        } else if typical < 1e6 {
-            (1e3, "µs cpu")
-        } else {
-            (1e6, "ms cpu")
-        };
-        values.iter_mut().for_each(|v| *v /= div);
-        unit
-    }
-    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
-        let per = match t {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Elements(n) => {
-                *n as f64
-            }
-        };
-        // Millions of units per CPU-second.
-        values.iter_mut().for_each(|v| *v = per * 1e3 / *v);
-        "M/s cpu"
-    }
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
-}
-
-impl Measurement for ThreadCpu {
-    type Intermediate = u64;
-    type Value = u64;
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, i: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(i)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &NanosFormatter
-    }
 }
 
 fn turbo_wall(c: &mut Criterion) {

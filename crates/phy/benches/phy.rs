@@ -6,8 +6,12 @@
 //! own on-CPU time, CLOCK_THREAD_CPUTIME_ID): on a shared, overloaded machine the latter is
 //! what one dedicated core would take. Filter with e.g. `-- cpu/decode`.
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+#[path = "support/cputime.rs"]
+mod cputime;
+
+use cputime::ThreadCpu as CpuTime;
+use criterion::measurement::Measurement;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ferry_phy::cellsearch::{CellSearcher, DuplexKind};
 use ferry_phy::channel::{Channel, ChannelParams};
 use ferry_phy::sim::{cellsearch_capture, Impairments};
@@ -38,66 +42,6 @@ fn name(m: Modulation) -> &'static str {
         Modulation::Qpsk => "QPSK",
         Modulation::Qam16 => "16QAM",
         Modulation::Qam64 => "64QAM",
-    }
-}
-
-/// The calling thread's on-CPU time in ns (Linux `clock_gettime`).
-fn thread_cpu_ns() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec with the C layout on 64-bit Linux.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
-}
-
-/// Criterion measurement of on-CPU time.
-struct CpuTime;
-
-struct NsFormatter;
-
-impl ValueFormatter for NsFormatter {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        WallTime.formatter().scale_values(typical, values)
-    }
-    fn scale_throughputs(&self, typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
-        WallTime.formatter().scale_throughputs(typical, t, values)
-    }
-    fn scale_for_machines(&self, values: &mut [f64]) -> &'static str {
-        WallTime.formatter().scale_for_machines(values)
-    }
-}
-
-impl Measurement for CpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, i: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(i)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &NsFormatter
     }
 }
 
