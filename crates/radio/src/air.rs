@@ -1,16 +1,18 @@
 //! The air channel, sans-IO: each radio receives the sum over the other radios of their TX,
 //! scaled by the pair's gain, rotated by the pair's carrier frequency offset and delayed by
 //! a whole number of samples, plus a seeded Gaussian noise floor. Blocked pairs carry
-//! nothing. Time (the sample index of the tick) is passed in.
+//! nothing. Every radio has its own TX and RX centre frequency (an N210 + WBX has separate
+//! LOs): a transmitter reaches a receiver only where its band overlaps the receiver's, shifted
+//! by the difference of the two centres. Time (the sample index of the tick) is passed in.
 
 use ferry_fronthaul::vrt::SampleTime;
-use num_complex::Complex32;
+use num_complex::{Complex32, Complex64};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::AirConfig;
 
-/// One direction of a radio pair.
+/// One direction of a radio pair, as configured (independent of tuning).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Path {
     /// Linear amplitude gain (10^(dB/20)).
@@ -21,6 +23,22 @@ pub struct Path {
     pub delay: usize,
 }
 
+/// Taps of the channel filter applied to a partially overlapping pair (odd: linear phase,
+/// group delay `(FILTER_TAPS - 1) / 2` samples).
+pub const FILTER_TAPS: usize = 63;
+
+/// What actually couples a transmitter into a receiver under the current tuning.
+#[derive(Debug, Clone, PartialEq)]
+struct Coupling {
+    amplitude: f32,
+    /// Link CFO plus the carrier offset (TX centre − RX centre).
+    shift_hz: f64,
+    delay: usize,
+    /// Complex band-pass keeping only the part of the TX band that lands inside the
+    /// receiver's band (None when the centres coincide: everything lands).
+    filter: Option<Vec<Complex32>>,
+}
+
 /// Size of the precomputed unit-variance Gaussian table (power of two).
 const NOISE_TABLE: usize = 1 << 16;
 
@@ -29,19 +47,78 @@ const NOISE_TABLE: usize = 1 << 16;
 pub struct AirChannel {
     n: usize,
     rate: f64,
-    /// `paths[rx * n + tx]`.
+    rate_int: u32,
+    /// `paths[rx * n + tx]` as configured.
     paths: Vec<Option<Path>>,
+    /// `couplings[rx * n + tx]` under the current tuning.
+    couplings: Vec<Option<Coupling>>,
+    /// TX centre frequency of each radio (Hz).
+    tx_freq: Vec<f64>,
+    /// RX centre frequency of each radio (Hz).
+    rx_freq: Vec<f64>,
     noise_sigma: Option<f32>,
     noise_table: Vec<f32>,
     rng: ChaCha8Rng,
-    max_delay: usize,
-    /// Last `max_delay` TX samples of each radio (for delayed paths across ticks).
+    /// TX history kept per radio: the longest delay plus a filter's memory.
+    max_history: usize,
+    /// Last `max_history` TX samples of each radio (for delayed paths across ticks).
     history: Vec<Vec<Complex32>>,
     ext: Vec<Vec<Complex32>>,
 }
 
+/// Where the carrier offset `offset_hz` between a transmitter and a receiver, both sampling
+/// at `rate`, leaves the transmitted band: `None` if it misses the receiver's band entirely.
+pub fn overlap_hz(offset_hz: f64, rate: f64) -> Option<f64> {
+    let o = rate - offset_hz.abs();
+    (offset_hz.is_finite() && o > 0.0).then_some(o)
+}
+
+/// Phase (in cycles, 0..1) of a tone at `f_hz` after `t` samples at `rate`. Exact for the
+/// integer part of `f_hz` at any `t` (MHz offsets times hours of samples overflow f64).
+fn cycles(f_hz: f64, t: u64, rate: u32) -> f64 {
+    let fi = f_hz.trunc();
+    let ff = f_hz - fi;
+    let r = i128::from(rate.max(1));
+    let whole = ((fi as i128).wrapping_mul(i128::from(t))).rem_euclid(r) as f64 / f64::from(rate);
+    let frac = (ff * t as f64 / f64::from(rate)).fract();
+    (whole + frac).rem_euclid(1.0)
+}
+
+/// Blackman-windowed sinc band-pass passing `[centre - half, centre + half]` Hz.
+fn band_pass(centre_hz: f64, half_hz: f64, rate: f64) -> Vec<Complex32> {
+    let m = (FILTER_TAPS - 1) as f64 / 2.0;
+    let fc = half_hz / rate;
+    let w0 = std::f64::consts::TAU * centre_hz / rate;
+    let mut h: Vec<Complex64> = (0..FILTER_TAPS)
+        .map(|k| {
+            let x = k as f64 - m;
+            let sinc = if x == 0.0 {
+                2.0 * fc
+            } else {
+                (std::f64::consts::TAU * fc * x).sin() / (std::f64::consts::PI * x)
+            };
+            let a = std::f64::consts::TAU * k as f64 / (FILTER_TAPS - 1) as f64;
+            let win = 0.42 - 0.5 * a.cos() + 0.08 * (2.0 * a).cos();
+            Complex64::from_polar(sinc * win, w0 * x)
+        })
+        .collect();
+    // Unit gain at the pass-band centre.
+    let g: Complex64 = h
+        .iter()
+        .enumerate()
+        .map(|(k, c)| c * Complex64::from_polar(1.0, -w0 * (k as f64 - m)))
+        .sum();
+    if g.norm() > 0.0 {
+        h.iter_mut().for_each(|c| *c /= g.norm());
+    }
+    h.into_iter()
+        .map(|c| Complex32::new(c.re as f32, c.im as f32))
+        .collect()
+}
+
 impl AirChannel {
-    /// A channel of `n` radios with every pair blocked.
+    /// A channel of `n` radios with every pair blocked and every radio tuned to one
+    /// frequency.
     pub fn new(n: usize, rate: u32, noise_floor_dbfs: Option<f64>, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         // Box-Muller once at start-up; per-sample noise then costs one table lookup.
@@ -57,18 +134,22 @@ impl AirChannel {
         Self {
             n,
             rate: f64::from(rate.max(1)),
+            rate_int: rate.max(1),
             paths: vec![None; n * n],
+            couplings: vec![None; n * n],
+            tx_freq: vec![0.0; n],
+            rx_freq: vec![0.0; n],
             // Total complex power P split over I and Q.
             noise_sigma: noise_floor_dbfs.map(|db| (10f64.powf(db / 10.0) / 2.0).sqrt() as f32),
             noise_table,
             rng,
-            max_delay: 0,
+            max_history: 0,
             history: vec![Vec::new(); n],
             ext: vec![Vec::new(); n],
         }
     }
 
-    /// Builds the channel of a validated configuration.
+    /// Builds the channel of a validated configuration (with each radio's RF tuning).
     pub fn from_config(cfg: &AirConfig) -> Self {
         let mut ch = Self::new(
             cfg.radios.len(),
@@ -76,6 +157,9 @@ impl AirChannel {
             cfg.noise_floor_dbfs,
             cfg.seed,
         );
+        for (i, r) in cfg.radios.iter().enumerate() {
+            ch.set_tuning(i, r.rf.tx_freq_hz, r.rf.rx_freq_hz);
+        }
         for l in &cfg.links {
             let (Some(a), Some(b)) = (cfg.radio_index(&l.a), cfg.radio_index(&l.b)) else {
                 continue;
@@ -99,21 +183,84 @@ impl AirChannel {
             return;
         }
         self.paths[rx * self.n + tx] = path;
-        self.max_delay = self
-            .paths
+        self.recompute(tx, rx);
+        self.resize_history();
+    }
+
+    /// Tunes radio `radio`'s transmitter and receiver (centre frequencies in Hz). Takes
+    /// effect from the next [`AirChannel::mix`].
+    pub fn set_tuning(&mut self, radio: usize, tx_hz: f64, rx_hz: f64) {
+        if radio >= self.n {
+            return;
+        }
+        self.tx_freq[radio] = tx_hz;
+        self.rx_freq[radio] = rx_hz;
+        for other in 0..self.n {
+            self.recompute(radio, other);
+            self.recompute(other, radio);
+        }
+        self.resize_history();
+    }
+
+    /// TX and RX centre frequency of a radio.
+    pub fn tuning(&self, radio: usize) -> Option<(f64, f64)> {
+        Some((*self.tx_freq.get(radio)?, *self.rx_freq.get(radio)?))
+    }
+
+    fn recompute(&mut self, tx: usize, rx: usize) {
+        if tx >= self.n || rx >= self.n || tx == rx {
+            return;
+        }
+        let i = rx * self.n + tx;
+        let offset = self.tx_freq[tx] - self.rx_freq[rx];
+        self.couplings[i] = self.paths[i].and_then(|p| {
+            let kept = overlap_hz(offset, self.rate)?;
+            // The TX band [-fs/2, fs/2] lands at [-fs/2 + offset, fs/2 + offset]; the
+            // receiver keeps [-fs/2, fs/2]: filter the TX to the part that lands inside
+            // (centred at -offset/2, `kept` wide) before shifting it.
+            let filter = (offset != 0.0).then(|| band_pass(-offset / 2.0, kept / 2.0, self.rate));
+            Some(Coupling {
+                amplitude: p.amplitude,
+                shift_hz: p.cfo_hz + offset,
+                delay: p.delay,
+                filter,
+            })
+        });
+    }
+
+    fn resize_history(&mut self) {
+        self.max_history = self
+            .couplings
             .iter()
             .flatten()
-            .map(|p| p.delay)
+            .map(|c| c.delay + c.filter.as_ref().map_or(0, |f| f.len() - 1))
             .max()
             .unwrap_or(0);
         for h in &mut self.history {
-            h.resize(self.max_delay, Complex32::new(0.0, 0.0));
+            // Keep the most recent samples when the history grows or shrinks.
+            let len = h.len();
+            if len > self.max_history {
+                h.drain(..len - self.max_history);
+            } else {
+                let mut v = vec![Complex32::new(0.0, 0.0); self.max_history - len];
+                v.append(h);
+                *h = v;
+            }
         }
     }
 
-    /// The path from `tx` to `rx`.
+    /// The configured path from `tx` to `rx`.
     pub fn path(&self, tx: usize, rx: usize) -> Option<Path> {
         self.paths.get(rx * self.n + tx).copied().flatten()
+    }
+
+    /// Whether `rx` hears `tx` under the current tuning, and at what total frequency shift
+    /// (link CFO + carrier offset) in Hz.
+    pub fn coupling_shift_hz(&self, tx: usize, rx: usize) -> Option<f64> {
+        self.couplings
+            .get(rx * self.n + tx)?
+            .as_ref()
+            .map(|c| c.shift_hz)
     }
 
     /// Mixes one tick: `tx[j]` is what radio j transmits for samples `t0..t0+len`; on return
@@ -121,7 +268,7 @@ impl AirChannel {
     /// buffers are resized).
     pub fn mix(&mut self, t0: SampleTime, tx: &[Vec<Complex32>], rx: &mut [Vec<Complex32>]) {
         let len = tx.first().map_or(0, Vec::len);
-        let md = self.max_delay;
+        let md = self.max_history;
         for (j, ext) in self.ext.iter_mut().enumerate() {
             ext.clear();
             ext.extend_from_slice(&self.history[j]);
@@ -130,15 +277,31 @@ impl AirChannel {
                 _ => ext.resize(md + len, Complex32::new(0.0, 0.0)),
             }
         }
+        let mut filtered: Vec<Complex32> = Vec::new();
         for (i, out) in rx.iter_mut().enumerate().take(self.n) {
             out.clear();
             out.resize(len, Complex32::new(0.0, 0.0));
             for j in 0..self.n {
-                let Some(p) = self.paths[i * self.n + j] else {
+                let Some(p) = &self.couplings[i * self.n + j] else {
                     continue;
                 };
-                let src = &self.ext[j][md - p.delay..md - p.delay + len];
-                if p.cfo_hz == 0.0 {
+                let src: &[Complex32] = match &p.filter {
+                    None => &self.ext[j][md - p.delay..md - p.delay + len],
+                    Some(h) => {
+                        // y[s] = sum_k h[k] x[s - k]: causal, (taps - 1) / 2 samples late.
+                        let x = &self.ext[j];
+                        let base = md - p.delay;
+                        filtered.clear();
+                        filtered.extend((0..len).map(|s| {
+                            h.iter()
+                                .enumerate()
+                                .map(|(k, c)| c * x[base + s - k])
+                                .sum::<Complex32>()
+                        }));
+                        &filtered
+                    }
+                };
+                if p.shift_hz == 0.0 {
                     for (o, s) in out.iter_mut().zip(src) {
                         *o += s * p.amplitude;
                     }
@@ -146,14 +309,12 @@ impl AirChannel {
                     // Phase from absolute sample time so it is continuous across ticks.
                     // Exact (f64) phasor at the start of every 64-sample block, cheap f32
                     // steps inside it: error stays ~1e-6 instead of growing over the tick.
-                    let cycles = (p.cfo_hz * (t0 as f64) / self.rate).fract();
-                    let ph0 = std::f64::consts::TAU * cycles;
-                    let step = std::f64::consts::TAU * p.cfo_hz / self.rate;
+                    let ph0 = std::f64::consts::TAU * cycles(p.shift_hz, t0, self.rate_int);
+                    let step = std::f64::consts::TAU * p.shift_hz / self.rate;
                     let dr = Complex32::from_polar(1.0, step as f32);
                     let amp = f64::from(p.amplitude);
                     for (k, (ob, sb)) in out.chunks_mut(64).zip(src.chunks(64)).enumerate() {
-                        let r0 =
-                            num_complex::Complex64::from_polar(amp, ph0 + step * (64 * k) as f64);
+                        let r0 = Complex64::from_polar(amp, ph0 + step * (64 * k) as f64);
                         let mut rot = Complex32::new(r0.re as f32, r0.im as f32);
                         for (o, s) in ob.iter_mut().zip(sb) {
                             *o += s * rot;
@@ -266,6 +427,146 @@ mod tests {
         assert_eq!(ra, rb);
         let p: f32 = ra[0].iter().map(|s| s.norm_sqr()).sum::<f32>() / 20000.0;
         assert!((p - 0.01).abs() < 0.0005, "power {p}");
+    }
+
+    fn open(amplitude: f32) -> Option<Path> {
+        Some(Path {
+            amplitude,
+            cfo_hz: 0.0,
+            delay: 0,
+        })
+    }
+
+    /// Radio 0 transmits at 2140 MHz; radio 1 listens there, radio 2 at 2140 MHz + one
+    /// sample rate (2 MHz away, no overlap), radio 3 at the 190 MHz-away uplink carrier.
+    #[test]
+    fn coupling_only_between_overlapping_carriers_and_sample_exact() {
+        let rate = 1_920_000;
+        let mut ch = AirChannel::new(4, rate, None, 1);
+        for a in 0..4 {
+            for b in 0..4 {
+                ch.set_path(a, b, open(0.5));
+            }
+        }
+        ch.set_tuning(0, 2140e6, 1950e6);
+        ch.set_tuning(1, 1950e6, 2140e6);
+        ch.set_tuning(2, 1950e6, 2140e6 + f64::from(rate));
+        ch.set_tuning(3, 2140e6, 1950e6);
+        let ramp: Vec<Complex32> = (0..500).map(|k| Complex32::new(k as f32, 1.0)).collect();
+        let zero = vec![Complex32::new(0.0, 0.0); 500];
+        let tx = vec![ramp.clone(), zero.clone(), zero.clone(), zero.clone()];
+        let mut rx = vec![Vec::new(); 4];
+        ch.mix(0, &tx, &mut rx);
+        // Same centre: exactly as a one-carrier air (gain, no shift, no filter).
+        for (k, v) in rx[1].iter().enumerate() {
+            assert_eq!(*v, ramp[k] * 0.5, "sample {k}");
+        }
+        assert!(
+            rx[2].iter().all(|s| s.norm() == 0.0),
+            "one rate away: nothing"
+        );
+        assert!(
+            rx[3].iter().all(|s| s.norm() == 0.0),
+            "uplink carrier: nothing"
+        );
+        assert!(rx[0].iter().all(|s| s.norm() == 0.0), "own TX not heard");
+        assert_eq!(ch.coupling_shift_hz(0, 1), Some(0.0));
+        assert_eq!(ch.coupling_shift_hz(0, 2), None);
+        assert_eq!(ch.coupling_shift_hz(0, 3), None);
+        // The uplink: radio 1 and 2 transmit on 1950 MHz, radio 0 and 3 hear both.
+        assert_eq!(ch.coupling_shift_hz(1, 0), Some(0.0));
+        assert_eq!(ch.coupling_shift_hz(2, 3), Some(0.0));
+        // Terminals on the same uplink do not hear each other (they listen on the downlink).
+        assert_eq!(ch.coupling_shift_hz(1, 2), None);
+    }
+
+    fn tone(f: f64, rate: f64, n: usize) -> Vec<Complex32> {
+        (0..n)
+            .map(|k| {
+                let ph = std::f64::consts::TAU * f * k as f64 / rate;
+                Complex32::new(ph.cos() as f32, ph.sin() as f32)
+            })
+            .collect()
+    }
+
+    /// Power of `x` at frequency `f` (normalised correlation).
+    fn power_at(x: &[Complex32], f: f64, rate: f64) -> f32 {
+        let t = tone(f, rate, x.len());
+        let c: Complex32 = x.iter().zip(&t).map(|(a, b)| a * b.conj()).sum();
+        (c / x.len() as f32).norm_sqr()
+    }
+
+    /// A 300 kHz offset shifts what lands by 300 kHz, keeps what overlaps and removes what
+    /// falls outside the receiver's band (instead of wrapping it around).
+    #[test]
+    fn partial_overlap_shifts_and_filters() {
+        let rate = 1_920_000u32;
+        let fs = f64::from(rate);
+        let mut ch = AirChannel::new(2, rate, None, 1);
+        ch.set_path(0, 1, open(1.0));
+        ch.set_tuning(0, 2140.3e6, 0.0);
+        ch.set_tuning(1, 0.0, 2140e6);
+        assert_eq!(ch.coupling_shift_hz(0, 1), Some(300e3));
+        let n = 1920;
+        // Inside: -200 kHz lands at +100 kHz. Outside: +800 kHz would land at 1.1 MHz.
+        let inside = tone(-200e3, fs, 3 * n);
+        let outside = tone(800e3, fs, 3 * n);
+        let (mut got_in, mut got_out) = (Vec::new(), Vec::new());
+        for (src, got) in [(&inside, &mut got_in), (&outside, &mut got_out)] {
+            let mut ch = AirChannel::new(2, rate, None, 1);
+            ch.set_path(0, 1, open(1.0));
+            ch.set_tuning(0, 2140.3e6, 0.0);
+            ch.set_tuning(1, 0.0, 2140e6);
+            let mut rx = vec![Vec::new(); 2];
+            for k in 0..3 {
+                let t0 = (k * n) as u64;
+                let tx = vec![
+                    src[k * n..(k + 1) * n].to_vec(),
+                    vec![Complex32::new(0.0, 0.0); n],
+                ];
+                ch.mix(t0, &tx, &mut rx);
+                got.extend_from_slice(&rx[1]);
+            }
+        }
+        // Skip the filter's start-up transient.
+        let tail = &got_in[FILTER_TAPS..];
+        let p = power_at(tail, 100e3, fs);
+        assert!((p - 1.0).abs() < 0.02, "in-band tone power {p}");
+        let q: f32 = got_out[FILTER_TAPS..]
+            .iter()
+            .map(|s| s.norm_sqr())
+            .sum::<f32>()
+            / (got_out.len() - FILTER_TAPS) as f32;
+        assert!(q < 1e-3, "out-of-band tone leaks {q} (>-30 dB)");
+    }
+
+    #[test]
+    fn retuning_applies_from_the_next_tick() {
+        let mut ch = AirChannel::new(2, 1000, None, 1);
+        ch.set_path(0, 1, open(1.0));
+        let one = vec![Complex32::new(1.0, 0.0); 10];
+        let mut rx = vec![Vec::new(); 2];
+        ch.mix(0, &[one.clone(), one.clone()], &mut rx);
+        assert!(rx[1].iter().all(|s| *s == one[0]));
+        ch.set_tuning(1, 0.0, 5000.0);
+        ch.mix(10, &[one.clone(), one.clone()], &mut rx);
+        assert!(rx[1].iter().all(|s| s.norm() == 0.0));
+        ch.set_tuning(1, 0.0, 0.0);
+        ch.mix(20, &[one.clone(), one.clone()], &mut rx);
+        assert!(rx[1].iter().all(|s| *s == one[0]));
+    }
+
+    #[test]
+    fn tone_phase_is_exact_after_hours_of_samples() {
+        // 1.3 MHz for 1e13 samples at 1.92 Msps: f*t = 1.3e19 overflows f64's integers.
+        let t = 10_000_000_000_000u64;
+        let c = cycles(1.3e6, t, 1_920_000);
+        let want = ((13u128 * 100_000 * u128::from(t)) % 1_920_000) as f64 / 1_920_000.0;
+        assert!((c - want).abs() < 1e-9, "{c} vs {want}");
+        assert!((cycles(-0.5, 3, 1000) - (1.0 - 0.0015)).abs() < 1e-12);
+        assert_eq!(overlap_hz(190e6, 1.92e6), None);
+        assert_eq!(overlap_hz(1.92e6, 1.92e6), None);
+        assert_eq!(overlap_hz(-0.42e6, 1.92e6), Some(1.5e6));
     }
 
     #[test]

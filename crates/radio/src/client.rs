@@ -74,6 +74,17 @@ pub enum RadioError {
         /// Tries made.
         tries: u32,
     },
+    /// The radio did not take a requested centre frequency (out of its range), or did not
+    /// answer the tuning request in time (`got` is then `None`).
+    #[error("radio did not tune its {lo} LO to {wanted} Hz: {}", match got { Some(g) => format!("it stays at {g} Hz (outside the device's range?)"), None => "no answer".to_string() })]
+    Tuning {
+        /// "TX" or "RX".
+        lo: &'static str,
+        /// Requested frequency.
+        wanted: f64,
+        /// Frequency the radio reports, if it answered.
+        got: Option<f64>,
+    },
     /// The advertised endpoint is unusable.
     #[error("cannot advertise {0}: bind to a concrete IP or set `advertise`")]
     Unadvertisable(SocketAddr),
@@ -268,8 +279,11 @@ pub struct RadioLink {
     spp: usize,
     linked: bool,
     next_rx: Option<SampleTime>,
-    /// The latest context packet (rate, frequency, gain of the stream).
+    /// The latest context packet of the RX stream (rate, frequency, gain).
     pub last_context: Option<ContextRepr>,
+    /// The latest context packet of the TX stream (the radio's answer to a tuning request).
+    pub last_tx_context: Option<ContextRepr>,
+    ctx_count: u8,
     /// Counters.
     pub stats: LinkStats,
 }
@@ -339,6 +353,8 @@ impl RadioLink {
             linked: false,
             next_rx: None,
             last_context: None,
+            last_tx_context: None,
+            ctx_count: 0,
             stats: LinkStats::default(),
         })
     }
@@ -499,7 +515,11 @@ impl RadioLink {
                 match ContextRepr::parse_bytes(bytes) {
                     Ok(c) => {
                         self.stats.context_packets += 1;
-                        self.last_context = Some(c);
+                        if c.stream_id == self.tx_sid() {
+                            self.last_tx_context = Some(c);
+                        } else {
+                            self.last_context = Some(c);
+                        }
                     }
                     Err(_) => self.stats.ignored += 1,
                 }
@@ -518,6 +538,96 @@ impl RadioLink {
                     return Ok(t);
                 }
                 _ => self.stats.ignored += 1,
+            }
+        }
+    }
+
+    /// Asks the radio to tune its TX LO to `tx_hz` and its RX LO to `rx_hz` (like
+    /// `set_tx_freq` / `set_rx_freq`): one VITA-49 context packet per stream, carrying the RF
+    /// reference frequency (docs/FRONTHAUL.md §3.3). Does not wait; the radio answers with
+    /// context packets ([`RadioLink::last_tx_context`], [`RadioLink::last_context`]). Only
+    /// the linked host may tune.
+    pub fn request_tuning(&mut self, tx_hz: f64, rx_hz: f64) -> Result<(), RadioError> {
+        for (dir, hz) in [(Direction::Tx, tx_hz), (Direction::Rx, rx_hz)] {
+            let c = ContextRepr {
+                stream_id: StreamId::new(self.info.number, dir),
+                count: self.ctx_count,
+                timestamp: Timestamp::from_sample_time(
+                    self.next_rx.unwrap_or(0),
+                    self.info.sample_rate_hz,
+                )
+                .unwrap_or(Timestamp { secs: 0, frac: 0 }),
+                changed: true,
+                bandwidth_hz: None,
+                rf_freq_hz: Some(hz),
+                gain_db: None,
+                sample_rate_hz: None,
+            };
+            self.ctx_count = (self.ctx_count + 1) & 0xf;
+            self.tx_buf.clear();
+            c.emit(&mut self.tx_buf)?;
+            self.socket.send_to(&self.tx_buf, self.info.fronthaul)?;
+        }
+        Ok(())
+    }
+
+    /// Tunes both LOs and waits (at most `timeout`, discarding RX samples meanwhile) until
+    /// the radio's answers confirm them. Fails with [`RadioError::Tuning`] if the radio
+    /// keeps another frequency (out of range) or does not answer.
+    pub fn tune(&mut self, tx_hz: f64, rx_hz: f64, timeout: Duration) -> Result<(), RadioError> {
+        let close = |c: &Option<ContextRepr>, hz: f64| {
+            c.as_ref()
+                .and_then(|c| c.rf_freq_hz)
+                .filter(|f| (f - hz).abs() < 1.0)
+        };
+        self.last_tx_context = None;
+        self.request_tuning(tx_hz, rx_hz)?;
+        let deadline = Instant::now() + timeout;
+        // The radio answers TX in the tick that applies the request, before that tick's RX
+        // context: the first RX context after the TX answer is the fresh one.
+        let mut tx_seen: Option<u64> = None;
+        loop {
+            if tx_seen.is_none() {
+                if let Some(c) = &self.last_tx_context {
+                    let got = c.rf_freq_hz;
+                    if close(&self.last_tx_context, tx_hz).is_none() {
+                        return Err(RadioError::Tuning {
+                            lo: "TX",
+                            wanted: tx_hz,
+                            got,
+                        });
+                    }
+                    tx_seen = Some(self.stats.context_packets);
+                }
+            }
+            if let Some(k) = tx_seen {
+                if self.stats.context_packets > k {
+                    return match close(&self.last_context, rx_hz) {
+                        Some(_) => Ok(()),
+                        None => Err(RadioError::Tuning {
+                            lo: "RX",
+                            wanted: rx_hz,
+                            got: self.last_context.as_ref().and_then(|c| c.rf_freq_hz),
+                        }),
+                    };
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let (lo, wanted) = if tx_seen.is_none() {
+                    ("TX", tx_hz)
+                } else {
+                    ("RX", rx_hz)
+                };
+                return Err(RadioError::Tuning {
+                    lo,
+                    wanted,
+                    got: None,
+                });
+            }
+            match self.recv_with(left.min(Duration::from_millis(20)), |_| {}) {
+                Ok(_) | Err(RadioError::RxTimeout(_)) => {}
+                Err(e) => return Err(e),
             }
         }
     }

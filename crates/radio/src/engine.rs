@@ -13,7 +13,7 @@ use num_complex::Complex32;
 
 use crate::air::AirChannel;
 use crate::config::{AirConfig, ConfigError};
-use crate::unit::RadioUnit;
+use crate::unit::{Lo, RadioUnit};
 
 /// A datagram to send from a radio's fronthaul socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,8 @@ pub struct AirEngine {
     /// Per (radio, destination): 4-bit packet counts of data and context streams.
     counts: Vec<Vec<(SocketAddr, u8, u8)>>,
     last_context: Vec<Option<SampleTime>>,
+    /// 4-bit packet count of each radio's TX-stream context (tuning answers).
+    tx_ctx_counts: Vec<u8>,
     scratch: Vec<Complex32>,
 }
 
@@ -101,6 +103,7 @@ impl AirEngine {
             next_capture: 1,
             counts: vec![Vec::new(); n],
             last_context: vec![None; n],
+            tx_ctx_counts: vec![0; n],
             scratch: Vec::new(),
             cfg,
         })
@@ -173,9 +176,27 @@ impl AirEngine {
                 d.samples_cf32_into(&mut v);
                 u.accept_tx(from, t, v, now);
             }
-            // Context packets from hosts carry nothing the radio needs.
-            _ if ContextRepr::parse_bytes(bytes).is_ok() => {}
-            _ => u.counters.malformed_packets += 1,
+            _ => match ContextRepr::parse_bytes(bytes) {
+                // A host's context for this radio's TX or RX stream carrying an RF
+                // frequency tunes that LO (docs/FRONTHAUL.md §3.3); other fields are
+                // informational.
+                Ok(c) => {
+                    let lo = if c.stream_id == StreamId::new(u.number, Direction::Tx) {
+                        Some(Lo::Tx)
+                    } else if c.stream_id == StreamId::new(u.number, Direction::Rx) {
+                        Some(Lo::Rx)
+                    } else {
+                        None
+                    };
+                    if let (Some(lo), Some(hz)) = (lo, c.rf_freq_hz) {
+                        if u.tune(lo, hz) {
+                            let (tx, rx) = (u.rf.tx_freq_hz, u.rf.rx_freq_hz);
+                            self.channel.set_tuning(radio, tx, rx);
+                        }
+                    }
+                }
+                Err(_) => u.counters.malformed_packets += 1,
+            },
         }
         None
     }
@@ -303,7 +324,13 @@ impl AirEngine {
             } => self
                 .find(radio)
                 .map(|i| self.radios[i].switch_at(*at, *endpoint, now)),
-            Request::Reset { radio } => self.find(radio).map(|i| self.radios[i].reset(now)),
+            Request::Reset { radio } => self.find(radio).map(|i| {
+                let r = self.radios[i].reset(now);
+                // A power cycle re-runs init, which restores the configured tuning.
+                let rf = &self.radios[i].rf;
+                self.channel.set_tuning(i, rf.tx_freq_hz, rf.rx_freq_hz);
+                r
+            }),
             Request::Capture { .. } => Err(Reply::error(
                 ErrorCode::Internal,
                 "capture must be started by the server shell",
@@ -339,6 +366,7 @@ impl AirEngine {
         let ctx_every = self.cfg.context_interval_ms.saturating_mul(u64::from(rate)) / 1000;
         let spp = self.cfg.samples_per_packet;
         for i in 0..self.radios.len() {
+            self.tx_context(i, t0, out);
             let routes = self.radios[i].rx_routes(t0, n);
             if routes.is_empty() {
                 continue;
@@ -427,6 +455,42 @@ impl AirEngine {
             u.end_tick(t0 + n as u64);
         }
         self.now = t0 + n as u64;
+    }
+
+    /// Answers a host that tuned the TX LO: a context packet on the radio's TX stream with
+    /// the TX frequency, gain and bandwidth now in force (sent to the linked host).
+    fn tx_context(&mut self, i: usize, t0: SampleTime, out: &mut TickOutput) {
+        let rate = self.cfg.sample_rate_hz;
+        let Some(u) = self.radios.get_mut(i) else {
+            return;
+        };
+        if !u.tx_context_due {
+            return;
+        }
+        u.tx_context_due = false;
+        let Some(to) = u.linked() else {
+            return;
+        };
+        let count = self.tx_ctx_counts[i];
+        self.tx_ctx_counts[i] = (count + 1) & 0xf;
+        let ctx = ContextRepr {
+            stream_id: StreamId::new(u.number, Direction::Tx),
+            count,
+            timestamp: ts(t0, rate),
+            changed: true,
+            bandwidth_hz: Some(u.rf.tx_bandwidth_hz),
+            rf_freq_hz: Some(u.rf.tx_freq_hz),
+            gain_db: Some(u.rf.tx_gain_db),
+            sample_rate_hz: Some(f64::from(rate)),
+        };
+        let mut bytes = Vec::new();
+        if ctx.emit(&mut bytes).is_ok() {
+            out.packets.push(Outbound {
+                radio: i,
+                to,
+                bytes,
+            });
+        }
     }
 
     /// What radio `i` received in the last tick (tests, benches).

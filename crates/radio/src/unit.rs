@@ -114,8 +114,21 @@ pub struct RadioUnit {
     pending: Option<(SampleTime, SocketAddr)>,
     queues: Vec<TxQueue>,
     horizon: u64,
-    /// A context packet should go out with the next RX (link changed).
+    /// A context packet should go out with the next RX (link or RX tuning changed).
     pub context_due: bool,
+    /// A TX-stream context packet should go to the linked host (it asked to tune TX).
+    pub tx_context_due: bool,
+    /// RF parameters of the configuration (a power cycle restores them).
+    configured_rf: RfConfig,
+}
+
+/// Which local oscillator a tuning request addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lo {
+    /// The transmitter's (TX/RX port).
+    Tx,
+    /// The receiver's.
+    Rx,
 }
 
 enum Role {
@@ -138,6 +151,7 @@ impl RadioUnit {
             name: cfg.name.clone(),
             fronthaul: cfg.fronthaul,
             rf: cfg.rf.clone(),
+            configured_rf: cfg.rf.clone(),
             legacy_host: cfg.legacy_host,
             counters: Counters::default(),
             init_samples,
@@ -148,6 +162,7 @@ impl RadioUnit {
             queues: Vec::new(),
             horizon,
             context_due: true,
+            tx_context_due: false,
         };
         u.start_init(now);
         u
@@ -166,7 +181,29 @@ impl RadioUnit {
         self.shadow = None;
         self.pending = None;
         self.queues.clear();
+        self.rf = self.configured_rf.clone();
         self.context_due = true;
+    }
+
+    /// Retunes one LO (`set_tx_freq` / `set_rx_freq`) to `hz`, validated against the
+    /// device's range; an invalid value leaves the LO where it was. Either way the host is
+    /// answered with a context packet carrying the LO's actual frequency. Returns whether
+    /// the frequency changed.
+    pub fn tune(&mut self, lo: Lo, hz: f64) -> bool {
+        let mut next = self.rf.clone();
+        match lo {
+            Lo::Tx => next.tx_freq_hz = hz,
+            Lo::Rx => next.rx_freq_hz = hz,
+        }
+        match lo {
+            Lo::Tx => self.tx_context_due = true,
+            Lo::Rx => self.context_due = true,
+        }
+        if next.validate().is_err() || next == self.rf {
+            return false;
+        }
+        self.rf = next;
+        true
     }
 
     /// Advances initialisation to sample time `now`.

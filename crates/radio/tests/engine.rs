@@ -289,6 +289,113 @@ fn context_packets_announce_rate_freq_gain() {
     );
 }
 
+fn tune_packet(radio: u16, dir: Direction, hz: f64) -> Vec<u8> {
+    let c = ferry_fronthaul::vrt::ContextRepr {
+        stream_id: StreamId::new(radio, dir),
+        count: 0,
+        timestamp: Timestamp { secs: 0, frac: 0 },
+        changed: true,
+        bandwidth_hz: None,
+        rf_freq_hz: Some(hz),
+        gain_db: None,
+        sample_rate_hz: None,
+    };
+    let mut b = Vec::new();
+    c.emit(&mut b).unwrap();
+    b
+}
+
+/// Contexts sent to `to` in `out`: (stream direction, RF frequency).
+fn contexts_to(out: &TickOutput, to: SocketAddr) -> Vec<(Option<Direction>, Option<f64>)> {
+    out.packets
+        .iter()
+        .filter(|p| p.to == to)
+        .filter_map(|p| ferry_fronthaul::vrt::ContextRepr::parse_bytes(&p.bytes).ok())
+        .map(|c| (c.stream_id.direction(), c.rf_freq_hz))
+        .collect()
+}
+
+/// FDD through the engine: hosts tune their radios with context packets; pool transmits on
+/// the downlink carrier and far, listening there, hears it sample for sample; relayrx left
+/// on the TDD carrier hears nothing; pool does not hear far's transmission on the uplink
+/// carrier until it tunes its receiver there. Out-of-range and stranger requests change
+/// nothing and the answer says where the LO stays.
+#[test]
+fn hosts_tune_their_radios_and_the_air_separates_carriers() {
+    let mut e = AirEngine::new(ideal_config(), None).unwrap();
+    let (hp, hf, hr) = (host(5001), host(5002), host(5003));
+    for (r, h) in [("pool", hp), ("far", hf), ("relayrx", hr)] {
+        e.control(&Request::Link {
+            radio: r.into(),
+            endpoint: h,
+        });
+    }
+    let (dl, ul) = (2140e6, 1950e6);
+    e.on_datagram(0, hp, &tune_packet(0, Direction::Tx, dl));
+    e.on_datagram(0, hp, &tune_packet(0, Direction::Rx, ul));
+    e.on_datagram(1, hf, &tune_packet(1, Direction::Tx, ul));
+    e.on_datagram(1, hf, &tune_packet(1, Direction::Rx, dl));
+    // A stranger cannot retune someone else's radio; a bad frequency is refused.
+    e.on_datagram(2, hp, &tune_packet(2, Direction::Rx, dl));
+    e.on_datagram(2, hr, &tune_packet(2, Direction::Tx, 5.8e9));
+    let t0 = e.now();
+    let mut out = TickOutput::default();
+    let samples: Vec<(i16, i16)> = (0..1920).map(|k| counting(t0 + k)).collect();
+    e.on_datagram(0, hp, &tx_packet(0, t0, &samples));
+    e.on_datagram(1, hf, &tx_packet(1, t0, &samples));
+    e.tick(&mut out);
+    assert_eq!(
+        contexts_to(&out, hp),
+        vec![
+            (Some(Direction::Tx), Some(dl)),
+            (Some(Direction::Rx), Some(ul))
+        ]
+    );
+    assert_eq!(
+        contexts_to(&out, hf),
+        vec![
+            (Some(Direction::Tx), Some(ul)),
+            (Some(Direction::Rx), Some(dl))
+        ]
+    );
+    assert_eq!(
+        contexts_to(&out, hr),
+        vec![
+            (Some(Direction::Tx), Some(1.9e9)),
+            (Some(Direction::Rx), Some(1.9e9))
+        ]
+    );
+    assert_eq!(e.radios()[2].rf.rx_freq_hz, 1.9e9);
+    assert_eq!(
+        (e.radios()[1].rf.tx_freq_hz, e.radios()[1].rf.rx_freq_hz),
+        (ul, dl)
+    );
+    // Far (RX on the downlink) hears pool's TX exactly; pool (RX on the uplink) hears far's
+    // TX exactly; relayrx, left on the TDD carrier, hears neither.
+    for (radio, h) in [(1usize, hf), (0, hp)] {
+        let mut got = Received::new();
+        let mut o = TickOutput {
+            packets: out.packets.clone(),
+            ..Default::default()
+        };
+        collect(&mut o, radio, &mut got);
+        let rx = &got[&h];
+        assert_eq!(rx.len(), 1920);
+        for (t, s) in rx {
+            assert_eq!(*s, counting(*t), "radio {radio} sample {t}");
+        }
+    }
+    assert!(e.last_rx(2).iter().all(|s| s.norm() == 0.0));
+    assert_eq!(e.channel_mut().coupling_shift_hz(1, 0), Some(0.0));
+    assert_eq!(e.channel_mut().coupling_shift_hz(0, 0), None);
+    // A power cycle restores the configured tuning.
+    e.control(&Request::Reset {
+        radio: "far".into(),
+    });
+    assert_eq!(e.radios()[1].rf.rx_freq_hz, 1.9e9);
+    assert_eq!(e.channel_mut().coupling_shift_hz(0, 1), None);
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
