@@ -120,7 +120,11 @@ impl ModemCore {
     ) -> Result<ModemCore, CoreError> {
         let phy = PhyLink::new(control)?;
         let (role, mac_role) = roles(control);
-        let mut schedule = Schedule::tdd(control.dl_ul_assign)?;
+        let mut schedule = if phy.is_fdd() {
+            Schedule::fdd()
+        } else {
+            Schedule::tdd(control.dl_ul_assign)?
+        };
         if let Some(k) = grant_delay {
             schedule = schedule.with_grant_delay(k)?;
         }
@@ -194,6 +198,11 @@ impl ModemCore {
     /// Whether the peer side may transmit in subframe `sf` as seen by this role.
     fn listens(&self, n: u64) -> bool {
         let sf = (n % 10) as usize;
+        if self.phy.is_fdd() {
+            // The receiver sits on the other direction's carrier: every subframe may carry
+            // a TB, and a node never hears its own transmission there.
+            return true;
+        }
         match (self.role, self.phy.kind(sf)) {
             (_, SubframeKind::Special) => false,
             (Role::Master | Role::BaseStation, SubframeKind::Uplink) => true,
@@ -213,13 +222,24 @@ impl ModemCore {
             return out;
         }
         let sf = (n % 10) as usize;
-        let downlink = self.phy.kind(sf) == SubframeKind::Downlink;
+        // FDD: what a slave hears is the downlink carrier, what a master hears the uplink.
+        let downlink = if self.phy.is_fdd() {
+            self.role == Role::Slave
+        } else {
+            self.phy.kind(sf) == SubframeKind::Downlink
+        };
         let p = mean_power(samples);
         // A master's D subframes always carry a TB (data or filler) unless it missed the
         // deadline; U slots only when someone transmits. Only a slot with energy counts as a
         // decode attempt, so `decode_fail` means real channel errors.
         let present = self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
-        self.track_floor(p);
+        // FDD: the master's carrier is on air in every subframe, so a slave learns its
+        // noise floor only from subframes that do not decode (else the floor would become
+        // the master's signal and nothing would count as present).
+        let always_on = self.phy.is_fdd() && self.role == Role::Slave;
+        if !always_on {
+            self.track_floor(p);
+        }
         if !present {
             return out;
         }
@@ -252,6 +272,9 @@ impl ModemCore {
             }
             Decoded::CrcFail { .. } => self.counters.decode_fail += 1,
             Decoded::NoTb => {}
+        }
+        if always_on && !out.decoded {
+            self.track_floor(p);
         }
         out
     }
@@ -292,6 +315,8 @@ impl ModemCore {
         let cap = self.phy.mac_capacity(sf);
         let tb = self.mac.on_subframe(n, cap);
         let send = match (self.role, kind) {
+            // FDD: kind is always Downlink, so the master keeps its carrier on air in every
+            // subframe and a slave sends only TBs on the uplink carrier.
             // The master keeps PSS/SSS/CRS on air in every D and S subframe.
             (Role::Master | Role::BaseStation, SubframeKind::Downlink | SubframeKind::Special) => {
                 true
@@ -475,6 +500,10 @@ mod loopback {
     use serde_json::json;
 
     fn control(workmode: u8, bw: f64, rb: u8, tdd: u8, tm: u8) -> Control {
+        control_dx(workmode, bw, rb, tdd, tm, 0)
+    }
+
+    fn control_dx(workmode: u8, bw: f64, rb: u8, tdd: u8, tm: u8, duplex: u8) -> Control {
         let bwv: serde_json::Value = if rb == 6 {
             1.4.into()
         } else {
@@ -482,7 +511,7 @@ mod loopback {
         };
         Control::from_value(&json!({
             "workmode": workmode, "phy_cell_ID": 7, "group_ID": 2, "cell_ID": 1, "CPtype": 0,
-            "BW": bwv, "RBIdx": rb, "duplexMode": 0, "numAntennaTX": 1, "numAntennaRX": 1,
+            "BW": bwv, "RBIdx": rb, "duplexMode": duplex, "numAntennaTX": 1, "numAntennaRX": 1,
             "DLULAssign": tdd, "trans_mode": 1, "type_mode": tm, "RNTI": 265
         }))
         .unwrap()
@@ -501,12 +530,13 @@ mod loopback {
     }
 
     /// Master and slave cores joined sample for sample (no noise): every packet arrives,
-    /// in order, through route discovery, for every TDD configuration.
+    /// in order, through route discovery, for every TDD configuration and for FDD (where
+    /// master→slave and slave→master are the two carriers).
     #[test]
-    fn master_to_slave_through_the_waveform_every_tdd_config() {
-        for tdd in 0..=6u8 {
+    fn master_to_slave_through_the_waveform_every_tdd_config_and_fdd() {
+        for (tdd, duplex) in (0..=6u8).map(|t| (t, 0)).chain([(1, 1)]) {
             let mut m = ModemCore::new(
-                &control(0, 1.4, 6, tdd, 1),
+                &control_dx(0, 1.4, 6, tdd, 1, duplex),
                 NodeId(9),
                 AddressPlan::default(),
                 0,
@@ -515,7 +545,7 @@ mod loopback {
             )
             .unwrap();
             let mut s = ModemCore::new(
-                &control(1, 1.4, 6, tdd, 1),
+                &control_dx(1, 1.4, 6, tdd, 1, duplex),
                 NodeId(8),
                 AddressPlan::default(),
                 0,
@@ -551,19 +581,86 @@ mod loopback {
                     got.push(u16::from_be_bytes([p[4], p[5]]));
                 }
             }
-            assert_eq!(sent, 100, "tdd {tdd}: routes never came up");
-            assert_eq!(got, (0..100).collect::<Vec<u16>>(), "tdd {tdd}");
-            assert_eq!(s.counters.decode_fail, 0, "tdd {tdd}");
+            let tdd = if duplex == 1 {
+                "FDD".to_string()
+            } else {
+                format!("TDD {tdd}")
+            };
+            assert_eq!(sent, 100, "{tdd}: routes never came up");
+            assert_eq!(got, (0..100).collect::<Vec<u16>>(), "{tdd}");
+            assert_eq!(s.counters.decode_fail, 0, "{tdd}");
+            if duplex == 1 {
+                // FDD: the master fills every subframe of its carrier (data or filler).
+                assert_eq!(
+                    s.counters.decode_ok + s.counters.filler_ok,
+                    s.counters.subframes,
+                    "{tdd}"
+                );
+            }
             assert_eq!(s.mac().routes(), vec![(NodeId(9), NodeId(9))]);
         }
     }
 
+    /// FDD uplink packets from the slave reach the master in every subframe: 10 per frame
+    /// where TDD configuration 5 offers one.
     #[test]
-    fn fdd_and_multi_antenna_controls_are_refused_clearly() {
-        let mut c = control(0, 1.4, 6, 1, 1);
-        c.duplex = ferry_migrate::control::Duplex::Fdd;
-        let e = PhyLink::new(&c).err().unwrap().to_string();
-        assert!(e.contains("FDD"), "{e}");
+    fn fdd_uplink_uses_every_subframe() {
+        let mut per_dx = Vec::new();
+        for (tdd, duplex) in [(5u8, 0u8), (5, 1)] {
+            let mut m = ModemCore::new(
+                &control_dx(0, 1.4, 6, tdd, 1, duplex),
+                NodeId(9),
+                AddressPlan::default(),
+                0,
+                0.0,
+                Some(50),
+            )
+            .unwrap();
+            let mut s = ModemCore::new(
+                &control_dx(1, 1.4, 6, tdd, 1, duplex),
+                NodeId(8),
+                AddressPlan::default(),
+                0,
+                0.0,
+                Some(50),
+            )
+            .unwrap();
+            let sps = m.sps() as usize;
+            let silence = vec![Complex32::new(0.0, 0.0); sps];
+            let mut buf = Vec::new();
+            let mut up_blocks = 0u64;
+            for n in 0..1000u64 {
+                let mut air = if m.on_tx(n, &mut buf).unwrap() {
+                    buf.clone()
+                } else {
+                    silence.clone()
+                };
+                let _ = s.on_rx(n, &mut air);
+                // From subframe 500 the slave always has a packet for the master.
+                if n >= 500 {
+                    let mut p = ping_packet(9, n as u16, 84);
+                    p[12..16].copy_from_slice(&[192, 168, 40, 8]);
+                    p[16..20].copy_from_slice(&[192, 168, 40, 9]);
+                    let _ = s.enqueue_ip(&p);
+                }
+                let sent = s.on_tx(n, &mut buf).unwrap();
+                if sent && n >= 600 {
+                    up_blocks += 1;
+                }
+                let mut up = if sent { buf.clone() } else { silence.clone() };
+                let _ = m.on_rx(n, &mut up);
+            }
+            // The master decoded every uplink block (beacons included), none failed.
+            assert_eq!(m.counters.decode_fail, 0);
+            assert!(m.counters.decode_ok >= up_blocks, "{:?}", m.counters);
+            per_dx.push(up_blocks);
+        }
+        // 400 subframes: TDD config 5 has 1 uplink subframe per frame, FDD all 10.
+        assert_eq!(per_dx, vec![40, 400]);
+    }
+
+    #[test]
+    fn multi_antenna_controls_are_refused_clearly() {
         let mut c = control(0, 1.4, 6, 1, 1);
         c.antennas_tx = 2;
         let e = PhyLink::new(&c).err().unwrap().to_string();

@@ -1,12 +1,14 @@
 //! `ferry-modem`: the real-time D2D / relay modem (the thesis' D2D program) and its local
 //! control-socket protocol, which the per-server agent uses to supervise it.
 //!
+//! - [`carrier`]: band table, EARFCN → DL/UL carrier, which LO each role tunes (pure).
 //! - [`proto`]: control-socket messages and a blocking client (pure).
 //! - [`phylink`]: the waveform fixed by `Control` (pure).
 //! - [`core`]: one subframe in, deliveries and TX out (pure).
 //! - [`forward`]: forward-port datagrams for make-before-break handover (pure).
 //! - [`run`]: the real-time shell: radio, TUN, control socket, forward port.
 
+pub mod carrier;
 pub mod core;
 pub mod forward;
 pub mod phylink;

@@ -56,20 +56,14 @@ pub fn subframe_config(c: &Control) -> Result<SubframeConfig, LinkError> {
         CpType::Normal => CyclicPrefix::Normal,
         CpType::Extended => CyclicPrefix::Extended,
     };
-    if c.duplex == CDuplex::Fdd {
-        return Err(LinkError::Unsupported(
-            "duplexMode = 1 (FDD) needs two carriers; the emulated air offers one per radio \
-             (PHY and MAC support FDD, the modem runs TDD only)"
-                .into(),
-        ));
-    }
     if c.antennas_tx != 1 || c.antennas_rx != 1 {
         return Err(LinkError::Unsupported(format!(
             "numAntennaTX/RX = {}/{}: the emulated radios have one antenna (use 1/1)",
             c.antennas_tx, c.antennas_rx
         )));
     }
-    let duplex = Duplex::from_control(0, c.dl_ul_assign)?;
+    // FDD: DLULAssign is carried but unused (every subframe is full, on two carriers).
+    let duplex = Duplex::from_control(u8::from(c.duplex == CDuplex::Fdd), c.dl_ul_assign)?;
     let cell = CellId::from_control(c.phy_cell_id, u16::from(c.group_id), c.cell_id)?;
     let m = match c.modulation {
         CMod::Qpsk => Modulation::Qpsk,
@@ -125,9 +119,16 @@ impl PhyLink {
         self.sample_rate
     }
 
-    /// Kind of subframe `sf` (0..=9).
+    /// Kind of subframe `sf` (0..=9). FDD reports every subframe as `Downlink` (a full
+    /// subframe); the direction then comes from the carrier, see [`PhyLink::is_fdd`].
     pub fn kind(&self, sf: usize) -> SubframeKind {
         self.cfg.duplex.subframe_kind(sf)
+    }
+
+    /// Two carriers: the master transmits on one and hears the slaves on the other in every
+    /// subframe.
+    pub fn is_fdd(&self) -> bool {
+        !self.cfg.duplex.is_tdd()
     }
 
     /// MAC bytes a TB in subframe `sf` carries (after the modem's 1-byte kind).
