@@ -26,6 +26,7 @@ enum StartMode {
 #[command(after_help = "Examples:\n  \
 ferry modem --workmode 0 --radio pool --radio-control tcp://10.99.0.10:5550 --tun-addr 192.168.40.9/24\n  \
 ferry modem --workmode 1 --radio far --radio-control tcp://10.99.0.10:5550 --tun-addr 192.168.40.8/24\n  \
+ferry modem --workmode 0 --duplex-mode 1 --earfcn 300 --radio pool   # FDD, band 1: TX 2140, RX 1950 MHz\n  \
 ferry modem --control-file ctl.json --start warm --routes '[[8,8]]' --control-socket /run/ferry/modem.sock\n\
 Control socket protocol: docs/MODEM-CONTROL.md")]
 pub struct ModemArgs {
@@ -47,6 +48,14 @@ pub struct ModemArgs {
     /// type_mode: 1 QPSK, 2 16QAM, 3 64QAM.
     #[arg(long)]
     type_mode: Option<u8>,
+    /// duplexMode: 0 TDD, 1 FDD (two carriers: DL and UL).
+    #[arg(long)]
+    duplex_mode: Option<u8>,
+    /// Downlink EARFCN (36.101); the uplink follows from the band's duplex spacing. The
+    /// modem tunes its radio's TX/RX LOs to it. Default: FDD band 1 EARFCN 300
+    /// (DL 2140 / UL 1950 MHz); TDD leaves the radio as initialised (band 39, 1.9 GHz).
+    #[arg(long)]
+    earfcn: Option<u32>,
     /// Start mode.
     #[arg(long, value_enum, default_value = "cold")]
     start: StartMode,
@@ -163,6 +172,9 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
     if let Some(t) = a.type_mode {
         v["type_mode"] = t.into();
     }
+    if let Some(d) = a.duplex_mode {
+        v["duplexMode"] = d.into();
+    }
     // RNTI follows the MAC's node plan (0x0100 + node) unless the file set one.
     if a.control_file.is_none() {
         let node = a
@@ -236,13 +248,17 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
         duration: a.duration.map(Duration::from_secs_f64),
         node: a.node,
         realtime: (a.rt_priority > 0).then_some(a.rt_priority),
+        earfcn: a.earfcn,
     };
     let mut m = Modem::new(opts).context("starting the modem")?;
     m.run().context("modem")?;
     let st = m.status();
     let (sync_ms, first_ms) = m.start_figures();
+    let carrier = m
+        .carrier()
+        .map(|c| json!({"band": c.band, "earfcn": c.earfcn, "dl_hz": c.dl_hz, "ul_hz": c.ul_hz}));
     let summary = json!({
-        "sync_ms": sync_ms, "first_delivery_ms": first_ms, "status": st,
+        "sync_ms": sync_ms, "first_delivery_ms": first_ms, "carrier": carrier, "status": st,
     });
     println!("{summary}");
     Ok(())

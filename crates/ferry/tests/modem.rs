@@ -855,3 +855,158 @@ fn legacy_address_bound_radio_carries_pings() {
         bed.log("s3")
     );
 }
+
+/// The radios' RX centre frequencies as the air reports them (`info.freq_hz`).
+fn air_rx_freqs(bed: &Bed) -> Vec<(String, f64)> {
+    let out = netns::command_in(&bed.ns("server1"), FERRY)
+        .args(["radio", "--control", RADIO_CTL, "status"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    v["radios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["info"]["radio"].as_str().unwrap_or("").to_string(),
+                r["info"]["freq_hz"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
+
+/// FDD (duplexMode 1) on two carriers: the master tunes the pool radio to TX 2140 / RX
+/// 1950 MHz (band 1), the slave the far radio to TX 1950 / RX 2140 MHz; cold cell search on
+/// the downlink carrier; real ping across both carriers without loss.
+#[test]
+fn fdd_ping_over_two_carriers_without_loss() {
+    if !root_or_skip("fdd_ping_over_two_carriers_without_loss") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("f", true);
+    start_air(&mut bed);
+    let fdd = ["--duplex-mode", "1"];
+    let a = modem_args(
+        &bed,
+        "s1",
+        0,
+        "pool",
+        "192.168.10.11:0",
+        "192.168.40.9/24",
+        &fdd,
+    );
+    bed.spawn("s1", Some("server1"), &a);
+    let a = modem_args(
+        &bed,
+        "s3",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &fdd,
+    );
+    bed.spawn("s3", Some("server3"), &a);
+    wait_for("both FDD modems active", Duration::from_secs(15), || {
+        [status(&bed, "s1"), status(&bed, "s3")]
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
+    });
+    let freqs = air_rx_freqs(&bed);
+    eprintln!("air RX tuning: {freqs:?}");
+    let rx_of = |name: &str| freqs.iter().find(|(n, _)| n == name).map(|f| f.1);
+    assert_eq!(rx_of("pool"), Some(1950e6), "master receives the uplink");
+    assert_eq!(rx_of("far"), Some(2140e6), "slave receives the downlink");
+    assert_eq!(rx_of("relayrx"), Some(1.9e9), "untouched radios stay put");
+    let count: u32 = std::env::var("FERRY_MODEM_PINGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", count, "0.01");
+    let s3 = status(&bed, "s3").unwrap();
+    let s1 = status(&bed, "s1").unwrap();
+    eprintln!("server3: {s3:?}\nserver1: {s1:?}");
+    eprintln!("air: {}", air_late(&bed));
+    assert_eq!(tx, count);
+    assert_eq!(
+        rx,
+        count,
+        "lost pings; logs:\n{}\n{}",
+        bed.log("s3"),
+        bed.log("s1")
+    );
+    assert!(s3.synced);
+    assert!((s3.cfo_hz - 150.0).abs() < 30.0, "CFO {}", s3.cfo_hz);
+    // The master's carrier is on air in every subframe: the slave decodes (data or
+    // filler) nearly every subframe it processes (TDD configuration 1: at most 6 in 10).
+    assert!(
+        s3.counters.decode_ok * 10 >= s3.counters.subframes * 9,
+        "{:?}",
+        s3.counters
+    );
+    let sum3 = bed.quit("s3");
+    let sum1 = bed.quit("s1");
+    assert_eq!(sum3["carrier"]["ul_hz"].as_f64(), Some(1950e6), "{sum3}");
+    assert_eq!(sum1["carrier"]["dl_hz"].as_f64(), Some(2140e6), "{sum1}");
+}
+
+/// The air really separates carriers: a slave tuned to a downlink 5 MHz away (EARFCN 350)
+/// never finds the master's cell, while a slave on the right one (EARFCN 300, on server4's
+/// radio, which hears the pool radio too) does, at the same time.
+#[test]
+fn fdd_slave_on_the_wrong_downlink_finds_no_cell() {
+    if !root_or_skip("fdd_slave_on_the_wrong_downlink_finds_no_cell") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("g", true);
+    start_air(&mut bed);
+    let a = modem_args(
+        &bed,
+        "s1",
+        0,
+        "pool",
+        "192.168.10.11:0",
+        "192.168.40.9/24",
+        &["--duplex-mode", "1", "--earfcn", "300"],
+    );
+    bed.spawn("s1", Some("server1"), &a);
+    let a = modem_args(
+        &bed,
+        "s3",
+        1,
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8/24",
+        &["--duplex-mode", "1", "--earfcn", "350"],
+    );
+    bed.spawn("s3", Some("server3"), &a);
+    let a = modem_args(
+        &bed,
+        "s4",
+        1,
+        "relayrx",
+        "192.168.14.1:0",
+        "192.168.40.10/24",
+        &["--duplex-mode", "1", "--earfcn", "300"],
+    );
+    bed.spawn("s4", Some("server4"), &a);
+    wait_for(
+        "the right-carrier slave synced",
+        Duration::from_secs(15),
+        || status(&bed, "s4").is_some_and(|s| s.synced),
+    );
+    // As long again as the right one needed, and then some: still nothing.
+    std::thread::sleep(Duration::from_secs(2));
+    let s3 = status(&bed, "s3").expect("wrong-carrier slave still serving its socket");
+    eprintln!("wrong carrier: {s3:?}");
+    assert!(!s3.synced, "found a cell on an empty carrier");
+    assert_eq!(s3.state, ModemState::Searching);
+    assert_eq!(s3.counters.tun_out, 0);
+    let freqs = air_rx_freqs(&bed);
+    assert!(freqs.contains(&("far".to_string(), 2145e6)), "{freqs:?}");
+    let sum3 = bed.quit("s3");
+    assert!(sum3["sync_ms"].is_null(), "{sum3}");
+}

@@ -163,7 +163,10 @@ impl Carrier {
 /// The carrier a modem with `control` uses, given an optional DL EARFCN: FDD needs a paired
 /// band (default [`DEFAULT_FDD_EARFCN`]); TDD without an EARFCN keeps the radio where its
 /// one-time initialisation tuned it (`None`: no tuning, as before FDD existed).
-pub fn carrier_for(control: &Control, earfcn: Option<u32>) -> Result<Option<Carrier>, CarrierError> {
+pub fn carrier_for(
+    control: &Control,
+    earfcn: Option<u32>,
+) -> Result<Option<Carrier>, CarrierError> {
     let fdd_wanted = control.duplex == Duplex::Fdd;
     let Some(n) = earfcn.or(fdd_wanted.then_some(DEFAULT_FDD_EARFCN)) else {
         return Ok(None);
@@ -175,7 +178,11 @@ pub fn carrier_for(control: &Control, earfcn: Option<u32>) -> Result<Option<Carr
             band: c.band,
             kind: if c.is_fdd() { "FDD" } else { "TDD" },
             mode: u8::from(fdd_wanted),
-            want: if fdd_wanted { "an FDD band" } else { "a TDD band" },
+            want: if fdd_wanted {
+                "an FDD band"
+            } else {
+                "a TDD band"
+            },
         });
     }
     Ok(Some(c))
@@ -204,7 +211,10 @@ mod tests {
         let c = Carrier::from_earfcn(3100).unwrap();
         assert_eq!((c.band, c.dl_hz, c.ul_hz), (7, 2655e6, 2535e6));
         // Band 3: 95 MHz. Band 20: uplink above downlink.
-        assert_eq!(Carrier::from_earfcn(1575).unwrap().duplex_spacing_hz(), 95e6);
+        assert_eq!(
+            Carrier::from_earfcn(1575).unwrap().duplex_spacing_hz(),
+            95e6
+        );
         let c = Carrier::from_earfcn(6300).unwrap();
         assert_eq!((c.band, c.dl_hz, c.ul_hz), (20, 806e6, 847e6));
         // Band 39 TDD: one carrier, 1.9 GHz at 38450 (the air's default).
@@ -215,7 +225,10 @@ mod tests {
         assert_eq!(Carrier::from_earfcn(599).unwrap().dl_hz, 2169.9e6);
         assert_eq!(Carrier::from_earfcn(0).unwrap().dl_hz, 2110e6);
         assert_eq!(Carrier::from_earfcn(3800), Err(CarrierError::Unknown(3800)));
-        assert_eq!(Carrier::from_earfcn(99_999), Err(CarrierError::Unknown(99_999)));
+        assert_eq!(
+            Carrier::from_earfcn(99_999),
+            Err(CarrierError::Unknown(99_999))
+        );
     }
 
     #[test]
@@ -235,11 +248,19 @@ mod tests {
         // FDD without one: band 1 default.
         assert_eq!(carrier_for(&control(1), None).unwrap().unwrap().earfcn, 300);
         assert_eq!(
-            carrier_for(&control(0), Some(38450)).unwrap().unwrap().dl_hz,
+            carrier_for(&control(0), Some(38450))
+                .unwrap()
+                .unwrap()
+                .dl_hz,
             1900e6
         );
-        let e = carrier_for(&control(1), Some(38450)).unwrap_err().to_string();
-        assert!(e.contains("TDD band 39") && e.contains("duplexMode = 1"), "{e}");
+        let e = carrier_for(&control(1), Some(38450))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TDD band 39") && e.contains("duplexMode = 1"),
+            "{e}"
+        );
         let e = carrier_for(&control(0), Some(300)).unwrap_err().to_string();
         assert!(e.contains("FDD band 1") && e.contains("a TDD band"), "{e}");
         assert!(carrier_for(&control(1), Some(3800)).is_err());

@@ -16,6 +16,9 @@ use num_complex::Complex32;
 const PRESENCE_RATIO: f32 = 8.0;
 /// Per-subframe upward leak of the noise-floor tracker (it follows minima at once).
 const FLOOR_LEAK: f32 = 1.01;
+/// CRS SNR above which an undecodable subframe on an always-on carrier (FDD downlink)
+/// counts as a decode failure rather than as nobody transmitting.
+const SIGNAL_SNR_DB: f32 = 3.0;
 /// Gain of the CFO tracking loop (fraction of the residual applied per decoded subframe).
 const CFO_LOOP_GAIN: f64 = 0.05;
 
@@ -232,11 +235,11 @@ impl ModemCore {
         // A master's D subframes always carry a TB (data or filler) unless it missed the
         // deadline; U slots only when someone transmits. Only a slot with energy counts as a
         // decode attempt, so `decode_fail` means real channel errors.
-        let present = self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
-        // FDD: the master's carrier is on air in every subframe, so a slave learns its
-        // noise floor only from subframes that do not decode (else the floor would become
-        // the master's signal and nothing would count as present).
+        // FDD: the master's carrier is on air in every subframe, so a slave never sees the
+        // silence a noise floor is learnt from: it decodes every subframe and counts a CRC
+        // failure only when the reference signals show a signal was there.
         let always_on = self.phy.is_fdd() && self.role == Role::Slave;
+        let present = always_on || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
         if !always_on {
             self.track_floor(p);
         }
@@ -270,11 +273,12 @@ impl ModemCore {
                 out.decoded = true;
                 self.track(snr_db, residual_cfo_hz, downlink);
             }
-            Decoded::CrcFail { .. } => self.counters.decode_fail += 1,
+            Decoded::CrcFail { snr_db } => {
+                if !always_on || snr_db >= SIGNAL_SNR_DB {
+                    self.counters.decode_fail += 1;
+                }
+            }
             Decoded::NoTb => {}
-        }
-        if always_on && !out.decoded {
-            self.track_floor(p);
         }
         out
     }

@@ -1,6 +1,7 @@
 //! The real-time shell: paces on the radio's RX blocks, runs the core once per subframe,
 //! bridges the TUN, serves the control socket and the forward port.
 
+use crate::carrier::{carrier_for, Carrier};
 use crate::core::{roles, ModemCore, SubframeAssembler};
 use crate::forward;
 use crate::proto::{
@@ -86,6 +87,10 @@ pub struct ModemOptions {
     pub node: Option<u8>,
     /// SCHED_FIFO priority for the real-time loop (`None`: normal scheduler).
     pub realtime: Option<i32>,
+    /// Downlink EARFCN of the cell (36.101): the modem tunes its radio's TX and RX LOs to
+    /// the role's carriers on start. `None`: FDD uses band 1 EARFCN 300 (2140/1950 MHz), TDD
+    /// leaves the radio where its initialisation tuned it. See [`crate::carrier`].
+    pub earfcn: Option<u32>,
 }
 
 /// Modem-level failures (start-up; the loop itself never fails on input).
@@ -106,6 +111,9 @@ pub enum ModemError {
     /// Start refused.
     #[error("{0}")]
     Start(String),
+    /// No usable carrier for this Control.
+    #[error("carrier: {0}")]
+    Carrier(#[from] crate::carrier::CarrierError),
 }
 
 /// Subframes without a single decodable subframe before a slave searches again.
@@ -167,6 +175,8 @@ pub struct Modem {
     min_lag: Option<f64>,
     /// Cell searches that did not lead to decodable subframes.
     resyncs: u64,
+    /// The carrier the radio is tuned to on start (None: left as initialised).
+    carrier: Option<Carrier>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Option<Value> {
@@ -177,6 +187,8 @@ impl Modem {
     /// `make`: open the radio link, TUN, sockets. Nothing streams until `start`.
     pub fn new(opts: ModemOptions) -> Result<Modem, ModemError> {
         let started = Instant::now();
+        // Checked before touching the radio: a bad EARFCN is an operator error.
+        let carrier = carrier_for(&opts.control, opts.earfcn)?;
         let link = match &opts.radio {
             RadioSpec::Link {
                 control,
@@ -258,6 +270,7 @@ impl Modem {
             min_lag: None,
             candidate: None,
             resyncs: 0,
+            carrier,
             opts,
         })
     }
@@ -366,12 +379,27 @@ impl Modem {
         } else if self.link.control().is_some() {
             self.link.link().map_err(|e| e.to_string())?;
         }
+        // The linked host tunes the radio (a shadow may not: it hears whatever the host it
+        // will replace tuned, which runs the same Control and carrier).
+        if let (Some(c), false) = (self.carrier, shadow) {
+            let t = c.tuning(self.role);
+            self.link
+                .tune(t.tx_hz, t.rx_hz, Duration::from_secs(1))
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                band = c.band,
+                earfcn = c.earfcn,
+                tx_hz = t.tx_hz,
+                rx_hz = t.rx_hz,
+                "radio tuned"
+            );
+        }
         if needs_search {
             let s = CellSearcher::new(
                 crate::phylink::subframe_config(&self.control)
                     .map_err(|e| e.to_string())?
                     .bandwidth,
-                DuplexKind::Tdd,
+                self.search_kind(),
                 self.opts.search_half_frames,
             )
             .map_err(|e| e.to_string())?;
@@ -656,7 +684,7 @@ impl Modem {
         match CellSearcher::new(
             ferry_phy::Bandwidth::from_rb_count(usize::from(self.control.rb_count))
                 .unwrap_or(ferry_phy::Bandwidth::Mhz1_4),
-            DuplexKind::Tdd,
+            self.search_kind(),
             self.opts.search_half_frames,
         ) {
             Ok(s) => {
@@ -665,6 +693,19 @@ impl Modem {
             }
             Err(e) => tracing::warn!("cell search: {e}"),
         }
+    }
+
+    /// Where the searcher looks for PSS/SSS: FDD and TDD place them differently.
+    fn search_kind(&self) -> DuplexKind {
+        match self.control.duplex {
+            ferry_migrate::control::Duplex::Fdd => DuplexKind::Fdd,
+            ferry_migrate::control::Duplex::Tdd => DuplexKind::Tdd,
+        }
+    }
+
+    /// The carrier the modem tuned its radio to (None: left as initialised).
+    pub fn carrier(&self) -> Option<Carrier> {
+        self.carrier
     }
 
     fn deliver(&mut self, p: &[u8]) {
@@ -1040,6 +1081,11 @@ impl Modem {
                 }
                 if let Err(e) = crate::phylink::PhyLink::new(&control) {
                     return ModemReply::err(cmd, e.to_string());
+                }
+                // duplexMode may change: the carrier must still fit it.
+                match carrier_for(&control, self.opts.earfcn) {
+                    Ok(c) => self.carrier = c,
+                    Err(e) => return ModemReply::err(cmd, format!("carrier: {e}")),
                 }
                 self.role = roles(&control).0;
                 self.control = control;

@@ -284,6 +284,10 @@ pub struct RadioLink {
     /// The latest context packet of the TX stream (the radio's answer to a tuning request).
     pub last_tx_context: Option<ContextRepr>,
     ctx_count: u8,
+    /// RX-stream context packets seen, and how many had been seen when the last TX-stream
+    /// context arrived (an RX context after a tuning answer is a fresh one).
+    rx_ctx_seen: u64,
+    rx_ctx_at_tx: u64,
     /// Counters.
     pub stats: LinkStats,
 }
@@ -355,6 +359,8 @@ impl RadioLink {
             last_context: None,
             last_tx_context: None,
             ctx_count: 0,
+            rx_ctx_seen: 0,
+            rx_ctx_at_tx: 0,
             stats: LinkStats::default(),
         })
     }
@@ -517,8 +523,10 @@ impl RadioLink {
                         self.stats.context_packets += 1;
                         if c.stream_id == self.tx_sid() {
                             self.last_tx_context = Some(c);
+                            self.rx_ctx_at_tx = self.rx_ctx_seen;
                         } else {
                             self.last_context = Some(c);
+                            self.rx_ctx_seen += 1;
                         }
                     }
                     Err(_) => self.stats.ignored += 1,
@@ -585,9 +593,9 @@ impl RadioLink {
         let deadline = Instant::now() + timeout;
         // The radio answers TX in the tick that applies the request, before that tick's RX
         // context: the first RX context after the TX answer is the fresh one.
-        let mut tx_seen: Option<u64> = None;
+        let mut tx_seen = false;
         loop {
-            if tx_seen.is_none() {
+            if !tx_seen {
                 if let Some(c) = &self.last_tx_context {
                     let got = c.rf_freq_hz;
                     if close(&self.last_tx_context, tx_hz).is_none() {
@@ -597,24 +605,22 @@ impl RadioLink {
                             got,
                         });
                     }
-                    tx_seen = Some(self.stats.context_packets);
+                    tx_seen = true;
                 }
             }
-            if let Some(k) = tx_seen {
-                if self.stats.context_packets > k {
-                    return match close(&self.last_context, rx_hz) {
-                        Some(_) => Ok(()),
-                        None => Err(RadioError::Tuning {
-                            lo: "RX",
-                            wanted: rx_hz,
-                            got: self.last_context.as_ref().and_then(|c| c.rf_freq_hz),
-                        }),
-                    };
-                }
+            if tx_seen && self.rx_ctx_seen > self.rx_ctx_at_tx {
+                return match close(&self.last_context, rx_hz) {
+                    Some(_) => Ok(()),
+                    None => Err(RadioError::Tuning {
+                        lo: "RX",
+                        wanted: rx_hz,
+                        got: self.last_context.as_ref().and_then(|c| c.rf_freq_hz),
+                    }),
+                };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let (lo, wanted) = if tx_seen.is_none() {
+                let (lo, wanted) = if !tx_seen {
                     ("TX", tx_hz)
                 } else {
                     ("RX", rx_hz)
