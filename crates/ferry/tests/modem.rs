@@ -339,8 +339,22 @@ fn relay_forwards_between_terminals_that_cannot_hear_each_other() {
     if !root_or_skip("relay_forwards_between_terminals_that_cannot_hear_each_other") {
         return;
     }
+    relay_scenario("r", &[]);
+}
+
+/// The same relay in FDD: the base station transmits on the downlink carrier and hears both
+/// terminals on the uplink carrier, granting each its uplink subframes by RNTI.
+#[test]
+fn fdd_base_station_relays_between_terminals() {
+    if !root_or_skip("fdd_base_station_relays_between_terminals") {
+        return;
+    }
+    relay_scenario("q", &["--duplex-mode", "1"]);
+}
+
+fn relay_scenario(tag: &str, extra: &[&str]) {
     let _one = serial();
-    let mut bed = Bed::new("r", true);
+    let mut bed = Bed::new(tag, true);
     start_air(&mut bed);
     // server1 = node 9 (relay, base station), server3 = node 8, server4 = node 10;
     // far–relayrx is blocked in the default air.
@@ -351,7 +365,7 @@ fn relay_forwards_between_terminals_that_cannot_hear_each_other() {
         "pool",
         "192.168.10.11:0",
         "192.168.40.9/24",
-        &[],
+        extra,
     );
     bed.spawn("s1", Some("server1"), &a);
     let a = modem_args(
@@ -361,7 +375,7 @@ fn relay_forwards_between_terminals_that_cannot_hear_each_other() {
         "far",
         "192.168.13.1:0",
         "192.168.40.8/24",
-        &[],
+        extra,
     );
     bed.spawn("s3", Some("server3"), &a);
     let a = modem_args(
@@ -371,7 +385,7 @@ fn relay_forwards_between_terminals_that_cannot_hear_each_other() {
         "relayrx",
         "192.168.14.1:0",
         "192.168.40.10/24",
-        &[],
+        extra,
     );
     bed.spawn("s4", Some("server4"), &a);
     let want = [
