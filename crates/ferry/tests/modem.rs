@@ -1024,3 +1024,30 @@ fn fdd_slave_on_the_wrong_downlink_finds_no_cell() {
     let sum3 = bed.quit("s3");
     assert!(sum3["sync_ms"].is_null(), "{sum3}");
 }
+
+/// A carrier that contradicts duplexMode is refused before the modem touches a radio, with
+/// a message naming the band (no root, no air needed).
+#[test]
+fn carrier_and_duplex_mode_must_agree() {
+    for (args, want) in [
+        (
+            &["--duplex-mode", "1", "--earfcn", "38450"][..],
+            "TDD band 39",
+        ),
+        (&["--duplex-mode", "0", "--earfcn", "300"][..], "FDD band 1"),
+        (
+            &["--duplex-mode", "1", "--earfcn", "3800"][..],
+            "not a downlink EARFCN",
+        ),
+        (&["--duplex-mode", "2"][..], "duplexMode"),
+    ] {
+        let out = Command::new(FERRY)
+            .args(["modem", "--no-tun", "--radio-control", "tcp://127.0.0.1:1"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

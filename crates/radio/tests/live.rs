@@ -465,3 +465,56 @@ fn capture_from_configuration_records_tx() {
     assert!(exact > 40_000, "{exact}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Tuning over the fronthaul: the linked host's context packets move its radio's LOs and
+/// the radio's answers confirm them; an out-of-range frequency is refused with the
+/// frequency the LO keeps; a shadow cannot tune; the air then separates the carriers:
+/// pool transmitting on 2140 MHz reaches far only while far listens there.
+#[test]
+fn tune_over_fronthaul_confirms_refuses_and_separates_carriers() {
+    let air = AirServer::spawn(config(), || Ok(())).unwrap();
+    let mut pool = link(&air.control, "pool");
+    pool.link().unwrap();
+    let mut far = link(&air.control, "far");
+    far.link().unwrap();
+    pool.tune(2140e6, 1950e6, Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        pool.last_tx_context.as_ref().and_then(|c| c.rf_freq_hz),
+        Some(2140e6)
+    );
+    assert_eq!(
+        pool.last_context.as_ref().and_then(|c| c.rf_freq_hz),
+        Some(1950e6)
+    );
+    match far.tune(5.8e9, 2140e6, Duration::from_secs(2)) {
+        Err(RadioError::Tuning { lo, wanted, got }) => {
+            assert_eq!((lo, wanted, got), ("TX", 5.8e9, Some(1.9e9)));
+        }
+        r => panic!("{r:?}"),
+    }
+    let mut shadow = link(&air.control, "pool");
+    shadow.shadow().unwrap();
+    assert!(shadow.tune(1e9, 1e9, Duration::from_millis(300)).is_err());
+    // Each LO is its own request: far's valid RX tuning went through although its TX was
+    // refused. Tune both validly; far now listens on pool's 2140 MHz and hears it.
+    far.tune(1950e6, 2140e6, Duration::from_secs(2)).unwrap();
+    let mut hosts = vec![
+        Host::new(pool, Some(Box::new(counting))),
+        Host::new(far, None),
+    ];
+    pump(&mut hosts, Duration::from_millis(150));
+    let heard = hosts[1].got.iter().filter(|(_, s)| *s != (0, 0)).count();
+    assert!(heard > 10_000, "far on pool's carrier hears it: {heard}");
+    // Far moves its receiver 1 MHz (> the 192 kHz sample rate) away: silence.
+    hosts[1]
+        .link
+        .tune(1950e6, 2141e6, Duration::from_secs(2))
+        .unwrap();
+    hosts[1].got.clear();
+    pump(&mut hosts, Duration::from_millis(100));
+    assert!(hosts[1].got.len() > 5_000);
+    assert!(
+        hosts[1].got.iter().all(|(_, s)| *s == (0, 0)),
+        "far off pool's carrier hears nothing"
+    );
+}
