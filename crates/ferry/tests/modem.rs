@@ -567,13 +567,22 @@ fn control_socket_refuses_bad_input_and_keeps_serving() {
     ] {
         assert!(e.contains(f), "{f} missing from {e}");
     }
-    // Valid in table 3-3 but not on this air: FDD.
-    let fdd = json!({"cmd": "set_control", "control": {
+    // Valid in table 3-3 but not on this radio: two TX antennas.
+    let control = |duplex: u8, antennas: u8| {
+        json!({"cmd": "set_control", "control": {
         "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,
-        "BW": 1.4, "RBIdx": 6, "duplexMode": 1, "numAntennaTX": 1, "numAntennaRX": 1,
-        "DLULAssign": 0, "trans_mode": 1, "type_mode": 1, "RNTI": 265}});
-    let r = c.request_line(&fdd.to_string()).unwrap();
-    assert!(r.error.as_deref().unwrap_or("").contains("FDD"), "{r:?}");
+        "BW": 1.4, "RBIdx": 6, "duplexMode": duplex, "numAntennaTX": antennas,
+        "numAntennaRX": 1, "DLULAssign": 1, "trans_mode": 1, "type_mode": 1, "RNTI": 265}})
+        .to_string()
+    };
+    let r = c.request_line(&control(0, 2)).unwrap();
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("numAntennaTX"),
+        "{r:?}"
+    );
+    // FDD is accepted while idle (two carriers, docs/MODEM.md); then back to TDD.
+    assert!(c.request_line(&control(1, 1)).unwrap().ok);
+    assert!(c.request_line(&control(0, 1)).unwrap().ok);
     let r = c
         .request_line(r#"{"cmd":"start","control_flag":2}"#)
         .unwrap();
