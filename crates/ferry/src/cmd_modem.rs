@@ -51,9 +51,9 @@ pub struct ModemArgs {
     /// duplexMode: 0 TDD, 1 FDD (two carriers: DL and UL).
     #[arg(long)]
     duplex_mode: Option<u8>,
-    /// Downlink EARFCN (36.101); the uplink follows from the band's duplex spacing. The
-    /// modem tunes its radio's TX/RX LOs to it. Default: FDD band 1 EARFCN 300
-    /// (DL 2140 / UL 1950 MHz); TDD leaves the radio as initialised (band 39, 1.9 GHz).
+    /// Control `EARFCN`: downlink EARFCN (36.101); the uplink follows from the band's
+    /// duplex spacing. The modem tunes its radio's TX/RX LOs to it. Default: FDD band 1
+    /// EARFCN 300 (DL 2140 / UL 1950 MHz); TDD leaves the radio as initialised (1.9 GHz).
     #[arg(long)]
     earfcn: Option<u32>,
     /// Start mode.
@@ -175,6 +175,9 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
     if let Some(d) = a.duplex_mode {
         v["duplexMode"] = d.into();
     }
+    if let Some(n) = a.earfcn {
+        v["EARFCN"] = n.into();
+    }
     // RNTI follows the MAC's node plan (0x0100 + node) unless the file set one.
     if a.control_file.is_none() {
         let node = a
@@ -248,7 +251,6 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
         duration: a.duration.map(Duration::from_secs_f64),
         node: a.node,
         realtime: (a.rt_priority > 0).then_some(a.rt_priority),
-        earfcn: a.earfcn,
     };
     let mut m = Modem::new(opts).context("starting the modem")?;
     m.run().context("modem")?;

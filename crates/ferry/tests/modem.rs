@@ -943,6 +943,17 @@ fn fdd_ping_over_two_carriers_without_loss() {
     assert_eq!(rx_of("pool"), Some(1950e6), "master receives the uplink");
     assert_eq!(rx_of("far"), Some(2140e6), "slave receives the downlink");
     assert_eq!(rx_of("relayrx"), Some(1.9e9), "untouched radios stay put");
+    // The carrier travels with the Control (a migration destination tunes the same).
+    let ctl = ModemClient::connect(bed.sock("s1"), Duration::from_secs(1))
+        .unwrap()
+        .request(&ModemRequest::GetControl)
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(
+        (ctl["EARFCN"].as_u64(), ctl["duplexMode"].as_u64()),
+        (Some(300), Some(1))
+    );
     let count: u32 = std::env::var("FERRY_MODEM_PINGS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -1049,6 +1060,7 @@ fn carrier_and_duplex_mode_must_agree() {
             "not a downlink EARFCN",
         ),
         (&["--duplex-mode", "2"][..], "duplexMode"),
+        (&["--earfcn", "300000"][..], "EARFCN = 300000"),
     ] {
         let out = Command::new(FERRY)
             .args(["modem", "--no-tun", "--radio-control", "tcp://127.0.0.1:1"])

@@ -215,7 +215,15 @@ pub struct Control {
     pub rnti: u16,
     /// Warm-start timing (`frame_start_sample`, `SFN`, `sample_rate`, `CFO_Hz`): all or none.
     pub warm: Option<WarmStart>,
+    /// `EARFCN` (Ferry extension; table 3-3 has no frequency field): the downlink EARFCN of
+    /// the cell's carrier (36.101), 0..=262143, so the carrier migrates with the Control.
+    /// Absent: the modem's default (FDD band 1 EARFCN 300; TDD the radio as initialised).
+    /// Whether its band fits `duplexMode` is checked by the modem (docs/MODEM.md, FDD).
+    pub earfcn: Option<u32>,
 }
+
+/// Largest E-UTRA EARFCN (36.101 table 5.7.3-1, extended range).
+pub const EARFCN_MAX: u32 = 262_143;
 
 /// Lowest valid C-RNTI (36.321 table 7.1-1).
 pub const RNTI_MIN: u16 = 0x003D;
@@ -415,9 +423,24 @@ impl Control {
         }
 
         let warm = read_warm(&mut r, bw);
+        let earfcn = if map.contains_key("EARFCN") {
+            let n = r.int(
+                "EARFCN",
+                0,
+                u64::from(EARFCN_MAX),
+                "must be a downlink EARFCN 0..=262143 (36.101)",
+            );
+            // Checked above; `None` here means an error was recorded.
+            n.map(|n| Some(n as u32))
+        } else {
+            Some(None)
+        };
 
         for key in map.keys() {
-            if !CONTROL_FIELDS.contains(&key.as_str()) && !WARM_FIELDS.contains(&key.as_str()) {
+            if !CONTROL_FIELDS.contains(&key.as_str())
+                && !WARM_FIELDS.contains(&key.as_str())
+                && key != "EARFCN"
+            {
                 r.err(key, map.get(key), "unknown field");
             }
         }
@@ -457,6 +480,7 @@ impl Control {
                 modulation,
                 rnti: rnti as u16,
                 warm: warm.flatten(),
+                earfcn: earfcn.flatten(),
             }),
             _ => Err(ValidationError {
                 what: "Control",
@@ -507,6 +531,9 @@ impl Control {
             m.insert("SFN".into(), w.sfn.into());
             m.insert("sample_rate".into(), w.sample_rate.into());
             m.insert("CFO_Hz".into(), w.cfo_hz.into());
+        }
+        if let Some(n) = self.earfcn {
+            m.insert("EARFCN".into(), n.into());
         }
         Value::Object(m)
     }
@@ -804,6 +831,27 @@ mod tests {
                 "trans_mode = 3: transmission modes 2..=6 need numAntennaTX >= 2",
             ]
         );
+    }
+
+    #[test]
+    fn earfcn_is_optional_validated_and_round_trips() {
+        assert_eq!(Control::from_value(&sample()).map(|c| c.earfcn), Ok(None));
+        let mut v = sample();
+        v["duplexMode"] = json!(1);
+        v["EARFCN"] = json!(300);
+        let c = Control::from_value(&v).expect("valid");
+        assert_eq!(c.earfcn, Some(300));
+        assert_eq!(c.to_value(), v);
+        for bad in [json!(262_144), json!(-1), json!("300"), json!(1.5)] {
+            v["EARFCN"] = bad;
+            let e = Control::from_value(&v).expect_err("invalid");
+            let msgs: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            assert!(
+                msgs[0].starts_with("EARFCN = ") && msgs[0].contains("0..=262143"),
+                "{msgs:?}"
+            );
+        }
     }
 
     #[test]

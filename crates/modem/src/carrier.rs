@@ -1,7 +1,8 @@
 //! Carrier frequencies, pure: the E-UTRA band table (36.101 table 5.7.3-1, the bands a
 //! WBX-class radio or the common LTE deployments use), EARFCN → downlink and uplink centre
 //! frequency, and which LO each role tunes where. Table 3-3 has no frequency field, so the
-//! modem takes one DL EARFCN and derives the uplink with the band's default duplex spacing.
+//! Control carries one DL EARFCN (Ferry's `EARFCN` extension) and the uplink follows from the
+//! band's default duplex spacing.
 
 use crate::proto::Role;
 use ferry_migrate::control::Duplex;
@@ -160,15 +161,12 @@ impl Carrier {
     }
 }
 
-/// The carrier a modem with `control` uses, given an optional DL EARFCN: FDD needs a paired
-/// band (default [`DEFAULT_FDD_EARFCN`]); TDD without an EARFCN keeps the radio where its
-/// one-time initialisation tuned it (`None`: no tuning, as before FDD existed).
-pub fn carrier_for(
-    control: &Control,
-    earfcn: Option<u32>,
-) -> Result<Option<Carrier>, CarrierError> {
+/// The carrier a modem with `control` uses, from its `EARFCN`: FDD needs a paired band
+/// (default [`DEFAULT_FDD_EARFCN`]); TDD without an EARFCN keeps the radio where its one-time
+/// initialisation tuned it (`None`: no tuning, as before FDD existed).
+pub fn carrier_for(control: &Control) -> Result<Option<Carrier>, CarrierError> {
     let fdd_wanted = control.duplex == Duplex::Fdd;
-    let Some(n) = earfcn.or(fdd_wanted.then_some(DEFAULT_FDD_EARFCN)) else {
+    let Some(n) = control.earfcn.or(fdd_wanted.then_some(DEFAULT_FDD_EARFCN)) else {
         return Ok(None);
     };
     let c = Carrier::from_earfcn(n)?;
@@ -193,13 +191,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn control(duplex: u8) -> Control {
-        Control::from_value(&json!({
+    fn control(duplex: u8, earfcn: Option<u32>) -> Control {
+        let mut c = Control::from_value(&json!({
             "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,
             "BW": 1.4, "RBIdx": 6, "duplexMode": duplex, "numAntennaTX": 1, "numAntennaRX": 1,
             "DLULAssign": 1, "trans_mode": 1, "type_mode": 1, "RNTI": 265
         }))
-        .unwrap()
+        .unwrap();
+        c.earfcn = earfcn;
+        c
     }
 
     #[test]
@@ -244,25 +244,20 @@ mod tests {
     #[test]
     fn duplex_mode_and_band_must_agree() {
         // TDD without an EARFCN: no tuning (unchanged behaviour).
-        assert_eq!(carrier_for(&control(0), None), Ok(None));
+        assert_eq!(carrier_for(&control(0, None)), Ok(None));
         // FDD without one: band 1 default.
-        assert_eq!(carrier_for(&control(1), None).unwrap().unwrap().earfcn, 300);
-        assert_eq!(
-            carrier_for(&control(0), Some(38450))
-                .unwrap()
-                .unwrap()
-                .dl_hz,
-            1900e6
-        );
-        let e = carrier_for(&control(1), Some(38450))
-            .unwrap_err()
-            .to_string();
+        let c = carrier_for(&control(1, None)).unwrap().unwrap();
+        assert_eq!(c.earfcn, 300);
+        let c = carrier_for(&control(0, Some(38450))).unwrap().unwrap();
+        assert_eq!(c.dl_hz, 1900e6);
+        let e = carrier_for(&control(1, Some(38450))).unwrap_err();
+        let e = e.to_string();
         assert!(
             e.contains("TDD band 39") && e.contains("duplexMode = 1"),
             "{e}"
         );
-        let e = carrier_for(&control(0), Some(300)).unwrap_err().to_string();
+        let e = carrier_for(&control(0, Some(300))).unwrap_err().to_string();
         assert!(e.contains("FDD band 1") && e.contains("a TDD band"), "{e}");
-        assert!(carrier_for(&control(1), Some(3800)).is_err());
+        assert!(carrier_for(&control(1, Some(3800))).is_err());
     }
 }

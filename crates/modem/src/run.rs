@@ -87,10 +87,6 @@ pub struct ModemOptions {
     pub node: Option<u8>,
     /// SCHED_FIFO priority for the real-time loop (`None`: normal scheduler).
     pub realtime: Option<i32>,
-    /// Downlink EARFCN of the cell (36.101): the modem tunes its radio's TX and RX LOs to
-    /// the role's carriers on start. `None`: FDD uses band 1 EARFCN 300 (2140/1950 MHz), TDD
-    /// leaves the radio where its initialisation tuned it. See [`crate::carrier`].
-    pub earfcn: Option<u32>,
 }
 
 /// Modem-level failures (start-up; the loop itself never fails on input).
@@ -188,7 +184,7 @@ impl Modem {
     pub fn new(opts: ModemOptions) -> Result<Modem, ModemError> {
         let started = Instant::now();
         // Checked before touching the radio: a bad EARFCN is an operator error.
-        let carrier = carrier_for(&opts.control, opts.earfcn)?;
+        let carrier = carrier_for(&opts.control)?;
         let link = match &opts.radio {
             RadioSpec::Link {
                 control,
@@ -1023,6 +1019,11 @@ impl Modem {
                 cfo_hz: core.cfo_hz().clamp(-15_000.0, 15_000.0),
             });
         }
+        // The carrier in use, explicit, so a destination started from this Control tunes
+        // to the same one even if this modem used the default.
+        if let Some(k) = &self.carrier {
+            c.earfcn = Some(k.earfcn);
+        }
         c
     }
 
@@ -1083,7 +1084,7 @@ impl Modem {
                     return ModemReply::err(cmd, e.to_string());
                 }
                 // duplexMode may change: the carrier must still fit it.
-                match carrier_for(&control, self.opts.earfcn) {
+                match carrier_for(&control) {
                     Ok(c) => self.carrier = c,
                     Err(e) => return ModemReply::err(cmd, format!("carrier: {e}")),
                 }
