@@ -13,6 +13,7 @@ use num_complex::Complex32;
 
 use crate::air::AirChannel;
 use crate::config::{AirConfig, ConfigError};
+use crate::medium::Medium;
 use crate::unit::RadioUnit;
 
 /// A datagram to send from a radio's fronthaul socket.
@@ -69,6 +70,8 @@ pub struct AirEngine {
     counts: Vec<Vec<(SocketAddr, u8, u8)>>,
     last_context: Vec<Option<SampleTime>>,
     scratch: Vec<Complex32>,
+    /// TX is taken this far ahead of RX (a hardware medium's advance; 0 in the air).
+    tx_advance: u64,
 }
 
 impl AirEngine {
@@ -102,6 +105,7 @@ impl AirEngine {
             counts: vec![Vec::new(); n],
             last_context: vec![None; n],
             scratch: Vec::new(),
+            tx_advance: 0,
             cfg,
         })
     }
@@ -139,7 +143,8 @@ impl AirEngine {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Option<Outbound> {
-        let now = self.now;
+        // TX is due at the air time the medium takes next, `tx_advance` after RX's now.
+        let now = self.now + self.tx_advance;
         let rate = self.cfg.sample_rate_hz;
         let u = self.radios.get_mut(radio)?;
         if probe::is_probe(bytes) {
@@ -327,15 +332,35 @@ impl AirEngine {
     /// Runs the tick `[now, now + tick_samples)`: takes each radio's TX, mixes the air,
     /// packetises each radio's RX to its hosts, records captures, applies due switches.
     pub fn tick(&mut self, out: &mut TickOutput) {
+        self.tick_via(out, None);
+    }
+
+    /// [`AirEngine::tick`] through `medium` instead of the emulated air (real hardware or
+    /// a cabled loopback): TX is taken `medium.tx_advance()` samples ahead of RX, and a
+    /// paced medium blocks until the hardware delivered the tick.
+    pub fn tick_via(&mut self, out: &mut TickOutput, medium: Option<&mut dyn Medium>) {
         let t0 = self.now;
         let n = self.cfg.tick_samples;
         let rate = self.cfg.sample_rate_hz;
+        self.tx_advance = medium.as_ref().map_or(0, |m| m.tx_advance());
         for (u, buf) in self.radios.iter_mut().zip(&mut self.tx) {
             u.poll_power(t0);
             buf.resize(n, Complex32::new(0.0, 0.0));
-            u.take_tx(t0, buf);
+            u.take_tx(t0 + self.tx_advance, buf);
         }
-        self.channel.mix(t0, &self.tx, &mut self.rx);
+        match medium {
+            Some(m) => {
+                let events = m.exchange(t0, &self.tx, &mut self.rx);
+                for (u, e) in self.radios.iter_mut().zip(events) {
+                    u.counters.hw_rx_lost_samples += e.rx_lost_samples;
+                    u.counters.hw_tx_lost_samples += e.tx_lost_samples;
+                }
+                for r in &mut self.rx {
+                    r.resize(n, Complex32::new(0.0, 0.0));
+                }
+            }
+            None => self.channel.mix(t0, &self.tx, &mut self.rx),
+        }
         let ctx_every = self.cfg.context_interval_ms.saturating_mul(u64::from(rate)) / 1000;
         let spp = self.cfg.samples_per_packet;
         for i in 0..self.radios.len() {
