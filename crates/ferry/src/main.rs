@@ -10,6 +10,7 @@ mod cmd_demo;
 mod cmd_modem;
 mod cmd_phy;
 mod cmd_probe;
+mod cmd_radiohead;
 mod cmd_testbed;
 
 /// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.
@@ -38,6 +39,9 @@ enum Command {
     Air(cmd_air::AirArgs),
     /// Operate radios through link control: discover, status, link, unlink, shadow, switch-at.
     Radio(cmd_air::RadioArgs),
+    /// One radio served like `ferry air`'s, with real hardware behind it: a USRP through UHD
+    /// (build with --features uhd) or a cabled-loopback model.
+    Radiohead(cmd_radiohead::RadioHeadArgs),
     /// The thesis experiment end to end: migrations with real ping and the UDP sequence probe,
     /// beside table 3-4 (needs root); `demo relay` for chapter 4.
     Demo(cmd_demo::DemoArgs),
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Probe(args) => cmd_probe::run(args),
         Command::Air(args) => cmd_air::run_air(args),
         Command::Radio(args) => cmd_air::run_radio(args),
+        Command::Radiohead(args) => cmd_radiohead::run(args),
         Command::Demo(args) => cmd_demo::run(args),
         Command::Bench(args) => cmd_bench::run(args),
     }

@@ -190,6 +190,13 @@ pub struct Counters {
     pub clipped_samples: u64,
     /// Discovery probes answered.
     pub probes_answered: u64,
+    /// RX samples real hardware lost (UHD overflow), streamed as zeros. Always 0 in the
+    /// emulated air.
+    #[serde(default)]
+    pub hw_rx_lost_samples: u64,
+    /// TX samples real hardware could not send in time (UHD late/underflow).
+    #[serde(default)]
+    pub hw_tx_lost_samples: u64,
 }
 
 /// Link state and counters of one radio.

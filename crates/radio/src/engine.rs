@@ -13,6 +13,7 @@ use num_complex::Complex32;
 
 use crate::air::AirChannel;
 use crate::config::{AirConfig, ConfigError};
+use crate::medium::Medium;
 use crate::unit::{Lo, RadioUnit};
 
 /// A datagram to send from a radio's fronthaul socket.
@@ -70,7 +71,11 @@ pub struct AirEngine {
     last_context: Vec<Option<SampleTime>>,
     /// 4-bit packet count of each radio's TX-stream context (tuning answers).
     tx_ctx_counts: Vec<u8>,
+    /// Hosts may not retune (hardware behind a medium keeps its initialised LOs).
+    fixed_tuning: bool,
     scratch: Vec<Complex32>,
+    /// TX is taken this far ahead of RX (a hardware medium's advance; 0 in the air).
+    tx_advance: u64,
 }
 
 impl AirEngine {
@@ -104,9 +109,18 @@ impl AirEngine {
             counts: vec![Vec::new(); n],
             last_context: vec![None; n],
             tx_ctx_counts: vec![0; n],
+            fixed_tuning: false,
             scratch: Vec::new(),
+            tx_advance: 0,
             cfg,
         })
+    }
+
+    /// Makes host tuning requests refused (answered with the frequency in force): a radio
+    /// head in front of real hardware applies its RF configuration once at init and does
+    /// not retune it at run time.
+    pub fn set_fixed_tuning(&mut self, fixed: bool) {
+        self.fixed_tuning = fixed;
     }
 
     /// The first sample time not yet mixed (the start of the next tick).
@@ -142,7 +156,8 @@ impl AirEngine {
         from: SocketAddr,
         bytes: &[u8],
     ) -> Option<Outbound> {
-        let now = self.now;
+        // TX is due at the air time the medium takes next, `tx_advance` after RX's now.
+        let now = self.now + self.tx_advance;
         let rate = self.cfg.sample_rate_hz;
         let u = self.radios.get_mut(radio)?;
         if probe::is_probe(bytes) {
@@ -178,7 +193,7 @@ impl AirEngine {
             }
             _ => match ContextRepr::parse_bytes(bytes) {
                 // A host's context for this radio's TX or RX stream carrying an RF
-                // frequency tunes that LO (docs/FRONTHAUL.md §3.3); other fields are
+                // frequency tunes that LO (docs/FRONTHAUL.md §2, "Tuning"); other fields are
                 // informational.
                 Ok(c) => {
                     let lo = if c.stream_id == StreamId::new(u.number, Direction::Tx) {
@@ -189,7 +204,13 @@ impl AirEngine {
                         None
                     };
                     if let (Some(lo), Some(hz)) = (lo, c.rf_freq_hz) {
-                        if u.tune(lo, hz) {
+                        if self.fixed_tuning {
+                            // Refused: the answer carries the frequency in force.
+                            match lo {
+                                Lo::Tx => u.tx_context_due = true,
+                                Lo::Rx => u.context_due = true,
+                            }
+                        } else if u.tune(lo, hz) {
                             let (tx, rx) = (u.rf.tx_freq_hz, u.rf.rx_freq_hz);
                             self.channel.set_tuning(radio, tx, rx);
                         }
@@ -354,15 +375,35 @@ impl AirEngine {
     /// Runs the tick `[now, now + tick_samples)`: takes each radio's TX, mixes the air,
     /// packetises each radio's RX to its hosts, records captures, applies due switches.
     pub fn tick(&mut self, out: &mut TickOutput) {
+        self.tick_via(out, None);
+    }
+
+    /// [`AirEngine::tick`] through `medium` instead of the emulated air (real hardware or
+    /// a cabled loopback): TX is taken `medium.tx_advance()` samples ahead of RX, and a
+    /// paced medium blocks until the hardware delivered the tick.
+    pub fn tick_via(&mut self, out: &mut TickOutput, medium: Option<&mut dyn Medium>) {
         let t0 = self.now;
         let n = self.cfg.tick_samples;
         let rate = self.cfg.sample_rate_hz;
+        self.tx_advance = medium.as_ref().map_or(0, |m| m.tx_advance());
         for (u, buf) in self.radios.iter_mut().zip(&mut self.tx) {
             u.poll_power(t0);
             buf.resize(n, Complex32::new(0.0, 0.0));
-            u.take_tx(t0, buf);
+            u.take_tx(t0 + self.tx_advance, buf);
         }
-        self.channel.mix(t0, &self.tx, &mut self.rx);
+        match medium {
+            Some(m) => {
+                let events = m.exchange(t0, &self.tx, &mut self.rx);
+                for (u, e) in self.radios.iter_mut().zip(events) {
+                    u.counters.hw_rx_lost_samples += e.rx_lost_samples;
+                    u.counters.hw_tx_lost_samples += e.tx_lost_samples;
+                }
+                for r in &mut self.rx {
+                    r.resize(n, Complex32::new(0.0, 0.0));
+                }
+            }
+            None => self.channel.mix(t0, &self.tx, &mut self.rx),
+        }
         let ctx_every = self.cfg.context_interval_ms.saturating_mul(u64::from(rate)) / 1000;
         let spp = self.cfg.samples_per_packet;
         for i in 0..self.radios.len() {

@@ -10,10 +10,13 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod loadgen;
+pub mod medium;
 pub mod rf;
 pub mod server;
 pub mod sigmf;
 pub mod sys;
+#[cfg(feature = "uhd")]
+pub mod uhd;
 pub mod unit;
 
 pub use client::{ControlClient, RadioError, RadioLink, RadioLinkConfig, RxBlock};

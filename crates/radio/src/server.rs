@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::config::{AirConfig, ConfigError};
 use crate::engine::{AirEngine, TickOutput};
+use crate::medium::Medium;
 use crate::sigmf::SigMfWriter;
 
 /// Failures starting or running the air.
@@ -86,6 +87,8 @@ pub struct AirServer {
     control_endpoint: String,
     captures: HashMap<u64, SigMfWriter>,
     buf: Vec<u8>,
+    /// Real hardware (or its loopback model) instead of the emulated air.
+    medium: Option<Box<dyn Medium>>,
 }
 
 impl AirServer {
@@ -129,6 +132,7 @@ impl AirServer {
             control_endpoint,
             captures: HashMap::new(),
             buf: vec![0u8; 65_536],
+            medium: None,
         };
         for c in captures_cfg {
             let req = Request::Capture {
@@ -142,6 +146,17 @@ impl AirServer {
                 return Err(ServerError::Io(io::Error::other(message)));
             }
         }
+        Ok(s)
+    }
+
+    /// Like [`AirServer::bind`], but the radios' TX and RX go through `medium` (a USRP
+    /// through UHD, or a cabled loopback) instead of the emulated air: a radio head. A
+    /// paced medium's sample clock then drives the loop instead of the host's wall clock.
+    pub fn bind_with_medium(cfg: AirConfig, medium: Box<dyn Medium>) -> Result<Self, ServerError> {
+        let mut s = Self::bind(cfg)?;
+        s.medium = Some(medium);
+        // The hardware's LOs are set once from the RF configuration; not retuned at run time.
+        s.engine.set_fixed_tuning(true);
         Ok(s)
     }
 
@@ -300,6 +315,13 @@ impl AirServer {
             }
             self.drain_control();
             self.drain_fronthaul();
+            if let Some(m) = self.medium.as_mut().filter(|m| m.paced()) {
+                // The hardware's clock: exchange returns once the tick's RX has arrived.
+                self.engine.tick_via(&mut out, Some(m.as_mut()));
+                ticks += 1;
+                self.flush(&mut out);
+                continue;
+            }
             let due = (start.elapsed().as_secs_f64() * rate) as u64;
             let behind = due.saturating_sub(self.engine.now()) / tick;
             if max_behind.is_some_and(|m| behind > m) {
@@ -311,7 +333,8 @@ impl AirServer {
                 slips += skip;
             }
             while self.engine.now() + tick <= due {
-                self.engine.tick(&mut out);
+                let m = self.medium.as_mut().map(|m| m.as_mut() as &mut dyn Medium);
+                self.engine.tick_via(&mut out, m);
                 ticks += 1;
                 self.flush(&mut out);
             }
@@ -362,6 +385,15 @@ impl AirServer {
         cfg: AirConfig,
         enter: impl FnOnce() -> io::Result<()> + Send + 'static,
     ) -> Result<AirHandle, ServerError> {
+        Self::spawn_with(cfg, None, enter)
+    }
+
+    /// [`AirServer::spawn`] through `medium` (a radio head) when given.
+    pub fn spawn_with(
+        cfg: AirConfig,
+        medium: Option<Box<dyn Medium>>,
+        enter: impl FnOnce() -> io::Result<()> + Send + 'static,
+    ) -> Result<AirHandle, ServerError> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let (tx, rx) = mpsc::channel();
@@ -370,7 +402,10 @@ impl AirServer {
             .spawn(move || {
                 let bound = enter()
                     .map_err(ServerError::Io)
-                    .and_then(|()| AirServer::bind(cfg));
+                    .and_then(|()| match medium {
+                        Some(m) => AirServer::bind_with_medium(cfg, m),
+                        None => AirServer::bind(cfg),
+                    });
                 match bound {
                     Ok(s) => {
                         let _ = tx.send(Ok((s.control_endpoint().to_owned(), s.fronthaul_addrs())));

@@ -396,6 +396,31 @@ fn hosts_tune_their_radios_and_the_air_separates_carriers() {
     assert_eq!(e.channel_mut().coupling_shift_hz(0, 1), None);
 }
 
+/// A radio head in front of hardware keeps its initialised LOs: tuning is answered with the
+/// frequency in force and changes nothing.
+#[test]
+fn fixed_tuning_refuses_and_answers_with_the_frequency_in_force() {
+    let mut e = AirEngine::new(ideal_config(), None).unwrap();
+    e.set_fixed_tuning(true);
+    let h = host(5101);
+    e.control(&Request::Link {
+        radio: "pool".into(),
+        endpoint: h,
+    });
+    e.on_datagram(0, h, &tune_packet(0, Direction::Tx, 2140e6));
+    e.on_datagram(0, h, &tune_packet(0, Direction::Rx, 1950e6));
+    let mut out = TickOutput::default();
+    e.tick(&mut out);
+    assert_eq!(
+        contexts_to(&out, h),
+        vec![
+            (Some(Direction::Tx), Some(1.9e9)),
+            (Some(Direction::Rx), Some(1.9e9))
+        ]
+    );
+    assert_eq!(e.radios()[0].rf.tx_freq_hz, 1.9e9);
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

@@ -1,0 +1,57 @@
+//! `ferry radiohead` as a process: the loopback medium serves and reports; `--medium uhd`
+//! reaches the hardware boundary with a clear error (no USRP here, or no UHD in the build).
+
+use std::process::Command;
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+#[test]
+fn loopback_head_runs_paced_by_its_medium_and_reports() {
+    let o = Command::new(FERRY)
+        .args([
+            "radiohead",
+            "--medium",
+            "loopback",
+            "--control",
+            "tcp://127.0.0.1:*",
+            "--fronthaul",
+            "127.0.0.1:0",
+            "--duration",
+            "0.5",
+        ])
+        .output()
+        .expect("ferry radiohead");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("link control on tcp://127.0.0.1:"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
+    // 1 ms ticks at 1.92 Msps: the medium's clock gave about 500 of them in 0.5 s.
+    let ticks = v["ticks"].as_u64().unwrap();
+    assert!((50..=700).contains(&ticks), "{v}");
+    assert_eq!(v["samples"].as_u64(), Some(ticks * 1920), "{v}");
+    assert_eq!(v["clock_slips"].as_u64(), Some(0), "{v}");
+}
+
+#[test]
+fn bad_options_and_missing_hardware_are_clear_errors() {
+    let run = |args: &[&str]| {
+        let o = Command::new(FERRY)
+            .arg("radiohead")
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("ferry radiohead");
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = run(&["--loopback-gain-db", "6"]);
+    assert!(e.contains("--loopback-gain-db"), "{e}");
+    let e = run(&["--tx-advance-ms", "1000"]);
+    assert!(e.contains("--tx-advance-ms"), "{e}");
+    let e = run(&["--medium", "uhd", "--uhd-args", "addr=127.0.0.1"]);
+    if cfg!(feature = "uhd") {
+        assert!(e.contains("no USRP found"), "{e}");
+    } else {
+        assert!(e.contains("--features uhd"), "{e}");
+    }
+}
