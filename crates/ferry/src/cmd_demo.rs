@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use ferry_testbed::demo::{self, DemoOptions};
+use ferry_testbed::relay_demo::{self, RelayOptions};
 use ferry_testbed::report::{self, Method};
 use ferry_testbed::session::{self, SessionError};
 use std::path::PathBuf;
@@ -150,17 +151,27 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ferry demo relay`: refuses with what is missing (see docs/EXPERIMENTS.md).
+/// `ferry demo relay`: chapter 4, video from server3 through the relay task to server4
+/// across migrations of the relay (see docs/EXPERIMENTS.md).
 fn run_relay(c: &Common) -> anyhow::Result<()> {
     preflight(&[("ffmpeg", "ffmpeg")])?;
-    let _ = c;
-    bail!(
-        "ferry demo relay is not runnable yet. What exists: real modems relay between \
-         server3 and server4 through a relay on server1 without migration (test \
-         relay_forwards_between_terminals_that_cannot_hear_each_other), the ffmpeg video \
-         sender and frame-counting receiver, and the table-4-2 report. What is missing: \
-         the relay task supervised by the agents (relay modem arguments, server4's radio in \
-         the demo's air) and a migration of it with route transfer (set_route) checked end to \
-         end with real modems; the demo will not fake it. See docs/EXPERIMENTS.md"
-    )
+    session::install_signal_flag();
+    let ferry = std::env::current_exe().context("locating the ferry binary")?;
+    let mut opts = RelayOptions::new(ferry, &c.prefix);
+    opts.methods = parse_methods(&c.method)?;
+    opts.discovery_period_ms = c.discovery_period_ms;
+    if c.quick {
+        opts.hold = Duration::from_millis(1500);
+    }
+    let mut progress = progress_printer();
+    let (rep, series) = relay_demo::run_relay_demo(&opts, &mut progress).map_err(map_err)?;
+    println!();
+    print!("{}", rep.render_text());
+    let w = report::write_outputs(&rep, &series, &c.out, c.json.as_deref())
+        .context("writing the report")?;
+    println!("report: {}", w.json.display());
+    for f in &w.files {
+        println!("        {}", f.display());
+    }
+    Ok(())
 }

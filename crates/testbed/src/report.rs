@@ -8,7 +8,7 @@
 
 use crate::ping::{PingReport, PingSample};
 use crate::probe::{ProbeReport, Sample};
-use crate::video::VideoReport;
+use crate::video::{FrameLoss, VideoReport};
 use ferry_migrate::timeline::{self as tl, Timeline};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -179,6 +179,12 @@ pub struct MigrationReport {
     pub probe_gap_window_ms: Option<[f64; 2]>,
     /// Longest gap between video frames overlapping the window, ms.
     pub video_longest_gap_ms: Option<f64>,
+    /// Video frames missing by PTS whose hole ended in the window (relay experiment).
+    #[serde(default)]
+    pub video_frames_lost: Option<u64>,
+    /// MPEG-TS continuity-counter errors in the window (relay experiment).
+    #[serde(default)]
+    pub video_cc_errors: Option<u64>,
 }
 
 impl MigrationReport {
@@ -213,6 +219,8 @@ impl MigrationReport {
             probe_longest_gap_ms: None,
             probe_gap_window_ms: None,
             video_longest_gap_ms: None,
+            video_frames_lost: None,
+            video_cc_errors: None,
         }
     }
 
@@ -257,6 +265,21 @@ impl MigrationReport {
     pub fn attribute_video(&mut self, frame_times: &[f64], tail_ms: f64) {
         let (a, b) = self.window(tail_ms);
         self.video_longest_gap_ms = Some(longest_gap_touching(frame_times, a, b).0);
+    }
+
+    /// Charges the frames missing by PTS (by the arrival of the frame after each hole) and
+    /// the TS continuity errors that arrived in the window. Times are ms since the origin.
+    pub fn attribute_video_losses(&mut self, losses: &[FrameLoss], cc_errors: &[f64], tail_ms: f64) {
+        let (a, b) = self.window(tail_ms);
+        let inside = |t: f64| t >= a && t <= b;
+        self.video_frames_lost = Some(
+            losses
+                .iter()
+                .filter(|l| inside(l.at_ms))
+                .map(|l| l.frames)
+                .sum(),
+        );
+        self.video_cc_errors = Some(cc_errors.iter().filter(|&&t| inside(t)).count() as u64);
     }
 }
 
@@ -602,6 +625,23 @@ impl DemoReport {
                         fmt((compare && relay).then_some(th.relay_video_interruption_ms))
                     );
                 }
+                let opt = |v: Option<u64>| v.map_or("—".into(), |v| v.to_string());
+                if relay || mig.video_frames_lost.is_some() {
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "video frames lost (by PTS)",
+                        opt(mig.video_frames_lost),
+                        "—"
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "TS continuity errors",
+                        opt(mig.video_cc_errors),
+                        "—"
+                    );
+                }
                 let _ = writeln!(
                     s,
                     "{:<width$}  {:>8.0}  {:>8}",
@@ -656,6 +696,10 @@ pub struct Series {
     pub ping: Vec<PingSample>,
     /// Video frame arrival times, ms since the origin.
     pub video_frames_ms: Vec<f64>,
+    /// Holes in the video's PTS sequence, `at_ms` since the origin.
+    pub video_losses: Vec<FrameLoss>,
+    /// Arrivals of TS packets that broke continuity, ms since the origin.
+    pub video_cc_errors_ms: Vec<f64>,
 }
 
 impl Series {
@@ -693,6 +737,24 @@ impl Series {
         frame_times_ms.iter().map(|t| t + offset_ms).collect()
     }
 
+    /// A video report's frames, PTS holes and continuity errors on the origin's axis
+    /// (`offset_ms` = `VideoReceiver::started_unix_ms − origin`).
+    pub fn video_on_axis(video: &VideoReport, offset_ms: f64) -> Series {
+        Series {
+            video_frames_ms: Series::shift_frames(&video.frame_times_ms, offset_ms),
+            video_losses: video
+                .pts_losses
+                .iter()
+                .map(|l| FrameLoss {
+                    at_ms: l.at_ms + offset_ms,
+                    frames: l.frames,
+                })
+                .collect(),
+            video_cc_errors_ms: Series::shift_frames(&video.cc_error_times_ms, offset_ms),
+            ..Series::default()
+        }
+    }
+
     /// Charges every series present to each migration whose window it overlaps
     /// (`ping_interval_ms` is ping's `-i`; `tail_ms` usually [`DEFAULT_TAIL_MS`]).
     pub fn charge(&self, migrations: &mut [MigrationReport], ping_interval_ms: f64, tail_ms: f64) {
@@ -705,6 +767,7 @@ impl Series {
             }
             if !self.video_frames_ms.is_empty() {
                 m.attribute_video(&self.video_frames_ms, tail_ms);
+                m.attribute_video_losses(&self.video_losses, &self.video_cc_errors_ms, tail_ms);
             }
         }
     }

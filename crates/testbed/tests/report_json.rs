@@ -119,7 +119,7 @@ fn sample_report() -> (DemoReport, Series) {
         Series {
             probe,
             ping,
-            video_frames_ms: Vec::new(),
+            ..Series::default()
         },
     )
 }

@@ -121,7 +121,7 @@ fn outage_is_measured_by_ping_probe_and_video_on_one_axis() {
     let series = Series {
         probe: Series::shift_probe(&log.samples(), probe_start),
         ping: Series::ping_on_axis(&ping, origin),
-        video_frames_ms: Series::shift_frames(&video_report.frame_times_ms, rx_start),
+        ..Series::video_on_axis(&video_report, rx_start)
     };
     let mut migrations = vec![MigrationReport::from_timeline(
         &tl,
