@@ -510,7 +510,10 @@ fn a_base_station_given_routes_grants_their_next_hops_at_once() {
     // only the periodic one (every `contention_every`-th) is.
     assert!(grants.len() >= 16, "{grants:?}");
     assert!(grants.first() == Some(&r8) || grants.first() == Some(&r10));
-    let contention = grants.iter().filter(|g| **g == ferry_mac::Rnti::BROADCAST).count();
+    let contention = grants
+        .iter()
+        .filter(|g| **g == ferry_mac::Rnti::BROADCAST)
+        .count();
     assert_eq!(
         contention as u64,
         grants.len() as u64 / bs.config().contention_every,

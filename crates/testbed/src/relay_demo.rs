@@ -6,7 +6,9 @@
 //! table 4-2.
 
 use crate::demo::PING_INTERVAL_MS;
-use crate::report::{DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series};
+use crate::report::{
+    DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series,
+};
 use crate::session::{self, Bed, SessionError, RELAY_RX_TUN};
 use crate::video::{unix_ms, VideoLog, VideoReceiver, VideoReport, VideoSender, VideoSpec};
 use std::net::{IpAddr, SocketAddr};
@@ -128,19 +130,28 @@ pub fn run_relay_method(
     bed.check_alive()?;
     let mut console = None;
     if legacy {
-        progress("legacy: DS on server1 (thesis console --relay: start the relay task, workmode 2)");
+        progress(
+            "legacy: DS on server1 (thesis console --relay: start the relay task, workmode 2)",
+        );
         let mut c = bed.start_console()?;
         let (ok, _) = c.run("DS", Duration::from_secs(30))?;
         if !ok {
-            return Err(SessionError::Failed(format!("DS failed:\n{}", c.transcript)));
+            return Err(SessionError::Failed(format!(
+                "DS failed:\n{}",
+                c.transcript
+            )));
         }
         console = Some(c);
     } else {
-        progress("make-before-break: set_tun_ip and start_d2d (relay, workmode 2) on server1's agent");
+        progress(
+            "make-before-break: set_tun_ip and start_d2d (relay, workmode 2) on server1's agent",
+        );
         bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)?;
         bed.send(1, "start_d2d", r#"{"control_flag":0}"#)?;
     }
-    progress("waiting for cell search, route discovery and the first ping server3 → relay → server4");
+    progress(
+        "waiting for cell search, route discovery and the first ping server3 → relay → server4",
+    );
     let took = bed.wait_first_ping_to(RELAY_RX_TUN, opts.first_ping_timeout)?;
     let v = &opts.video;
     progress(&format!(
@@ -182,7 +193,9 @@ pub fn run_relay_method(
         let before = receiver.frames();
         let (timeline, start) = if let Some(c) = console.as_mut() {
             let line = if i % 2 == 0 { "M" } else { "MB" };
-            progress(&format!("legacy: {line} (server{from} → server{to}), routes carried"));
+            progress(&format!(
+                "legacy: {line} (server{from} → server{to}), routes carried"
+            ));
             let start = unix_ms();
             let (ok, tl) = c.run(line, Duration::from_secs(60))?;
             match tl {
@@ -210,6 +223,46 @@ pub fn run_relay_method(
         migrations.push(m);
         session::sleep(opts.hold)?;
     }
+    // Where packets went, if anywhere: the modems' loss and drop counters.
+    let serving = if opts.migrations % 2 == 0 { 1 } else { 2 };
+    let mut seen = Vec::new();
+    for (who, sock) in [
+        ("server3", "far.sock".to_string()),
+        (
+            if serving == 1 {
+                "relay on server1"
+            } else {
+                "relay on server2"
+            },
+            format!("s{serving}.sock"),
+        ),
+        ("server4", "relayrx.sock".to_string()),
+    ] {
+        if let Some(c) = bed.modem_counters(&sock) {
+            let bad: Vec<String> = c
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| {
+                    (k.starts_with("drop_")
+                        || k.as_str() == "deadline_misses"
+                        || k.as_str() == "decode_fail"
+                        || k.as_str() == "rx_gaps")
+                        && v.as_u64().is_some_and(|n| n > 0)
+                })
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            seen.push(format!(
+                "{who}: {}",
+                if bad.is_empty() {
+                    "no drops".into()
+                } else {
+                    bad.join(", ")
+                }
+            ));
+        }
+    }
+    progress(&format!("modem counters — {}", seen.join("; ")));
     let stats = sender
         .stop()
         .map_err(|e| SessionError::Failed(format!("stopping ffmpeg: {e}")))?;

@@ -269,7 +269,12 @@ impl MigrationReport {
 
     /// Charges the frames missing by PTS (by the arrival of the frame after each hole) and
     /// the TS continuity errors that arrived in the window. Times are ms since the origin.
-    pub fn attribute_video_losses(&mut self, losses: &[FrameLoss], cc_errors: &[f64], tail_ms: f64) {
+    pub fn attribute_video_losses(
+        &mut self,
+        losses: &[FrameLoss],
+        cc_errors: &[f64],
+        tail_ms: f64,
+    ) {
         let (a, b) = self.window(tail_ms);
         let inside = |t: f64| t >= a && t <= b;
         self.video_frames_lost = Some(

@@ -321,6 +321,28 @@ impl Bed {
         self.spawn("relayrx-modem", c)
     }
 
+    /// The `counters` of a modem's `status`, asked on its control socket `name` in the
+    /// scratch directory (`far.sock`, `relayrx.sock`, `s1.sock`, …); `None` if it does not
+    /// answer.
+    pub fn modem_counters(&self, name: &str) -> Option<serde_json::Value> {
+        use std::io::Read;
+        let mut c = std::os::unix::net::UnixStream::connect(self.dir.join(name)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        c.write_all(b"{\"cmd\":\"status\"}\n").ok()?;
+        let mut line = Vec::new();
+        let mut b = [0u8; 4096];
+        while !line.contains(&b'\n') {
+            let n = c.read(&mut b).ok()?;
+            if n == 0 {
+                break;
+            }
+            line.extend_from_slice(b.get(..n)?);
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(line.split(|&x| x == b'\n').next()?).ok()?;
+        Some(v["result"]["counters"].clone())
+    }
+
     /// Waits until one ping from server3 reaches the task's TUN address.
     pub fn wait_first_ping(&mut self, timeout: Duration) -> Result<Duration, SessionError> {
         self.wait_first_ping_to(POOL_TUN, timeout)
@@ -361,7 +383,11 @@ impl Bed {
     fn modem_args(&self, legacy: bool, n: u8) -> Vec<String> {
         // The relay task is a base station (workmode 2): it grants the slaves' uplink and
         // forwards between them.
-        let wm = if self.relay { "--workmode=2" } else { "--workmode=0" };
+        let wm = if self.relay {
+            "--workmode=2"
+        } else {
+            "--workmode=0"
+        };
         let mut args: Vec<String> = if legacy {
             vec![
                 "modem".into(),

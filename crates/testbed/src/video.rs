@@ -688,13 +688,10 @@ impl VideoSender {
             .stderr(Stdio::piped())
             .spawn()?;
         let ns = ns.map(str::to_string);
-        let pump = child
-            .stdout
-            .take()
-            .map(|out| {
-                let eager = spec.eager;
-                std::thread::spawn(move || pump(ns, out, dest, eager))
-            });
+        let pump = child.stdout.take().map(|out| {
+            let eager = spec.eager;
+            std::thread::spawn(move || pump(ns, out, dest, eager))
+        });
         // Drain stderr so a chatty ffmpeg never blocks on a full pipe; keep the tail.
         let stderr = child.stderr.take().map(|err| {
             std::thread::spawn(move || {
