@@ -873,6 +873,26 @@ pub fn write_outputs(
             let _ = writeln!(csv, "{i},{t:.3}");
         }
         files.push(write(&out_dir.join("video_frames.csv"), &csv)?);
+        if !series.video_losses.is_empty() || !series.video_cc_errors_ms.is_empty() {
+            // Where frames and TS packets went missing, for placing a loss on the axis.
+            let mut csv = String::from("at_ms,event,count\n");
+            let mut rows: Vec<(f64, &str, u64)> = series
+                .video_losses
+                .iter()
+                .map(|l| (l.at_ms, "frames_missing_by_pts", l.frames))
+                .chain(
+                    series
+                        .video_cc_errors_ms
+                        .iter()
+                        .map(|&t| (t, "cc_error", 1)),
+                )
+                .collect();
+            rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for (t, e, n) in rows {
+                let _ = writeln!(csv, "{t:.3},{e},{n}");
+            }
+            files.push(write(&out_dir.join("video_losses.csv"), &csv)?);
+        }
     }
     Ok(Written { json, files })
 }
