@@ -191,6 +191,7 @@ pub fn run_relay_method(
         let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
         bed.check_alive()?;
         let before = receiver.frames();
+        let misses_before = far_end_misses(bed);
         let (timeline, start) = if let Some(c) = console.as_mut() {
             let line = if i % 2 == 0 { "M" } else { "MB" };
             progress(&format!(
@@ -214,14 +215,21 @@ pub fn run_relay_method(
             bed.migrate_mbb(from, to)?
         };
         let m = MigrationReport::from_timeline(&timeline, &route(from, to), start - origin_unix_ms);
+        // TX deadlines the terminals missed while the destination started (a skipped
+        // uplink TB loses the packets in it: there is no HARQ).
+        session::sleep(Duration::from_millis(300))?;
+        let misses = far_end_misses(bed)
+            .zip(misses_before)
+            .map(|((a3, a4), (b3, b4))| (a3.saturating_sub(b3), a4.saturating_sub(b4)));
         progress(&format!(
-            "  done in {:.0} ms ({} frames so far, {} during the migration)",
+            "  done in {:.0} ms ({} frames so far, {} during the migration; TX deadline misses meanwhile: {})",
             m.total_ms,
             receiver.frames(),
-            receiver.frames().saturating_sub(before)
+            receiver.frames().saturating_sub(before),
+            misses.map_or_else(|| "?".to_string(), |(a, b)| format!("server3 {a}, server4 {b}"))
         ));
         migrations.push(m);
-        session::sleep(opts.hold)?;
+        session::sleep(opts.hold.saturating_sub(Duration::from_millis(300)))?;
     }
     // Where packets went, if anywhere: the modems' loss and drop counters.
     let serving = if opts.migrations % 2 == 0 { 1 } else { 2 };
@@ -285,6 +293,12 @@ pub fn run_relay_method(
     })
 }
 
+/// `deadline_misses` of server3's and server4's modems.
+fn far_end_misses(bed: &Bed) -> Option<(u64, u64)> {
+    let get = |s: &str| bed.modem_counters(s)?["deadline_misses"].as_u64();
+    Some((get("far.sock")?, get("relayrx.sock")?))
+}
+
 /// The run's video report: loss counted over the span from the first to the last frame
 /// (ffmpeg's start-up is no loss) and by PTS.
 pub fn video_report(run: &RelayRun, opts: &RelayOptions) -> VideoReport {
@@ -327,6 +341,7 @@ pub fn run_relay_demo(
         all.video_frames_ms.extend(s.video_frames_ms);
         all.video_losses.extend(s.video_losses);
         all.video_cc_errors_ms.extend(s.video_cc_errors_ms);
+        all.video_reordered_ms.extend(s.video_reordered_ms);
         methods.push(rep);
     }
     progress("tearing down the testbed");

@@ -185,6 +185,9 @@ pub struct MigrationReport {
     /// MPEG-TS continuity-counter errors in the window (relay experiment).
     #[serde(default)]
     pub video_cc_errors: Option<u64>,
+    /// Video frames that arrived out of PTS order in the window (late, not lost).
+    #[serde(default)]
+    pub video_frames_reordered: Option<u64>,
 }
 
 impl MigrationReport {
@@ -221,6 +224,7 @@ impl MigrationReport {
             video_longest_gap_ms: None,
             video_frames_lost: None,
             video_cc_errors: None,
+            video_frames_reordered: None,
         }
     }
 
@@ -273,6 +277,7 @@ impl MigrationReport {
         &mut self,
         losses: &[FrameLoss],
         cc_errors: &[f64],
+        reordered: &[f64],
         tail_ms: f64,
     ) {
         let (a, b) = self.window(tail_ms);
@@ -285,6 +290,7 @@ impl MigrationReport {
                 .sum(),
         );
         self.video_cc_errors = Some(cc_errors.iter().filter(|&&t| inside(t)).count() as u64);
+        self.video_frames_reordered = Some(reordered.iter().filter(|&&t| inside(t)).count() as u64);
     }
 }
 
@@ -366,6 +372,9 @@ pub struct VideoSummary {
     pub lost: u64,
     /// Continuity-counter errors.
     pub cc_errors: u64,
+    /// Frames that arrived out of PTS order (late, not lost).
+    #[serde(default)]
+    pub reordered: u64,
     /// Longest gap between frames, ms: the video interruption.
     pub longest_gap_ms: f64,
 }
@@ -377,6 +386,7 @@ impl From<&VideoReport> for VideoSummary {
             expected_frames: r.expected_frames,
             lost: r.frames_lost.max(r.frames_missing_by_pts),
             cc_errors: r.cc_errors,
+            reordered: r.frames_reordered,
             longest_gap_ms: r.longest_frame_gap_ms,
         }
     }
@@ -642,7 +652,14 @@ impl DemoReport {
                     let _ = writeln!(
                         s,
                         "{:<width$}  {:>8}  {:>8}",
-                        "TS continuity errors",
+                        "video frames late (out of PTS order)",
+                        opt(mig.video_frames_reordered),
+                        "—"
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "TS continuity errors (lost or reordered)",
                         opt(mig.video_cc_errors),
                         "—"
                     );
@@ -677,8 +694,8 @@ impl DemoReport {
             if let Some(v) = &m.video {
                 let _ = writeln!(
                     s,
-                    "  video over the whole run: {} of {} frames, {} lost, {} TS continuity errors, longest gap {:.0} ms",
-                    v.frames, v.expected_frames, v.lost, v.cc_errors, v.longest_gap_ms
+                    "  video over the whole run: {} of {} frames, {} lost, {} late (out of order), {} TS continuity errors, longest gap {:.0} ms",
+                    v.frames, v.expected_frames, v.lost, v.reordered, v.cc_errors, v.longest_gap_ms
                 );
             }
             let _ = writeln!(s);
@@ -705,6 +722,8 @@ pub struct Series {
     pub video_losses: Vec<FrameLoss>,
     /// Arrivals of TS packets that broke continuity, ms since the origin.
     pub video_cc_errors_ms: Vec<f64>,
+    /// Arrivals of frames out of PTS order, ms since the origin.
+    pub video_reordered_ms: Vec<f64>,
 }
 
 impl Series {
@@ -756,6 +775,7 @@ impl Series {
                 })
                 .collect(),
             video_cc_errors_ms: Series::shift_frames(&video.cc_error_times_ms, offset_ms),
+            video_reordered_ms: Series::shift_frames(&video.reordered_times_ms, offset_ms),
             ..Series::default()
         }
     }
@@ -772,7 +792,12 @@ impl Series {
             }
             if !self.video_frames_ms.is_empty() {
                 m.attribute_video(&self.video_frames_ms, tail_ms);
-                m.attribute_video_losses(&self.video_losses, &self.video_cc_errors_ms, tail_ms);
+                m.attribute_video_losses(
+                    &self.video_losses,
+                    &self.video_cc_errors_ms,
+                    &self.video_reordered_ms,
+                    tail_ms,
+                );
             }
         }
     }
@@ -873,7 +898,10 @@ pub fn write_outputs(
             let _ = writeln!(csv, "{i},{t:.3}");
         }
         files.push(write(&out_dir.join("video_frames.csv"), &csv)?);
-        if !series.video_losses.is_empty() || !series.video_cc_errors_ms.is_empty() {
+        if !series.video_losses.is_empty()
+            || !series.video_cc_errors_ms.is_empty()
+            || !series.video_reordered_ms.is_empty()
+        {
             // Where frames and TS packets went missing, for placing a loss on the axis.
             let mut csv = String::from("at_ms,event,count\n");
             let mut rows: Vec<(f64, &str, u64)> = series
@@ -885,6 +913,12 @@ pub fn write_outputs(
                         .video_cc_errors_ms
                         .iter()
                         .map(|&t| (t, "cc_error", 1)),
+                )
+                .chain(
+                    series
+                        .video_reordered_ms
+                        .iter()
+                        .map(|&t| (t, "frame_reordered", 1)),
                 )
                 .collect();
             rows.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -217,6 +217,12 @@ pub struct VideoReport {
     /// receiver started.
     #[serde(default)]
     pub cc_error_times_ms: Vec<f64>,
+    /// Frames that arrived after a frame with a later (or the same) PTS: late, not lost.
+    #[serde(default)]
+    pub frames_reordered: u64,
+    /// Their arrival times, ms after the receiver started.
+    #[serde(default)]
+    pub reordered_times_ms: Vec<f64>,
 }
 
 /// A hole in the PTS sequence.
@@ -350,19 +356,43 @@ impl VideoLog {
         // PTS steps of one frame are 90000 / fps ticks; B-frame reordering is not used by
         // the sender (mpeg2video without B-frames), so PTS rises monotonically.
         let tick = 90_000.0 / fps;
-        let pts_losses: Vec<FrameLoss> = self
+        // Holes are judged on the set of PTS received, in PTS order: a frame that arrives
+        // late (reordered, e.g. forwarded by a migration's source after the destination
+        // delivered newer ones) fills its hole instead of counting as lost. Each hole is
+        // placed at the arrival of the frame after it.
+        let mut by_pts: Vec<(u64, f64)> = self
             .pts
+            .iter()
+            .copied()
+            .zip(self.pts_times.iter().copied())
+            .collect();
+        by_pts.sort_by_key(|&(p, _)| p);
+        by_pts.dedup_by_key(|&mut (p, _)| p);
+        let pts_losses: Vec<FrameLoss> = by_pts
             .windows(2)
-            .zip(self.pts_times.iter().skip(1))
-            .filter_map(|(w, &at_ms)| match w {
-                [a, b] if b > a => {
+            .filter_map(|w| match w {
+                [(a, _), (b, at_ms)] => {
                     let frames = (((b - a) as f64 / tick).round() as u64).saturating_sub(1);
-                    (frames > 0).then_some(FrameLoss { at_ms, frames })
+                    (frames > 0).then_some(FrameLoss {
+                        at_ms: *at_ms,
+                        frames,
+                    })
                 }
                 _ => None,
             })
             .collect();
         let frames_missing_by_pts = pts_losses.iter().map(|l| l.frames).sum();
+        // Frames that arrived after a frame with a later PTS, and repeated PTS.
+        let mut max_pts = None;
+        let mut frames_reordered = 0;
+        let mut reordered_times_ms = Vec::new();
+        for (&p, &t) in self.pts.iter().zip(&self.pts_times) {
+            if max_pts.is_some_and(|m| p <= m) {
+                frames_reordered += 1;
+                reordered_times_ms.push(t);
+            }
+            max_pts = Some(max_pts.map_or(p, |m: u64| m.max(p)));
+        }
         VideoReport {
             fps,
             frames: self.frames(),
@@ -381,6 +411,8 @@ impl VideoLog {
             frame_times_ms: self.frames.clone(),
             pts_losses,
             cc_error_times_ms: self.cc_error_times.clone(),
+            frames_reordered,
+            reordered_times_ms,
         }
     }
 }
