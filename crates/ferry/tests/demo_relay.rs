@@ -134,10 +134,13 @@ fn demo_relay_runs_both_methods_then_survives_sigint() {
         let gap = g.video_longest_gap_ms.unwrap_or(f64::INFINITY);
         assert!(gap < 250.0, "mbb {}: video stalled {gap} ms", g.route);
     }
-    // Frames lost with make-before-break: 0 in most runs; one lost datagram (≤ 2 frames)
-    // has been seen on the loaded 2-core VM with TX deadline misses (docs/EXPERIMENTS.md).
-    let lost = mbb.video.as_ref().map_or(u64::MAX, |v| v.lost);
-    assert!(lost <= 2, "mbb lost {lost} frames");
+    // Nothing lost with make-before-break: every frame's PTS arrives (the source's held
+    // data forwarded at the cutover may arrive a frame late: counted apart, not lost).
+    for g in &mbb.migrations {
+        assert_eq!(g.video_frames_lost, Some(0), "mbb {}: frames lost", g.route);
+    }
+    let v = mbb.video.as_ref().expect("mbb video");
+    assert_eq!(v.lost, 0, "mbb lost frames: {v:?}");
     for f in [
         "report.txt",
         "timeline.svg",
