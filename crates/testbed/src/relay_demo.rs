@@ -338,6 +338,7 @@ pub fn run_relay_demo(
     for &m in &opts.methods {
         let run = run_relay_method(&mut bed, m, opts, origin, progress)?;
         let (rep, s) = relay_method_report(run, opts, origin);
+        all.video_run_starts.push(all.video_frames_ms.len());
         all.video_frames_ms.extend(s.video_frames_ms);
         all.video_losses.extend(s.video_losses);
         all.video_cc_errors_ms.extend(s.video_cc_errors_ms);

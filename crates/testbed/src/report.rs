@@ -724,6 +724,9 @@ pub struct Series {
     pub video_cc_errors_ms: Vec<f64>,
     /// Arrivals of frames out of PTS order, ms since the origin.
     pub video_reordered_ms: Vec<f64>,
+    /// Indices into `video_frames_ms` where another run's frames begin (one run per
+    /// method): the plot shows no gap across them.
+    pub video_run_starts: Vec<usize>,
 }
 
 impl Series {
@@ -759,6 +762,27 @@ impl Series {
     /// `VideoReceiver::started_unix_ms − origin`).
     pub fn shift_frames(frame_times_ms: &[f64], offset_ms: f64) -> Vec<f64> {
         frame_times_ms.iter().map(|t| t + offset_ms).collect()
+    }
+
+    /// `video_frames_ms` cut into its runs at `video_run_starts`.
+    pub fn video_runs(&self) -> Vec<&[f64]> {
+        let mut cuts: Vec<usize> = self
+            .video_run_starts
+            .iter()
+            .copied()
+            .filter(|&i| i > 0 && i < self.video_frames_ms.len())
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut runs = Vec::new();
+        let mut from = 0;
+        for c in cuts.into_iter().chain([self.video_frames_ms.len()]) {
+            if let Some(r) = self.video_frames_ms.get(from..c) {
+                runs.push(r);
+            }
+            from = c;
+        }
+        runs
     }
 
     /// A video report's frames, PTS holes and continuity errors on the origin's axis
@@ -891,7 +915,7 @@ pub fn write_outputs(
     if !series.video_frames_ms.is_empty() {
         files.push(write(
             &out_dir.join("video.svg"),
-            &crate::plot::frame_gap_svg(&series.video_frames_ms, &marks),
+            &crate::plot::frame_gap_svg_runs(&series.video_runs(), &marks),
         )?);
         let mut csv = String::from("frame,arrival_ms\n");
         for (i, t) in series.video_frames_ms.iter().enumerate() {

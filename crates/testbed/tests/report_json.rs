@@ -364,3 +364,23 @@ proptest::proptest! {
         proptest::prop_assert_eq!(back, r);
     }
 }
+
+#[test]
+fn video_of_two_runs_is_plotted_without_the_pause_between_them() {
+    // Two methods' videos, 40 ms apart within each, 3 s apart between them.
+    let a: Vec<f64> = (0..10).map(|i| 1000.0 + 40.0 * f64::from(i)).collect();
+    let b: Vec<f64> = (0..10).map(|i| 4400.0 + 40.0 * f64::from(i)).collect();
+    let series = Series {
+        video_frames_ms: a.iter().chain(&b).copied().collect(),
+        video_run_starts: vec![0, a.len()],
+        ..Series::default()
+    };
+    let runs = series.video_runs();
+    assert_eq!(runs, vec![a.as_slice(), b.as_slice()]);
+    let svg = ferry_testbed::plot::frame_gap_svg_runs(&runs, &[]);
+    assert!(check_xml(&svg).is_ok());
+    assert!(svg.contains("longest 40 ms"), "{svg}");
+    // Without the cut the pause would be the longest "gap".
+    let one = ferry_testbed::plot::frame_gap_svg(&series.video_frames_ms, &[]);
+    assert!(one.contains("longest 3040 ms"));
+}
