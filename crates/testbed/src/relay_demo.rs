@@ -77,9 +77,16 @@ impl RelayOptions {
         }
     }
 
-    /// How long after a migration's timeline ends its video gaps are still charged to it.
+    /// How long after a migration's timeline ends its video gaps, holes and continuity
+    /// errors are still charged to it: 1 s (at most the hold minus 100 ms, at least
+    /// [`crate::report::DEFAULT_TAIL_MS`]). The relayed video is back within ~150 ms of a
+    /// migration's end (and a relay that lost its grant state stalled ~1 s, still caught
+    /// by a gap touching the window); a longer tail would charge the rare loss on the
+    /// loaded air seconds later to the migration.
     pub fn tail_ms(&self) -> f64 {
-        (self.hold.as_secs_f64() * 1000.0 - 100.0).max(crate::report::DEFAULT_TAIL_MS)
+        (self.hold.as_secs_f64() * 1000.0 - 100.0)
+            .min(1000.0)
+            .max(crate::report::DEFAULT_TAIL_MS)
     }
 }
 
