@@ -84,9 +84,8 @@ impl RelayOptions {
     /// by a gap touching the window); a longer tail would charge the rare loss on the
     /// loaded air seconds later to the migration.
     pub fn tail_ms(&self) -> f64 {
-        (self.hold.as_secs_f64() * 1000.0 - 100.0)
-            .min(1000.0)
-            .max(crate::report::DEFAULT_TAIL_MS)
+        // DEFAULT_TAIL_MS (500) < 1000: clamp cannot panic.
+        (self.hold.as_secs_f64() * 1000.0 - 100.0).clamp(crate::report::DEFAULT_TAIL_MS, 1000.0)
     }
 }
 

@@ -162,7 +162,10 @@ fn outage_is_measured_by_ping_probe_and_video_on_one_axis() {
     let dir = std::env::temp_dir().join(format!("ferry-live-report-{id}"));
     let _ = std::fs::remove_dir_all(&dir);
     let w = write_outputs(&report, &series, &dir, None).expect("write");
-    assert_eq!(w.files.len(), 8, "{:?}", w.files);
+    // video_losses.csv comes with the cut's PTS holes and continuity errors.
+    assert!(!series.video_losses.is_empty(), "the cut lost no frame by PTS");
+    assert_eq!(w.files.len(), 9, "{:?}", w.files);
+    assert!(dir.join("video_losses.csv").is_file());
     if std::env::var_os("FERRY_KEEP_PLOTS").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
