@@ -602,32 +602,36 @@ impl DemoReport {
                     mig.total_ms,
                     fmt(t_total)
                 );
-                let ping_label = format!("lost pings ({:.0} ms)", th.ping_interval_ms);
-                let _ = writeln!(
-                    s,
-                    "{:<width$}  {:>8}  {:>8}",
-                    ping_label,
-                    mig.ping_lost.map_or("—".into(), |v| v.to_string()),
-                    if compare && !relay {
-                        th.lost_pings.to_string()
-                    } else {
-                        "—".into()
-                    }
-                );
-                let _ = writeln!(
-                    s,
-                    "{:<width$}  {:>8}  {:>8}",
-                    "interruption = lost pings × interval",
-                    fmt(mig.interruption_ms),
-                    fmt((compare && !relay).then_some(th.interruption_ms))
-                );
-                let _ = writeln!(
-                    s,
-                    "{:<width$}  {:>8}  {:>8}",
-                    "interruption: longest probe gap",
-                    fmt(mig.probe_longest_gap_ms),
-                    "—"
-                );
+                // The relay experiment runs video only: no ping or probe rows unless they ran.
+                let pinged = !relay || mig.ping_lost.is_some() || mig.probe_lost.is_some();
+                if pinged {
+                    let ping_label = format!("lost pings ({:.0} ms)", th.ping_interval_ms);
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        ping_label,
+                        mig.ping_lost.map_or("—".into(), |v| v.to_string()),
+                        if compare && !relay {
+                            th.lost_pings.to_string()
+                        } else {
+                            "—".into()
+                        }
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "interruption = lost pings × interval",
+                        fmt(mig.interruption_ms),
+                        fmt((compare && !relay).then_some(th.interruption_ms))
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "interruption: longest probe gap",
+                        fmt(mig.probe_longest_gap_ms),
+                        "—"
+                    );
+                }
                 if let Some(l) = mig.probe_lost {
                     let _ = writeln!(s, "{:<width$}  {:>8}  {:>8}", "probes lost", l, "—");
                 }

@@ -384,3 +384,43 @@ fn video_of_two_runs_is_plotted_without_the_pause_between_them() {
     let one = ferry_testbed::plot::frame_gap_svg(&series.video_frames_ms, &[]);
     assert!(one.contains("longest 3040 ms"));
 }
+
+#[test]
+fn relay_table_shows_video_beside_table_4_2_without_ping_rows() {
+    let mut m = MigrationReport::from_timeline(&thesis_m(), "server1 → server2", 5000.0);
+    let frames: Vec<f64> = (0..200).map(|i| 4000.0 + 40.0 * f64::from(i)).collect();
+    let series = Series {
+        video_frames_ms: frames,
+        video_losses: vec![ferry_testbed::video::FrameLoss {
+            at_ms: 5100.0,
+            frames: 2,
+        }],
+        video_cc_errors_ms: vec![5100.0, 9000.0],
+        video_reordered_ms: vec![5200.0],
+        ..Series::default()
+    };
+    let mut migs = vec![m.clone()];
+    series.charge(&mut migs, 100.0, 500.0);
+    m = migs.remove(0);
+    // Window 5000 .. 5000 + 1969 + 500: the 9000 ms continuity error is outside.
+    assert_eq!(m.video_frames_lost, Some(2));
+    assert_eq!(m.video_cc_errors, Some(1));
+    assert_eq!(m.video_frames_reordered, Some(1));
+    assert_eq!(m.video_longest_gap_ms, Some(40.0));
+    assert_eq!(m.ping_lost, None);
+    let legacy = MethodReport::new(Method::Legacy, vec![m], None, None, None);
+    let rep = DemoReport::new(Experiment::Relay, RunMeta::collect(0.0), vec![legacy]);
+    let text = rep.render_text();
+    for want in [
+        "video interruption: longest frame gap",
+        "video frames lost (by PTS)",
+        "video frames late (out of PTS order)",
+        "2173",
+        "1858",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    assert!(!text.contains("lost pings"), "{text}");
+    let back = DemoReport::from_json(&rep.to_json().expect("json")).expect("read back");
+    assert_eq!(back, rep);
+}

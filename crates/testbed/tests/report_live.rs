@@ -163,7 +163,10 @@ fn outage_is_measured_by_ping_probe_and_video_on_one_axis() {
     let _ = std::fs::remove_dir_all(&dir);
     let w = write_outputs(&report, &series, &dir, None).expect("write");
     // video_losses.csv comes with the cut's PTS holes and continuity errors.
-    assert!(!series.video_losses.is_empty(), "the cut lost no frame by PTS");
+    assert!(
+        !series.video_losses.is_empty(),
+        "the cut lost no frame by PTS"
+    );
     assert_eq!(w.files.len(), 9, "{:?}", w.files);
     assert!(dir.join("video_losses.csv").is_file());
     if std::env::var_os("FERRY_KEEP_PLOTS").is_none() {
