@@ -57,6 +57,15 @@ struct Common {
 #[derive(Subcommand, Clone)]
 enum What {
     /// Chapter 4: video from server3 through the relay on server1 to server4.
+    #[command(after_help = "\
+Needs root and ffmpeg. The relay task (a base station, workmode 2) runs on server1 under the
+agents and forwards between server3 and server4, who cannot hear each other. ffmpeg on
+server3 streams H.264 160x120 25 fps 64 kbit/s as MPEG-TS over UDP to 192.168.40.10; Ferry's
+receiver on server4 counts frames, PTS holes, late frames and TS continuity errors. The relay
+is migrated server1 -> server2 -> server1 with the thesis console (M/MB, routes carried) and
+with make-before-break (ferry ctl --relay migrate --method mbb); the tables show each
+migration beside table 4-2 (2173 ms, 1858 ms video interruption). --probe-ms does not apply
+(no ping or probe runs).")]
     Relay,
 }
 
