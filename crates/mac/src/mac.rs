@@ -448,8 +448,20 @@ impl Mac {
 
     /// Replace the routes with a (migrated) `route_list`, usable at once; `now` is the
     /// current subframe.
+    /// A base station also learns its slaves from the next hops: a relay restarted on
+    /// another server with the migrated routes grants the slaves at once, instead of
+    /// waiting until they give up on the old base station's grants (`grant_silence` / 2)
+    /// and announce themselves in contention slots.
     pub fn set_routes(&mut self, now: u64, list: &[(NodeId, NodeId)]) -> Result<(), RouteError> {
-        self.disc.set_route_list(now, list)
+        self.disc.set_route_list(now, list)?;
+        if self.cfg.role == Role::BaseStation {
+            for &(_, hop) in list {
+                if hop != self.cfg.node {
+                    self.uplink.add_slave(Rnti::of_node(hop));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Queue an IP packet for node `dest`. Refusals are counted and returned.

@@ -482,6 +482,53 @@ proptest! {
 }
 
 #[test]
+fn a_base_station_given_routes_grants_their_next_hops_at_once() {
+    // A relay restarted with the migrated route list (legacy migration) must not wait for
+    // its slaves to announce themselves: it grants the next hops from the first grant on.
+    let sched = Schedule::tdd(1).unwrap_or_else(|e| panic!("{e}"));
+    let mut bs = mac(static_cfg(9, Role::BaseStation, sched));
+    let list = [
+        (NodeId(8), NodeId(8)),
+        (NodeId(10), NodeId(10)),
+        (NodeId(11), NodeId(10)),
+    ];
+    assert!(bs.set_routes(0, &list).is_ok());
+    let mut grants = Vec::new();
+    for n in 0..40u64 {
+        if let Some(tb) = bs.on_subframe(n, 200) {
+            let v = TbView::parse(&tb.bytes).unwrap_or_else(|e| panic!("{e}"));
+            if v.header.grant != ferry_mac::Rnti::NONE {
+                grants.push(v.header.grant);
+            }
+        }
+    }
+    let (r8, r10) = (
+        ferry_mac::Rnti::of_node(NodeId(8)),
+        ferry_mac::Rnti::of_node(NodeId(10)),
+    );
+    // Without the routes every grant would be a contention grant (no slave known); now
+    // only the periodic one (every `contention_every`-th) is.
+    assert!(grants.len() >= 16, "{grants:?}");
+    assert!(grants.first() == Some(&r8) || grants.first() == Some(&r10));
+    let contention = grants
+        .iter()
+        .filter(|g| **g == ferry_mac::Rnti::BROADCAST)
+        .count();
+    assert_eq!(
+        contention as u64,
+        grants.len() as u64 / bs.config().contention_every,
+        "{grants:?}"
+    );
+    assert!(
+        grants
+            .iter()
+            .all(|g| *g == r8 || *g == r10 || *g == ferry_mac::Rnti::BROADCAST),
+        "only the next hops: {grants:?}"
+    );
+    assert!(grants.contains(&r8) && grants.contains(&r10), "{grants:?}");
+}
+
+#[test]
 fn unknown_slaves_join_a_base_station_through_contention_grants() {
     // The base station is configured with no slaves; three slaves must announce themselves.
     let sched = Schedule::tdd(1).unwrap_or_else(|e| panic!("{e}"));

@@ -168,7 +168,7 @@ pub fn series_of(run: &MethodRun, origin_unix_ms: f64) -> Series {
             run.traffic.probe_started_unix_ms - origin_unix_ms,
         ),
         ping: Series::ping_on_axis(&run.traffic.ping, origin_unix_ms),
-        video_frames_ms: Vec::new(),
+        ..Series::default()
     }
 }
 

@@ -545,11 +545,21 @@ pub fn delay_svg(title: &str, pts: &[(f64, Option<f64>)], marks: &[Mark]) -> Str
 /// Gap before each video frame over time (linear ms), with the migrations marked.
 /// `frames_ms` are frame arrival times, ms since the origin.
 pub fn frame_gap_svg(frames_ms: &[f64], marks: &[Mark]) -> String {
-    let pts: Vec<(f64, f64)> = frames_ms
-        .windows(2)
-        .filter_map(|w| match w {
-            [a, b] => Some((*b, b - a)),
-            _ => None,
+    frame_gap_svg_runs(&[frames_ms], marks)
+}
+
+/// As [`frame_gap_svg`] for several runs one after the other on the same axis (one per
+/// method): the time between one run's last frame and the next run's first is no gap.
+pub fn frame_gap_svg_runs(runs: &[&[f64]], marks: &[Mark]) -> String {
+    let frames_ms: Vec<f64> = runs.iter().flat_map(|r| r.iter().copied()).collect();
+    let frames_ms = frames_ms.as_slice();
+    let pts: Vec<(f64, f64)> = runs
+        .iter()
+        .flat_map(|r| {
+            r.windows(2).filter_map(|w| match w {
+                [a, b] => Some((*b, b - a)),
+                _ => None,
+            })
         })
         .collect();
     let (w, h) = (960.0, 340.0);

@@ -8,7 +8,7 @@
 
 use crate::ping::{PingReport, PingSample};
 use crate::probe::{ProbeReport, Sample};
-use crate::video::VideoReport;
+use crate::video::{FrameLoss, VideoReport};
 use ferry_migrate::timeline::{self as tl, Timeline};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -179,6 +179,15 @@ pub struct MigrationReport {
     pub probe_gap_window_ms: Option<[f64; 2]>,
     /// Longest gap between video frames overlapping the window, ms.
     pub video_longest_gap_ms: Option<f64>,
+    /// Video frames missing by PTS whose hole ended in the window (relay experiment).
+    #[serde(default)]
+    pub video_frames_lost: Option<u64>,
+    /// MPEG-TS continuity-counter errors in the window (relay experiment).
+    #[serde(default)]
+    pub video_cc_errors: Option<u64>,
+    /// Video frames that arrived out of PTS order in the window (late, not lost).
+    #[serde(default)]
+    pub video_frames_reordered: Option<u64>,
 }
 
 impl MigrationReport {
@@ -213,6 +222,9 @@ impl MigrationReport {
             probe_longest_gap_ms: None,
             probe_gap_window_ms: None,
             video_longest_gap_ms: None,
+            video_frames_lost: None,
+            video_cc_errors: None,
+            video_frames_reordered: None,
         }
     }
 
@@ -257,6 +269,28 @@ impl MigrationReport {
     pub fn attribute_video(&mut self, frame_times: &[f64], tail_ms: f64) {
         let (a, b) = self.window(tail_ms);
         self.video_longest_gap_ms = Some(longest_gap_touching(frame_times, a, b).0);
+    }
+
+    /// Charges the frames missing by PTS (by the arrival of the frame after each hole) and
+    /// the TS continuity errors that arrived in the window. Times are ms since the origin.
+    pub fn attribute_video_losses(
+        &mut self,
+        losses: &[FrameLoss],
+        cc_errors: &[f64],
+        reordered: &[f64],
+        tail_ms: f64,
+    ) {
+        let (a, b) = self.window(tail_ms);
+        let inside = |t: f64| t >= a && t <= b;
+        self.video_frames_lost = Some(
+            losses
+                .iter()
+                .filter(|l| inside(l.at_ms))
+                .map(|l| l.frames)
+                .sum(),
+        );
+        self.video_cc_errors = Some(cc_errors.iter().filter(|&&t| inside(t)).count() as u64);
+        self.video_frames_reordered = Some(reordered.iter().filter(|&&t| inside(t)).count() as u64);
     }
 }
 
@@ -338,6 +372,9 @@ pub struct VideoSummary {
     pub lost: u64,
     /// Continuity-counter errors.
     pub cc_errors: u64,
+    /// Frames that arrived out of PTS order (late, not lost).
+    #[serde(default)]
+    pub reordered: u64,
     /// Longest gap between frames, ms: the video interruption.
     pub longest_gap_ms: f64,
 }
@@ -349,6 +386,7 @@ impl From<&VideoReport> for VideoSummary {
             expected_frames: r.expected_frames,
             lost: r.frames_lost.max(r.frames_missing_by_pts),
             cc_errors: r.cc_errors,
+            reordered: r.frames_reordered,
             longest_gap_ms: r.longest_frame_gap_ms,
         }
     }
@@ -564,32 +602,36 @@ impl DemoReport {
                     mig.total_ms,
                     fmt(t_total)
                 );
-                let ping_label = format!("lost pings ({:.0} ms)", th.ping_interval_ms);
-                let _ = writeln!(
-                    s,
-                    "{:<width$}  {:>8}  {:>8}",
-                    ping_label,
-                    mig.ping_lost.map_or("—".into(), |v| v.to_string()),
-                    if compare && !relay {
-                        th.lost_pings.to_string()
-                    } else {
-                        "—".into()
-                    }
-                );
-                let _ = writeln!(
-                    s,
-                    "{:<width$}  {:>8}  {:>8}",
-                    "interruption = lost pings × interval",
-                    fmt(mig.interruption_ms),
-                    fmt((compare && !relay).then_some(th.interruption_ms))
-                );
-                let _ = writeln!(
-                    s,
-                    "{:<width$}  {:>8}  {:>8}",
-                    "interruption: longest probe gap",
-                    fmt(mig.probe_longest_gap_ms),
-                    "—"
-                );
+                // The relay experiment runs video only: no ping or probe rows unless they ran.
+                let pinged = !relay || mig.ping_lost.is_some() || mig.probe_lost.is_some();
+                if pinged {
+                    let ping_label = format!("lost pings ({:.0} ms)", th.ping_interval_ms);
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        ping_label,
+                        mig.ping_lost.map_or("—".into(), |v| v.to_string()),
+                        if compare && !relay {
+                            th.lost_pings.to_string()
+                        } else {
+                            "—".into()
+                        }
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "interruption = lost pings × interval",
+                        fmt(mig.interruption_ms),
+                        fmt((compare && !relay).then_some(th.interruption_ms))
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "interruption: longest probe gap",
+                        fmt(mig.probe_longest_gap_ms),
+                        "—"
+                    );
+                }
                 if let Some(l) = mig.probe_lost {
                     let _ = writeln!(s, "{:<width$}  {:>8}  {:>8}", "probes lost", l, "—");
                 }
@@ -600,6 +642,30 @@ impl DemoReport {
                         "video interruption: longest frame gap",
                         fmt(mig.video_longest_gap_ms),
                         fmt((compare && relay).then_some(th.relay_video_interruption_ms))
+                    );
+                }
+                let opt = |v: Option<u64>| v.map_or("—".into(), |v| v.to_string());
+                if relay || mig.video_frames_lost.is_some() {
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "video frames lost (by PTS)",
+                        opt(mig.video_frames_lost),
+                        "—"
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "video frames late (out of PTS order)",
+                        opt(mig.video_frames_reordered),
+                        "—"
+                    );
+                    let _ = writeln!(
+                        s,
+                        "{:<width$}  {:>8}  {:>8}",
+                        "TS continuity errors (lost or reordered)",
+                        opt(mig.video_cc_errors),
+                        "—"
                     );
                 }
                 let _ = writeln!(
@@ -632,8 +698,8 @@ impl DemoReport {
             if let Some(v) = &m.video {
                 let _ = writeln!(
                     s,
-                    "  video over the whole run: {} of {} frames, {} lost, {} TS continuity errors, longest gap {:.0} ms",
-                    v.frames, v.expected_frames, v.lost, v.cc_errors, v.longest_gap_ms
+                    "  video over the whole run: {} of {} frames, {} lost, {} late (out of order), {} TS continuity errors, longest gap {:.0} ms",
+                    v.frames, v.expected_frames, v.lost, v.reordered, v.cc_errors, v.longest_gap_ms
                 );
             }
             let _ = writeln!(s);
@@ -656,6 +722,15 @@ pub struct Series {
     pub ping: Vec<PingSample>,
     /// Video frame arrival times, ms since the origin.
     pub video_frames_ms: Vec<f64>,
+    /// Holes in the video's PTS sequence, `at_ms` since the origin.
+    pub video_losses: Vec<FrameLoss>,
+    /// Arrivals of TS packets that broke continuity, ms since the origin.
+    pub video_cc_errors_ms: Vec<f64>,
+    /// Arrivals of frames out of PTS order, ms since the origin.
+    pub video_reordered_ms: Vec<f64>,
+    /// Indices into `video_frames_ms` where another run's frames begin (one run per
+    /// method): the plot shows no gap across them.
+    pub video_run_starts: Vec<usize>,
 }
 
 impl Series {
@@ -693,6 +768,46 @@ impl Series {
         frame_times_ms.iter().map(|t| t + offset_ms).collect()
     }
 
+    /// `video_frames_ms` cut into its runs at `video_run_starts`.
+    pub fn video_runs(&self) -> Vec<&[f64]> {
+        let mut cuts: Vec<usize> = self
+            .video_run_starts
+            .iter()
+            .copied()
+            .filter(|&i| i > 0 && i < self.video_frames_ms.len())
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut runs = Vec::new();
+        let mut from = 0;
+        for c in cuts.into_iter().chain([self.video_frames_ms.len()]) {
+            if let Some(r) = self.video_frames_ms.get(from..c) {
+                runs.push(r);
+            }
+            from = c;
+        }
+        runs
+    }
+
+    /// A video report's frames, PTS holes and continuity errors on the origin's axis
+    /// (`offset_ms` = `VideoReceiver::started_unix_ms − origin`).
+    pub fn video_on_axis(video: &VideoReport, offset_ms: f64) -> Series {
+        Series {
+            video_frames_ms: Series::shift_frames(&video.frame_times_ms, offset_ms),
+            video_losses: video
+                .pts_losses
+                .iter()
+                .map(|l| FrameLoss {
+                    at_ms: l.at_ms + offset_ms,
+                    frames: l.frames,
+                })
+                .collect(),
+            video_cc_errors_ms: Series::shift_frames(&video.cc_error_times_ms, offset_ms),
+            video_reordered_ms: Series::shift_frames(&video.reordered_times_ms, offset_ms),
+            ..Series::default()
+        }
+    }
+
     /// Charges every series present to each migration whose window it overlaps
     /// (`ping_interval_ms` is ping's `-i`; `tail_ms` usually [`DEFAULT_TAIL_MS`]).
     pub fn charge(&self, migrations: &mut [MigrationReport], ping_interval_ms: f64, tail_ms: f64) {
@@ -705,6 +820,12 @@ impl Series {
             }
             if !self.video_frames_ms.is_empty() {
                 m.attribute_video(&self.video_frames_ms, tail_ms);
+                m.attribute_video_losses(
+                    &self.video_losses,
+                    &self.video_cc_errors_ms,
+                    &self.video_reordered_ms,
+                    tail_ms,
+                );
             }
         }
     }
@@ -798,13 +919,42 @@ pub fn write_outputs(
     if !series.video_frames_ms.is_empty() {
         files.push(write(
             &out_dir.join("video.svg"),
-            &crate::plot::frame_gap_svg(&series.video_frames_ms, &marks),
+            &crate::plot::frame_gap_svg_runs(&series.video_runs(), &marks),
         )?);
         let mut csv = String::from("frame,arrival_ms\n");
         for (i, t) in series.video_frames_ms.iter().enumerate() {
             let _ = writeln!(csv, "{i},{t:.3}");
         }
         files.push(write(&out_dir.join("video_frames.csv"), &csv)?);
+        if !series.video_losses.is_empty()
+            || !series.video_cc_errors_ms.is_empty()
+            || !series.video_reordered_ms.is_empty()
+        {
+            // Where frames and TS packets went missing, for placing a loss on the axis.
+            let mut csv = String::from("at_ms,event,count\n");
+            let mut rows: Vec<(f64, &str, u64)> = series
+                .video_losses
+                .iter()
+                .map(|l| (l.at_ms, "frames_missing_by_pts", l.frames))
+                .chain(
+                    series
+                        .video_cc_errors_ms
+                        .iter()
+                        .map(|&t| (t, "cc_error", 1)),
+                )
+                .chain(
+                    series
+                        .video_reordered_ms
+                        .iter()
+                        .map(|&t| (t, "frame_reordered", 1)),
+                )
+                .collect();
+            rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for (t, e, n) in rows {
+                let _ = writeln!(csv, "{t:.3},{e},{n}");
+            }
+            files.push(write(&out_dir.join("video_losses.csv"), &csv)?);
+        }
     }
     Ok(Written { json, files })
 }

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// The radio link-control endpoint of `ferry air` on the mgmt LAN.
 pub const RADIO_CTL: &str = "tcp://10.99.0.10:5550";
+/// server4's TUN address (node 10), the receiver behind the relay (thesis 4.3).
+pub const RELAY_RX_TUN: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 168, 40, 10);
 /// UDP port of the probe's echo responders.
 pub const PROBE_PORT: u16 = 7777;
 /// The agents' shared key (a test key: the testbed is private to this machine).
@@ -121,6 +123,10 @@ pub struct Bed {
     procs: Vec<(String, Child)>,
     /// Route-discovery beacon period given to every modem (`None`: the modem's default).
     pub discovery_period_ms: Option<u64>,
+    /// Chapter 4 (relay): the task is a base station (workmode 2) relaying between
+    /// server3 and server4, the air also has server4's radio (`relayrx`), and `ferry ctl`
+    /// carries the route list (`--relay`).
+    pub relay: bool,
 }
 
 impl Bed {
@@ -137,6 +143,7 @@ impl Bed {
             dir,
             procs: Vec::new(),
             discovery_period_ms: None,
+            relay: false,
         };
         crate::netns::up(&bed.topo)?;
         std::fs::write(bed.key(), KEY_HEX).map_err(io("writing the agents' key"))?;
@@ -217,7 +224,11 @@ impl Bed {
     /// Starts `ferry air` in the radio namespace with the pool and far radios. `legacy`:
     /// the pool radio is address-bound to 192.168.10.1 (the thesis' N210); otherwise it
     /// is under link control only (make-before-break).
+    /// With [`Bed::relay`] the air also has server4's radio `relayrx` (it hears the pool
+    /// radio, never server3's: the default air blocks far–relayrx).
     pub fn start_air(&mut self, legacy: bool) -> Result<(), SessionError> {
+        let relay = self.relay;
+        let wanted = |n: &serde_json::Value| n == "pool" || n == "far" || (relay && n == "relayrx");
         let out = Command::new(&self.ferry)
             .args(["air", "--print-default-config"])
             .output()
@@ -227,14 +238,16 @@ impl Bed {
         let pick = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
         let radios: Vec<serde_json::Value> = pick(&cfg["radios"])
             .into_iter()
-            .filter(|r| r["name"] == "pool" || r["name"] == "far")
+            .filter(|r| wanted(&r["name"]))
             .map(|mut r| {
                 let pool = r["name"] == "pool";
                 r["init_ms"] = 0.into();
                 r["fronthaul"] = if pool {
                     "192.168.10.2:49156"
-                } else {
+                } else if r["name"] == "far" {
                     "192.168.13.2:49157"
+                } else {
+                    "192.168.14.2:49158"
                 }
                 .into();
                 r["legacy_host"] = if pool && legacy {
@@ -247,9 +260,7 @@ impl Bed {
             .collect();
         let links: Vec<serde_json::Value> = pick(&cfg["links"])
             .into_iter()
-            .filter(|l| {
-                (l["a"] == "pool" && l["b"] == "far") || (l["a"] == "far" && l["b"] == "pool")
-            })
+            .filter(|l| wanted(&l["a"]) && wanted(&l["b"]))
             .collect();
         cfg["radios"] = radios.into();
         cfg["links"] = links.into();
@@ -285,8 +296,65 @@ impl Bed {
         self.spawn("far-modem", c)
     }
 
+    /// Starts server4's modem (slave, node 10) on the `relayrx` radio: the receiver behind
+    /// the relay in chapter 4.
+    pub fn start_relay_rx(&mut self) -> Result<(), SessionError> {
+        let mut c = self.ferry_in("server4");
+        c.args([
+            "modem",
+            "--workmode",
+            "1",
+            "--radio",
+            "relayrx",
+            "--radio-control",
+            RADIO_CTL,
+            "--bind",
+            "192.168.14.1:49200",
+            "--tun-addr",
+            &format!("{RELAY_RX_TUN}/24"),
+        ])
+        .arg("--control-socket")
+        .arg(self.dir.join("relayrx.sock"));
+        if let Some(p) = self.discovery_period_ms {
+            c.arg(format!("--discovery-period-ms={p}"));
+        }
+        self.spawn("relayrx-modem", c)
+    }
+
+    /// The `counters` of a modem's `status`, asked on its control socket `name` in the
+    /// scratch directory (`far.sock`, `relayrx.sock`, `s1.sock`, …); `None` if it does not
+    /// answer.
+    pub fn modem_counters(&self, name: &str) -> Option<serde_json::Value> {
+        use std::io::Read;
+        let mut c = std::os::unix::net::UnixStream::connect(self.dir.join(name)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        c.write_all(b"{\"cmd\":\"status\"}\n").ok()?;
+        let mut line = Vec::new();
+        let mut b = [0u8; 4096];
+        while !line.contains(&b'\n') {
+            let n = c.read(&mut b).ok()?;
+            if n == 0 {
+                break;
+            }
+            line.extend_from_slice(b.get(..n)?);
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(line.split(|&x| x == b'\n').next()?).ok()?;
+        Some(v["result"]["counters"].clone())
+    }
+
     /// Waits until one ping from server3 reaches the task's TUN address.
     pub fn wait_first_ping(&mut self, timeout: Duration) -> Result<Duration, SessionError> {
+        self.wait_first_ping_to(POOL_TUN, timeout)
+    }
+
+    /// Waits until one ping from server3 reaches `to` (server4 through the relay: every
+    /// modem's route table has converged).
+    pub fn wait_first_ping_to(
+        &mut self,
+        to: std::net::Ipv4Addr,
+        timeout: Duration,
+    ) -> Result<Duration, SessionError> {
         let t0 = Instant::now();
         loop {
             if interrupted() {
@@ -294,7 +362,7 @@ impl Bed {
             }
             self.check_alive()?;
             let ok = command_in(&self.ns("server3"), "ping")
-                .args(["-c", "1", "-W", "1", &POOL_TUN.to_string()])
+                .args(["-c", "1", "-W", "1", &to.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -304,7 +372,7 @@ impl Bed {
             }
             if t0.elapsed() > timeout {
                 return Err(SessionError::Failed(format!(
-                    "no ping from server3 reached the task ({POOL_TUN}) within {timeout:?}; logs in {}",
+                    "no ping from server3 reached {to} within {timeout:?}; logs in {}",
                     self.dir.display()
                 )));
             }
@@ -313,17 +381,24 @@ impl Bed {
 
     /// The `--modem-arg` list of a pool-server modem master.
     fn modem_args(&self, legacy: bool, n: u8) -> Vec<String> {
+        // The relay task is a base station (workmode 2): it grants the slaves' uplink and
+        // forwards between them.
+        let wm = if self.relay {
+            "--workmode=2"
+        } else {
+            "--workmode=0"
+        };
         let mut args: Vec<String> = if legacy {
             vec![
                 "modem".into(),
-                "--workmode=0".into(),
+                wm.into(),
                 "--legacy-radio=192.168.10.2:49156".into(),
                 "--bind=0.0.0.0:49200".into(),
             ]
         } else {
             vec![
                 "modem".into(),
-                "--workmode=0".into(),
+                wm.into(),
                 "--radio=pool".into(),
                 format!("--radio-control={RADIO_CTL}"),
                 format!("--bind=192.168.10.1{n}:49200"),
@@ -368,6 +443,9 @@ impl Bed {
     pub fn start_console(&mut self) -> Result<Console, SessionError> {
         let mut c = self.ferry_in("server1");
         c.arg("ctl");
+        if self.relay {
+            c.arg("--relay");
+        }
         self.host_args(&mut c, true, 1);
         c.args([
             "--peer",
@@ -434,8 +512,11 @@ impl Bed {
     /// migrate --method mbb --json`; returns the timeline and its start (Unix ms).
     pub fn migrate_mbb(&self, from: u8, to: u8) -> Result<(Timeline, f64), SessionError> {
         let mut c = self.ferry_in(&format!("server{from}"));
-        c.arg("ctl")
-            .arg("--key")
+        c.arg("ctl");
+        if self.relay {
+            c.arg("--relay");
+        }
+        c.arg("--key")
             .arg(self.key())
             .args([
                 "--local",

@@ -209,6 +209,29 @@ pub struct VideoReport {
     pub stream_type: Option<u8>,
     /// Arrival time of every frame, ms after the receiver started.
     pub frame_times_ms: Vec<f64>,
+    /// Where frames went missing by PTS: the arrival of the frame after the hole and how
+    /// many frames the hole held, ms after the receiver started.
+    #[serde(default)]
+    pub pts_losses: Vec<FrameLoss>,
+    /// Arrival of every TS packet that broke its PID's continuity counter, ms after the
+    /// receiver started.
+    #[serde(default)]
+    pub cc_error_times_ms: Vec<f64>,
+    /// Frames that arrived after a frame with a later (or the same) PTS: late, not lost.
+    #[serde(default)]
+    pub frames_reordered: u64,
+    /// Their arrival times, ms after the receiver started.
+    #[serde(default)]
+    pub reordered_times_ms: Vec<f64>,
+}
+
+/// A hole in the PTS sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FrameLoss {
+    /// Arrival of the first frame after the hole, ms.
+    pub at_ms: f64,
+    /// Frames missing.
+    pub frames: u64,
 }
 
 /// Pure demultiplexer state and frame log.
@@ -222,6 +245,8 @@ pub struct VideoLog {
     frames: Vec<f64>,
     pictures: u64,
     pts: Vec<u64>,
+    pts_times: Vec<f64>,
+    cc_error_times: Vec<f64>,
 }
 
 impl VideoLog {
@@ -251,6 +276,7 @@ impl VideoLog {
             if let Some(&last) = self.last_cc.get(&p.pid) {
                 if !p.discontinuity && p.cc != (last + 1) & 0x0f && p.cc != last {
                     self.cc_errors += 1;
+                    self.cc_error_times.push(now_ms);
                 }
             }
             self.last_cc.insert(p.pid, p.cc);
@@ -276,6 +302,7 @@ impl VideoLog {
                 }
                 if let Some(pts) = pes_pts(p.payload) {
                     self.pts.push(pts);
+                    self.pts_times.push(now_ms);
                 }
             }
         }
@@ -329,14 +356,43 @@ impl VideoLog {
         // PTS steps of one frame are 90000 / fps ticks; B-frame reordering is not used by
         // the sender (mpeg2video without B-frames), so PTS rises monotonically.
         let tick = 90_000.0 / fps;
-        let frames_missing_by_pts = self
+        // Holes are judged on the set of PTS received, in PTS order: a frame that arrives
+        // late (reordered, e.g. forwarded by a migration's source after the destination
+        // delivered newer ones) fills its hole instead of counting as lost. Each hole is
+        // placed at the arrival of the frame after it.
+        let mut by_pts: Vec<(u64, f64)> = self
             .pts
+            .iter()
+            .copied()
+            .zip(self.pts_times.iter().copied())
+            .collect();
+        by_pts.sort_by_key(|&(p, _)| p);
+        by_pts.dedup_by_key(|&mut (p, _)| p);
+        let pts_losses: Vec<FrameLoss> = by_pts
             .windows(2)
-            .map(|w| match w {
-                [a, b] if b > a => (((b - a) as f64 / tick).round() as u64).saturating_sub(1),
-                _ => 0,
+            .filter_map(|w| match w {
+                [(a, _), (b, at_ms)] => {
+                    let frames = (((b - a) as f64 / tick).round() as u64).saturating_sub(1);
+                    (frames > 0).then_some(FrameLoss {
+                        at_ms: *at_ms,
+                        frames,
+                    })
+                }
+                _ => None,
             })
-            .sum();
+            .collect();
+        let frames_missing_by_pts = pts_losses.iter().map(|l| l.frames).sum();
+        // Frames that arrived after a frame with a later PTS, and repeated PTS.
+        let mut max_pts = None;
+        let mut frames_reordered = 0;
+        let mut reordered_times_ms = Vec::new();
+        for (&p, &t) in self.pts.iter().zip(&self.pts_times) {
+            if max_pts.is_some_and(|m| p <= m) {
+                frames_reordered += 1;
+                reordered_times_ms.push(t);
+            }
+            max_pts = Some(max_pts.map_or(p, |m: u64| m.max(p)));
+        }
         VideoReport {
             fps,
             frames: self.frames(),
@@ -353,6 +409,10 @@ impl VideoLog {
             video_pid: self.video.map(|v| v.0),
             stream_type: self.video.map(|v| v.1),
             frame_times_ms: self.frames.clone(),
+            pts_losses,
+            cc_error_times_ms: self.cc_error_times.clone(),
+            frames_reordered,
+            reordered_times_ms,
         }
     }
 }
@@ -487,6 +547,13 @@ pub struct VideoSpec {
     pub seconds: Option<f64>,
     /// How the stream is put on the network.
     pub path: SendPath,
+    /// Pipe path: send what ffmpeg wrote as soon as a read ends on a TS-packet boundary
+    /// (up to 7 packets a datagram) instead of waiting for 7 packets. At a low bit rate
+    /// a full datagram holds several frames and batching would hide the frame spacing.
+    pub eager: bool,
+    /// More encoder options, after the bit rate (e.g. `-intra-refresh 1 -maxrate 64k
+    /// -bufsize 13k` for a low-rate link: no I-frame spikes).
+    pub encoder_args: Vec<String>,
 }
 
 impl Default for VideoSpec {
@@ -498,6 +565,8 @@ impl Default for VideoSpec {
             codec: "mpeg2video".into(),
             seconds: None,
             path: SendPath::Pipe,
+            eager: false,
+            encoder_args: Vec::new(),
         }
     }
 }
@@ -541,6 +610,7 @@ pub fn ffmpeg_args(spec: &VideoSpec, dest: SocketAddr) -> Vec<String> {
         "-b:v".into(),
         format!("{}k", spec.kbps),
     ]);
+    a.extend(spec.encoder_args.iter().cloned());
     match spec.path {
         SendPath::FfmpegUdp => a.extend([
             "-f".into(),
@@ -581,6 +651,7 @@ fn pump(
     ns: Option<String>,
     mut input: impl std::io::Read,
     dest: SocketAddr,
+    eager: bool,
 ) -> std::io::Result<SenderStats> {
     if let Some(ns) = &ns {
         enter_netns(ns)?;
@@ -595,10 +666,21 @@ fn pump(
     loop {
         // Fill a whole datagram; at the end, send what is left.
         let mut n = 0;
+        let mut end = false;
         while n < DATAGRAM_LEN {
             match input.read(buf.get_mut(n..).unwrap_or(&mut [])) {
-                Ok(0) => break,
-                Ok(k) => n += k,
+                Ok(0) => {
+                    end = true;
+                    break;
+                }
+                Ok(k) => {
+                    n += k;
+                    // ffmpeg flushes each muxed packet in one write: a read ending on a TS
+                    // packet boundary is a whole write.
+                    if eager && n % TS_LEN == 0 {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -610,7 +692,7 @@ fn pump(
             Ok(_) => stats.datagrams += 1,
             Err(_) => stats.send_errors += 1,
         }
-        if n < DATAGRAM_LEN {
+        if end {
             return Ok(stats);
         }
     }
@@ -638,10 +720,10 @@ impl VideoSender {
             .stderr(Stdio::piped())
             .spawn()?;
         let ns = ns.map(str::to_string);
-        let pump = child
-            .stdout
-            .take()
-            .map(|out| std::thread::spawn(move || pump(ns, out, dest)));
+        let pump = child.stdout.take().map(|out| {
+            let eager = spec.eager;
+            std::thread::spawn(move || pump(ns, out, dest, eager))
+        });
         // Drain stderr so a chatty ffmpeg never blocks on a full pipe; keep the tail.
         let stderr = child.stderr.take().map(|err| {
             std::thread::spawn(move || {

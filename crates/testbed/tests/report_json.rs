@@ -119,7 +119,7 @@ fn sample_report() -> (DemoReport, Series) {
         Series {
             probe,
             ping,
-            video_frames_ms: Vec::new(),
+            ..Series::default()
         },
     )
 }
@@ -363,4 +363,64 @@ proptest::proptest! {
         let back = DemoReport::from_json(&r.to_json().expect("json")).expect("parse");
         proptest::prop_assert_eq!(back, r);
     }
+}
+
+#[test]
+fn video_of_two_runs_is_plotted_without_the_pause_between_them() {
+    // Two methods' videos, 40 ms apart within each, 3 s apart between them.
+    let a: Vec<f64> = (0..10).map(|i| 1000.0 + 40.0 * f64::from(i)).collect();
+    let b: Vec<f64> = (0..10).map(|i| 4400.0 + 40.0 * f64::from(i)).collect();
+    let series = Series {
+        video_frames_ms: a.iter().chain(&b).copied().collect(),
+        video_run_starts: vec![0, a.len()],
+        ..Series::default()
+    };
+    let runs = series.video_runs();
+    assert_eq!(runs, vec![a.as_slice(), b.as_slice()]);
+    let svg = ferry_testbed::plot::frame_gap_svg_runs(&runs, &[]);
+    assert!(check_xml(&svg).is_ok());
+    assert!(svg.contains("longest 40 ms"), "{svg}");
+    // Without the cut the pause would be the longest "gap".
+    let one = ferry_testbed::plot::frame_gap_svg(&series.video_frames_ms, &[]);
+    assert!(one.contains("longest 3040 ms"));
+}
+
+#[test]
+fn relay_table_shows_video_beside_table_4_2_without_ping_rows() {
+    let mut m = MigrationReport::from_timeline(&thesis_m(), "server1 → server2", 5000.0);
+    let frames: Vec<f64> = (0..200).map(|i| 4000.0 + 40.0 * f64::from(i)).collect();
+    let series = Series {
+        video_frames_ms: frames,
+        video_losses: vec![ferry_testbed::video::FrameLoss {
+            at_ms: 5100.0,
+            frames: 2,
+        }],
+        video_cc_errors_ms: vec![5100.0, 9000.0],
+        video_reordered_ms: vec![5200.0],
+        ..Series::default()
+    };
+    let mut migs = vec![m.clone()];
+    series.charge(&mut migs, 100.0, 500.0);
+    m = migs.remove(0);
+    // Window 5000 .. 5000 + 1969 + 500: the 9000 ms continuity error is outside.
+    assert_eq!(m.video_frames_lost, Some(2));
+    assert_eq!(m.video_cc_errors, Some(1));
+    assert_eq!(m.video_frames_reordered, Some(1));
+    assert_eq!(m.video_longest_gap_ms, Some(40.0));
+    assert_eq!(m.ping_lost, None);
+    let legacy = MethodReport::new(Method::Legacy, vec![m], None, None, None);
+    let rep = DemoReport::new(Experiment::Relay, RunMeta::collect(0.0), vec![legacy]);
+    let text = rep.render_text();
+    for want in [
+        "video interruption: longest frame gap",
+        "video frames lost (by PTS)",
+        "video frames late (out of PTS order)",
+        "2173",
+        "1858",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    assert!(!text.contains("lost pings"), "{text}");
+    let back = DemoReport::from_json(&rep.to_json().expect("json")).expect("read back");
+    assert_eq!(back, rep);
 }

@@ -121,7 +121,7 @@ fn outage_is_measured_by_ping_probe_and_video_on_one_axis() {
     let series = Series {
         probe: Series::shift_probe(&log.samples(), probe_start),
         ping: Series::ping_on_axis(&ping, origin),
-        video_frames_ms: Series::shift_frames(&video_report.frame_times_ms, rx_start),
+        ..Series::video_on_axis(&video_report, rx_start)
     };
     let mut migrations = vec![MigrationReport::from_timeline(
         &tl,
@@ -162,7 +162,13 @@ fn outage_is_measured_by_ping_probe_and_video_on_one_axis() {
     let dir = std::env::temp_dir().join(format!("ferry-live-report-{id}"));
     let _ = std::fs::remove_dir_all(&dir);
     let w = write_outputs(&report, &series, &dir, None).expect("write");
-    assert_eq!(w.files.len(), 8, "{:?}", w.files);
+    // video_losses.csv comes with the cut's PTS holes and continuity errors.
+    assert!(
+        !series.video_losses.is_empty(),
+        "the cut lost no frame by PTS"
+    );
+    assert_eq!(w.files.len(), 9, "{:?}", w.files);
+    assert!(dir.join("video_losses.csv").is_file());
     if std::env::var_os("FERRY_KEEP_PLOTS").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
