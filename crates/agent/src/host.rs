@@ -423,6 +423,11 @@ impl HostExec {
 
     fn make_usrp(&mut self) -> Result<LocalValue, StepError> {
         if self.cfg.usrp_in_modem {
+            // A modem that died since the last look must not count as the USRP object: the
+            // source would stop serving for a destination that cannot take over.
+            if let Some(why) = self.check_modem() {
+                tracing::warn!("{why}");
+            }
             return match self.modem {
                 Some(_) => {
                     self.usrp = Some(Usrp::Dry);
@@ -579,6 +584,9 @@ impl HostExec {
     }
 
     fn modem_request(&mut self, req: ModemRequest) -> Result<Value, StepError> {
+        if let Some(why) = self.check_modem() {
+            tracing::warn!("{why}");
+        }
         let Some(p) = &self.modem else {
             return Err(StepError::Failed("no D2D running".into()));
         };
@@ -600,6 +608,7 @@ impl HostExec {
         Ok(LocalValue::Status(HostStatus {
             d2d: self.modem.is_some(),
             usrp: self.usrp.is_some(),
+            collector: self.collector.is_some(),
             eth3,
             tun_ip,
             modem,

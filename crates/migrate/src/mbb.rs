@@ -10,7 +10,8 @@
 
 use crate::control::{Control, RouteList};
 use crate::machine::{
-    Cx, Input, Level, Millis, Output, Peer, RadioOp, RadioValue, Script, Sequence, Step, Timeouts,
+    Cx, Input, Level, Millis, Output, Pause, PausePoint, Peer, RadioOp, RadioValue, Script,
+    Sequence, Step, Timeouts,
 };
 use crate::protocol::{ModemMode, Request, StartD2d, StartMode};
 use serde_json::json;
@@ -62,6 +63,9 @@ pub struct MbbConfig {
     pub drain_timeout_ms: u64,
     /// Effect deadlines.
     pub timeouts: Timeouts,
+    /// Operator hold after the destination started or synchronised (`--pause-after`).
+    /// After a hold at `synced` the destination's sync is confirmed again before T.
+    pub pause: Option<Pause>,
 }
 
 impl MbbConfig {
@@ -89,6 +93,7 @@ impl MbbConfig {
                 request_ms: 2_000,
                 radio_ms: 500,
             },
+            pause: None,
         }
     }
 }
@@ -127,9 +132,11 @@ enum S {
     SetTun,
     SetRoute,
     StartDest,
+    PausedStarted,
     Shadow,
     SyncPoll,
     SyncWait,
+    PausedSynced,
     Clock,
     ArmDest,
     ArmRadio,
@@ -186,6 +193,8 @@ struct Mbb {
     t_local_early: Millis,
     /// Latest local time at which T occurs: confirmation starts after it.
     t_local_late: Millis,
+    /// The operator hold has been taken (it happens once).
+    paused: bool,
 }
 
 impl Mbb {
@@ -203,6 +212,7 @@ impl Mbb {
             t: 0,
             t_local_early: 0,
             t_local_late: 0,
+            paused: false,
         }
     }
 
@@ -330,6 +340,29 @@ impl Mbb {
         }))
     }
 
+    /// The operator hold at `point`, if one is asked for there and not yet taken.
+    fn pause_at(&mut self, point: PausePoint) -> Option<Pause> {
+        let p = self.cfg.pause.filter(|p| p.after == point && !self.paused)?;
+        self.paused = true;
+        Some(p)
+    }
+
+    fn shadow(&mut self, cx: &mut Cx<'_>) -> Step {
+        cx.phase(MBB_PHASES[4]);
+        self.s = S::Shadow;
+        self.touched.shadowing = true;
+        Step::radio(RadioOp::Shadow {
+            to: self.cfg.destination_port.clone(),
+        })
+    }
+
+    fn sync_poll(&mut self, cx: &mut Cx<'_>) -> Step {
+        cx.phase(MBB_PHASES[5]);
+        self.deadline = cx.now + self.cfg.sync_timeout_ms;
+        self.s = S::SyncPoll;
+        self.dst(Request::Status)
+    }
+
     fn set_tun(&mut self, cx: &mut Cx<'_>) -> Step {
         cx.phase(MBB_PHASES[1]);
         self.s = S::SetTun;
@@ -409,24 +442,37 @@ impl Script for Mbb {
                 None => self.start_dest(cx),
             },
             (S::SetRoute, None) => self.start_dest(cx),
-            (S::StartDest, None) => {
-                cx.phase(MBB_PHASES[4]);
-                self.s = S::Shadow;
-                self.touched.shadowing = true;
-                Step::radio(RadioOp::Shadow { to: port })
-            }
-            (S::Shadow, None) => {
-                cx.phase(MBB_PHASES[5]);
-                self.deadline = now + self.cfg.sync_timeout_ms;
-                self.s = S::SyncPoll;
-                self.dst(Request::Status)
-            }
+            (S::StartDest, None) => match self.pause_at(PausePoint::DestinationStarted) {
+                Some(p) => {
+                    self.s = S::PausedStarted;
+                    p.begin(cx, MBB_PHASES[3])
+                }
+                None => self.shadow(cx),
+            },
+            (S::PausedStarted, _) => self.shadow(cx),
+            (S::Shadow, None) => self.sync_poll(cx),
             (S::SyncPoll, e) => {
-                let synced = reply
-                    .and_then(|r| r.status().ok())
+                let status = reply.and_then(|r| r.status().ok());
+                if status.as_ref().is_some_and(|s| !s.d2d) {
+                    // Its agent reaped it: no use waiting for sync.
+                    return self.abort(
+                        cx,
+                        "destination modem is not running (it exited during the migration)"
+                            .into(),
+                    );
+                }
+                let synced = status
                     .and_then(|s| s.modem)
                     .is_some_and(|m| m.synced && m.mode == ModemMode::Shadow);
-                if synced {
+                let hold = if synced {
+                    self.pause_at(PausePoint::DestinationSynced)
+                } else {
+                    None
+                };
+                if let Some(p) = hold {
+                    self.s = S::PausedSynced;
+                    p.begin(cx, MBB_PHASES[5])
+                } else if synced {
                     cx.phase(MBB_PHASES[6]);
                     self.s = S::Clock;
                     self.clock_sent_at = now;
@@ -442,6 +488,8 @@ impl Script for Mbb {
                     Step::WaitUntil(now + self.cfg.poll_ms)
                 }
             }
+            // After the hold, confirm again that the destination is alive and in sync.
+            (S::PausedSynced, _) => self.sync_poll(cx),
             (S::SyncWait, _) => {
                 self.s = S::SyncPoll;
                 let left = self.deadline.saturating_sub(now).max(1);
@@ -551,8 +599,14 @@ impl Script for Mbb {
                 }
             },
             (S::ConfirmDest, e) => {
-                let active = reply
-                    .and_then(|r| r.status().ok())
+                let status = reply.and_then(|r| r.status().ok());
+                if status.as_ref().is_some_and(|s| !s.d2d) {
+                    return self.after_t_failure(
+                        cx,
+                        "the destination modem is not running (it exited at or after T)".into(),
+                    );
+                }
+                let active = status
                     .and_then(|s| s.modem)
                     .is_some_and(|m| m.mode == ModemMode::Active);
                 if active {

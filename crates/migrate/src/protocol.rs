@@ -510,6 +510,9 @@ pub struct HostStatus {
     pub d2d: bool,
     /// USRP process / device object present.
     pub usrp: bool,
+    /// The Control / route collector runs.
+    #[serde(default)]
+    pub collector: bool,
     /// Current eth3 (fronthaul) address, if any.
     #[serde(default)]
     pub eth3: Option<Ipv4Addr>,
@@ -630,6 +633,7 @@ mod tests {
         let st = HostStatus {
             d2d: true,
             usrp: false,
+            collector: true,
             eth3: None,
             tun_ip: None,
             modem: Some(ModemStatus {
