@@ -427,6 +427,9 @@ impl HostExec {
             // source would stop serving for a destination that cannot take over.
             if let Some(why) = self.check_modem() {
                 tracing::warn!("{why}");
+                return Err(StepError::Failed(format!(
+                    "the D2D program that holds the USRP object is gone: {why}"
+                )));
             }
             return match self.modem {
                 Some(_) => {
@@ -609,6 +612,7 @@ impl HostExec {
             d2d: self.modem.is_some(),
             usrp: self.usrp.is_some(),
             collector: self.collector.is_some(),
+            modem_pid: self.modem_pid(),
             eth3,
             tun_ip,
             modem,

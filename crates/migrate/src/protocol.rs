@@ -513,6 +513,9 @@ pub struct HostStatus {
     /// The Control / route collector runs.
     #[serde(default)]
     pub collector: bool,
+    /// Process id of the D2D program (modem), when one runs.
+    #[serde(default)]
+    pub modem_pid: Option<u32>,
     /// Current eth3 (fronthaul) address, if any.
     #[serde(default)]
     pub eth3: Option<Ipv4Addr>,
@@ -634,6 +637,7 @@ mod tests {
             d2d: true,
             usrp: false,
             collector: true,
+            modem_pid: Some(4242),
             eth3: None,
             tun_ip: None,
             modem: Some(ModemStatus {

@@ -605,6 +605,7 @@ impl World {
                     d2d: h.d2d,
                     usrp: h.usrp != Usrp::None,
                     collector: h.collector,
+                    modem_pid: h.d2d.then_some(1000 + i as u32),
                     eth3: Some(h.eth3),
                     tun_ip: h.tun_ip,
                     modem: self.modem_status(i),
