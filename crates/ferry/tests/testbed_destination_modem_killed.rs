@@ -254,7 +254,8 @@ fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() 
     assert!(killed.is_some(), "the destination modem never showed up");
     assert!(!ok, "M succeeded with a dead destination?");
     assert!(
-        console.transcript.contains("make_usrp failed"),
+        console.transcript.contains("make_usrp failed")
+            && console.transcript.contains("exited on its own"),
         "{}",
         console.transcript
     );
