@@ -111,6 +111,10 @@ enum CtlOp {
         /// mbb: the destination modem's forwarding endpoint (ip:port).
         #[arg(long)]
         forward_to: Option<SocketAddr>,
+        /// mbb: how far ahead of the radio clock T is placed, ms. Arming (three round
+        /// trips) must fit in it; on a loaded host raise it.
+        #[arg(long, default_value_t = 40)]
+        margin_ms: u64,
     },
     /// Send one request and print the reply as JSON (exit status 1 unless ok).
     Send {
@@ -236,6 +240,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             json,
             dest_port,
             forward_to,
+            margin_ms,
         } => {
             let dest = client(to)?;
             let outcome = match method {
@@ -261,6 +266,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                     let mut cfg = MbbConfig::new(Peer::Local, Peer::Remote, port.clone(), *fwd);
                     cfg.relay = args.relay;
                     cfg.pause = pause;
+                    cfg.margin_ms = *margin_ms;
                     let mut driver = Driver::new(None, Some(local), Some(dest), Some(radio()));
                     let seq = mbb::migrate(cfg, driver.now());
                     driver.run(seq, &mut |r| eprintln!("  {}", r.text))

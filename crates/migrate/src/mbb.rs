@@ -82,7 +82,7 @@ impl MbbConfig {
             destination_port: destination_port.into(),
             forward_to,
             relay: false,
-            margin_ms: 20,
+            margin_ms: 40,
             guard_ms: 2,
             poll_ms: 5,
             sync_timeout_ms: 5_000,
@@ -191,6 +191,8 @@ struct Mbb {
     t: u64,
     /// Earliest local time at which T may occur: arming must finish before it − guard.
     t_local_early: Millis,
+    /// When the destination's arming request went out (its round trip sizes the rest).
+    arm_sent_at: Millis,
     /// Latest local time at which T occurs: confirmation starts after it.
     t_local_late: Millis,
     /// The operator hold has been taken (it happens once).
@@ -211,6 +213,7 @@ impl Mbb {
             clock_sent_at: 0,
             t: 0,
             t_local_early: 0,
+            arm_sent_at: 0,
             t_local_late: 0,
             paused: false,
         }
@@ -527,11 +530,27 @@ impl Script for Mbb {
                 ));
                 cx.phase(MBB_PHASES[7]);
                 self.s = S::ArmDest;
+                self.arm_sent_at = now;
                 let step = self.dst(Request::TakeoverAt { at: self.t });
                 match self.arm_step(now, step) {
                     Some(s) => s,
                     None => self.abort(cx, "margin too small: T passed while choosing it".into()),
                 }
+            }
+            // The radio's switch may not be cancellable: arm it only if, at the pace the
+            // destination answered, the radio and the source can both be armed before T.
+            (S::ArmDest, None)
+                if self.arming_budget(now).unwrap_or(0)
+                    < 2 * now.saturating_sub(self.arm_sent_at).max(1) =>
+            {
+                let rtt = now.saturating_sub(self.arm_sent_at);
+                self.abort(
+                    cx,
+                    format!(
+                        "too close to T to arm radio and source (destination took {rtt} ms;                          raise --margin-ms above {} ms)",
+                        self.cfg.margin_ms
+                    ),
+                )
             }
             (S::ArmDest, None) => {
                 cx.phase(MBB_PHASES[8]);

@@ -315,7 +315,7 @@ fn slow_source_reply_aborts_before_t_and_disarms() {
         "radio:unshadow(server2)",
     ];
     tail.extend(KILL_DEST);
-    let o = failing(|w| w.reply_delay[0] = 30, &tail);
+    let o = failing(|w| w.reply_delay[0] = 60, &tail);
     assert!(
         o.summary.contains("release_at request timed out"),
         "{}",
@@ -533,4 +533,16 @@ fn destination_modem_dead_after_t_is_reported_at_once() {
     assert!(w.now - t0 < armed + 200, "waited {} ms", w.now - t0);
     // Nothing is killed after T: the source is released but left running.
     assert!(w.hosts[0].d2d);
+}
+
+/// A destination slow to arm leaves too little time for the radio and the source: abort
+/// before the radio is armed (its switch may not be cancellable), so nothing needs cancelling.
+#[test]
+fn slow_destination_arming_aborts_before_the_radio_is_armed() {
+    let o = failing(|w| w.reply_delay[1] = 15, &{
+        let mut t = vec!["->D:takeover_at", "D:takeover_at", "radio:unshadow(server2)"];
+        t.extend(KILL_DEST);
+        t
+    });
+    assert!(o.summary.contains("raise --margin-ms"), "{}", o.summary);
 }
