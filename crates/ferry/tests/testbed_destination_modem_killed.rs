@@ -66,13 +66,23 @@ fn assert_destination_clean(bed: &Bed) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let pids = netns::pids_in(&s2);
-    assert_eq!(pids.len(), 1, "processes besides the agent on server2: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        1,
+        "processes besides the agent on server2: {pids:?}"
+    );
     let st = agent_status(bed, 2);
     assert_eq!(st["d2d"], false, "{st}");
     assert_eq!(st["collector"], false, "collector still running: {st}");
     assert!(st["modem"].is_null() && st["modem_pid"].is_null(), "{st}");
-    assert!(!holds(&s2, "ferry0", "192.168.40.9"), "a TUN is left on server2");
-    assert!(holds(&s2, "eth3", "192.168.20.2"), "server2's eth3 is not parked");
+    assert!(
+        !holds(&s2, "ferry0", "192.168.40.9"),
+        "a TUN is left on server2"
+    );
+    assert!(
+        holds(&s2, "eth3", "192.168.20.2"),
+        "server2's eth3 is not parked"
+    );
     assert!(
         !holds(&s2, "eth3", "192.168.10.1"),
         "server2 holds 192.168.10.1"
@@ -201,8 +211,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
 
 #[test]
 fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() {
-    if !root_or_skip("legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving")
-    {
+    if !root_or_skip("legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving") {
         return;
     }
     let prefix = format!("fl{}", std::process::id() % 1_000_000);
@@ -219,8 +228,12 @@ fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() 
     assert!(ok, "DS failed:\n{}", console.transcript);
     bed.wait_first_ping(Duration::from_secs(30))
         .expect("first ping after DS");
-    let ping = PingRun::start(Some(&s1.replace("server1", "server3")), IpAddr::V4(POOL_TUN), 100)
-        .expect("ping");
+    let ping = PingRun::start(
+        Some(&s1.replace("server1", "server3")),
+        IpAddr::V4(POOL_TUN),
+        100,
+    )
+    .expect("ping");
     std::thread::sleep(Duration::from_millis(1000));
 
     // While M holds after start_d2d, kill the destination's modem.
@@ -260,7 +273,10 @@ fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() 
         console.transcript
     );
     // The source never stopped: it holds the radio's address and the task's TUN address.
-    assert!(holds(&s1, "eth3", "192.168.10.1"), "server1 lost 192.168.10.1");
+    assert!(
+        holds(&s1, "eth3", "192.168.10.1"),
+        "server1 lost 192.168.10.1"
+    );
     assert!(holds(&s1, "ferry0", "192.168.40.9"), "server1 lost the TUN");
     assert_destination_clean(&bed);
     std::thread::sleep(Duration::from_millis(1000));

@@ -4,8 +4,8 @@
 
 use crate::control::{Control, RouteList};
 use crate::machine::{
-    Cx, Input, Level, LocalOp, LocalValue, Millis, Output, Pause, PausePoint, Script, Sequence, Step,
-    Timeouts, Unwind,
+    Cx, Input, Level, LocalOp, LocalValue, Millis, Output, Pause, PausePoint, Script, Sequence,
+    Step, Timeouts, Unwind,
 };
 use crate::protocol::{Request, StartD2d, StartMode};
 use crate::timeline::{

@@ -345,7 +345,10 @@ impl Mbb {
 
     /// The operator hold at `point`, if one is asked for there and not yet taken.
     fn pause_at(&mut self, point: PausePoint) -> Option<Pause> {
-        let p = self.cfg.pause.filter(|p| p.after == point && !self.paused)?;
+        let p = self
+            .cfg
+            .pause
+            .filter(|p| p.after == point && !self.paused)?;
         self.paused = true;
         Some(p)
     }
@@ -460,8 +463,7 @@ impl Script for Mbb {
                     // Its agent reaped it: no use waiting for sync.
                     return self.abort(
                         cx,
-                        "destination modem is not running (it exited during the migration)"
-                            .into(),
+                        "destination modem is not running (it exited during the migration)".into(),
                     );
                 }
                 let synced = status

@@ -435,7 +435,11 @@ fn destination_modem_dying_while_syncing_aborts_at_once() {
         "{}",
         o.summary
     );
-    assert!(w.now - t0 < 1_000, "waited {} ms for a dead modem", w.now - t0);
+    assert!(
+        w.now - t0 < 1_000,
+        "waited {} ms for a dead modem",
+        w.now - t0
+    );
     assert!(w.trace_from(0).contains(&"D:modem died"));
     assert!(w.trace_from(0).ends_with(&[
         "radio:unshadow(server2)",
@@ -469,11 +473,7 @@ fn operator_hold_is_a_timeline_phase_and_changes_nothing_else() {
             .iter()
             .position(|n| *n == PAUSE_PHASE)
             .unwrap_or_else(|| panic!("no pause phase: {names:?}"));
-        assert_eq!(
-            (names[at - 1], names[at + 1]),
-            (before, next),
-            "{names:?}"
-        );
+        assert_eq!((names[at - 1], names[at + 1]), (before, next), "{names:?}");
         assert_eq!(o.timeline.duration_of(PAUSE_PHASE), Some(700));
         assert_eq!(o.timeline.interruption_ms, 0);
         assert_eq!(w.radio.switches.len(), 1);
@@ -485,7 +485,10 @@ fn operator_hold_is_a_timeline_phase_and_changes_nothing_else() {
 /// source untouched, the destination cleaned (no modem, no collector, no shadow).
 #[test]
 fn destination_modem_killed_during_a_hold_leaves_the_source_serving() {
-    for after in [PausePoint::DestinationStarted, PausePoint::DestinationSynced] {
+    for after in [
+        PausePoint::DestinationStarted,
+        PausePoint::DestinationSynced,
+    ] {
         let mut w = World::serving_on_source();
         let t0 = w.now;
         // Sync takes 30 ms: the hold at `synced` starts around t0 + 40 ms.
@@ -540,7 +543,11 @@ fn destination_modem_dead_after_t_is_reported_at_once() {
 #[test]
 fn slow_destination_arming_aborts_before_the_radio_is_armed() {
     let o = failing(|w| w.reply_delay[1] = 15, &{
-        let mut t = vec!["->D:takeover_at", "D:takeover_at", "radio:unshadow(server2)"];
+        let mut t = vec![
+            "->D:takeover_at",
+            "D:takeover_at",
+            "radio:unshadow(server2)",
+        ];
         t.extend(KILL_DEST);
         t
     });

@@ -268,9 +268,7 @@ impl Bed {
             let b = ferry_migrate::control::Bandwidth::ALL
                 .into_iter()
                 .find(|b| (b.mhz() - mhz).abs() < 1e-9)
-                .ok_or_else(|| {
-                    SessionError::Failed(format!("--bw {mhz}: not an LTE bandwidth"))
-                })?;
+                .ok_or_else(|| SessionError::Failed(format!("--bw {mhz}: not an LTE bandwidth")))?;
             let rate = b.standard_sample_rate();
             cfg["sample_rate_hz"] = rate.into();
             cfg["tick_samples"] = (rate / 1000).into();
