@@ -21,6 +21,22 @@ use std::time::{Duration, Instant};
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
+/// One testbed at a time: each runs the air and three real-time modems, and two at once
+/// saturate a 2-core runner (late TX, lost transport blocks) for reasons of their own.
+static ONE_BED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_bed() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
 fn holds(ns: &str, iface: &str, addr: &str) -> bool {
     addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
 }
@@ -94,6 +110,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
     if !root_or_skip("mbb_destination_modem_killed_before_t_leaves_the_source_serving") {
         return;
     }
+    let _one = one_bed();
     let prefix = format!("fk{}", std::process::id() % 1_000_000);
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
     bed.start_air(false).expect("air");
@@ -163,6 +180,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
     assert_eq!(st["modem"]["synced"], true, "{st}");
     let radio = radio_status(&bed);
     assert_eq!(radio["radios"][0]["linked"], source_port, "{radio}");
+    let killed_at = unix_ms();
     sigkill(st["modem_pid"].as_u64().expect("modem_pid"));
     log.extend(lines.map_while(Result::ok));
     let out = ctl.wait_with_output().expect("ctl");
@@ -191,15 +209,30 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
     assert!(after.sent > before + 5, "ping stalled");
 
     // A later migration to the same destination succeeds, still without a loss.
-    let (tl, _) = bed.migrate_mbb(1, 2).expect("second migration");
+    let late_before = radio_status(&bed)["radios"][0]["counters"]["late_packets"].as_u64();
+    let (tl, second_at) = bed.migrate_mbb(1, 2).expect("second migration");
     assert_eq!(tl.interruption_ms, 0);
     assert_eq!(
         radio_status(&bed)["radios"][0]["linked"],
         "192.168.10.12:49200"
     );
     std::thread::sleep(Duration::from_millis(1500));
+    let late_after = radio_status(&bed)["radios"][0]["counters"]["late_packets"].as_u64();
     let r = traffic.stop().expect("traffic");
     let probe = r.probe.report();
+    // Place any loss against the kill and the second migration (ms since the probe began).
+    let rel = |t: f64| t - r.probe_started_unix_ms;
+    for p in r.probe.samples().iter().filter(|p| p.rtt_ms.is_none()) {
+        println!(
+            "probe seq {} sent at {:.0} ms lost (kill at {:.0} ms; second migration {:.0}..{:.0} ms)",
+            p.seq,
+            p.sent_ms,
+            rel(killed_at),
+            rel(second_at),
+            rel(second_at) + tl.total_ms.unwrap_or(0) as f64
+        );
+    }
+    println!("radio late TX packets over the second migration: {late_before:?} -> {late_after:?}");
     println!(
         "ping: {} sent, {} lost; probe: {} sent, {} lost, longest gap {:.1} ms",
         r.ping.sent, r.ping.lost, probe.sent, probe.lost, probe.longest_gap_ms
@@ -214,6 +247,7 @@ fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() 
     if !root_or_skip("legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving") {
         return;
     }
+    let _one = one_bed();
     let prefix = format!("fl{}", std::process::id() % 1_000_000);
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
     bed.start_air(true).expect("air");
