@@ -3,10 +3,13 @@
 //! subframe boundary T in radio sample time. Any failure before T leaves the source serving
 //! untouched and cleans the destination.
 //!
-//! Order of arming (chosen so each armed piece can be undone): destination `takeover_at`
-//! (harmless alone), radio `SwitchAt` (cancellable before T), source `release_at` last (the
-//! only step that would stop the serving side). All three must be confirmed before
-//! `T − guard` by the local clock, else everything is disarmed.
+//! Order of arming: destination `takeover_at`, source `release_at`, radio `SwitchAt` last.
+//! Cutover is conditional on the radio (a modem armed to release stops only if the radio no
+//! longer streams to it; one armed to take over starts only if the radio made it primary),
+//! so both modem arms are harmless alone and the radio's switch is the one commit: a
+//! failure before it is undone with `cancel_cutover` and `kill_d2d` and never needs the
+//! radio to cancel (`ferry air` cannot). The arms must be confirmed before `T − guard` by
+//! the local clock, else everything is disarmed.
 
 use crate::control::{Control, RouteList};
 use crate::machine::{
@@ -28,8 +31,8 @@ pub const MBB_PHASES: [&str; 14] = [
     "destination synchronised",
     "choose cutover time T",
     "arm destination takeover at T",
-    "arm radio switch at T",
     "arm source release at T",
+    "arm radio switch at T",
     "cutover at T",
     "destination confirms serving",
     "source forwards held data",
@@ -539,39 +542,24 @@ impl Script for Mbb {
                     None => self.abort(cx, "margin too small: T passed while choosing it".into()),
                 }
             }
-            // The radio's switch may not be cancellable: arm it only if, at the pace the
-            // destination answered, the radio and the source can both be armed before T.
+            // At the pace the destination answered, the source and the radio must both fit
+            // before T; otherwise give up now, while nothing needs cancelling.
             (S::ArmDest, None)
                 if self.arming_budget(now).unwrap_or(0)
                     < 2 * now.saturating_sub(self.arm_sent_at).max(1) =>
             {
                 let rtt = now.saturating_sub(self.arm_sent_at);
+                let margin = self.cfg.margin_ms;
                 self.abort(
                     cx,
                     format!(
-                        "too close to T to arm radio and source (destination took {rtt} ms;                          raise --margin-ms above {} ms)",
-                        self.cfg.margin_ms
+                        "too close to T to arm source and radio (destination took {rtt} ms; \
+                         raise --margin-ms above {margin} ms)"
                     ),
                 )
             }
             (S::ArmDest, None) => {
                 cx.phase(MBB_PHASES[8]);
-                self.s = S::ArmRadio;
-                self.touched.radio_armed = true;
-                let step = Step::radio(RadioOp::SwitchAt {
-                    at: self.t,
-                    to: port,
-                });
-                match self.arm_step(now, step) {
-                    Some(s) => s,
-                    None => {
-                        self.touched.radio_armed = false;
-                        self.abort(cx, "too close to T to arm the radio".into())
-                    }
-                }
-            }
-            (S::ArmRadio, None) => {
-                cx.phase(MBB_PHASES[9]);
                 self.s = S::ArmSource;
                 self.touched.source_armed = true;
                 let step = self.src(Request::ReleaseAt {
@@ -587,8 +575,27 @@ impl Script for Mbb {
                 }
             }
             (S::ArmSource, None) => {
+                cx.phase(MBB_PHASES[9]);
+                self.s = S::ArmRadio;
+                self.touched.radio_armed = true;
+                let step = Step::radio(RadioOp::SwitchAt {
+                    at: self.t,
+                    to: port,
+                });
+                match self.arm_step(now, step) {
+                    Some(s) => s,
+                    None => {
+                        self.touched.radio_armed = false;
+                        self.abort(cx, "too close to T to arm the radio".into())
+                    }
+                }
+            }
+            // The radio's switch is the commit: once it is armed the radio decides at T and
+            // both modems follow it, so a late confirmation is waited out, not undone (the
+            // radio may not be able to cancel, and the confirmation phase checks the switch).
+            (S::ArmRadio, None) => {
                 if self.arming_budget(now).is_none() {
-                    return self.abort(cx, "source armed too late, before-T guard passed".into());
+                    cx.warn("mbb: the radio confirmed its switch after the before-T guard");
                 }
                 cx.phase(MBB_PHASES[10]);
                 self.s = S::WaitT;
@@ -681,6 +688,12 @@ impl Script for Mbb {
                     summary: format!("task serves from the destination since sample {}", self.t),
                     result: Some(self.result()),
                 }
+            }
+            // The radio answered that it refused the switch: nothing to cancel there (a
+            // timeout instead may hide a switch that did get armed).
+            (S::ArmRadio, Some(e)) if e.starts_with("radio: ") => {
+                self.touched.radio_armed = false;
+                self.abort(cx, e)
             }
             // Arming failed: the armed flag of the failed step stays set so its cancel is sent
             // (a lost reply may hide a command that did take effect).

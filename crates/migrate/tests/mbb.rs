@@ -82,7 +82,7 @@ fn mbb_success_switches_once_at_a_subframe_boundary() {
         .collect();
     assert_eq!(names, want);
     assert_eq!(o.timeline.interruption_ms, 0);
-    // Arming order: destination, radio, source.
+    // Arming order: destination, source, radio (the radio's switch is the commit).
     let arm: Vec<&str> = w
         .trace
         .iter()
@@ -100,8 +100,8 @@ fn mbb_success_switches_once_at_a_subframe_boundary() {
         arm,
         [
             "->D:takeover_at",
-            "radio:switch_at(server2)",
-            "->S:release_at"
+            "->S:release_at",
+            "radio:switch_at(server2)"
         ]
     );
 }
@@ -280,9 +280,13 @@ fn fail_arming_destination() {
 
 #[test]
 fn fail_arming_radio() {
+    // The radio refuses: nothing to cancel there; the source is disarmed.
     let mut tail = vec![
+        "->S:release_at",
+        "S:release_at",
         "radio:switch_at(server2)",
-        "radio:cancel_switch(server2)",
+        "->S:cancel_cutover",
+        "S:cancel_cutover",
         "radio:unshadow(server2)",
     ];
     tail.extend(KILL_DEST);
@@ -291,10 +295,10 @@ fn fail_arming_radio() {
 
 #[test]
 fn fail_arming_source() {
+    // The radio was never armed: no cancel needed (ferry air has none).
     let mut tail = vec![
         "->S:release_at",
         "S:release_at",
-        "radio:cancel_switch(server2)",
         "->S:cancel_cutover",
         "S:cancel_cutover",
         "radio:unshadow(server2)",
@@ -305,11 +309,10 @@ fn fail_arming_source() {
 
 #[test]
 fn slow_source_reply_aborts_before_t_and_disarms() {
-    // The source arms but its reply would arrive after T − guard: abort, cancel everything.
+    // The source arms but its reply would arrive after T − guard: abort, disarm it.
     let mut tail = vec![
         "->S:release_at",
         "S:release_at",
-        "radio:cancel_switch(server2)",
         "->S:cancel_cutover",
         "S:cancel_cutover",
         "radio:unshadow(server2)",
@@ -359,7 +362,8 @@ fn destination_dying_after_start_is_cleaned_as_far_as_possible() {
 #[test]
 fn radio_cancel_failure_leaves_the_decision_to_the_radio() {
     let mut w = World::serving_on_source();
-    w.fail(0, "release_at");
+    // The switch is armed but its reply is lost, and the radio cannot cancel.
+    w.radio.lose_reply.push("switch_at");
     w.radio.refuse.push("cancel_switch");
     let o = run(&mut w, cfg());
     assert!(!o.ok);

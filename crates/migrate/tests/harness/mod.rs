@@ -129,6 +129,8 @@ pub struct Radio {
     pub switches: Vec<(u64, String)>,
     pub refuse: Vec<&'static str>,
     pub hang: Vec<&'static str>,
+    /// Commands that take effect but whose reply is lost.
+    pub lose_reply: Vec<&'static str>,
 }
 
 /// The whole world.
@@ -749,6 +751,9 @@ impl World {
             }
         };
         self.advance_to(self.now + LAN_MS);
+        if self.radio.lose_reply.iter().any(|k| *k == kind) {
+            return None;
+        }
         Some(r)
     }
 
