@@ -9,7 +9,7 @@
 //! succeeds with no service-interrupting phase, the radio then streams to the new side and
 //! saw no TX from the wrong side of T, and not one ping or probe is lost or duplicated
 //! (docs/CTL.md). `MBB_BW=3` runs the carrier at 3 MHz (3.84 Msps), which carries a 1 ms
-//! probe (`MBB_PROBE_MS=1`; docs/EXPERIMENTS.md).
+//! probe (`MBB_PROBE_MS=1`; docs/EXPERIMENTS.md); `MBB_MARGIN_MS` sets `--margin-ms`.
 
 use ferry_testbed::netns::{self, command_in};
 use ferry_testbed::{root_or_skip, Topology};
@@ -278,6 +278,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let route = |i: usize| if i % 2 == 0 { (1u8, 2u8) } else { (2, 1) };
+    // T's distance ahead of the radio clock (the debug build at 3 MHz arms slowly).
+    let margin_ms = std::env::var("MBB_MARGIN_MS").unwrap_or_else(|_| "40".into());
     // (start, end) of each migration in ms since the probe started, to place any loss.
     let mut windows = Vec::new();
     for (from, to) in (0..migrations).map(route) {
@@ -303,6 +305,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
                 &format!("192.168.10.1{to}:49200"),
                 "--forward-to",
                 &format!("192.168.10.1{to}:7000"),
+                "--margin-ms",
+                &margin_ms,
             ],
         );
         let text = String::from_utf8_lossy(&o.stdout);
