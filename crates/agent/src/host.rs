@@ -165,6 +165,8 @@ pub struct HostExec {
     usrp: Option<Usrp>,
     usrp_linked: bool,
     modem: Option<ModemProcess>,
+    /// How the last modem ended on its own (named in later failures).
+    modem_exit: Option<String>,
     collector: Option<Collector>,
     collected_tx: Sender<Collected>,
     collected_rx: Receiver<Collected>,
@@ -183,6 +185,7 @@ impl HostExec {
             usrp: None,
             usrp_linked: false,
             modem: None,
+            modem_exit: None,
             collector: None,
             collected_tx,
             collected_rx,
@@ -211,6 +214,7 @@ impl HostExec {
     pub fn check_modem(&mut self) -> Option<String> {
         let st = self.modem.as_mut()?.exited()?;
         self.modem = None;
+        self.modem_exit = Some(st.clone());
         if let Some(mut c) = self.collector.take() {
             c.stop();
         }
@@ -423,12 +427,20 @@ impl HostExec {
 
     fn make_usrp(&mut self) -> Result<LocalValue, StepError> {
         if self.cfg.usrp_in_modem {
-            return match self.modem {
-                Some(_) => {
+            // A modem that died since the last look must not count as the USRP object: the
+            // source would stop serving for a destination that cannot take over.
+            if let Some(why) = self.check_modem() {
+                tracing::warn!("{why}");
+            }
+            return match (&self.modem, &self.modem_exit) {
+                (Some(_), _) => {
                     self.usrp = Some(Usrp::Dry);
                     Ok(LocalValue::Unit)
                 }
-                None => Err(StepError::Failed(
+                (None, Some(st)) => Err(StepError::Failed(format!(
+                    "the D2D program holding the USRP object exited on its own ({st})"
+                ))),
+                (None, None) => Err(StepError::Failed(
                     "the USRP object lives in the modem: start D2D first".into(),
                 )),
             };
@@ -543,10 +555,12 @@ impl HostExec {
             ModemProcess::start(&cmd, &start, self.cfg.modem_ready).map_err(StepError::Failed)?;
         tracing::info!(pid = p.pid(), "modem started");
         self.modem = Some(p);
+        self.modem_exit = None;
         Ok(LocalValue::Unit)
     }
 
     fn kill_d2d(&mut self) -> Result<LocalValue, StepError> {
+        self.modem_exit = None;
         if self.cfg.usrp_in_modem {
             // The modem's link goes with it.
             self.usrp = None;
@@ -579,6 +593,9 @@ impl HostExec {
     }
 
     fn modem_request(&mut self, req: ModemRequest) -> Result<Value, StepError> {
+        if let Some(why) = self.check_modem() {
+            tracing::warn!("{why}");
+        }
         let Some(p) = &self.modem else {
             return Err(StepError::Failed("no D2D running".into()));
         };
@@ -600,6 +617,8 @@ impl HostExec {
         Ok(LocalValue::Status(HostStatus {
             d2d: self.modem.is_some(),
             usrp: self.usrp.is_some(),
+            collector: self.collector.is_some(),
+            modem_pid: self.modem_pid(),
             eth3,
             tun_ip,
             modem,

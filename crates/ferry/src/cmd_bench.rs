@@ -45,6 +45,13 @@ enum BenchWhat {
         /// Traffic held between migrations, ms.
         #[arg(long, default_value_t = 1000)]
         hold_ms: u64,
+        /// LTE bandwidth of the task's carrier in MHz (1.4, 3, 5, 10, 15, 20): every
+        /// modem's --bw and the air's sample rate. Default 1.4 (1.92 Msps).
+        #[arg(long)]
+        bw: Option<f64>,
+        /// Extra `ferry modem` flag for every modem (repeat), e.g. --modem-flag=--type-mode=2.
+        #[arg(long = "modem-flag", allow_hyphen_values = true)]
+        modem_flags: Vec<String>,
     },
 }
 
@@ -58,6 +65,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         hold_ms,
         probe_ms,
         discovery_period_ms,
+        bw,
+        modem_flags,
     } = args.what;
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -73,6 +82,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut progress = progress_printer();
     let mut bed = Bed::up(&opts.ferry, &prefix).map_err(|e| anyhow::anyhow!("{e}"))?;
     bed.discovery_period_ms = discovery_period_ms;
+    bed.bw = bw;
+    bed.modem_flags = modem_flags;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
     let mut reports = Vec::new();

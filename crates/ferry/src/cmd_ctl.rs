@@ -6,7 +6,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use ferry_agent::HostExec;
 use ferry_ctl::{print_outcome, run_console, AgentClient, ConsoleOptions, Driver, RadioControl};
-use ferry_migrate::{mbb, ConsoleCommand, LegacyConfig, MbbConfig, Peer, Reply, Request};
+use ferry_migrate::{
+    mbb, ConsoleCommand, LegacyConfig, MbbConfig, Pause, PausePoint, Peer, Reply, Request,
+};
 use ferry_radio::ControlClient;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -44,6 +46,16 @@ pub struct CtlArgs {
     /// Relay task: carry the route list too.
     #[arg(long)]
     relay: bool,
+    /// Hold a migration (M or mbb) for --pause-ms after the destination's D2D started
+    /// (`started`: M before make_usrp, mbb before the radio shadows) or, mbb only, after it
+    /// synchronised in shadow (`synced`, before T is chosen; sync is confirmed again
+    /// after). The source is untouched during the hold: inspect the warm destination or
+    /// inject a failure. Shown as its own timeline phase.
+    #[arg(long, value_enum, requires = "pause_ms")]
+    pause_after: Option<PauseAt>,
+    /// Length of the --pause-after hold, ms.
+    #[arg(long, requires = "pause_after")]
+    pause_ms: Option<u64>,
     #[command(flatten)]
     host: HostArgs,
     #[command(subcommand)]
@@ -56,6 +68,14 @@ enum Method {
     Legacy,
     /// Ferry's make-before-break.
     Mbb,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum PauseAt {
+    /// After the destination's D2D program started.
+    Started,
+    /// After the destination synchronised in shadow (make-before-break only).
+    Synced,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +111,10 @@ enum CtlOp {
         /// mbb: the destination modem's forwarding endpoint (ip:port).
         #[arg(long)]
         forward_to: Option<SocketAddr>,
+        /// mbb: how far ahead of the radio clock T is placed, ms. Arming (three round
+        /// trips) must fit in it; on a loaded host raise it.
+        #[arg(long, default_value_t = 40)]
+        margin_ms: u64,
     },
     /// Send one request and print the reply as JSON (exit status 1 unless ok).
     Send {
@@ -141,6 +165,19 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
         ..LegacyConfig::default()
     };
     legacy.timeouts.request_ms = args.timeout_ms;
+    let pause = match (args.pause_after, args.pause_ms) {
+        (Some(at), Some(ms)) => Some(Pause {
+            after: match at {
+                PauseAt::Started => PausePoint::DestinationStarted,
+                PauseAt::Synced => PausePoint::DestinationSynced,
+            },
+            ms,
+        }),
+        _ => None,
+    };
+    if pause.is_some_and(|p| p.after == PausePoint::DestinationStarted) {
+        legacy.pause = pause;
+    }
     let remote = args.remote.as_deref().map(client).transpose()?;
     let local = args.local.as_deref().map(client).transpose()?;
     let radio = || RadioControl {
@@ -203,6 +240,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             json,
             dest_port,
             forward_to,
+            margin_ms,
         } => {
             let dest = client(to)?;
             let outcome = match method {
@@ -227,6 +265,8 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                     };
                     let mut cfg = MbbConfig::new(Peer::Local, Peer::Remote, port.clone(), *fwd);
                     cfg.relay = args.relay;
+                    cfg.pause = pause;
+                    cfg.margin_ms = *margin_ms;
                     let mut driver = Driver::new(None, Some(local), Some(dest), Some(radio()));
                     let seq = mbb::migrate(cfg, driver.now());
                     driver.run(seq, &mut |r| eprintln!("  {}", r.text))

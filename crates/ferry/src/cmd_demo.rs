@@ -52,6 +52,11 @@ struct Common {
     /// Methods: legacy, mbb or both.
     #[arg(long, default_value = "both", global = true)]
     method: String,
+    /// LTE bandwidth of the task's carrier in MHz (1.4, 3, 5, 10, 15, 20): every modem's
+    /// --bw and the air's sample rate (default 1.4 MHz at 1.92 Msps). Wider carries more
+    /// (a 1 ms probe needs more than 1.4 MHz) and costs CPU in proportion to the rate.
+    #[arg(long, global = true)]
+    bw: Option<f64>,
 }
 
 #[derive(Subcommand, Clone)]
@@ -144,6 +149,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.methods = parse_methods(&c.method)?;
     opts.probe_interval = probe_interval(c.probe_ms)?;
     opts.discovery_period_ms = c.discovery_period_ms;
+    opts.bw = c.bw;
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }

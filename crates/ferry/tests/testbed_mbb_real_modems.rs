@@ -3,10 +3,13 @@
 //! radios under link control, the far-end `ferry modem` (slave) in server3, a `ferry agent`
 //! in server1 and in server2 each supervising a `ferry modem` master bound to its permanent
 //! fronthaul address, and `ferry ctl migrate --method mbb` over the mgmt LAN moving the task
-//! server1 → server2 and back three times while server3 pings the task every 10 ms and runs
-//! the UDP sequence probe against echo responders on both pool servers. Asserts every
-//! migration succeeds with no service-interrupting phase, the radio then streams to the new
-//! side, and not one ping or probe is lost or duplicated (docs/CTL.md).
+//! server1 → server2 and back ten times (20 migrations; `MBB_MIGRATIONS` to change) while
+//! server3 pings the task every 10 ms and runs the UDP sequence probe (every 4 ms;
+//! `MBB_PROBE_MS`) against echo responders on both pool servers. Asserts every migration
+//! succeeds with no service-interrupting phase, the radio then streams to the new side and
+//! saw no TX from the wrong side of T, and not one ping or probe is lost or duplicated
+//! (docs/CTL.md). `MBB_BW=3` runs the carrier at 3 MHz (3.84 Msps), which carries a 1 ms
+//! probe (`MBB_PROBE_MS=1`; docs/EXPERIMENTS.md); `MBB_MARGIN_MS` sets `--margin-ms`.
 
 use ferry_testbed::netns::{self, command_in};
 use ferry_testbed::{root_or_skip, Topology};
@@ -80,6 +83,23 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         .collect();
     cfg["links"] = links.into();
     cfg["control"] = "tcp://10.99.0.10:5550".into();
+    // The carrier's bandwidth (MHz): the air's sample rate and every modem's --bw.
+    let bw: Option<f64> = std::env::var("MBB_BW").ok().and_then(|v| v.parse().ok());
+    if let Some(mhz) = bw {
+        let rate = ferry_migrate::control::Bandwidth::ALL
+            .into_iter()
+            .find(|b| (b.mhz() - mhz).abs() < 1e-9)
+            .expect("MBB_BW: an LTE bandwidth")
+            .standard_sample_rate();
+        cfg["sample_rate_hz"] = rate.into();
+        cfg["tick_samples"] = (rate / 1000).into();
+        for r in cfg["radios"].as_array_mut().expect("radios") {
+            r["rf"]["rate_hz"] = rate.into();
+            r["rf"]["rx_bandwidth_hz"] = (mhz * 1e6).into();
+            r["rf"]["tx_bandwidth_hz"] = (mhz * 1e6).into();
+        }
+    }
+    let bw_arg = bw.map(|b| format!("--bw={b}"));
     let air_cfg = dir.join("air.json");
     std::fs::write(&air_cfg, cfg.to_string()).expect("air.json");
     let quiet = |mut c: std::process::Command| {
@@ -107,6 +127,7 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         "192.168.40.8/24",
     ]);
     c.arg("--control-socket").arg(dir.join("far.sock"));
+    c.args(bw_arg.iter());
     td.1.push(quiet(c));
     for n in [1, 2] {
         let mut c = command_in(&ns(&format!("server{n}")), FERRY);
@@ -139,6 +160,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
                 format!("--bind=192.168.10.1{n}:49200"),
                 format!("--forward-bind=192.168.10.1{n}:7000"),
             ]
+            .into_iter()
+            .chain(bw_arg.clone())
             .map(|a| format!("--modem-arg={a}")),
         )
         .arg("--modem-socket")
@@ -191,6 +214,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         c.args(["probe", "echo", "--bind", "0.0.0.0:7777"]);
         td.1.push(quiet(c));
     }
+    // The echo responders must be bound before the first probe goes out.
+    std::thread::sleep(Duration::from_millis(500));
     let probe_json = dir.join("probe.json");
     let probe_ms: f64 = std::env::var("MBB_PROBE_MS")
         .ok()
@@ -215,6 +240,7 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let probe = probe.spawn().expect("probe");
+    let probe_t0 = Instant::now();
     let mut ping = command_in(&ns("server3"), "ping");
     ping.args(["-i", "0.01", "-W", "1", "192.168.40.9"])
         .stdout(Stdio::piped())
@@ -247,7 +273,17 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     let mut before = at_t(&radio_status());
     let mut deltas = Vec::new();
     let mut totals = Vec::new();
-    for (from, to) in [(1u8, 2u8), (2, 1), (1, 2), (2, 1), (1, 2), (2, 1)] {
+    let migrations: usize = std::env::var("MBB_MIGRATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let route = |i: usize| if i % 2 == 0 { (1u8, 2u8) } else { (2, 1) };
+    // T's distance ahead of the radio clock (the debug build at 3 MHz arms slowly).
+    let margin_ms = std::env::var("MBB_MARGIN_MS").unwrap_or_else(|_| "40".into());
+    // (start, end) of each migration in ms since the probe started, to place any loss.
+    let mut windows = Vec::new();
+    for (from, to) in (0..migrations).map(route) {
+        let w0 = probe_t0.elapsed().as_secs_f64() * 1000.0;
         let o = ctl(
             from,
             &[
@@ -269,6 +305,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
                 &format!("192.168.10.1{to}:49200"),
                 "--forward-to",
                 &format!("192.168.10.1{to}:7000"),
+                "--margin-ms",
+                &margin_ms,
             ],
         );
         let text = String::from_utf8_lossy(&o.stdout);
@@ -283,6 +321,7 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
                 .expect("JSON"),
         )
         .expect("JSON");
+        windows.push((w0, probe_t0.elapsed().as_secs_f64() * 1000.0));
         assert_eq!(t["interruption_ms"], 0);
         totals.push(t["total_ms"].clone());
         let st = radio_status();
@@ -335,6 +374,18 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&probe_json).expect("probe JSON")).expect("JSON");
     let report = &doc["report"];
+    // Where each lost probe was sent, against the migrations' windows.
+    for p in doc["samples"].as_array().into_iter().flatten() {
+        if p["rtt_ms"].is_null() {
+            let at = p["sent_ms"].as_f64().unwrap_or(0.0);
+            let near = windows
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (a, _))| (at - a).abs() as u64)
+                .map(|(i, (a, b))| format!("migration {i} ran {a:.0}..{b:.0} ms"));
+            println!("probe seq {} sent at {at:.1} ms lost; {near:?}", p["seq"]);
+        }
+    }
     // Enough traffic to mean something: ~100 pings/s and ~1000 probes/s over the run.
     assert!(got.len() > 300, "ping traffic stopped: {pings}");
     let probed_ms = report["sent"].as_f64().unwrap_or(0.0) * probe_ms;

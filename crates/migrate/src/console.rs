@@ -4,7 +4,8 @@
 
 use crate::control::{Control, RouteList};
 use crate::machine::{
-    Cx, Input, Level, LocalOp, LocalValue, Millis, Output, Script, Sequence, Step, Timeouts, Unwind,
+    Cx, Input, Level, LocalOp, LocalValue, Millis, Output, Pause, PausePoint, Script, Sequence,
+    Step, Timeouts, Unwind,
 };
 use crate::protocol::{Request, StartD2d, StartMode};
 use crate::timeline::{
@@ -41,6 +42,9 @@ pub struct LegacyConfig {
     pub resync_timeout_ms: u64,
     /// Effect deadlines.
     pub timeouts: Timeouts,
+    /// Operator hold in M after `start_d2d` succeeded on the destination, before
+    /// `make_usrp` (`--pause-after started`). Other points do not apply to M.
+    pub pause: Option<Pause>,
 }
 
 impl Default for LegacyConfig {
@@ -54,6 +58,7 @@ impl Default for LegacyConfig {
             resync_poll_ms: 10,
             resync_timeout_ms: 5_000,
             timeouts: Timeouts::default(),
+            pause: None,
         }
     }
 }
@@ -354,6 +359,7 @@ enum MStage {
     SetTunIp,
     ReadControl,
     StartD2d,
+    Paused,
     MakeUsrp,
     KillD2d,
     KillUsrp,
@@ -455,7 +461,19 @@ impl Script for Migrate {
                 format!("no Control collected (run DS first?): {e}"),
                 vec![],
             ),
-            (MStage::StartD2d, None) => {
+            (MStage::StartD2d, None)
+                if self
+                    .cfg
+                    .pause
+                    .is_some_and(|p| p.after == PausePoint::DestinationStarted) =>
+            {
+                self.stage = MStage::Paused;
+                match self.cfg.pause {
+                    Some(p) => p.begin(cx, PHASE_START_D2D),
+                    None => Step::fail("internal: pause vanished"),
+                }
+            }
+            (MStage::StartD2d, None) | (MStage::Paused, _) => {
                 cx.phase(PHASE_MAKE_USRP);
                 self.stage = MStage::MakeUsrp;
                 Step::remote(Request::MakeUsrp)

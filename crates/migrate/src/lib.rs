@@ -41,8 +41,8 @@ pub use agent::{Agent, AgentAction, AgentConfig};
 pub use console::{ConsoleCommand, LegacyConfig};
 pub use control::{Control, Route, RouteList, ValidationError, WarmStart};
 pub use machine::{
-    Action, Event, Level, LocalOp, LocalValue, Millis, Outcome, Peer, RadioClock, RadioOp,
-    RadioValue, Report, Sequence, Timeouts,
+    Action, Event, Level, LocalOp, LocalValue, Millis, Outcome, Pause, PausePoint, Peer,
+    RadioClock, RadioOp, RadioValue, Report, Sequence, Timeouts, PAUSE_PHASE,
 };
 pub use mbb::MbbConfig;
 pub use protocol::{ErrorKind, HostStatus, ModemMode, ModemStatus, Reply, Request};

@@ -250,6 +250,56 @@ impl Default for Timeouts {
     }
 }
 
+/// Where an operator hold ([`Pause`]) may sit in a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePoint {
+    /// Right after the destination's D2D program started (legacy M: before `make_usrp`;
+    /// make-before-break: before the radio shadows RX to it).
+    DestinationStarted,
+    /// Make-before-break only: the destination is synchronised in shadow, before T is
+    /// chosen. The legacy M has no such point (it resynchronises only after linking).
+    DestinationSynced,
+}
+
+impl PausePoint {
+    /// The operator's name of the point (`ferry ctl --pause-after`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PausePoint::DestinationStarted => "started",
+            PausePoint::DestinationSynced => "synced",
+        }
+    }
+}
+
+/// An operator hold inside a migration, before anything that touches the serving side:
+/// the destination runs beside the untouched source for `ms` so that it can be inspected
+/// (status, radio capture) or a failure can be injected before the sequence goes on. It
+/// shows in the timeline as a phase of its own, [`PAUSE_PHASE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    /// Where.
+    pub after: PausePoint,
+    /// How long, ms.
+    pub ms: u64,
+}
+
+/// Timeline name of an operator hold.
+pub const PAUSE_PHASE: &str = "operator pause (--pause-after)";
+
+impl Pause {
+    /// Begin the hold: a timeline phase of its own and a report naming it, then the wait.
+    pub(crate) fn begin(&self, cx: &mut Cx<'_>, after_phase: &str) -> Step {
+        cx.timeline.begin(cx.now, PAUSE_PHASE, false);
+        cx.info(format!(
+            "{}: paused {} ms after \"{after_phase}\" (--pause-after {})",
+            cx.timeline.label,
+            self.ms,
+            self.after.name()
+        ));
+        Step::WaitUntil(cx.now + self.ms)
+    }
+}
+
 /// What a script gets back for its last step.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Input {

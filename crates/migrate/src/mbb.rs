@@ -3,14 +3,18 @@
 //! subframe boundary T in radio sample time. Any failure before T leaves the source serving
 //! untouched and cleans the destination.
 //!
-//! Order of arming (chosen so each armed piece can be undone): destination `takeover_at`
-//! (harmless alone), radio `SwitchAt` (cancellable before T), source `release_at` last (the
-//! only step that would stop the serving side). All three must be confirmed before
-//! `T − guard` by the local clock, else everything is disarmed.
+//! Order of arming: destination `takeover_at`, source `release_at`, radio `SwitchAt` last.
+//! Cutover is conditional on the radio (a modem armed to release stops only if the radio no
+//! longer streams to it; one armed to take over starts only if the radio made it primary),
+//! so both modem arms are harmless alone and the radio's switch is the one commit: a
+//! failure before it is undone with `cancel_cutover` and `kill_d2d` and never needs the
+//! radio to cancel (`ferry air` cannot). The arms must be confirmed before `T − guard` by
+//! the local clock, else everything is disarmed.
 
 use crate::control::{Control, RouteList};
 use crate::machine::{
-    Cx, Input, Level, Millis, Output, Peer, RadioOp, RadioValue, Script, Sequence, Step, Timeouts,
+    Cx, Input, Level, Millis, Output, Pause, PausePoint, Peer, RadioOp, RadioValue, Script,
+    Sequence, Step, Timeouts,
 };
 use crate::protocol::{ModemMode, Request, StartD2d, StartMode};
 use serde_json::json;
@@ -27,8 +31,8 @@ pub const MBB_PHASES: [&str; 14] = [
     "destination synchronised",
     "choose cutover time T",
     "arm destination takeover at T",
-    "arm radio switch at T",
     "arm source release at T",
+    "arm radio switch at T",
     "cutover at T",
     "destination confirms serving",
     "source forwards held data",
@@ -62,6 +66,9 @@ pub struct MbbConfig {
     pub drain_timeout_ms: u64,
     /// Effect deadlines.
     pub timeouts: Timeouts,
+    /// Operator hold after the destination started or synchronised (`--pause-after`).
+    /// After a hold at `synced` the destination's sync is confirmed again before T.
+    pub pause: Option<Pause>,
 }
 
 impl MbbConfig {
@@ -78,7 +85,7 @@ impl MbbConfig {
             destination_port: destination_port.into(),
             forward_to,
             relay: false,
-            margin_ms: 20,
+            margin_ms: 40,
             guard_ms: 2,
             poll_ms: 5,
             sync_timeout_ms: 5_000,
@@ -89,6 +96,7 @@ impl MbbConfig {
                 request_ms: 2_000,
                 radio_ms: 500,
             },
+            pause: None,
         }
     }
 }
@@ -127,9 +135,11 @@ enum S {
     SetTun,
     SetRoute,
     StartDest,
+    PausedStarted,
     Shadow,
     SyncPoll,
     SyncWait,
+    PausedSynced,
     Clock,
     ArmDest,
     ArmRadio,
@@ -184,8 +194,12 @@ struct Mbb {
     t: u64,
     /// Earliest local time at which T may occur: arming must finish before it − guard.
     t_local_early: Millis,
+    /// When the destination's arming request went out (its round trip sizes the rest).
+    arm_sent_at: Millis,
     /// Latest local time at which T occurs: confirmation starts after it.
     t_local_late: Millis,
+    /// The operator hold has been taken (it happens once).
+    paused: bool,
 }
 
 impl Mbb {
@@ -202,7 +216,9 @@ impl Mbb {
             clock_sent_at: 0,
             t: 0,
             t_local_early: 0,
+            arm_sent_at: 0,
             t_local_late: 0,
+            paused: false,
         }
     }
 
@@ -330,6 +346,32 @@ impl Mbb {
         }))
     }
 
+    /// The operator hold at `point`, if one is asked for there and not yet taken.
+    fn pause_at(&mut self, point: PausePoint) -> Option<Pause> {
+        let p = self
+            .cfg
+            .pause
+            .filter(|p| p.after == point && !self.paused)?;
+        self.paused = true;
+        Some(p)
+    }
+
+    fn shadow(&mut self, cx: &mut Cx<'_>) -> Step {
+        cx.phase(MBB_PHASES[4]);
+        self.s = S::Shadow;
+        self.touched.shadowing = true;
+        Step::radio(RadioOp::Shadow {
+            to: self.cfg.destination_port.clone(),
+        })
+    }
+
+    fn sync_poll(&mut self, cx: &mut Cx<'_>) -> Step {
+        cx.phase(MBB_PHASES[5]);
+        self.deadline = cx.now + self.cfg.sync_timeout_ms;
+        self.s = S::SyncPoll;
+        self.dst(Request::Status)
+    }
+
     fn set_tun(&mut self, cx: &mut Cx<'_>) -> Step {
         cx.phase(MBB_PHASES[1]);
         self.s = S::SetTun;
@@ -409,24 +451,36 @@ impl Script for Mbb {
                 None => self.start_dest(cx),
             },
             (S::SetRoute, None) => self.start_dest(cx),
-            (S::StartDest, None) => {
-                cx.phase(MBB_PHASES[4]);
-                self.s = S::Shadow;
-                self.touched.shadowing = true;
-                Step::radio(RadioOp::Shadow { to: port })
-            }
-            (S::Shadow, None) => {
-                cx.phase(MBB_PHASES[5]);
-                self.deadline = now + self.cfg.sync_timeout_ms;
-                self.s = S::SyncPoll;
-                self.dst(Request::Status)
-            }
+            (S::StartDest, None) => match self.pause_at(PausePoint::DestinationStarted) {
+                Some(p) => {
+                    self.s = S::PausedStarted;
+                    p.begin(cx, MBB_PHASES[3])
+                }
+                None => self.shadow(cx),
+            },
+            (S::PausedStarted, _) => self.shadow(cx),
+            (S::Shadow, None) => self.sync_poll(cx),
             (S::SyncPoll, e) => {
-                let synced = reply
-                    .and_then(|r| r.status().ok())
+                let status = reply.and_then(|r| r.status().ok());
+                if status.as_ref().is_some_and(|s| !s.d2d) {
+                    // Its agent reaped it: no use waiting for sync.
+                    return self.abort(
+                        cx,
+                        "destination modem is not running (it exited during the migration)".into(),
+                    );
+                }
+                let synced = status
                     .and_then(|s| s.modem)
                     .is_some_and(|m| m.synced && m.mode == ModemMode::Shadow);
-                if synced {
+                let hold = if synced {
+                    self.pause_at(PausePoint::DestinationSynced)
+                } else {
+                    None
+                };
+                if let Some(p) = hold {
+                    self.s = S::PausedSynced;
+                    p.begin(cx, MBB_PHASES[5])
+                } else if synced {
                     cx.phase(MBB_PHASES[6]);
                     self.s = S::Clock;
                     self.clock_sent_at = now;
@@ -442,6 +496,8 @@ impl Script for Mbb {
                     Step::WaitUntil(now + self.cfg.poll_ms)
                 }
             }
+            // After the hold, confirm again that the destination is alive and in sync.
+            (S::PausedSynced, _) => self.sync_poll(cx),
             (S::SyncWait, _) => {
                 self.s = S::SyncPoll;
                 let left = self.deadline.saturating_sub(now).max(1);
@@ -479,30 +535,31 @@ impl Script for Mbb {
                 ));
                 cx.phase(MBB_PHASES[7]);
                 self.s = S::ArmDest;
+                self.arm_sent_at = now;
                 let step = self.dst(Request::TakeoverAt { at: self.t });
                 match self.arm_step(now, step) {
                     Some(s) => s,
                     None => self.abort(cx, "margin too small: T passed while choosing it".into()),
                 }
             }
+            // At the pace the destination answered, the source and the radio must both fit
+            // before T; otherwise give up now, while nothing needs cancelling.
+            (S::ArmDest, None)
+                if self.arming_budget(now).unwrap_or(0)
+                    < 2 * now.saturating_sub(self.arm_sent_at).max(1) =>
+            {
+                let rtt = now.saturating_sub(self.arm_sent_at);
+                let margin = self.cfg.margin_ms;
+                self.abort(
+                    cx,
+                    format!(
+                        "too close to T to arm source and radio (destination took {rtt} ms; \
+                         raise --margin-ms above {margin} ms)"
+                    ),
+                )
+            }
             (S::ArmDest, None) => {
                 cx.phase(MBB_PHASES[8]);
-                self.s = S::ArmRadio;
-                self.touched.radio_armed = true;
-                let step = Step::radio(RadioOp::SwitchAt {
-                    at: self.t,
-                    to: port,
-                });
-                match self.arm_step(now, step) {
-                    Some(s) => s,
-                    None => {
-                        self.touched.radio_armed = false;
-                        self.abort(cx, "too close to T to arm the radio".into())
-                    }
-                }
-            }
-            (S::ArmRadio, None) => {
-                cx.phase(MBB_PHASES[9]);
                 self.s = S::ArmSource;
                 self.touched.source_armed = true;
                 let step = self.src(Request::ReleaseAt {
@@ -518,8 +575,27 @@ impl Script for Mbb {
                 }
             }
             (S::ArmSource, None) => {
+                cx.phase(MBB_PHASES[9]);
+                self.s = S::ArmRadio;
+                self.touched.radio_armed = true;
+                let step = Step::radio(RadioOp::SwitchAt {
+                    at: self.t,
+                    to: port,
+                });
+                match self.arm_step(now, step) {
+                    Some(s) => s,
+                    None => {
+                        self.touched.radio_armed = false;
+                        self.abort(cx, "too close to T to arm the radio".into())
+                    }
+                }
+            }
+            // The radio's switch is the commit: once it is armed the radio decides at T and
+            // both modems follow it, so a late confirmation is waited out, not undone (the
+            // radio may not be able to cancel, and the confirmation phase checks the switch).
+            (S::ArmRadio, None) => {
                 if self.arming_budget(now).is_none() {
-                    return self.abort(cx, "source armed too late, before-T guard passed".into());
+                    cx.warn("mbb: the radio confirmed its switch after the before-T guard");
                 }
                 cx.phase(MBB_PHASES[10]);
                 self.s = S::WaitT;
@@ -551,8 +627,14 @@ impl Script for Mbb {
                 }
             },
             (S::ConfirmDest, e) => {
-                let active = reply
-                    .and_then(|r| r.status().ok())
+                let status = reply.and_then(|r| r.status().ok());
+                if status.as_ref().is_some_and(|s| !s.d2d) {
+                    return self.after_t_failure(
+                        cx,
+                        "the destination modem is not running (it exited at or after T)".into(),
+                    );
+                }
+                let active = status
                     .and_then(|s| s.modem)
                     .is_some_and(|m| m.mode == ModemMode::Active);
                 if active {
@@ -606,6 +688,12 @@ impl Script for Mbb {
                     summary: format!("task serves from the destination since sample {}", self.t),
                     result: Some(self.result()),
                 }
+            }
+            // The radio answered that it refused the switch: nothing to cancel there (a
+            // timeout instead may hide a switch that did get armed).
+            (S::ArmRadio, Some(e)) if e.starts_with("radio: ") => {
+                self.touched.radio_armed = false;
+                self.abort(cx, e)
             }
             // Arming failed: the armed flag of the failed step stays set so its cancel is sent
             // (a lost reply may hide a command that did take effect).

@@ -510,6 +510,12 @@ pub struct HostStatus {
     pub d2d: bool,
     /// USRP process / device object present.
     pub usrp: bool,
+    /// The Control / route collector runs.
+    #[serde(default)]
+    pub collector: bool,
+    /// Process id of the D2D program (modem), when one runs.
+    #[serde(default)]
+    pub modem_pid: Option<u32>,
     /// Current eth3 (fronthaul) address, if any.
     #[serde(default)]
     pub eth3: Option<Ipv4Addr>,
@@ -630,6 +636,8 @@ mod tests {
         let st = HostStatus {
             d2d: true,
             usrp: false,
+            collector: true,
+            modem_pid: Some(4242),
             eth3: None,
             tun_ip: None,
             modem: Some(ModemStatus {

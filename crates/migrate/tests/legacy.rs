@@ -5,7 +5,7 @@
 mod harness;
 
 use ferry_migrate::console::{ConsoleCommand, LegacyConfig, ACTIVE_ADDR, PARKED_ADDR};
-use ferry_migrate::machine::Outcome;
+use ferry_migrate::machine::{Outcome, Pause, PausePoint, PAUSE_PHASE};
 use ferry_migrate::timeline::{
     PHASE_ETH3, PHASE_LINK, PHASE_MAKE_USRP, PHASE_RESYNC, PHASE_ROUTES, PHASE_START_D2D,
     PHASE_TUN_IP,
@@ -719,4 +719,60 @@ fn help_unknown_and_blank_only_print() {
     assert_eq!(ConsoleCommand::parse("  "), ConsoleCommand::Empty);
     assert_eq!(ConsoleCommand::parse("migration"), ConsoleCommand::Migrate);
     assert_eq!(ConsoleCommand::parse("QUIT"), ConsoleCommand::Quit);
+}
+
+// ------------------------------------------- destination modem dying, operator hold
+
+/// An operator hold after `start_d2d` (`--pause-after started`) is a phase of its own and
+/// changes nothing else.
+#[test]
+fn m_operator_hold_after_start_d2d_changes_nothing_else() {
+    let mut w = World::serving_on_source();
+    let c = LegacyConfig {
+        pause: Some(Pause {
+            after: PausePoint::DestinationStarted,
+            ms: 500,
+        }),
+        ..cfg()
+    };
+    let o = run(&mut w, "M", &c);
+    assert!(o.ok, "{}", o.summary);
+    assert_eq!(w.trace_from(0), M_OK);
+    let names: Vec<&str> = o.timeline.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names[..4],
+        [PHASE_TUN_IP, PHASE_START_D2D, PAUSE_PHASE, PHASE_MAKE_USRP]
+    );
+    assert_eq!(o.timeline.duration_of(PAUSE_PHASE), Some(500));
+}
+
+/// The destination's D2D program is killed during the hold. With the USRP object in the
+/// modem (`ferry agent --usrp-in-modem`), `make_usrp` fails, `kill_d2d` cleans the
+/// destination (nothing left to kill: a warning), and the source never stopped serving.
+#[test]
+fn m_destination_modem_killed_before_make_usrp_leaves_the_source_serving() {
+    let mut w = World::serving_on_source();
+    w.usrp_in_modem = true;
+    w.modem_dies_at_ms[1] = Some(w.now + 200);
+    let c = LegacyConfig {
+        pause: Some(Pause {
+            after: PausePoint::DestinationStarted,
+            ms: 1_000,
+        }),
+        ..cfg()
+    };
+    let o = run(&mut w, "M", &c);
+    assert!(!o.ok, "{}", o.summary);
+    assert!(o.summary.contains("make_usrp failed"), "{}", o.summary);
+    assert!(w.trace_from(0).ends_with(&[
+        "D:modem died",
+        "->D:make_usrp",
+        "D:make_usrp",
+        "->D:kill_d2d",
+        "D:kill_d2d",
+        "D:stop_collector"
+    ]));
+    assert!(w.hosts[0].is_serving(), "{:?}", w.hosts[0]);
+    assert!(w.hosts[1].is_clean(), "{:?}", w.hosts[1]);
+    assert_eq!(w.max_active_holders, 1);
 }

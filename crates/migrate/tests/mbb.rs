@@ -4,7 +4,7 @@
 
 mod harness;
 
-use ferry_migrate::machine::{Outcome, Peer};
+use ferry_migrate::machine::{Outcome, Pause, PausePoint, Peer, PAUSE_PHASE};
 use ferry_migrate::mbb::{self, MbbConfig, MBB_PHASES};
 use ferry_migrate::protocol::ModemMode;
 use ferry_migrate::Agent;
@@ -82,7 +82,7 @@ fn mbb_success_switches_once_at_a_subframe_boundary() {
         .collect();
     assert_eq!(names, want);
     assert_eq!(o.timeline.interruption_ms, 0);
-    // Arming order: destination, radio, source.
+    // Arming order: destination, source, radio (the radio's switch is the commit).
     let arm: Vec<&str> = w
         .trace
         .iter()
@@ -100,8 +100,8 @@ fn mbb_success_switches_once_at_a_subframe_boundary() {
         arm,
         [
             "->D:takeover_at",
-            "radio:switch_at(server2)",
-            "->S:release_at"
+            "->S:release_at",
+            "radio:switch_at(server2)"
         ]
     );
 }
@@ -280,9 +280,13 @@ fn fail_arming_destination() {
 
 #[test]
 fn fail_arming_radio() {
+    // The radio refuses: nothing to cancel there; the source is disarmed.
     let mut tail = vec![
+        "->S:release_at",
+        "S:release_at",
         "radio:switch_at(server2)",
-        "radio:cancel_switch(server2)",
+        "->S:cancel_cutover",
+        "S:cancel_cutover",
         "radio:unshadow(server2)",
     ];
     tail.extend(KILL_DEST);
@@ -291,10 +295,10 @@ fn fail_arming_radio() {
 
 #[test]
 fn fail_arming_source() {
+    // The radio was never armed: no cancel needed (ferry air has none).
     let mut tail = vec![
         "->S:release_at",
         "S:release_at",
-        "radio:cancel_switch(server2)",
         "->S:cancel_cutover",
         "S:cancel_cutover",
         "radio:unshadow(server2)",
@@ -305,17 +309,16 @@ fn fail_arming_source() {
 
 #[test]
 fn slow_source_reply_aborts_before_t_and_disarms() {
-    // The source arms but its reply would arrive after T − guard: abort, cancel everything.
+    // The source arms but its reply would arrive after T − guard: abort, disarm it.
     let mut tail = vec![
         "->S:release_at",
         "S:release_at",
-        "radio:cancel_switch(server2)",
         "->S:cancel_cutover",
         "S:cancel_cutover",
         "radio:unshadow(server2)",
     ];
     tail.extend(KILL_DEST);
-    let o = failing(|w| w.reply_delay[0] = 30, &tail);
+    let o = failing(|w| w.reply_delay[0] = 60, &tail);
     assert!(
         o.summary.contains("release_at request timed out"),
         "{}",
@@ -359,7 +362,8 @@ fn destination_dying_after_start_is_cleaned_as_far_as_possible() {
 #[test]
 fn radio_cancel_failure_leaves_the_decision_to_the_radio() {
     let mut w = World::serving_on_source();
-    w.fail(0, "release_at");
+    // The switch is armed but its reply is lost, and the radio cannot cancel.
+    w.radio.lose_reply.push("switch_at");
     w.radio.refuse.push("cancel_switch");
     let o = run(&mut w, cfg());
     assert!(!o.ok);
@@ -413,4 +417,143 @@ fn every_phase_has_a_deadline_no_wedge_on_hung_radio() {
         o.summary
     );
     assert!(w.now - t0 < 10_000);
+}
+
+// ------------------------------------------- destination modem dying, operator holds
+
+/// The destination's modem dies (SIGKILL) while the sequence waits for it to synchronise:
+/// its agent reaps it, the next `status` says `d2d: false`, and the migration aborts at
+/// once instead of waiting out the 5 s sync deadline. The source is never touched.
+#[test]
+fn destination_modem_dying_while_syncing_aborts_at_once() {
+    let mut w = World::serving_on_source();
+    w.sync_ms = Some(200);
+    let t0 = w.now;
+    // `start_d2d` reaches the destination within a few ms; the modem dies 50 ms later.
+    w.modem_dies_at_ms[1] = Some(t0 + 50);
+    let o = run(&mut w, cfg());
+    assert!(!o.ok, "{}", o.summary);
+    assert!(
+        o.summary.contains("source untouched")
+            && o.summary.contains("destination modem is not running"),
+        "{}",
+        o.summary
+    );
+    assert!(
+        w.now - t0 < 1_000,
+        "waited {} ms for a dead modem",
+        w.now - t0
+    );
+    assert!(w.trace_from(0).contains(&"D:modem died"));
+    assert!(w.trace_from(0).ends_with(&[
+        "radio:unshadow(server2)",
+        "->D:kill_d2d",
+        "D:kill_d2d",
+        "D:stop_collector"
+    ]));
+    assert_source_untouched_dest_clean(&w);
+    assert!(w.hosts[1].is_clean());
+}
+
+fn paused(after: PausePoint, ms: u64) -> MbbConfig {
+    let mut c = cfg();
+    c.pause = Some(Pause { after, ms });
+    c
+}
+
+/// An operator hold changes nothing but time: the migration succeeds and the timeline shows
+/// the hold as its own phase, at the chosen point; at `synced` the sync is confirmed again.
+#[test]
+fn operator_hold_is_a_timeline_phase_and_changes_nothing_else() {
+    for (after, before, next) in [
+        (PausePoint::DestinationStarted, MBB_PHASES[3], MBB_PHASES[4]),
+        (PausePoint::DestinationSynced, MBB_PHASES[5], MBB_PHASES[5]),
+    ] {
+        let mut w = World::serving_on_source();
+        let o = run(&mut w, paused(after, 700));
+        assert!(o.ok, "{after:?}: {}", o.summary);
+        let names: Vec<&str> = o.timeline.phases.iter().map(|p| p.name.as_str()).collect();
+        let at = names
+            .iter()
+            .position(|n| *n == PAUSE_PHASE)
+            .unwrap_or_else(|| panic!("no pause phase: {names:?}"));
+        assert_eq!((names[at - 1], names[at + 1]), (before, next), "{names:?}");
+        assert_eq!(o.timeline.duration_of(PAUSE_PHASE), Some(700));
+        assert_eq!(o.timeline.interruption_ms, 0);
+        assert_eq!(w.radio.switches.len(), 1);
+        assert!(w.reported("paused 700 ms after"));
+    }
+}
+
+/// The destination modem is killed during a hold at either point: abort before T, the
+/// source untouched, the destination cleaned (no modem, no collector, no shadow).
+#[test]
+fn destination_modem_killed_during_a_hold_leaves_the_source_serving() {
+    for after in [
+        PausePoint::DestinationStarted,
+        PausePoint::DestinationSynced,
+    ] {
+        let mut w = World::serving_on_source();
+        let t0 = w.now;
+        // Sync takes 30 ms: the hold at `synced` starts around t0 + 40 ms.
+        w.modem_dies_at_ms[1] = Some(t0 + 300);
+        let o = run(&mut w, paused(after, 1_000));
+        assert!(!o.ok, "{after:?}: {}", o.summary);
+        assert!(
+            o.summary.contains("destination modem is not running"),
+            "{after:?}: {}",
+            o.summary
+        );
+        assert_source_untouched_dest_clean(&w);
+        assert!(w.hosts[1].is_clean(), "{after:?}: {:?}", w.hosts[1]);
+        // Nothing after the hold waited on the dead modem.
+        assert!(w.now - t0 < 1_500, "{after:?}: took {} ms", w.now - t0);
+    }
+}
+
+/// After T a dead destination is reported at once as a committed failure (nothing killed).
+#[test]
+fn destination_modem_dead_after_t_is_reported_at_once() {
+    // The simulation is deterministic: a clean run tells when "cutover at T" starts.
+    let mut w = World::serving_on_source();
+    let t0 = w.now;
+    let o = run(&mut w, cfg());
+    let armed = o
+        .timeline
+        .phases
+        .iter()
+        .find(|p| p.name == MBB_PHASES[10])
+        .map(|p| p.start_ms)
+        .unwrap_or_else(|| panic!("no cutover phase"));
+    let mut w = World::serving_on_source();
+    assert_eq!(w.now, t0);
+    // Everything is armed; the destination dies before T and cannot take over.
+    w.modem_dies_at_ms[1] = Some(t0 + armed + 1);
+    let o = run(&mut w, cfg());
+    assert!(!o.ok);
+    assert!(
+        o.summary.contains("committed at T")
+            && o.summary.contains("destination modem is not running"),
+        "{}",
+        o.summary
+    );
+    assert!(w.now - t0 < armed + 200, "waited {} ms", w.now - t0);
+    // Nothing is killed after T: the source is released but left running.
+    assert!(w.hosts[0].d2d);
+}
+
+/// A destination slow to arm leaves too little time for the radio and the source: abort
+/// before the radio is armed (its switch may not be cancellable), so nothing needs cancelling.
+#[test]
+fn slow_destination_arming_aborts_before_the_radio_is_armed() {
+    let o = failing(|w| w.reply_delay[1] = 15, &{
+        let mut t = vec![
+            "->D:takeover_at",
+            "D:takeover_at",
+            "radio:unshadow(server2)",
+        ];
+        t.extend(KILL_DEST);
+        t
+    });
+    assert!(o.summary.contains("raise --margin-ms"), "{}", o.summary);
 }

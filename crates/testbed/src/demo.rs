@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub discovery_period_ms: Option<u64>,
     /// How long to wait for the first ping after the task starts (cold cell search).
     pub first_ping_timeout: Duration,
+    /// LTE bandwidth of the task's carrier, MHz (`None`: 1.4); see [`Bed::bw`].
+    pub bw: Option<f64>,
 }
 
 impl DemoOptions {
@@ -47,6 +49,7 @@ impl DemoOptions {
             probe_interval: Some(Duration::from_millis(1)),
             discovery_period_ms: None,
             first_ping_timeout: Duration::from_secs(60),
+            bw: None,
         }
     }
 }
@@ -212,6 +215,7 @@ pub fn run_demo(
     ));
     let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
     bed.discovery_period_ms = opts.discovery_period_ms;
+    bed.bw = opts.bw;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
     let mut methods = Vec::new();

@@ -127,6 +127,13 @@ pub struct Bed {
     /// server3 and server4, the air also has server4's radio (`relayrx`), and `ferry ctl`
     /// carries the route list (`--relay`).
     pub relay: bool,
+    /// LTE bandwidth (MHz) of the task's carrier: every modem's `--bw` and the air's
+    /// sample rate (`None`: 1.4 MHz at 1.92 Msps, the defaults).
+    pub bw: Option<f64>,
+    /// Extra `ferry modem` flags for every modem (e.g. `--type-mode=2`).
+    pub modem_flags: Vec<String>,
+    /// Extra `ferry ctl` options for the console (e.g. `--pause-after=started`).
+    pub console_args: Vec<String>,
 }
 
 impl Bed {
@@ -144,6 +151,9 @@ impl Bed {
             procs: Vec::new(),
             discovery_period_ms: None,
             relay: false,
+            bw: None,
+            modem_flags: Vec::new(),
+            console_args: Vec::new(),
         };
         crate::netns::up(&bed.topo)?;
         std::fs::write(bed.key(), KEY_HEX).map_err(io("writing the agents' key"))?;
@@ -265,6 +275,20 @@ impl Bed {
         cfg["radios"] = radios.into();
         cfg["links"] = links.into();
         cfg["control"] = RADIO_CTL.into();
+        if let Some(mhz) = self.bw {
+            let b = ferry_migrate::control::Bandwidth::ALL
+                .into_iter()
+                .find(|b| (b.mhz() - mhz).abs() < 1e-9)
+                .ok_or_else(|| SessionError::Failed(format!("--bw {mhz}: not an LTE bandwidth")))?;
+            let rate = b.standard_sample_rate();
+            cfg["sample_rate_hz"] = rate.into();
+            cfg["tick_samples"] = (rate / 1000).into();
+            for r in cfg["radios"].as_array_mut().into_iter().flatten() {
+                r["rf"]["rate_hz"] = rate.into();
+                r["rf"]["rx_bandwidth_hz"] = (mhz * 1e6).into();
+                r["rf"]["tx_bandwidth_hz"] = (mhz * 1e6).into();
+            }
+        }
         let path = self.dir.join("air.json");
         std::fs::write(&path, cfg.to_string()).map_err(io("writing air.json"))?;
         let mut c = self.ferry_in("radio");
@@ -293,6 +317,10 @@ impl Bed {
         if let Some(p) = self.discovery_period_ms {
             c.arg(format!("--discovery-period-ms={p}"));
         }
+        if let Some(bw) = self.bw {
+            c.arg(format!("--bw={bw}"));
+        }
+        c.args(&self.modem_flags);
         self.spawn("far-modem", c)
     }
 
@@ -408,6 +436,10 @@ impl Bed {
         if let Some(p) = self.discovery_period_ms {
             args.push(format!("--discovery-period-ms={p}"));
         }
+        if let Some(bw) = self.bw {
+            args.push(format!("--bw={bw}"));
+        }
+        args.extend(self.modem_flags.iter().cloned());
         args.into_iter()
             .map(|a| format!("--modem-arg={a}"))
             .collect()
@@ -447,6 +479,7 @@ impl Bed {
             c.arg("--relay");
         }
         self.host_args(&mut c, true, 1);
+        c.args(&self.console_args);
         c.args([
             "--peer",
             "server2=tcp://10.99.0.2:5555",

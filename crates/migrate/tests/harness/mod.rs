@@ -129,6 +129,8 @@ pub struct Radio {
     pub switches: Vec<(u64, String)>,
     pub refuse: Vec<&'static str>,
     pub hang: Vec<&'static str>,
+    /// Commands that take effect but whose reply is lost.
+    pub lose_reply: Vec<&'static str>,
 }
 
 /// The whole world.
@@ -160,6 +162,12 @@ pub struct World {
     pub cutovers: Vec<(&'static str, &'static str, u64)>,
     /// A modem whose takeover silently fails at T (crash at the worst moment).
     pub takeover_broken: [bool; 2],
+    /// The D2D program (modem) of a host dies on its own at this time (SIGKILL); its agent
+    /// reaps it and stops the collector.
+    pub modem_dies_at_ms: [Option<u64>; 2],
+    /// The USRP object lives in the modem (`ferry agent --usrp-in-modem`): `make_usrp`
+    /// needs a running D2D.
+    pub usrp_in_modem: bool,
 }
 
 /// A Control with warm-start timing, as the collector on a serving host returns it.
@@ -263,6 +271,8 @@ impl World {
             reply_delay: [0, 0],
             cutovers: Vec::new(),
             takeover_broken: [false, false],
+            modem_dies_at_ms: [None, None],
+            usrp_in_modem: false,
         }
     }
 
@@ -346,6 +356,12 @@ impl World {
         }
         let now = self.now;
         for (i, h) in self.hosts.iter_mut().enumerate() {
+            if self.modem_dies_at_ms[i].is_some_and(|t| now >= t) && h.d2d {
+                h.d2d = false;
+                h.modem = None;
+                h.collector = false;
+                self.trace.push(format!("{}:modem died", h.tag));
+            }
             if let Some(m) = &mut h.modem {
                 if self.takeover_broken[i] && m.mode == ModemMode::TakeoverArmed {
                     continue;
@@ -490,6 +506,9 @@ impl World {
                     Err("USRP init failed: device unreachable".into())
                 }
             }
+            LocalOp::MakeUsrp if self.usrp_in_modem && !h.d2d => {
+                Err("the USRP object lives in the modem: start D2D first".into())
+            }
             LocalOp::MakeUsrp => {
                 h.usrp = Usrp::Object;
                 Ok(LocalValue::Unit)
@@ -587,6 +606,8 @@ impl World {
                 Ok(LocalValue::Status(HostStatus {
                     d2d: h.d2d,
                     usrp: h.usrp != Usrp::None,
+                    collector: h.collector,
+                    modem_pid: h.d2d.then_some(1000 + i as u32),
                     eth3: Some(h.eth3),
                     tun_ip: h.tun_ip,
                     modem: self.modem_status(i),
@@ -730,6 +751,9 @@ impl World {
             }
         };
         self.advance_to(self.now + LAN_MS);
+        if self.radio.lose_reply.iter().any(|k| *k == kind) {
+            return None;
+        }
         Some(r)
     }
 
