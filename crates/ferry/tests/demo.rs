@@ -3,41 +3,16 @@
 //! no namespace with its prefix, no `ferry` process and no TUN device behind; a run
 //! interrupted with SIGINT in the middle of its migrations must clean up just as well.
 
+mod support;
+
 use ferry_testbed::root_or_skip;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
-
-/// Processes running this test's `ferry` binary.
-fn ferry_processes() -> Vec<i32> {
-    let me = std::fs::canonicalize(FERRY).expect("ferry path");
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == me))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use std::process::Command;
+use std::time::Duration;
+use support::FERRY;
 
 fn assert_clean(prefix: &str) {
-    // Processes get a moment to be reaped after the demo exits.
-    let t0 = Instant::now();
-    while !ferry_processes().is_empty() && t0.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(ferry_processes(), Vec::<i32>::new(), "ferry processes left");
-    let nss = ferry_testbed::netns::testbed_namespaces(prefix);
-    assert!(nss.is_empty(), "namespaces left: {nss:?}");
-    let tuns = Command::new("ip")
-        .args(["-o", "link", "show", "type", "tun"])
-        .output()
-        .expect("ip");
-    let tuns = String::from_utf8_lossy(&tuns.stdout);
-    assert!(!tuns.contains("ferry"), "TUN devices left: {tuns}");
+    support::assert_clean(prefix, None);
 }
 
 fn demo(prefix: &str, out: &Path) -> Command {
@@ -105,52 +80,11 @@ fn demo_runs_both_methods_then_survives_sigint() {
     assert_clean(&prefix);
 
     // 2. SIGINT while migrating: the demo says so, exits non-zero and leaves nothing.
-    let mut child = demo(&prefix, &out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry demo");
-    let err = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let t0 = Instant::now();
-    let mut seen = String::new();
-    while !seen.contains("legacy: M ") {
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(l) => {
-                seen.push_str(&l);
-                seen.push('\n');
-            }
-            Err(_) => assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "the demo never reached M:\n{seen}"
-            ),
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let t1 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t1.elapsed() < Duration::from_secs(20),
-            "the demo did not stop within 20 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-        seen.push_str(&l);
-        seen.push('\n');
-    }
+    let (status, seen) = support::interrupt_at(
+        demo(&prefix, &out),
+        "legacy: M ",
+        Duration::from_millis(300),
+    );
     assert!(!status.success(), "interrupted demo exited 0:\n{seen}");
     assert!(seen.contains("interrupted"), "{seen}");
     assert_clean(&prefix);

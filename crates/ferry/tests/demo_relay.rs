@@ -5,48 +5,18 @@
 //! and nothing may be left behind; a run interrupted with SIGINT while the video flows
 //! must clean up just as well.
 
+mod support;
+
 use ferry_testbed::report::{DemoReport, Experiment, Method};
 use ferry_testbed::root_or_skip;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
-
-/// Processes running this test's `ferry` binary, or the demo's ffmpeg.
-fn leftovers() -> Vec<(i32, String)> {
-    let me = std::fs::canonicalize(FERRY).expect("ferry path");
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-                .filter_map(|pid| {
-                    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                    let ours = std::fs::read_link(format!("/proc/{pid}/exe"))
-                        .is_ok_and(|p| p == me)
-                        || (cmd.starts_with("ffmpeg") && cmd.contains("testsrc=size=160x120"));
-                    ours.then_some((pid, cmd))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use std::process::Command;
+use std::time::Duration;
+use support::FERRY;
 
 fn assert_clean(prefix: &str) {
-    let t0 = Instant::now();
-    while !leftovers().is_empty() && t0.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(leftovers(), Vec::new(), "processes left");
-    let nss = ferry_testbed::netns::testbed_namespaces(prefix);
-    assert!(nss.is_empty(), "namespaces left: {nss:?}");
-    let tuns = Command::new("ip")
-        .args(["-o", "link", "show", "type", "tun"])
-        .output()
-        .expect("ip");
-    let tuns = String::from_utf8_lossy(&tuns.stdout);
-    assert!(!tuns.contains("ferry"), "TUN devices left: {tuns}");
+    // The demo's ffmpeg sender is recognisable by its test picture size.
+    support::assert_clean(prefix, Some("testsrc=size=160x120"));
 }
 
 fn demo(prefix: &str, out: &Path) -> Command {
@@ -158,52 +128,11 @@ fn demo_relay_runs_both_methods_then_survives_sigint() {
 
     // 2. SIGINT while the video flows through the relay: says so, exits non-zero, leaves
     // nothing (ffmpeg included).
-    let mut child = demo(&prefix, &out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry demo relay");
-    let err = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let t0 = Instant::now();
-    let mut seen = String::new();
-    while !seen.contains("legacy: M ") {
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(l) => {
-                seen.push_str(&l);
-                seen.push('\n');
-            }
-            Err(_) => assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "the demo never reached M:\n{seen}"
-            ),
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let t1 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t1.elapsed() < Duration::from_secs(20),
-            "the demo did not stop within 20 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-        seen.push_str(&l);
-        seen.push('\n');
-    }
+    let (status, seen) = support::interrupt_at(
+        demo(&prefix, &out),
+        "legacy: M ",
+        Duration::from_millis(300),
+    );
     assert!(!status.success(), "interrupted demo exited 0:\n{seen}");
     assert!(seen.contains("interrupted"), "{seen}");
     assert_clean(&prefix);

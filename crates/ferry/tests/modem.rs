@@ -269,49 +269,49 @@ fn start_air(bed: &mut Bed) {
     std::thread::sleep(Duration::from_millis(400));
 }
 
-#[test]
-fn ping_from_the_far_end_crosses_the_air_without_loss() {
-    if !root_or_skip("ping_from_the_far_end_crosses_the_air_without_loss") {
-        return;
-    }
-    let _one = serial();
-    let mut bed = Bed::new("p", true);
-    start_air(&mut bed);
+/// Starts a master on server1 (pool radio) and a slave on server3 (far radio), both with
+/// `extra` flags, and waits until both are active.
+fn start_master_and_far_slave(bed: &mut Bed, extra: &[&str], what: &str) {
     let a = modem_args(
-        &bed,
+        bed,
         "s1",
         0,
         "pool",
         "192.168.10.11:0",
         "192.168.40.9/24",
-        &[],
+        extra,
     );
     bed.spawn("s1", Some("server1"), &a);
     let a = modem_args(
-        &bed,
+        bed,
         "s3",
         1,
         "far",
         "192.168.13.1:0",
         "192.168.40.8/24",
-        &[],
+        extra,
     );
     bed.spawn("s3", Some("server3"), &a);
-    wait_for("both modems active", Duration::from_secs(15), || {
-        [status(&bed, "s1"), status(&bed, "s3")]
+    wait_for(what, Duration::from_secs(15), || {
+        [status(bed, "s1"), status(bed, "s3")]
             .iter()
             .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
     });
-    // CI: 200 pings; by hand: FERRY_MODEM_PINGS=1000 (the figure, docs/MODEM.md).
+}
+
+/// Pings server1's TUN address from server3 every 10 ms — 200 times in CI, or
+/// `FERRY_MODEM_PINGS` (1000 is the figure, docs/MODEM.md) — and asserts that none
+/// was lost. Returns the two modems' status after the pings (server1, server3).
+fn ping_far_to_pool_without_loss(bed: &Bed) -> (u32, ModemStatus, ModemStatus) {
     let count: u32 = std::env::var("FERRY_MODEM_PINGS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", count, "0.01");
-    let s3 = status(&bed, "s3").unwrap();
-    let s1 = status(&bed, "s1").unwrap();
+    let (tx, rx) = ping(bed, "server3", "192.168.40.9", count, "0.01");
+    let s3 = status(bed, "s3").unwrap();
+    let s1 = status(bed, "s1").unwrap();
     eprintln!("server3: {s3:?}\nserver1: {s1:?}");
-    eprintln!("air: {}", air_late(&bed));
+    eprintln!("air: {}", air_late(bed));
     assert_eq!(tx, count);
     assert_eq!(
         rx,
@@ -320,6 +320,19 @@ fn ping_from_the_far_end_crosses_the_air_without_loss() {
         bed.log("s3"),
         bed.log("s1")
     );
+    (count, s1, s3)
+}
+
+#[test]
+fn ping_from_the_far_end_crosses_the_air_without_loss() {
+    if !root_or_skip("ping_from_the_far_end_crosses_the_air_without_loss") {
+        return;
+    }
+    let _one = serial();
+    let mut bed = Bed::new("p", true);
+    start_air(&mut bed);
+    start_master_and_far_slave(&mut bed, &[], "both modems active");
+    let (count, s1, s3) = ping_far_to_pool_without_loss(&bed);
     // The slave found the master's cell and frequency offset by itself (cold start).
     assert!(s3.synced);
     assert!((s3.cfo_hz - 150.0).abs() < 30.0, "CFO {}", s3.cfo_hz);
@@ -911,32 +924,7 @@ fn fdd_ping_over_two_carriers_without_loss() {
     let _one = serial();
     let mut bed = Bed::new("f", true);
     start_air(&mut bed);
-    let fdd = ["--duplex-mode", "1"];
-    let a = modem_args(
-        &bed,
-        "s1",
-        0,
-        "pool",
-        "192.168.10.11:0",
-        "192.168.40.9/24",
-        &fdd,
-    );
-    bed.spawn("s1", Some("server1"), &a);
-    let a = modem_args(
-        &bed,
-        "s3",
-        1,
-        "far",
-        "192.168.13.1:0",
-        "192.168.40.8/24",
-        &fdd,
-    );
-    bed.spawn("s3", Some("server3"), &a);
-    wait_for("both FDD modems active", Duration::from_secs(15), || {
-        [status(&bed, "s1"), status(&bed, "s3")]
-            .iter()
-            .all(|s| s.as_ref().is_some_and(|s| s.state == ModemState::Active))
-    });
+    start_master_and_far_slave(&mut bed, &["--duplex-mode", "1"], "both FDD modems active");
     let freqs = air_rx_freqs(&bed);
     eprintln!("air RX tuning: {freqs:?}");
     let rx_of = |name: &str| freqs.iter().find(|(n, _)| n == name).map(|f| f.1);
@@ -954,23 +942,7 @@ fn fdd_ping_over_two_carriers_without_loss() {
         (ctl["EARFCN"].as_u64(), ctl["duplexMode"].as_u64()),
         (Some(300), Some(1))
     );
-    let count: u32 = std::env::var("FERRY_MODEM_PINGS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let (tx, rx) = ping(&bed, "server3", "192.168.40.9", count, "0.01");
-    let s3 = status(&bed, "s3").unwrap();
-    let s1 = status(&bed, "s1").unwrap();
-    eprintln!("server3: {s3:?}\nserver1: {s1:?}");
-    eprintln!("air: {}", air_late(&bed));
-    assert_eq!(tx, count);
-    assert_eq!(
-        rx,
-        count,
-        "lost pings; logs:\n{}\n{}",
-        bed.log("s3"),
-        bed.log("s1")
-    );
+    let (_, _, s3) = ping_far_to_pool_without_loss(&bed);
     assert!(s3.synced);
     assert!((s3.cfo_hz - 150.0).abs() < 30.0, "CFO {}", s3.cfo_hz);
     // The master's carrier is on air in every subframe: the slave decodes (data or
