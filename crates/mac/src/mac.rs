@@ -253,6 +253,16 @@ pub struct QueuedPacket {
     pub packet: Vec<u8>,
 }
 
+fn queued_packet(pdu: &[u8]) -> Option<QueuedPacket> {
+    let (h, ip) = RelayHeader::parse(pdu).ok()?;
+    Some(QueuedPacket {
+        src: h.src,
+        dst: h.dst,
+        ttl: h.ttl,
+        packet: ip.to_vec(),
+    })
+}
+
 /// Everything the MAC counts (cumulative since start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacCounters {
@@ -564,17 +574,14 @@ impl Mac {
     pub fn drain_queue(&mut self) -> Vec<QueuedPacket> {
         self.queue
             .drain()
-            .into_iter()
-            .filter_map(|q| {
-                let (h, ip) = RelayHeader::parse(&q.pdu).ok()?;
-                Some(QueuedPacket {
-                    src: h.src,
-                    dst: h.dst,
-                    ttl: h.ttl,
-                    packet: ip.to_vec(),
-                })
-            })
+            .iter()
+            .filter_map(|q| queued_packet(&q.pdu))
             .collect()
+    }
+
+    /// The queued packets in order, left queued: what [`Mac::drain_queue`] would return now.
+    pub fn queued_packets(&self) -> Vec<QueuedPacket> {
+        self.queue.pdus().filter_map(queued_packet).collect()
     }
 
     /// Queue a packet taken from another MAC's [`Mac::drain_queue`], routed by this node.

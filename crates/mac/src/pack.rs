@@ -291,6 +291,11 @@ impl TxQueue {
         Ok(())
     }
 
+    /// The queued PDUs in order, left in place (a copy handed ahead of a drain).
+    pub fn pdus(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().map(|e| e.pdu.as_slice())
+    }
+
     /// Remove and return everything queued (e.g. to hand it to a migration target). A PDU
     /// already partly sent is returned whole; its receiver will count the fragment lost.
     pub fn drain(&mut self) -> Vec<QueuedPdu> {

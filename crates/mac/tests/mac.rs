@@ -188,8 +188,13 @@ fn enqueue_refusals_are_typed_and_counted() {
         (3, 1, 1, 3)
     );
     assert_eq!(m.status().queue_len, 3);
-    // Handover: the queue drains into another MAC with its own routes.
+    // Handover: a copy first (the queue stays), then the queue drains into another MAC
+    // with its own routes; the copy is exactly what the drain returns.
+    let copy = m.queued_packets();
+    assert_eq!(m.status().queue_len, 3);
     let drained: Vec<QueuedPacket> = m.drain_queue();
+    assert_eq!(copy, drained);
+    assert_eq!(m.status().queue_len, 0);
     assert_eq!(drained.len(), 3);
     assert_eq!(drained[0].packet, packet(0, 10));
     let mut other = mac(static_cfg(1, Role::Master, Schedule::fdd()));

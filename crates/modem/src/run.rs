@@ -126,6 +126,9 @@ struct Release {
     at_sample: u64,
     at_n: u64,
     forward_to: SocketAddr,
+    /// Packets already handed to the destination as copies when RX reached T (by content,
+    /// with multiplicity): not forwarded again when the release is confirmed.
+    early: Option<std::collections::HashMap<Vec<u8>, u32>>,
 }
 
 /// The running modem.
@@ -809,6 +812,10 @@ impl Modem {
         if self.state == ModemState::Released {
             return;
         }
+        if r.early.is_none() && self.last_rx.is_some_and(|(end, _)| end >= r.at_sample) {
+            self.forward_early_copy();
+            return;
+        }
         let rate = u64::from(self.link.info().sample_rate_hz);
         // The radio stopped streaming here at T (no sample ≥ T came for 20 ms of radio time).
         let stopped = self.last_rx.is_some_and(|(end, _)| end <= r.at_sample)
@@ -818,16 +825,57 @@ impl Modem {
         if !stopped {
             return;
         }
-        let to = r.forward_to;
+        let (to, at) = (r.forward_to, r.at_sample);
         self.state = ModemState::Released;
         let queued = self
             .core
             .as_mut()
             .map(|c| c.mac_mut().drain_queue())
             .unwrap_or_default();
-        tracing::info!(at = r.at_sample, queued = queued.len(), "released");
+        let mut early = self
+            .release
+            .as_mut()
+            .and_then(|r| r.early.take())
+            .unwrap_or_default();
+        let mut again = 0usize;
         for q in queued {
+            match early.get_mut(&q.packet) {
+                Some(k) if *k > 0 => *k -= 1,
+                _ => {
+                    again += 1;
+                    self.forward(to, &q.packet);
+                }
+            }
+        }
+        tracing::info!(at, forwarded = again, "released");
+    }
+
+    /// RX has reached T and nothing from T on is transmitted here, so the queue is what the
+    /// destination must send next if the radio switched. Hand it a copy now rather than after
+    /// the 20 ms it takes to be sure of the switch: the destination then sends these older
+    /// packets before the ones it receives itself after T (no reordering, a shorter gap).
+    /// If the radio did not switch, the destination's TX never reaches the air (the radio
+    /// drops a stranger's packets) and this side keeps the originals and serves them.
+    fn forward_early_copy(&mut self) {
+        let Some(to) = self.release.as_ref().map(|r| r.forward_to) else {
+            return;
+        };
+        let copy = self
+            .core
+            .as_ref()
+            .map(|c| c.mac().queued_packets())
+            .unwrap_or_default();
+        let mut sent: std::collections::HashMap<Vec<u8>, u32> = std::collections::HashMap::new();
+        for q in copy {
             self.forward(to, &q.packet);
+            *sent.entry(q.packet).or_default() += 1;
+        }
+        tracing::info!(
+            copies = sent.values().sum::<u32>(),
+            "RX reached T: queue copied to the destination"
+        );
+        if let Some(r) = self.release.as_mut() {
+            r.early = Some(sent);
         }
     }
 
@@ -1200,6 +1248,7 @@ impl Modem {
                             at_sample,
                             at_n,
                             forward_to,
+                            early: None,
                         });
                         ModemReply::ok(cmd, None)
                     }
