@@ -40,10 +40,10 @@ struct Common {
     /// Fewer seconds of traffic around the migrations (for tests).
     #[arg(long, global = true)]
     quick: bool,
-    /// Interval of the UDP sequence probe in ms (0: no probe, ping only). 10 by default:
-    /// at 1 ms the probe and its echoes (1000 datagrams/s each way) exceed what the modem's
-    /// 1.4 MHz TDD link carries, and it loses most of them with no migration at all.
-    #[arg(long, default_value_t = 10.0, global = true)]
+    /// Interval of the UDP sequence probe in ms (0: no probe, ping only). 1 by default, on
+    /// the default 3 MHz carrier; a 1.4 MHz TDD link cannot carry a 1 ms probe and its
+    /// echoes (1000 datagrams/s each way): use 10 there.
+    #[arg(long, default_value_t = 1.0, global = true)]
     probe_ms: f64,
     /// Route-discovery beacon period of every modem in ms (default: the modem's own). After
     /// a migration the far end reaches the task again only with the next beacon.
@@ -53,8 +53,9 @@ struct Common {
     #[arg(long, default_value = "both", global = true)]
     method: String,
     /// LTE bandwidth of the task's carrier in MHz (1.4, 3, 5, 10, 15, 20): every modem's
-    /// --bw and the air's sample rate (default 1.4 MHz at 1.92 Msps). Wider carries more
-    /// (a 1 ms probe needs more than 1.4 MHz) and costs CPU in proportion to the rate.
+    /// --bw and the air's sample rate. Default: 3 MHz (3.84 Msps) for `ferry demo`, the
+    /// narrowest that carries the 1 ms probe; 1.4 MHz for `demo relay`. Wider carries more
+    /// and costs CPU in proportion to the rate (10 MHz no longer keeps real time on 2 cores).
     #[arg(long, global = true)]
     bw: Option<f64>,
 }
@@ -109,6 +110,10 @@ pub fn preflight(extra: &[(&'static str, &'static str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The table-3-4 demo's carrier: the narrowest LTE bandwidth whose link carries the 1 ms
+/// probe (docs/EXPERIMENTS.md, "Which bandwidth carries a 1 ms probe").
+const DEMO_BW_MHZ: f64 = 3.0;
+
 /// `--probe-ms` as an interval (`0`: none).
 pub fn probe_interval(ms: f64) -> anyhow::Result<Option<Duration>> {
     if ms == 0.0 {
@@ -149,7 +154,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.methods = parse_methods(&c.method)?;
     opts.probe_interval = probe_interval(c.probe_ms)?;
     opts.discovery_period_ms = c.discovery_period_ms;
-    opts.bw = c.bw;
+    opts.bw = Some(c.bw.unwrap_or(DEMO_BW_MHZ));
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }
@@ -175,6 +180,7 @@ fn run_relay(c: &Common) -> anyhow::Result<()> {
     let mut opts = RelayOptions::new(ferry, &c.prefix);
     opts.methods = parse_methods(&c.method)?;
     opts.discovery_period_ms = c.discovery_period_ms;
+    opts.bw = c.bw;
     if c.quick {
         opts.hold = Duration::from_millis(1500);
     }

@@ -73,6 +73,15 @@ fn demo_runs_both_methods_then_survives_sigint() {
         .migrations
         .iter()
         .all(|g| g.phase_interruption_ms == 0.0));
+    // The demo's defaults (3 MHz carrier, 1 ms probe): make-before-break loses nothing.
+    for g in &rep.methods[1].migrations {
+        assert_eq!(
+            (g.ping_lost, g.probe_lost),
+            (Some(0), Some(0)),
+            "mbb {} lost packets:\n{stdout}",
+            g.route
+        );
+    }
     for f in ["report.txt", "timeline.svg", "ping.svg", "probe.svg"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }

@@ -33,6 +33,8 @@ pub struct RelayOptions {
     pub migrations: usize,
     /// Route-discovery beacon period of every modem, ms (`None`: the modem's default).
     pub discovery_period_ms: Option<u64>,
+    /// LTE bandwidth of every modem's carrier in MHz (`None`: 1.4 MHz).
+    pub bw: Option<f64>,
     /// How long to wait for the first ping from server3 to reach server4 through the relay.
     pub first_ping_timeout: Duration,
     /// The video.
@@ -71,6 +73,7 @@ impl RelayOptions {
             methods: vec![Method::Legacy, Method::Mbb],
             migrations: 2,
             discovery_period_ms: None,
+            bw: None,
             first_ping_timeout: Duration::from_secs(60),
             video: relay_video(),
             stall_threshold_ms: 250.0,
@@ -337,6 +340,7 @@ pub fn run_relay_demo(
     ));
     let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
     bed.discovery_period_ms = opts.discovery_period_ms;
+    bed.bw = opts.bw;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
     let mut methods = Vec::new();
