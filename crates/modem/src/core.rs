@@ -533,30 +533,30 @@ mod loopback {
         p
     }
 
+    /// A 1.4 MHz master (node 9) and slave (node 8) with `DLULAssign` `tdd` and `duplexMode`
+    /// `duplex`, discovery beacons every 50 ms.
+    fn master_and_slave(tdd: u8, duplex: u8) -> (ModemCore, ModemCore) {
+        let core = |workmode, node| {
+            ModemCore::new(
+                &control_dx(workmode, 1.4, 6, tdd, 1, duplex),
+                NodeId(node),
+                AddressPlan::default(),
+                0,
+                0.0,
+                Some(50),
+            )
+            .unwrap()
+        };
+        (core(0, 9), core(1, 8))
+    }
+
     /// Master and slave cores joined sample for sample (no noise): every packet arrives,
     /// in order, through route discovery, for every TDD configuration and for FDD (where
     /// master→slave and slave→master are the two carriers).
     #[test]
     fn master_to_slave_through_the_waveform_every_tdd_config_and_fdd() {
         for (tdd, duplex) in (0..=6u8).map(|t| (t, 0)).chain([(1, 1)]) {
-            let mut m = ModemCore::new(
-                &control_dx(0, 1.4, 6, tdd, 1, duplex),
-                NodeId(9),
-                AddressPlan::default(),
-                0,
-                0.0,
-                Some(50),
-            )
-            .unwrap();
-            let mut s = ModemCore::new(
-                &control_dx(1, 1.4, 6, tdd, 1, duplex),
-                NodeId(8),
-                AddressPlan::default(),
-                0,
-                0.0,
-                Some(50),
-            )
-            .unwrap();
+            let (mut m, mut s) = master_and_slave(tdd, duplex);
             let sps = m.sps() as usize;
             let silence = vec![Complex32::new(0.0, 0.0); sps];
             let mut got = Vec::new();
@@ -611,24 +611,7 @@ mod loopback {
     fn fdd_uplink_uses_every_subframe() {
         let mut per_dx = Vec::new();
         for (tdd, duplex) in [(5u8, 0u8), (5, 1)] {
-            let mut m = ModemCore::new(
-                &control_dx(0, 1.4, 6, tdd, 1, duplex),
-                NodeId(9),
-                AddressPlan::default(),
-                0,
-                0.0,
-                Some(50),
-            )
-            .unwrap();
-            let mut s = ModemCore::new(
-                &control_dx(1, 1.4, 6, tdd, 1, duplex),
-                NodeId(8),
-                AddressPlan::default(),
-                0,
-                0.0,
-                Some(50),
-            )
-            .unwrap();
+            let (mut m, mut s) = master_and_slave(tdd, duplex);
             let sps = m.sps() as usize;
             let silence = vec![Complex32::new(0.0, 0.0); sps];
             let mut buf = Vec::new();
