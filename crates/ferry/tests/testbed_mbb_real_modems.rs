@@ -284,31 +284,10 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     let mut windows = Vec::new();
     for (from, to) in (0..migrations).map(route) {
         let w0 = probe_t0.elapsed().as_secs_f64() * 1000.0;
-        let o = ctl(
-            from,
-            &[
-                "--local",
-                &format!("tcp://10.99.0.{from}:5555"),
-                "--peer",
-                &format!("dst=tcp://10.99.0.{to}:5555"),
-                "--radio-control",
-                radio_ctl,
-                "--radio-name",
-                "pool",
-                "migrate",
-                "--to",
-                "dst",
-                "--method",
-                "mbb",
-                "--json",
-                "--dest-port",
-                &format!("192.168.10.1{to}:49200"),
-                "--forward-to",
-                &format!("192.168.10.1{to}:7000"),
-                "--margin-ms",
-                &margin_ms,
-            ],
-        );
+        let mut args = ferry_testbed::session::mbb_migrate_args(from, to, radio_ctl);
+        args.extend(["--margin-ms".to_string(), margin_ms.clone()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = ctl(from, &args);
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(
             o.status.success(),

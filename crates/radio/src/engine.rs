@@ -13,7 +13,7 @@ use num_complex::Complex32;
 
 use crate::air::AirChannel;
 use crate::config::{AirConfig, ConfigError};
-use crate::medium::Medium;
+use crate::medium::{Medium, MediumEvents};
 use crate::unit::{Lo, RadioUnit};
 
 /// A datagram to send from a radio's fronthaul socket.
@@ -76,6 +76,8 @@ pub struct AirEngine {
     scratch: Vec<Complex32>,
     /// TX is taken this far ahead of RX (a hardware medium's advance; 0 in the air).
     tx_advance: u64,
+    /// What a hardware medium lost in the tick, per radio (reused every tick).
+    events: Vec<MediumEvents>,
 }
 
 impl AirEngine {
@@ -112,6 +114,7 @@ impl AirEngine {
             fixed_tuning: false,
             scratch: Vec::new(),
             tx_advance: 0,
+            events: vec![MediumEvents::default(); n],
             cfg,
         })
     }
@@ -393,8 +396,9 @@ impl AirEngine {
         }
         match medium {
             Some(m) => {
-                let events = m.exchange(t0, &self.tx, &mut self.rx);
-                for (u, e) in self.radios.iter_mut().zip(events) {
+                self.events.fill(MediumEvents::default());
+                m.exchange(t0, &self.tx, &mut self.rx, &mut self.events);
+                for (u, e) in self.radios.iter_mut().zip(&self.events) {
                     u.counters.hw_rx_lost_samples += e.rx_lost_samples;
                     u.counters.hw_tx_lost_samples += e.tx_lost_samples;
                 }

@@ -37,13 +37,15 @@ pub trait Medium: Send {
     fn paced(&self) -> bool;
 
     /// `tx[i]`: radio `i`'s TX for the samples `[t0 + tx_advance, + n)`; fills `rx[i]`
-    /// (resized to `n`) with radio `i`'s RX for `[t0, t0 + n)`.
+    /// (resized to `n`) with radio `i`'s RX for `[t0, t0 + n)` and adds what the hardware
+    /// lost to `events[i]` (one per radio, zeroed by the caller).
     fn exchange(
         &mut self,
         t0: SampleTime,
         tx: &[Vec<Complex32>],
         rx: &mut [Vec<Complex32>],
-    ) -> Vec<MediumEvents>;
+        events: &mut [MediumEvents],
+    );
 }
 
 /// Parameters of [`Loopback`]: a radio whose TX port is cabled to its own RX port through
@@ -116,7 +118,8 @@ impl Medium for Loopback {
         t0: SampleTime,
         tx: &[Vec<Complex32>],
         rx: &mut [Vec<Complex32>],
-    ) -> Vec<MediumEvents> {
+        _events: &mut [MediumEvents],
+    ) {
         let n = tx.first().map_or(0, Vec::len);
         let tx_at = t0 + self.cfg.tx_advance;
         if self.line.is_empty() {
@@ -150,11 +153,9 @@ impl Medium for Loopback {
         }
         // Forget what can no longer reach RX.
         let keep_from = (t0 + n as u64).saturating_sub(self.cfg.delay_samples);
-        while self.line_start < keep_from && !self.line.is_empty() {
-            self.line.pop_front();
-            self.line_start += 1;
-        }
-        vec![MediumEvents::default(); rx.len()]
+        let old = (keep_from.saturating_sub(self.line_start) as usize).min(self.line.len());
+        self.line.drain(..old);
+        self.line_start += old as u64;
     }
 }
 
@@ -185,7 +186,7 @@ mod tests {
             // The engine hands TX for air time t0 + advance; a counting waveform whose
             // value is its own air time.
             let tx = vec![counting(t0 + cfg.tx_advance, n)];
-            m.exchange(t0, &tx, &mut rx);
+            m.exchange(t0, &tx, &mut rx, &mut [MediumEvents::default()]);
             got.extend(rx[0].iter().enumerate().map(|(k, s)| (t0 + k as u64, s.re)));
         }
         // RX at time t holds what was on air at t - delay; nothing before the first TX.
@@ -211,7 +212,7 @@ mod tests {
         let mut rx = vec![Vec::new()];
         let t = Instant::now();
         for k in 0..6 {
-            m.exchange(k * 1000, &tx, &mut rx);
+            m.exchange(k * 1000, &tx, &mut rx, &mut [MediumEvents::default()]);
         }
         // Six 10 ms ticks: the first defines the epoch, five more must wait for the clock.
         assert!(

@@ -253,7 +253,8 @@ impl Medium for UhdMedium {
         t0: SampleTime,
         tx: &[Vec<Complex32>],
         rx: &mut [Vec<Complex32>],
-    ) -> Vec<MediumEvents> {
+        events: &mut [MediumEvents],
+    ) {
         let n = tx.first().map_or(0, Vec::len);
         let mut ev = MediumEvents::default();
         // TX needs the epoch, which the first RX packet gives.
@@ -274,7 +275,6 @@ impl Medium for UhdMedium {
         } else {
             ev.tx_lost_samples += n as u64;
         }
-        let mut events = vec![MediumEvents::default(); rx.len()];
         if let Some(r) = rx.first_mut() {
             let mut buf = std::mem::take(r);
             ev.rx_lost_samples = self.receive(t0, &mut buf, n);
@@ -287,7 +287,6 @@ impl Medium for UhdMedium {
             r.clear();
             r.resize(n, Complex32::default());
         }
-        events
     }
 }
 

@@ -209,27 +209,70 @@ pub fn run_demo(
     opts: &DemoOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(DemoReport, Series), SessionError> {
+    let bed = TestbedSpec {
+        ferry: &opts.ferry,
+        prefix: &opts.prefix,
+        discovery_period_ms: opts.discovery_period_ms,
+        bw: opts.bw,
+    };
+    run_experiment(
+        &bed,
+        &opts.methods,
+        Experiment::Ping,
+        progress,
+        |bed, m, origin, progress| {
+            let run = run_method(bed, m, opts, origin, progress)?;
+            Ok(method_report(run, origin, tail_ms(opts)))
+        },
+        |all, s| {
+            all.probe.extend(s.probe);
+            all.ping.extend(s.ping);
+        },
+    )
+}
+
+/// The testbed an experiment brings up.
+pub(crate) struct TestbedSpec<'a> {
+    pub ferry: &'a std::path::Path,
+    pub prefix: &'a str,
+    pub discovery_period_ms: Option<u64>,
+    pub bw: Option<f64>,
+}
+
+/// What every experiment does around its methods: testbed up, `one` per method (its report
+/// and series, the series folded into the run's by `merge`), testbed down.
+pub(crate) fn run_experiment(
+    spec: &TestbedSpec<'_>,
+    methods: &[Method],
+    experiment: Experiment,
+    progress: &mut dyn FnMut(&str),
+    mut one: impl FnMut(
+        &mut Bed,
+        Method,
+        f64,
+        &mut dyn FnMut(&str),
+    ) -> Result<(MethodReport, Series), SessionError>,
+    mut merge: impl FnMut(&mut Series, Series),
+) -> Result<(DemoReport, Series), SessionError> {
     progress(&format!(
         "bringing up the testbed (namespaces {}-*)",
-        opts.prefix
+        spec.prefix
     ));
-    let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
-    bed.discovery_period_ms = opts.discovery_period_ms;
-    bed.bw = opts.bw;
+    let mut bed = Bed::up(spec.ferry, spec.prefix)?;
+    bed.discovery_period_ms = spec.discovery_period_ms;
+    bed.bw = spec.bw;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
-    let mut methods = Vec::new();
+    let mut reports = Vec::new();
     let mut all = Series::default();
-    for &m in &opts.methods {
-        let run = run_method(&mut bed, m, opts, origin, progress)?;
-        let (rep, s) = method_report(run, origin, tail_ms(opts));
-        all.probe.extend(s.probe);
-        all.ping.extend(s.ping);
-        methods.push(rep);
+    for &m in methods {
+        let (rep, s) = one(&mut bed, m, origin, progress)?;
+        merge(&mut all, s);
+        reports.push(rep);
     }
     progress("tearing down the testbed");
     drop(bed);
-    Ok((DemoReport::new(Experiment::Ping, meta, methods), all))
+    Ok((DemoReport::new(experiment, meta, reports), all))
 }
 
 /// Median, 95th percentile and maximum (nearest rank) of `v`; `None` when empty.

@@ -5,10 +5,8 @@
 //! (`ferry ctl --relay migrate --method mbb`), measured into a [`DemoReport`] beside
 //! table 4-2.
 
-use crate::demo::PING_INTERVAL_MS;
-use crate::report::{
-    DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series,
-};
+use crate::demo::{run_experiment, TestbedSpec, PING_INTERVAL_MS};
+use crate::report::{DemoReport, Experiment, Method, MethodReport, MigrationReport, Series};
 use crate::session::{self, Bed, SessionError, RELAY_RX_TUN};
 use crate::video::{unix_ms, VideoLog, VideoReceiver, VideoReport, VideoSender, VideoSpec};
 use std::net::{IpAddr, SocketAddr};
@@ -334,28 +332,27 @@ pub fn run_relay_demo(
     opts: &RelayOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(DemoReport, Series), SessionError> {
-    progress(&format!(
-        "bringing up the testbed (namespaces {}-*)",
-        opts.prefix
-    ));
-    let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
-    bed.discovery_period_ms = opts.discovery_period_ms;
-    bed.bw = opts.bw;
-    let origin = unix_ms();
-    let meta = RunMeta::collect(origin);
-    let mut methods = Vec::new();
-    let mut all = Series::default();
-    for &m in &opts.methods {
-        let run = run_relay_method(&mut bed, m, opts, origin, progress)?;
-        let (rep, s) = relay_method_report(run, opts, origin);
-        all.video_run_starts.push(all.video_frames_ms.len());
-        all.video_frames_ms.extend(s.video_frames_ms);
-        all.video_losses.extend(s.video_losses);
-        all.video_cc_errors_ms.extend(s.video_cc_errors_ms);
-        all.video_reordered_ms.extend(s.video_reordered_ms);
-        methods.push(rep);
-    }
-    progress("tearing down the testbed");
-    drop(bed);
-    Ok((DemoReport::new(Experiment::Relay, meta, methods), all))
+    let bed = TestbedSpec {
+        ferry: &opts.ferry,
+        prefix: &opts.prefix,
+        discovery_period_ms: opts.discovery_period_ms,
+        bw: opts.bw,
+    };
+    run_experiment(
+        &bed,
+        &opts.methods,
+        Experiment::Relay,
+        progress,
+        |bed, m, origin, progress| {
+            let run = run_relay_method(bed, m, opts, origin, progress)?;
+            Ok(relay_method_report(run, opts, origin))
+        },
+        |all, s| {
+            all.video_run_starts.push(all.video_frames_ms.len());
+            all.video_frames_ms.extend(s.video_frames_ms);
+            all.video_losses.extend(s.video_losses);
+            all.video_cc_errors_ms.extend(s.video_cc_errors_ms);
+            all.video_reordered_ms.extend(s.video_reordered_ms);
+        },
+    )
 }

@@ -551,26 +551,7 @@ impl Bed {
         }
         c.arg("--key")
             .arg(self.key())
-            .args([
-                "--local",
-                &format!("tcp://10.99.0.{from}:5555"),
-                "--peer",
-                &format!("dst=tcp://10.99.0.{to}:5555"),
-                "--radio-control",
-                RADIO_CTL,
-                "--radio-name",
-                "pool",
-                "migrate",
-                "--to",
-                "dst",
-                "--method",
-                "mbb",
-                "--json",
-                "--dest-port",
-                &format!("192.168.10.1{to}:49200"),
-                "--forward-to",
-                &format!("192.168.10.1{to}:7000"),
-            ])
+            .args(mbb_migrate_args(from, to, RADIO_CTL))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -646,6 +627,34 @@ fn wait_output(mut child: Child, timeout: Duration) -> Result<std::process::Outp
         stdout: so.join().unwrap_or_default(),
         stderr: se.join().unwrap_or_default(),
     })
+}
+
+/// The `ferry ctl` arguments (after the global key/relay options) of one make-before-break
+/// migration in the testbed: server `from`'s agent to server `to`'s, the pool radio through
+/// the radio room's link control at `radio_ctl`, the destination's fronthaul and forward
+/// ports on its permanent eth3 address.
+pub fn mbb_migrate_args(from: u8, to: u8, radio_ctl: &str) -> Vec<String> {
+    [
+        "--local".to_string(),
+        format!("tcp://10.99.0.{from}:5555"),
+        "--peer".into(),
+        format!("dst=tcp://10.99.0.{to}:5555"),
+        "--radio-control".into(),
+        radio_ctl.into(),
+        "--radio-name".into(),
+        "pool".into(),
+        "migrate".into(),
+        "--to".into(),
+        "dst".into(),
+        "--method".into(),
+        "mbb".into(),
+        "--json".into(),
+        "--dest-port".into(),
+        format!("192.168.10.1{to}:49200"),
+        "--forward-to".into(),
+        format!("192.168.10.1{to}:7000"),
+    ]
+    .into()
 }
 
 /// The thesis console on server1, fed one line at a time.
