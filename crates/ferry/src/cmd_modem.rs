@@ -219,7 +219,7 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
             bind: a.bind,
             radio: r,
             number: a.legacy_number,
-            sample_rate: control.bandwidth.standard_sample_rate() as u32,
+            sample_rate: control.bandwidth.sample_rate_hz() as u32,
         },
         None => RadioSpec::Link {
             control: a.radio_control.clone(),

@@ -86,11 +86,9 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     // The carrier's bandwidth (MHz): the air's sample rate and every modem's --bw.
     let bw: Option<f64> = std::env::var("MBB_BW").ok().and_then(|v| v.parse().ok());
     if let Some(mhz) = bw {
-        let rate = ferry_migrate::control::Bandwidth::ALL
-            .into_iter()
-            .find(|b| (b.mhz() - mhz).abs() < 1e-9)
+        let rate = ferry_migrate::control::Bandwidth::from_mhz(mhz)
             .expect("MBB_BW: an LTE bandwidth")
-            .standard_sample_rate();
+            .sample_rate_hz() as u64;
         cfg["sample_rate_hz"] = rate.into();
         cfg["tick_samples"] = (rate / 1000).into();
         for r in cfg["radios"].as_array_mut().expect("radios") {

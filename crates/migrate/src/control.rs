@@ -64,76 +64,8 @@ pub enum CpType {
     Extended,
 }
 
-/// `BW`: LTE channel bandwidth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bandwidth {
-    /// 1.4 MHz, 6 RB.
-    Mhz1_4,
-    /// 3 MHz, 15 RB.
-    Mhz3,
-    /// 5 MHz, 25 RB.
-    Mhz5,
-    /// 10 MHz, 50 RB.
-    Mhz10,
-    /// 15 MHz, 75 RB.
-    Mhz15,
-    /// 20 MHz, 100 RB.
-    Mhz20,
-}
-
-impl Bandwidth {
-    /// All LTE bandwidths, narrowest first.
-    pub const ALL: [Bandwidth; 6] = [
-        Bandwidth::Mhz1_4,
-        Bandwidth::Mhz3,
-        Bandwidth::Mhz5,
-        Bandwidth::Mhz10,
-        Bandwidth::Mhz15,
-        Bandwidth::Mhz20,
-    ];
-
-    /// Bandwidth in MHz as the thesis writes it.
-    pub fn mhz(self) -> f64 {
-        match self {
-            Bandwidth::Mhz1_4 => 1.4,
-            Bandwidth::Mhz3 => 3.0,
-            Bandwidth::Mhz5 => 5.0,
-            Bandwidth::Mhz10 => 10.0,
-            Bandwidth::Mhz15 => 15.0,
-            Bandwidth::Mhz20 => 20.0,
-        }
-    }
-
-    /// Number of resource blocks (36.101 table 5.6-1); must equal `RBIdx`.
-    pub fn resource_blocks(self) -> u8 {
-        match self {
-            Bandwidth::Mhz1_4 => 6,
-            Bandwidth::Mhz3 => 15,
-            Bandwidth::Mhz5 => 25,
-            Bandwidth::Mhz10 => 50,
-            Bandwidth::Mhz15 => 75,
-            Bandwidth::Mhz20 => 100,
-        }
-    }
-
-    /// The standard sample rate of this bandwidth (FFT size × 15 kHz), in Hz.
-    pub fn standard_sample_rate(self) -> u64 {
-        match self {
-            Bandwidth::Mhz1_4 => 1_920_000,
-            Bandwidth::Mhz3 => 3_840_000,
-            Bandwidth::Mhz5 => 7_680_000,
-            Bandwidth::Mhz10 => 15_360_000,
-            Bandwidth::Mhz15 => 23_040_000,
-            Bandwidth::Mhz20 => 30_720_000,
-        }
-    }
-
-    fn from_mhz(v: f64) -> Option<Bandwidth> {
-        Bandwidth::ALL
-            .into_iter()
-            .find(|b| (b.mhz() - v).abs() < 1e-9)
-    }
-}
+/// `BW`: LTE channel bandwidth — the PHY's own type (RB count, sample rate, MHz).
+pub use ferry_phy::Bandwidth;
 
 /// `duplexMode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +129,7 @@ pub struct Control {
     pub cp_type: CpType,
     /// `BW`.
     pub bandwidth: Bandwidth,
-    /// `RBIdx`: resource blocks, equal to `bandwidth.resource_blocks()`.
+    /// `RBIdx`: resource blocks, equal to `bandwidth.rb_count()`.
     pub rb_count: u8,
     /// `duplexMode`.
     pub duplex: Duplex,
@@ -358,7 +290,9 @@ impl Control {
                 }
             });
         let bw_raw = map.get("BW");
-        let bw = bw_raw.and_then(Value::as_f64).and_then(Bandwidth::from_mhz);
+        let bw = bw_raw
+            .and_then(Value::as_f64)
+            .and_then(|v| Bandwidth::from_mhz(v).ok());
         if bw.is_none() {
             r.err("BW", bw_raw, "must be 1.4, 3, 5, 10, 15 or 20 (MHz)");
         }
@@ -404,11 +338,11 @@ impl Control {
             }
         }
         if let (Some(b), Some(n)) = (bw, rb) {
-            if u64::from(b.resource_blocks()) != n {
+            if b.rb_count() as u64 != n {
                 r.err(
                     "RBIdx",
                     map.get("RBIdx"),
-                    format!("must be {} for BW = {} MHz", b.resource_blocks(), b.mhz()),
+                    format!("must be {} for BW = {} MHz", b.rb_count(), b.mhz()),
                 );
             }
         }
@@ -575,13 +509,13 @@ fn read_warm(r: &mut Reader<'_>, bw: Option<Bandwidth>) -> Option<Option<WarmSta
                 "must be a multiple of 1000 Hz (whole samples per subframe)",
             );
         } else if let Some(b) = bw {
-            if rt < b.standard_sample_rate() {
+            if rt < (b.sample_rate_hz() as u64) {
                 r.err(
                     "sample_rate",
                     r.map.get("sample_rate"),
                     format!(
                         "must be >= {} Hz for BW = {} MHz",
-                        b.standard_sample_rate(),
+                        (b.sample_rate_hz() as u64),
                         b.mhz()
                     ),
                 );

@@ -1,11 +1,11 @@
 //! The link's waveform, fixed by `Control`: which subframes carry what, TB sizes, encoding
 //! and decoding of one 1 ms subframe, CFO (de)rotation on absolute radio time. Pure.
 
-use ferry_migrate::control::{Bandwidth as CBw, CpType, Duplex as CDuplex, Modulation as CMod};
+use ferry_migrate::control::{CpType, Duplex as CDuplex, Modulation as CMod};
 use ferry_migrate::Control;
 use ferry_phy::{
-    Bandwidth, CellId, CyclicPrefix, Duplex, Modulation, SubframeConfig, SubframeDecoder,
-    SubframeEncoder, SubframeKind,
+    CellId, CyclicPrefix, Duplex, Modulation, SubframeConfig, SubframeDecoder, SubframeEncoder,
+    SubframeKind,
 };
 use num_complex::Complex32;
 
@@ -44,14 +44,7 @@ pub struct PhyLink {
 
 /// Map the Control's fields onto the PHY's types.
 pub fn subframe_config(c: &Control) -> Result<SubframeConfig, LinkError> {
-    let bw = match c.bandwidth {
-        CBw::Mhz1_4 => Bandwidth::Mhz1_4,
-        CBw::Mhz3 => Bandwidth::Mhz3,
-        CBw::Mhz5 => Bandwidth::Mhz5,
-        CBw::Mhz10 => Bandwidth::Mhz10,
-        CBw::Mhz15 => Bandwidth::Mhz15,
-        CBw::Mhz20 => Bandwidth::Mhz20,
-    };
+    let bw = c.bandwidth;
     let cp = match c.cp_type {
         CpType::Normal => CyclicPrefix::Normal,
         CpType::Extended => CyclicPrefix::Extended,

@@ -342,7 +342,7 @@ impl Modem {
         }
         let warm = flag == 1;
         self.cold = !warm;
-        let sps = self.control.bandwidth.standard_sample_rate() / 1000;
+        let sps = self.control.bandwidth.sample_rate_hz() as u64 / 1000;
         let rate = u64::from(self.link.info().sample_rate_hz);
         if rate != sps * 1000 {
             return Err(format!(

@@ -276,11 +276,9 @@ impl Bed {
         cfg["links"] = links.into();
         cfg["control"] = RADIO_CTL.into();
         if let Some(mhz) = self.bw {
-            let b = ferry_migrate::control::Bandwidth::ALL
-                .into_iter()
-                .find(|b| (b.mhz() - mhz).abs() < 1e-9)
-                .ok_or_else(|| SessionError::Failed(format!("--bw {mhz}: not an LTE bandwidth")))?;
-            let rate = b.standard_sample_rate();
+            let b = ferry_migrate::control::Bandwidth::from_mhz(mhz)
+                .map_err(|_| SessionError::Failed(format!("--bw {mhz}: not an LTE bandwidth")))?;
+            let rate = b.sample_rate_hz() as u64;
             cfg["sample_rate_hz"] = rate.into();
             cfg["tick_samples"] = (rate / 1000).into();
             for r in cfg["radios"].as_array_mut().into_iter().flatten() {
