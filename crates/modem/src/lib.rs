@@ -2,6 +2,7 @@
 //! control-socket protocol, which the per-server agent uses to supervise it.
 //!
 //! - [`carrier`]: band table, EARFCN → DL/UL carrier, which LO each role tunes (pure).
+//! - [`clock`]: radio clock tracking, offset and rate against the host (pure).
 //! - [`proto`]: control-socket messages and a blocking client (pure).
 //! - [`phylink`]: the waveform fixed by `Control` (pure).
 //! - [`core`]: one subframe in, deliveries and TX out (pure).
@@ -9,6 +10,7 @@
 //! - [`run`]: the real-time shell: radio, TUN, control socket, forward port.
 
 pub mod carrier;
+pub mod clock;
 pub mod core;
 pub mod forward;
 pub mod phylink;
