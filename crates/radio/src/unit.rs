@@ -1,6 +1,14 @@
 //! One emulated N210-class radio unit, sans-IO: power-up initialisation (once per lifetime,
 //! counted), link state (primary host, shadow host, timed switch), the timestamped TX queue,
 //! RX routing per tick, and the device counters. Time is always a sample time passed in.
+//!
+//! The unit is also **the arbiter of who serves** (docs/RADIO.md, "Arbiter"): every change of
+//! primary carries a new epoch and queues a [`SwitchNotice`] for the hosts; an armed switch
+//! can be cancelled until its instant; a planned switch may keep the previous primary as a
+//! *fallback* for a grace period, and when the new primary then sends no TX for the liveness
+//! interval the radio switches back at the next subframe boundary; a *standby* (protection)
+//! gets RX copies and takes over the same way when the primary falls silent. A deposed
+//! primary's TX is dropped and counted (fencing): it never reaches the air again.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -90,7 +98,67 @@ pub enum TxOutcome {
     Early,
     /// Entirely on the wrong side of a switch instant.
     Trimmed,
+    /// From a standby or fallback host: proves it alive; queued, played only if it takes
+    /// over (so a takeover has no TX gap).
+    Standby,
+    /// From a deposed primary (stale epoch): dropped.
+    Fenced,
 }
+
+/// Why the primary changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchKind {
+    /// `link` / `unlink` by a host.
+    Link,
+    /// An armed `switch_at` reached its instant.
+    Planned,
+    /// The new primary sent nothing; the previous one serves again.
+    Fallback,
+    /// The primary sent nothing; the protecting standby serves.
+    Failover,
+}
+
+/// An in-band announcement: from `from_sample` on, `primary` serves under `epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchNotice {
+    /// Epoch of the new assignment (strictly increasing per radio).
+    pub epoch: u64,
+    /// The host that serves from `from_sample` (None: nobody, after `unlink`).
+    pub primary: Option<SocketAddr>,
+    /// The host that served before.
+    pub previous: Option<SocketAddr>,
+    /// First sample of the new assignment.
+    pub from_sample: SampleTime,
+    /// Why.
+    pub kind: SwitchKind,
+}
+
+/// Counters of the arbiter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArbiterCounters {
+    /// Switches back to the previous primary.
+    pub fallbacks: u64,
+    /// Switches to the protecting standby.
+    pub failovers: u64,
+    /// Armed switches cancelled before their instant.
+    pub cancelled_switches: u64,
+    /// TX datagrams from deposed primaries (dropped).
+    pub fenced_packets: u64,
+    /// TX datagrams from standby / fallback hosts (liveness only, dropped).
+    pub standby_packets: u64,
+    /// Times the primary fell silent with nobody to take over.
+    pub silent_unprotected: u64,
+}
+
+/// The previous primary, kept warm after a planned switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fallback {
+    host: SocketAddr,
+    until: SampleTime,
+}
+
+/// How many deposed primaries are remembered for fencing counts.
+const DEPOSED_KEPT: usize = 4;
 
 /// An emulated radio unit.
 #[derive(Debug)]
@@ -120,6 +188,23 @@ pub struct RadioUnit {
     pub tx_context_due: bool,
     /// RF parameters of the configuration (a power cycle restores them).
     configured_rf: RfConfig,
+    /// Samples per subframe (switches the radio decides fall on subframe boundaries).
+    subframe: u64,
+    epoch: u64,
+    pending_kind: SwitchKind,
+    /// Grace period the pending planned switch keeps its old primary as fallback.
+    pending_grace: u64,
+    primary_since: SampleTime,
+    previous: Option<Fallback>,
+    standby: Option<SocketAddr>,
+    deposed: Vec<SocketAddr>,
+    /// Radio time at which each known host's last TX datagram arrived.
+    heard: Vec<(SocketAddr, SampleTime)>,
+    /// A primary silent for more than this many samples is dead (0: never declared).
+    liveness: u64,
+    notices: Vec<SwitchNotice>,
+    /// Arbiter counters.
+    pub arbiter: ArbiterCounters,
 }
 
 /// Which local oscillator a tuning request addresses.
@@ -134,6 +219,7 @@ pub enum Lo {
 enum Role {
     Primary,
     Incoming(SampleTime),
+    Standby,
 }
 
 impl RadioUnit {
@@ -163,6 +249,18 @@ impl RadioUnit {
             horizon,
             context_due: true,
             tx_context_due: false,
+            subframe: (u64::from(rate) / 1000).max(1),
+            epoch: 0,
+            pending_kind: SwitchKind::Planned,
+            pending_grace: 0,
+            primary_since: now,
+            previous: None,
+            standby: None,
+            deposed: Vec::new(),
+            heard: Vec::new(),
+            liveness: 0,
+            notices: Vec::new(),
+            arbiter: ArbiterCounters::default(),
         };
         u.start_init(now);
         u
@@ -183,6 +281,9 @@ impl RadioUnit {
         self.queues.clear();
         self.rf = self.configured_rf.clone();
         self.context_due = true;
+        self.previous = None;
+        self.standby = None;
+        self.heard.clear();
     }
 
     /// Retunes one LO (`set_tx_freq` / `set_rx_freq`) to `hz`, validated against the
@@ -277,11 +378,18 @@ impl RadioUnit {
         if self.primary != Some(endpoint) {
             self.queues.retain(|q| q.src == Some(endpoint));
         }
-        self.primary = Some(endpoint);
+        let previous = self.primary.replace(endpoint);
         self.pending = None;
+        self.previous = None;
         if self.shadow == Some(endpoint) {
             self.shadow = None;
         }
+        if self.standby == Some(endpoint) {
+            self.standby = None;
+        }
+        self.deposed.retain(|d| *d != endpoint);
+        self.primary_since = now;
+        self.announce(SwitchKind::Link, previous, now);
         self.context_due = true;
         self.done(now)
     }
@@ -297,9 +405,11 @@ impl RadioUnit {
                 format!("radio {} is not linked to {:?}", self.name, only_if),
             );
         }
-        self.primary = None;
+        let previous = self.primary.take();
         self.pending = None;
+        self.previous = None;
         self.queues.clear();
+        self.announce(SwitchKind::Link, previous, now);
         self.done(now)
     }
 
@@ -315,6 +425,19 @@ impl RadioUnit {
 
     /// `switch_at(at, endpoint)`; `now` is the first sample not yet on the air.
     pub fn switch_at(&mut self, at: SampleTime, endpoint: SocketAddr, now: SampleTime) -> Reply {
+        self.switch_at_with_fallback(at, endpoint, now, 0)
+    }
+
+    /// `switch_at` that keeps the old primary as a fallback for `grace` samples after `at`:
+    /// it goes on receiving RX copies, and if the new primary sends no TX for the liveness
+    /// interval within the grace period, the radio switches back to it.
+    pub fn switch_at_with_fallback(
+        &mut self,
+        at: SampleTime,
+        endpoint: SocketAddr,
+        now: SampleTime,
+        grace: u64,
+    ) -> Reply {
         if let Some(r) = self.not_ready().or_else(|| self.legacy_refusal()) {
             return r;
         }
@@ -331,27 +454,18 @@ impl RadioUnit {
             );
         }
         self.pending = Some((at, endpoint));
-        // What either host already queued on the wrong side of `at` is not its to send.
+        self.pending_kind = SwitchKind::Planned;
+        self.pending_grace = grace;
+        // What the incoming host queued before `at` is not its to send. The old primary's
+        // samples from `at` on stay queued until the switch happens (a cancel then loses
+        // nothing); only its own side of `at` is ever played.
         let old = self.primary;
         let mut dropped = 0;
-        for q in &mut self.queues {
-            let keep_before = if q.src == Some(endpoint) && old != Some(endpoint) {
-                false
-            } else if q.src == old && old != Some(endpoint) {
-                true
-            } else {
-                continue;
-            };
-            for (s, mut v) in std::mem::take(&mut q.blocks) {
-                let end = s + v.len() as u64;
-                let cut = (at.clamp(s, end) - s) as usize;
-                if keep_before {
-                    dropped += (v.len() - cut) as u64;
-                    v.truncate(cut);
-                    if !v.is_empty() {
-                        q.blocks.insert(s, v);
-                    }
-                } else {
+        if old != Some(endpoint) {
+            if let Some(q) = self.queues.iter_mut().find(|q| q.src == Some(endpoint)) {
+                for (s, mut v) in std::mem::take(&mut q.blocks) {
+                    let end = s + v.len() as u64;
+                    let cut = (at.clamp(s, end) - s) as usize;
                     dropped += cut as u64;
                     v.drain(..cut);
                     if !v.is_empty() {
@@ -370,8 +484,136 @@ impl RadioUnit {
 
     /// Power-cycles the radio: it re-initialises (counted) and forgets its links.
     pub fn reset(&mut self, now: SampleTime) -> Reply {
+        let previous = self.primary;
         self.start_init(now);
+        self.announce(SwitchKind::Link, previous, now);
         self.done(now)
+    }
+
+    /// `cancel_switch`: disarms a pending planned switch whose instant has not come yet.
+    /// The old primary keeps serving without a gap (its TX from the instant on was kept).
+    pub fn cancel_switch(&mut self, now: SampleTime) -> Reply {
+        if let Some(r) = self.not_ready().or_else(|| self.legacy_refusal()) {
+            return r;
+        }
+        match self.pending {
+            None => Reply::error(
+                ErrorCode::Refused,
+                format!("radio {} has no switch armed", self.name),
+            ),
+            Some(_) if self.pending_kind != SwitchKind::Planned => Reply::error(
+                ErrorCode::Refused,
+                format!(
+                    "radio {}: the pending switch is the radio's own {:?}, not a host's",
+                    self.name, self.pending_kind
+                ),
+            ),
+            Some((at, _)) if at <= now => Reply::error(
+                ErrorCode::Refused,
+                format!("switch at {at} already on the air (air is at sample {now})"),
+            ),
+            Some((_, new)) => {
+                self.pending = None;
+                if Some(new) != self.primary {
+                    let mut dropped = 0u64;
+                    self.queues.retain(|q| {
+                        let mine = q.src == Some(new);
+                        if mine {
+                            dropped += q.blocks.values().map(|v| v.len() as u64).sum::<u64>();
+                        }
+                        !mine
+                    });
+                    self.counters.switch_trimmed_samples += dropped;
+                }
+                self.arbiter.cancelled_switches += 1;
+                self.done(now)
+            }
+        }
+    }
+
+    /// `protect(standby)`: the standby gets RX copies and takes over at the next subframe
+    /// boundary when the primary sends no TX for the liveness interval (None: unprotect).
+    pub fn protect(&mut self, standby: Option<SocketAddr>, now: SampleTime) -> Reply {
+        if let Some(r) = self.not_ready().or_else(|| self.legacy_refusal()) {
+            return r;
+        }
+        if standby.is_some() && standby == self.primary {
+            return Reply::error(
+                ErrorCode::Refused,
+                format!("radio {}: the primary cannot be its own standby", self.name),
+            );
+        }
+        self.standby = standby;
+        if let Some(s) = standby {
+            self.deposed.retain(|d| *d != s);
+        }
+        self.context_due = true;
+        self.done(now)
+    }
+
+    /// Sets the liveness interval in subframes (0: a silent primary is never declared dead).
+    pub fn set_liveness_subframes(&mut self, subframes: u64) {
+        self.liveness = subframes.saturating_mul(self.subframe);
+    }
+
+    /// Current epoch (increases at every change of primary).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The protecting standby.
+    pub fn standby(&self) -> Option<SocketAddr> {
+        self.standby
+    }
+
+    /// The previous primary still kept as a fallback, and until which sample.
+    pub fn fallback(&self) -> Option<(SocketAddr, SampleTime)> {
+        self.previous.map(|f| (f.host, f.until))
+    }
+
+    /// Notices queued since the last call, oldest first.
+    pub fn take_notices(&mut self) -> Vec<SwitchNotice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn announce(&mut self, kind: SwitchKind, previous: Option<SocketAddr>, from: SampleTime) {
+        self.epoch += 1;
+        if self.notices.len() < 64 {
+            self.notices.push(SwitchNotice {
+                epoch: self.epoch,
+                primary: self.primary,
+                previous,
+                from_sample: from,
+                kind,
+            });
+        }
+        self.context_due = true;
+    }
+
+    fn heard_at(&self, host: SocketAddr) -> Option<SampleTime> {
+        self.heard.iter().find(|(h, _)| *h == host).map(|(_, t)| *t)
+    }
+
+    fn note_heard(&mut self, host: SocketAddr, now: SampleTime) {
+        match self.heard.iter_mut().find(|(h, _)| *h == host) {
+            Some(e) => e.1 = e.1.max(now),
+            None => {
+                if self.heard.len() >= 8 {
+                    self.heard.remove(0);
+                }
+                self.heard.push((host, now));
+            }
+        }
+    }
+
+    fn depose(&mut self, host: Option<SocketAddr>) {
+        if let Some(h) = host {
+            self.deposed.retain(|d| *d != h);
+            if self.deposed.len() >= DEPOSED_KEPT {
+                self.deposed.remove(0);
+            }
+            self.deposed.push(h);
+        }
     }
 
     fn role(&self, src: SocketAddr) -> Option<(Role, SocketAddr)> {
@@ -383,14 +625,17 @@ impl RadioUnit {
             return Some((Role::Primary, src));
         }
         match self.pending {
-            Some((at, new)) if new == src => Some((Role::Incoming(at), src)),
-            _ => None,
+            Some((at, new)) if new == src => return Some((Role::Incoming(at), src)),
+            _ => {}
         }
+        let standing_by = self.standby == Some(src) || self.previous.is_some_and(|f| f.host == src);
+        standing_by.then_some((Role::Standby, src))
     }
 
-    /// Whether TX from `src` would be accepted (used to count strangers before parsing).
+    /// Whether TX from `src` would be looked at (used to count strangers before parsing): a
+    /// host with a role, or a deposed primary (its packets are counted as fenced).
     pub fn accepts_from(&self, src: SocketAddr) -> bool {
-        self.is_ready() && self.role(src).is_some()
+        self.is_ready() && (self.role(src).is_some() || self.deposed.contains(&src))
     }
 
     /// Queues a TX block from `src` whose first sample is at `start`; `now` is the first
@@ -403,9 +648,15 @@ impl RadioUnit {
         now: SampleTime,
     ) -> TxOutcome {
         let Some((role, key)) = self.role(src).filter(|_| self.is_ready()) else {
+            if self.deposed.contains(&src) {
+                self.arbiter.fenced_packets += 1;
+                return TxOutcome::Fenced;
+            }
             self.counters.stranger_packets += 1;
             return TxOutcome::Stranger;
         };
+        self.note_heard(key, now);
+        let standby = matches!(role, Role::Standby);
         let mut start = start;
         let len = samples.len() as u64;
         let end = start.saturating_add(len);
@@ -424,14 +675,11 @@ impl RadioUnit {
             self.counters.early_packets += 1;
             return TxOutcome::Early;
         }
-        // Packets straddling a switch instant are split: each host owns its side only.
+        // Packets straddling a switch instant: the incoming host owns its side only; the
+        // outgoing primary's samples past the instant stay queued (played only if the
+        // switch is cancelled, counted as trimmed when it happens).
+        let _ = end;
         match (role, self.pending) {
-            (Role::Primary, Some((at, new))) if Some(new) != self.primary && end > at => {
-                let keep = at.saturating_sub(start) as usize;
-                self.counters.switch_trimmed_samples +=
-                    (samples.len() - keep.min(samples.len())) as u64;
-                samples.truncate(keep);
-            }
             (Role::Incoming(at), _) if start < at => {
                 let cut = ((at - start) as usize).min(samples.len());
                 self.counters.switch_trimmed_samples += cut as u64;
@@ -443,7 +691,12 @@ impl RadioUnit {
         if samples.is_empty() {
             return TxOutcome::Trimmed;
         }
-        self.counters.tx_packets += 1;
+        if standby {
+            // Queued but played only if it takes over: a takeover then has no TX gap.
+            self.arbiter.standby_packets += 1;
+        } else {
+            self.counters.tx_packets += 1;
+        }
         let q = match self.queues.iter().position(|q| q.src == Some(key)) {
             Some(i) => &mut self.queues[i],
             None => {
@@ -457,7 +710,11 @@ impl RadioUnit {
         };
         q.streaming_from.get_or_insert(start);
         q.blocks.insert(start, samples);
-        TxOutcome::Queued
+        if standby {
+            TxOutcome::Standby
+        } else {
+            TxOutcome::Queued
+        }
     }
 
     fn owners(
@@ -523,51 +780,137 @@ impl RadioUnit {
         if !self.is_ready() {
             return routes;
         }
-        let mut shadow_parts: Vec<(usize, usize)> = Vec::new();
-        for (owner, a, b) in self.owners(t0, n) {
+        // Copies go to the shadow (a make-before-break destination), the protecting
+        // standby and the fallback host, each once, for every part it does not own.
+        let mut copies: [Option<SocketAddr>; 3] =
+            [self.shadow, self.standby, self.previous.map(|f| f.host)];
+        for i in 1..copies.len() {
+            if copies[..i].contains(&copies[i]) {
+                copies[i] = None;
+            }
+        }
+        let owners = self.owners(t0, n);
+        for (owner, a, b) in owners {
             if a >= b {
                 continue;
             }
-            let (offset, len) = ((a - t0) as usize, (b - a) as usize);
             if let Some(to) = owner {
                 routes.push(RxRoute {
                     to,
-                    offset,
-                    len,
+                    offset: (a - t0) as usize,
+                    len: (b - a) as usize,
                     primary: true,
                 });
             }
-            if self.shadow.is_some() && self.shadow != owner {
-                shadow_parts.push((offset, len));
-            }
         }
-        if let Some(to) = self.shadow {
-            for (offset, len) in shadow_parts {
-                routes.push(RxRoute {
-                    to,
-                    offset,
-                    len,
-                    primary: false,
-                });
+        for to in copies.into_iter().flatten() {
+            for (owner, a, b) in owners {
+                if a < b && owner != Some(to) {
+                    routes.push(RxRoute {
+                        to,
+                        offset: (a - t0) as usize,
+                        len: (b - a) as usize,
+                        primary: false,
+                    });
+                }
             }
         }
         routes
     }
 
-    /// Ends the tick that finishes at `t1`: a switch due by then takes effect.
+    /// Ends the tick that finishes at `t1`: a switch due by then takes effect; a silent
+    /// primary is replaced by its fallback or standby at the next subframe boundary.
     pub fn end_tick(&mut self, t1: SampleTime) {
         if let Some((at, new)) = self.pending {
             if at <= t1 {
-                let old = self.primary.replace(new);
-                self.pending = None;
-                if self.shadow == Some(new) {
-                    self.shadow = None;
-                }
-                if old != Some(new) {
-                    self.queues.retain(|q| q.src != old);
-                }
-                self.context_due = true;
+                self.apply_switch(at, new);
             }
+        }
+        if self.previous.is_some_and(|f| t1 >= f.until) {
+            self.previous = None;
+        }
+        self.check_liveness(t1);
+    }
+
+    fn apply_switch(&mut self, at: SampleTime, new: SocketAddr) {
+        let kind = self.pending_kind;
+        let old = self.primary.replace(new);
+        self.pending = None;
+        if self.shadow == Some(new) {
+            self.shadow = None;
+        }
+        if self.standby == Some(new) {
+            self.standby = None;
+        }
+        if old != Some(new) {
+            let mut dropped = 0u64;
+            self.queues.retain(|q| {
+                let theirs = q.src == old;
+                if theirs {
+                    for (&s, v) in &q.blocks {
+                        dropped += (s + v.len() as u64).saturating_sub(at.max(s));
+                    }
+                }
+                !theirs
+            });
+            self.counters.switch_trimmed_samples += dropped;
+        }
+        self.primary_since = at;
+        self.previous = None;
+        match kind {
+            SwitchKind::Planned | SwitchKind::Link => {
+                if let Some(o) = old.filter(|o| *o != new && self.pending_grace > 0) {
+                    self.previous = Some(Fallback {
+                        host: o,
+                        until: at.saturating_add(self.pending_grace),
+                    });
+                }
+            }
+            SwitchKind::Fallback => {
+                self.arbiter.fallbacks += 1;
+                self.depose(old);
+            }
+            SwitchKind::Failover => {
+                self.arbiter.failovers += 1;
+                self.standby = None;
+                self.depose(old);
+            }
+        }
+        self.deposed.retain(|d| *d != new);
+        self.announce(kind, old, at);
+    }
+
+    fn check_liveness(&mut self, t1: SampleTime) {
+        let Some(primary) = self.primary else { return };
+        if self.liveness == 0 || self.pending.is_some() || self.legacy_host.is_some() {
+            return;
+        }
+        let last = self.heard_at(primary).unwrap_or(0).max(self.primary_since);
+        if t1.saturating_sub(last) <= self.liveness {
+            return;
+        }
+        let boundary = t1.div_ceil(self.subframe) * self.subframe;
+        let alive = |h: SocketAddr| {
+            self.heard_at(h)
+                .is_some_and(|t| t1.saturating_sub(t) <= self.liveness)
+        };
+        let (to, kind) = match (self.previous, self.standby) {
+            (Some(f), _) if alive(f.host) => (f.host, SwitchKind::Fallback),
+            (_, Some(s)) => (s, SwitchKind::Failover),
+            _ => {
+                // Nobody to take over: count it once per silent primary.
+                if self.heard_at(primary) != Some(u64::MAX) {
+                    self.arbiter.silent_unprotected += 1;
+                    self.note_heard(primary, u64::MAX);
+                }
+                return;
+            }
+        };
+        self.pending = Some((boundary, to));
+        self.pending_kind = kind;
+        self.pending_grace = 0;
+        if boundary <= t1 {
+            self.apply_switch(boundary, to);
         }
     }
 }
@@ -741,6 +1084,217 @@ mod tests {
         );
     }
 
+    /// Runs ticks of `tick` samples from `t0` to `t1`, each host in `senders` sending its TX
+    /// for the tick `lead` samples ahead (tag = host port) while `alive(host, now)`.
+    /// Returns the TX on air per sample.
+    fn run_ticks(
+        u: &mut RadioUnit,
+        (t0, t1, tick): (u64, u64, u64),
+        lead: u64,
+        senders: &[SocketAddr],
+        alive: impl Fn(SocketAddr, u64) -> bool,
+    ) -> Vec<Complex32> {
+        let mut air = Vec::new();
+        let mut now = t0;
+        while now < t1 {
+            for &h in senders {
+                if alive(h, now) {
+                    let s = now + lead;
+                    let v = (0..tick).map(|k| Complex32::new(f32::from(h.port()), (s + k) as f32));
+                    u.accept_tx(h, s, v.collect(), now);
+                }
+            }
+            let mut out = vec![c(0.0); tick as usize];
+            u.take_tx(now, &mut out);
+            air.extend(out);
+            u.end_tick(now + tick);
+            now += tick;
+        }
+        air
+    }
+
+    #[test]
+    fn a_cancelled_switch_loses_nothing() {
+        let (old, new) = (addr(1), addr(2));
+        // 10 kHz: a subframe is 10 samples.
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.link(old, 0);
+        let epoch = u.epoch();
+        let air = run_ticks(&mut u, (0, 40, 10), 30, &[old], |_, _| true);
+        assert!(matches!(u.switch_at(80, new, 40), Reply::Scheduled { .. }));
+        // Both send across the instant; old's samples past 80 are already queued.
+        let mut air2 = run_ticks(&mut u, (40, 60, 10), 30, &[old, new], |_, _| true);
+        assert!(matches!(u.cancel_switch(60), Reply::Done { .. }));
+        assert_eq!(u.arbiter.cancelled_switches, 1);
+        air2.extend(run_ticks(&mut u, (60, 200, 10), 30, &[old, new], |_, _| {
+            true
+        }));
+        let all: Vec<_> = air.into_iter().chain(air2).collect();
+        for (t, v) in all.iter().enumerate().skip(30) {
+            assert_eq!(*v, Complex32::new(1.0, t as f32), "sample {t}");
+        }
+        assert_eq!(u.linked(), Some(old));
+        assert_eq!(u.epoch(), epoch, "no primary change, no new epoch");
+        assert_eq!(u.counters.underflow_samples, 0);
+        // Too late to cancel once the instant is on the air; nothing armed → refused.
+        assert!(matches!(u.cancel_switch(200), Reply::Error { .. }));
+        u.switch_at(210, new, 200);
+        run_ticks(&mut u, (200, 230, 10), 30, &[old, new], |_, _| true);
+        assert!(matches!(u.cancel_switch(230), Reply::Error { .. }));
+        assert_eq!(u.linked(), Some(new));
+    }
+
+    #[test]
+    fn a_silent_new_primary_falls_back_to_the_previous_one() {
+        let (old, new) = (addr(1), addr(2));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(3);
+        u.link(old, 0);
+        let _ = u.take_notices();
+        run_ticks(&mut u, (0, 50, 10), 20, &[old], |_, _| true);
+        u.switch_at_with_fallback(100, new, 50, 1_000);
+        // The new primary dies at 90 (its TX is queued up to 110); the old one stands by.
+        let air = run_ticks(&mut u, (50, 300, 10), 20, &[old, new], |h, now| {
+            h == old || now < 90
+        });
+        assert_eq!(u.linked(), Some(old));
+        assert_eq!(u.arbiter.fallbacks, 1);
+        let n = u.take_notices();
+        assert_eq!(n.len(), 2, "{n:?}");
+        assert_eq!(
+            (n[0].kind, n[0].primary, n[0].from_sample),
+            (SwitchKind::Planned, Some(new), 100)
+        );
+        assert_eq!(
+            (n[1].kind, n[1].primary, n[1].previous),
+            (SwitchKind::Fallback, Some(old), Some(new))
+        );
+        assert!(n[1].epoch > n[0].epoch);
+        let back = n[1].from_sample;
+        assert_eq!(back % 10, 0, "at a subframe boundary");
+        // Last heard from new at 80, before its instant 100: it is given 3 subframes from
+        // the instant (the later of the two), so the old one serves again from 140.
+        assert_eq!(back, 140, "fallback at {back}");
+        for (k, v) in air.iter().enumerate() {
+            let t = 50 + k as u64;
+            if t < 100 || t >= back {
+                assert_eq!(v.re, 1.0, "sample {t} from the old primary");
+            } else if t < 110 {
+                assert_eq!(v.re, 2.0, "sample {t} from the new primary");
+            }
+        }
+        // The failed primary is fenced: its TX never reaches the air again.
+        assert_eq!(
+            u.accept_tx(new, 320, vec![c(2.0); 10], 300),
+            TxOutcome::Fenced
+        );
+        assert_eq!(u.arbiter.fenced_packets, 1);
+    }
+
+    #[test]
+    fn no_fallback_once_the_grace_period_is_over_or_when_the_old_one_is_dead_too() {
+        let (old, new) = (addr(1), addr(2));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(3);
+        u.link(old, 0);
+        u.switch_at_with_fallback(100, new, 0, 50);
+        // new serves until 300, long after the 50-sample grace; then dies.
+        run_ticks(&mut u, (0, 500, 10), 20, &[old, new], |h, now| {
+            h == old || now < 300
+        });
+        assert_eq!(u.linked(), Some(new));
+        assert_eq!(u.arbiter.fallbacks, 0);
+        assert_eq!(u.arbiter.silent_unprotected, 1, "counted once");
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(3);
+        u.link(old, 0);
+        u.switch_at_with_fallback(100, new, 0, 1_000);
+        run_ticks(&mut u, (0, 300, 10), 20, &[old, new], |h, now| {
+            now < if h == old { 90 } else { 110 }
+        });
+        assert_eq!(u.linked(), Some(new), "a dead fallback is not switched to");
+        assert_eq!(u.arbiter.fallbacks, 0);
+    }
+
+    #[test]
+    fn a_silent_primary_fails_over_to_its_standby_which_gets_rx_copies() {
+        let (primary, standby) = (addr(1), addr(2));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(2);
+        u.link(primary, 0);
+        assert!(matches!(u.protect(Some(primary), 0), Reply::Error { .. }));
+        assert!(matches!(u.protect(Some(standby), 0), Reply::Done { .. }));
+        let r = u.rx_routes(0, 10);
+        assert!(r
+            .iter()
+            .any(|r| r.to == standby && !r.primary && r.len == 10));
+        let _ = u.take_notices();
+        // The primary dies at 200; the standby keeps proving it is alive.
+        let air = run_ticks(&mut u, (0, 400, 10), 20, &[primary, standby], |h, now| {
+            h == standby || now < 200
+        });
+        assert_eq!(u.linked(), Some(standby));
+        assert_eq!(u.standby(), None, "unprotected until a new standby is warm");
+        assert_eq!(u.arbiter.failovers, 1);
+        let n = u.take_notices();
+        assert_eq!(n.len(), 1);
+        assert_eq!(
+            (n[0].kind, n[0].primary, n[0].previous),
+            (SwitchKind::Failover, Some(standby), Some(primary))
+        );
+        let at = n[0].from_sample;
+        // Last heard at 190 (TX to 220): declared dead after 2 subframes past 190.
+        assert!(
+            at % 10 == 0 && (210..=230).contains(&at),
+            "failover at {at}"
+        );
+        for (t, v) in air.iter().enumerate() {
+            let t = t as u64;
+            if (20..220).contains(&t) {
+                assert_eq!(v.re, 1.0, "sample {t}");
+            }
+            if t >= at {
+                assert_eq!(v.re, 2.0, "sample {t}: the standby serves, no gap");
+            }
+            // Never both: each sample has one owner.
+            assert!(v.re == 0.0 || v.re == 1.0 || v.re == 2.0);
+        }
+        // A primary that was only paused comes back: fenced, never on the air.
+        assert_eq!(
+            u.accept_tx(primary, 420, vec![c(1.0); 10], 400),
+            TxOutcome::Fenced
+        );
+        let mut out = vec![c(0.0); 10];
+        u.take_tx(420, &mut out);
+        assert!(out.iter().all(|v| v.re != 1.0));
+        // Before the boundary the standby's TX was liveness only.
+        assert!(u.arbiter.standby_packets > 0);
+    }
+
+    #[test]
+    fn epochs_only_grow_and_every_change_is_announced() {
+        let (a1, a2) = (addr(1), addr(2));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.link(a1, 0);
+        u.switch_at(20, a2, 0);
+        run_ticks(&mut u, (0, 30, 10), 10, &[a1, a2], |_, _| true);
+        u.unlink(None, 30);
+        u.reset(40);
+        let n = u.take_notices();
+        let kinds: Vec<_> = n.iter().map(|n| n.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SwitchKind::Link,
+                SwitchKind::Planned,
+                SwitchKind::Link,
+                SwitchKind::Link
+            ]
+        );
+        assert!(n.windows(2).all(|w| w[1].epoch > w[0].epoch));
+        assert_eq!(u.epoch(), n.last().map(|n| n.epoch).unwrap_or(0));
+    }
+
     #[test]
     fn switch_refusals() {
         let mut u = RadioUnit::power_up(&cfg(0), 0, 1000, 1000, 0);
@@ -805,6 +1359,9 @@ mod props {
         Tx(u16, u64, usize),
         Reset,
         Tick,
+        Cancel,
+        Protect(Option<u16>),
+        Fallback(u64, u16),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -815,6 +1372,9 @@ mod props {
             (0u64..400, 0u16..3).prop_map(|(d, h)| Op::Switch(d, h)),
             (0u16..4, 0u64..600, 0usize..300).prop_map(|(h, d, n)| Op::Tx(h, d, n)),
             Just(Op::Reset),
+            Just(Op::Cancel),
+            proptest::option::of(0u16..3).prop_map(Op::Protect),
+            (0u64..400, 0u16..3).prop_map(|(d, h)| Op::Fallback(d, h)),
             Just(Op::Tick),
             Just(Op::Tick),
             Just(Op::Tick),
@@ -834,8 +1394,10 @@ mod props {
             let tick = 100usize;
             let cfg = crate::config::AirConfig::default().with_init_ms(0);
             let mut u = RadioUnit::power_up(&cfg.radios[0], 0, 1000, 500, 0);
+            u.set_liveness_subframes(150);
             let mut now = 0u64;
             let mut offered = 0u64;
+            let mut epoch = u.epoch();
             for o in ops {
                 match o {
                     Op::Link(h) => { u.link(a(h), now); }
@@ -847,6 +1409,9 @@ mod props {
                         u.accept_tx(a(h), (now + d).saturating_sub(50), vec![Complex32::new(0.5, 0.5); n], now);
                     }
                     Op::Reset => { u.reset(now); }
+                    Op::Cancel => { u.cancel_switch(now); }
+                    Op::Protect(h) => { u.protect(h.map(a), now); }
+                    Op::Fallback(d, h) => { u.switch_at_with_fallback(now + d, a(h), now, 300); }
                     Op::Tick => {
                         let mut out = vec![Complex32::new(0.0, 0.0); tick];
                         u.take_tx(now, &mut out);
@@ -871,6 +1436,11 @@ mod props {
                         now += tick as u64;
                     }
                 }
+                prop_assert!(u.epoch() >= epoch, "epoch went back");
+                epoch = u.epoch();
+                let notices = u.take_notices();
+                prop_assert!(notices.windows(2).all(|w| w[1].epoch > w[0].epoch));
+                prop_assert!(u.standby().is_none() || u.standby() != u.linked());
                 let c = &u.counters;
                 prop_assert!(c.tx_samples + c.late_samples + c.switch_trimmed_samples <= offered);
             }
