@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod loadgen;
 pub mod medium;
+pub mod oscillator;
 pub mod rf;
 pub mod server;
 pub mod sigmf;
