@@ -6,12 +6,14 @@
 //! - [`proto`]: control-socket messages and a blocking client (pure).
 //! - [`phylink`]: the waveform fixed by `Control` (pure).
 //! - [`core`]: one subframe in, deliveries and TX out (pure).
+//! - [`cutover`]: takeover, release, fallback, failover and fencing as a state machine (pure).
 //! - [`forward`]: forward-port datagrams for make-before-break handover (pure).
 //! - [`run`]: the real-time shell: radio, TUN, control socket, forward port.
 
 pub mod carrier;
 pub mod clock;
 pub mod core;
+pub mod cutover;
 pub mod forward;
 pub mod phylink;
 pub mod proto;
