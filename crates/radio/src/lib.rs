@@ -12,6 +12,7 @@ pub mod engine;
 pub mod loadgen;
 pub mod medium;
 pub mod oscillator;
+pub mod resample;
 pub mod rf;
 pub mod server;
 pub mod sigmf;
