@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ferry_radio::config::{AirConfig, RadioConfig};
 use ferry_radio::medium::{Loopback, LoopbackConfig, Medium};
+use ferry_radio::resample::{N210Plan, ResampledMedium};
 use ferry_radio::AirServer;
 
 /// Where the head's samples go.
@@ -38,7 +39,9 @@ pub struct RadioHeadArgs {
     #[arg(long, value_enum, default_value = "loopback")]
     medium: MediumArg,
     /// JSON file with one radio entry (`name`, `fronthaul`, `rf`, ...); default: the air's
-    /// `pool` radio (LTE 1.4 MHz at 1.92 Msps, 30.72 MHz master clock).
+    /// `pool` radio (LTE 1.4 MHz at 1.92 Msps, 30.72 MHz master clock). An `rf` with
+    /// `master_clock_hz` 100e6 is an N210: the head runs it at 100 MHz / decimation behind
+    /// the rational resampler (loopback model and UHD alike).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Link-control endpoint to bind.
@@ -105,6 +108,24 @@ fn medium(args: &RadioHeadArgs, cfg: &AirConfig) -> anyhow::Result<Box<dyn Mediu
             if !args.loopback_gain_db.is_finite() || args.loopback_gain_db > 0.0 {
                 bail!("--loopback-gain-db must be a finite attenuation (≤ 0 dB)");
             }
+            let rf = &cfg.radios[0].rf;
+            if (rf.master_clock_hz - 100e6).abs() < 1.0 {
+                // An N210 model: the cable runs at 100 MHz / decimation, the head at the
+                // LTE rate through the rational resampler, exactly as `--medium uhd` does.
+                let plan = N210Plan::for_lte_rate(rate).map_err(anyhow::Error::msg)?;
+                let device_tick = (cfg.tick_samples * plan.down).div_ceil(plan.up);
+                let device = Loopback::new(LoopbackConfig {
+                    rate_hz: plan.device_rate_hz().round() as u32,
+                    gain_db: args.loopback_gain_db,
+                    delay_samples: args.loopback_delay_samples,
+                    tx_advance: advance * plan.down as u64 / plan.up as u64,
+                });
+                return Ok(Box::new(ResampledMedium::new(
+                    Box::new(device),
+                    &plan,
+                    device_tick,
+                )));
+            }
             Ok(Box::new(Loopback::new(LoopbackConfig {
                 rate_hz: rate,
                 gain_db: args.loopback_gain_db,
@@ -122,8 +143,14 @@ fn uhd_medium(
     cfg: &AirConfig,
     advance: u64,
 ) -> anyhow::Result<Box<dyn Medium>> {
-    let m = ferry_radio::uhd::UhdMedium::open(&args.uhd_args, &cfg.radios[0].rf, advance)?;
-    Ok(Box::new(m))
+    // An N210 (100 MHz master clock) gets the rational resampler in front of it.
+    let tick = cfg.tick_samples;
+    Ok(ferry_radio::uhd::open_lte(
+        &args.uhd_args,
+        &cfg.radios[0].rf,
+        advance,
+        tick,
+    )?)
 }
 
 #[cfg(not(feature = "uhd"))]

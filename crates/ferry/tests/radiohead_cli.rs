@@ -55,3 +55,82 @@ fn bad_options_and_missing_hardware_are_clear_errors() {
         assert!(e.contains("--features uhd"), "{e}");
     }
 }
+
+/// One radio of the default air as a `--config` file, with `rf` changed by `edit`.
+fn radio_file(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> std::path::PathBuf {
+    let o = Command::new(FERRY)
+        .args(["air", "--print-default-config"])
+        .output()
+        .expect("ferry air");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("default config");
+    let mut radio = v["radios"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "pool"))
+        .cloned()
+        .expect("pool radio");
+    edit(&mut radio["rf"]);
+    let path = std::env::temp_dir().join(format!(
+        "ferry-radiohead-{}-{name}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, radio.to_string()).expect("write config");
+    path
+}
+
+#[test]
+fn an_n210_head_runs_through_the_resampler_and_refuses_what_it_cannot_give() {
+    // 100 MHz master clock: the N210 model at 100 MHz / 52 behind the 624/625 resampler.
+    let cfg = radio_file("n210", |rf| {
+        rf["master_clock_hz"] = serde_json::json!(100e6)
+    });
+    let o = Command::new(FERRY)
+        .args([
+            "radiohead",
+            "--medium",
+            "loopback",
+            "--control",
+            "tcp://127.0.0.1:*",
+        ])
+        .args([
+            "--fronthaul",
+            "127.0.0.1:0",
+            "--duration",
+            "0.5",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .expect("ferry radiohead");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
+    assert!(v["ticks"].as_u64().unwrap() >= 50, "{v}");
+    assert_eq!(v["clock_slips"].as_u64(), Some(0), "{v}");
+    // 30.72 Msps cannot come from an N210 (beyond gigabit Ethernet): refused, with why.
+    let cfg = radio_file("n210-20mhz", |rf| {
+        rf["master_clock_hz"] = serde_json::json!(100e6);
+        rf["rate_hz"] = serde_json::json!(30_720_000);
+    });
+    let o = Command::new(FERRY)
+        .args([
+            "radiohead",
+            "--medium",
+            "loopback",
+            "--control",
+            "tcp://127.0.0.1:*",
+        ])
+        .args([
+            "--fronthaul",
+            "127.0.0.1:0",
+            "--duration",
+            "0.2",
+            "--config",
+        ])
+        .arg(&cfg)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("ferry radiohead");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("B210/X310"), "{err}");
+}

@@ -153,9 +153,22 @@ impl RfConfig {
         let dec = m / rate.max(1.0);
         let near = dec.round();
         let exact = self.rate_hz > 0 && (dec - near).abs() < 1e-9 * dec.max(1.0);
-        if !exact || near < 1.0 || near > f64::from(MAX_DECIMATION) || self.rate_hz > MAX_RATE_HZ {
+        // An N210 (100 MHz) gives LTE rates through the rational resampler of the radio head
+        // (`crate::resample`): 100 MHz / 52 × 624/625 = 1.92 Msps and so on.
+        let resampled = (m - 100e6).abs() < 1e-3
+            && crate::resample::N210Plan::for_lte_rate(self.rate_hz).is_ok();
+        if resampled {
+            // The device side is within the N210's limits by construction of the plan.
+        } else if !exact
+            || near < 1.0
+            || near > f64::from(MAX_DECIMATION)
+            || self.rate_hz > MAX_RATE_HZ
+        {
             let n = near.clamp(1.0, f64::from(MAX_DECIMATION));
-            let hint = format!(" (nearest: {m} / {n} = {:.1} Hz)", m / n);
+            let hint = match crate::resample::N210Plan::for_lte_rate(self.rate_hz) {
+                Err(why) if (m - 100e6).abs() < 1e-3 && why.contains("N210") => format!(": {why}"),
+                _ => format!(" (nearest: {m} / {n} = {:.1} Hz)", m / n),
+            };
             return Err(RfError::Rate {
                 rate: self.rate_hz,
                 master: m,
@@ -215,8 +228,23 @@ mod tests {
             master_clock_hz: 100e6,
             ..ok.clone()
         };
-        // 1.92 Msps is not 100 MHz / integer: the error names the nearest rate.
-        let e = n210.validate().unwrap_err();
+        // 1.92 Msps is not 100 MHz / integer, but an N210 gives it through the radio head's
+        // 624/625 resampler; 30.72 Msps it cannot give at all (the reason is named); a rate
+        // that is neither names the nearest one.
+        n210.validate().unwrap();
+        let e = RfConfig {
+            rate_hz: 30_720_000,
+            ..n210.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("B210/X310"), "{e}");
+        let e = RfConfig {
+            rate_hz: 1_930_000,
+            ..n210.clone()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.to_string().contains("100000000 / 52"), "{e}");
         RfConfig {
             rate_hz: 2_000_000,

@@ -11,7 +11,11 @@
 //! A real N210 has a fixed 100 MHz master clock: LTE's 1.92 Msps would be coerced to
 //! 100 MHz / 52 = 1.923 Msps, which the PHY cannot use. [`UhdMedium::open`] refuses a rate
 //! the device does not give exactly, naming what it got (B2xx/X3xx: pass
-//! `master_clock_rate=30.72e6` in the device arguments).
+//! `master_clock_rate=30.72e6` in the device arguments). [`open_lte`] is what the radio
+//! head uses: a radio configured with the N210's 100 MHz master clock is opened at its
+//! nearest integer decimation and put behind the rational resampler
+//! ([`crate::resample::ResampledMedium`], 624/625 or 576/625), anything else at the exact
+//! rate.
 
 use ferry_fronthaul::vrt::SampleTime;
 use num_complex::Complex32;
@@ -41,11 +45,14 @@ pub enum UhdError {
         /// UHD's error.
         source: uhd::Error,
     },
+    /// An N210 cannot give this LTE rate even through the resampler.
+    #[error("{0}")]
+    N210(String),
     /// The device cannot give the exact sample rate.
-    #[error("the device gives {got} sps for {asked} sps; LTE numerology needs the exact rate (on B2xx/X3xx add master_clock_rate=30.72e6 to the device arguments; an N210's fixed 100 MHz clock cannot give 1.92 Msps)")]
+    #[error("the device gives {got} sps for {asked} sps; LTE numerology needs the exact rate (on B2xx/X3xx add master_clock_rate=30.72e6 to the device arguments; an N210's fixed 100 MHz clock needs the resampler: give the radio master_clock_hz 100e6)")]
     Rate {
         /// Requested.
-        asked: u32,
+        asked: f64,
         /// What the device set.
         got: f64,
     },
@@ -103,6 +110,17 @@ impl UhdMedium {
     /// Opens the USRP named by `args` (e.g. `addr=192.168.10.2`), applies `rf` to channel 0
     /// and starts RX streaming 100 ms from now. `tx_advance` samples of TX lead.
     pub fn open(args: &str, rf: &RfConfig, tx_advance: u64) -> Result<Self, UhdError> {
+        Self::open_at(args, rf, f64::from(rf.rate_hz), tx_advance)
+    }
+
+    /// [`UhdMedium::open`] at a device sample rate `rate` other than the radio's (the N210
+    /// behind the resampler).
+    pub fn open_at(
+        args: &str,
+        rf: &RfConfig,
+        rate: f64,
+        tx_advance: u64,
+    ) -> Result<Self, UhdError> {
         let args = device_args(args, rf);
         let found = Usrp::find(&args).map_err(uhd_err("find"))?;
         if found.is_empty() {
@@ -118,7 +136,6 @@ impl UhdMedium {
             usrp.set_time_source("external", 0)
                 .map_err(uhd_err("set_time_source"))?;
         }
-        let rate = f64::from(rf.rate_hz);
         usrp.set_rx_sample_rate(rate, 0)
             .map_err(uhd_err("set_rx_rate"))?;
         usrp.set_tx_sample_rate(rate, 0)
@@ -128,10 +145,7 @@ impl UhdMedium {
             usrp.get_tx_sample_rate(0).map_err(uhd_err("get_tx_rate"))?,
         ] {
             if (got - rate).abs() > 1e-3 {
-                return Err(UhdError::Rate {
-                    asked: rf.rate_hz,
-                    got,
-                });
+                return Err(UhdError::Rate { asked: rate, got });
             }
         }
         usrp.set_rx_frequency(&TuneRequest::with_frequency(rf.rx_freq_hz), 0)
@@ -237,6 +251,29 @@ impl UhdMedium {
         out.resize(n, Complex32::default());
         lost
     }
+}
+
+/// Opens a USRP for a radio head at the LTE rate of `rf`: through the N210 resampler when
+/// `rf` names the N210's fixed 100 MHz master clock, directly otherwise. `tick` is the
+/// engine's tick in LTE samples; the returned medium's TX advance is at least `tx_advance`.
+pub fn open_lte(
+    args: &str,
+    rf: &RfConfig,
+    tx_advance: u64,
+    tick: usize,
+) -> Result<Box<dyn Medium>, UhdError> {
+    if (rf.master_clock_hz - 100e6).abs() >= 1.0 {
+        return Ok(Box::new(UhdMedium::open(args, rf, tx_advance)?));
+    }
+    let plan = crate::resample::N210Plan::for_lte_rate(rf.rate_hz).map_err(UhdError::N210)?;
+    let device_tick = (tick * plan.down).div_ceil(plan.up);
+    let device_advance = tx_advance * plan.down as u64 / plan.up as u64;
+    let dev = UhdMedium::open_at(args, rf, plan.device_rate_hz(), device_advance)?;
+    Ok(Box::new(crate::resample::ResampledMedium::new(
+        Box::new(dev),
+        &plan,
+        device_tick,
+    )))
 }
 
 impl Medium for UhdMedium {
