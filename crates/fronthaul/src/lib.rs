@@ -7,6 +7,7 @@
 //! with a typed [`vrt::WireError`]; it never panics on any input.
 
 pub mod control;
+pub mod notice;
 pub mod probe;
 pub mod vrt;
 
