@@ -7,6 +7,7 @@
 //!
 //! Module map:
 //! - [`addr`]: node IDs, RNTIs, and the IP-address → node-ID plan.
+//! - [`election`]: master election among terminals without a base station.
 //! - [`schedule`]: TDD configurations 0–6 and FDD; which direction/carrier a subframe serves;
 //!   the base-station uplink grant scheduler.
 //! - [`wire`]: checked parse/emit of the MAC header, segment subheaders, relay header, beacon.
@@ -43,6 +44,7 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod election;
 pub mod error;
 pub mod mac;
 pub mod pack;
