@@ -38,6 +38,14 @@ pub struct AirArgs {
     /// Link a load-generating host to every radio (RX in, TX back 20 ms ahead).
     #[arg(long)]
     load: bool,
+    /// Oscillator error of the radios' sample clock against this host's clock, in ppm
+    /// (e.g. -50: the radios run 50 ppm slow, as a free-running crystal may); overrides the
+    /// configuration's `clock_ppm`. Modems must track it (docs/FAULTS.md).
+    #[arg(long, allow_hyphen_values = true)]
+    clock_ppm: Option<f64>,
+    /// Slow drift of that error in ppm per hour (overrides `clock_drift_ppm_per_hour`).
+    #[arg(long, allow_hyphen_values = true)]
+    clock_drift_ppm_per_hour: Option<f64>,
 }
 
 /// Runs `ferry air`.
@@ -60,6 +68,13 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
     if let Some(c) = &args.control {
         cfg.control = c.clone();
     }
+    if let Some(p) = args.clock_ppm {
+        cfg.clock_ppm = p;
+    }
+    if let Some(d) = args.clock_drift_ppm_per_hour {
+        cfg.clock_drift_ppm_per_hour = d;
+    }
+    cfg.validate().context("air configuration")?;
     let names: Vec<String> = cfg.radios.iter().map(|r| r.name.clone()).collect();
     let rate = cfg.sample_rate_hz;
     let server = AirServer::bind(cfg).context("starting the air")?;

@@ -41,6 +41,10 @@ fn default_catchup() -> Option<u64> {
     Some(100)
 }
 
+fn default_liveness() -> u64 {
+    5
+}
+
 fn default_init_ms() -> u64 {
     2500
 }
@@ -115,6 +119,18 @@ pub struct AirConfig {
     /// Captures to start at power-up.
     #[serde(default)]
     pub captures: Vec<CaptureConfig>,
+    /// Frequency error of the radio room's sample clock against the host clock, ppm
+    /// (positive: the radios run fast), as a free-running oscillator has; 0 = exact.
+    #[serde(default)]
+    pub clock_ppm: f64,
+    /// Slow drift of that error, ppm per hour (warm-up, temperature).
+    #[serde(default)]
+    pub clock_drift_ppm_per_hour: f64,
+    /// A primary that sends no TX for this many subframes is declared dead when a standby
+    /// or fallback host can take over (docs/FAULTS.md); 0 never declares it. The default
+    /// covers the longest TX gap of a TDD master (configuration 0: three uplink subframes).
+    #[serde(default = "default_liveness")]
+    pub liveness_subframes: u64,
 }
 
 /// A configuration that cannot run.
@@ -196,6 +212,9 @@ impl Default for AirConfig {
                 link("bs", "relayrx", Some(-30.0), 80.0, 5),
             ],
             captures: vec![],
+            clock_ppm: 0.0,
+            clock_drift_ppm_per_hour: 0.0,
+            liveness_subframes: default_liveness(),
         }
     }
 }
@@ -240,6 +259,25 @@ impl AirConfig {
             if !n.is_finite() || n > 0.0 {
                 return bad(format!("noise_floor_dbfs {n} must be finite and <= 0"));
             }
+        }
+        // A crystal is within tens of ppm; 1000 ppm is far beyond any radio and keeps the
+        // clock model's arithmetic well inside f64 precision.
+        if !(self.clock_ppm.is_finite() && self.clock_ppm.abs() <= 1000.0) {
+            return bad(format!("clock_ppm {} must be within ±1000", self.clock_ppm));
+        }
+        if !(self.clock_drift_ppm_per_hour.is_finite()
+            && self.clock_drift_ppm_per_hour.abs() <= 1000.0)
+        {
+            return bad(format!(
+                "clock_drift_ppm_per_hour {} must be within ±1000",
+                self.clock_drift_ppm_per_hour
+            ));
+        }
+        if self.liveness_subframes > 1000 {
+            return bad(format!(
+                "liveness_subframes {} must be at most 1000 (one second)",
+                self.liveness_subframes
+            ));
         }
         for (i, r) in self.radios.iter().enumerate() {
             if self.radios[..i].iter().any(|o| o.name == r.name) {

@@ -93,6 +93,7 @@ impl AirEngine {
             .enumerate()
             .map(|(i, r)| {
                 let mut u = RadioUnit::power_up(r, i as u16, rate, horizon, 0);
+                u.set_liveness_subframes(cfg.liveness_subframes);
                 if let Some(a) = fronthaul.and_then(|f| f.get(i)) {
                     u.fronthaul = *a;
                 }

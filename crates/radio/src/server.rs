@@ -298,6 +298,10 @@ impl AirServer {
                 tracing::warn!("air thread keeps normal scheduling (real-time priority {p}: {e})");
             }
         }
+        let osc = crate::oscillator::Oscillator::new(
+            self.engine.config().clock_ppm,
+            self.engine.config().clock_drift_ppm_per_hour,
+        );
         let start = Instant::now();
         let cpu0 = thread_cpu_seconds();
         let mut out = TickOutput::default();
@@ -322,7 +326,8 @@ impl AirServer {
                 self.flush(&mut out);
                 continue;
             }
-            let due = (start.elapsed().as_secs_f64() * rate) as u64;
+            // The radio room's oscillator, not the host's clock, says how many samples are due.
+            let due = osc.samples_due(start.elapsed().as_secs_f64(), rate);
             let behind = due.saturating_sub(self.engine.now()) / tick;
             if max_behind.is_some_and(|m| behind > m) {
                 // Fell too far behind (stopped in a debugger, starved): skip rather than
@@ -338,7 +343,7 @@ impl AirServer {
                 ticks += 1;
                 self.flush(&mut out);
             }
-            let next = (self.engine.now() + tick) as f64 / rate;
+            let next = osc.due_at(self.engine.now() + tick, rate);
             let wait = next - start.elapsed().as_secs_f64();
             if wait >= 0.001 {
                 // Wake early on a control request or a fronthaul datagram.
