@@ -88,6 +88,34 @@ pub enum Request {
         /// New host.
         endpoint: SocketAddr,
     },
+    /// `switch_at` that keeps the old primary as a fallback for `grace_ms` after `at`: it
+    /// goes on getting RX copies, and if the new primary sends no TX for the liveness
+    /// interval the radio switches back to it at the next subframe boundary.
+    SwitchAtFallback {
+        /// Radio name.
+        radio: String,
+        /// Switch instant on the radio's sample clock.
+        at: SampleTime,
+        /// New host.
+        endpoint: SocketAddr,
+        /// Fallback grace period after `at` (ms, at most 60 000).
+        grace_ms: u64,
+    },
+    /// Disarm a pending `switch_at` before its instant (refused once it is on the air).
+    CancelSwitch {
+        /// Radio name.
+        radio: String,
+    },
+    /// Protect the primary with a warm standby: `endpoint` gets RX copies and takes over at
+    /// the next subframe boundary when the primary sends no TX for the liveness interval
+    /// (`null`: unprotect).
+    Protect {
+        /// Radio name.
+        radio: String,
+        /// The standby host, or `null`.
+        #[serde(default)]
+        endpoint: Option<SocketAddr>,
+    },
     /// Counters and link state of one radio or all.
     Status {
         /// Restrict to one radio.
@@ -214,6 +242,35 @@ pub struct StatusReport {
     pub pending_switch: Option<(SampleTime, SocketAddr)>,
     /// Counters.
     pub counters: Counters,
+    /// Who serves, as the arbiter sees it (absent from radios that predate it).
+    #[serde(default)]
+    pub arbiter: ArbiterStatus,
+}
+
+/// The radio's view of who serves: epoch, standby, fallback and its counters
+/// (docs/FAULTS.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArbiterStatus {
+    /// Epoch of the current assignment (grows at every change of primary).
+    pub epoch: u64,
+    /// The protecting standby.
+    pub standby: Option<SocketAddr>,
+    /// The previous primary kept as a fallback, and until which sample.
+    pub fallback: Option<(SocketAddr, SampleTime)>,
+    /// A primary silent this many samples is declared dead (0: never).
+    pub liveness_samples: u64,
+    /// Switches back to the previous primary.
+    pub fallbacks: u64,
+    /// Switches to the standby.
+    pub failovers: u64,
+    /// Armed switches cancelled before their instant.
+    pub cancelled_switches: u64,
+    /// TX datagrams from deposed primaries (dropped).
+    pub fenced_packets: u64,
+    /// TX datagrams from standby / fallback hosts (queued, played only on takeover).
+    pub standby_packets: u64,
+    /// Times the primary fell silent with nobody to take over.
+    pub silent_unprotected: u64,
 }
 
 /// A link-control reply.
@@ -320,6 +377,55 @@ mod tests {
         assert!(Request::from_bytes(b"\xff\xfe").is_err());
         let back = Request::from_bytes(&r.to_bytes()).unwrap();
         assert_eq!(back, r);
+        for r in [
+            Request::CancelSwitch {
+                radio: "pool".into(),
+            },
+            Request::Protect {
+                radio: "pool".into(),
+                endpoint: Some("10.0.0.2:5000".parse().unwrap()),
+            },
+            Request::SwitchAtFallback {
+                radio: "pool".into(),
+                at: 5,
+                endpoint: "10.0.0.2:5000".parse().unwrap(),
+                grace_ms: 200,
+            },
+        ] {
+            assert_eq!(Request::from_bytes(&r.to_bytes()).unwrap(), r);
+        }
+        assert_eq!(
+            Request::from_bytes(br#"{"op":"protect","radio":"pool"}"#).unwrap(),
+            Request::Protect {
+                radio: "pool".into(),
+                endpoint: None
+            }
+        );
+        // A status from a radio without the arbiter still parses.
+        let st = StatusReport {
+            info: RadioInfo {
+                radio: "pool".into(),
+                number: 0,
+                serial: "EMU0000".into(),
+                fronthaul: "127.0.0.1:1".parse().unwrap(),
+                sample_rate_hz: 1_920_000,
+                freq_hz: 2.14e9,
+                legacy: false,
+            },
+            ready: true,
+            linked: None,
+            shadow: None,
+            pending_switch: None,
+            counters: Counters::default(),
+            arbiter: ArbiterStatus {
+                epoch: 3,
+                ..Default::default()
+            },
+        };
+        let mut v = serde_json::to_value(&st).unwrap();
+        v.as_object_mut().unwrap().remove("arbiter");
+        let st: StatusReport = serde_json::from_value(v).unwrap();
+        assert_eq!(st.arbiter, ArbiterStatus::default());
     }
 
     #[test]

@@ -205,6 +205,9 @@ fn radio_of(req: &Request) -> String {
         | Request::Unlink { radio, .. }
         | Request::Shadow { radio, .. }
         | Request::SwitchAt { radio, .. }
+        | Request::SwitchAtFallback { radio, .. }
+        | Request::CancelSwitch { radio }
+        | Request::Protect { radio, .. }
         | Request::Capture { radio, .. }
         | Request::Reset { radio } => radio.clone(),
     }

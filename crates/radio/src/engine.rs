@@ -4,7 +4,10 @@
 
 use std::net::SocketAddr;
 
-use ferry_fronthaul::control::{CaptureStream, ErrorCode, RadioInfo, Reply, Request, StatusReport};
+use ferry_fronthaul::control::{
+    ArbiterStatus, CaptureStream, ErrorCode, RadioInfo, Reply, Request, StatusReport,
+};
+use ferry_fronthaul::notice::{NoticeKind, NoticeRepr};
 use ferry_fronthaul::probe::{self, ProbeAnswer};
 use ferry_fronthaul::vrt::{
     emit_data_cf32, ContextRepr, DataRepr, Direction, SampleTime, StreamId, Timestamp,
@@ -78,6 +81,11 @@ pub struct AirEngine {
     tx_advance: u64,
     /// What a hardware medium lost in the tick, per radio (reused every tick).
     events: Vec<MediumEvents>,
+    /// Key that authenticates the switch notices (none: no notices are sent).
+    notice_key: Option<Vec<u8>>,
+    /// Each radio's latest notice, repeated with its periodic context packets (a lost
+    /// datagram must not leave a host with a stale view for long).
+    last_notice: Vec<Option<NoticeRepr>>,
 }
 
 impl AirEngine {
@@ -116,8 +124,73 @@ impl AirEngine {
             scratch: Vec::new(),
             tx_advance: 0,
             events: vec![MediumEvents::default(); n],
+            notice_key: None,
+            last_notice: vec![None; n],
             cfg,
         })
+    }
+
+    /// Sets the key that authenticates in-band switch notices (the radio room's
+    /// link-control key); without one no notices are sent.
+    pub fn set_notice_key(&mut self, key: Option<Vec<u8>>) {
+        self.notice_key = key;
+    }
+
+    /// Queues switch notices: the changes radio `i` made, to the new and previous primary
+    /// and every host it copies RX to, and (when `repeat`) its latest notice again.
+    fn notices(&mut self, i: usize, repeat: bool, out: &mut TickOutput) {
+        let Some(key) = self.notice_key.clone() else {
+            let _ = self.radios[i].take_notices();
+            return;
+        };
+        let rate = self.cfg.sample_rate_hz;
+        let u = &mut self.radios[i];
+        let sid = StreamId::new(u.number, Direction::Rx);
+        let copies = [u.shadow(), u.standby(), u.fallback().map(|f| f.0)];
+        let mut fresh: Vec<NoticeRepr> = u
+            .take_notices()
+            .into_iter()
+            .map(|n| NoticeRepr {
+                stream_id: sid,
+                epoch: n.epoch,
+                from_sample: n.from_sample,
+                kind: match n.kind {
+                    crate::unit::SwitchKind::Link => NoticeKind::Link,
+                    crate::unit::SwitchKind::Planned => NoticeKind::Planned,
+                    crate::unit::SwitchKind::Fallback => NoticeKind::Fallback,
+                    crate::unit::SwitchKind::Failover => NoticeKind::Failover,
+                },
+                primary: n.primary,
+                previous: n.previous,
+            })
+            .collect();
+        if let Some(last) = fresh.last() {
+            self.last_notice[i] = Some(*last);
+        } else if repeat {
+            fresh.extend(self.last_notice[i]);
+        }
+        for n in fresh {
+            let mut dests: Vec<SocketAddr> = [n.primary, n.previous]
+                .into_iter()
+                .chain(copies)
+                .flatten()
+                .collect();
+            dests.sort();
+            dests.dedup();
+            for to in dests {
+                let c = self.counts_for(i, to);
+                let count = c.2;
+                c.2 = (c.2 + 1) & 0xf;
+                let mut bytes = Vec::with_capacity(ferry_fronthaul::notice::NOTICE_LEN);
+                if n.emit(rate, count, &key, &mut bytes).is_ok() {
+                    out.packets.push(Outbound {
+                        radio: i,
+                        to,
+                        bytes,
+                    });
+                }
+            }
+        }
     }
 
     /// Makes host tuning requests refused (answered with the frequency in force): a radio
@@ -269,6 +342,18 @@ impl AirEngine {
             shadow: u.shadow(),
             pending_switch: u.pending_switch(),
             counters: u.counters.clone(),
+            arbiter: ArbiterStatus {
+                epoch: u.epoch(),
+                standby: u.standby(),
+                fallback: u.fallback(),
+                liveness_samples: u.liveness_samples(),
+                fallbacks: u.arbiter.fallbacks,
+                failovers: u.arbiter.failovers,
+                cancelled_switches: u.arbiter.cancelled_switches,
+                fenced_packets: u.arbiter.fenced_packets,
+                standby_packets: u.arbiter.standby_packets,
+                silent_unprotected: u.arbiter.silent_unprotected,
+            },
         }
     }
 
@@ -349,6 +434,27 @@ impl AirEngine {
             } => self
                 .find(radio)
                 .map(|i| self.radios[i].switch_at(*at, *endpoint, now)),
+            Request::SwitchAtFallback {
+                radio,
+                at,
+                endpoint,
+                grace_ms,
+            } => self.find(radio).and_then(|i| {
+                if *grace_ms > 60_000 {
+                    return Err(Reply::error(
+                        ErrorCode::BadRequest,
+                        format!("grace_ms {grace_ms} is above 60000"),
+                    ));
+                }
+                let grace = grace_ms * u64::from(self.cfg.sample_rate_hz) / 1000;
+                Ok(self.radios[i].switch_at_with_fallback(*at, *endpoint, now, grace))
+            }),
+            Request::CancelSwitch { radio } => {
+                self.find(radio).map(|i| self.radios[i].cancel_switch(now))
+            }
+            Request::Protect { radio, endpoint } => self
+                .find(radio)
+                .map(|i| self.radios[i].protect(*endpoint, now)),
             Request::Reset { radio } => self.find(radio).map(|i| {
                 let r = self.radios[i].reset(now);
                 // A power cycle re-runs init, which restores the configured tuning.
@@ -497,8 +603,12 @@ impl AirEngine {
             });
         }
         self.captures.retain(|c| c.remaining > 0);
-        for u in &mut self.radios {
-            u.end_tick(t0 + n as u64);
+        let ctx_every = self.cfg.context_interval_ms.saturating_mul(u64::from(rate)) / 1000;
+        for i in 0..self.radios.len() {
+            self.radios[i].end_tick(t0 + n as u64);
+            // Repeat the latest notice with the periodic context (every context interval).
+            let repeat = ctx_every > 0 && t0 % ctx_every < n as u64;
+            self.notices(i, repeat, out);
         }
         self.now = t0 + n as u64;
     }

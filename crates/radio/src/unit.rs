@@ -556,6 +556,11 @@ impl RadioUnit {
         self.liveness = subframes.saturating_mul(self.subframe);
     }
 
+    /// The liveness interval in samples (0: off).
+    pub fn liveness_samples(&self) -> u64 {
+        self.liveness
+    }
+
     /// Current epoch (increases at every change of primary).
     pub fn epoch(&self) -> u64 {
         self.epoch
