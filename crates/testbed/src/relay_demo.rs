@@ -337,6 +337,7 @@ pub fn run_relay_demo(
         prefix: &opts.prefix,
         discovery_period_ms: opts.discovery_period_ms,
         bw: opts.bw,
+        live: None,
     };
     run_experiment(
         &bed,

@@ -820,6 +820,11 @@ impl Traffic {
         })
     }
 
+    /// A reader of ping's report for a live watcher ([`crate::live::SecondsWatcher`]).
+    pub fn ping_watch(&self) -> Option<crate::ping::PingWatch> {
+        self.ping.as_ref().map(PingRun::watch)
+    }
+
     /// Ping's report so far.
     pub fn ping_snapshot(&self) -> Option<PingReport> {
         self.ping.as_ref().map(PingRun::snapshot)
