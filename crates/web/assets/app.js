@@ -14,6 +14,8 @@ function svgEl(name, attrs, content) {
   if (content !== undefined) e.textContent = content;
   return e;
 }
+// "legacy M", "mbb out": the method, unless the label already says it.
+function name(m) { return m.label.startsWith(m.method) ? m.label : m.method + " " + m.label; }
 function ms(v) { return v == null ? "–" : (v < 10 ? v.toFixed(2) : v.toFixed(0)) + " ms"; }
 
 function renderServers(view) {
@@ -37,18 +39,22 @@ function renderServers(view) {
     for (const r of primaryOf[s.name] || []) {
       const b = document.createElement("span");
       b.className = "badge primary";
-      b.textContent = "primary " + r;
+      b.dataset.radio = r;
+      b.dataset.role = "primary";
+      b.textContent = "primary for " + r;
       n.appendChild(b);
     }
     for (const r of shadowOf[s.name] || []) {
       const b = document.createElement("span");
       b.className = "badge";
-      b.textContent = "shadow " + r;
+      b.dataset.radio = r;
+      b.dataset.role = "shadow";
+      b.textContent = "shadows " + r;
       n.appendChild(b);
     }
     if (s.serving) {
       const b = document.createElement("span");
-      b.className = "badge primary";
+      b.className = "badge serving";
       b.textContent = "serves the task";
       n.appendChild(b);
     }
@@ -133,7 +139,7 @@ function renderChart(view) {
     g.appendChild(svgEl("rect", { x: a, y: T, width: Math.max(2, b - a), height: H - B - T, fill: c, opacity: 0.15 }));
     g.appendChild(svgEl("line", { x1: a, x2: a, y1: T, y2: H - B, stroke: c }));
     g.appendChild(svgEl("text", { x: a + 3, y: T + 12 + (i % 2) * 13, fill: c, "font-size": 11 },
-      m.method + " " + m.label + (m.end_ms == null ? " (running)" : " " + Math.round(m.end_ms - m.start_ms) + " ms")));
+      name(m) + (m.end_ms == null ? " (running)" : " " + Math.round(m.end_ms - m.start_ms) + " ms")));
     svg.appendChild(g);
   });
   // losses: a red bar per second, its height the lost share
@@ -162,7 +168,7 @@ function renderTimeline(view) {
   const svg = $("timeline");
   svg.replaceChildren();
   const m = view.last_migration;
-  text("timeline-title", m ? m.method + " " + m.label + " (" + m.route + "): " +
+  text("timeline-title", m ? name(m) + " (" + m.route + "): " +
     Math.round(m.end_ms - m.start_ms) + " ms" + (m.ok ? "" : ", failed") : "none yet");
   if (!m) { svg.setAttribute("viewBox", "0 0 800 20"); return; }
   const rowH = 18, label = 300, W = 800, R = 50;
@@ -188,7 +194,7 @@ function renderLog(view) {
   for (const m of view.migrations) {
     const li = document.createElement("li");
     li.dataset.label = m.label;
-    li.textContent = m.method + " " + m.label + " " + m.route + " at " + (m.start_ms / 1000).toFixed(1) + " s: " +
+    li.textContent = name(m) + " " + m.route + " at " + (m.start_ms / 1000).toFixed(1) + " s: " +
       (m.end_ms == null ? "running" : Math.round(m.end_ms - m.start_ms) + " ms" + (m.ok ? "" : " (failed)"));
     ol.appendChild(li);
   }

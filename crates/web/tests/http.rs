@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -29,9 +30,13 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 /// An open `/events` stream: the status code and a reader positioned after the headers.
 fn open_events(addr: SocketAddr) -> (u16, BufReader<TcpStream>) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(s, "GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
-        .expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("send");
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).expect("status");
@@ -84,7 +89,10 @@ fn page_and_assets_are_served_from_the_binary_and_unknown_paths_are_404() {
     assert_eq!(code, 200);
     assert!(page.contains("text/html"));
     assert!(page.contains(r#"<script src="/app.js">"#));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no outside asset");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no outside asset"
+    );
     let (code, js) = get(server.addr(), "/app.js");
     assert_eq!(code, 200);
     assert!(js.contains("new EventSource(\"/events\")"));
@@ -106,7 +114,10 @@ fn events_stream_the_view_then_a_migration_as_it_arrives() {
     let first = next_state(&mut r);
     let servers = first["view"]["servers"].as_array().expect("servers");
     assert_eq!(servers.len(), 4);
-    assert_eq!(first["view"]["migrations"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        first["view"]["migrations"].as_array().map(Vec::len),
+        Some(0)
+    );
     let sink = hub.sink();
     sink.emit(LiveEvent::Serving {
         server: "server1".into(),
