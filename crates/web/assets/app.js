@@ -3,7 +3,8 @@
 "use strict";
 
 const NS = "http://www.w3.org/2000/svg";
-const WINDOW_S = 120; // seconds shown by the scrolling chart
+const WINDOW_S = 120; // seconds shown by the scrolling chart, at most
+const MIN_WINDOW_S = 30; // and at least (a short run fills the width)
 const COLOURS = { legacy: "#d62728", mbb: "#2ca02c" };
 
 function $(id) { return document.getElementById(id); }
@@ -111,8 +112,8 @@ function renderChart(view) {
   const W = 800, H = 260, L = 44, R = 8, T = 10, B = 36;
   const hist = view.history;
   const tEnd = Math.max(hist.length ? hist[hist.length - 1].t_ms : 0,
-    ...view.migrations.map(m => m.end_ms || m.start_ms), WINDOW_S * 1000);
-  const tStart = tEnd - WINDOW_S * 1000;
+    ...view.migrations.map(m => m.end_ms || m.start_ms), MIN_WINDOW_S * 1000);
+  const tStart = Math.max(0, tEnd - WINDOW_S * 1000);
   const x = t => L + (t - tStart) / (tEnd - tStart) * (W - L - R);
   let top = 1;
   for (const s of hist) if (s.t_ms >= tStart && s.rtt_max_ms) top = Math.max(top, s.rtt_max_ms);
@@ -124,7 +125,8 @@ function renderChart(view) {
     svg.appendChild(svgEl("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e5e5e5" }));
     svg.appendChild(svgEl("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, String(+v.toPrecision(3))));
   }
-  for (let t = Math.ceil(tStart / 10000) * 10000; t <= tEnd; t += 10000) {
+  const step = tEnd - tStart > 60000 ? 10000 : 5000;
+  for (let t = Math.ceil(tStart / step) * step; t <= tEnd; t += step) {
     svg.appendChild(svgEl("line", { x1: x(t), x2: x(t), y1: T, y2: H - B, stroke: "#f0f0f0" }));
     svg.appendChild(svgEl("text", { x: x(t), y: H - B + 14, "text-anchor": "middle", "font-size": 11 }, String(Math.round(t / 1000))));
   }
@@ -138,7 +140,7 @@ function renderChart(view) {
     const g = svgEl("g", { class: "mark", "data-label": m.label, "data-running": String(m.end_ms == null) });
     g.appendChild(svgEl("rect", { x: a, y: T, width: Math.max(2, b - a), height: H - B - T, fill: c, opacity: 0.15 }));
     g.appendChild(svgEl("line", { x1: a, x2: a, y1: T, y2: H - B, stroke: c }));
-    g.appendChild(svgEl("text", { x: a + 3, y: T + 12 + (i % 2) * 13, fill: c, "font-size": 11 },
+    g.appendChild(svgEl("text", { x: a + 3, y: T + 12 + (i % 4) * 13, fill: c, "font-size": 11 },
       name(m) + (m.end_ms == null ? " (running)" : " " + Math.round(m.end_ms - m.start_ms) + " ms")));
     svg.appendChild(g);
   });

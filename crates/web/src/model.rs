@@ -298,6 +298,8 @@ impl View {
             }
             LiveEvent::Finished => {
                 self.finished = true;
+                // The radio room goes down with the testbed: what it said last is stale.
+                self.radios.clear();
                 self.set_cell_state("down (run finished)".into());
                 for s in &mut self.servers {
                     s.serving = false;
