@@ -117,7 +117,9 @@ function renderChart(view) {
   const x = t => L + (t - tStart) / (tEnd - tStart) * (W - L - R);
   let top = 1;
   for (const s of hist) if (s.t_ms >= tStart && s.rtt_max_ms) top = Math.max(top, s.rtt_max_ms);
-  top = Math.pow(10, Math.ceil(Math.log10(top * 1.1)));
+  // A 1-2-5 ceiling, so 25 ms of RTT fills half the height, not a quarter.
+  const mag = Math.pow(10, Math.floor(Math.log10(top * 1.1)));
+  top = [1, 2, 5, 10].map(k => k * mag).find(v => v >= top * 1.1);
   const y = v => H - B - Math.min(v, top) / top * (H - B - T);
   // grid
   for (let i = 0; i <= 4; i++) {

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How often the sources are asked.
-pub const POLL_EVERY: Duration = Duration::from_millis(500);
+pub const POLL_EVERY: Duration = Duration::from_millis(1000);
 /// Deadline of each call.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(400);
 
