@@ -112,4 +112,23 @@ fn main() {
     for f in w.files {
         println!("{}", f.display());
     }
+    // A benchmark's plot: 10 migrations per method.
+    let bench: Vec<_> = [(Method::Legacy, 1900.0, 1800.0), (Method::Mbb, 150.0, 0.0)]
+        .into_iter()
+        .map(|(m, total, gap)| {
+            let v = (0..10)
+                .map(|i| {
+                    (
+                        total + f64::from(i % 3) * 20.0,
+                        gap + f64::from(i % 2) * 30.0,
+                    )
+                })
+                .collect();
+            (m, v)
+        })
+        .collect();
+    let path = std::path::Path::new(&dir).join("bench.svg");
+    let svg = ferry_testbed::plot::bench_svg(&bench).expect("bench plot");
+    std::fs::write(&path, svg).expect("write bench.svg");
+    println!("{}", path.display());
 }

@@ -632,3 +632,86 @@ pub fn frame_gap_svg_runs(runs: &[&[f64]], marks: &[Mark]) -> Result<String, Plo
         Ok(())
     })
 }
+
+/// One method's migrations in a benchmark: `(total ms, interruption ms)` each, in order.
+pub type BenchSeries = (Method, Vec<(f64, f64)>);
+
+/// `ferry bench migrate`: every migration's total time (filled dot) and the service
+/// interruption measured around it (cross) against its number, one colour per method.
+pub fn bench_svg(series: &[BenchSeries]) -> Result<String, PlotError> {
+    let n = series
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let top = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().flat_map(|&(a, b)| [a, b]))
+        .filter(|v| v.is_finite())
+        .fold(10.0, f64::max);
+    let step = nice_step(top * 1.1, 6.0);
+    let y_max = (top * 1.1 / step).ceil() * step;
+    svg(
+        960,
+        400,
+        "Migrations of the benchmark: total time and service interruption",
+        |area| {
+            let mut chart = drawn(
+                ChartBuilder::on(area)
+                    .margin(12)
+                    .margin_right(24)
+                    .x_label_area_size(48)
+                    .y_label_area_size(70)
+                    .build_cartesian_2d(0.5..n as f64 + 0.5, 0.0..y_max),
+            )?;
+            drawn(
+                chart
+                    .configure_mesh()
+                    .x_desc("migration (in order, alternating server1 → server2 and back)")
+                    .y_desc("ms")
+                    .x_labels(n.min(20) + 1)
+                    .y_labels((y_max / step) as usize + 1)
+                    .x_label_formatter(&|v| {
+                        if (v - v.round()).abs() < 1e-9 {
+                            fmt_num(*v)
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .y_label_formatter(&|v| fmt_num(*v))
+                    .light_line_style(WHITE)
+                    .bold_line_style(GRID)
+                    .label_style(text(15.0, BLACK))
+                    .axis_desc_style(text(15.0, BLACK))
+                    .draw(),
+            )?;
+            for (method, runs) in series {
+                let c = method_colour(*method);
+                drawn(
+                    chart.draw_series(runs.iter().enumerate().map(|(i, &(t, _))| {
+                        Circle::new((i as f64 + 1.0, t.min(y_max)), 5, c.filled())
+                    })),
+                )?
+                .label(format!("{}: total", method.title()))
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, c.filled()));
+                drawn(
+                    chart.draw_series(runs.iter().enumerate().map(|(i, &(_, g))| {
+                        Cross::new((i as f64 + 1.0, g.min(y_max)), 6, c.stroke_width(2))
+                    })),
+                )?
+                .label(format!("{}: interruption", method.title()))
+                .legend(move |(x, y)| Cross::new((x + 8, y), 6, c.stroke_width(2)));
+            }
+            drawn(
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::MiddleRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(GREY)
+                    .label_font(text(14.0, BLACK))
+                    .draw(),
+            )
+        },
+    )
+}

@@ -414,6 +414,32 @@ fn video_of_two_runs_is_plotted_without_the_pause_between_them() {
 }
 
 #[test]
+fn bench_plot_marks_every_migration_of_every_method() {
+    use ferry_testbed::plot::bench_svg;
+    let legacy: Vec<(f64, f64)> = (0..7).map(|i| (1900.0 + f64::from(i), 1800.0)).collect();
+    let mbb: Vec<(f64, f64)> = (0..5).map(|i| (150.0 + f64::from(i), 0.0)).collect();
+    let svg = bench_svg(&[(Method::Legacy, legacy), (Method::Mbb, mbb)]).expect("drawn");
+    check_xml(&svg).unwrap_or_else(|e| panic!("{e}"));
+    // A filled dot per migration plus one in the legend, per method, in its colour.
+    let dots = |colour: &str| {
+        svg.lines()
+            .filter(|l| l.starts_with("<circle") && l.contains(&format!(r#"fill="{colour}""#)))
+            .count()
+    };
+    assert_eq!(dots("#D62728"), 7 + 1);
+    assert_eq!(dots("#2CA02C"), 5 + 1);
+    for label in [
+        "legacy (thesis method): total",
+        "make-before-break (Ferry): interruption",
+        ">\nms\n</text>",
+    ] {
+        assert!(svg.contains(label), "{label}");
+    }
+    let empty = bench_svg(&[]).expect("drawn");
+    assert!(check_xml(&empty).is_ok() && !empty.contains("NaN"));
+}
+
+#[test]
 fn relay_table_shows_video_beside_table_4_2_without_ping_rows() {
     let mut m = MigrationReport::from_timeline(&thesis_m(), "server1 → server2", 5000.0);
     let frames: Vec<f64> = (0..200).map(|i| 4000.0 + 40.0 * f64::from(i)).collect();
