@@ -223,8 +223,12 @@ fn run_relay(c: &Common) -> anyhow::Result<()> {
     if c.quick {
         opts.hold = Duration::from_millis(1500);
     }
+    let web = start_web(c)?;
+    opts.live = web.as_ref().map(|(hub, _)| hub.sink());
     let mut progress = progress_printer();
-    let (rep, series) = relay_demo::run_relay_demo(&opts, &mut progress).map_err(map_err)?;
+    let result = relay_demo::run_relay_demo(&opts, &mut progress).map_err(map_err);
+    linger(c, web);
+    let (rep, series) = result?;
     println!();
     print!("{}", rep.render_text());
     let w = report::write_outputs(&rep, &series, &c.out, c.json.as_deref())

@@ -3,7 +3,7 @@
 //! (the thesis console's M / MB) and with make-before-break, measured into a
 //! [`DemoReport`]; also the repeated migrations of `ferry bench migrate`.
 
-use crate::live::{LiveEvent, LiveSink, SecondsWatcher};
+use crate::live::{method_name, LiveEvent, LiveSink, SecondsWatcher};
 use crate::report::{
     DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series, DEFAULT_TAIL_MS,
 };
@@ -58,9 +58,7 @@ impl DemoOptions {
     }
 
     fn emit(&self, event: LiveEvent) {
-        if let Some(sink) = &self.live {
-            sink.emit(event);
-        }
+        crate::live::emit(self.live.as_ref(), event);
     }
 }
 
@@ -72,13 +70,6 @@ pub struct MethodRun {
     pub migrations: Vec<MigrationReport>,
     /// Ping and probe.
     pub traffic: TrafficResult,
-}
-
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Legacy => "legacy",
-        Method::Mbb => "mbb",
-    }
 }
 
 fn route(from: u8, to: u8) -> String {
@@ -187,15 +178,7 @@ pub fn run_method(
             "  done in {:.0} ms (pings lost so far in this run: {lost})",
             m.total_ms
         ));
-        opts.emit(LiveEvent::MigrationEnded {
-            label: m.label.clone(),
-            method: method_name(method).into(),
-            route: m.route.clone(),
-            t_ms: m.start_ms,
-            total_ms: m.total_ms,
-            ok: m.ok,
-            phases: m.phases.clone(),
-        });
+        opts.emit(LiveEvent::migration_ended(&m, method));
         opts.emit(LiveEvent::Serving {
             server: format!("server{to}"),
         });

@@ -6,7 +6,7 @@
 //! a bounded channel and drops when full), so watching cannot slow the run down.
 
 use crate::ping::{PingSample, PingWatch};
-use crate::report::{PhaseReport, Series};
+use crate::report::{Method, MigrationReport, PhaseReport, Series};
 use crate::video::unix_ms;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -100,6 +100,36 @@ pub enum LiveEvent {
     },
     /// The run is over (testbed going down).
     Finished,
+}
+
+impl LiveEvent {
+    /// A migration's end, from its report.
+    pub fn migration_ended(m: &MigrationReport, method: Method) -> LiveEvent {
+        LiveEvent::MigrationEnded {
+            label: m.label.clone(),
+            method: method_name(method).into(),
+            route: m.route.clone(),
+            t_ms: m.start_ms,
+            total_ms: m.total_ms,
+            ok: m.ok,
+            phases: m.phases.clone(),
+        }
+    }
+}
+
+/// `legacy` or `mbb`.
+pub fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Legacy => "legacy",
+        Method::Mbb => "mbb",
+    }
+}
+
+/// Hands `event` to `sink`, if there is one.
+pub fn emit(sink: Option<&LiveSink>, event: LiveEvent) {
+    if let Some(s) = sink {
+        s.emit(event);
+    }
 }
 
 /// One second of ping figures.
