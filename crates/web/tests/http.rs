@@ -175,3 +175,65 @@ fn live_clients_over_the_cap_are_refused() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_live_client_that_stops_reading_is_dropped() {
+    let (hub, server) = start(4);
+    let sink = hub.sink();
+    // A large view (five minutes of seconds) so the socket buffers fill quickly.
+    for i in 0..300 {
+        sink.emit(LiveEvent::Second(Second {
+            t_ms: f64::from(i) * 1000.0,
+            sent: 10,
+            lost: 0,
+            rtt_avg_ms: Some(3.5),
+            rtt_max_ms: Some(5.0),
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut s = TcpStream::connect(server.addr()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    // Flood it with views it does not read (a serving change is published at once).
+    let published: usize = 3000;
+    for i in 0..published {
+        sink.emit(LiveEvent::Serving {
+            server: format!("server{}", 1 + i % 2),
+        });
+        if i % 200 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // Now read: the server must have given up on this client long before the last view.
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut states = 0;
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => states += usize::from(line.trim_end() == "event: state"),
+            Err(e) => panic!("the stream was not ended: {e}"),
+        }
+    }
+    let snapshot: serde_json::Value = serde_json::from_str(&hub.snapshot()).expect("json");
+    let views = snapshot["seq"].as_u64().expect("seq") as usize;
+    eprintln!(
+        "{views} views published, {states} read by the stalled client, {} inputs dropped",
+        hub.dropped()
+    );
+    assert!(views > 100, "{views} views published");
+    assert!(
+        states > 0 && states < views / 2,
+        "{states} of {views} views read"
+    );
+    // Its slot is free again.
+    let (code, _) = open_events(server.addr());
+    assert_eq!(code, 200);
+}
