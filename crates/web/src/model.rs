@@ -54,7 +54,8 @@ pub struct ServerView {
     pub name: String,
     /// What it is in the testbed.
     pub role: String,
-    /// `on`, `off` (agent silent), `draining` (source of a running migration) or `unknown`.
+    /// `on` (its agent answers), `silent` (its agent does not), `draining` (source of a
+    /// running migration), `off` (switched off by the pool) or `unknown` (not polled).
     pub power: String,
     /// Serves the task (primary).
     pub serving: bool,
@@ -368,8 +369,10 @@ impl View {
                         eth3: text("eth3"),
                     });
                 }
+                // No answer says nothing about power: the agent may just not run (the legacy
+                // method's console runs without one on server1). Only the pool says "off".
                 Err(_) => {
-                    s.power = "off".into();
+                    s.power = if draining { "draining" } else { "silent" }.into();
                     s.agent = None;
                 }
             }
@@ -505,7 +508,7 @@ mod tests {
             v.apply_agent_status("server1", Err(format!("timeout {i}")));
         }
         assert_eq!(v.errors.len(), MAX_ERRORS);
-        assert_eq!(v.servers[0].power, "off");
+        assert_eq!(v.servers[0].power, "silent");
     }
 
     #[test]
