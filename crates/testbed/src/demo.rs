@@ -129,15 +129,21 @@ pub fn run_method(
             |d| format!("every {:.1} ms", d.as_secs_f64() * 1e3)
         )
     ));
-    let traffic = Traffic::start(bed, opts.probe_interval)?;
+    let live = opts.live.clone().map(|s| (s, origin_unix_ms));
+    let traffic = Traffic::start_live(bed, opts.probe_interval, live)?;
     opts.emit(LiveEvent::Serving {
         server: "server1".into(),
     });
-    let _seconds = opts.live.clone().and_then(|sink| {
-        traffic
-            .ping_watch()
-            .map(|w| SecondsWatcher::start(w, sink, origin_unix_ms))
-    });
+    // Without the probe, ping feeds the live seconds.
+    let _seconds = opts
+        .live
+        .clone()
+        .filter(|_| opts.probe_interval.is_none())
+        .and_then(|sink| {
+            traffic
+                .ping_watch()
+                .map(|w| SecondsWatcher::start(w, sink, origin_unix_ms))
+        });
     session::sleep(opts.hold)?;
     let mut migrations = Vec::new();
     for i in 0..opts.migrations {

@@ -6,6 +6,7 @@
 //! a bounded channel and drops when full), so watching cannot slow the run down.
 
 use crate::ping::{PingSample, PingWatch};
+use crate::probe::ProbeLog;
 use crate::report::{Method, MigrationReport, PhaseReport, Series};
 use crate::video::unix_ms;
 use serde::{Deserialize, Serialize};
@@ -66,7 +67,7 @@ pub enum LiveEvent {
         /// `server1`, `server2`.
         server: String,
     },
-    /// One second of ping through the task.
+    /// One second of the probe (or of ping when the probe is off) through the task.
     Second(Second),
     /// A migration starts.
     MigrationStarted {
@@ -132,9 +133,11 @@ pub fn emit(sink: Option<&LiveSink>, event: LiveEvent) {
     }
 }
 
-/// One second of ping figures.
+/// One second of probe or ping figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Second {
+    /// `probe` (the 1 ms UDP probe) or `ping`.
+    pub source: Source,
     /// End of the second, ms since the origin.
     pub t_ms: f64,
     /// Requests sent in it.
@@ -145,16 +148,45 @@ pub struct Second {
     pub rtt_avg_ms: Option<f64>,
     /// Largest round-trip time, ms.
     pub rtt_max_ms: Option<f64>,
+    /// Longest time without an answered request in the second, ms (the probe's only).
+    pub longest_gap_ms: Option<f64>,
+}
+
+/// Where a [`Second`]'s figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The UDP sequence probe.
+    Probe,
+    /// `ping -i 0.1`.
+    Ping,
+}
+
+/// The probe's second ending `lag` before `now_ns` (its echoes had `lag` to come back), on
+/// the origin's axis given the probe's start `probe_started_ms` on it.
+pub fn probe_second(log: &ProbeLog, second_end_ns: u64, probe_started_ms: f64) -> Second {
+    let w = log.window(second_end_ns.saturating_sub(1_000_000_000), second_end_ns);
+    Second {
+        source: Source::Probe,
+        t_ms: probe_started_ms + second_end_ns as f64 / 1e6,
+        sent: w.sent,
+        lost: w.lost,
+        rtt_avg_ms: w.rtt_avg_ms,
+        rtt_max_ms: w.rtt_max_ms,
+        longest_gap_ms: w.longest_gap_ms,
+    }
 }
 
 /// The second `[from_ms, to_ms)` of ping samples (already on the origin's axis).
 pub fn ping_second(samples: &[PingSample], from_ms: f64, to_ms: f64) -> Second {
     let mut s = Second {
+        source: Source::Ping,
         t_ms: to_ms,
         sent: 0,
         lost: 0,
         rtt_avg_ms: None,
         rtt_max_ms: None,
+        longest_gap_ms: None,
     };
     let mut sum = 0.0;
     let mut n = 0u32;

@@ -115,17 +115,19 @@ function renderChart(view) {
     ...view.migrations.map(m => m.end_ms || m.start_ms), MIN_WINDOW_S * 1000);
   const tStart = Math.max(0, tEnd - WINDOW_S * 1000);
   const x = t => L + (t - tStart) / (tEnd - tStart) * (W - L - R);
-  let top = 1;
-  for (const s of hist) if (s.t_ms >= tStart && s.rtt_max_ms) top = Math.max(top, s.rtt_max_ms);
-  // A 1-2-5 ceiling, so 25 ms of RTT fills half the height, not a quarter.
-  const mag = Math.pow(10, Math.floor(Math.log10(top * 1.1)));
-  top = [1, 2, 5, 10].map(k => k * mag).find(v => v >= top * 1.1);
-  const y = v => H - B - Math.min(v, top) / top * (H - B - T);
+  // Log scale from 0.1 ms to a decade above the largest RTT or gap.
+  let top = 10;
+  for (const s of hist) {
+    if (s.t_ms < tStart) continue;
+    top = Math.max(top, s.rtt_max_ms || 0, s.longest_gap_ms || 0);
+  }
+  const lo = -1, hi = Math.ceil(Math.log10(top * 1.05));
+  const y = v => H - B - (Math.log10(Math.max(v, 0.1)) - lo) / (hi - lo) * (H - B - T);
   // grid
-  for (let i = 0; i <= 4; i++) {
-    const v = top * i / 4;
+  for (let d = lo; d <= hi; d++) {
+    const v = Math.pow(10, d);
     svg.appendChild(svgEl("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e5e5e5" }));
-    svg.appendChild(svgEl("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, String(+v.toPrecision(3))));
+    svg.appendChild(svgEl("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, String(v)));
   }
   const step = tEnd - tStart > 60000 ? 10000 : 5000;
   for (let t = Math.ceil(tStart / step) * step; t <= tEnd; t += step) {
@@ -165,7 +167,18 @@ function renderChart(view) {
   for (const s of pts) {
     svg.appendChild(svgEl("circle", { cx: x(s.t_ms - 500), cy: y(s.rtt_max_ms), r: 2, fill: "#1f77b4", opacity: 0.5 }));
   }
-  svg.appendChild(svgEl("text", { x: W - R, y: T + 12, "text-anchor": "end", "font-size": 11, fill: "#1f77b4" }, "mean RTT (line), max (dots); lost share (red)"));
+  // Longest gap of each second (the probe's): an orange step.
+  let g = "";
+  prev = null;
+  for (const s of hist) {
+    if (s.t_ms < tStart || s.longest_gap_ms == null) { prev = null; continue; }
+    g += (prev != null && s.t_ms - prev <= 1000 ? "L" : "M") + x(s.t_ms - 1000).toFixed(1) + " " + y(s.longest_gap_ms).toFixed(1) +
+      "L" + x(s.t_ms).toFixed(1) + " " + y(s.longest_gap_ms).toFixed(1);
+    prev = s.t_ms;
+  }
+  svg.appendChild(svgEl("path", { class: "gaps", d: g, stroke: "#ff7f0e", "stroke-width": 1.5, fill: "none" }));
+  svg.appendChild(svgEl("text", { x: W - R, y: T + 12, "text-anchor": "end", "font-size": 11, fill: "#333" },
+    "RTT mean (blue line), max (dots); longest gap (orange); lost share (red)"));
 }
 
 function renderTimeline(view) {
@@ -236,6 +249,8 @@ function render(view) {
   text("rtt-avg", s ? ms(s.rtt_avg_ms) : "–");
   text("rtt-max", s ? ms(s.rtt_max_ms) : "–");
   text("lost", s ? s.lost + " of " + s.sent : "–");
+  text("gap", s ? ms(s.longest_gap_ms) : "–");
+  text("second-source", s ? "(" + (s.source === "probe" ? "UDP probe" : "ping -i 0.1") + ")" : "");
   renderChart(view);
   renderTimeline(view);
   renderLog(view);

@@ -441,14 +441,17 @@ pub fn control_summary(c: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_testbed::live::Source;
 
     fn second(t: f64, lost: u64) -> LiveEvent {
         LiveEvent::Second(Second {
+            source: Source::Probe,
             t_ms: t,
             sent: 10,
             lost,
             rtt_avg_ms: Some(3.0),
             rtt_max_ms: Some(4.0),
+            longest_gap_ms: Some(1.0),
         })
     }
 

@@ -2,7 +2,7 @@
 //! the page and its assets are served, `/events` streams the view and then a demo's event
 //! as it arrives, unknown paths are 404, and live clients over the cap are refused.
 
-use ferry_testbed::live::{LiveEvent, Second};
+use ferry_testbed::live::{LiveEvent, Second, Source};
 use ferry_web::{Hub, View, WebServer};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -123,11 +123,13 @@ fn events_stream_the_view_then_a_migration_as_it_arrives() {
         server: "server1".into(),
     });
     sink.emit(LiveEvent::Second(Second {
+        source: Source::Probe,
         t_ms: 3000.0,
         sent: 10,
         lost: 2,
         rtt_avg_ms: Some(3.5),
         rtt_max_ms: Some(5.0),
+        longest_gap_ms: Some(1.0),
     }));
     sink.emit(LiveEvent::MigrationStarted {
         label: "M".into(),
@@ -183,11 +185,13 @@ fn a_live_client_that_stops_reading_is_dropped() {
     // A large view (five minutes of seconds) so the socket buffers fill quickly.
     for i in 0..300 {
         sink.emit(LiveEvent::Second(Second {
+            source: Source::Probe,
             t_ms: f64::from(i) * 1000.0,
             sent: 10,
             lost: 0,
             rtt_avg_ms: Some(3.5),
             rtt_max_ms: Some(5.0),
+            longest_gap_ms: Some(1.0),
         }));
     }
     std::thread::sleep(Duration::from_millis(500));
