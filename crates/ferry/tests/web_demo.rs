@@ -258,8 +258,10 @@ fn demo_web_view_shows_servers_primary_and_a_live_migration_in_chromium() {
     let mut b = Browser::start(&out_dir.join("profile"));
     b.open(&format!("http://127.0.0.1:{port}/"));
     // One document for the whole run: a mark set now must survive to the end (no reload).
+    // The new target starts on about:blank: wait for our page itself.
     b.wait_for(
-        "document.readyState === 'complete'",
+        "location.protocol === 'http:' && document.readyState === 'complete' \
+         && !!document.getElementById('status')",
         Duration::from_secs(20),
         "the page to load",
     );
@@ -327,7 +329,7 @@ fn demo_web_view_shows_servers_primary_and_a_live_migration_in_chromium() {
         after[4].as_u64() >= Some(10),
         "make-before-break's phases: {after}"
     );
-    assert_eq!(after[5], 42, "the same page saw it live");
+    assert_eq!(after[5], 42, "the same page saw it live: {after}");
     let phases =
         b.eval("[...document.querySelectorAll('#timeline .phase')].map(e => e.dataset.name)");
     assert!(
@@ -344,6 +346,15 @@ fn demo_web_view_shows_servers_primary_and_a_live_migration_in_chromium() {
         Duration::from_secs(20),
         "link control's primary badge on server2",
     );
+    // The 1 ms probe's seconds arrive live: the last second's figures and the gap line.
+    b.wait_for(
+        "document.getElementById('second-source').textContent.includes('UDP probe') \
+         && document.querySelector('#chart .gaps').getAttribute('d').length > 0",
+        Duration::from_secs(20),
+        "the probe's seconds",
+    );
+    let lost = b.eval(&text_of("lost"));
+    assert!(lost.as_str().is_some_and(|l| l.contains(" of ")), "{lost}");
     b.screenshot(&out_dir.join("web-1280x800.png"));
 
     // A narrow screen: 400 px wide, no horizontal overflow.

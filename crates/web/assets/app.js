@@ -109,7 +109,7 @@ function renderCells(view) {
 function renderChart(view) {
   const svg = $("chart");
   svg.replaceChildren();
-  const W = 800, H = 260, L = 44, R = 8, T = 10, B = 36;
+  const W = 800, H = 260, L = 44, R = 8, T = 24, B = 36;
   const hist = view.history;
   const tEnd = Math.max(hist.length ? hist[hist.length - 1].t_ms : 0,
     ...view.migrations.map(m => m.end_ms || m.start_ms), MIN_WINDOW_S * 1000);
@@ -135,7 +135,7 @@ function renderChart(view) {
     svg.appendChild(svgEl("text", { x: x(t), y: H - B + 14, "text-anchor": "middle", "font-size": 11 }, String(Math.round(t / 1000))));
   }
   svg.appendChild(svgEl("text", { x: (L + W) / 2, y: H - 4, "text-anchor": "middle", "font-size": 11 }, "time since the run started (s)"));
-  svg.appendChild(svgEl("text", { x: 10, y: T + 8, "font-size": 11 }, "ms"));
+  svg.appendChild(svgEl("text", { x: L - 4, y: 12, "text-anchor": "end", "font-size": 11 }, "ms"));
   // migrations
   view.migrations.forEach((m, i) => {
     if ((m.end_ms || tEnd) < tStart) return;
@@ -177,7 +177,7 @@ function renderChart(view) {
     prev = s.t_ms;
   }
   svg.appendChild(svgEl("path", { class: "gaps", d: g, stroke: "#ff7f0e", "stroke-width": 1.5, fill: "none" }));
-  svg.appendChild(svgEl("text", { x: W - R, y: T + 12, "text-anchor": "end", "font-size": 11, fill: "#333" },
+  svg.appendChild(svgEl("text", { x: W - R, y: 12, "text-anchor": "end", "font-size": 11, fill: "#333" },
     "RTT mean (blue line), max (dots); longest gap (orange); lost share (red)"));
 }
 
