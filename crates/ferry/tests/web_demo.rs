@@ -355,6 +355,12 @@ fn demo_web_view_shows_servers_primary_and_a_live_migration_in_chromium() {
     );
     let lost = b.eval(&text_of("lost"));
     assert!(lost.as_str().is_some_and(|l| l.contains(" of ")), "{lost}");
+    let widths =
+        b.eval("[document.documentElement.clientWidth, document.documentElement.scrollWidth]");
+    assert!(
+        widths[1].as_u64() <= widths[0].as_u64(),
+        "horizontal overflow at 1280 px: {widths}"
+    );
     b.screenshot(&out_dir.join("web-1280x800.png"));
 
     // A narrow screen: 400 px wide, no horizontal overflow.

@@ -273,7 +273,11 @@ function connect() {
   es.addEventListener("state", e => {
     $("status").dataset.state = "live";
     text("status", "live");
-    try { render(JSON.parse(e.data).view); } catch (err) { text("status", "bad update: " + err); }
+    try {
+      const u = JSON.parse(e.data);
+      render(u.view);
+      text("dropped", u.dropped_inputs ? " · " + u.dropped_inputs + " inputs dropped (queue full)" : "");
+    } catch (err) { text("status", "bad update: " + err); }
   });
   es.onerror = () => {
     $("status").dataset.state = "lost";

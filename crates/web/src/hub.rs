@@ -50,8 +50,8 @@ pub struct Hub {
     dropped: Arc<AtomicU64>,
 }
 
-fn encode(seq: u64, view: &View) -> Arc<str> {
-    let body = serde_json::json!({ "seq": seq, "view": view });
+fn encode(seq: u64, view: &View, dropped: u64) -> Arc<str> {
+    let body = serde_json::json!({ "seq": seq, "dropped_inputs": dropped, "view": view });
     Arc::from(body.to_string())
 }
 
@@ -61,7 +61,7 @@ impl Hub {
     /// The thread ends when every handle is dropped.
     pub fn start(view: View, targets: Option<Targets>) -> Hub {
         let (tx, rx) = sync_channel::<Input>(INPUT_QUEUE);
-        let latest = Arc::new(Mutex::new(encode(0, &view)));
+        let latest = Arc::new(Mutex::new(encode(0, &view, 0)));
         let (updates, _) = broadcast::channel(UPDATE_QUEUE);
         let hub = Hub {
             tx,
@@ -126,7 +126,7 @@ impl Hub {
                     };
                     if dirty && (urgent || last.elapsed() >= PUBLISH_EVERY) {
                         seq += 1;
-                        let body = encode(seq, &view);
+                        let body = encode(seq, &view, me.dropped());
                         if let Ok(mut l) = me.latest.lock() {
                             *l = Arc::clone(&body);
                         }
