@@ -101,7 +101,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&doc, &text).with_context(|| format!("writing {}", doc.display()))?;
     eprintln!("written to {}", doc.display());
+    let plot = doc.with_extension("svg");
+    let series: Vec<_> = reports
+        .iter()
+        .map(|r| {
+            let points = r
+                .migrations
+                .iter()
+                .map(|m| (m.total_ms, interruption_ms(m)))
+                .collect();
+            (r.method, points)
+        })
+        .collect();
+    let svg = ferry_testbed::plot::bench_svg(&series).context("drawing the benchmark plot")?;
+    std::fs::write(&plot, svg).with_context(|| format!("writing {}", plot.display()))?;
+    eprintln!("plot: {}", plot.display());
     Ok(())
+}
+
+/// The bench's interruption of one migration: lost pings × 100 ms, or the probe's longest
+/// gap when probes were lost, whichever is longer.
+fn interruption_ms(m: &ferry_testbed::report::MigrationReport) -> f64 {
+    let probe = match (m.probe_lost, m.probe_longest_gap_ms) {
+        (Some(l), Some(g)) if l > 0 => g,
+        _ => 0.0,
+    };
+    m.interruption_ms.unwrap_or(0.0).max(probe)
 }
 
 fn cell(v: Option<(f64, f64, f64)>) -> String {
@@ -137,17 +162,7 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
     for r in reports {
         let ok = r.migrations.iter().filter(|m| m.ok).count();
         let totals: Vec<f64> = r.migrations.iter().map(|m| m.total_ms).collect();
-        let intr: Vec<f64> = r
-            .migrations
-            .iter()
-            .map(|m| {
-                let probe = match (m.probe_lost, m.probe_longest_gap_ms) {
-                    (Some(l), Some(g)) if l > 0 => g,
-                    _ => 0.0,
-                };
-                m.interruption_ms.unwrap_or(0.0).max(probe)
-            })
-            .collect();
+        let intr: Vec<f64> = r.migrations.iter().map(interruption_ms).collect();
         let pings: Vec<u64> = r.migrations.iter().filter_map(|m| m.ping_lost).collect();
         let probes: Vec<u64> = r.migrations.iter().filter_map(|m| m.probe_lost).collect();
         let _ = writeln!(

@@ -52,6 +52,16 @@ struct Common {
     /// Methods: legacy, mbb or both.
     #[arg(long, default_value = "both", global = true)]
     method: String,
+    /// Serve the live web view here while the demo runs (e.g. 127.0.0.1:8080; loopback
+    /// unless --allow-remote). See docs/WEB.md.
+    #[arg(long, global = true)]
+    web: Option<std::net::SocketAddr>,
+    /// Keep serving the web view this many seconds after the run (to look at the end).
+    #[arg(long, default_value_t = 0, global = true)]
+    web_linger_s: u64,
+    /// Let --web listen on a non-loopback address.
+    #[arg(long, global = true)]
+    allow_remote: bool,
     /// LTE bandwidth of the task's carrier in MHz (1.4, 3, 5, 10, 15, 20): every modem's
     /// --bw and the air's sample rate. Default: 3 MHz (3.84 Msps) for `ferry demo`, the
     /// narrowest that carries the 1 ms probe; 1.4 MHz for `demo relay`. Wider carries more
@@ -158,8 +168,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }
+    let web = start_web(c)?;
+    opts.live = web.as_ref().map(|(hub, _)| hub.sink());
     let mut progress = progress_printer();
-    let (rep, series) = demo::run_demo(&opts, &mut progress).map_err(map_err)?;
+    let result = demo::run_demo(&opts, &mut progress).map_err(map_err);
+    linger(c, web);
+    let (rep, series) = result?;
     println!();
     print!("{}", rep.render_text());
     let w = report::write_outputs(&rep, &series, &c.out, c.json.as_deref())
@@ -169,6 +183,31 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("        {}", f.display());
     }
     Ok(())
+}
+
+/// The web view of `--web`: its hub (the demo's live events go there) and server.
+fn start_web(c: &Common) -> anyhow::Result<Option<(ferry_web::Hub, ferry_web::WebServer)>> {
+    let Some(addr) = c.web else {
+        return Ok(None);
+    };
+    crate::cmd_web::check_addr(addr, c.allow_remote)?;
+    let hub = ferry_web::Hub::start(ferry_web::View::thesis(), None);
+    let server = crate::cmd_web::serve(addr, hub.clone(), ferry_web::MAX_LIVE_CLIENTS)?;
+    Ok(Some((hub, server)))
+}
+
+/// Keeps the web view up `--web-linger-s` after the run, then stops it.
+fn linger(c: &Common, web: Option<(ferry_web::Hub, ferry_web::WebServer)>) {
+    if let Some((_hub, server)) = web {
+        if c.web_linger_s > 0 {
+            eprintln!(
+                "web view stays up {} s at http://{}/",
+                c.web_linger_s,
+                server.addr()
+            );
+            let _ = session::sleep(Duration::from_secs(c.web_linger_s));
+        }
+    }
 }
 
 /// `ferry demo relay`: chapter 4, video from server3 through the relay task to server4
@@ -184,8 +223,12 @@ fn run_relay(c: &Common) -> anyhow::Result<()> {
     if c.quick {
         opts.hold = Duration::from_millis(1500);
     }
+    let web = start_web(c)?;
+    opts.live = web.as_ref().map(|(hub, _)| hub.sink());
     let mut progress = progress_printer();
-    let (rep, series) = relay_demo::run_relay_demo(&opts, &mut progress).map_err(map_err)?;
+    let result = relay_demo::run_relay_demo(&opts, &mut progress).map_err(map_err);
+    linger(c, web);
+    let (rep, series) = result?;
     println!();
     print!("{}", rep.render_text());
     let w = report::write_outputs(&rep, &series, &c.out, c.json.as_deref())

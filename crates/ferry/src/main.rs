@@ -12,6 +12,7 @@ mod cmd_phy;
 mod cmd_probe;
 mod cmd_radiohead;
 mod cmd_testbed;
+mod cmd_web;
 
 /// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.
 #[derive(Parser)]
@@ -47,6 +48,8 @@ enum Command {
     Demo(cmd_demo::DemoArgs),
     /// Benchmarks in the testbed: `bench migrate --runs N --method legacy|mbb|both`.
     Bench(cmd_bench::BenchArgs),
+    /// The live web view of a running testbed (read-only; loopback by default).
+    Web(cmd_web::WebArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,5 +73,6 @@ fn main() -> anyhow::Result<()> {
         Command::Radiohead(args) => cmd_radiohead::run(args),
         Command::Demo(args) => cmd_demo::run(args),
         Command::Bench(args) => cmd_bench::run(args),
+        Command::Web(args) => cmd_web::run(args),
     }
 }

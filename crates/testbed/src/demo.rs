@@ -3,6 +3,7 @@
 //! (the thesis console's M / MB) and with make-before-break, measured into a
 //! [`DemoReport`]; also the repeated migrations of `ferry bench migrate`.
 
+use crate::live::{method_name, LiveEvent, LiveSink, SecondsWatcher};
 use crate::report::{
     DemoReport, Experiment, Method, MethodReport, MigrationReport, RunMeta, Series, DEFAULT_TAIL_MS,
 };
@@ -35,6 +36,8 @@ pub struct DemoOptions {
     pub first_ping_timeout: Duration,
     /// LTE bandwidth of the task's carrier, MHz (`None`: 1.4); see [`Bed::bw`].
     pub bw: Option<f64>,
+    /// Where live events go (the web view of `ferry demo --web`), if anywhere.
+    pub live: Option<LiveSink>,
 }
 
 impl DemoOptions {
@@ -50,7 +53,12 @@ impl DemoOptions {
             discovery_period_ms: None,
             first_ping_timeout: Duration::from_secs(60),
             bw: None,
+            live: None,
         }
+    }
+
+    fn emit(&self, event: LiveEvent) {
+        crate::live::emit(self.live.as_ref(), event);
     }
 }
 
@@ -79,6 +87,9 @@ pub fn run_method(
     progress: &mut dyn FnMut(&str),
 ) -> Result<MethodRun, SessionError> {
     let legacy = method == Method::Legacy;
+    opts.emit(LiveEvent::Method {
+        method: method_name(method).into(),
+    });
     progress(&format!(
         "{}: starting ferry air, the far-end modem and the agents",
         method.title()
@@ -118,12 +129,37 @@ pub fn run_method(
             |d| format!("every {:.1} ms", d.as_secs_f64() * 1e3)
         )
     ));
-    let traffic = Traffic::start(bed, opts.probe_interval)?;
+    let live = opts.live.clone().map(|s| (s, origin_unix_ms));
+    let traffic = Traffic::start_live(bed, opts.probe_interval, live)?;
+    opts.emit(LiveEvent::Serving {
+        server: "server1".into(),
+    });
+    // Without the probe, ping feeds the live seconds.
+    let _seconds = opts
+        .live
+        .clone()
+        .filter(|_| opts.probe_interval.is_none())
+        .and_then(|sink| {
+            traffic
+                .ping_watch()
+                .map(|w| SecondsWatcher::start(w, sink, origin_unix_ms))
+        });
     session::sleep(opts.hold)?;
     let mut migrations = Vec::new();
     for i in 0..opts.migrations {
         let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
         bed.check_alive()?;
+        opts.emit(LiveEvent::MigrationStarted {
+            label: if legacy {
+                if i % 2 == 0 { "M" } else { "MB" }.to_string()
+            } else {
+                format!("mbb {}", i + 1)
+            },
+            method: method_name(method).into(),
+            from: format!("server{from}"),
+            to: format!("server{to}"),
+            t_ms: unix_ms() - origin_unix_ms,
+        });
         let (timeline, start) = if let Some(c) = console.as_mut() {
             let line = if i % 2 == 0 { "M" } else { "MB" };
             progress(&format!("legacy: {line} (server{from} → server{to})"));
@@ -148,6 +184,10 @@ pub fn run_method(
             "  done in {:.0} ms (pings lost so far in this run: {lost})",
             m.total_ms
         ));
+        opts.emit(LiveEvent::migration_ended(&m, method));
+        opts.emit(LiveEvent::Serving {
+            server: format!("server{to}"),
+        });
         migrations.push(m);
         session::sleep(opts.hold)?;
     }
@@ -214,6 +254,7 @@ pub fn run_demo(
         prefix: &opts.prefix,
         discovery_period_ms: opts.discovery_period_ms,
         bw: opts.bw,
+        live: opts.live.clone(),
     };
     run_experiment(
         &bed,
@@ -237,6 +278,7 @@ pub(crate) struct TestbedSpec<'a> {
     pub prefix: &'a str,
     pub discovery_period_ms: Option<u64>,
     pub bw: Option<f64>,
+    pub live: Option<LiveSink>,
 }
 
 /// What every experiment does around its methods: testbed up, `one` per method (its report
@@ -262,6 +304,18 @@ pub(crate) fn run_experiment(
     bed.discovery_period_ms = spec.discovery_period_ms;
     bed.bw = spec.bw;
     let origin = unix_ms();
+    if let Some(sink) = &spec.live {
+        sink.emit(LiveEvent::Testbed {
+            experiment: experiment_name(experiment).into(),
+            origin_unix_ms: origin,
+            mgmt_netns: bed.ns("server3"),
+            radio_control: session::RADIO_CTL.into(),
+            agents: (1..=2)
+                .map(|n| (format!("server{n}"), format!("tcp://10.99.0.{n}:5555")))
+                .collect(),
+            key_file: Some(bed.key()),
+        });
+    }
     let meta = RunMeta::collect(origin);
     let mut reports = Vec::new();
     let mut all = Series::default();
@@ -271,8 +325,18 @@ pub(crate) fn run_experiment(
         reports.push(rep);
     }
     progress("tearing down the testbed");
+    if let Some(sink) = &spec.live {
+        sink.emit(LiveEvent::Finished);
+    }
     drop(bed);
     Ok((DemoReport::new(experiment, meta, reports), all))
+}
+
+fn experiment_name(e: Experiment) -> &'static str {
+    match e {
+        Experiment::Ping => "ping",
+        Experiment::Relay => "relay",
+    }
 }
 
 /// Median, 95th percentile and maximum (nearest rank) of `v`; `None` when empty.

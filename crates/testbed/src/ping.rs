@@ -401,7 +401,26 @@ pub struct PingRun {
     stderr: Option<JoinHandle<String>>,
 }
 
+/// Reads a [`PingRun`]'s report so far from another thread (live watchers).
+#[derive(Clone)]
+pub struct PingWatch(Arc<Mutex<PingLog>>);
+
+impl PingWatch {
+    /// The report so far.
+    pub fn snapshot(&self) -> PingReport {
+        self.0
+            .lock()
+            .map(|l| l.report())
+            .unwrap_or_else(|p| p.into_inner().report())
+    }
+}
+
 impl PingRun {
+    /// A reader of this run's report for another thread.
+    pub fn watch(&self) -> PingWatch {
+        PingWatch(Arc::clone(&self.log))
+    }
+
     /// Starts `ping` to `target` every `interval_ms`, inside namespace `ns` if given.
     /// Intervals under 200 ms need root (the demo runs as root).
     pub fn start(ns: Option<&str>, target: IpAddr, interval_ms: u64) -> Result<PingRun, PingError> {

@@ -78,6 +78,21 @@ pub struct ProbeLog {
     strangers: u64,
 }
 
+/// Figures of the probes of one time window ([`ProbeLog::window`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProbeWindow {
+    /// Probes sent in the window.
+    pub sent: u64,
+    /// Of those, not echoed.
+    pub lost: u64,
+    /// Mean round-trip time of the echoed, ms.
+    pub rtt_avg_ms: Option<f64>,
+    /// Largest round-trip time, ms.
+    pub rtt_max_ms: Option<f64>,
+    /// Longest time between two echoed probes' sends (or the window's edges), ms.
+    pub longest_gap_ms: Option<f64>,
+}
+
 /// What a probe run shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeReport {
@@ -169,6 +184,41 @@ impl ProbeLog {
             .collect()
     }
 
+    /// Figures of the probes sent in `[from_ns, to_ns)` (a live watcher's second): sent,
+    /// lost (not echoed yet), mean and largest round-trip time in ms, and the longest time
+    /// between the sends of two echoed probes in ms (one interval when nothing is lost).
+    pub fn window(&self, from_ns: u64, to_ns: u64) -> ProbeWindow {
+        let a = self.sent.partition_point(|&t| t < from_ns);
+        let b = self.sent.partition_point(|&t| t < to_ns);
+        let mut w = ProbeWindow {
+            sent: (b - a) as u64,
+            ..ProbeWindow::default()
+        };
+        let (mut sum, mut n) = (0u64, 0u64);
+        let mut prev = from_ns;
+        let mut gap = 0u64;
+        for i in a..b {
+            match self.rtt[i] {
+                Some(r) => {
+                    sum += r;
+                    n += 1;
+                    w.rtt_max_ms = Some(w.rtt_max_ms.map_or(0.0, |m: f64| m).max(r as f64 / 1e6));
+                    gap = gap.max(self.sent[i].saturating_sub(prev));
+                    prev = self.sent[i];
+                }
+                None => w.lost += 1,
+            }
+        }
+        if w.sent > 0 {
+            gap = gap.max(to_ns.saturating_sub(prev)).max(self.interval_ns);
+            w.longest_gap_ms = Some(gap as f64 / 1e6);
+        }
+        if n > 0 {
+            w.rtt_avg_ms = Some(sum as f64 / n as f64 / 1e6);
+        }
+        w
+    }
+
     /// Summary.
     pub fn report(&self) -> ProbeReport {
         let sent = self.sent.len() as u64;
@@ -253,6 +303,19 @@ pub fn run_sender(
     linger: Duration,
     stop: &std::sync::atomic::AtomicBool,
 ) -> std::io::Result<ProbeLog> {
+    run_sender_observed(to, interval, count, linger, stop, &mut |_, _| {})
+}
+
+/// As [`run_sender`], also calling `observe(log, now_ns)` about every 100 ms, between sends
+/// on the sender's own thread (live watchers; it must return at once).
+pub fn run_sender_observed(
+    to: SocketAddr,
+    interval: Duration,
+    count: u64,
+    linger: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    observe: &mut dyn FnMut(&ProbeLog, u64),
+) -> std::io::Result<ProbeLog> {
     use std::sync::atomic::Ordering;
     let sock = UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
     sock.connect(to)?;
@@ -262,6 +325,7 @@ pub fn run_sender(
     let start = Instant::now();
     let ns = |t: Instant| t.duration_since(start).as_nanos() as u64;
     let mut buf = [0u8; 64];
+    let mut next_look = 0u64;
     let mut drain = |log: &mut ProbeLog| {
         while let Ok(n) = sock.recv(&mut buf) {
             log.on_receive(ns(Instant::now()), &buf[..n]);
@@ -280,6 +344,11 @@ pub fn run_sender(
                 break;
             }
             std::thread::sleep((due - now).min(Duration::from_micros(200)));
+        }
+        let now = ns(Instant::now());
+        if now >= next_look {
+            observe(&log, now);
+            next_look = now + 100_000_000;
         }
         let p = log.on_send(ns(Instant::now()));
         // A send error (no route during a migration, ICMP unreachable) is a lost probe.
@@ -317,6 +386,25 @@ pub fn run_echo(bind: SocketAddr, stop: &std::sync::atomic::AtomicBool) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_counts_its_own_probes_and_its_gap() {
+        // 1 ms probes, 20..=29 lost.
+        let pattern: Vec<bool> = (0..100).map(|i| !(20..30).contains(&i)).collect();
+        let log = log_with(&pattern);
+        let w = log.window(10_000_000, 50_000_000);
+        assert_eq!((w.sent, w.lost), (40, 10));
+        assert_eq!(w.rtt_avg_ms, Some(0.3));
+        assert_eq!(w.rtt_max_ms, Some(0.3));
+        // Echoed 19 then 30: 11 ms between their sends.
+        assert_eq!(w.longest_gap_ms, Some(11.0));
+        let clean = log.window(50_000_000, 60_000_000);
+        assert_eq!(
+            (clean.sent, clean.lost, clean.longest_gap_ms),
+            (10, 0, Some(1.0))
+        );
+        assert_eq!(log.window(500_000_000, 600_000_000), ProbeWindow::default());
+    }
 
     fn log_with(pattern: &[bool]) -> ProbeLog {
         let mut log = ProbeLog::new(7, Duration::from_millis(1));

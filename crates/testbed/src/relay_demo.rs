@@ -6,6 +6,7 @@
 //! table 4-2.
 
 use crate::demo::{run_experiment, TestbedSpec, PING_INTERVAL_MS};
+use crate::live::{emit, method_name, LiveEvent, LiveSink};
 use crate::report::{DemoReport, Experiment, Method, MethodReport, MigrationReport, Series};
 use crate::session::{self, Bed, SessionError, RELAY_RX_TUN};
 use crate::video::{unix_ms, VideoLog, VideoReceiver, VideoReport, VideoSender, VideoSpec};
@@ -39,6 +40,8 @@ pub struct RelayOptions {
     pub video: VideoSpec,
     /// A gap between frames longer than this is a stall (listed in the report).
     pub stall_threshold_ms: f64,
+    /// Where live events go (the web view of `ferry demo relay --web`), if anywhere.
+    pub live: Option<LiveSink>,
 }
 
 /// The relay demo's video: what the relayed 1.4 MHz TDD link carries with room to spare.
@@ -75,6 +78,7 @@ impl RelayOptions {
             first_ping_timeout: Duration::from_secs(60),
             video: relay_video(),
             stall_threshold_ms: 250.0,
+            live: None,
         }
     }
 
@@ -121,6 +125,13 @@ pub fn run_relay_method(
     progress: &mut dyn FnMut(&str),
 ) -> Result<RelayRun, SessionError> {
     let legacy = method == Method::Legacy;
+    let live = opts.live.as_ref();
+    emit(
+        live,
+        LiveEvent::Method {
+            method: method_name(method).into(),
+        },
+    );
     bed.relay = true;
     progress(&format!(
         "{}: starting ferry air (pool, far, relayrx), the modems of server3 and server4 and the agents",
@@ -192,11 +203,33 @@ pub fn run_relay_method(
         }
         session::sleep(Duration::from_millis(50))?;
     }
+    emit(
+        live,
+        LiveEvent::Serving {
+            server: "server1".into(),
+        },
+    );
     session::sleep(opts.hold)?;
     let mut migrations = Vec::new();
     for i in 0..opts.migrations {
         let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
         bed.check_alive()?;
+        emit(
+            live,
+            LiveEvent::MigrationStarted {
+                label: if !legacy {
+                    format!("mbb {}", i + 1)
+                } else if i % 2 == 0 {
+                    "M".into()
+                } else {
+                    "MB".into()
+                },
+                method: method_name(method).into(),
+                from: format!("server{from}"),
+                to: format!("server{to}"),
+                t_ms: unix_ms() - origin_unix_ms,
+            },
+        );
         let before = receiver.frames();
         let misses_before = far_end_misses(bed);
         let (timeline, start) = if let Some(c) = console.as_mut() {
@@ -222,6 +255,13 @@ pub fn run_relay_method(
             bed.migrate_mbb(from, to)?
         };
         let m = MigrationReport::from_timeline(&timeline, &route(from, to), start - origin_unix_ms);
+        emit(live, LiveEvent::migration_ended(&m, method));
+        emit(
+            live,
+            LiveEvent::Serving {
+                server: format!("server{to}"),
+            },
+        );
         // TX deadlines the terminals missed while the destination started (a skipped
         // uplink TB loses the packets in it: there is no HARQ).
         session::sleep(Duration::from_millis(300))?;
@@ -337,6 +377,7 @@ pub fn run_relay_demo(
         prefix: &opts.prefix,
         discovery_period_ms: opts.discovery_period_ms,
         bw: opts.bw,
+        live: opts.live.clone(),
     };
     run_experiment(
         &bed,

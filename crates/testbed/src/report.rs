@@ -35,6 +35,9 @@ pub enum ReportError {
     /// JSON encoding failed.
     #[error("cannot encode the report as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
 }
 
 /// Which experiment a run is.
@@ -872,7 +875,7 @@ pub fn write_outputs(
     let mut files = vec![write(&out_dir.join("report.txt"), &report.render_text())?];
     files.push(write(
         &out_dir.join("timeline.svg"),
-        &crate::plot::timeline_svg(report),
+        &crate::plot::timeline_svg(report)?,
     )?);
     let marks = crate::plot::migration_marks(report);
     if !series.probe.is_empty() {
@@ -884,7 +887,7 @@ pub fn write_outputs(
                 "UDP sequence probe: round-trip time and losses",
                 &pts,
                 &marks,
-            ),
+            )?,
         )?);
         let mut csv = String::from("seq,sent_ms,rtt_ms\n");
         for s in &series.probe {
@@ -902,7 +905,7 @@ pub fn write_outputs(
         let pts: Vec<(f64, Option<f64>)> = series.ping.iter().map(|s| (s.t_ms, s.rtt_ms)).collect();
         files.push(write(
             &out_dir.join("ping.svg"),
-            &crate::plot::delay_svg("ping -i 0.1: round-trip time and lost pings", &pts, &marks),
+            &crate::plot::delay_svg("ping -i 0.1: round-trip time and lost pings", &pts, &marks)?,
         )?);
         let mut csv = String::from("seq,t_ms,rtt_ms\n");
         for s in &series.ping {
@@ -919,7 +922,7 @@ pub fn write_outputs(
     if !series.video_frames_ms.is_empty() {
         files.push(write(
             &out_dir.join("video.svg"),
-            &crate::plot::frame_gap_svg_runs(&series.video_runs(), &marks),
+            &crate::plot::frame_gap_svg_runs(&series.video_runs(), &marks)?,
         )?);
         let mut csv = String::from("frame,arrival_ms\n");
         for (i, t) in series.video_frames_ms.iter().enumerate() {

@@ -7,6 +7,7 @@
 //! also kills whatever is left in its namespaces and removes them, so an error, a panic or
 //! an interruption (the caller's signal flag, see [`install_signal_flag`]) cleans up.
 
+use crate::live::{self, LiveEvent, LiveSink};
 use crate::netns::{self, command_in};
 use crate::ping::{PingReport, PingRun};
 use crate::probe::{self, ProbeLog};
@@ -770,6 +771,16 @@ impl Traffic {
     /// Starts the echo responders, the probe sender (one probe every `probe_interval`;
     /// `None`: no probe) and ping.
     pub fn start(bed: &Bed, probe_interval: Option<Duration>) -> Result<Traffic, SessionError> {
+        Traffic::start_live(bed, probe_interval, None)
+    }
+
+    /// As [`Traffic::start`], the probe also handing each second's figures to `live`
+    /// (the sink and the run's origin, Unix ms) as [`LiveEvent::Second`].
+    pub fn start_live(
+        bed: &Bed,
+        probe_interval: Option<Duration>,
+        live: Option<(LiveSink, f64)>,
+    ) -> Result<Traffic, SessionError> {
         let stop_echo = Arc::new(AtomicBool::new(false));
         let stop_sender = Arc::new(AtomicBool::new(false));
         let mut echoes = Vec::new();
@@ -792,8 +803,27 @@ impl Traffic {
         let (tx, rx) = std::sync::mpsc::channel();
         let sender = std::thread::spawn(move || {
             enter_netns(&ns3)?;
-            let _ = tx.send(unix_ms());
-            probe::run_sender(
+            let started = unix_ms();
+            let _ = tx.send(started);
+            // Each second is reported once 500 ms have passed after it, so its echoes had
+            // time to come back.
+            let mut reported = 0u64;
+            let mut each_second = |log: &ProbeLog, now_ns: u64| {
+                let Some((sink, origin)) = &live else {
+                    return;
+                };
+                let done = now_ns.saturating_sub(500_000_000);
+                let end = done - done % 1_000_000_000;
+                if end > reported {
+                    reported = end;
+                    sink.emit(LiveEvent::Second(live::probe_second(
+                        log,
+                        end,
+                        started - origin,
+                    )));
+                }
+            };
+            probe::run_sender_observed(
                 SocketAddr::new(IpAddr::V4(POOL_TUN), PROBE_PORT),
                 probe_interval.unwrap_or(Duration::from_millis(1)),
                 if probe_interval.is_some() {
@@ -803,6 +833,7 @@ impl Traffic {
                 },
                 Duration::from_millis(300),
                 &stop,
+                &mut each_second,
             )
         });
         let probe_started_unix_ms = rx
@@ -818,6 +849,11 @@ impl Traffic {
             echoes,
             probe_started_unix_ms,
         })
+    }
+
+    /// A reader of ping's report for a live watcher ([`crate::live::SecondsWatcher`]).
+    pub fn ping_watch(&self) -> Option<crate::ping::PingWatch> {
+        self.ping.as_ref().map(PingRun::watch)
     }
 
     /// Ping's report so far.

@@ -302,15 +302,42 @@ fn write_outputs_writes_report_and_well_formed_plots() {
         check_xml(&svg).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
     let timeline = std::fs::read_to_string(dir.join("timeline.svg")).expect("timeline");
-    // One bar per phase: 6 (M) + 2 (MB) + 14 (mbb) + the thesis' 6 rows, each with a tooltip.
-    assert_eq!(timeline.matches(" ms at ").count(), 6 + 2 + 14 + 6);
-    assert!(timeline.contains("thesis, table 3-4"));
-    let probe = std::fs::read_to_string(dir.join("probe.svg")).expect("probe");
-    // One merged loss band for the single outage, and the lost count in the legend.
+    // One right-aligned row label per phase: 6 (M) + 2 (MB) + 14 (mbb) + the thesis' 6 rows.
     assert_eq!(
-        probe.matches(r##"height="10" fill="#d62728"/>"##).count(),
+        timeline.matches(r#"text-anchor="end""#).count(),
+        6 + 2 + 14 + 6
+    );
+    for m in r.methods.iter().flat_map(|m| &m.migrations) {
+        for p in &m.phases {
+            assert!(
+                timeline.contains(&format!(">\n{}\n</text>", p.name)),
+                "{}",
+                p.name
+            );
+        }
+    }
+    assert!(timeline.contains("thesis, table 3-4"));
+    assert!(timeline.contains(">\nms\n</text>"), "x axis label");
+    let probe = std::fs::read_to_string(dir.join("probe.svg")).expect("probe");
+    // One merged loss band for the single outage, plus the legend's swatch.
+    assert_eq!(
+        probe
+            .matches(r##"opacity="1" fill="#D62728" stroke="none"/>"##)
+            .count(),
         2
     );
+    // A labelled marker per migration, in its method's colour, and the axes named.
+    let marks = ferry_testbed::plot::migration_marks(&r);
+    assert_eq!(marks.len(), 3);
+    for m in &marks {
+        assert!(
+            probe.contains(&format!(">\n{}\n</text>", m.label)),
+            "{}",
+            m.label
+        );
+    }
+    assert!(probe.contains("time since the run started (s)"));
+    assert!(probe.contains("round-trip time (ms, log)"));
     assert!(probe.contains("lost (1855 of 20000)"));
     let csv = std::fs::read_to_string(dir.join("probe.csv")).expect("csv");
     assert_eq!(csv.lines().count(), 20_001);
@@ -340,6 +367,7 @@ fn plots_of_nothing_are_still_valid_svg() {
         frame_gap_svg(&[], &[]),
         frame_gap_svg(&[5.0], &[]),
     ] {
+        let svg = svg.expect("drawn");
         check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
     }
@@ -355,10 +383,10 @@ proptest::proptest! {
             RunMeta::collect(0.0),
             vec![MethodReport::new(Method::Mbb, vec![m], None, None, None)],
         );
-        let svg = ferry_testbed::plot::timeline_svg(&r);
+        let svg = ferry_testbed::plot::timeline_svg(&r).expect("drawn");
         proptest::prop_assert!(check_xml(&svg).is_ok(), "{:?}", check_xml(&svg));
         let marks = ferry_testbed::plot::migration_marks(&r);
-        let d = ferry_testbed::plot::delay_svg(&name, &[(0.0, Some(1.0)), (1.0, None)], &marks);
+        let d = ferry_testbed::plot::delay_svg(&name, &[(0.0, Some(1.0)), (1.0, None)], &marks).expect("drawn");
         proptest::prop_assert!(check_xml(&d).is_ok(), "{:?}", check_xml(&d));
         let back = DemoReport::from_json(&r.to_json().expect("json")).expect("parse");
         proptest::prop_assert_eq!(back, r);
@@ -377,12 +405,38 @@ fn video_of_two_runs_is_plotted_without_the_pause_between_them() {
     };
     let runs = series.video_runs();
     assert_eq!(runs, vec![a.as_slice(), b.as_slice()]);
-    let svg = ferry_testbed::plot::frame_gap_svg_runs(&runs, &[]);
+    let svg = ferry_testbed::plot::frame_gap_svg_runs(&runs, &[]).expect("drawn");
     assert!(check_xml(&svg).is_ok());
     assert!(svg.contains("longest 40 ms"), "{svg}");
     // Without the cut the pause would be the longest "gap".
-    let one = ferry_testbed::plot::frame_gap_svg(&series.video_frames_ms, &[]);
+    let one = ferry_testbed::plot::frame_gap_svg(&series.video_frames_ms, &[]).expect("drawn");
     assert!(one.contains("longest 3040 ms"));
+}
+
+#[test]
+fn bench_plot_marks_every_migration_of_every_method() {
+    use ferry_testbed::plot::bench_svg;
+    let legacy: Vec<(f64, f64)> = (0..7).map(|i| (1900.0 + f64::from(i), 1800.0)).collect();
+    let mbb: Vec<(f64, f64)> = (0..5).map(|i| (150.0 + f64::from(i), 0.0)).collect();
+    let svg = bench_svg(&[(Method::Legacy, legacy), (Method::Mbb, mbb)]).expect("drawn");
+    check_xml(&svg).unwrap_or_else(|e| panic!("{e}"));
+    // A filled dot per migration plus one in the legend, per method, in its colour.
+    let dots = |colour: &str| {
+        svg.lines()
+            .filter(|l| l.starts_with("<circle") && l.contains(&format!(r#"fill="{colour}""#)))
+            .count()
+    };
+    assert_eq!(dots("#D62728"), 7 + 1);
+    assert_eq!(dots("#2CA02C"), 5 + 1);
+    for label in [
+        "legacy (thesis method): total",
+        "make-before-break (Ferry): interruption",
+        ">\nms\n</text>",
+    ] {
+        assert!(svg.contains(label), "{label}");
+    }
+    let empty = bench_svg(&[]).expect("drawn");
+    assert!(check_xml(&empty).is_ok() && !empty.contains("NaN"));
 }
 
 #[test]
