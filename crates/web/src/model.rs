@@ -340,7 +340,7 @@ impl View {
                 pending_switch: r
                     .pending_switch
                     .map(|(t, a)| format!("{} at sample {t}", server_of(&a, &servers))),
-                epoch: None,
+                epoch: Some(r.arbiter.epoch),
                 late_packets: r.counters.late_packets,
                 underflows: r.counters.underflow_events,
             })
