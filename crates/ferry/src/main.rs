@@ -9,6 +9,7 @@ mod cmd_ctl;
 mod cmd_demo;
 mod cmd_modem;
 mod cmd_phy;
+mod cmd_pool;
 mod cmd_probe;
 mod cmd_radiohead;
 mod cmd_testbed;
@@ -47,6 +48,8 @@ enum Command {
     Demo(cmd_demo::DemoArgs),
     /// Benchmarks in the testbed: `bench migrate --runs N --method legacy|mbb|both`.
     Bench(cmd_bench::BenchArgs),
+    /// The baseband pool: `pool simulate` plays the scheduler over a tidal day at scale.
+    Pool(cmd_pool::PoolArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Radio(args) => cmd_air::run_radio(args),
         Command::Radiohead(args) => cmd_radiohead::run(args),
         Command::Demo(args) => cmd_demo::run(args),
+        Command::Pool(args) => cmd_pool::run(args),
         Command::Bench(args) => cmd_bench::run(args),
     }
 }
