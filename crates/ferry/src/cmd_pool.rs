@@ -62,6 +62,22 @@ struct SimulateArgs {
     /// Share of each server's cores never planned.
     #[arg(long, default_value_t = 0.2)]
     headroom: f64,
+    /// Consolidate: drain a server only while the others stay at most this share of usable.
+    #[arg(long, default_value_t = SchedulerConfig::default().drain_below)]
+    drain_below: f64,
+    /// Consolidate: wake servers when the planned load passes this share of usable.
+    #[arg(long, default_value_t = SchedulerConfig::default().wake_above)]
+    wake_above: f64,
+    /// Consolidate: fill servers to at most this share of usable when packing.
+    #[arg(long, default_value_t = SchedulerConfig::default().fill_limit)]
+    fill_limit: f64,
+    /// Days simulated; the figures are those of the last (the first packs the static
+    /// deployment, which a running pool did long ago).
+    #[arg(long, default_value_t = 2)]
+    days: u64,
+    /// Moves per decision at most.
+    #[arg(long, default_value_t = 2000)]
+    max_moves: usize,
     /// Seed of the cell mix (bandwidth, modulation, peak PRB use).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -93,14 +109,27 @@ struct SimulateReport {
     static_energy_kwh: f64,
     moves: u64,
     peak_moves_per_interval: u64,
-    /// Moves of the first decision: the static deployment packed (once, at 00:00).
-    moves_first_interval: u64,
+    /// Moves of the warm-up days (the static deployment packed once).
+    moves_warm_up: u64,
     /// Thread CPU time of each decision (not wall time: the machine is shared).
     decision_ms_median: f64,
     decision_ms_max: f64,
     overloads: u64,
     over_headroom: u64,
     intervals: u64,
+    /// The fluid lower bound: at every interval the total load / usable cores of a server
+    /// (rounded up), i.e. perfect packing with free, instant moves.
+    lower_bound_server_hours: f64,
+    /// Per hour of the day: servers powered at its start, load (cores), moves in the hour.
+    hourly: Vec<HourFigures>,
+}
+
+#[derive(serde::Serialize)]
+struct HourFigures {
+    hour: u64,
+    servers_on: usize,
+    load_cores: f64,
+    moves: u64,
 }
 
 fn parse_list<T>(
@@ -170,6 +199,10 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         .collect();
     let config = SchedulerConfig {
         headroom: a.headroom,
+        max_moves_per_decision: a.max_moves,
+        drain_below: a.drain_below,
+        wake_above: a.wake_above,
+        fill_limit: a.fill_limit,
         ..SchedulerConfig::default()
     };
     let mut pool = Pool::new(specs, Power::On, placement, config)?;
@@ -183,25 +216,47 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
     let mut ledger = DayLedger::default();
     let mut static_energy_wh = 0.0;
     let mut decision_ms = Vec::with_capacity(intervals as usize);
-    let mut moves_first_interval = 0;
-    let bar = ProgressBar::new(intervals);
+    let mut moves_warm_up = 0;
+    if a.days == 0 {
+        bail!("--days must be at least 1");
+    }
+    let warm_up = (a.days - 1) * intervals;
+    let mut lower_bound_server_hours = 0.0;
+    let mut hourly: Vec<HourFigures> = Vec::new();
+    let bar = ProgressBar::new(a.days * intervals);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} intervals {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    for k in 0..intervals {
+    for k in 0..a.days * intervals {
         let now_ms = k * interval_ms;
-        let t = now_ms as f64 / 1000.0;
+        let t = (now_ms % 86_400_000) as f64 / 1000.0;
         pool.advance(now_ms);
         let demand: Vec<_> = traffic.iter().map(|c| c.demand(t, lookahead_s)).collect();
         let start = thread_cpu_ms();
         let decision = pool.decide(now_ms, &demand, policy)?;
         decision_ms.push(thread_cpu_ms() - start);
         pool.apply(&decision)?;
-        if k == 0 {
-            moves_first_interval = decision.moves.len() as u64;
+        bar.inc(1);
+        if k < warm_up {
+            moves_warm_up += decision.moves.len() as u64;
+            continue;
         }
         let real: Vec<f64> = demand.iter().map(|d| d.now).collect();
+        let total: f64 = real.iter().sum();
+        lower_bound_server_hours += (total / usable).ceil() * interval_ms as f64 / 3_600_000.0;
+        let hour = (now_ms % 86_400_000) / 3_600_000;
+        if hourly.last().is_none_or(|h| h.hour != hour) {
+            hourly.push(HourFigures {
+                hour,
+                servers_on: pool.servers.iter().filter(|s| s.power.is_powered()).count(),
+                load_cores: total,
+                moves: 0,
+            });
+        }
+        if let Some(h) = hourly.last_mut() {
+            h.moves += decision.moves.len() as u64;
+        }
         ledger.record(&pool, &decision, &real, static_powered, interval_ms);
         // Static's energy: every server on, each carrying its round-robin share.
         let mut per_server = vec![0.0; a.servers];
@@ -216,12 +271,11 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
             * (interval_ms as f64 / 3_600_000.0);
         bar.set_message(format!(
             "{:02}:{:02} on {} moves {}",
-            k * a.interval_s / 3600,
-            k * a.interval_s % 3600 / 60,
+            hour,
+            t as u64 % 3600 / 60,
             pool.servers.iter().filter(|s| s.power.is_powered()).count(),
             ledger.moves
         ));
-        bar.inc(1);
     }
     bar.finish_and_clear();
 
@@ -240,18 +294,20 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         static_energy_kwh: static_energy_wh / 1000.0,
         moves: ledger.moves,
         peak_moves_per_interval: ledger.peak_moves_per_interval,
-        moves_first_interval,
+        moves_warm_up,
         decision_ms_median: decision_ms[decision_ms.len() / 2],
         decision_ms_max: *decision_ms.last().unwrap_or(&0.0),
         overloads: ledger.overloads,
         over_headroom: ledger.over_headroom,
         intervals: ledger.intervals,
+        lower_bound_server_hours,
+        hourly,
     };
     println!(
         "{} cells on {} servers, {} day ({}), policy {}: {:.1} server-hours vs static {:.1} \
          (saved {:.1} %; vs static packed for peak {:.1} h: {:.1} %), {:.1} kWh vs {:.1}, \
-         {} moves (peak {} per interval, {} in the first), decision median {:.2} ms max {:.2} ms (thread CPU), \
-         overloads {}, over headroom {}",
+         {} moves (peak {} per interval, {} in the warm-up), decision median {:.2} ms max {:.2} ms (thread CPU), \
+         overloads {}, over headroom {}; fluid lower bound {:.1} server-hours",
         report.cells,
         report.servers,
         a.day,
@@ -266,12 +322,19 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         report.static_energy_kwh,
         report.moves,
         report.peak_moves_per_interval,
-        report.moves_first_interval,
+        report.moves_warm_up,
         report.decision_ms_median,
         report.decision_ms_max,
         report.overloads,
         report.over_headroom,
+        report.lower_bound_server_hours,
     );
+    for h in &report.hourly {
+        println!(
+            "  {:02}:00  servers on {:5}  load {:8.1} cores  moves {:5}",
+            h.hour, h.servers_on, h.load_cores, h.moves
+        );
+    }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

@@ -136,9 +136,9 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             headroom: 0.2,
-            fill_limit: 0.9,
-            drain_below: 0.7,
-            wake_above: 0.85,
+            fill_limit: 0.95,
+            drain_below: 0.8,
+            wake_above: 0.9,
             spread_tolerance: 0.1,
             max_moves_per_decision: 2000,
         }
