@@ -50,6 +50,10 @@ impl Power {
 pub struct Server {
     pub spec: ServerSpec,
     pub power: Power,
+    /// The operator asked for this server to be emptied (`ferry pool drain`): no policy
+    /// places a cell on it, undrains or wakes it.
+    #[serde(default)]
+    pub operator_drain: bool,
 }
 
 /// A cell (one modem task) and where it runs.
@@ -247,11 +251,26 @@ impl Pool {
         Ok(Pool {
             servers: servers
                 .into_iter()
-                .map(|spec| Server { spec, power })
+                .map(|spec| Server {
+                    spec,
+                    power,
+                    operator_drain: false,
+                })
                 .collect(),
             cells: out,
             config,
         })
+    }
+
+    /// The operator's drain: every policy moves the server's cells away (make-before-break)
+    /// and powers it off once empty; it stays off until released.
+    pub fn request_drain(&mut self, server: ServerId) {
+        if let Some(s) = self.servers.get_mut(server.0 as usize) {
+            s.operator_drain = true;
+            if s.power.is_powered() {
+                s.power = Power::Draining;
+            }
+        }
     }
 
     /// Usable cores of a server (cores less the headroom).
@@ -309,6 +328,8 @@ impl Pool {
     ) -> Result<Decision, PoolError> {
         self.check_demand(demand)?;
         let mut plan = Plan::new(self, now_ms, demand);
+        // Draining servers are emptied under every policy (the operator's drains included).
+        plan.empty_draining();
         match policy {
             Policy::Static => plan.keep_hosts_powered(now_ms),
             Policy::Spread => {
@@ -489,24 +510,17 @@ impl<'a> Plan<'a> {
     /// Static: a server hosting a cell must be on.
     fn keep_hosts_powered(&mut self, now_ms: u64) {
         for s in 0..self.power.len() {
-            if self.hosts_any(s) {
-                match self.power[s] {
-                    Power::Off => self.wake(s, now_ms),
-                    Power::Draining => self.set_power(
-                        s,
-                        PowerAction::Undrain {
-                            server: ServerId(s as u32),
-                        },
-                        Power::On,
-                    ),
-                    _ => {}
-                }
+            if self.hosts_any(s) && self.power[s] == Power::Off {
+                self.wake(s, now_ms);
             }
         }
     }
 
     fn wake_all(&mut self, now_ms: u64) {
         for s in 0..self.power.len() {
+            if self.pool.servers[s].operator_drain {
+                continue;
+            }
             match self.power[s] {
                 Power::Off => self.wake(s, now_ms),
                 Power::Draining => self.set_power(
@@ -596,6 +610,37 @@ impl<'a> Plan<'a> {
         cells
     }
 
+    /// Moves the cells of draining servers to warm ones (best fit within the fill limit);
+    /// powers off the empty ones.
+    fn empty_draining(&mut self) {
+        let n = self.power.len();
+        let fill = self.pool.config.fill_limit;
+        for s in 0..n {
+            if self.power[s] != Power::Draining {
+                continue;
+            }
+            let mut exclude = vec![false; n];
+            exclude[s] = true;
+            for c in self.cells_by_size_desc(s) {
+                if !self.moves_left() {
+                    break;
+                }
+                if let Some(to) = self.best_fit(self.plan[c.0 as usize], fill, &exclude) {
+                    self.push_move(c, to);
+                }
+            }
+            if !self.hosts_any(s) && self.decision.moves.iter().all(|m| m.from.0 as usize != s) {
+                self.set_power(
+                    s,
+                    PowerAction::PowerOff {
+                        server: ServerId(s as u32),
+                    },
+                    Power::Off,
+                );
+            }
+        }
+    }
+
     fn consolidate(&mut self, now_ms: u64) {
         let n = self.power.len();
         let no_exclusion = vec![false; n];
@@ -621,32 +666,6 @@ impl<'a> Plan<'a> {
             still_over |= self.load[s] > self.usable(s);
         }
 
-        // 2. Empty the draining servers; power off the empty ones.
-        for s in 0..n {
-            if self.power[s] != Power::Draining {
-                continue;
-            }
-            let mut exclude = no_exclusion.clone();
-            exclude[s] = true;
-            for c in self.cells_by_size_desc(s) {
-                if !self.moves_left() {
-                    break;
-                }
-                if let Some(to) = self.best_fit(self.plan[c.0 as usize], fill, &exclude) {
-                    self.push_move(c, to);
-                }
-            }
-            if !self.hosts_any(s) && self.decision.moves.iter().all(|m| m.from.0 as usize != s) {
-                self.set_power(
-                    s,
-                    PowerAction::PowerOff {
-                        server: ServerId(s as u32),
-                    },
-                    Power::Off,
-                );
-            }
-        }
-
         // 3. Capacity ahead of the ramp: wake (or keep) enough servers that the planned load
         //    is at most `wake_above` of the active servers' usable cores; woken servers are
         //    warm after their boot time, which the demand's look-ahead covers.
@@ -662,11 +681,14 @@ impl<'a> Plan<'a> {
         let booting = (0..n).any(|s| matches!(self.power[s], Power::Booting { .. }));
         if total > self.pool.config.wake_above * active_capacity(self) || (still_over && !booting) {
             // Warm draining servers first, the fullest first (fewest moves undone).
+            let operator = |s: usize| self.pool.servers[s].operator_drain;
             let mut draining: Vec<usize> = (0..n)
-                .filter(|s| self.power[*s] == Power::Draining)
+                .filter(|s| self.power[*s] == Power::Draining && !operator(*s))
                 .collect();
             draining.sort_by(|a, b| self.load[*b].total_cmp(&self.load[*a]));
-            let mut off: Vec<usize> = (0..n).filter(|s| self.power[*s] == Power::Off).collect();
+            let mut off: Vec<usize> = (0..n)
+                .filter(|s| self.power[*s] == Power::Off && !operator(*s))
+                .collect();
             // Largest first: fewer servers for the same cores.
             off.sort_by_key(|s| std::cmp::Reverse(self.pool.servers[*s].spec.cores));
             let mut need_one = still_over && !booting;

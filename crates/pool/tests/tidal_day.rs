@@ -78,3 +78,35 @@ fn consolidate_follows_the_tide_without_overload() {
     // The tide: fewer servers at 04:00 than at 11:00.
     assert!(on[4] < on[11], "{on:?}");
 }
+
+#[test]
+fn operator_drain_empties_the_server_under_every_policy_and_keeps_it_off() {
+    for policy in Policy::ALL {
+        let servers = (0..4)
+            .map(|i| ServerSpec {
+                name: format!("server{i}"),
+                cores: 4,
+                boot_ms: 0,
+                idle_w: 100.0,
+                busy_w: 200.0,
+            })
+            .collect();
+        let cells = (0..8)
+            .map(|i| (format!("cell{i}"), ServerId(i % 4)))
+            .collect();
+        let mut pool = Pool::new(servers, Power::On, cells, SchedulerConfig::default()).unwrap();
+        let demand = vec![ferry_pool::CellDemand::flat(0.5); 8];
+        pool.request_drain(ServerId(2));
+        let mut moved_off = 0;
+        for k in 0..5u64 {
+            pool.advance(k * INTERVAL_MS);
+            let d = pool.decide(k * INTERVAL_MS, &demand, policy).unwrap();
+            moved_off += d.moves.iter().filter(|m| m.from == ServerId(2)).count();
+            assert!(d.moves.iter().all(|m| m.to != ServerId(2)));
+            pool.apply(&d).unwrap();
+        }
+        assert_eq!(moved_off, 2, "{policy:?}");
+        assert_eq!(pool.servers[2].power, Power::Off, "{policy:?}");
+        assert!(pool.cells.iter().all(|c| c.host != ServerId(2)));
+    }
+}
