@@ -22,7 +22,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
+    Etcd(Box<etcd_client::Error>),
     #[error("record: {0}")]
     Json(#[from] serde_json::Error),
     #[error("corrupt pool state: {0}")]
@@ -43,4 +43,10 @@ pub enum StoreError {
     NoEtcd,
     #[error("etcd exited: {0}")]
     EtcdExited(String),
+}
+
+impl From<etcd_client::Error> for StoreError {
+    fn from(e: etcd_client::Error) -> Self {
+        StoreError::Etcd(Box::new(e))
+    }
 }
