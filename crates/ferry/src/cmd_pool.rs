@@ -1,6 +1,7 @@
 //! `ferry pool`: the baseband pool's scheduler. `simulate` plays it over a tidal day at
 //! scale without processes (the ferry-pool core with a seeded synthetic cell mix), timing
-//! every decision.
+//! every decision; `run` is the controller on etcd (ferry-pool-etcd); `register`, `cell`,
+//! `status`, `drain` and `policy` read and write the pool's state in etcd.
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -8,6 +9,8 @@ use ferry_pool::{
     AreaKind, Bandwidth, CellTraffic, DayLedger, Modulation, Policy, Pool, Power, SchedulerConfig,
     ServerId, ServerSpec,
 };
+use ferry_pool_etcd::layout::ServerRecord;
+use ferry_pool_etcd::{ControllerConfig, DryRunLog, PoolStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,6 +28,109 @@ enum PoolWhat {
     /// The scheduler over one simulated tidal day at scale (no processes): server-hours
     /// against static placement, moves, decision time.
     Simulate(SimulateArgs),
+    /// The pool controller on etcd: campaigns for leadership (a second one stands by and
+    /// takes over when the leader dies), then schedules and carries out moves.
+    Run(RunArgs),
+    /// Registers a server under a lease and keeps it alive until killed.
+    Register(RegisterArgs),
+    /// Creates a cell on a server, or updates its measured demand.
+    Cell(CellArgs),
+    /// Servers, cells, where each runs, power states, policy and leader.
+    Status(StatusArgs),
+    /// Moves every cell off a server (make-before-break), then powers it off.
+    Drain {
+        server: String,
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+    /// Sets the pool's policy: static, spread or consolidate.
+    Policy {
+        policy: String,
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct EtcdArgs {
+    /// etcd client URLs, comma-separated (three for a production cluster).
+    #[arg(long, default_value = "http://127.0.0.1:2379")]
+    etcd: String,
+}
+
+impl EtcdArgs {
+    fn endpoints(&self) -> Vec<String> {
+        self.etcd.split(',').map(|s| s.trim().to_string()).collect()
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// This controller's name (its value in the election).
+    #[arg(long)]
+    name: String,
+    /// Lease of the leadership, s: a standby leads at most this long after the leader died.
+    #[arg(long, default_value_t = 5)]
+    lease_ttl_s: i64,
+    /// Time between scheduling rounds, ms.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Policy while etcd holds none.
+    #[arg(long, default_value = "static")]
+    policy: String,
+    /// Records the moves in this file instead of executing them (no agents); every
+    /// controller of the pool must be given the same file.
+    #[arg(long)]
+    dry_run_log: Option<PathBuf>,
+    /// With --dry-run-log: how long a recorded move takes, ms.
+    #[arg(long, default_value_t = 0)]
+    move_ms: u64,
+}
+
+#[derive(Args)]
+struct RegisterArgs {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    #[arg(long)]
+    server: String,
+    #[arg(long, default_value_t = 8)]
+    cores: u32,
+    #[arg(long, default_value_t = 120)]
+    boot_s: u64,
+    #[arg(long, default_value_t = 120.0)]
+    idle_w: f64,
+    #[arg(long, default_value_t = 300.0)]
+    busy_w: f64,
+    /// The server's agent endpoint (ZeroMQ), e.g. tcp://10.0.0.1:5555.
+    #[arg(long, default_value = "")]
+    agent: String,
+    /// Lease TTL, s: the registration vanishes this long after this process dies.
+    #[arg(long, default_value_t = 5)]
+    ttl_s: i64,
+}
+
+#[derive(Args)]
+struct CellArgs {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    name: String,
+    /// Server the new cell runs on (ignored if the cell exists).
+    #[arg(long)]
+    on: String,
+    /// Measured CPU demand, cores.
+    #[arg(long)]
+    demand: f64,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// Prints the state as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -90,7 +196,190 @@ struct SimulateArgs {
 pub fn run(args: PoolArgs) -> anyhow::Result<()> {
     match args.what {
         PoolWhat::Simulate(a) => simulate(a),
+        PoolWhat::Run(a) => run_controller(a),
+        PoolWhat::Register(a) => register(a),
+        PoolWhat::Cell(a) => block_on(async {
+            if !a.demand.is_finite() || a.demand < 0.0 {
+                bail!("--demand must be a non-negative number of cores");
+            }
+            let mut store = PoolStore::connect(&a.etcd.endpoints()).await?;
+            if store.create_cell(&a.name, &a.on, a.demand).await? {
+                println!("cell {} created on {}", a.name, a.on);
+            } else if store.set_demand(&a.name, a.demand).await? {
+                println!("cell {} demand {} cores", a.name, a.demand);
+            } else {
+                bail!("cell {} changed meanwhile (a move?); try again", a.name);
+            }
+            Ok(())
+        }),
+        PoolWhat::Status(a) => status(a),
+        PoolWhat::Drain { server, etcd } => {
+            block_on(async {
+                let mut store = PoolStore::connect(&etcd.endpoints()).await?;
+                let state = store.read().await?;
+                if !state.servers.contains_key(&server) {
+                    bail!("no registered server {server:?} (see `ferry pool status`)");
+                }
+                store.request_drain(&server).await?;
+                println!("drain of {server} requested: the leader moves its cells away, then powers it off");
+                Ok(())
+            })
+        }
+        PoolWhat::Policy { policy, etcd } => block_on(async {
+            let p = Policy::parse(&policy).with_context(|| {
+                format!("unknown policy {policy:?} (static, spread, consolidate)")
+            })?;
+            PoolStore::connect(&etcd.endpoints())
+                .await?
+                .set_policy(p)
+                .await?;
+            println!("policy {}", p.name());
+            Ok(())
+        }),
     }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+fn run_controller(a: RunArgs) -> anyhow::Result<()> {
+    let policy = Policy::parse(&a.policy).with_context(|| {
+        format!(
+            "unknown policy {:?} (static, spread, consolidate)",
+            a.policy
+        )
+    })?;
+    let Some(log) = a.dry_run_log else {
+        bail!(
+            "moves through the agents are not wired into `ferry pool run` yet (docs/POOL.md); \
+             run with --dry-run-log PATH to record the moves instead"
+        );
+    };
+    let mut executor = DryRunLog {
+        path: log,
+        move_ms: a.move_ms,
+    };
+    let config = ControllerConfig {
+        name: a.name,
+        endpoints: a.etcd.endpoints(),
+        lease_ttl_s: a.lease_ttl_s.max(1),
+        interval: std::time::Duration::from_millis(a.interval_ms),
+        default_policy: policy,
+        scheduler: SchedulerConfig::default(),
+    };
+    block_on(async move {
+        ferry_pool_etcd::run_controller(config, &mut executor).await?;
+        Ok(())
+    })
+}
+
+fn register(a: RegisterArgs) -> anyhow::Result<()> {
+    let endpoints = a.etcd.endpoints();
+    block_on(async move {
+        let mut store = PoolStore::connect(&endpoints).await?;
+        let lease = store.client.lease_grant(a.ttl_s.max(1), None).await?.id();
+        let record = ServerRecord {
+            cores: a.cores,
+            boot_ms: a.boot_s * 1000,
+            idle_w: a.idle_w,
+            busy_w: a.busy_w,
+            load_cores: 0.0,
+            agent: a.agent.clone(),
+        };
+        store.register_server(&a.server, &record, lease).await?;
+        println!(
+            "server {} registered (lease {:x}, {} s)",
+            a.server, lease, a.ttl_s
+        );
+        let (mut keeper, mut stream) = store.client.lease_keep_alive(lease).await?;
+        let period = std::time::Duration::from_millis(a.ttl_s.max(1) as u64 * 1000 / 3);
+        loop {
+            keeper.keep_alive().await?;
+            match stream.message().await? {
+                Some(r) if r.ttl() > 0 => {}
+                _ => bail!("lease of {} expired", a.server),
+            }
+            tokio::time::sleep(period).await;
+        }
+    })
+}
+
+fn status(a: StatusArgs) -> anyhow::Result<()> {
+    block_on(async move {
+        let mut store = PoolStore::connect(&a.etcd.endpoints()).await?;
+        let state = store.read().await?;
+        let leader = store
+            .client
+            .leader(ferry_pool_etcd::layout::ELECTION)
+            .await
+            .ok()
+            .and_then(|r| {
+                r.kv()
+                    .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+            });
+        if a.json {
+            let servers: Vec<_> = state
+                .servers
+                .iter()
+                .map(|(n, r)| {
+                    serde_json::json!({
+                        "name": n, "cores": r.cores, "agent": r.agent,
+                        "power": state.power.get(n).copied().unwrap_or(Power::On),
+                        "drain_requested": state.drains.contains(n),
+                        "load_cores": state.cells.values().filter(|c| &c.actual == n)
+                            .map(|c| c.demand_cores).sum::<f64>(),
+                    })
+                })
+                .collect();
+            let out = serde_json::json!({
+                "leader": leader,
+                "policy": state.policy.map(|p| p.name()),
+                "servers": servers,
+                "cells": state.cells,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            return Ok(());
+        }
+        println!(
+            "leader {}  policy {}",
+            leader.as_deref().unwrap_or("(none)"),
+            state.policy.map(|p| p.name()).unwrap_or("(unset)")
+        );
+        println!(
+            "{:<16} {:>5} {:>10} {:>6} {:<10}",
+            "server", "cores", "load", "cells", "power"
+        );
+        for (n, r) in &state.servers {
+            let cells: Vec<_> = state.cells.values().filter(|c| &c.actual == n).collect();
+            let load: f64 = cells.iter().map(|c| c.demand_cores).sum();
+            let power = state.power.get(n).copied().unwrap_or(Power::On);
+            let drain = if state.drains.contains(n) {
+                " (drain requested)"
+            } else {
+                ""
+            };
+            println!(
+                "{n:<16} {:>5} {load:>10.2} {:>6} {power:?}{drain}",
+                r.cores,
+                cells.len()
+            );
+        }
+        println!(
+            "{:<16} {:<16} {:<16} {:>6} {:>8}",
+            "cell", "actual", "desired", "epoch", "demand"
+        );
+        for (n, c) in &state.cells {
+            println!(
+                "{n:<16} {:<16} {:<16} {:>6} {:>8.2}",
+                c.actual, c.desired, c.epoch, c.demand_cores
+            );
+        }
+        Ok(())
+    })
 }
 
 /// The figures of one simulated day.
