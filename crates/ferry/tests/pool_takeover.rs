@@ -156,3 +156,114 @@ fn leader_killed_mid_moves_standby_takes_over_no_move_lost_or_doubled() {
     let _ = std::fs::remove_file(&log);
     drop(etcd);
 }
+
+fn ferry(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .output()
+        .expect("ferry runs");
+    assert!(
+        out.status.success(),
+        "ferry {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn operator_commands_register_cell_policy_drain_status() {
+    if ferry_pool_etcd::local::etcd_binary().is_none() {
+        eprintln!("SKIPPED (needs the etcd binary: scripts/deps installs etcd-server): pool operator commands");
+        return;
+    }
+    let etcd = LocalEtcd::start(Duration::from_secs(20)).expect("etcd starts");
+    let url = etcd.client_url.clone();
+    let log = std::env::temp_dir().join(format!("ferry-pool-ops-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut children: Vec<Child> = Vec::new();
+    for s in ["server1", "server2", "server3"] {
+        children.push(
+            Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(["pool", "register", "--etcd", &url, "--server", s, "--cores", "4"])
+                .args(["--boot-s", "0", "--ttl-s", "3", "--agent", "tcp://127.0.0.1:5555"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut store = PoolStore::connect(std::slice::from_ref(&url)).await.unwrap();
+        wait_for("three registrations", Duration::from_secs(15), || {
+            let mut s = store.clone();
+            async move { s.read().await.unwrap().servers.len() == 3 }
+        })
+        .await;
+        ferry(&["pool", "cell", "cellA", "--on", "server2", "--demand", "0.5", "--etcd", &url]);
+        ferry(&["pool", "cell", "cellB", "--on", "server2", "--demand", "0.5", "--etcd", &url]);
+        ferry(&["pool", "cell", "cellC", "--on", "server1", "--demand", "0.5", "--etcd", &url]);
+        // Updating the demand keeps the placement.
+        ferry(&["pool", "cell", "cellC", "--on", "server3", "--demand", "0.7", "--etcd", &url]);
+        ferry(&["pool", "policy", "static", "--etcd", &url]);
+        ferry(&["pool", "drain", "server2", "--etcd", &url]);
+        let st = store.read().await.unwrap();
+        assert_eq!(st.policy, Some(Policy::Static));
+        assert_eq!(st.drains, vec!["server2".to_string()]);
+        assert_eq!(st.cells["cellC"].actual, "server1");
+        assert_eq!(st.cells["cellC"].demand_cores, 0.7);
+        // An unknown server is refused with a clear error.
+        let bad = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["pool", "drain", "server9", "--etcd", &url])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("no registered server"));
+
+        // A controller under static carries out the operator's drain.
+        children.push(controller(&url, "ctl", &log));
+        wait_for("server2 drained and off", Duration::from_secs(20), || {
+            let mut s = store.clone();
+            async move {
+                let st = s.read().await.unwrap();
+                st.power.get("server2") == Some(&Power::Off)
+                    && st.cells.values().all(|c| c.actual != "server2" && c.desired == c.actual)
+            }
+        })
+        .await;
+        let moves = DryRunLog::read(&log).unwrap();
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        assert!(moves.iter().all(|m| m.2 == "server2" && m.3 != "server2"));
+
+        let status = ferry(&["pool", "status", "--etcd", &url]);
+        eprintln!("{status}");
+        assert!(status.contains("leader ctl"));
+        assert!(status.contains("policy static"));
+        let json: serde_json::Value =
+            serde_json::from_str(&ferry(&["pool", "status", "--json", "--etcd", &url])).unwrap();
+        let servers = json["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 3);
+        let s2 = servers.iter().find(|s| s["name"] == "server2").unwrap();
+        assert_eq!(s2["power"], "off");
+        assert_eq!(s2["load_cores"], 0.0);
+        assert_eq!(json["cells"]["cellA"]["epoch"], 2);
+
+        // A registration dies with its process: the lease ends and the record goes.
+        children[0].kill().unwrap();
+        children[0].wait().unwrap();
+        wait_for("server1's lease to end", Duration::from_secs(10), || {
+            let mut s = store.clone();
+            async move { !s.read().await.unwrap().servers.contains_key("server1") }
+        })
+        .await;
+    });
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = std::fs::remove_file(&log);
+    drop(etcd);
+}
