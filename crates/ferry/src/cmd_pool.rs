@@ -312,6 +312,7 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut store = PoolStore::connect(&a.etcd.endpoints()).await?;
         let state = store.read().await?;
+        let snapshot = store.snapshot().await?;
         let leader = store
             .client
             .leader(ferry_pool_etcd::layout::ELECTION)
@@ -331,7 +332,7 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
                         "power": state.power.get(n).copied().unwrap_or(Power::On),
                         "drain_requested": state.drains.contains(n),
                         "load_cores": state.cells.values().filter(|c| &c.actual == n)
-                            .map(|c| c.demand_cores).sum::<f64>(),
+                            .map(|c| c.demand_cores).sum::<f64>() + 0.0,
                     })
                 })
                 .collect();
@@ -340,6 +341,7 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
                 "policy": state.policy.map(|p| p.name()),
                 "servers": servers,
                 "cells": state.cells,
+                "snapshot": snapshot,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
             return Ok(());
@@ -349,13 +351,28 @@ fn status(a: StatusArgs) -> anyhow::Result<()> {
             leader.as_deref().unwrap_or("(none)"),
             state.policy.map(|p| p.name()).unwrap_or("(unset)")
         );
+        if let Some(snap) = &snapshot {
+            let l = &snap.ledger;
+            println!(
+                "servers on {}  load {:.2} cores  moves {}  server-hours {:.3} vs static {:.3} \
+                 (saved {:.1} %)  overloads {}",
+                snap.servers_on,
+                snap.load_cores,
+                l.moves,
+                l.server_hours,
+                l.static_server_hours,
+                snap.saved_pct,
+                l.overloads
+            );
+        }
         println!(
             "{:<16} {:>5} {:>10} {:>6} {:<10}",
             "server", "cores", "load", "cells", "power"
         );
         for (n, r) in &state.servers {
             let cells: Vec<_> = state.cells.values().filter(|c| &c.actual == n).collect();
-            let load: f64 = cells.iter().map(|c| c.demand_cores).sum();
+            // + 0.0: an empty f64 sum is −0.0.
+            let load: f64 = cells.iter().map(|c| c.demand_cores).sum::<f64>() + 0.0;
             let power = state.power.get(n).copied().unwrap_or(Power::On);
             let drain = if state.drains.contains(n) {
                 " (drain requested)"

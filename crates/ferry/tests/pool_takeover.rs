@@ -184,8 +184,17 @@ fn operator_commands_register_cell_policy_drain_status() {
     for s in ["server1", "server2", "server3"] {
         children.push(
             Command::new(env!("CARGO_BIN_EXE_ferry"))
-                .args(["pool", "register", "--etcd", &url, "--server", s, "--cores", "4"])
-                .args(["--boot-s", "0", "--ttl-s", "3", "--agent", "tcp://127.0.0.1:5555"])
+                .args([
+                    "pool", "register", "--etcd", &url, "--server", s, "--cores", "4",
+                ])
+                .args([
+                    "--boot-s",
+                    "0",
+                    "--ttl-s",
+                    "3",
+                    "--agent",
+                    "tcp://127.0.0.1:5555",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -197,17 +206,27 @@ fn operator_commands_register_cell_policy_drain_status() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut store = PoolStore::connect(std::slice::from_ref(&url)).await.unwrap();
+        let mut store = PoolStore::connect(std::slice::from_ref(&url))
+            .await
+            .unwrap();
         wait_for("three registrations", Duration::from_secs(15), || {
             let mut s = store.clone();
             async move { s.read().await.unwrap().servers.len() == 3 }
         })
         .await;
-        ferry(&["pool", "cell", "cellA", "--on", "server2", "--demand", "0.5", "--etcd", &url]);
-        ferry(&["pool", "cell", "cellB", "--on", "server2", "--demand", "0.5", "--etcd", &url]);
-        ferry(&["pool", "cell", "cellC", "--on", "server1", "--demand", "0.5", "--etcd", &url]);
+        ferry(&[
+            "pool", "cell", "cellA", "--on", "server2", "--demand", "0.5", "--etcd", &url,
+        ]);
+        ferry(&[
+            "pool", "cell", "cellB", "--on", "server2", "--demand", "0.5", "--etcd", &url,
+        ]);
+        ferry(&[
+            "pool", "cell", "cellC", "--on", "server1", "--demand", "0.5", "--etcd", &url,
+        ]);
         // Updating the demand keeps the placement.
-        ferry(&["pool", "cell", "cellC", "--on", "server3", "--demand", "0.7", "--etcd", &url]);
+        ferry(&[
+            "pool", "cell", "cellC", "--on", "server3", "--demand", "0.7", "--etcd", &url,
+        ]);
         ferry(&["pool", "policy", "static", "--etcd", &url]);
         ferry(&["pool", "drain", "server2", "--etcd", &url]);
         let st = store.read().await.unwrap();
@@ -230,7 +249,10 @@ fn operator_commands_register_cell_policy_drain_status() {
             async move {
                 let st = s.read().await.unwrap();
                 st.power.get("server2") == Some(&Power::Off)
-                    && st.cells.values().all(|c| c.actual != "server2" && c.desired == c.actual)
+                    && st
+                        .cells
+                        .values()
+                        .all(|c| c.actual != "server2" && c.desired == c.actual)
             }
         })
         .await;
@@ -250,6 +272,10 @@ fn operator_commands_register_cell_policy_drain_status() {
         assert_eq!(s2["power"], "off");
         assert_eq!(s2["load_cores"], 0.0);
         assert_eq!(json["cells"]["cellA"]["epoch"], 2);
+        // The leader's snapshot for views: 2 servers on, the 2 moves counted.
+        assert_eq!(json["snapshot"]["servers_on"], 2);
+        assert_eq!(json["snapshot"]["ledger"]["moves"], 2);
+        assert_eq!(json["snapshot"]["policy"], "static");
 
         // A registration dies with its process: the lease ends and the record goes.
         children[0].kill().unwrap();

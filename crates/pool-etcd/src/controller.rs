@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use etcd_client::Client;
 use ferry_pool::{
-    CellDemand, Policy, Pool, Power, PowerAction, SchedulerConfig, ServerId, ServerSpec,
+    CellDemand, DayLedger, Policy, Pool, PoolSnapshot, Power, PowerAction, SchedulerConfig,
+    ServerId, ServerSpec,
 };
 use tracing::{info, warn};
 
@@ -189,12 +190,22 @@ async fn lead(
     fence: &Fence,
     executor: &mut dyn MoveExecutor,
 ) -> Result<(), StoreError> {
+    // The day's ledger goes on from where the previous leader left it.
+    let mut ledger = store
+        .snapshot()
+        .await?
+        .map(|s| s.ledger)
+        .unwrap_or_default();
+    let mut last_round_ms = unix_ms();
     loop {
         still_leader(store, fence).await?;
         let state = store.read().await?;
         finish_interrupted_moves(store, &state, fence, executor).await?;
         let state = store.read().await?;
-        round(config, store, &state, fence, executor).await?;
+        let now = unix_ms();
+        let elapsed = now.saturating_sub(last_round_ms);
+        last_round_ms = now;
+        round(config, store, &state, fence, executor, &mut ledger, elapsed).await?;
         tokio::time::sleep(config.interval).await;
     }
 }
@@ -242,6 +253,8 @@ async fn round(
     state: &PoolState,
     fence: &Fence,
     executor: &mut dyn MoveExecutor,
+    ledger: &mut DayLedger,
+    elapsed_ms: u64,
 ) -> Result<(), StoreError> {
     let names: Vec<&String> = state.servers.keys().collect();
     let index: BTreeMap<&str, u32> = names
@@ -270,6 +283,7 @@ async fn round(
     if names.is_empty() {
         return Ok(());
     }
+
     let placement = cells
         .iter()
         .map(|(n, r)| ((*n).clone(), ServerId(index[r.actual.as_str()])))
@@ -322,6 +336,7 @@ async fn round(
         }
     }
     // Only what was done: a server whose cell did not move stays on.
+    let done_moves = done.clone();
     pool.apply(&ferry_pool::Decision {
         moves: done,
         power: Vec::new(),
@@ -354,6 +369,18 @@ async fn round(
         if state.power.get(*name) != Some(&p) && !store.set_power(name, p, Some(fence)).await? {
             return Err(StoreError::LostLeadership);
         }
+    }
+    // The snapshot views read (ferry pool status, the web view): the static baseline keeps
+    // every registered server on.
+    let done_decision = ferry_pool::Decision {
+        moves: done_moves,
+        power,
+    };
+    let load: Vec<f64> = demand.iter().map(|d| d.now).collect();
+    ledger.record(&pool, &done_decision, &load, names.len(), elapsed_ms);
+    let snapshot = PoolSnapshot::of(&pool, policy, now, &load, ledger);
+    if !store.put_snapshot(&snapshot, fence).await? {
+        return Err(StoreError::LostLeadership);
     }
     Ok(())
 }

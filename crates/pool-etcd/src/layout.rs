@@ -8,6 +8,7 @@
 //! /ferry/pool/epochs/<cell>      the cell's epoch, decimal: every move is a transaction that
 //!                                compares it and bumps it (compare-and-swap)
 //! /ferry/pool/policy             "static" | "spread" | "consolidate"
+//! /ferry/pool/snapshot           ferry_pool::PoolSnapshot the leader writes every round (views)
 //! /ferry/pool/election/...       etcd's election API (v3election): the controller's leader key
 //! ```
 
@@ -21,6 +22,7 @@ pub const DRAIN: &str = "/ferry/pool/drain/";
 pub const CELLS: &str = "/ferry/pool/cells/";
 pub const EPOCHS: &str = "/ferry/pool/epochs/";
 pub const POLICY: &str = "/ferry/pool/policy";
+pub const SNAPSHOT: &str = "/ferry/pool/snapshot";
 pub const ELECTION: &str = "/ferry/pool/election";
 
 pub fn server_key(name: &str) -> String {

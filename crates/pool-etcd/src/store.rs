@@ -2,7 +2,7 @@
 //! compares the cell's epoch (and, for a controller, its leadership) before writing.
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
-use ferry_pool::{Policy, Power};
+use ferry_pool::{Policy, PoolSnapshot, Power};
 use std::collections::BTreeMap;
 
 use crate::layout::{self, CellRecord, ServerRecord};
@@ -191,6 +191,35 @@ impl PoolStore {
             )]);
         }
         Ok(self.client.txn(txn.and_then([put])).await?.succeeded())
+    }
+
+    /// Writes the controller's snapshot (fenced): what views read.
+    pub async fn put_snapshot(
+        &mut self,
+        snapshot: &PoolSnapshot,
+        fence: &Fence,
+    ) -> Result<bool, StoreError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                fence.key.clone(),
+                CompareOp::Equal,
+                fence.rev,
+            )])
+            .and_then([TxnOp::put(
+                layout::SNAPSHOT,
+                serde_json::to_vec(snapshot)?,
+                None,
+            )]);
+        Ok(self.client.txn(txn).await?.succeeded())
+    }
+
+    /// The last snapshot a leader wrote.
+    pub async fn snapshot(&mut self) -> Result<Option<PoolSnapshot>, StoreError> {
+        let resp = self.client.get(layout::SNAPSHOT, None).await?;
+        match resp.kvs().first() {
+            Some(kv) => Ok(Some(serde_json::from_slice(kv.value())?)),
+            None => Ok(None),
+        }
     }
 
     pub async fn request_drain(&mut self, server: &str) -> Result<(), StoreError> {
