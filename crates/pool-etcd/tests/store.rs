@@ -131,3 +131,82 @@ fn a_deposed_leader_cannot_write_and_the_standby_takes_over() {
             .unwrap());
     });
 }
+
+/// A leader died after `begin_move`: once after the executor finished the move (the new
+/// leader only records it), once before (the new leader executes it). Exactly once each.
+#[test]
+fn interrupted_moves_are_finished_exactly_once() {
+    let Some(etcd) = etcd_or_skip("interrupted_moves_are_finished_exactly_once") else {
+        return;
+    };
+    let log =
+        std::env::temp_dir().join(format!("ferry-pool-interrupted-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    rt().block_on(async {
+        let endpoints = vec![etcd.client_url.clone()];
+        let mut store = PoolStore::connect(&endpoints).await.unwrap();
+        for s in ["server1", "server2"] {
+            let record = layout::ServerRecord {
+                cores: 4,
+                boot_ms: 0,
+                idle_w: 100.0,
+                busy_w: 200.0,
+                load_cores: 0.0,
+                agent: String::new(),
+            };
+            store.register_server(s, &record, 0).await.unwrap();
+        }
+        store.set_policy(ferry_pool::Policy::Static).await.unwrap();
+        store.create_cell("done", "server1", 0.2).await.unwrap();
+        store.create_cell("pending", "server1", 0.2).await.unwrap();
+        assert!(store
+            .begin_move("done", 1, "server1", "server2", None)
+            .await
+            .unwrap());
+        assert!(store
+            .begin_move("pending", 1, "server1", "server2", None)
+            .await
+            .unwrap());
+        // The dead leader's executor had completed "done" only.
+        let mut exec = ferry_pool_etcd::DryRunLog {
+            path: log.clone(),
+            move_ms: 0,
+        };
+        use ferry_pool_etcd::MoveExecutor;
+        exec.execute("done", "server1", "server2", 2).unwrap();
+
+        let config = ferry_pool_etcd::ControllerConfig {
+            name: "successor".into(),
+            endpoints: endpoints.clone(),
+            lease_ttl_s: 5,
+            interval: Duration::from_millis(100),
+            default_policy: ferry_pool::Policy::Static,
+            scheduler: ferry_pool::SchedulerConfig::default(),
+        };
+        let run = ferry_pool_etcd::run_controller(config, &mut exec);
+        // The controller runs for ever; a second is many rounds.
+        assert!(tokio::time::timeout(Duration::from_secs(2), run)
+            .await
+            .is_err());
+        let moves = ferry_pool_etcd::DryRunLog::read(&log).unwrap();
+        assert_eq!(
+            moves,
+            vec![
+                ("done".into(), 2, "server1".into(), "server2".into()),
+                ("pending".into(), 2, "server1".into(), "server2".into()),
+            ]
+        );
+        for cell in ["done", "pending"] {
+            let rec = store.cell(cell).await.unwrap().unwrap();
+            assert_eq!(
+                (rec.actual.as_str(), rec.desired.as_str(), rec.epoch),
+                ("server2", "server2", 2)
+            );
+        }
+        // The successor's snapshot is there for views.
+        let snap = store.snapshot().await.unwrap().expect("snapshot written");
+        assert_eq!(snap.servers_on, 2);
+        assert_eq!(snap.cells.len(), 2);
+    });
+    let _ = std::fs::remove_file(&log);
+}
