@@ -29,7 +29,8 @@ enum PoolWhat {
     /// against static placement, moves, decision time.
     Simulate(SimulateArgs),
     /// The pool controller on etcd: campaigns for leadership (a second one stands by and
-    /// takes over when the leader dies), then schedules and carries out moves.
+    /// takes over when the leader dies), then schedules and records moves (--dry-run-log;
+    /// executing them through the agents is not wired yet).
     Run(RunArgs),
     /// Registers a server under a lease and keeps it alive until killed.
     Register(RegisterArgs),

@@ -48,7 +48,8 @@ enum Command {
     Demo(cmd_demo::DemoArgs),
     /// Benchmarks in the testbed: `bench migrate --runs N --method legacy|mbb|both`.
     Bench(cmd_bench::BenchArgs),
-    /// The baseband pool: `pool simulate` plays the scheduler over a tidal day at scale.
+    /// The baseband pool: `pool simulate` plays the scheduler over a tidal day at scale;
+    /// `pool run` is the controller on etcd; status, drain, policy for the operator.
     Pool(cmd_pool::PoolArgs),
 }
 
