@@ -108,10 +108,11 @@ fn leader_killed_mid_moves_standby_takes_over_no_move_lost_or_doubled() {
         })
         .await;
         eprintln!("b leads {took:?} after a was killed (lease TTL {TTL_S} s); a had logged {moves_by_a} moves");
-        // Lease expiry is checked by etcd about every 500 ms.
+        // The lease ends at most TTL after a's last keep-alive; etcd checks expiry about
+        // every 500 ms; slack for a loaded machine (the figure is printed above).
         assert!(
-            took <= Duration::from_secs(TTL_S) + Duration::from_millis(1500),
-            "took {took:?}"
+            took <= Duration::from_secs(TTL_S + 3),
+            "b took {took:?} to lead"
         );
 
         // Settled: two servers off, every cell where it is desired, no new moves.
