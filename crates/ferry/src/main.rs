@@ -9,6 +9,7 @@ mod cmd_ctl;
 mod cmd_demo;
 mod cmd_modem;
 mod cmd_phy;
+mod cmd_pool;
 mod cmd_probe;
 mod cmd_radiohead;
 mod cmd_testbed;
@@ -50,6 +51,9 @@ enum Command {
     Bench(cmd_bench::BenchArgs),
     /// The live web view of a running testbed (read-only; loopback by default).
     Web(cmd_web::WebArgs),
+    /// The baseband pool: `pool simulate` plays the scheduler over a tidal day at scale;
+    /// `pool run` is the controller on etcd; status, drain, policy for the operator.
+    Pool(cmd_pool::PoolArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Command::Radio(args) => cmd_air::run_radio(args),
         Command::Radiohead(args) => cmd_radiohead::run(args),
         Command::Demo(args) => cmd_demo::run(args),
+        Command::Pool(args) => cmd_pool::run(args),
         Command::Bench(args) => cmd_bench::run(args),
         Command::Web(args) => cmd_web::run(args),
     }
