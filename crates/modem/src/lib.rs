@@ -5,11 +5,13 @@
 //! - [`proto`]: control-socket messages and a blocking client (pure).
 //! - [`phylink`]: the waveform fixed by `Control` (pure).
 //! - [`core`]: one subframe in, deliveries and TX out (pure).
+//! - [`ctlsock`]: bounded line reading, reply buffers and the connection cap (pure).
 //! - [`forward`]: forward-port datagrams for make-before-break handover (pure).
 //! - [`run`]: the real-time shell: radio, TUN, control socket, forward port.
 
 pub mod carrier;
 pub mod core;
+pub mod ctlsock;
 pub mod forward;
 pub mod phylink;
 pub mod proto;

@@ -13,8 +13,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-/// Longest request line the modem accepts (a full route list fits easily).
-pub const MAX_LINE: usize = 256 * 1024;
+/// Longest request line the modem accepts: a full 256-entry route list or a `Control` is
+/// under 4 kB. A longer line is refused before it is parsed and the connection closed.
+pub const MAX_LINE: usize = 16 * 1024;
 
 /// Every command name, in documentation order.
 pub const COMMANDS: [&str; 11] = [
@@ -321,6 +322,23 @@ pub struct ModemCounters {
     pub rx_gaps: u64,
     /// Packets waiting in the MAC queue now.
     pub queue_depth: u64,
+    /// Fronthaul datagrams dropped because they came from another address than the linked
+    /// radio's, or from it with another stream id.
+    #[serde(default)]
+    pub rx_dropped_stranger: u64,
+    /// Fronthaul data packets dropped because their timestamp lies outside the plausible
+    /// horizon around the tracked radio clock (too far ahead, or hopelessly old).
+    #[serde(default)]
+    pub rx_dropped_horizon: u64,
+    /// Control-socket request lines refused for their length (connection then closed).
+    #[serde(default)]
+    pub control_refused: u64,
+    /// Control-socket connections dropped because the client did not read its replies.
+    #[serde(default)]
+    pub control_dropped: u64,
+    /// Control-socket connections closed to make room for a new one (idle longest first).
+    #[serde(default)]
+    pub control_evicted: u64,
 }
 
 /// The `status` result.

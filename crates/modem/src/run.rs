@@ -3,6 +3,7 @@
 
 use crate::carrier::{carrier_for, Carrier};
 use crate::core::{roles, ModemCore, SubframeAssembler};
+use crate::ctlsock::{self, Line, LineReader, OutBuffer};
 use crate::forward;
 use crate::proto::{
     parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
@@ -131,6 +132,17 @@ struct Release {
     early: Option<std::collections::HashMap<Vec<u8>, u32>>,
 }
 
+/// One control-socket client.
+struct ControlConn {
+    stream: UnixStream,
+    reader: LineReader,
+    out: OutBuffer,
+    /// Last time it sent something (eviction picks the one idle longest).
+    last_active: Instant,
+    /// Refused (over-long line): closed once the error reply is written.
+    closing: bool,
+}
+
 /// The running modem.
 pub struct Modem {
     opts: ModemOptions,
@@ -143,7 +155,7 @@ pub struct Modem {
     link: RadioLink,
     tun: Option<ferry_netif::Tun>,
     listener: Option<UnixListener>,
-    conns: Vec<(UnixStream, Vec<u8>)>,
+    conns: Vec<ControlConn>,
     fwd_sock: Option<UdpSocket>,
     fwd_out: Option<UdpSocket>,
     fwd_seq: u32,
@@ -931,65 +943,123 @@ impl Modem {
         }
     }
 
+    /// Serve the control socket without ever blocking: bounded reads, at most
+    /// [`ctlsock::LINES_PER_POLL`] requests per connection, replies queued in a bounded
+    /// per-connection buffer and written non-blocking (a client that does not read is
+    /// dropped), and a connection cap that evicts the connection idle longest.
     fn poll_control(&mut self) {
-        if let Some(l) = &self.listener {
-            while let Ok((s, _)) = l.accept() {
-                if s.set_nonblocking(true).is_ok() && self.conns.len() < 16 {
-                    self.conns.push((s, Vec::new()));
-                }
-            }
-        }
-        let mut lines: Vec<(usize, String)> = Vec::new();
-        let mut dead = Vec::new();
-        for (i, (s, buf)) in self.conns.iter_mut().enumerate() {
-            let mut tmp = [0u8; 4096];
-            loop {
-                match s.read(&mut tmp) {
-                    Ok(0) => {
-                        dead.push(i);
-                        break;
-                    }
-                    Ok(n) => buf.extend_from_slice(tmp.get(..n).unwrap_or(&[])),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        dead.push(i);
-                        break;
-                    }
-                }
-            }
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                lines.push((i, String::from_utf8_lossy(&line).into_owned()));
-            }
-            if buf.len() > crate::proto::MAX_LINE {
-                buf.clear();
-                lines.push((i, "x".repeat(crate::proto::MAX_LINE + 1)));
-            }
-        }
-        for (i, line) in lines {
-            if line.trim().is_empty() {
+        let now = Instant::now();
+        // Existing connections first: a connection accepted in the last poll has its
+        // request read before a flood of newer connections could evict it.
+        let mut dead = vec![false; self.conns.len()];
+        let mut requests: Vec<(usize, Line)> = Vec::new();
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            if c.closing {
                 continue;
             }
-            let reply = match parse_request(&line) {
-                Ok(req) => self.handle(req),
-                Err(e) => ModemReply::refused(&e),
-            };
-            if let Some((s, _)) = self.conns.get_mut(i) {
-                let mut text = reply.to_line();
-                text.push('\n');
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
-                if s.write_all(text.as_bytes()).is_err() {
-                    dead.push(i);
+            let mut tmp = [0u8; 4096];
+            loop {
+                let room = c.reader.room().min(tmp.len());
+                if room == 0 {
+                    break;
                 }
-                let _ = s.set_nonblocking(true);
+                match c.stream.read(tmp.get_mut(..room).unwrap_or(&mut [])) {
+                    Ok(0) => {
+                        dead[i] = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.reader.push(tmp.get(..n).unwrap_or(&[]));
+                        c.last_active = now;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        dead[i] = true;
+                        break;
+                    }
+                }
+            }
+            for _ in 0..ctlsock::LINES_PER_POLL {
+                match c.reader.next_line() {
+                    Some(l) => requests.push((i, l)),
+                    None => break,
+                }
             }
         }
-        dead.sort_unstable();
-        dead.dedup();
-        for i in dead.into_iter().rev() {
-            if i < self.conns.len() {
-                self.conns.remove(i);
+        for (i, line) in requests {
+            let reply = match line {
+                Line::Complete(text) if text.trim().is_empty() => continue,
+                Line::Complete(text) => match parse_request(&text) {
+                    Ok(req) => self.handle(req),
+                    Err(e) => ModemReply::refused(&e),
+                },
+                Line::TooLong(n) => {
+                    self.counters.control_refused += 1;
+                    if let Some(c) = self.conns.get_mut(i) {
+                        c.closing = true;
+                    }
+                    ModemReply::err(
+                        "?",
+                        format!(
+                            "request line longer than {} bytes (got {n} without a newline); closing the connection",
+                            ctlsock::MAX_LINE
+                        ),
+                    )
+                }
+            };
+            let bytes = ctlsock::bounded_reply(&reply);
+            if let Some(c) = self.conns.get_mut(i) {
+                if c.out.queue(&bytes).is_err() {
+                    self.counters.control_dropped += 1;
+                    dead[i] = true;
+                }
+            }
+        }
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            while !c.out.is_empty() {
+                match c.stream.write(c.out.front()) {
+                    Ok(0) => {
+                        dead[i] = true;
+                        break;
+                    }
+                    Ok(n) => c.out.consume(n),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        dead[i] = true;
+                        break;
+                    }
+                }
+            }
+            if c.closing && c.out.is_empty() {
+                dead[i] = true;
+            }
+        }
+        let mut k = 0;
+        self.conns.retain(|_| {
+            let keep = !dead.get(k).copied().unwrap_or(false);
+            k += 1;
+            keep
+        });
+        if let Some(l) = &self.listener {
+            for _ in 0..ctlsock::ACCEPTS_PER_POLL {
+                let Ok((s, _)) = l.accept() else {
+                    break;
+                };
+                if s.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                let active: Vec<Instant> = self.conns.iter().map(|c| c.last_active).collect();
+                if let Some(old) = ctlsock::evict_for_new(&active, ctlsock::MAX_CONNECTIONS) {
+                    self.conns.remove(old);
+                    self.counters.control_evicted += 1;
+                }
+                self.conns.push(ControlConn {
+                    stream: s,
+                    reader: LineReader::new(ctlsock::MAX_LINE),
+                    out: OutBuffer::new(ctlsock::MAX_PENDING_OUT),
+                    last_active: now,
+                    closing: false,
+                });
             }
         }
     }

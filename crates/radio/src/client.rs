@@ -228,7 +228,7 @@ pub struct RadioLinkConfig {
 }
 
 impl RadioLinkConfig {
-    /// Defaults: bind 127.0.0.1:0, 1 s timeout, 364 samples per packet.
+    /// Defaults: bind 127.0.0.1:0, 1 s timeout, samples per packet for a 1500-byte MTU (363).
     pub fn new(control: impl Into<String>, radio: impl Into<String>) -> Self {
         Self {
             control: control.into(),
@@ -236,7 +236,7 @@ impl RadioLinkConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
             timeout: Duration::from_secs(1),
-            samples_per_packet: 364,
+            samples_per_packet: ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET,
         }
     }
 }
@@ -323,7 +323,7 @@ impl RadioLink {
             legacy: true,
         };
         let adv = Some(bind);
-        Self::with_socket(bind, adv, info, 364)
+        Self::with_socket(bind, adv, info, ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET)
     }
 
     fn with_socket(
