@@ -182,10 +182,10 @@ mod tests {
     #[test]
     fn lines_split_and_overlong_is_refused() {
         let mut r = LineReader::new(10);
-        r.push(b"{\"a\":1}\n{\"b\"");
+        r.push(b"{\"a\":1}\n{\"b");
         assert_eq!(r.next_line(), Some(Line::Complete("{\"a\":1}".into())));
         assert_eq!(r.next_line(), None);
-        r.push(b":2}\n");
+        r.push(b"\":2}\n");
         assert_eq!(r.next_line(), Some(Line::Complete("{\"b\":2}".into())));
         // Exactly max is fine; max + 1 without a newline is refused.
         r.push(b"0123456789\n");
@@ -229,7 +229,10 @@ mod tests {
         let line = bounded_reply(&big);
         assert!(line.len() < 200);
         let text = String::from_utf8(line).unwrap();
-        assert!(text.contains("exceeds the control socket's limit"), "{text}");
+        assert!(
+            text.contains("exceeds the control socket's limit"),
+            "{text}"
+        );
         assert!(text.ends_with('\n'));
         let small = bounded_reply(&ModemReply::ok("status", None));
         assert_eq!(small, b"{\"ok\":true,\"cmd\":\"status\"}\n");

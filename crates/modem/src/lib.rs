@@ -3,6 +3,7 @@
 //!
 //! - [`carrier`]: band table, EARFCN → DL/UL carrier, which LO each role tunes (pure).
 //! - [`proto`]: control-socket messages and a blocking client (pure).
+//! - [`horizon`]: which RX blocks are plausible on the radio's clock (pure).
 //! - [`phylink`]: the waveform fixed by `Control` (pure).
 //! - [`core`]: one subframe in, deliveries and TX out (pure).
 //! - [`ctlsock`]: bounded line reading, reply buffers and the connection cap (pure).
@@ -13,6 +14,7 @@ pub mod carrier;
 pub mod core;
 pub mod ctlsock;
 pub mod forward;
+pub mod horizon;
 pub mod phylink;
 pub mod proto;
 pub mod run;

@@ -5,6 +5,7 @@ use crate::carrier::{carrier_for, Carrier};
 use crate::core::{roles, ModemCore, SubframeAssembler};
 use crate::ctlsock::{self, Line, LineReader, OutBuffer};
 use crate::forward;
+use crate::horizon::{HorizonConfig, RxHorizon, Verdict};
 use crate::proto::{
     parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
     Role,
@@ -116,6 +117,10 @@ pub enum ModemError {
 /// Subframes without a single decodable subframe before a slave searches again.
 const LOST_SYNC_SUBFRAMES: u64 = 200;
 
+/// How recent the last processed (and, for a slave, decoded) subframe must be for
+/// `status` to say `synced`.
+const SYNC_FRESH: Duration = Duration::from_millis(200);
+
 /// A pending takeover waiting for the radio's confirmation.
 struct Takeover {
     at_sample: u64,
@@ -182,8 +187,12 @@ pub struct Modem {
     last_ok: Option<u64>,
     /// First cell-search hit (PCI, frame offset) awaiting confirmation by a second search.
     candidate: Option<(u16, u64)>,
-    /// Smallest (wall-clock samples − radio time) seen: the radio clock mapping.
-    min_lag: Option<f64>,
+    /// The radio clock as the genuine RX stream shows it; blocks far from it are dropped.
+    horizon: RxHorizon,
+    /// When the last subframe was processed and the last one decoded (`synced` is true
+    /// only while both are recent: a modem that stopped decoding says so).
+    last_subframe_at: Option<Instant>,
+    last_decode_at: Option<Instant>,
     /// Cell searches that did not lead to decodable subframes.
     resyncs: u64,
     /// The carrier the radio is tuned to on start (None: left as initialised).
@@ -246,6 +255,9 @@ impl Modem {
             None => None,
         };
         let (role, _) = roles(&opts.control);
+        let horizon = RxHorizon::new(HorizonConfig::for_rate(u64::from(
+            link.info().sample_rate_hz,
+        )));
         Ok(Modem {
             control: opts.control.clone(),
             routes: opts.routes.clone(),
@@ -278,7 +290,9 @@ impl Modem {
             txbuf: Vec::new(),
             rx_pending: VecDeque::new(),
             last_ok: None,
-            min_lag: None,
+            horizon,
+            last_subframe_at: None,
+            last_decode_at: None,
             candidate: None,
             resyncs: 0,
             carrier,
@@ -318,11 +332,24 @@ impl Modem {
             self.poll_tun();
             match self.link.recv(Duration::from_millis(3)) {
                 Ok(b) => {
-                    self.counters.rx_gaps = self.link.stats.rx_gap_samples;
-                    let end = b.time + b.samples.len() as u64;
-                    self.last_rx = Some((end, Instant::now()));
-                    self.note_rx_time(end);
-                    self.on_rx_block(b.time, &b.samples);
+                    let len = b.samples.len() as u64;
+                    match self.horizon.check(b.time, len, self.started.elapsed()) {
+                        Verdict::Accept => {
+                            self.counters.rx_gaps = self.link.stats.rx_gap_samples;
+                            let end = b.time + len;
+                            self.last_rx = Some((end, Instant::now()));
+                            self.on_rx_block(b.time, &b.samples);
+                        }
+                        verdict => {
+                            self.counters.rx_dropped_horizon += 1;
+                            tracing::debug!(
+                                t = b.time,
+                                len,
+                                ?verdict,
+                                "RX block outside the radio-clock horizon: dropped"
+                            );
+                        }
+                    }
                 }
                 Err(RadioError::RxTimeout(_)) => {}
                 Err(e) => tracing::warn!("radio receive: {e}"),
@@ -334,18 +361,10 @@ impl Modem {
     }
 
     /// Estimated current radio sample time: wall time mapped through the smallest RX
-    /// latency seen (a block that arrives late after a stall does not move the estimate).
+    /// latency seen on the genuine stream (a block that arrives late after a stall does not
+    /// move the estimate; a forged one cannot, see [`RxHorizon`]).
     fn radio_now(&self) -> Option<u64> {
-        let lag = self.min_lag?;
-        let rate = f64::from(self.link.info().sample_rate_hz);
-        let now = self.started.elapsed().as_secs_f64() * rate;
-        Some((now - lag).max(0.0) as u64)
-    }
-
-    fn note_rx_time(&mut self, end: u64) {
-        let rate = f64::from(self.link.info().sample_rate_hz);
-        let lag = self.started.elapsed().as_secs_f64() * rate - end as f64;
-        self.min_lag = Some(self.min_lag.map_or(lag, |m: f64| m.min(lag)));
+        self.horizon.radio_now(self.started.elapsed())
     }
 
     fn start(&mut self, flag: u8, shadow: bool) -> Result<(), String> {
@@ -575,6 +594,11 @@ impl Modem {
         if out.decoded || self.last_ok.is_none() {
             self.last_ok = Some(n);
         }
+        let now = Instant::now();
+        self.last_subframe_at = Some(now);
+        if out.decoded || self.last_decode_at.is_none() {
+            self.last_decode_at = Some(now);
+        }
         if self.role == Role::Slave
             && self.state != ModemState::Shadow
             && self.last_ok.is_some_and(|k| n > k + LOST_SYNC_SUBFRAMES)
@@ -690,6 +714,7 @@ impl Modem {
         self.core = None;
         self.asm = None;
         self.last_ok = None;
+        self.last_decode_at = None;
         self.next_tx = None;
         self.rx_pending.clear();
         match CellSearcher::new(
@@ -1064,6 +1089,16 @@ impl Modem {
         }
     }
 
+    /// Synchronised and still working: subframes processed within the last
+    /// [`SYNC_FRESH`] and, for a slave (which must hear its master), decoded within it.
+    /// A modem whose RX stopped or jumped away, or that decodes nothing, says `false`.
+    fn synced(&self) -> bool {
+        let fresh = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() <= SYNC_FRESH);
+        self.core.is_some()
+            && fresh(self.last_subframe_at)
+            && (self.role != Role::Slave || fresh(self.last_decode_at))
+    }
+
     /// The `status` result.
     pub fn status(&self) -> ModemStatus {
         let mut c = self.counters.clone();
@@ -1079,6 +1114,7 @@ impl Modem {
             c.drop_queue_full = c.drop_queue_full.max(mc.queue_full_drops);
             c.queue_depth = core.mac().status().queue_len as u64;
         }
+        c.rx_dropped_stranger = self.link.stats.strangers + self.link.stats.other_streams;
         let frame = 10 * sps.max(1);
         let (fs, sfn) = match (&self.core, self.last_rx) {
             (Some(core), Some((t, _))) => {
@@ -1091,7 +1127,7 @@ impl Modem {
         ModemStatus {
             role: self.role,
             state: self.state,
-            synced: self.core.is_some(),
+            synced: self.synced(),
             primary: self.takeover.is_none()
                 && matches!(self.state, ModemState::Active | ModemState::Discovering),
             sample_time: self.last_rx.map_or(0, |(t, _)| t),

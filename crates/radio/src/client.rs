@@ -261,6 +261,10 @@ pub struct LinkStats {
     pub context_packets: u64,
     /// Datagrams ignored (not from the radio, or undecodable).
     pub ignored: u64,
+    /// Of `ignored`: datagrams from another address than the radio's.
+    pub strangers: u64,
+    /// Of `ignored`: data packets from the radio's address with another stream id.
+    pub other_streams: u64,
     /// TX packets sent.
     pub tx_packets: u64,
 }
@@ -323,7 +327,12 @@ impl RadioLink {
             legacy: true,
         };
         let adv = Some(bind);
-        Self::with_socket(bind, adv, info, ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET)
+        Self::with_socket(
+            bind,
+            adv,
+            info,
+            ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET,
+        )
     }
 
     fn with_socket(
@@ -513,6 +522,7 @@ impl RadioLink {
             let bytes = &self.buf[..n];
             if !from_radio {
                 self.stats.ignored += 1;
+                self.stats.strangers += 1;
                 continue;
             }
             if let Ok(Ok(PacketType::IfContext)) =
@@ -545,7 +555,11 @@ impl RadioLink {
                     take(&d);
                     return Ok(t);
                 }
-                _ => self.stats.ignored += 1,
+                Ok(_) => {
+                    self.stats.ignored += 1;
+                    self.stats.other_streams += 1;
+                }
+                Err(_) => self.stats.ignored += 1,
             }
         }
     }
