@@ -98,11 +98,14 @@ fn every_command_answers_in_the_documented_shape() {
         (Some("192.168.10.1"), Some(true))
     );
     for (cmd, extra) in [
-        ("takeover_at", json!({"at_sample": 19200})),
+        (
+            "takeover_at",
+            json!({"at_sample": 19200, "forward_token": "abababababababababababababababababababababababababababababababab"}),
+        ),
         ("cancel_cutover", json!({})),
         (
             "release_at",
-            json!({"at_sample": 38400, "forward_to": "10.99.0.2:7000"}),
+            json!({"at_sample": 38400, "forward_to": "10.99.0.2:7000", "forward_token": "abababababababababababababababababababababababababababababababab"}),
         ),
     ] {
         let mut v = extra.clone();

@@ -766,14 +766,19 @@ fn make_before_break_hooks_keep_pings_flowing() {
     std::thread::sleep(Duration::from_millis(1000));
     let now = src.status().unwrap().sample_time;
     let t = (now / 1920 + 200) * 1920; // ≈ 200 ms ahead, on a subframe boundary
+    let token = ferry_migrate::ForwardToken::random();
     let r = dst
-        .request(&ModemRequest::TakeoverAt { at_sample: t })
+        .request(&ModemRequest::TakeoverAt {
+            at_sample: t,
+            forward_token: Some(token.clone()),
+        })
         .unwrap();
     assert!(r.ok, "{r:?}");
     let r = src
         .request(&ModemRequest::ReleaseAt {
             at_sample: t,
             forward_to: "10.99.0.2:7700".parse().unwrap(),
+            forward_token: Some(token),
         })
         .unwrap();
     assert!(r.ok, "{r:?}");

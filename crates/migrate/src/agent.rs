@@ -224,17 +224,21 @@ impl Agent {
             Request::GetTunIp => Box::new(Chain::stop_on_failure(vec![LocalOp::GetTunIp])),
             Request::SetTunIp(ip) => Box::new(Chain::stop_on_failure(vec![LocalOp::SetTunIp(*ip)])),
             Request::Status => Box::new(Chain::stop_on_failure(vec![LocalOp::Status])),
-            Request::TakeoverAt { at } => {
+            Request::TakeoverAt { at, forward_token } => {
                 Box::new(Chain::stop_on_failure(vec![LocalOp::ModemTakeoverAt {
                     at: *at,
+                    forward_token: forward_token.clone(),
                 }]))
             }
-            Request::ReleaseAt { at, forward_to } => {
-                Box::new(Chain::stop_on_failure(vec![LocalOp::ModemReleaseAt {
-                    at: *at,
-                    forward_to: *forward_to,
-                }]))
-            }
+            Request::ReleaseAt {
+                at,
+                forward_to,
+                forward_token,
+            } => Box::new(Chain::stop_on_failure(vec![LocalOp::ModemReleaseAt {
+                at: *at,
+                forward_to: *forward_to,
+                forward_token: forward_token.clone(),
+            }])),
             Request::CancelCutover => {
                 Box::new(Chain::stop_on_failure(vec![LocalOp::ModemCancelCutover]))
             }

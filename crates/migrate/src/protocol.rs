@@ -11,6 +11,62 @@ use serde_json::{json, Map, Value};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
+/// The per-migration key of the destination modem's forward port: made by the
+/// make-before-break sequence, handed to both modems in `takeover_at` / `release_at`
+/// (`forward_token`, 64 lowercase hex digits). The source seals every forwarded packet with
+/// it and the destination accepts only packets sealed with it (docs/SECURITY-MODEM.md).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ForwardToken([u8; 32]);
+
+impl ForwardToken {
+    /// A fresh token from the operating system's random source.
+    pub fn random() -> ForwardToken {
+        ForwardToken(rand::random())
+    }
+
+    /// A token with these bytes (tests, fixed keys).
+    pub fn from_bytes(b: [u8; 32]) -> ForwardToken {
+        ForwardToken(b)
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        crate::auth::hex_encode(&self.0)
+    }
+
+    /// From 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<ForwardToken> {
+        let b = crate::auth::hex_decode(s.as_bytes())?;
+        Some(ForwardToken(b.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for ForwardToken {
+    // A key does not belong in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ForwardToken(..)")
+    }
+}
+
+impl Serialize for ForwardToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for ForwardToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ForwardToken, D::Error> {
+        let s = String::deserialize(d)?;
+        ForwardToken::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("forward_token must be 64 hex digits"))
+    }
+}
+
 /// Largest request or reply body accepted, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -72,6 +128,8 @@ pub enum Request {
     TakeoverAt {
         /// Radio sample time of the cutover subframe boundary.
         at: u64,
+        /// The migration's forward-port key (the destination accepts packets sealed with it).
+        forward_token: ForwardToken,
     },
     /// `release_at` (Ferry): the serving modem stops delivering/transmitting at sample `at`
     /// and forwards what it holds or still receives for the far end to `forward_to`.
@@ -80,6 +138,8 @@ pub enum Request {
         at: u64,
         /// The destination modem's forwarding endpoint.
         forward_to: SocketAddr,
+        /// The migration's forward-port key (the source seals forwarded packets with it).
+        forward_token: ForwardToken,
     },
     /// `cancel_cutover` (Ferry): forget an armed `takeover_at` / `release_at`.
     CancelCutover,
@@ -150,12 +210,18 @@ impl Request {
             Request::SetRoute(r) => {
                 m.insert("route_list".into(), r.to_value());
             }
-            Request::TakeoverAt { at } => {
+            Request::TakeoverAt { at, forward_token } => {
                 m.insert("at_sample".into(), (*at).into());
+                m.insert("forward_token".into(), forward_token.to_hex().into());
             }
-            Request::ReleaseAt { at, forward_to } => {
+            Request::ReleaseAt {
+                at,
+                forward_to,
+                forward_token,
+            } => {
                 m.insert("at_sample".into(), (*at).into());
                 m.insert("forward_to".into(), forward_to.to_string().into());
+                m.insert("forward_token".into(), forward_token.to_hex().into());
             }
             _ => {}
         }
@@ -204,8 +270,8 @@ impl Request {
             "start_d2d" => &["control_flag", "Control", "mode"],
             "set_tun_ip" => &["tun_ip"],
             "set_route" => &["route_list"],
-            "takeover_at" => &["at_sample"],
-            "release_at" => &["at_sample", "forward_to"],
+            "takeover_at" => &["at_sample", "forward_token"],
+            "release_at" => &["at_sample", "forward_to", "forward_token"],
             c if COMMANDS.contains(&c) => &[],
             _ => {
                 return Err(RequestError::new(
@@ -225,6 +291,14 @@ impl Request {
             m.get("at_sample")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| bad("\"at_sample\" must be a radio sample index >= 0".into()))
+        };
+        let forward_token = || {
+            m.get("forward_token")
+                .and_then(Value::as_str)
+                .and_then(ForwardToken::from_hex)
+                .ok_or_else(|| {
+                    bad("\"forward_token\" must be the migration's forward-port key (64 hex digits)".into())
+                })
         };
         Ok(match cmd {
             "start_usrp" => Request::StartUsrp,
@@ -286,7 +360,10 @@ impl Request {
                     .ok_or_else(|| bad("missing \"route_list\"".into()))?;
                 Request::SetRoute(RouteList::from_value(v).map_err(|e| bad(e.to_string()))?)
             }
-            "takeover_at" => Request::TakeoverAt { at: at_sample()? },
+            "takeover_at" => Request::TakeoverAt {
+                at: at_sample()?,
+                forward_token: forward_token()?,
+            },
             "release_at" => {
                 let at = at_sample()?;
                 let forward_to = m
@@ -294,7 +371,11 @@ impl Request {
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse::<SocketAddr>().ok())
                     .ok_or_else(|| bad("\"forward_to\" must be \"ip:port\"".into()))?;
-                Request::ReleaseAt { at, forward_to }
+                Request::ReleaseAt {
+                    at,
+                    forward_to,
+                    forward_token: forward_token()?,
+                }
             }
             // Every name in COMMANDS is matched above; this arm keeps the match total.
             other => {
@@ -567,10 +648,14 @@ mod tests {
             Request::GetRoute,
             Request::End,
             Request::Status,
-            Request::TakeoverAt { at: 42 },
+            Request::TakeoverAt {
+                at: 42,
+                forward_token: ForwardToken::from_bytes([1; 32]),
+            },
             Request::ReleaseAt {
                 at: 42,
                 forward_to: "10.0.0.2:7000".parse().expect("addr"),
+                forward_token: ForwardToken::from_bytes([2; 32]),
             },
             Request::CancelCutover,
         ];

@@ -4,7 +4,7 @@
 //! Parsing is pure and total: any line yields either a [`ModemRequest`] or a
 //! [`RequestError`] that says what was wrong (and the modem keeps serving).
 
-use ferry_migrate::{Control, RouteList};
+use ferry_migrate::{Control, ForwardToken, RouteList};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -65,6 +65,10 @@ pub enum ModemRequest {
     TakeoverAt {
         /// Radio sample time T.
         at_sample: u64,
+        /// The migration's forward-port key: packets the source forwards are accepted only
+        /// if sealed with it (without it the forward port accepts nothing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward_token: Option<ForwardToken>,
     },
     /// Stop delivering and transmitting at `at_sample` (if the radio really stopped
     /// streaming here); queued packets and TUN packets read after T go to `forward_to`.
@@ -73,6 +77,10 @@ pub enum ModemRequest {
         at_sample: u64,
         /// The destination modem's forward port, `ip:port`.
         forward_to: SocketAddr,
+        /// The migration's forward-port key the forwarded packets are sealed with
+        /// (required: a release without it is refused).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward_token: Option<ForwardToken>,
     },
     /// Disarm a pending `takeover_at` / `release_at`.
     CancelCutover,
@@ -463,10 +471,14 @@ mod tests {
             },
             ModemRequest::Start { control_flag: 1 },
             ModemRequest::Shadow,
-            ModemRequest::TakeoverAt { at_sample: 1920 },
+            ModemRequest::TakeoverAt {
+                at_sample: 1920,
+                forward_token: Some(ForwardToken::from_bytes([7; 32])),
+            },
             ModemRequest::ReleaseAt {
                 at_sample: 3840,
                 forward_to: "192.168.30.2:7777".parse().unwrap(),
+                forward_token: Some(ForwardToken::from_bytes([7; 32])),
             },
             ModemRequest::CancelCutover,
             ModemRequest::Quit,
@@ -487,7 +499,8 @@ mod tests {
                 .unwrap(),
             ModemRequest::ReleaseAt {
                 at_sample: 19200,
-                forward_to: "10.0.0.2:9000".parse().unwrap()
+                forward_to: "10.0.0.2:9000".parse().unwrap(),
+                forward_token: None,
             }
         );
         assert_eq!(

@@ -4,14 +4,14 @@
 use crate::carrier::{carrier_for, Carrier};
 use crate::core::{roles, ModemCore, SubframeAssembler};
 use crate::ctlsock::{self, Line, LineReader, OutBuffer};
-use crate::forward;
+use crate::forward::{self, ForwardReceiver};
 use crate::horizon::{HorizonConfig, RxHorizon, Verdict};
 use crate::proto::{
     parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
     Role,
 };
 use ferry_mac::{AddressPlan, NodeId, Window};
-use ferry_migrate::{Control, Route, RouteList, WarmStart};
+use ferry_migrate::{Control, ForwardToken, Route, RouteList, WarmStart};
 use ferry_phy::{CellSearcher, DuplexKind};
 use ferry_radio::{RadioError, RadioLink};
 use num_complex::Complex32;
@@ -121,6 +121,10 @@ const LOST_SYNC_SUBFRAMES: u64 = 200;
 /// `status` to say `synced`.
 const SYNC_FRESH: Duration = Duration::from_millis(200);
 
+/// How long after a takeover resolved the forward port still accepts the source's
+/// packets (it forwards for up to its drain time).
+const FORWARD_GRACE: Duration = Duration::from_secs(5);
+
 /// A pending takeover waiting for the radio's confirmation.
 struct Takeover {
     at_sample: u64,
@@ -132,6 +136,8 @@ struct Release {
     at_sample: u64,
     at_n: u64,
     forward_to: SocketAddr,
+    /// The migration's forward-port key: every forwarded packet is sealed with it.
+    token: ForwardToken,
     /// Packets already handed to the destination as copies when RX reached T (by content,
     /// with multiplicity): not forwarded again when the release is confirmed.
     early: Option<std::collections::HashMap<Vec<u8>, u32>>,
@@ -163,7 +169,11 @@ pub struct Modem {
     conns: Vec<ControlConn>,
     fwd_sock: Option<UdpSocket>,
     fwd_out: Option<UdpSocket>,
-    fwd_seq: u32,
+    fwd_seq: u64,
+    /// The forward port's key while a takeover is armed (and [`FORWARD_GRACE`] after it
+    /// resolved); `None`: every forwarded datagram is refused.
+    fwd_receiver: Option<ForwardReceiver>,
+    fwd_close_at: Option<Instant>,
     core: Option<ModemCore>,
     asm: Option<SubframeAssembler>,
     search: Option<(CellSearcher, Vec<Complex32>, Option<u64>)>,
@@ -272,6 +282,8 @@ impl Modem {
             fwd_sock,
             fwd_out: None,
             fwd_seq: 0,
+            fwd_receiver: None,
+            fwd_close_at: None,
             core: None,
             asm: None,
             search: None,
@@ -807,9 +819,12 @@ impl Modem {
             };
             self.fwd_out = UdpSocket::bind(any).ok();
         }
-        let mut d = Vec::with_capacity(p.len() + forward::HEADER);
-        forward::encode(self.fwd_seq, p, &mut d);
-        self.fwd_seq = self.fwd_seq.wrapping_add(1);
+        let Some(token) = self.release.as_ref().map(|r| &r.token) else {
+            return;
+        };
+        let mut d = Vec::with_capacity(p.len() + forward::HEADER + forward::TAG);
+        forward::encode(token, self.fwd_seq, p, &mut d);
+        self.fwd_seq += 1;
         if let Some(s) = &self.fwd_out {
             if s.send_to(&d, to).is_ok() {
                 self.counters.forward_out += 1;
@@ -818,6 +833,10 @@ impl Modem {
     }
 
     fn poll_forward(&mut self) {
+        if self.fwd_close_at.is_some_and(|t| Instant::now() >= t) {
+            self.fwd_receiver = None;
+            self.fwd_close_at = None;
+        }
         let Some(sock) = &self.fwd_sock else {
             return;
         };
@@ -828,9 +847,19 @@ impl Modem {
                 Ok((n, from)) => {
                     let allowed = self.opts.forward_allow.is_empty()
                         || self.opts.forward_allow.contains(&from.ip());
-                    match (allowed, forward::decode(buf.get(..n).unwrap_or(&[]))) {
-                        (true, Ok((_, ip))) => got.push(ip.to_vec()),
-                        _ => self.counters.forward_rejected += 1,
+                    let d = buf.get(..n).unwrap_or(&[]);
+                    // Deny by default: outside a migration there is no receiver at all.
+                    let opened = match (allowed, self.fwd_receiver.as_mut()) {
+                        (true, Some(rx)) => rx.open(d).map_err(|e| e.to_string()),
+                        (false, _) => Err(format!("{from} not in --forward-allow")),
+                        (true, None) => Err("no migration in progress".into()),
+                    };
+                    match opened {
+                        Ok(ip) => got.push(ip.to_vec()),
+                        Err(why) => {
+                            self.counters.forward_rejected += 1;
+                            tracing::debug!(%from, "forward datagram refused: {why}");
+                        }
                     }
                 }
                 Err(_) => break,
@@ -951,6 +980,7 @@ impl Modem {
                 });
             }
             self.state = ModemState::Active;
+            self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
             let held = std::mem::take(&mut self.held);
             tracing::info!(at = at_n, held = held.len(), "took over");
             for (_, p) in held {
@@ -965,6 +995,9 @@ impl Modem {
             // decoded was the source's to deliver.
             self.counters.drop_not_serving += self.held.len() as u64;
             self.held.clear();
+            if self.fwd_close_at.is_none() {
+                self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
+            }
         }
     }
 
@@ -1301,7 +1334,10 @@ impl Modem {
                     format!("shadow needs state idle (now {:?})", self.state).to_lowercase(),
                 )
             }
-            ModemRequest::TakeoverAt { at_sample } => {
+            ModemRequest::TakeoverAt {
+                at_sample,
+                forward_token,
+            } => {
                 if self.state != ModemState::Shadow {
                     return ModemReply::err(
                         cmd,
@@ -1324,6 +1360,9 @@ impl Modem {
                             at_n,
                             confirmed: false,
                         });
+                        // Only the source holding this migration's token may inject.
+                        self.fwd_receiver = forward_token.map(ForwardReceiver::new);
+                        self.fwd_close_at = None;
                         ModemReply::ok(cmd, None)
                     }
                     Err(e) => ModemReply::err(cmd, e),
@@ -1332,7 +1371,14 @@ impl Modem {
             ModemRequest::ReleaseAt {
                 at_sample,
                 forward_to,
+                forward_token,
             } => {
+                let Some(token) = forward_token else {
+                    return ModemReply::err(
+                        cmd,
+                        "release_at needs forward_token (the migration's forward-port key, 64 hex digits)",
+                    );
+                };
                 if !matches!(self.state, ModemState::Active | ModemState::Discovering) {
                     return ModemReply::err(
                         cmd,
@@ -1354,8 +1400,10 @@ impl Modem {
                             at_sample,
                             at_n,
                             forward_to,
+                            token,
                             early: None,
                         });
+                        self.fwd_seq = 0;
                         ModemReply::ok(cmd, None)
                     }
                     Err(e) => ModemReply::err(cmd, e),
@@ -1371,6 +1419,7 @@ impl Modem {
                         c.mac_mut().set_tx_window(Window::ALWAYS);
                     }
                     if self.takeover.take().is_some() {
+                        self.fwd_receiver = None;
                         let never = Window {
                             from: Some(u64::MAX),
                             until: None,
