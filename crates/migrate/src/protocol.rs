@@ -67,6 +67,118 @@ impl<'de> Deserialize<'de> for ForwardToken {
     }
 }
 
+/// An IPv4 subnet (`a.b.c.d/len`), for the task subnet `set_tun_ip` must stay inside and the
+/// host subnets it must stay out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Subnet {
+    /// Network address (host bits are ignored).
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Ipv4Subnet {
+    /// The subnet `addr/prefix` (prefix clamped to 32).
+    pub const fn new(addr: Ipv4Addr, prefix: u8) -> Ipv4Subnet {
+        Ipv4Subnet {
+            addr,
+            prefix: if prefix > 32 { 32 } else { prefix },
+        }
+    }
+
+    fn mask(&self) -> u32 {
+        u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0)
+    }
+
+    /// Whether `ip` lies inside.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) & self.mask()) == (u32::from(self.addr) & self.mask())
+    }
+
+    /// Network and broadcast address of the subnet (for /31 and /32 there are none).
+    fn edges(&self) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        if self.prefix >= 31 {
+            return None;
+        }
+        let net = u32::from(self.addr) & self.mask();
+        Some((Ipv4Addr::from(net), Ipv4Addr::from(net | !self.mask())))
+    }
+}
+
+impl fmt::Display for Ipv4Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            Ipv4Addr::from(u32::from(self.addr) & self.mask()),
+            self.prefix
+        )
+    }
+}
+
+impl std::str::FromStr for Ipv4Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Ipv4Subnet, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected a.b.c.d/len"))?;
+        let addr = a.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let prefix: u8 = p.parse().map_err(|e| format!("{s:?}: prefix: {e}"))?;
+        if prefix > 32 {
+            return Err(format!("{s:?}: prefix must be 0..=32"));
+        }
+        Ok(Ipv4Subnet { addr, prefix })
+    }
+}
+
+/// The testbed's task subnet (`ferry_testbed::Topology`): where the tunnel addresses of D2D tasks live.
+pub const DEFAULT_TASK_SUBNET: Ipv4Subnet = Ipv4Subnet::new(Ipv4Addr::new(192, 168, 40, 0), 24);
+
+/// Addresses no tunnel may take whatever the subnets: unspecified, broadcast, multicast,
+/// loopback, link-local, reserved (240/4). `Err` says why.
+pub fn tun_ip_class_error(ip: Ipv4Addr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip.is_broadcast() {
+        Some("the broadcast address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_link_local() {
+        Some("a link-local address")
+    } else if ip.octets()[0] >= 240 {
+        Some("a reserved (240.0.0.0/4) address")
+    } else {
+        None
+    }
+}
+
+/// Whether `ip` may be a task's tunnel address: a unicast address inside `task`, not its
+/// network or broadcast address, and outside every host subnet in `reserved` (management,
+/// fronthaul: taking one would cut the host off). `Err` is the `bad_request` text.
+pub fn check_tun_ip(ip: Ipv4Addr, task: Ipv4Subnet, reserved: &[Ipv4Subnet]) -> Result<(), String> {
+    if let Some(why) = tun_ip_class_error(ip) {
+        return Err(format!("tun_ip {ip} is {why}"));
+    }
+    if let Some(r) = reserved.iter().find(|r| r.contains(ip)) {
+        return Err(format!(
+            "tun_ip {ip} is in the host subnet {r} (management / fronthaul); the task subnet is {task}"
+        ));
+    }
+    if !task.contains(ip) {
+        return Err(format!("tun_ip {ip} is outside the task subnet {task}"));
+    }
+    if task.edges().is_some_and(|(net, bc)| ip == net || ip == bc) {
+        return Err(format!(
+            "tun_ip {ip} is the network or broadcast address of the task subnet {task}"
+        ));
+    }
+    Ok(())
+}
+
 /// Largest request or reply body accepted, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -352,6 +464,9 @@ impl Request {
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse::<Ipv4Addr>().ok())
                     .ok_or_else(|| bad("\"tun_ip\" must be a dotted IPv4 address".into()))?;
+                if let Some(why) = tun_ip_class_error(ip) {
+                    return Err(bad(format!("tun_ip {ip} is {why}")));
+                }
                 Request::SetTunIp(ip)
             }
             "set_route" => {
@@ -734,5 +849,51 @@ mod tests {
         };
         let r = Reply::ok("status", serde_json::to_value(&st).ok());
         assert_eq!(r.status(), Ok(st));
+    }
+
+    #[test]
+    fn tun_addresses_outside_the_task_subnet_are_refused() {
+        let task = DEFAULT_TASK_SUBNET;
+        let host = [
+            Ipv4Subnet::new(Ipv4Addr::new(10, 99, 0, 0), 24),
+            Ipv4Subnet::new(Ipv4Addr::new(192, 168, 10, 0), 24),
+        ];
+        assert_eq!(
+            check_tun_ip(Ipv4Addr::new(192, 168, 40, 9), task, &host),
+            Ok(())
+        );
+        for (ip, why) in [
+            ("0.0.0.0", "unspecified"),
+            ("255.255.255.255", "broadcast"),
+            ("224.0.0.1", "multicast"),
+            ("127.0.0.1", "loopback"),
+            ("169.254.1.1", "link-local"),
+            ("240.0.0.1", "reserved"),
+            ("10.99.0.1", "host subnet 10.99.0.0/24"),
+            ("192.168.10.11", "host subnet 192.168.10.0/24"),
+            ("8.8.8.8", "outside the task subnet 192.168.40.0/24"),
+            ("192.168.40.0", "network or broadcast"),
+            ("192.168.40.255", "network or broadcast"),
+        ] {
+            let e = check_tun_ip(ip.parse().unwrap(), task, &host).unwrap_err();
+            assert!(e.contains(why), "{ip}: {e}");
+        }
+        // Class errors are refused at decode time already, as bad_request.
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "127.0.0.1",
+            "169.254.1.1",
+        ] {
+            let body = format!(r#"{{"cmd":"set_tun_ip","tun_ip":"{ip}"}}"#);
+            let e = Request::decode(body.as_bytes()).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BadRequest, "{ip}");
+        }
+        assert_eq!(
+            "10.1.2.3/8".parse::<Ipv4Subnet>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert!("10.1.2.3/33".parse::<Ipv4Subnet>().is_err());
     }
 }

@@ -73,8 +73,11 @@ pub struct ModemOptions {
     pub control_socket: Option<PathBuf>,
     /// Forward port (UDP) for packets handed over by a releasing source.
     pub forward_bind: Option<SocketAddr>,
-    /// Accept forwarded packets only from these addresses (empty: any).
+    /// Accept forwarded packets only from these addresses (empty: any); they must be sealed
+    /// with the forward token of the migration in progress in any case.
     pub forward_allow: Vec<std::net::IpAddr>,
+    /// Fronthaul MTU: TX packets are sized so no IP datagram exceeds it.
+    pub fronthaul_mtu: usize,
     /// Subframes TX is built ahead of radio time.
     pub tx_lead: u64,
     /// Route-discovery beacon period in subframes.
@@ -227,6 +230,8 @@ impl Modem {
             } => {
                 let mut cfg = ferry_radio::RadioLinkConfig::new(control.clone(), radio.clone());
                 cfg.bind = *bind;
+                cfg.samples_per_packet =
+                    ferry_fronthaul::vrt::samples_per_packet_for_mtu(opts.fronthaul_mtu);
                 RadioLink::create(&cfg)?
             }
             RadioSpec::Legacy {
