@@ -1072,7 +1072,7 @@ impl Modem {
             };
             let bytes = ctlsock::bounded_reply(&reply);
             if let Some(c) = self.conns.get_mut(i) {
-                if c.out.queue(&bytes).is_err() {
+                if c.out.queue(&bytes).is_err() && !dead[i] {
                     self.counters.control_dropped += 1;
                     dead[i] = true;
                 }
