@@ -182,6 +182,15 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
     );
     for bad in [
         json!({"cmd":"set_tun_ip","tun_ip":"1.2.3"}),
+        // Addresses that would hijack or cut off the host (issue #10).
+        json!({"cmd":"set_tun_ip","tun_ip":"0.0.0.0"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"255.255.255.255"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"224.0.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"127.0.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"169.254.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"10.99.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"192.168.10.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"8.8.8.8"}),
         json!({"cmd":"kill_d2d","now":true}),
         json!({"cmd":"start_d2d","control_flag":1}),
         json!({"cmd":"start_d2d","control_flag":1,"Control":{"workmode":9}}),
