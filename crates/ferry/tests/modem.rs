@@ -652,6 +652,17 @@ fn control_socket_refuses_bad_input_and_keeps_serving() {
     assert!(
         r.error
             .as_deref()
+            .is_some_and(|e| e.contains("needs forward_token")),
+        "{r:?}"
+    );
+    let r = c
+        .request_line(
+            r#"{"cmd":"release_at","at_sample":1,"forward_to":"127.0.0.1:9","forward_token":"abababababababababababababababababababababababababababababababab"}"#,
+        )
+        .unwrap();
+    assert!(
+        r.error
+            .as_deref()
             .unwrap_or("")
             .contains("subframe boundary"),
         "{r:?}"

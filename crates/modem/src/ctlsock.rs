@@ -21,8 +21,9 @@ pub const MAX_REPLY: usize = 64 * 1024;
 pub const MAX_PENDING_OUT: usize = 64 * 1024;
 /// Connections served at once; a new one beyond this evicts the one idle longest.
 pub const MAX_CONNECTIONS: usize = 16;
-/// Request lines handled per connection per poll: bounds the real-time loop's work.
-pub const LINES_PER_POLL: usize = 8;
+/// Requests handled per poll over all connections (round robin): bounds the real-time
+/// loop's work whatever the clients send.
+pub const REQUESTS_PER_POLL: usize = 8;
 /// Connections accepted per poll: a connect flood cannot push out a connection before its
 /// first request has been read.
 pub const ACCEPTS_PER_POLL: usize = 4;

@@ -170,6 +170,8 @@ pub struct Modem {
     tun: Option<ferry_netif::Tun>,
     listener: Option<UnixListener>,
     conns: Vec<ControlConn>,
+    /// Which connection's request comes first in the next poll (round robin).
+    control_turn: usize,
     fwd_sock: Option<UdpSocket>,
     fwd_out: Option<UdpSocket>,
     fwd_seq: u64,
@@ -284,6 +286,7 @@ impl Modem {
             tun,
             listener,
             conns: Vec::new(),
+            control_turn: 0,
             fwd_sock,
             fwd_out: None,
             fwd_seq: 0,
@@ -1007,7 +1010,7 @@ impl Modem {
     }
 
     /// Serve the control socket without ever blocking: bounded reads, at most
-    /// [`ctlsock::LINES_PER_POLL`] requests per connection, replies queued in a bounded
+    /// [`ctlsock::REQUESTS_PER_POLL`] requests in all, replies queued in a bounded
     /// per-connection buffer and written non-blocking (a client that does not read is
     /// dropped), and a connection cap that evicts the connection idle longest.
     fn poll_control(&mut self) {
@@ -1042,13 +1045,33 @@ impl Modem {
                     }
                 }
             }
-            for _ in 0..ctlsock::LINES_PER_POLL {
-                match c.reader.next_line() {
-                    Some(l) => requests.push((i, l)),
-                    None => break,
+        }
+        // At most REQUESTS_PER_POLL requests in all, one per connection per round, starting
+        // with a different connection each poll: a flooding client cannot take the turn of
+        // the agent, nor the loop's time.
+        let n = self.conns.len();
+        let mut budget = ctlsock::REQUESTS_PER_POLL;
+        let mut progress = true;
+        while budget > 0 && progress {
+            progress = false;
+            for k in 0..n {
+                let i = (self.control_turn + k) % n;
+                let Some(c) = self.conns.get_mut(i) else {
+                    continue;
+                };
+                if budget == 0 || c.closing || dead.get(i).copied().unwrap_or(true) {
+                    continue;
+                }
+                if let Some(l) = c.reader.next_line() {
+                    // Busy, not idle: a connection being served is not the one evicted.
+                    c.last_active = now;
+                    requests.push((i, l));
+                    budget -= 1;
+                    progress = true;
                 }
             }
         }
+        self.control_turn = self.control_turn.wrapping_add(1);
         for (i, line) in requests {
             let reply = match line {
                 Line::Complete(text) if text.trim().is_empty() => continue,
