@@ -1182,6 +1182,7 @@ fn hostile_input_does_not_stop_a_serving_modem() {
         .unwrap();
     let rss_before = rss_kb(pid);
     let before = status(&bed, "s1").unwrap();
+    eprintln!("air before: {}", air_late(&bed));
     let pings = std::thread::spawn({
         let ns = bed.ns("server3");
         move || {
@@ -1270,6 +1271,7 @@ fn hostile_input_does_not_stop_a_serving_modem() {
     let text = pings.join().unwrap();
     eprintln!("{text}");
     let after = status(&bed, "s1").unwrap();
+    eprintln!("air: {}", air_late(&bed));
     let rss_after = rss_kb(pid);
     eprintln!("before: {before:?}\nafter: {after:?}\nRSS {rss_before} -> {rss_after} kB");
     drop(idle);

@@ -23,7 +23,7 @@ pub const MAX_PENDING_OUT: usize = 64 * 1024;
 pub const MAX_CONNECTIONS: usize = 16;
 /// Requests handled per poll over all connections (round robin): bounds the real-time
 /// loop's work whatever the clients send.
-pub const REQUESTS_PER_POLL: usize = 8;
+pub const REQUESTS_PER_POLL: usize = 4;
 /// Connections accepted per poll: a connect flood cannot push out a connection before its
 /// first request has been read.
 pub const ACCEPTS_PER_POLL: usize = 4;
