@@ -128,6 +128,9 @@ const SYNC_FRESH: Duration = Duration::from_millis(200);
 /// packets (it forwards for up to its drain time).
 const FORWARD_GRACE: Duration = Duration::from_secs(5);
 
+/// Longest the control socket may take of one poll (2 ms) once a request was answered.
+const CONTROL_TIME_BUDGET: Duration = Duration::from_micros(200);
+
 /// A pending takeover waiting for the radio's confirmation.
 struct Takeover {
     at_sample: u64,
@@ -1009,6 +1012,41 @@ impl Modem {
         }
     }
 
+    /// Answer a request line from connection `i`: the reply goes into the connection's
+    /// bounded output buffer; a client whose buffer is full is marked dead.
+    fn answer_control(&mut self, i: usize, line: Line, dead: &mut [bool]) {
+        let reply = match line {
+            Line::Complete(text) if text.trim().is_empty() => return,
+            Line::Complete(text) => match parse_request(&text) {
+                Ok(req) => self.handle(req),
+                Err(e) => ModemReply::refused(&e),
+            },
+            Line::TooLong(n) => {
+                self.counters.control_refused += 1;
+                if let Some(c) = self.conns.get_mut(i) {
+                    c.closing = true;
+                }
+                ModemReply::err(
+                    "?",
+                    format!(
+                        "request line longer than {} bytes (got {n} without a newline); closing the connection",
+                        ctlsock::MAX_LINE
+                    ),
+                )
+            }
+        };
+        let bytes = ctlsock::bounded_reply(&reply);
+        if let Some(c) = self.conns.get_mut(i) {
+            let already = dead.get(i).copied().unwrap_or(true);
+            if c.out.queue(&bytes).is_err() && !already {
+                self.counters.control_dropped += 1;
+                if let Some(d) = dead.get_mut(i) {
+                    *d = true;
+                }
+            }
+        }
+    }
+
     /// Serve the control socket without ever blocking: bounded reads, at most
     /// [`ctlsock::REQUESTS_PER_POLL`] requests in all, replies queued in a bounded
     /// per-connection buffer and written non-blocking (a client that does not read is
@@ -1018,7 +1056,6 @@ impl Modem {
         // Existing connections first: a connection accepted in the last poll has its
         // request read before a flood of newer connections could evict it.
         let mut dead = vec![false; self.conns.len()];
-        let mut requests: Vec<(usize, Line)> = Vec::new();
         for (i, c) in self.conns.iter_mut().enumerate() {
             if c.closing {
                 continue;
@@ -1046,61 +1083,40 @@ impl Modem {
                 }
             }
         }
-        // At most REQUESTS_PER_POLL requests in all, one per connection per round, starting
-        // with a different connection each poll: a flooding client cannot take the turn of
-        // the agent, nor the loop's time.
+        // At most REQUESTS_PER_POLL requests and CONTROL_TIME_BUDGET of work in all (at
+        // least one request), one per connection per round, starting with a different
+        // connection each poll: a flooding client can take neither the agent's turn nor the
+        // loop's time.
         let n = self.conns.len();
-        let mut budget = ctlsock::REQUESTS_PER_POLL;
+        let budget_start = Instant::now();
+        let mut handled = 0;
         let mut progress = true;
-        while budget > 0 && progress {
+        'rounds: while progress {
             progress = false;
             for k in 0..n {
+                if handled >= ctlsock::REQUESTS_PER_POLL
+                    || (handled > 0 && budget_start.elapsed() >= CONTROL_TIME_BUDGET)
+                {
+                    break 'rounds;
+                }
                 let i = (self.control_turn + k) % n;
                 let Some(c) = self.conns.get_mut(i) else {
                     continue;
                 };
-                if budget == 0 || c.closing || dead.get(i).copied().unwrap_or(true) {
+                if c.closing || dead.get(i).copied().unwrap_or(true) {
                     continue;
                 }
-                if let Some(l) = c.reader.next_line() {
-                    // Busy, not idle: a connection being served is not the one evicted.
-                    c.last_active = now;
-                    requests.push((i, l));
-                    budget -= 1;
-                    progress = true;
-                }
+                let Some(line) = c.reader.next_line() else {
+                    continue;
+                };
+                // Busy, not idle: a connection being served is not the one evicted.
+                c.last_active = now;
+                handled += 1;
+                progress = true;
+                self.answer_control(i, line, &mut dead);
             }
         }
         self.control_turn = self.control_turn.wrapping_add(1);
-        for (i, line) in requests {
-            let reply = match line {
-                Line::Complete(text) if text.trim().is_empty() => continue,
-                Line::Complete(text) => match parse_request(&text) {
-                    Ok(req) => self.handle(req),
-                    Err(e) => ModemReply::refused(&e),
-                },
-                Line::TooLong(n) => {
-                    self.counters.control_refused += 1;
-                    if let Some(c) = self.conns.get_mut(i) {
-                        c.closing = true;
-                    }
-                    ModemReply::err(
-                        "?",
-                        format!(
-                            "request line longer than {} bytes (got {n} without a newline); closing the connection",
-                            ctlsock::MAX_LINE
-                        ),
-                    )
-                }
-            };
-            let bytes = ctlsock::bounded_reply(&reply);
-            if let Some(c) = self.conns.get_mut(i) {
-                if c.out.queue(&bytes).is_err() && !dead[i] {
-                    self.counters.control_dropped += 1;
-                    dead[i] = true;
-                }
-            }
-        }
         for (i, c) in self.conns.iter_mut().enumerate() {
             while !c.out.is_empty() {
                 match c.stream.write(c.out.front()) {
