@@ -1303,9 +1303,14 @@ fn hostile_input_does_not_stop_a_serving_modem() {
     );
     assert!(a.control_refused > b.control_refused);
     assert!(a.control_evicted > b.control_evicted);
-    assert_eq!(
-        a.deadline_misses, b.deadline_misses,
-        "the real-time loop stalled under attack"
+    // The old blocking replies stalled the loop for every subframe of a flood (13 873
+    // misses in 13.9 s). 0 on a quiet machine; the bound leaves room for the misses a loaded
+    // 2-core machine causes without any attack (the ping-only tests above show 10–50).
+    let subframes = a.subframes - b.subframes;
+    let misses = a.deadline_misses - b.deadline_misses;
+    assert!(
+        misses * 100 <= subframes,
+        "the real-time loop stalled under attack: {misses} deadline misses in {subframes} subframes"
     );
     assert!(
         rss_after < rss_before + 8 * 1024,
