@@ -1333,3 +1333,33 @@ fn hostile_input_does_not_stop_a_serving_modem() {
         },
     );
 }
+
+/// Every TX datagram the modem's radio link emits fits a 1500-byte IP MTU unfragmented
+/// (no root: real UDP sockets on loopback).
+#[test]
+fn modem_tx_datagrams_fit_the_mtu() {
+    use ferry_fronthaul::vrt::{samples_per_packet_for_mtu, IPV4_UDP_OVERHEAD};
+    let radio = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    radio
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut link = ferry_radio::RadioLink::create_legacy(
+        "127.0.0.1:0".parse().unwrap(),
+        radio.local_addr().unwrap(),
+        0,
+        1_920_000,
+    )
+    .unwrap();
+    // One subframe, as the modem sends it.
+    let samples = vec![num_complex::Complex32::new(0.1, -0.1); 1920];
+    link.send(19_200, &samples).unwrap();
+    let mut buf = [0u8; 65_536];
+    let mut sizes = Vec::new();
+    while let Ok(n) = radio.recv(&mut buf) {
+        sizes.push(n + IPV4_UDP_OVERHEAD);
+    }
+    let spp = samples_per_packet_for_mtu(1500);
+    assert_eq!(sizes.len(), 1920_usize.div_ceil(spp), "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s <= 1500), "{sizes:?}");
+    assert_eq!(sizes[0], 1500, "full packets use the whole MTU");
+}
