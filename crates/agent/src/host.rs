@@ -679,13 +679,21 @@ impl HostExec {
                     .ok_or_else(|| StepError::Failed("no route list collected yet".into()))
             }
             LocalOp::Status => self.status(),
-            LocalOp::ModemTakeoverAt { at } => self
-                .modem_request(ModemRequest::TakeoverAt { at_sample: *at })
+            LocalOp::ModemTakeoverAt { at, forward_token } => self
+                .modem_request(ModemRequest::TakeoverAt {
+                    at_sample: *at,
+                    forward_token: Some(forward_token.clone()),
+                })
                 .map(|_| LocalValue::Unit),
-            LocalOp::ModemReleaseAt { at, forward_to } => self
+            LocalOp::ModemReleaseAt {
+                at,
+                forward_to,
+                forward_token,
+            } => self
                 .modem_request(ModemRequest::ReleaseAt {
                     at_sample: *at,
                     forward_to: *forward_to,
+                    forward_token: Some(forward_token.clone()),
                 })
                 .map(|_| LocalValue::Unit),
             LocalOp::ModemCancelCutover => self

@@ -98,11 +98,14 @@ fn every_command_answers_in_the_documented_shape() {
         (Some("192.168.10.1"), Some(true))
     );
     for (cmd, extra) in [
-        ("takeover_at", json!({"at_sample": 19200})),
+        (
+            "takeover_at",
+            json!({"at_sample": 19200, "forward_token": "abababababababababababababababababababababababababababababababab"}),
+        ),
         ("cancel_cutover", json!({})),
         (
             "release_at",
-            json!({"at_sample": 38400, "forward_to": "10.99.0.2:7000"}),
+            json!({"at_sample": 38400, "forward_to": "10.99.0.2:7000", "forward_token": "abababababababababababababababababababababababababababababababab"}),
         ),
     ] {
         let mut v = extra.clone();
@@ -179,6 +182,15 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
     );
     for bad in [
         json!({"cmd":"set_tun_ip","tun_ip":"1.2.3"}),
+        // Addresses that would hijack or cut off the host (issue #10).
+        json!({"cmd":"set_tun_ip","tun_ip":"0.0.0.0"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"255.255.255.255"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"224.0.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"127.0.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"169.254.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"10.99.0.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"192.168.10.1"}),
+        json!({"cmd":"set_tun_ip","tun_ip":"8.8.8.8"}),
         json!({"cmd":"kill_d2d","now":true}),
         json!({"cmd":"start_d2d","control_flag":1}),
         json!({"cmd":"start_d2d","control_flag":1,"Control":{"workmode":9}}),

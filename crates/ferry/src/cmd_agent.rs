@@ -157,6 +157,10 @@ pub struct AgentArgs {
     /// Deadline of each local step, ms.
     #[arg(long, default_value_t = 15_000)]
     step_timeout_ms: u64,
+    /// `set_tun_ip` accepts only addresses inside this subnet (and outside the host's
+    /// management, fronthaul and parking subnets).
+    #[arg(long, default_value = "192.168.40.0/24")]
+    task_subnet: ferry_migrate::protocol::Ipv4Subnet,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -174,6 +178,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         ..AgentConfig::default()
     };
     agent.timeouts.local_ms = args.step_timeout_ms;
+    agent.task_subnet = args.task_subnet;
     if args.host.active == args.host.parked {
         bail!("--active and --parked must differ");
     }

@@ -98,9 +98,14 @@ pub struct ModemArgs {
     /// Forward port (UDP) for packets handed over by a releasing source.
     #[arg(long)]
     forward_bind: Option<SocketAddr>,
-    /// Accept forwarded packets only from these addresses (repeatable; default any).
+    /// Accept forwarded packets only from these addresses (repeatable; default any address,
+    /// but only packets sealed with the forward_token of a migration in progress).
     #[arg(long)]
     forward_allow: Vec<IpAddr>,
+    /// MTU of the fronthaul LAN: TX packets carry as many samples as fit one unfragmented
+    /// IPv4/UDP datagram (1500: 363 samples; 9000 for jumbo frames: 2238).
+    #[arg(long, default_value_t = ferry_fronthaul::vrt::DEFAULT_MTU)]
+    fronthaul_mtu: usize,
     /// Subframes (ms) TX is prepared ahead of radio time.
     #[arg(long, default_value_t = 8)]
     tx_lead: u64,
@@ -244,6 +249,7 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
         control_socket: a.control_socket.clone(),
         forward_bind: a.forward_bind,
         forward_allow: a.forward_allow.clone(),
+        fronthaul_mtu: a.fronthaul_mtu,
         tx_lead: a.tx_lead.clamp(1, 19),
         discovery_period: a.discovery_period_ms.max(10),
         grant_delay: a.grant_delay,

@@ -148,6 +148,32 @@ pub const TSF_SAMPLE_COUNT: u8 = 1;
 pub const MAX_SAMPLES: usize = 0xffff - 4;
 /// Bytes of Ferry's data packet header: header word, stream ID, TSI, TSF (2 words).
 pub const DATA_HEADER_LEN: usize = 20;
+/// Bytes one sc16 sample takes on the wire (Ferry sends no trailer).
+pub const SAMPLE_BYTES: usize = 4;
+/// IPv4 header (no options) plus UDP header around every fronthaul datagram.
+pub const IPV4_UDP_OVERHEAD: usize = 20 + 8;
+/// The fronthaul LAN's MTU unless configured otherwise (plain Ethernet).
+pub const DEFAULT_MTU: usize = 1500;
+/// Samples per data packet on a [`DEFAULT_MTU`] link: 363 (20 + 8 + 20 + 363 × 4 = 1500).
+pub const DEFAULT_SAMPLES_PER_PACKET: usize = samples_per_packet_for_mtu(DEFAULT_MTU);
+
+/// The most sc16 samples whose data packet, as one IPv4/UDP datagram, fits in `mtu` bytes
+/// (never IP-fragmented): `(mtu − 28 − 20) / 4`, at least 1, at most [`MAX_SAMPLES`].
+pub const fn samples_per_packet_for_mtu(mtu: usize) -> usize {
+    let n = mtu.saturating_sub(IPV4_UDP_OVERHEAD + DATA_HEADER_LEN) / SAMPLE_BYTES;
+    if n == 0 {
+        1
+    } else if n > MAX_SAMPLES {
+        MAX_SAMPLES
+    } else {
+        n
+    }
+}
+
+/// Size of the IPv4 datagram that carries a data packet of `samples` samples.
+pub const fn ip_datagram_len(samples: usize) -> usize {
+    IPV4_UDP_OVERHEAD + DATA_HEADER_LEN + SAMPLE_BYTES * samples
+}
 
 /// A VRT timestamp: integer seconds plus a sample count within the second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -827,5 +853,28 @@ mod tests {
             ..c
         };
         assert!(bad.emit(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn default_packets_fit_a_1500_byte_mtu() {
+        assert_eq!(DEFAULT_SAMPLES_PER_PACKET, 363);
+        // The emitted buffer is the UDP payload: with IP and UDP headers it is the MTU.
+        let mut out = Vec::new();
+        let samples = vec![(1i16, -1i16); DEFAULT_SAMPLES_PER_PACKET];
+        emit_data_i16(
+            StreamId::new(1, Direction::Rx),
+            0,
+            Timestamp { secs: 0, frac: 0 },
+            &samples,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.len() + IPV4_UDP_OVERHEAD, 1500);
+        assert_eq!(ip_datagram_len(DEFAULT_SAMPLES_PER_PACKET), 1500);
+        assert!(ip_datagram_len(364) > DEFAULT_MTU, "364 samples fragment");
+        // Jumbo frames and silly values.
+        assert_eq!(samples_per_packet_for_mtu(9000), (9000 - 48) / 4);
+        assert_eq!(samples_per_packet_for_mtu(10), 1);
+        assert_eq!(samples_per_packet_for_mtu(usize::MAX), MAX_SAMPLES);
     }
 }

@@ -11,7 +11,9 @@ use crate::machine::{
     Action, Cx, Event, Input, LocalOp, LocalValue, Millis, Output, Report, Script, Sequence, Step,
     Timeouts, Unwind,
 };
-use crate::protocol::{ErrorKind, Reply, Request, StartMode};
+use crate::protocol::{
+    check_tun_ip, ErrorKind, Ipv4Subnet, Reply, Request, StartMode, DEFAULT_TASK_SUBNET,
+};
 use crate::timeline::Timeline;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -28,7 +30,20 @@ pub struct AgentConfig {
     pub probe_tries: u8,
     /// Local step deadlines (`request_ms` and `radio_ms` are unused by the agent).
     pub timeouts: Timeouts,
+    /// `set_tun_ip` accepts only addresses inside this subnet.
+    pub task_subnet: Ipv4Subnet,
+    /// ... and outside these (the host's management and fronthaul subnets).
+    pub host_subnets: Vec<Ipv4Subnet>,
 }
+
+/// The testbed's management, fronthaul and parking subnets (`ferry_testbed::Topology`).
+pub const DEFAULT_HOST_SUBNETS: [Ipv4Subnet; 5] = [
+    Ipv4Subnet::new(Ipv4Addr::new(10, 99, 0, 0), 24),
+    Ipv4Subnet::new(Ipv4Addr::new(192, 168, 10, 0), 24),
+    Ipv4Subnet::new(Ipv4Addr::new(192, 168, 20, 0), 24),
+    Ipv4Subnet::new(Ipv4Addr::new(192, 168, 13, 0), 24),
+    Ipv4Subnet::new(Ipv4Addr::new(192, 168, 14, 0), 24),
+];
 
 impl Default for AgentConfig {
     fn default() -> AgentConfig {
@@ -37,6 +52,8 @@ impl Default for AgentConfig {
             parked_addr: PARKED_ADDR,
             probe_tries: PROBE_TRIES,
             timeouts: Timeouts::default(),
+            task_subnet: DEFAULT_TASK_SUBNET,
+            host_subnets: DEFAULT_HOST_SUBNETS.to_vec(),
         }
     }
 }
@@ -165,6 +182,11 @@ impl Agent {
                 None => Reply::fail("get_control", ErrorKind::Failed, "no Control yet"),
             }),
             Request::End => Some(Reply::ok("end", None)),
+            Request::SetTunIp(ip) => {
+                check_tun_ip(*ip, self.cfg.task_subnet, &self.cfg.host_subnets)
+                    .err()
+                    .map(|e| Reply::fail("set_tun_ip", ErrorKind::BadRequest, e))
+            }
             _ => None,
         };
         if let Some(reply) = immediate {
@@ -224,17 +246,21 @@ impl Agent {
             Request::GetTunIp => Box::new(Chain::stop_on_failure(vec![LocalOp::GetTunIp])),
             Request::SetTunIp(ip) => Box::new(Chain::stop_on_failure(vec![LocalOp::SetTunIp(*ip)])),
             Request::Status => Box::new(Chain::stop_on_failure(vec![LocalOp::Status])),
-            Request::TakeoverAt { at } => {
+            Request::TakeoverAt { at, forward_token } => {
                 Box::new(Chain::stop_on_failure(vec![LocalOp::ModemTakeoverAt {
                     at: *at,
+                    forward_token: forward_token.clone(),
                 }]))
             }
-            Request::ReleaseAt { at, forward_to } => {
-                Box::new(Chain::stop_on_failure(vec![LocalOp::ModemReleaseAt {
-                    at: *at,
-                    forward_to: *forward_to,
-                }]))
-            }
+            Request::ReleaseAt {
+                at,
+                forward_to,
+                forward_token,
+            } => Box::new(Chain::stop_on_failure(vec![LocalOp::ModemReleaseAt {
+                at: *at,
+                forward_to: *forward_to,
+                forward_token: forward_token.clone(),
+            }])),
             Request::CancelCutover => {
                 Box::new(Chain::stop_on_failure(vec![LocalOp::ModemCancelCutover]))
             }

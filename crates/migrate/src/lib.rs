@@ -45,5 +45,5 @@ pub use machine::{
     RadioClock, RadioOp, RadioValue, Report, Sequence, Timeouts, PAUSE_PHASE,
 };
 pub use mbb::MbbConfig;
-pub use protocol::{ErrorKind, HostStatus, ModemMode, ModemStatus, Reply, Request};
+pub use protocol::{ErrorKind, ForwardToken, HostStatus, ModemMode, ModemStatus, Reply, Request};
 pub use timeline::{Phase, Timeline};

@@ -72,6 +72,8 @@ pub enum LocalOp {
     ModemTakeoverAt {
         /// Cutover sample.
         at: u64,
+        /// The migration's forward-port key.
+        forward_token: crate::protocol::ForwardToken,
     },
     /// Arm the serving modem to stop at `at` and forward to `forward_to`.
     ModemReleaseAt {
@@ -79,6 +81,8 @@ pub enum LocalOp {
         at: u64,
         /// Destination modem's forwarding endpoint.
         forward_to: SocketAddr,
+        /// The migration's forward-port key.
+        forward_token: crate::protocol::ForwardToken,
     },
     /// Disarm any armed cutover.
     ModemCancelCutover,

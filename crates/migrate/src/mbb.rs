@@ -16,7 +16,7 @@ use crate::machine::{
     Cx, Input, Level, Millis, Output, Pause, PausePoint, Peer, RadioOp, RadioValue, Script,
     Sequence, Step, Timeouts,
 };
-use crate::protocol::{ModemMode, Request, StartD2d, StartMode};
+use crate::protocol::{ForwardToken, ModemMode, Request, StartD2d, StartMode};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -50,6 +50,9 @@ pub struct MbbConfig {
     pub destination_port: String,
     /// Where the source forwards held packets (the destination modem's forwarding endpoint).
     pub forward_to: SocketAddr,
+    /// This migration's forward-port key, handed to both modems with `takeover_at` /
+    /// `release_at`: only the source holding it can inject into the destination.
+    pub forward_token: ForwardToken,
     /// Relay task: carry the route list.
     pub relay: bool,
     /// How far ahead of the radio clock T is placed, before rounding up to a subframe.
@@ -84,6 +87,7 @@ impl MbbConfig {
             destination,
             destination_port: destination_port.into(),
             forward_to,
+            forward_token: ForwardToken::random(),
             relay: false,
             margin_ms: 40,
             guard_ms: 2,
@@ -536,7 +540,10 @@ impl Script for Mbb {
                 cx.phase(MBB_PHASES[7]);
                 self.s = S::ArmDest;
                 self.arm_sent_at = now;
-                let step = self.dst(Request::TakeoverAt { at: self.t });
+                let step = self.dst(Request::TakeoverAt {
+                    at: self.t,
+                    forward_token: self.cfg.forward_token.clone(),
+                });
                 match self.arm_step(now, step) {
                     Some(s) => s,
                     None => self.abort(cx, "margin too small: T passed while choosing it".into()),
@@ -565,6 +572,7 @@ impl Script for Mbb {
                 let step = self.src(Request::ReleaseAt {
                     at: self.t,
                     forward_to: self.cfg.forward_to,
+                    forward_token: self.cfg.forward_token.clone(),
                 });
                 match self.arm_step(now, step) {
                     Some(s) => s,

@@ -11,6 +11,174 @@ use serde_json::{json, Map, Value};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
+/// The per-migration key of the destination modem's forward port: made by the
+/// make-before-break sequence, handed to both modems in `takeover_at` / `release_at`
+/// (`forward_token`, 64 lowercase hex digits). The source seals every forwarded packet with
+/// it and the destination accepts only packets sealed with it (docs/SECURITY-MODEM.md).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ForwardToken([u8; 32]);
+
+impl ForwardToken {
+    /// A fresh token from the operating system's random source.
+    pub fn random() -> ForwardToken {
+        ForwardToken(rand::random())
+    }
+
+    /// A token with these bytes (tests, fixed keys).
+    pub fn from_bytes(b: [u8; 32]) -> ForwardToken {
+        ForwardToken(b)
+    }
+
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        crate::auth::hex_encode(&self.0)
+    }
+
+    /// From 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<ForwardToken> {
+        let b = crate::auth::hex_decode(s.as_bytes())?;
+        Some(ForwardToken(b.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for ForwardToken {
+    // A key does not belong in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ForwardToken(..)")
+    }
+}
+
+impl Serialize for ForwardToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for ForwardToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ForwardToken, D::Error> {
+        let s = String::deserialize(d)?;
+        ForwardToken::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("forward_token must be 64 hex digits"))
+    }
+}
+
+/// An IPv4 subnet (`a.b.c.d/len`), for the task subnet `set_tun_ip` must stay inside and the
+/// host subnets it must stay out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Subnet {
+    /// Network address (host bits are ignored).
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Ipv4Subnet {
+    /// The subnet `addr/prefix` (prefix clamped to 32).
+    pub const fn new(addr: Ipv4Addr, prefix: u8) -> Ipv4Subnet {
+        Ipv4Subnet {
+            addr,
+            prefix: if prefix > 32 { 32 } else { prefix },
+        }
+    }
+
+    fn mask(&self) -> u32 {
+        u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0)
+    }
+
+    /// Whether `ip` lies inside.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) & self.mask()) == (u32::from(self.addr) & self.mask())
+    }
+
+    /// Network and broadcast address of the subnet (for /31 and /32 there are none).
+    fn edges(&self) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        if self.prefix >= 31 {
+            return None;
+        }
+        let net = u32::from(self.addr) & self.mask();
+        Some((Ipv4Addr::from(net), Ipv4Addr::from(net | !self.mask())))
+    }
+}
+
+impl fmt::Display for Ipv4Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            Ipv4Addr::from(u32::from(self.addr) & self.mask()),
+            self.prefix
+        )
+    }
+}
+
+impl std::str::FromStr for Ipv4Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Ipv4Subnet, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected a.b.c.d/len"))?;
+        let addr = a.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let prefix: u8 = p.parse().map_err(|e| format!("{s:?}: prefix: {e}"))?;
+        if prefix > 32 {
+            return Err(format!("{s:?}: prefix must be 0..=32"));
+        }
+        Ok(Ipv4Subnet { addr, prefix })
+    }
+}
+
+/// The testbed's task subnet (`ferry_testbed::Topology`): where the tunnel addresses of D2D tasks live.
+pub const DEFAULT_TASK_SUBNET: Ipv4Subnet = Ipv4Subnet::new(Ipv4Addr::new(192, 168, 40, 0), 24);
+
+/// Addresses no tunnel may take whatever the subnets: unspecified, broadcast, multicast,
+/// loopback, link-local, reserved (240/4). `Err` says why.
+pub fn tun_ip_class_error(ip: Ipv4Addr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip.is_broadcast() {
+        Some("the broadcast address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_link_local() {
+        Some("a link-local address")
+    } else if ip.octets()[0] >= 240 {
+        Some("a reserved (240.0.0.0/4) address")
+    } else {
+        None
+    }
+}
+
+/// Whether `ip` may be a task's tunnel address: a unicast address inside `task`, not its
+/// network or broadcast address, and outside every host subnet in `reserved` (management,
+/// fronthaul: taking one would cut the host off). `Err` is the `bad_request` text.
+pub fn check_tun_ip(ip: Ipv4Addr, task: Ipv4Subnet, reserved: &[Ipv4Subnet]) -> Result<(), String> {
+    if let Some(why) = tun_ip_class_error(ip) {
+        return Err(format!("tun_ip {ip} is {why}"));
+    }
+    if let Some(r) = reserved.iter().find(|r| r.contains(ip)) {
+        return Err(format!(
+            "tun_ip {ip} is in the host subnet {r} (management / fronthaul); the task subnet is {task}"
+        ));
+    }
+    if !task.contains(ip) {
+        return Err(format!("tun_ip {ip} is outside the task subnet {task}"));
+    }
+    if task.edges().is_some_and(|(net, bc)| ip == net || ip == bc) {
+        return Err(format!(
+            "tun_ip {ip} is the network or broadcast address of the task subnet {task}"
+        ));
+    }
+    Ok(())
+}
+
 /// Largest request or reply body accepted, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -72,6 +240,8 @@ pub enum Request {
     TakeoverAt {
         /// Radio sample time of the cutover subframe boundary.
         at: u64,
+        /// The migration's forward-port key (the destination accepts packets sealed with it).
+        forward_token: ForwardToken,
     },
     /// `release_at` (Ferry): the serving modem stops delivering/transmitting at sample `at`
     /// and forwards what it holds or still receives for the far end to `forward_to`.
@@ -80,6 +250,8 @@ pub enum Request {
         at: u64,
         /// The destination modem's forwarding endpoint.
         forward_to: SocketAddr,
+        /// The migration's forward-port key (the source seals forwarded packets with it).
+        forward_token: ForwardToken,
     },
     /// `cancel_cutover` (Ferry): forget an armed `takeover_at` / `release_at`.
     CancelCutover,
@@ -150,12 +322,18 @@ impl Request {
             Request::SetRoute(r) => {
                 m.insert("route_list".into(), r.to_value());
             }
-            Request::TakeoverAt { at } => {
+            Request::TakeoverAt { at, forward_token } => {
                 m.insert("at_sample".into(), (*at).into());
+                m.insert("forward_token".into(), forward_token.to_hex().into());
             }
-            Request::ReleaseAt { at, forward_to } => {
+            Request::ReleaseAt {
+                at,
+                forward_to,
+                forward_token,
+            } => {
                 m.insert("at_sample".into(), (*at).into());
                 m.insert("forward_to".into(), forward_to.to_string().into());
+                m.insert("forward_token".into(), forward_token.to_hex().into());
             }
             _ => {}
         }
@@ -204,8 +382,8 @@ impl Request {
             "start_d2d" => &["control_flag", "Control", "mode"],
             "set_tun_ip" => &["tun_ip"],
             "set_route" => &["route_list"],
-            "takeover_at" => &["at_sample"],
-            "release_at" => &["at_sample", "forward_to"],
+            "takeover_at" => &["at_sample", "forward_token"],
+            "release_at" => &["at_sample", "forward_to", "forward_token"],
             c if COMMANDS.contains(&c) => &[],
             _ => {
                 return Err(RequestError::new(
@@ -225,6 +403,14 @@ impl Request {
             m.get("at_sample")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| bad("\"at_sample\" must be a radio sample index >= 0".into()))
+        };
+        let forward_token = || {
+            m.get("forward_token")
+                .and_then(Value::as_str)
+                .and_then(ForwardToken::from_hex)
+                .ok_or_else(|| {
+                    bad("\"forward_token\" must be the migration's forward-port key (64 hex digits)".into())
+                })
         };
         Ok(match cmd {
             "start_usrp" => Request::StartUsrp,
@@ -278,6 +464,9 @@ impl Request {
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse::<Ipv4Addr>().ok())
                     .ok_or_else(|| bad("\"tun_ip\" must be a dotted IPv4 address".into()))?;
+                if let Some(why) = tun_ip_class_error(ip) {
+                    return Err(bad(format!("tun_ip {ip} is {why}")));
+                }
                 Request::SetTunIp(ip)
             }
             "set_route" => {
@@ -286,7 +475,10 @@ impl Request {
                     .ok_or_else(|| bad("missing \"route_list\"".into()))?;
                 Request::SetRoute(RouteList::from_value(v).map_err(|e| bad(e.to_string()))?)
             }
-            "takeover_at" => Request::TakeoverAt { at: at_sample()? },
+            "takeover_at" => Request::TakeoverAt {
+                at: at_sample()?,
+                forward_token: forward_token()?,
+            },
             "release_at" => {
                 let at = at_sample()?;
                 let forward_to = m
@@ -294,7 +486,11 @@ impl Request {
                     .and_then(Value::as_str)
                     .and_then(|s| s.parse::<SocketAddr>().ok())
                     .ok_or_else(|| bad("\"forward_to\" must be \"ip:port\"".into()))?;
-                Request::ReleaseAt { at, forward_to }
+                Request::ReleaseAt {
+                    at,
+                    forward_to,
+                    forward_token: forward_token()?,
+                }
             }
             // Every name in COMMANDS is matched above; this arm keeps the match total.
             other => {
@@ -567,10 +763,14 @@ mod tests {
             Request::GetRoute,
             Request::End,
             Request::Status,
-            Request::TakeoverAt { at: 42 },
+            Request::TakeoverAt {
+                at: 42,
+                forward_token: ForwardToken::from_bytes([1; 32]),
+            },
             Request::ReleaseAt {
                 at: 42,
                 forward_to: "10.0.0.2:7000".parse().expect("addr"),
+                forward_token: ForwardToken::from_bytes([2; 32]),
             },
             Request::CancelCutover,
         ];
@@ -649,5 +849,51 @@ mod tests {
         };
         let r = Reply::ok("status", serde_json::to_value(&st).ok());
         assert_eq!(r.status(), Ok(st));
+    }
+
+    #[test]
+    fn tun_addresses_outside_the_task_subnet_are_refused() {
+        let task = DEFAULT_TASK_SUBNET;
+        let host = [
+            Ipv4Subnet::new(Ipv4Addr::new(10, 99, 0, 0), 24),
+            Ipv4Subnet::new(Ipv4Addr::new(192, 168, 10, 0), 24),
+        ];
+        assert_eq!(
+            check_tun_ip(Ipv4Addr::new(192, 168, 40, 9), task, &host),
+            Ok(())
+        );
+        for (ip, why) in [
+            ("0.0.0.0", "unspecified"),
+            ("255.255.255.255", "broadcast"),
+            ("224.0.0.1", "multicast"),
+            ("127.0.0.1", "loopback"),
+            ("169.254.1.1", "link-local"),
+            ("240.0.0.1", "reserved"),
+            ("10.99.0.1", "host subnet 10.99.0.0/24"),
+            ("192.168.10.11", "host subnet 192.168.10.0/24"),
+            ("8.8.8.8", "outside the task subnet 192.168.40.0/24"),
+            ("192.168.40.0", "network or broadcast"),
+            ("192.168.40.255", "network or broadcast"),
+        ] {
+            let e = check_tun_ip(ip.parse().unwrap(), task, &host).unwrap_err();
+            assert!(e.contains(why), "{ip}: {e}");
+        }
+        // Class errors are refused at decode time already, as bad_request.
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "127.0.0.1",
+            "169.254.1.1",
+        ] {
+            let body = format!(r#"{{"cmd":"set_tun_ip","tun_ip":"{ip}"}}"#);
+            let e = Request::decode(body.as_bytes()).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BadRequest, "{ip}");
+        }
+        assert_eq!(
+            "10.1.2.3/8".parse::<Ipv4Subnet>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert!("10.1.2.3/33".parse::<Ipv4Subnet>().is_err());
     }
 }

@@ -267,7 +267,7 @@ fn status_reports_processes_and_modem() {
     assert!(
         call(
             &mut w,
-            json!({"cmd":"takeover_at","at_sample": 1_000_000_000})
+            json!({"cmd":"takeover_at","at_sample": 1_000_000_000, "forward_token": "abababababababababababababababababababababababababababababababab"})
         )
         .ok
     );
@@ -279,7 +279,7 @@ fn status_reports_processes_and_modem() {
     // release_at needs an active modem.
     let r = call(
         &mut w,
-        json!({"cmd":"release_at","at_sample":5,"forward_to":"10.0.0.2:7000"}),
+        json!({"cmd":"release_at","at_sample":5,"forward_to":"10.0.0.2:7000", "forward_token": "abababababababababababababababababababababababababababababababab"}),
     );
     assert!(!r.ok);
 }

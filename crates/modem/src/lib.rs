@@ -4,9 +4,11 @@
 //! - [`carrier`]: band table, EARFCN → DL/UL carrier, which LO each role tunes (pure).
 //! - [`clock`]: radio clock tracking, offset and rate against the host (pure).
 //! - [`proto`]: control-socket messages and a blocking client (pure).
+//! - [`horizon`]: which RX blocks are plausible on the radio's clock (pure).
 //! - [`phylink`]: the waveform fixed by `Control` (pure).
 //! - [`core`]: one subframe in, deliveries and TX out (pure).
 //! - [`cutover`]: takeover, release, fallback, failover and fencing as a state machine (pure).
+//! - [`ctlsock`]: bounded line reading, reply buffers and the connection cap (pure).
 //! - [`forward`]: forward-port datagrams for make-before-break handover (pure).
 //! - [`run`]: the real-time shell: radio, TUN, control socket, forward port.
 
@@ -14,7 +16,9 @@ pub mod carrier;
 pub mod clock;
 pub mod core;
 pub mod cutover;
+pub mod ctlsock;
 pub mod forward;
+pub mod horizon;
 pub mod phylink;
 pub mod proto;
 pub mod run;

@@ -4,7 +4,7 @@
 //! Parsing is pure and total: any line yields either a [`ModemRequest`] or a
 //! [`RequestError`] that says what was wrong (and the modem keeps serving).
 
-use ferry_migrate::{Control, RouteList};
+use ferry_migrate::{Control, ForwardToken, RouteList};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -13,8 +13,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-/// Longest request line the modem accepts (a full route list fits easily).
-pub const MAX_LINE: usize = 256 * 1024;
+/// Longest request line the modem accepts: a full 256-entry route list or a `Control` is
+/// under 4 kB. A longer line is refused before it is parsed and the connection closed.
+pub const MAX_LINE: usize = 16 * 1024;
 
 /// Every command name, in documentation order.
 pub const COMMANDS: [&str; 11] = [
@@ -64,6 +65,10 @@ pub enum ModemRequest {
     TakeoverAt {
         /// Radio sample time T.
         at_sample: u64,
+        /// The migration's forward-port key: packets the source forwards are accepted only
+        /// if sealed with it (without it the forward port accepts nothing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward_token: Option<ForwardToken>,
     },
     /// Stop delivering and transmitting at `at_sample` (if the radio really stopped
     /// streaming here); queued packets and TUN packets read after T go to `forward_to`.
@@ -72,6 +77,10 @@ pub enum ModemRequest {
         at_sample: u64,
         /// The destination modem's forward port, `ip:port`.
         forward_to: SocketAddr,
+        /// The migration's forward-port key the forwarded packets are sealed with
+        /// (required: a release without it is refused).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward_token: Option<ForwardToken>,
     },
     /// Disarm a pending `takeover_at` / `release_at`.
     CancelCutover,
@@ -321,6 +330,23 @@ pub struct ModemCounters {
     pub rx_gaps: u64,
     /// Packets waiting in the MAC queue now.
     pub queue_depth: u64,
+    /// Fronthaul datagrams dropped because they came from another address than the linked
+    /// radio's, or from it with another stream id.
+    #[serde(default)]
+    pub rx_dropped_stranger: u64,
+    /// Fronthaul data packets dropped because their timestamp lies outside the plausible
+    /// horizon around the tracked radio clock (too far ahead, or hopelessly old).
+    #[serde(default)]
+    pub rx_dropped_horizon: u64,
+    /// Control-socket request lines refused for their length (connection then closed).
+    #[serde(default)]
+    pub control_refused: u64,
+    /// Control-socket connections dropped because the client did not read its replies.
+    #[serde(default)]
+    pub control_dropped: u64,
+    /// Control-socket connections closed to make room for a new one (idle longest first).
+    #[serde(default)]
+    pub control_evicted: u64,
 }
 
 /// The `status` result.
@@ -445,10 +471,14 @@ mod tests {
             },
             ModemRequest::Start { control_flag: 1 },
             ModemRequest::Shadow,
-            ModemRequest::TakeoverAt { at_sample: 1920 },
+            ModemRequest::TakeoverAt {
+                at_sample: 1920,
+                forward_token: Some(ForwardToken::from_bytes([7; 32])),
+            },
             ModemRequest::ReleaseAt {
                 at_sample: 3840,
                 forward_to: "192.168.30.2:7777".parse().unwrap(),
+                forward_token: Some(ForwardToken::from_bytes([7; 32])),
             },
             ModemRequest::CancelCutover,
             ModemRequest::Quit,
@@ -469,7 +499,8 @@ mod tests {
                 .unwrap(),
             ModemRequest::ReleaseAt {
                 at_sample: 19200,
-                forward_to: "10.0.0.2:9000".parse().unwrap()
+                forward_to: "10.0.0.2:9000".parse().unwrap(),
+                forward_token: None,
             }
         );
         assert_eq!(

@@ -3,13 +3,15 @@
 
 use crate::carrier::{carrier_for, Carrier};
 use crate::core::{roles, ModemCore, SubframeAssembler};
-use crate::forward;
+use crate::ctlsock::{self, Line, LineReader, OutBuffer};
+use crate::forward::{self, ForwardReceiver};
+use crate::horizon::{HorizonConfig, RxHorizon, Verdict};
 use crate::proto::{
     parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
     Role,
 };
 use ferry_mac::{AddressPlan, NodeId, Window};
-use ferry_migrate::{Control, Route, RouteList, WarmStart};
+use ferry_migrate::{Control, ForwardToken, Route, RouteList, WarmStart};
 use ferry_phy::{CellSearcher, DuplexKind};
 use ferry_radio::{RadioError, RadioLink};
 use num_complex::Complex32;
@@ -71,8 +73,11 @@ pub struct ModemOptions {
     pub control_socket: Option<PathBuf>,
     /// Forward port (UDP) for packets handed over by a releasing source.
     pub forward_bind: Option<SocketAddr>,
-    /// Accept forwarded packets only from these addresses (empty: any).
+    /// Accept forwarded packets only from these addresses (empty: any); they must be sealed
+    /// with the forward token of the migration in progress in any case.
     pub forward_allow: Vec<std::net::IpAddr>,
+    /// Fronthaul MTU: TX packets are sized so no IP datagram exceeds it.
+    pub fronthaul_mtu: usize,
     /// Subframes TX is built ahead of radio time.
     pub tx_lead: u64,
     /// Route-discovery beacon period in subframes.
@@ -115,6 +120,17 @@ pub enum ModemError {
 /// Subframes without a single decodable subframe before a slave searches again.
 const LOST_SYNC_SUBFRAMES: u64 = 200;
 
+/// How recent the last processed (and, for a slave, decoded) subframe must be for
+/// `status` to say `synced`.
+const SYNC_FRESH: Duration = Duration::from_millis(200);
+
+/// How long after a takeover resolved the forward port still accepts the source's
+/// packets (it forwards for up to its drain time).
+const FORWARD_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest the control socket may take of one poll (2 ms) once a request was answered.
+const CONTROL_TIME_BUDGET: Duration = Duration::from_micros(200);
+
 /// A pending takeover waiting for the radio's confirmation.
 struct Takeover {
     at_sample: u64,
@@ -126,9 +142,22 @@ struct Release {
     at_sample: u64,
     at_n: u64,
     forward_to: SocketAddr,
+    /// The migration's forward-port key: every forwarded packet is sealed with it.
+    token: ForwardToken,
     /// Packets already handed to the destination as copies when RX reached T (by content,
     /// with multiplicity): not forwarded again when the release is confirmed.
     early: Option<std::collections::HashMap<Vec<u8>, u32>>,
+}
+
+/// One control-socket client.
+struct ControlConn {
+    stream: UnixStream,
+    reader: LineReader,
+    out: OutBuffer,
+    /// Last time it sent something (eviction picks the one idle longest).
+    last_active: Instant,
+    /// Refused (over-long line): closed once the error reply is written.
+    closing: bool,
 }
 
 /// The running modem.
@@ -143,10 +172,16 @@ pub struct Modem {
     link: RadioLink,
     tun: Option<ferry_netif::Tun>,
     listener: Option<UnixListener>,
-    conns: Vec<(UnixStream, Vec<u8>)>,
+    conns: Vec<ControlConn>,
+    /// Which connection's request comes first in the next poll (round robin).
+    control_turn: usize,
     fwd_sock: Option<UdpSocket>,
     fwd_out: Option<UdpSocket>,
-    fwd_seq: u32,
+    fwd_seq: u64,
+    /// The forward port's key while a takeover is armed (and [`FORWARD_GRACE`] after it
+    /// resolved); `None`: every forwarded datagram is refused.
+    fwd_receiver: Option<ForwardReceiver>,
+    fwd_close_at: Option<Instant>,
     core: Option<ModemCore>,
     asm: Option<SubframeAssembler>,
     search: Option<(CellSearcher, Vec<Complex32>, Option<u64>)>,
@@ -170,8 +205,12 @@ pub struct Modem {
     last_ok: Option<u64>,
     /// First cell-search hit (PCI, frame offset) awaiting confirmation by a second search.
     candidate: Option<(u16, u64)>,
-    /// Smallest (wall-clock samples − radio time) seen: the radio clock mapping.
-    min_lag: Option<f64>,
+    /// The radio clock as the genuine RX stream shows it; blocks far from it are dropped.
+    horizon: RxHorizon,
+    /// When the last subframe was processed and the last one decoded (`synced` is true
+    /// only while both are recent: a modem that stopped decoding says so).
+    last_subframe_at: Option<Instant>,
+    last_decode_at: Option<Instant>,
     /// Cell searches that did not lead to decodable subframes.
     resyncs: u64,
     /// The carrier the radio is tuned to on start (None: left as initialised).
@@ -196,6 +235,8 @@ impl Modem {
             } => {
                 let mut cfg = ferry_radio::RadioLinkConfig::new(control.clone(), radio.clone());
                 cfg.bind = *bind;
+                cfg.samples_per_packet =
+                    ferry_fronthaul::vrt::samples_per_packet_for_mtu(opts.fronthaul_mtu);
                 RadioLink::create(&cfg)?
             }
             RadioSpec::Legacy {
@@ -234,6 +275,9 @@ impl Modem {
             None => None,
         };
         let (role, _) = roles(&opts.control);
+        let horizon = RxHorizon::new(HorizonConfig::for_rate(u64::from(
+            link.info().sample_rate_hz,
+        )));
         Ok(Modem {
             control: opts.control.clone(),
             routes: opts.routes.clone(),
@@ -245,9 +289,12 @@ impl Modem {
             tun,
             listener,
             conns: Vec::new(),
+            control_turn: 0,
             fwd_sock,
             fwd_out: None,
             fwd_seq: 0,
+            fwd_receiver: None,
+            fwd_close_at: None,
             core: None,
             asm: None,
             search: None,
@@ -266,7 +313,9 @@ impl Modem {
             txbuf: Vec::new(),
             rx_pending: VecDeque::new(),
             last_ok: None,
-            min_lag: None,
+            horizon,
+            last_subframe_at: None,
+            last_decode_at: None,
             candidate: None,
             resyncs: 0,
             carrier,
@@ -306,11 +355,24 @@ impl Modem {
             self.poll_tun();
             match self.link.recv(Duration::from_millis(3)) {
                 Ok(b) => {
-                    self.counters.rx_gaps = self.link.stats.rx_gap_samples;
-                    let end = b.time + b.samples.len() as u64;
-                    self.last_rx = Some((end, Instant::now()));
-                    self.note_rx_time(end);
-                    self.on_rx_block(b.time, &b.samples);
+                    let len = b.samples.len() as u64;
+                    match self.horizon.check(b.time, len, self.started.elapsed()) {
+                        Verdict::Accept => {
+                            self.counters.rx_gaps = self.link.stats.rx_gap_samples;
+                            let end = b.time + len;
+                            self.last_rx = Some((end, Instant::now()));
+                            self.on_rx_block(b.time, &b.samples);
+                        }
+                        verdict => {
+                            self.counters.rx_dropped_horizon += 1;
+                            tracing::debug!(
+                                t = b.time,
+                                len,
+                                ?verdict,
+                                "RX block outside the radio-clock horizon: dropped"
+                            );
+                        }
+                    }
                 }
                 Err(RadioError::RxTimeout(_)) => {}
                 Err(e) => tracing::warn!("radio receive: {e}"),
@@ -322,18 +384,10 @@ impl Modem {
     }
 
     /// Estimated current radio sample time: wall time mapped through the smallest RX
-    /// latency seen (a block that arrives late after a stall does not move the estimate).
+    /// latency seen on the genuine stream (a block that arrives late after a stall does not
+    /// move the estimate; a forged one cannot, see [`RxHorizon`]).
     fn radio_now(&self) -> Option<u64> {
-        let lag = self.min_lag?;
-        let rate = f64::from(self.link.info().sample_rate_hz);
-        let now = self.started.elapsed().as_secs_f64() * rate;
-        Some((now - lag).max(0.0) as u64)
-    }
-
-    fn note_rx_time(&mut self, end: u64) {
-        let rate = f64::from(self.link.info().sample_rate_hz);
-        let lag = self.started.elapsed().as_secs_f64() * rate - end as f64;
-        self.min_lag = Some(self.min_lag.map_or(lag, |m: f64| m.min(lag)));
+        self.horizon.radio_now(self.started.elapsed())
     }
 
     fn start(&mut self, flag: u8, shadow: bool) -> Result<(), String> {
@@ -563,6 +617,11 @@ impl Modem {
         if out.decoded || self.last_ok.is_none() {
             self.last_ok = Some(n);
         }
+        let now = Instant::now();
+        self.last_subframe_at = Some(now);
+        if out.decoded || self.last_decode_at.is_none() {
+            self.last_decode_at = Some(now);
+        }
         if self.role == Role::Slave
             && self.state != ModemState::Shadow
             && self.last_ok.is_some_and(|k| n > k + LOST_SYNC_SUBFRAMES)
@@ -678,6 +737,7 @@ impl Modem {
         self.core = None;
         self.asm = None;
         self.last_ok = None;
+        self.last_decode_at = None;
         self.next_tx = None;
         self.rx_pending.clear();
         match CellSearcher::new(
@@ -770,9 +830,12 @@ impl Modem {
             };
             self.fwd_out = UdpSocket::bind(any).ok();
         }
-        let mut d = Vec::with_capacity(p.len() + forward::HEADER);
-        forward::encode(self.fwd_seq, p, &mut d);
-        self.fwd_seq = self.fwd_seq.wrapping_add(1);
+        let Some(token) = self.release.as_ref().map(|r| &r.token) else {
+            return;
+        };
+        let mut d = Vec::with_capacity(p.len() + forward::HEADER + forward::TAG);
+        forward::encode(token, self.fwd_seq, p, &mut d);
+        self.fwd_seq += 1;
         if let Some(s) = &self.fwd_out {
             if s.send_to(&d, to).is_ok() {
                 self.counters.forward_out += 1;
@@ -781,6 +844,10 @@ impl Modem {
     }
 
     fn poll_forward(&mut self) {
+        if self.fwd_close_at.is_some_and(|t| Instant::now() >= t) {
+            self.fwd_receiver = None;
+            self.fwd_close_at = None;
+        }
         let Some(sock) = &self.fwd_sock else {
             return;
         };
@@ -791,9 +858,19 @@ impl Modem {
                 Ok((n, from)) => {
                     let allowed = self.opts.forward_allow.is_empty()
                         || self.opts.forward_allow.contains(&from.ip());
-                    match (allowed, forward::decode(buf.get(..n).unwrap_or(&[]))) {
-                        (true, Ok((_, ip))) => got.push(ip.to_vec()),
-                        _ => self.counters.forward_rejected += 1,
+                    let d = buf.get(..n).unwrap_or(&[]);
+                    // Deny by default: outside a migration there is no receiver at all.
+                    let opened = match (allowed, self.fwd_receiver.as_mut()) {
+                        (true, Some(rx)) => rx.open(d).map_err(|e| e.to_string()),
+                        (false, _) => Err(format!("{from} not in --forward-allow")),
+                        (true, None) => Err("no migration in progress".into()),
+                    };
+                    match opened {
+                        Ok(ip) => got.push(ip.to_vec()),
+                        Err(why) => {
+                            self.counters.forward_rejected += 1;
+                            tracing::debug!(%from, "forward datagram refused: {why}");
+                        }
                     }
                 }
                 Err(_) => break,
@@ -914,6 +991,7 @@ impl Modem {
                 });
             }
             self.state = ModemState::Active;
+            self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
             let held = std::mem::take(&mut self.held);
             tracing::info!(at = at_n, held = held.len(), "took over");
             for (_, p) in held {
@@ -928,70 +1006,174 @@ impl Modem {
             // decoded was the source's to deliver.
             self.counters.drop_not_serving += self.held.len() as u64;
             self.held.clear();
+            if self.fwd_close_at.is_none() {
+                self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
+            }
         }
     }
 
-    fn poll_control(&mut self) {
-        if let Some(l) = &self.listener {
-            while let Ok((s, _)) = l.accept() {
-                if s.set_nonblocking(true).is_ok() && self.conns.len() < 16 {
-                    self.conns.push((s, Vec::new()));
-                }
-            }
-        }
-        let mut lines: Vec<(usize, String)> = Vec::new();
-        let mut dead = Vec::new();
-        for (i, (s, buf)) in self.conns.iter_mut().enumerate() {
-            let mut tmp = [0u8; 4096];
-            loop {
-                match s.read(&mut tmp) {
-                    Ok(0) => {
-                        dead.push(i);
-                        break;
-                    }
-                    Ok(n) => buf.extend_from_slice(tmp.get(..n).unwrap_or(&[])),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        dead.push(i);
-                        break;
-                    }
-                }
-            }
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                lines.push((i, String::from_utf8_lossy(&line).into_owned()));
-            }
-            if buf.len() > crate::proto::MAX_LINE {
-                buf.clear();
-                lines.push((i, "x".repeat(crate::proto::MAX_LINE + 1)));
-            }
-        }
-        for (i, line) in lines {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let reply = match parse_request(&line) {
+    /// Answer a request line from connection `i`: the reply goes into the connection's
+    /// bounded output buffer; a client whose buffer is full is marked dead.
+    fn answer_control(&mut self, i: usize, line: Line, dead: &mut [bool]) {
+        let reply = match line {
+            Line::Complete(text) if text.trim().is_empty() => return,
+            Line::Complete(text) => match parse_request(&text) {
                 Ok(req) => self.handle(req),
                 Err(e) => ModemReply::refused(&e),
-            };
-            if let Some((s, _)) = self.conns.get_mut(i) {
-                let mut text = reply.to_line();
-                text.push('\n');
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
-                if s.write_all(text.as_bytes()).is_err() {
-                    dead.push(i);
+            },
+            Line::TooLong(n) => {
+                self.counters.control_refused += 1;
+                if let Some(c) = self.conns.get_mut(i) {
+                    c.closing = true;
                 }
-                let _ = s.set_nonblocking(true);
+                ModemReply::err(
+                    "?",
+                    format!(
+                        "request line longer than {} bytes (got {n} without a newline); closing the connection",
+                        ctlsock::MAX_LINE
+                    ),
+                )
+            }
+        };
+        let bytes = ctlsock::bounded_reply(&reply);
+        if let Some(c) = self.conns.get_mut(i) {
+            let already = dead.get(i).copied().unwrap_or(true);
+            if c.out.queue(&bytes).is_err() && !already {
+                self.counters.control_dropped += 1;
+                if let Some(d) = dead.get_mut(i) {
+                    *d = true;
+                }
             }
         }
-        dead.sort_unstable();
-        dead.dedup();
-        for i in dead.into_iter().rev() {
-            if i < self.conns.len() {
-                self.conns.remove(i);
+    }
+
+    /// Serve the control socket without ever blocking: bounded reads, at most
+    /// [`ctlsock::REQUESTS_PER_POLL`] requests in all, replies queued in a bounded
+    /// per-connection buffer and written non-blocking (a client that does not read is
+    /// dropped), and a connection cap that evicts the connection idle longest.
+    fn poll_control(&mut self) {
+        let now = Instant::now();
+        // Existing connections first: a connection accepted in the last poll has its
+        // request read before a flood of newer connections could evict it.
+        let mut dead = vec![false; self.conns.len()];
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            if c.closing {
+                continue;
+            }
+            let mut tmp = [0u8; 4096];
+            loop {
+                let room = c.reader.room().min(tmp.len());
+                if room == 0 {
+                    break;
+                }
+                match c.stream.read(tmp.get_mut(..room).unwrap_or(&mut [])) {
+                    Ok(0) => {
+                        dead[i] = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.reader.push(tmp.get(..n).unwrap_or(&[]));
+                        c.last_active = now;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        dead[i] = true;
+                        break;
+                    }
+                }
             }
         }
+        // At most REQUESTS_PER_POLL requests and CONTROL_TIME_BUDGET of work in all (at
+        // least one request), one per connection per round, starting with a different
+        // connection each poll: a flooding client can take neither the agent's turn nor the
+        // loop's time.
+        let n = self.conns.len();
+        let budget_start = Instant::now();
+        let mut handled = 0;
+        let mut progress = true;
+        'rounds: while progress {
+            progress = false;
+            for k in 0..n {
+                if handled >= ctlsock::REQUESTS_PER_POLL
+                    || (handled > 0 && budget_start.elapsed() >= CONTROL_TIME_BUDGET)
+                {
+                    break 'rounds;
+                }
+                let i = (self.control_turn + k) % n;
+                let Some(c) = self.conns.get_mut(i) else {
+                    continue;
+                };
+                if c.closing || dead.get(i).copied().unwrap_or(true) {
+                    continue;
+                }
+                let Some(line) = c.reader.next_line() else {
+                    continue;
+                };
+                // Busy, not idle: a connection being served is not the one evicted.
+                c.last_active = now;
+                handled += 1;
+                progress = true;
+                self.answer_control(i, line, &mut dead);
+            }
+        }
+        self.control_turn = self.control_turn.wrapping_add(1);
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            while !c.out.is_empty() {
+                match c.stream.write(c.out.front()) {
+                    Ok(0) => {
+                        dead[i] = true;
+                        break;
+                    }
+                    Ok(n) => c.out.consume(n),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        dead[i] = true;
+                        break;
+                    }
+                }
+            }
+            if c.closing && c.out.is_empty() {
+                dead[i] = true;
+            }
+        }
+        let mut k = 0;
+        self.conns.retain(|_| {
+            let keep = !dead.get(k).copied().unwrap_or(false);
+            k += 1;
+            keep
+        });
+        if let Some(l) = &self.listener {
+            for _ in 0..ctlsock::ACCEPTS_PER_POLL {
+                let Ok((s, _)) = l.accept() else {
+                    break;
+                };
+                if s.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                let active: Vec<Instant> = self.conns.iter().map(|c| c.last_active).collect();
+                if let Some(old) = ctlsock::evict_for_new(&active, ctlsock::MAX_CONNECTIONS) {
+                    self.conns.remove(old);
+                    self.counters.control_evicted += 1;
+                }
+                self.conns.push(ControlConn {
+                    stream: s,
+                    reader: LineReader::new(ctlsock::MAX_LINE),
+                    out: OutBuffer::new(ctlsock::MAX_PENDING_OUT),
+                    last_active: now,
+                    closing: false,
+                });
+            }
+        }
+    }
+
+    /// Synchronised and still working: subframes processed within the last
+    /// [`SYNC_FRESH`] and, for a slave (which must hear its master), decoded within it.
+    /// A modem whose RX stopped or jumped away, or that decodes nothing, says `false`.
+    fn synced(&self) -> bool {
+        let fresh = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() <= SYNC_FRESH);
+        self.core.is_some()
+            && fresh(self.last_subframe_at)
+            && (self.role != Role::Slave || fresh(self.last_decode_at))
     }
 
     /// The `status` result.
@@ -1009,6 +1191,7 @@ impl Modem {
             c.drop_queue_full = c.drop_queue_full.max(mc.queue_full_drops);
             c.queue_depth = core.mac().status().queue_len as u64;
         }
+        c.rx_dropped_stranger = self.link.stats.strangers + self.link.stats.other_streams;
         let frame = 10 * sps.max(1);
         let (fs, sfn) = match (&self.core, self.last_rx) {
             (Some(core), Some((t, _))) => {
@@ -1021,7 +1204,7 @@ impl Modem {
         ModemStatus {
             role: self.role,
             state: self.state,
-            synced: self.core.is_some(),
+            synced: self.synced(),
             primary: self.takeover.is_none()
                 && matches!(self.state, ModemState::Active | ModemState::Discovering),
             sample_time: self.last_rx.map_or(0, |(t, _)| t),
@@ -1195,7 +1378,10 @@ impl Modem {
                     format!("shadow needs state idle (now {:?})", self.state).to_lowercase(),
                 )
             }
-            ModemRequest::TakeoverAt { at_sample } => {
+            ModemRequest::TakeoverAt {
+                at_sample,
+                forward_token,
+            } => {
                 if self.state != ModemState::Shadow {
                     return ModemReply::err(
                         cmd,
@@ -1218,6 +1404,9 @@ impl Modem {
                             at_n,
                             confirmed: false,
                         });
+                        // Only the source holding this migration's token may inject.
+                        self.fwd_receiver = forward_token.map(ForwardReceiver::new);
+                        self.fwd_close_at = None;
                         ModemReply::ok(cmd, None)
                     }
                     Err(e) => ModemReply::err(cmd, e),
@@ -1226,7 +1415,14 @@ impl Modem {
             ModemRequest::ReleaseAt {
                 at_sample,
                 forward_to,
+                forward_token,
             } => {
+                let Some(token) = forward_token else {
+                    return ModemReply::err(
+                        cmd,
+                        "release_at needs forward_token (the migration's forward-port key, 64 hex digits)",
+                    );
+                };
                 if !matches!(self.state, ModemState::Active | ModemState::Discovering) {
                     return ModemReply::err(
                         cmd,
@@ -1248,8 +1444,10 @@ impl Modem {
                             at_sample,
                             at_n,
                             forward_to,
+                            token,
                             early: None,
                         });
+                        self.fwd_seq = 0;
                         ModemReply::ok(cmd, None)
                     }
                     Err(e) => ModemReply::err(cmd, e),
@@ -1265,6 +1463,7 @@ impl Modem {
                         c.mac_mut().set_tx_window(Window::ALWAYS);
                     }
                     if self.takeover.take().is_some() {
+                        self.fwd_receiver = None;
                         let never = Window {
                             from: Some(u64::MAX),
                             until: None,

@@ -231,7 +231,7 @@ pub struct RadioLinkConfig {
 }
 
 impl RadioLinkConfig {
-    /// Defaults: bind 127.0.0.1:0, 1 s timeout, 364 samples per packet.
+    /// Defaults: bind 127.0.0.1:0, 1 s timeout, samples per packet for a 1500-byte MTU (363).
     pub fn new(control: impl Into<String>, radio: impl Into<String>) -> Self {
         Self {
             control: control.into(),
@@ -239,7 +239,7 @@ impl RadioLinkConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise: None,
             timeout: Duration::from_secs(1),
-            samples_per_packet: 364,
+            samples_per_packet: ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET,
         }
     }
 }
@@ -264,6 +264,10 @@ pub struct LinkStats {
     pub context_packets: u64,
     /// Datagrams ignored (not from the radio, or undecodable).
     pub ignored: u64,
+    /// Of `ignored`: datagrams from another address than the radio's.
+    pub strangers: u64,
+    /// Of `ignored`: data packets from the radio's address with another stream id.
+    pub other_streams: u64,
     /// TX packets sent.
     pub tx_packets: u64,
 }
@@ -326,7 +330,12 @@ impl RadioLink {
             legacy: true,
         };
         let adv = Some(bind);
-        Self::with_socket(bind, adv, info, 364)
+        Self::with_socket(
+            bind,
+            adv,
+            info,
+            ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET,
+        )
     }
 
     fn with_socket(
@@ -516,6 +525,7 @@ impl RadioLink {
             let bytes = &self.buf[..n];
             if !from_radio {
                 self.stats.ignored += 1;
+                self.stats.strangers += 1;
                 continue;
             }
             if let Ok(Ok(PacketType::IfContext)) =
@@ -548,7 +558,11 @@ impl RadioLink {
                     take(&d);
                     return Ok(t);
                 }
-                _ => self.stats.ignored += 1,
+                Ok(_) => {
+                    self.stats.ignored += 1;
+                    self.stats.other_streams += 1;
+                }
+                Err(_) => self.stats.ignored += 1,
             }
         }
     }

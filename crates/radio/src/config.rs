@@ -92,7 +92,8 @@ pub struct AirConfig {
     pub sample_rate_hz: u32,
     /// Samples per tick (1 ms at 1.92 Msps = 1920).
     pub tick_samples: usize,
-    /// Maximum samples per RX data packet (364 = an N210's default for a 1500-byte MTU).
+    /// Maximum samples per RX data packet (default 363: the largest whose IPv4/UDP datagram
+    /// fits a 1500-byte MTU, `ferry_fronthaul::vrt::samples_per_packet_for_mtu`).
     pub samples_per_packet: usize,
     /// Noise floor at every receiver in dBFS (total power), or `null` for none.
     pub noise_floor_dbfs: Option<f64>,
@@ -181,7 +182,7 @@ impl Default for AirConfig {
         Self {
             sample_rate_hz: 1_920_000,
             tick_samples: 1920,
-            samples_per_packet: 364,
+            samples_per_packet: ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET,
             noise_floor_dbfs: Some(-60.0),
             seed: 1,
             control: "tcp://127.0.0.1:5550".into(),

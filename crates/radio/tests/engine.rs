@@ -273,7 +273,8 @@ fn context_packets_announce_rate_freq_gain() {
     assert_eq!(ctx[0].sample_rate_hz, Some(1.92e6));
     assert_eq!(ctx[0].rf_freq_hz, Some(1.9e9));
     assert_eq!(ctx[0].stream_id, StreamId::new(0, Direction::Rx));
-    // Data packets: 1920 samples in packets of at most 364, counts 0,1,2,...
+    // Data packets: 1920 samples in packets of at most 363 (a 1500-byte IP datagram, never
+    // fragmented), counts 0,1,2,...
     let counts: Vec<_> = out
         .packets
         .iter()
@@ -285,8 +286,11 @@ fn context_packets_announce_rate_freq_gain() {
         .collect();
     assert_eq!(
         counts,
-        vec![(0, 364), (1, 364), (2, 364), (3, 364), (4, 364), (5, 100)]
+        vec![(0, 363), (1, 363), (2, 363), (3, 363), (4, 363), (5, 105)]
     );
+    for p in &out.packets {
+        assert!(ferry_fronthaul::vrt::IPV4_UDP_OVERHEAD + p.bytes.len() <= 1500);
+    }
 }
 
 fn tune_packet(radio: u16, dir: Direction, hz: f64) -> Vec<u8> {

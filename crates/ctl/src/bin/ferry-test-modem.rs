@@ -160,7 +160,7 @@ fn main() {
                     state = ModemState::Shadow;
                     ModemReply::ok(name, None)
                 }
-                ModemRequest::TakeoverAt { at_sample } => {
+                ModemRequest::TakeoverAt { at_sample, .. } => {
                     cutover = Some(CutoverArm::Takeover { at_sample });
                     armed_at = Instant::now();
                     ModemReply::ok(name, None)
@@ -168,6 +168,7 @@ fn main() {
                 ModemRequest::ReleaseAt {
                     at_sample,
                     forward_to,
+                    ..
                 } => {
                     cutover = Some(CutoverArm::Release {
                         at_sample,

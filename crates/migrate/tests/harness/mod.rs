@@ -571,7 +571,7 @@ impl World {
                 .map(LocalValue::Routes)
                 .ok_or("no route list collected".into()),
             LocalOp::Status => Ok(LocalValue::Unit),
-            LocalOp::ModemTakeoverAt { at } => match &mut h.modem {
+            LocalOp::ModemTakeoverAt { at, .. } => match &mut h.modem {
                 Some(m) if m.mode == ModemMode::Shadow => {
                     m.mode = ModemMode::TakeoverArmed;
                     m.cutover_at = Some(*at);
