@@ -167,12 +167,11 @@ impl FixedTurboDecoder {
     /// CPU cannot run it.
     pub fn with_isa(isa: Isa) -> Result<Self> {
         if !isa.available() {
-            return Err(PhyError::Unsupported(format!("this CPU cannot run the {isa:?} turbo kernel")));
+            return Err(PhyError::Unsupported(format!(
+                "this CPU cannot run the {isa:?} turbo kernel"
+            )));
         }
-        Ok(FixedTurboDecoder {
-            isa,
-            ..Self::new()
-        })
+        Ok(FixedTurboDecoder { isa, ..Self::new() })
     }
 
     /// The kernel in use.
@@ -187,7 +186,8 @@ impl FixedTurboDecoder {
         let lw = k / nw;
         if self.layout_k != k {
             self.slot.clear();
-            self.slot.extend((0..k).map(|i| ((i % lw) * LANES + i / lw) as u16));
+            self.slot
+                .extend((0..k).map(|i| ((i % lw) * LANES + i / lw) as u16));
             self.slot_pi.clear();
             let slot = &self.slot;
             self.slot_pi.extend(pi.iter().map(|&j| slot[j as usize]));
@@ -394,8 +394,14 @@ impl FixedTurboDecoder {
         // Tail bits, §5.1.3.2.2 (see turbo.rs): systematic and parity of the 3 tail steps.
         let t = |s: &[f32], i: usize| q(s[k + i]);
         let tails = [
-            ([t(d0, 0), t(d2, 0), t(d1, 1)], [t(d1, 0), t(d0, 1), t(d2, 1)]),
-            ([t(d0, 2), t(d2, 2), t(d1, 3)], [t(d1, 2), t(d0, 3), t(d2, 3)]),
+            (
+                [t(d0, 0), t(d2, 0), t(d1, 1)],
+                [t(d1, 0), t(d0, 1), t(d2, 1)],
+            ),
+            (
+                [t(d0, 2), t(d2, 2), t(d1, 3)],
+                [t(d1, 2), t(d0, 3), t(d2, 3)],
+            ),
         ];
         for (which, (sys, par)) in tails.into_iter().enumerate() {
             self.tail_beta[which] = tail_beta(&sys, &par);
@@ -635,7 +641,7 @@ fn pass<T: V>(io: &mut Pass) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     #![allow(unused_unsafe)]
-    use super::{pass, Lane, Pass, V, LANES};
+    use super::{pass, Lane, Pass, LANES, V};
     use std::arch::x86_64::*;
 
     #[derive(Clone, Copy, Debug)]
@@ -820,7 +826,13 @@ mod tests {
             .collect()
     }
 
-    fn one_window_pass(isa: Isa, sys: &[i16], par: &[i16], apri: &[i16], tail: ([i16; 3], [i16; 3])) -> Vec<i16> {
+    fn one_window_pass(
+        isa: Isa,
+        sys: &[i16],
+        par: &[i16],
+        apri: &[i16],
+        tail: ([i16; 3], [i16; 3]),
+    ) -> Vec<i16> {
         let k = sys.len();
         let lane = |v: &[i16]| -> Vec<Lane> { v.iter().map(|&x| [x; LANES]).collect() };
         let (sys, par, apri) = (lane(sys), lane(par), lane(apri));
@@ -899,6 +911,9 @@ mod tests {
         (c, llr)
     }
 
+    /// Hard bits, raw lanes of the last pass, statistics.
+    type Outcome = (Vec<u8>, (Vec<i16>, Vec<i16>), TurboStats);
+
     #[test]
     fn every_kernel_gives_bit_identical_results() {
         let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.available()).collect();
@@ -911,10 +926,12 @@ mod tests {
             (6144, 0, 3.0),
         ] {
             let (_, llr) = noisy_block(k, filler, sigma, k as u64);
-            let mut first: Option<(Vec<u8>, (Vec<i16>, Vec<i16>), TurboStats)> = None;
+            let mut first: Option<Outcome> = None;
             for &isa in &isas {
                 let mut dec = FixedTurboDecoder::with_isa(isa).unwrap();
-                let s = dec.decode(&llr, k, filler, 3, &mut |_: &[u8]| false).unwrap();
+                let s = dec
+                    .decode(&llr, k, filler, 3, &mut |_: &[u8]| false)
+                    .unwrap();
                 let got = (dec.hard_bits().to_vec(), dec.last_pass(), s);
                 match &first {
                     None => first = Some(got),
@@ -955,7 +972,11 @@ mod tests {
                     .decode(&llr, k, filler, 8, &mut |h: &[u8]| h == want.as_slice())
                     .unwrap();
                 assert!(s.check_passed, "K={k} F={filler} {isa:?}");
-                assert!(s.half_iterations <= 6, "K={k}: {} half-iterations", s.half_iterations);
+                assert!(
+                    s.half_iterations <= 6,
+                    "K={k}: {} half-iterations",
+                    s.half_iterations
+                );
                 assert_eq!(dec.hard_bits(), &c[..]);
             }
         }
@@ -973,7 +994,8 @@ mod tests {
         assert!(dec.decode(&[0.0; 3 * 44], 40, 40, 4, &mut ok).is_err());
         assert!(dec.decode(&[0.0; 3 * 44], 40, 0, 0, &mut ok).is_err());
         // An erased block does not decode to the all-zero word.
-        dec.decode(&[0.0; 3 * 44], 40, 0, 1, &mut |_: &[u8]| false).unwrap();
+        dec.decode(&[0.0; 3 * 44], 40, 0, 1, &mut |_: &[u8]| false)
+            .unwrap();
         assert!(dec.hard_bits().iter().all(|&b| b == 1));
     }
 
