@@ -106,11 +106,15 @@ pub struct FixedTurboDecoder {
     lw: usize,
     nw: usize,
     pis: InterleaverCache,
-    /// Layout of K: `slot[i]` = lane-major position (t·16 + w) of bit i, and
-    /// `slot_pi[i]` = slot of Π(i).
+    /// Layout of K: bit i of a decoder's own order sits at lane i / lw, step i % lw, i.e.
+    /// at slot (i % lw)·16 + i / lw of the lane-major arrays. `to2[s]` is the slot of
+    /// decoder 1's layout that holds the bit decoder 2 processes at slot s; `to1` is the
+    /// inverse.
     layout_k: usize,
-    slot: Vec<u16>,
-    slot_pi: Vec<u16>,
+    to2: Perm,
+    to1: Perm,
+    tmp: Vec<Lane>,
+    masks: Vec<u16>,
     sys: [Vec<Lane>; 2],
     par: [Vec<Lane>; 2],
     apri: [Vec<Lane>; 2],
@@ -147,8 +151,10 @@ impl FixedTurboDecoder {
             nw: 1,
             pis: InterleaverCache::new(),
             layout_k: 0,
-            slot: Vec::new(),
-            slot_pi: Vec::new(),
+            to2: Perm::default(),
+            to1: Perm::default(),
+            tmp: Vec::new(),
+            masks: Vec::new(),
             sys: [Vec::new(), Vec::new()],
             par: [Vec::new(), Vec::new()],
             apri: [Vec::new(), Vec::new()],
@@ -185,12 +191,19 @@ impl FixedTurboDecoder {
         let nw = windows(k);
         let lw = k / nw;
         if self.layout_k != k {
-            self.slot.clear();
-            self.slot
-                .extend((0..k).map(|i| ((i % lw) * LANES + i / lw) as u16));
-            self.slot_pi.clear();
-            let slot = &self.slot;
-            self.slot_pi.extend(pi.iter().map(|&j| slot[j as usize]));
+            let n = lw * LANES;
+            let slot = |i: usize| (i % lw) * LANES + i / lw;
+            // Slots of unused lanes map to themselves (their contents never reach a used lane).
+            let mut to2: Vec<u16> = (0..n as u16).collect();
+            for (i, &j) in pi.iter().enumerate() {
+                to2[slot(i)] = slot(j as usize) as u16;
+            }
+            let mut to1 = vec![0u16; n];
+            for (s2, &s1) in to2.iter().enumerate() {
+                to1[usize::from(s1)] = s2 as u16;
+            }
+            self.to2 = Perm::new(to2);
+            self.to1 = Perm::new(to1);
             self.layout_k = k;
         }
         self.k = k;
@@ -201,7 +214,7 @@ impl FixedTurboDecoder {
             .iter_mut()
             .chain(self.par.iter_mut())
             .chain(self.apri.iter_mut())
-            .chain([&mut self.post, &mut self.ext])
+            .chain([&mut self.post, &mut self.ext, &mut self.tmp])
         {
             v.resize(lw, [0; LANES]);
         }
@@ -302,30 +315,20 @@ impl FixedTurboDecoder {
     /// Hard decisions of the pass just run and its extrinsics to the other decoder's
     /// a-priori input.
     fn exchange(&mut self, which: usize, filler: usize) {
-        let k = self.k;
-        let post: &[i16] = self.post[..self.lw].as_flattened();
-        let ext: &[i16] = self.ext[..self.lw].as_flattened();
-        let hard = &mut self.hard[..k];
-        let (slot, slot_pi) = (&self.slot[..k], &self.slot_pi[..k]);
+        let (k, lw, nw) = (self.k, self.lw, self.nw);
+        let post: &[i16] = self.post[..lw].as_flattened();
+        let ext: &[i16] = self.ext[..lw].as_flattened();
         if which == 0 {
-            // Decoder 1 ran in natural order: bit i sits at slot[i].
-            let apri2: &mut [i16] = self.apri[1][..self.lw].as_flattened_mut();
-            for (h, &s) in hard.iter_mut().zip(slot) {
-                *h = u8::from(post[s as usize] <= 0);
-            }
-            for (&s2, &s1) in slot.iter().zip(slot_pi) {
-                apri2[s2 as usize] = ext[s1 as usize];
-            }
+            // Decoder 1 ran in natural order.
+            self.to2.gather(ext, self.apri[1][..lw].as_flattened_mut());
+            hard_decisions(&self.post[..lw], nw, &mut self.masks, &mut self.hard[..k]);
         } else {
-            // Decoder 2 ran in interleaved order: its step i is bit Π(i).
-            let apri1: &mut [i16] = self.apri[0][..self.lw].as_flattened_mut();
-            let pi = self.pis.get(k).unwrap_or(&[]);
-            for ((&s2, &s1), &j) in slot.iter().zip(slot_pi).zip(pi) {
-                apri1[s1 as usize] = ext[s2 as usize];
-                hard[j as usize] = u8::from(post[s2 as usize] <= 0);
-            }
+            // Decoder 2 ran in interleaved order: back to natural order first.
+            self.to1.gather(ext, self.apri[0][..lw].as_flattened_mut());
+            self.to1.gather(post, self.tmp[..lw].as_flattened_mut());
+            hard_decisions(&self.tmp[..lw], nw, &mut self.masks, &mut self.hard[..k]);
         }
-        hard[..filler].fill(0);
+        self.hard[..filler].fill(0);
     }
 
     /// Window-boundary metrics of decoder `which` for the coming pass: the fixed ends of
@@ -343,23 +346,40 @@ impl FixedTurboDecoder {
         let dl = stream_len(k);
         let (d0, rest) = d.split_at(dl);
         let (d1, d2) = rest.split_at(dl);
-        let (mut sum, mut n) = (0.0f64, 0usize);
-        for &x in d {
-            let y = clean(x).abs();
-            if y > 0.0 {
-                sum += f64::from(y);
-                n += 1;
+        // Mean magnitude of the received (non-zero) LLRs; eight partial sums so that the
+        // loop vectorises.
+        let (mut sum, mut cnt) = ([0.0f32; 8], [0u32; 8]);
+        let chunks = d.chunks_exact(8);
+        let rest = chunks.remainder();
+        for ch in chunks {
+            for j in 0..8 {
+                let y = clean(ch[j]).abs();
+                sum[j] += y;
+                cnt[j] += u32::from(y > 0.0);
             }
         }
+        for (j, &x) in rest.iter().enumerate() {
+            let y = clean(x).abs();
+            sum[j] += y;
+            cnt[j] += u32::from(y > 0.0);
+        }
+        let (sum, n) = (
+            sum.iter().map(|&x| f64::from(x)).sum::<f64>(),
+            cnt.iter().sum::<u32>(),
+        );
         let scale = if n == 0 || sum <= 0.0 {
             1.0
         } else {
-            Q_MEAN / (sum / n as f64) as f32
+            (f64::from(Q_MEAN) * f64::from(n) / sum).min(1.0e30) as f32
         };
+        // Round half away from zero with a truncating conversion (no libm call).
         let q = |x: f32| -> i16 {
-            (clean(x) * scale)
-                .round()
-                .clamp(-f32::from(CH_MAX), f32::from(CH_MAX)) as i16
+            let y = clean(x) * scale;
+            let lim = f32::from(CH_MAX);
+            // max/min drop NaN (0 · inf), so the value is finite and within ±CH_MAX.
+            let r = (y + 0.5f32.copysign(y)).max(-lim).min(lim);
+            // SAFETY: `r` is finite and within i32's range.
+            unsafe { r.to_int_unchecked::<i32>() as i16 }
         };
         for v in self
             .sys
@@ -369,28 +389,34 @@ impl FixedTurboDecoder {
         {
             v.fill([0; LANES]);
         }
-        let (slot, slot_pi) = (&self.slot[..k], &self.slot_pi[..k]);
-        {
-            let [s1, s2] = &mut self.sys;
-            let (s1, s2) = (s1.as_flattened_mut(), s2.as_flattened_mut());
-            let [p1, p2] = &mut self.par;
-            let (p1, p2) = (p1.as_flattened_mut(), p2.as_flattened_mut());
-            for i in 0..k {
-                let s = slot[i] as usize;
-                // Filler bits are known zeros, and so is encoder 1's parity over them.
-                let (sy, pa) = if i < filler {
-                    (CH_MAX, CH_MAX)
-                } else {
-                    (q(d0[i]), q(d1[i]))
-                };
-                s1[s] = sy;
-                p1[s] = pa;
-                p2[s] = q(d2[i]);
-            }
-            for i in 0..k {
-                s2[slot[i] as usize] = s1[slot_pi[i] as usize];
+        let (nw, lw) = (self.nw, self.lw);
+        let [par1, par2] = &mut self.par;
+        for (w, lo) in (0..nw).map(|w| (w, w * lw)) {
+            let w = w % LANES;
+            for (((s1, p1), p2), ((&x0, &x1), &x2)) in self.sys[0][..lw]
+                .iter_mut()
+                .zip(&mut par1[..lw])
+                .zip(&mut par2[..lw])
+                .zip(
+                    d0[lo..lo + lw]
+                        .iter()
+                        .zip(&d1[lo..lo + lw])
+                        .zip(&d2[lo..lo + lw]),
+                )
+            {
+                s1[w] = q(x0);
+                p1[w] = q(x1);
+                p2[w] = q(x2);
             }
         }
+        // Filler bits are known zeros, and so is encoder 1's parity over them.
+        for i in 0..filler {
+            self.sys[0][i % lw][i / lw] = CH_MAX;
+            self.par[0][i % lw][i / lw] = CH_MAX;
+        }
+        let [s1, s2] = &mut self.sys;
+        self.to2
+            .gather(s1[..lw].as_flattened(), s2[..lw].as_flattened_mut());
         // Tail bits, §5.1.3.2.2 (see turbo.rs): systematic and parity of the 3 tail steps.
         let t = |s: &[f32], i: usize| q(s[k + i]);
         let tails = [
@@ -418,6 +444,55 @@ impl FixedTurboDecoder {
             flat(&self.post[..self.lw]).copied().collect(),
             flat(&self.ext[..self.lw]).copied().collect(),
         )
+    }
+}
+
+/// Hard decisions (an LLR ≤ 0 decides 1) of a decoder-1 lane layout, in natural order:
+/// first one 16-bit sign mask per step, then each lane's bits read out sequentially (both
+/// loops vectorise; a direct strided read of one lane per bit does not).
+fn hard_decisions(post: &[Lane], nw: usize, masks: &mut Vec<u16>, hard: &mut [u8]) {
+    let lw = post.len();
+    masks.clear();
+    masks.extend(post.iter().map(|lane| {
+        lane.iter()
+            .enumerate()
+            .fold(0u16, |m, (w, &x)| m | u16::from(x <= 0) << w)
+    }));
+    for (w, out) in hard.chunks_exact_mut(lw).take(nw).enumerate() {
+        let w = (w % LANES) as u32;
+        for (h, &m) in out.iter_mut().zip(masks.iter()) {
+            *h = (m >> w & 1) as u8;
+        }
+    }
+}
+
+/// A permutation of the slots 0..n of a lane layout, checked on construction so that
+/// gathering through it needs no bounds checks.
+#[derive(Debug, Clone, Default)]
+struct Perm {
+    idx: Vec<u16>,
+}
+
+impl Perm {
+    fn new(idx: Vec<u16>) -> Perm {
+        let mut seen = vec![false; idx.len()];
+        for &i in &idx {
+            let i = usize::from(i);
+            assert!(i < idx.len() && !seen[i], "not a permutation");
+            seen[i] = true;
+        }
+        Perm { idx }
+    }
+
+    /// dst[s] = src[idx[s]] for every slot s.
+    #[inline]
+    fn gather(&self, src: &[i16], dst: &mut [i16]) {
+        let n = self.idx.len();
+        let (src, dst) = (&src[..n], &mut dst[..n]);
+        for (d, &i) in dst.iter_mut().zip(&self.idx) {
+            // SAFETY: every entry of `idx` is < n = src.len() (checked in `Perm::new`).
+            *d = unsafe { *src.get_unchecked(usize::from(i)) };
+        }
     }
 }
 
