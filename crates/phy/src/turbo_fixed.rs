@@ -114,7 +114,7 @@ pub struct FixedTurboDecoder {
     to2: Perm,
     to1: Perm,
     tmp: Vec<Lane>,
-    masks: Vec<u16>,
+    masks: Vec<u32>,
     sys: [Vec<Lane>; 2],
     par: [Vec<Lane>; 2],
     apri: [Vec<Lane>; 2],
@@ -321,12 +321,24 @@ impl FixedTurboDecoder {
         if which == 0 {
             // Decoder 1 ran in natural order.
             self.to2.gather(ext, self.apri[1][..lw].as_flattened_mut());
-            hard_decisions(&self.post[..lw], nw, &mut self.masks, &mut self.hard[..k]);
+            hard_decisions(
+                self.isa,
+                &self.post[..lw],
+                nw,
+                &mut self.masks,
+                &mut self.hard[..k],
+            );
         } else {
             // Decoder 2 ran in interleaved order: back to natural order first.
             self.to1.gather(ext, self.apri[0][..lw].as_flattened_mut());
             self.to1.gather(post, self.tmp[..lw].as_flattened_mut());
-            hard_decisions(&self.tmp[..lw], nw, &mut self.masks, &mut self.hard[..k]);
+            hard_decisions(
+                self.isa,
+                &self.tmp[..lw],
+                nw,
+                &mut self.masks,
+                &mut self.hard[..k],
+            );
         }
         self.hard[..filler].fill(0);
     }
@@ -381,13 +393,14 @@ impl FixedTurboDecoder {
             // SAFETY: `r` is finite and within i32's range.
             unsafe { r.to_int_unchecked::<i32>() as i16 }
         };
-        for v in self
-            .sys
-            .iter_mut()
-            .chain(self.par.iter_mut())
-            .chain(self.apri.iter_mut())
-        {
+        for v in self.apri.iter_mut() {
             v.fill([0; LANES]);
+        }
+        if self.nw < LANES {
+            // Unused lanes start from zeros (they never reach a used lane).
+            for v in self.sys.iter_mut().chain(self.par.iter_mut()) {
+                v.fill([0; LANES]);
+            }
         }
         let (nw, lw) = (self.nw, self.lw);
         let [par1, par2] = &mut self.par;
@@ -448,20 +461,24 @@ impl FixedTurboDecoder {
 }
 
 /// Hard decisions (an LLR ≤ 0 decides 1) of a decoder-1 lane layout, in natural order:
-/// first one 16-bit sign mask per step, then each lane's bits read out sequentially (both
-/// loops vectorise; a direct strided read of one lane per bit does not).
-fn hard_decisions(post: &[Lane], nw: usize, masks: &mut Vec<u16>, hard: &mut [u8]) {
+/// first one sign mask per step (bit 2w for lane w, `pmovmskb` on x86), then each lane's
+/// bits read out sequentially (a direct strided read of one lane per bit is slow).
+fn hard_decisions(isa: Isa, post: &[Lane], nw: usize, masks: &mut Vec<u32>, hard: &mut [u8]) {
     let lw = post.len();
     masks.clear();
-    masks.extend(post.iter().map(|lane| {
-        lane.iter()
-            .enumerate()
-            .fold(0u16, |m, (w, &x)| m | u16::from(x <= 0) << w)
-    }));
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: only selected when the CPU reported the feature (see `run_pass`).
+        Isa::Avx2 => unsafe { x86::masks_avx2(post, masks) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Sse41 => unsafe { x86::masks_sse41(post, masks) },
+        _ => masks.extend(post.iter().map(|&l| Sc(l).sign_mask())),
+    }
     for (w, out) in hard.chunks_exact_mut(lw).take(nw).enumerate() {
-        let w = (w % LANES) as u32;
+        let shift = 2 * (w % LANES) as u32;
         for (h, &m) in out.iter_mut().zip(masks.iter()) {
-            *h = (m >> w & 1) as u8;
+            *h = (m >> shift & 1) as u8;
         }
     }
 }
@@ -560,6 +577,8 @@ trait V: Copy {
     fn min(self, b: Self) -> Self;
     /// Rounded Q15 product: (a·b + 2¹⁴) >> 15 (x86 `pmulhrsw`).
     fn mulhrs(self, b: Self) -> Self;
+    /// Bits 2w and 2w+1 set when lane w ≤ 0 (the layout of x86 `pmovmskb`).
+    fn sign_mask(self) -> u32;
 }
 
 /// Portable lanes.
@@ -606,6 +625,13 @@ impl V for Sc {
         Sc(std::array::from_fn(|i| {
             ((i32::from(self.0[i]) * i32::from(b.0[i]) + 0x4000) >> 15) as i16
         }))
+    }
+    #[inline(always)]
+    fn sign_mask(self) -> u32 {
+        self.0
+            .iter()
+            .enumerate()
+            .fold(0, |m, (w, &x)| m | u32::from(x <= 0) * (3 << (2 * w)))
     }
 }
 
@@ -757,6 +783,10 @@ mod x86 {
         fn mulhrs(self, b: Self) -> Self {
             Avx2(unsafe { _mm256_mulhrs_epi16(self.0, b.0) })
         }
+        #[inline(always)]
+        fn sign_mask(self) -> u32 {
+            unsafe { _mm256_movemask_epi8(_mm256_cmpgt_epi16(_mm256_set1_epi16(1), self.0)) as u32 }
+        }
     }
 
     /// Lanes 0..8 and 8..16 in two SSE registers.
@@ -806,6 +836,29 @@ mod x86 {
         fn mulhrs(self, b: Self) -> Self {
             unsafe { Sse2x(_mm_mulhrs_epi16(self.0, b.0), _mm_mulhrs_epi16(self.1, b.1)) }
         }
+        #[inline(always)]
+        fn sign_mask(self) -> u32 {
+            unsafe {
+                let one = _mm_set1_epi16(1);
+                let lo = _mm_movemask_epi8(_mm_cmpgt_epi16(one, self.0)) as u32;
+                let hi = _mm_movemask_epi8(_mm_cmpgt_epi16(one, self.1)) as u32;
+                lo | hi << 16
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn masks_avx2(post: &[Lane], out: &mut Vec<u32>) {
+        out.extend(post.iter().map(|l| Avx2::load(l).sign_mask()));
+    }
+
+    /// # Safety
+    /// The CPU must support SSE4.1.
+    #[target_feature(enable = "sse4.1")]
+    pub(super) unsafe fn masks_sse41(post: &[Lane], out: &mut Vec<u32>) {
+        out.extend(post.iter().map(|l| Sse2x::load(l).sign_mask()));
     }
 
     /// # Safety
