@@ -113,6 +113,9 @@ pub struct FixedTurboDecoder {
     layout_k: usize,
     to2: Perm,
     to1: Perm,
+    /// Natural order (padded with zeros to lw·16) → lane-major slots.
+    from_nat: Perm,
+    nat: Vec<i16>,
     tmp: Vec<Lane>,
     masks: Vec<u32>,
     sys: [Vec<Lane>; 2],
@@ -153,6 +156,8 @@ impl FixedTurboDecoder {
             layout_k: 0,
             to2: Perm::default(),
             to1: Perm::default(),
+            from_nat: Perm::default(),
+            nat: Vec::new(),
             tmp: Vec::new(),
             masks: Vec::new(),
             sys: [Vec::new(), Vec::new()],
@@ -204,6 +209,20 @@ impl FixedTurboDecoder {
             }
             self.to2 = Perm::new(to2);
             self.to1 = Perm::new(to1);
+            // Slot t·16 + w of a used lane reads bit w·lw + t; unused lanes read the zero
+            // padding after bit K.
+            let unused = LANES - nw;
+            let from_nat = (0..n)
+                .map(|s| {
+                    let (t, w) = (s / LANES, s % LANES);
+                    if w < nw {
+                        (w * lw + t) as u16
+                    } else {
+                        (k + t * unused + (w - nw)) as u16
+                    }
+                })
+                .collect();
+            self.from_nat = Perm::new(from_nat);
             self.layout_k = k;
         }
         self.k = k;
@@ -396,31 +415,21 @@ impl FixedTurboDecoder {
         for v in self.apri.iter_mut() {
             v.fill([0; LANES]);
         }
-        if self.nw < LANES {
-            // Unused lanes start from zeros (they never reach a used lane).
-            for v in self.sys.iter_mut().chain(self.par.iter_mut()) {
-                v.fill([0; LANES]);
-            }
-        }
-        let (nw, lw) = (self.nw, self.lw);
+        let lw = self.lw;
+        // Quantise each stream in natural order (vectorises), then move it to the lane
+        // layout with one gather.
+        self.nat.resize(lw * LANES, 0);
         let [par1, par2] = &mut self.par;
-        for (w, lo) in (0..nw).map(|w| (w, w * lw)) {
-            let w = w % LANES;
-            for (((s1, p1), p2), ((&x0, &x1), &x2)) in self.sys[0][..lw]
-                .iter_mut()
-                .zip(&mut par1[..lw])
-                .zip(&mut par2[..lw])
-                .zip(
-                    d0[lo..lo + lw]
-                        .iter()
-                        .zip(&d1[lo..lo + lw])
-                        .zip(&d2[lo..lo + lw]),
-                )
-            {
-                s1[w] = q(x0);
-                p1[w] = q(x1);
-                p2[w] = q(x2);
+        for (src, dst) in [
+            (d0, self.sys[0][..lw].as_flattened_mut()),
+            (d1, par1[..lw].as_flattened_mut()),
+            (d2, par2[..lw].as_flattened_mut()),
+        ] {
+            for (o, &x) in self.nat[..k].iter_mut().zip(&src[..k]) {
+                *o = q(x);
             }
+            self.nat[k..].fill(0);
+            self.from_nat.gather(&self.nat, dst);
         }
         // Filler bits are known zeros, and so is encoder 1's parity over them.
         for i in 0..filler {
