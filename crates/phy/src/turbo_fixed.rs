@@ -640,7 +640,7 @@ impl V for Sc {
         self.0
             .iter()
             .enumerate()
-            .fold(0, |m, (w, &x)| m | u32::from(x <= 0) * (3 << (2 * w)))
+            .fold(0, |m, (w, &x)| m | (u32::from(x <= 0) * (3 << (2 * w))))
     }
 }
 
