@@ -26,8 +26,9 @@ enum PhyCommand {
     Bler(BlerArgs),
     /// Blind cell-search trials: success rate and time per search.
     Cellsearch(SearchArgs),
-    /// Encode/decode cost per subframe in wall-clock and on-CPU time (the latter from
-    /// /proc/thread-self/schedstat, robust on a loaded machine).
+    /// Encode/decode cost per subframe: thread CPU time (robust on a loaded machine) and
+    /// wall time, medians over seeded noise realisations at the operating SNR, plus the
+    /// worst case (a transport block that fails and runs every turbo iteration).
     Speed(SpeedArgs),
 }
 
@@ -39,9 +40,44 @@ struct SpeedArgs {
     /// Modulations (comma-separated).
     #[arg(long, default_value = "qpsk,16qam,64qam")]
     modulation: String,
-    /// Subframes per measurement.
+    /// Subframes per measurement (the failing worst case runs a quarter as many).
     #[arg(long, default_value_t = 300)]
     subframes: usize,
+    /// Seeded noise realisations at the operating SNR, cycled through (none is chosen for
+    /// decoding: failures count as they come).
+    #[arg(long, default_value_t = 16)]
+    realisations: u64,
+    /// Turbo decoder: fixed (16-bit fixed point, the default) or f32 (the reference).
+    #[arg(long, default_value = "fixed")]
+    decoder: String,
+    /// Also write the rows as a JSON array to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// One row of `ferry phy speed --json`: µs per 1 ms subframe on one core.
+struct SpeedRow {
+    bw: f64,
+    modulation: String,
+    decoder: String,
+    tb_bytes: usize,
+    snr_db: f64,
+    /// Median thread CPU time of one subframe encode.
+    encode_cpu_us: f64,
+    /// Median thread CPU time of one subframe decode at the operating SNR.
+    decode_cpu_us: f64,
+    /// 99th percentile and maximum of the same.
+    decode_cpu_p99_us: f64,
+    decode_cpu_max_us: f64,
+    /// Median wall time of one subframe decode (inflated on a loaded machine).
+    decode_wall_us: f64,
+    /// Median thread CPU time of decoding a subframe 6 dB below the operating SNR: the TB
+    /// fails and every code block runs every iteration (the worst case).
+    decode_fail_cpu_us: f64,
+    /// Fraction of operating-SNR subframes whose TB CRC passed.
+    crc_ok: f64,
+    /// Mean turbo iterations per TB (summed over code blocks) at the operating SNR.
+    iterations: f64,
 }
 
 #[derive(Args)]
@@ -301,10 +337,48 @@ fn cellsearch(a: SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// On-CPU time of this thread (ns), from the scheduler's accounting; `None` if unavailable.
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
+impl SpeedRow {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "bw": self.bw,
+            "modulation": self.modulation,
+            "decoder": self.decoder,
+            "tb_bytes": self.tb_bytes,
+            "snr_db": self.snr_db,
+            "encode_cpu_us": self.encode_cpu_us,
+            "decode_cpu_us": self.decode_cpu_us,
+            "decode_cpu_p99_us": self.decode_cpu_p99_us,
+            "decode_cpu_max_us": self.decode_cpu_max_us,
+            "decode_wall_us": self.decode_wall_us,
+            "decode_fail_cpu_us": self.decode_fail_cpu_us,
+            "crc_ok": self.crc_ok,
+            "iterations": self.iterations,
+        })
+    }
+}
+
+/// Thread CPU time in ns (`CLOCK_THREAD_CPUTIME_ID`: nanosecond resolution).
+fn thread_cpu_exact_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The q-quantile (0..=1) of `v` in µs (sorted in place).
+fn quantile_us(v: &mut [u64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i] as f64 / 1e3
 }
 
 /// Operating SNR of the loopback tests (1 % BLER point + about 1 dB at 5 MHz).
@@ -318,12 +392,23 @@ fn operating_snr(m: Modulation) -> f64 {
 
 fn speed(a: SpeedArgs) -> anyhow::Result<()> {
     use ferry_phy::channel::{Channel, ChannelParams};
+    use ferry_phy::fec::DecoderKind;
     use ferry_phy::{SubframeDecoder, SubframeEncoder};
     use num_complex::Complex32;
     use rand::Rng;
     let n = a.subframes.max(1);
-    println!("# {n} subframes each (subframe 3, code rate ≤ 0.5, decode at the operating SNR); µs per subframe");
-    println!("BW MHz  modulation  TB bytes  encode wall  encode CPU  decode wall  decode CPU  (FFT+chest CPU)  decode CPU / 1 ms");
+    let kind = match a.decoder.to_ascii_lowercase().as_str() {
+        "fixed" | "fixed16" => DecoderKind::Fixed16,
+        "f32" | "float" => DecoderKind::Float,
+        d => bail!("--decoder {d}: use fixed or f32"),
+    };
+    let realisations = a.realisations.max(1);
+    println!(
+        "# {n} subframes each (subframe 3, code rate ≤ 0.5), {realisations} noise realisations at the operating SNR, {:?} turbo decoder; thread CPU µs per subframe (medians)",
+        kind
+    );
+    println!("BW MHz  modulation  TB bytes  SNR dB  encode CPU  decode CPU  p99     max     decode wall  failing-TB CPU  CRC ok  iterations  (FFT+chest CPU)");
+    let mut rows = Vec::new();
     for bw_text in a.bw.split(',') {
         let bw = Bandwidth::parse(bw_text)?;
         for m_text in a.modulation.split(',') {
@@ -341,58 +426,97 @@ fn speed(a: SpeedArgs) -> anyhow::Result<()> {
             let tb: Vec<u8> = (0..cap.max_tb_bytes).map(|_| rng.random()).collect();
             let mut enc = SubframeEncoder::new(cfg)?;
             let mut dec = SubframeDecoder::new(cfg)?;
+            dec.set_turbo_decoder(kind);
             let mut tx = vec![Complex32::new(0.0, 0.0); cfg.samples_per_subframe()];
-            let (w0, c0) = (Instant::now(), thread_cpu_ns());
+            let mut enc_cpu = Vec::with_capacity(n);
             for _ in 0..n {
+                let c0 = thread_cpu_exact_ns();
                 enc.encode(3, std::hint::black_box(&tb), &mut tx)?;
+                enc_cpu.push(thread_cpu_exact_ns().saturating_sub(c0));
             }
-            let (enc_wall, c1) = (w0.elapsed(), thread_cpu_ns());
             let imp = Impairments::typical(bw);
             tx.extend(std::iter::repeat_n(Complex32::new(0.0, 0.0), 8));
-            let params = ChannelParams {
-                snr_db: Some(operating_snr(m)),
-                cfo_hz: imp.cfo_hz,
-                delay_samples: imp.delay_samples + 8.0,
-                ..ChannelParams::ideal(bw.sample_rate_hz())
+            let through = |snr: f64, seed: u64| {
+                let params = ChannelParams {
+                    snr_db: Some(snr),
+                    cfo_hz: imp.cfo_hz,
+                    delay_samples: imp.delay_samples + 8.0,
+                    ..ChannelParams::ideal(bw.sample_rate_hz())
+                };
+                let mut rx = Vec::new();
+                Channel::new(params, seed).process(&tx, &mut rx);
+                rx.drain(..8);
+                rx
             };
-            let mut rx = Vec::new();
-            Channel::new(params, 3).process(&tx, &mut rx);
-            rx.drain(..8);
-            let (w0, c2) = (Instant::now(), thread_cpu_ns());
-            let mut ok = 0;
-            for _ in 0..n {
-                let r = dec.decode(3, std::hint::black_box(&rx), tb.len())?;
-                ok += usize::from(r.payload.is_some());
+            let snr = operating_snr(m);
+            let inputs: Vec<Vec<Complex32>> =
+                (0..realisations).map(|seed| through(snr, seed)).collect();
+            let (mut dec_cpu, mut dec_wall) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut ok, mut iterations) = (0usize, 0usize);
+            for i in 0..n {
+                let rx = &inputs[i % inputs.len()];
+                let (w0, c0) = (Instant::now(), thread_cpu_exact_ns());
+                let r = dec.decode(3, std::hint::black_box(rx), tb.len())?;
+                dec_cpu.push(thread_cpu_exact_ns().saturating_sub(c0));
+                dec_wall.push(w0.elapsed().as_nanos() as u64);
+                ok += usize::from(r.payload.as_deref() == Some(&tb[..]));
+                iterations += r.iterations;
             }
-            let (dec_wall, c3) = (w0.elapsed(), thread_cpu_ns());
-            let c4 = thread_cpu_ns();
-            for _ in 0..n {
-                std::hint::black_box(dec.measure(3, std::hint::black_box(&rx))?);
+            let failing = through(snr - 6.0, 99);
+            let mut fail_cpu = Vec::new();
+            for _ in 0..n.div_ceil(4) {
+                let c0 = thread_cpu_exact_ns();
+                let r = dec.decode(3, std::hint::black_box(&failing), tb.len())?;
+                fail_cpu.push(thread_cpu_exact_ns().saturating_sub(c0));
+                if r.payload.is_some() {
+                    bail!(
+                        "{bw} {m_text}: the worst-case input 6 dB below the operating SNR decoded"
+                    );
+                }
             }
-            let c5 = thread_cpu_ns();
-            let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / n as f64;
-            let cpu = |a: Option<u64>, b: Option<u64>| match (a, b) {
-                (Some(a), Some(b)) => format!("{:.1}", (b - a) as f64 / 1e3 / n as f64),
-                _ => "n/a".to_string(),
-            };
-            let dec_cpu = match (c2, c3) {
-                (Some(a), Some(b)) => format!("{:.3}", (b - a) as f64 / 1e6 / n as f64),
-                _ => "n/a".to_string(),
+            let c4 = thread_cpu_exact_ns();
+            for _ in 0..n {
+                std::hint::black_box(dec.measure(3, std::hint::black_box(&inputs[0]))?);
+            }
+            let front = (thread_cpu_exact_ns() - c4) as f64 / 1e3 / n as f64;
+            let row = SpeedRow {
+                bw: bw.mhz(),
+                modulation: m_text.to_string(),
+                decoder: format!("{kind:?}"),
+                tb_bytes: tb.len(),
+                snr_db: snr,
+                encode_cpu_us: quantile_us(&mut enc_cpu, 0.5),
+                decode_cpu_us: quantile_us(&mut dec_cpu, 0.5),
+                decode_cpu_p99_us: quantile_us(&mut dec_cpu, 0.99),
+                decode_cpu_max_us: quantile_us(&mut dec_cpu, 1.0),
+                decode_wall_us: quantile_us(&mut dec_wall, 0.5),
+                decode_fail_cpu_us: quantile_us(&mut fail_cpu, 0.5),
+                crc_ok: ok as f64 / n as f64,
+                iterations: iterations as f64 / n as f64,
             };
             println!(
-                "{:<6}  {:<10}  {:<8}  {:<11.1}  {:<10}  {:<11.1}  {:<10}  {:<15}  {}{}",
-                bw.mhz(),
-                m_text,
-                tb.len(),
-                per(enc_wall),
-                cpu(c0, c1),
-                per(dec_wall),
-                cpu(c2, c3),
-                cpu(c4, c5),
-                dec_cpu,
-                if ok == n { "" } else { "  (some CRC failures)" }
+                "{:<6}  {:<10}  {:<8}  {:<6}  {:<10.1}  {:<10.1}  {:<6.0}  {:<6.0}  {:<11.1}  {:<14.1}  {:<6.3}  {:<10.2}  {:.1}",
+                row.bw,
+                row.modulation,
+                row.tb_bytes,
+                row.snr_db,
+                row.encode_cpu_us,
+                row.decode_cpu_us,
+                row.decode_cpu_p99_us,
+                row.decode_cpu_max_us,
+                row.decode_wall_us,
+                row.decode_fail_cpu_us,
+                row.crc_ok,
+                row.iterations,
+                front,
             );
+            rows.push(row);
         }
+    }
+    if let Some(path) = a.json {
+        let rows: Vec<serde_json::Value> = rows.iter().map(SpeedRow::to_json).collect();
+        std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

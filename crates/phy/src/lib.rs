@@ -10,7 +10,7 @@
 //! - [`ofdm`]: OFDM modulation and demodulation of symbols and subframes.
 //! - [`crs`]: cell-specific reference signals; [`chest`]: channel estimation, equalisation, SNR/EVM.
 //! - [`modulation`]: QPSK/16QAM/64QAM mapping (36.211 §7.1) and soft demapping.
-//! - [`crc`], [`turbo`], [`ratematch`], [`scrambling`], [`fec`]: channel coding (TS 36.212).
+//! - [`crc`], [`turbo`], [`turbo_fixed`], [`ratematch`], [`scrambling`], [`fec`]: channel coding (TS 36.212).
 //! - [`subframe`]: the transport-block API: bytes ⇄ a subframe of time-domain samples.
 //! - [`channel`]: a seeded simulated channel (AWGN, CFO, timing offset) for tests and benches;
 //!   [`sim`]: seeded BLER and cell-search simulations built on it.
@@ -34,6 +34,7 @@ pub mod modulation;
 pub mod ratematch;
 pub mod scrambling;
 pub mod turbo;
+pub mod turbo_fixed;
 
 pub use cellsearch::{CellSearchResult, CellSearcher, DuplexKind};
 pub use channel::{Channel, ChannelParams};

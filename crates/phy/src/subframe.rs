@@ -416,6 +416,12 @@ impl SubframeDecoder {
         self.codec.stop_at_first_failure = stop;
     }
 
+    /// Chooses the turbo decoder (the 16-bit fixed-point one by default; the f32 one is
+    /// the reference).
+    pub fn set_turbo_decoder(&mut self, kind: fec::DecoderKind) {
+        self.codec.decoder = kind;
+    }
+
     /// Demodulates and estimates the channel only: SNR / EVM / drift of subframe `sf`.
     pub fn measure(&mut self, sf: usize, samples: &[Complex32]) -> Result<ChannelQuality> {
         check_subframe(sf)?;

@@ -291,7 +291,7 @@ impl InterleaverCache {
 /// Returns (parity, next state). Feedback a = u ⊕ s2 ⊕ s3 (g0 = 1 + D² + D³),
 /// parity z = a ⊕ s1 ⊕ s3 (g1 = 1 + D + D³).
 #[inline]
-const fn rsc_step(state: u8, u: u8) -> (u8, u8) {
+pub(crate) const fn rsc_step(state: u8, u: u8) -> (u8, u8) {
     let (s1, s2, s3) = (state >> 2 & 1, state >> 1 & 1, state & 1);
     let a = u ^ s2 ^ s3;
     (a ^ s1 ^ s3, (a << 2) | (state >> 1))
@@ -325,7 +325,7 @@ const fn rsc_byte_table() -> [[(u8, u8); 256]; 8] {
 
 /// Termination step: the input that zeroes the feedback, i.e. x = s2 ⊕ s3.
 #[inline]
-fn rsc_tail(state: u8) -> (u8, u8, u8) {
+pub(crate) fn rsc_tail(state: u8) -> (u8, u8, u8) {
     let x = (state >> 1 & 1) ^ (state & 1);
     let (z, next) = rsc_step(state, x);
     (x, z, next)

@@ -5,6 +5,7 @@ use ferry_phy::fec::{decode_transport_block, encode_transport_block, TbCodec};
 use ferry_phy::modulation::{demap_soft, Modulation};
 use ferry_phy::ratematch::RateMatchPattern;
 use ferry_phy::turbo::TurboDecoder;
+use ferry_phy::turbo_fixed::{FixedTurboDecoder, Isa};
 use num_complex::Complex32;
 use proptest::prelude::*;
 
@@ -82,6 +83,17 @@ proptest! {
         if let Ok(s) = dec.decode(&d2, k, filler.min(k - 1), max_it.max(1), &mut |_: &[u8]| false) {
             prop_assert_eq!(s.half_iterations, 2 * max_it.max(1));
         }
+        // The fixed-point decoder, on every kernel this CPU runs, gives the same decisions.
+        let mut outs = Vec::new();
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            let mut fixed = FixedTurboDecoder::with_isa(isa).unwrap();
+            let _ = fixed.decode(&d, k, filler, max_it, &mut |_: &[u8]| false);
+            if let Ok(s) = fixed.decode(&d2, k, filler.min(k - 1), max_it.max(1), &mut |_: &[u8]| false) {
+                prop_assert_eq!(s.half_iterations, 2 * max_it.max(1));
+                outs.push(fixed.hard_bits().to_vec());
+            }
+        }
+        prop_assert!(outs.windows(2).all(|w| w[0] == w[1]));
     }
 
     #[test]
