@@ -94,8 +94,9 @@ pub enum Request {
         #[serde(default)]
         radio: Option<String>,
     },
-    /// Record `samples` samples of a stream to SigMF files at `path` (base name, without
-    /// the `.sigmf-meta` / `.sigmf-data` suffix), starting at the next tick.
+    /// Record up to `samples` samples of a stream to SigMF files that the radio names
+    /// itself inside its capture directory (the reply says which), starting at the next
+    /// tick. Refused when no capture directory is configured or `samples` exceeds the cap.
     Capture {
         /// Radio name.
         radio: String,
@@ -103,10 +104,13 @@ pub enum Request {
         stream: CaptureStream,
         /// Sample format.
         format: CaptureFormat,
-        /// Base path.
-        path: String,
         /// How many samples.
         samples: u64,
+    },
+    /// Stop every capture of a radio now (the files keep what was recorded).
+    StopCapture {
+        /// Radio name.
+        radio: String,
     },
     /// Power-cycle a radio: it re-initialises (counted) and loses its links.
     Reset {
@@ -129,6 +133,27 @@ pub enum ErrorCode {
     Refused,
     /// Something failed inside the server (e.g. a capture file could not be created).
     Internal,
+    /// Not signed with the link-control key, not addressed to this radio room, or replayed
+    /// (docs/SECURITY.md). Nothing was done.
+    Unauthorized,
+}
+
+/// Counters of the link-control socket itself (requests refused before any radio saw them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlCounters {
+    /// Requests answered (any reply).
+    pub requests: u64,
+    /// Requests refused as unauthenticated (no envelope, bad MAC, wrong recipient or
+    /// direction, stale, replayed).
+    pub unauthenticated: u64,
+    /// Messages of more than four frames, refused.
+    pub too_many_frames: u64,
+    /// Peers ZeroMQ disconnected (oversized frames beyond ZMQ_MAXMSGSIZE show here).
+    pub disconnects: u64,
+    /// Retried requests answered from the reply cache.
+    pub retries: u64,
+    /// Captured samples dropped because the file writer fell behind.
+    pub capture_dropped_samples: u64,
 }
 
 /// Identity of a radio as `discover` reports it.
@@ -225,7 +250,7 @@ pub enum Reply {
         /// Ready radios.
         radios: Vec<RadioInfo>,
     },
-    /// The request took effect at `sample_time` (link, unlink, shadow, capture, reset).
+    /// The request took effect at `sample_time` (link, unlink, shadow, stop_capture, reset).
     Done {
         /// Radio name.
         radio: String,
@@ -247,6 +272,20 @@ pub enum Reply {
         sample_time: SampleTime,
         /// One report per radio asked for.
         radios: Vec<StatusReport>,
+        /// The link-control socket's own counters.
+        #[serde(default)]
+        control: ControlCounters,
+    },
+    /// A capture started (answer to `capture`).
+    Capturing {
+        /// Radio name.
+        radio: String,
+        /// Capture id.
+        id: u64,
+        /// Base name of the SigMF files inside the capture directory.
+        file: String,
+        /// Sample time of the first sample.
+        sample_time: SampleTime,
     },
     /// The request failed; the server keeps serving.
     Error {

@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// Largest request or reply body accepted, in bytes.
-pub const MAX_BODY: usize = 1 << 20;
+pub const MAX_BODY: usize = ferry_auth::MAX_BODY;
 
 /// How the destination modem starts (`start_d2d` field `mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

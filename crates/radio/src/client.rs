@@ -5,7 +5,9 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::LinkAuth;
 
 use ferry_fronthaul::control::{ControlError, ErrorCode, RadioInfo, Reply, Request, StatusReport};
 use ferry_fronthaul::probe::{self, ProbeAnswer};
@@ -96,6 +98,8 @@ pub struct ControlClient {
     ctx: zmq::Context,
     endpoint: String,
     timeout: Duration,
+    auth: Option<LinkAuth>,
+    me: String,
 }
 
 impl std::fmt::Debug for ControlClient {
@@ -103,6 +107,7 @@ impl std::fmt::Debug for ControlClient {
         f.debug_struct("ControlClient")
             .field("endpoint", &self.endpoint)
             .field("timeout", &self.timeout)
+            .field("auth", &self.auth.as_ref().map(|a| &a.identity))
             .finish()
     }
 }
@@ -114,7 +119,27 @@ impl ControlClient {
             ctx: zmq::Context::new(),
             endpoint: endpoint.into(),
             timeout,
+            auth: None,
+            me: "client".into(),
         }
+    }
+
+    /// Sign every request with `auth.key` for the radio room `auth.identity` (and check
+    /// that replies come from it); `None` sends unsigned requests, which a keyed air refuses.
+    pub fn with_auth(mut self, auth: Option<LinkAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The sender identity signed into requests (for the air's logs; default `client`).
+    pub fn with_name(mut self, me: impl Into<String>) -> Self {
+        self.me = me.into();
+        self
+    }
+
+    /// The authentication in use.
+    pub fn auth(&self) -> Option<&LinkAuth> {
+        self.auth.as_ref()
     }
 
     /// The endpoint.
@@ -138,15 +163,42 @@ impl ControlClient {
             endpoint: self.endpoint.clone(),
             timeout: self.timeout,
         };
-        match s.send(req.to_bytes(), 0) {
+        let body = req.to_bytes();
+        let (frames, nonce) = match &self.auth {
+            Some(a) => {
+                let nonce: [u8; 16] = rand::random();
+                let ts = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    .unwrap_or(0);
+                let f = ferry_auth::seal_request(&a.key, ts, nonce, &self.me, &a.identity, &body);
+                (f, Some(ferry_auth::hex_encode(&nonce)))
+            }
+            None => (vec![body], None),
+        };
+        match s.send_multipart(frames, 0) {
             Err(zmq::Error::EAGAIN) => return Err(timeout()),
             Err(e) => return Err(zerr(e)),
             Ok(()) => {}
         }
-        match s.recv_bytes(0) {
-            Ok(b) => Ok(Reply::from_bytes(&b)?),
-            Err(zmq::Error::EAGAIN) => Err(timeout()),
-            Err(e) => Err(zerr(e)),
+        let got = match s.recv_multipart(0) {
+            Ok(f) => f,
+            Err(zmq::Error::EAGAIN) => return Err(timeout()),
+            Err(e) => return Err(zerr(e)),
+        };
+        match (&self.auth, nonce) {
+            (Some(a), Some(nonce)) => {
+                let o = ferry_auth::open_reply(&a.key, &got, &self.me, &a.identity, &nonce)
+                    .map_err(|e| RadioError::Unexpected(format!("reply does not verify: {e}")))?;
+                Ok(Reply::from_bytes(&o.body)?)
+            }
+            _ => match got.as_slice() {
+                [one] => Ok(Reply::from_bytes(one)?),
+                f => Err(RadioError::Unexpected(format!(
+                    "{} reply frames (the air wants signed requests: give its key)",
+                    f.len()
+                ))),
+            },
         }
     }
 
@@ -190,6 +242,7 @@ impl ControlClient {
             Reply::Status {
                 sample_time,
                 mut radios,
+                ..
             } if !radios.is_empty() => Ok((sample_time, radios.remove(0))),
             r => Err(RadioError::Unexpected(format!("{r:?}"))),
         }
@@ -206,6 +259,7 @@ fn radio_of(req: &Request) -> String {
         | Request::Shadow { radio, .. }
         | Request::SwitchAt { radio, .. }
         | Request::Capture { radio, .. }
+        | Request::StopCapture { radio }
         | Request::Reset { radio } => radio.clone(),
     }
 }
@@ -225,6 +279,8 @@ pub struct RadioLinkConfig {
     pub timeout: Duration,
     /// Samples per TX packet.
     pub samples_per_packet: usize,
+    /// Link-control key and the air's identity (`None`: unsigned requests).
+    pub auth: Option<LinkAuth>,
 }
 
 impl RadioLinkConfig {
@@ -237,7 +293,14 @@ impl RadioLinkConfig {
             advertise: None,
             timeout: Duration::from_secs(1),
             samples_per_packet: 364,
+            auth: None,
         }
+    }
+
+    /// The same, signing link control with `auth`.
+    pub fn with_auth(mut self, auth: Option<LinkAuth>) -> Self {
+        self.auth = auth;
+        self
     }
 }
 
@@ -297,7 +360,9 @@ impl RadioLink {
     /// allocates buffers. Fails clearly if `ferry air` does not answer or the radio is not
     /// there or not initialised.
     pub fn create(cfg: &RadioLinkConfig) -> Result<Self, RadioError> {
-        let control = ControlClient::new(cfg.control.clone(), cfg.timeout);
+        let control = ControlClient::new(cfg.control.clone(), cfg.timeout)
+            .with_auth(cfg.auth.clone())
+            .with_name("modem");
         let info = control.discover(&cfg.radio)?;
         let mut link = Self::with_socket(cfg.bind, cfg.advertise, info, cfg.samples_per_packet)?;
         link.control = Some(control);
@@ -692,7 +757,8 @@ impl Drop for RadioLink {
     fn drop(&mut self) {
         if self.linked {
             if let Some(c) = &self.control {
-                let quick = ControlClient::new(c.endpoint().to_owned(), Duration::from_millis(200));
+                let quick = ControlClient::new(c.endpoint().to_owned(), Duration::from_millis(200))
+                    .with_auth(c.auth().cloned());
                 let _ = quick.request(&Request::Unlink {
                     radio: self.radio.clone(),
                     endpoint: Some(self.endpoint),
