@@ -138,6 +138,8 @@ impl std::fmt::Debug for AuthKey {
     }
 }
 
+impl Eq for AuthKey {}
+
 impl PartialEq for AuthKey {
     fn eq(&self, other: &AuthKey) -> bool {
         self.0 == other.0

@@ -63,6 +63,15 @@ pub struct RadioHeadArgs {
     /// Stop after this many seconds and print a JSON run summary.
     #[arg(long)]
     duration: Option<f64>,
+    /// Link-control key file (mode 0600): every request must be signed with it.
+    #[arg(long)]
+    key: PathBuf,
+    /// This radio head's identity: requests must name it as their recipient.
+    #[arg(long, default_value = "radiohead")]
+    identity: String,
+    /// The only directory `capture` requests write into; without it they are refused.
+    #[arg(long)]
+    capture_dir: Option<PathBuf>,
 }
 
 fn radio_config(args: &RadioHeadArgs) -> anyhow::Result<AirConfig> {
@@ -87,6 +96,8 @@ fn radio_config(args: &RadioHeadArgs) -> anyhow::Result<AirConfig> {
     cfg.links.clear();
     cfg.noise_floor_dbfs = None;
     cfg.control = args.control.clone();
+    cfg.auth = crate::cmd_air::link_auth(Some(&args.key), &args.identity)?;
+    cfg.capture_dir = args.capture_dir.clone();
     if let Some(f) = args.fronthaul {
         cfg.radios[0].fronthaul = f;
     }

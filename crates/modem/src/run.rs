@@ -32,6 +32,8 @@ pub enum RadioSpec {
         radio: String,
         /// Local fronthaul address to bind (port 0 = any).
         bind: SocketAddr,
+        /// Link-control key and the air's identity (`None`: unsigned requests).
+        auth: Option<ferry_radio::LinkAuth>,
     },
     /// An address-bound (legacy) radio: it streams to whoever holds the bind address.
     Legacy {
@@ -193,8 +195,10 @@ impl Modem {
                 control,
                 radio,
                 bind,
+                auth,
             } => {
-                let mut cfg = ferry_radio::RadioLinkConfig::new(control.clone(), radio.clone());
+                let mut cfg = ferry_radio::RadioLinkConfig::new(control.clone(), radio.clone())
+                    .with_auth(auth.clone());
                 cfg.bind = *bind;
                 RadioLink::create(&cfg)?
             }

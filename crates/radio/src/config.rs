@@ -131,7 +131,7 @@ pub struct AirConfig {
 
 /// A link-control key and an identity: the radio room's own (server side) or the radio
 /// room a client talks to (client side).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkAuth {
     /// The shared link-control key.
     pub key: ferry_auth::AuthKey,

@@ -33,6 +33,8 @@ pub fn fake_modem(socket: PathBuf, extra: &[&str]) -> ModemCommand {
         args: extra.iter().map(|s| s.to_string()).collect(),
         socket,
         state_args: true,
+        radio_key: None,
+        radio_identity: String::new(),
     }
 }
 
