@@ -54,8 +54,12 @@ pub struct AirArgs {
     load: bool,
     /// Link-control key file (hex or raw, at least 16 bytes, mode 0600): every request
     /// must be signed with it (docs/SECURITY.md).
-    #[arg(long, required_unless_present = "print_default_config")]
+    #[arg(long)]
     key: Option<PathBuf>,
+    /// Run without --key: link control takes unsigned requests from anyone who reaches the
+    /// socket. Only for a private air on loopback (tests); never on a shared LAN.
+    #[arg(long, conflicts_with = "key")]
+    open_control: bool,
     /// This radio room's identity: requests must name it as their recipient.
     #[arg(long, default_value = DEFAULT_AIR_IDENTITY)]
     identity: String,
@@ -88,7 +92,16 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
     if let Some(c) = &args.control {
         cfg.control = c.clone();
     }
+    if args.key.is_none() && !args.open_control {
+        bail!(
+            "give --key FILE: link control must be authenticated (docs/SECURITY.md); \
+             --open-control runs a private test air without it"
+        );
+    }
     cfg.auth = link_auth(args.key.as_ref(), &args.identity)?;
+    if cfg.auth.is_none() {
+        tracing::warn!("link control is OPEN (--open-control): anyone reaching it can take the radios");
+    }
     if args.capture_dir.is_some() {
         cfg.capture_dir = args.capture_dir.clone();
     }

@@ -65,7 +65,10 @@ pub struct RadioHeadArgs {
     duration: Option<f64>,
     /// Link-control key file (mode 0600): every request must be signed with it.
     #[arg(long)]
-    key: PathBuf,
+    key: Option<PathBuf>,
+    /// Run without --key (a private test head on loopback only).
+    #[arg(long, conflicts_with = "key")]
+    open_control: bool,
     /// This radio head's identity: requests must name it as their recipient.
     #[arg(long, default_value = "radiohead")]
     identity: String,
@@ -96,7 +99,13 @@ fn radio_config(args: &RadioHeadArgs) -> anyhow::Result<AirConfig> {
     cfg.links.clear();
     cfg.noise_floor_dbfs = None;
     cfg.control = args.control.clone();
-    cfg.auth = crate::cmd_air::link_auth(Some(&args.key), &args.identity)?;
+    if args.key.is_none() && !args.open_control {
+        anyhow::bail!(
+            "give --key FILE: link control must be authenticated (docs/SECURITY.md); \
+             --open-control runs a private test head without it"
+        );
+    }
+    cfg.auth = crate::cmd_air::link_auth(args.key.as_ref(), &args.identity)?;
     cfg.capture_dir = args.capture_dir.clone();
     if let Some(f) = args.fronthaul {
         cfg.radios[0].fronthaul = f;

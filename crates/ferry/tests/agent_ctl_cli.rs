@@ -28,6 +28,9 @@ fn agent_and_ctl_command_lines() {
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
     )
     .expect("key");
+    // Key files readable by others are refused (like ssh).
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
     let mut agent = Command::new(FERRY)
         .args([
             "agent",

@@ -60,7 +60,7 @@ fn agent_status(bed: &Bed, n: u8) -> serde_json::Value {
         .arg("ctl")
         .arg("--key")
         .arg(bed.key())
-        .args(["send", "status", "--to", &format!("tcp://10.99.0.{n}:5555")])
+        .args(["send", "status", "--to", &format!("server{n}=tcp://10.99.0.{n}:5555")])
         .output()
         .expect("ferry ctl send status");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
@@ -150,9 +150,11 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
         c.arg("ctl")
             .arg("--key")
             .arg(bed.key())
+            .arg("--radio-key")
+            .arg(bed.key())
             .args([
                 "--local",
-                "tcp://10.99.0.1:5555",
+                "server1=tcp://10.99.0.1:5555",
                 "--peer",
                 "dst=tcp://10.99.0.2:5555",
                 "--radio-control",
@@ -165,7 +167,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
                 "3000",
                 "migrate",
                 "--to",
-                "dst",
+                "server2",
                 "--method",
                 "mbb",
                 "--json",
@@ -303,7 +305,7 @@ fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() 
                     .arg("ctl")
                     .arg("--key")
                     .arg(&key)
-                    .args(["send", "status", "--to", "tcp://10.99.0.2:5555"])
+                    .args(["send", "status", "--to", "server2=tcp://10.99.0.2:5555"])
                     .output();
                 let v: serde_json::Value = o
                     .ok()
