@@ -369,3 +369,45 @@ mod tests {
         assert_eq!(Reply::from_bytes(s.as_bytes()).unwrap(), r);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a socket delivers, decoding returns (never panics) and what decodes
+        /// re-encodes to the same request.
+        #[test]
+        fn request_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(r) = Request::from_bytes(&bytes) {
+                prop_assert_eq!(Request::from_bytes(&r.to_bytes()).ok(), Some(r));
+            }
+        }
+
+        #[test]
+        fn near_valid_requests_never_panic(op in "[a-z_]{0,12}", radio in ".{0,20}", n in any::<u64>(), ep in ".{0,24}") {
+            let j = serde_json::json!({"op": op, "radio": radio, "at": n, "samples": n,
+                "endpoint": ep, "stream": "rx", "format": "ci16_le"});
+            let _ = Request::from_bytes(j.to_string().as_bytes());
+            let _ = Reply::from_bytes(j.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn oversized_requests_are_refused_before_parsing() {
+        let big = vec![b' '; MAX_MESSAGE + 1];
+        assert!(matches!(
+            Request::from_bytes(&big),
+            Err(ControlError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn capture_requests_carry_no_path() {
+        let r = Request::from_bytes(
+            br#"{"op":"capture","radio":"pool","stream":"rx","format":"ci16_le","samples":10,"path":"/root/x"}"#,
+        );
+        assert!(r.is_err(), "a path is not a field of capture");
+    }
+}
