@@ -397,14 +397,12 @@ impl HostExec {
                 radio,
                 auth,
                 ..
-            } => {
-                ControlClient::new(control.clone(), self.cfg.probe_wait)
-                    .with_auth(auth.clone())
-                    .with_name("agent")
-                    .discover(radio)
-                    .map(|_| LocalValue::Unit)
-                    .map_err(|e| StepError::Failed(format!("no UHD device found ({e})")))
-            }
+            } => ControlClient::new(control.clone(), self.cfg.probe_wait)
+                .with_auth(auth.clone())
+                .with_name("agent")
+                .discover(radio)
+                .map(|_| LocalValue::Unit)
+                .map_err(|e| StepError::Failed(format!("no UHD device found ({e})"))),
         }
     }
 

@@ -90,6 +90,10 @@ fn epoch_ms() -> u64 {
 
 /// A bound agent socket, ready to serve.
 pub struct AgentServer {
+    /// When the socket was bound (ms since the Unix epoch): requests signed before it are
+    /// refused. Taken before the endpoint is known to anyone, so no genuine request can
+    /// predate it.
+    started_ms: u64,
     ctx: zmq::Context,
     sock: zmq::Socket,
     endpoint: String,
@@ -99,6 +103,7 @@ pub struct AgentServer {
 impl AgentServer {
     /// Bind the REP socket.
     pub fn bind(settings: AgentSettings) -> Result<AgentServer, AgentError> {
+        let started_ms = epoch_ms();
         let ctx = zmq::Context::new();
         let z = |what: &str| {
             let what = what.to_string();
@@ -117,6 +122,7 @@ impl AgentServer {
             .map_err(z("last endpoint"))?
             .unwrap_or_else(|_| settings.endpoint.clone());
         Ok(AgentServer {
+            started_ms,
             ctx,
             sock,
             endpoint,
@@ -135,7 +141,7 @@ impl AgentServer {
         let mut exec = HostExec::new(self.settings.host.clone());
         let mut agent = Agent::new(self.settings.agent.clone());
         // Nothing from before this start is taken: a restarted agent cannot be replayed into.
-        let mut guard = ReplayGuard::new(epoch_ms(), self.settings.window_ms, 100_000);
+        let mut guard = ReplayGuard::new(self.started_ms, self.settings.window_ms, 100_000);
         let key = self.settings.key.clone();
         let start = Instant::now();
         let mono = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -168,9 +174,8 @@ impl AgentServer {
                 // Keep only the tag: the envelope check below refuses it as malformed.
                 frames.truncate(1);
             }
-            let opened = auth::open_request(&key, &frames, &self.settings.name).and_then(|o| {
-                guard.admit(epoch_ms(), &o).map(|a| (o, a))
-            });
+            let opened = auth::open_request(&key, &frames, &self.settings.name)
+                .and_then(|o| guard.admit(epoch_ms(), &o).map(|a| (o, a)));
             let (reply, re, to, exit) = match opened {
                 Err(e) => {
                     summary.unauthorized += 1;

@@ -512,8 +512,7 @@ impl ReplayGuard {
         let digest: [u8; 32] = Sha256::digest(&msg.body).into();
         if let Some(seen) = self.seen.get(&header.nonce) {
             if seen.header == *header && seen.body_digest == digest {
-                if let Some((_, frames)) = self.replies.iter().find(|(n, _)| *n == header.nonce)
-                {
+                if let Some((_, frames)) = self.replies.iter().find(|(n, _)| *n == header.nonce) {
                     return Ok(Admission::Retry(frames.clone()));
                 }
             }

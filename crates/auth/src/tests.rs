@@ -45,7 +45,15 @@ fn request_for_another_recipient_is_refused() {
 
 #[test]
 fn reply_fed_back_as_request_is_refused() {
-    let rep = seal_reply(&key(), START, [2; 16], "server2", "ctl", &"01".repeat(16), b"{}");
+    let rep = seal_reply(
+        &key(),
+        START,
+        [2; 16],
+        "server2",
+        "ctl",
+        &"01".repeat(16),
+        b"{}",
+    );
     assert_eq!(
         open_request(&key(), &rep, "ctl"),
         Err(AuthError::WrongDirection {
@@ -134,7 +142,15 @@ fn retry_gets_cached_reply_and_replay_is_refused() {
     let frames = req(START + 1, 1, "a", br#"{"cmd":"kill_d2d"}"#);
     let o = open(&key(), &frames).expect("open");
     assert_eq!(g.admit(START + 2, &o), Ok(Admission::Fresh));
-    let reply = seal_reply(&key(), START + 3, [9; 16], "a", "ctl", &o.header.nonce, b"{}");
+    let reply = seal_reply(
+        &key(),
+        START + 3,
+        [9; 16],
+        "a",
+        "ctl",
+        &o.header.nonce,
+        b"{}",
+    );
     g.remember_reply(&o.header.nonce, &reply);
     // The same frames again (a Lazy Pirate retry): the same reply, nothing run again.
     assert_eq!(g.admit(START + 500, &o), Ok(Admission::Retry(reply)));

@@ -184,8 +184,7 @@ impl AgentClient {
             endpoint: self.endpoint.clone(),
             message,
         };
-        let opened =
-            auth::open_reply(&self.key, &frames, &self.me, &self.recipient, &nonce_hex)
+        let opened = auth::open_reply(&self.key, &frames, &self.me, &self.recipient, &nonce_hex)
             .map_err(|e| bad(e.to_string()))?;
         Reply::decode(&opened.body).map_err(|e| bad(e.to_string()))
     }

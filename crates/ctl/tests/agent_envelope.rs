@@ -41,14 +41,24 @@ fn requests_replayed_to_another_agent_or_replies_as_requests_are_refused() {
     let serving = start_named_agent("server2", "tcp://127.0.0.1:0", dry_host(&dir, "m2", &[]));
     let mut c2 = serving.client(10_000);
     let r = c2
-        .call_body(br#"{"cmd":"start_d2d","control_flag":0}"#, Duration::from_secs(10))
+        .call_body(
+            br#"{"cmd":"start_d2d","control_flag":0}"#,
+            Duration::from_secs(10),
+        )
         .expect("start_d2d");
     assert!(r.ok, "{r:?}");
     let pid = modem_pid(&dir.join("m2.sock")).expect("modem pid");
     assert!(alive(pid));
 
     // The operator's genuine kill_d2d to the idle agent, captured on the wire.
-    let kill = auth::seal_request(&key(), now(), rand::random(), "ctl", "server1", br#"{"cmd":"kill_d2d"}"#);
+    let kill = auth::seal_request(
+        &key(),
+        now(),
+        rand::random(),
+        "ctl",
+        "server1",
+        br#"{"cmd":"kill_d2d"}"#,
+    );
     let first = raw(&idle.endpoint, &kill);
     let nonce = auth::open(&key(), &kill).expect("open").header.nonce;
     assert!(auth::open_reply(&key(), &first, "ctl", "server1", &nonce).is_ok());
@@ -56,25 +66,38 @@ fn requests_replayed_to_another_agent_or_replies_as_requests_are_refused() {
     // Replayed verbatim to the serving agent: refused, the modem lives.
     let r = reply_of(&raw(&serving.endpoint, &kill));
     assert_eq!(r.kind, Some(ErrorKind::Unauthorized), "{r:?}");
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("not to \"server2\"")), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("not to \"server2\"")),
+        "{r:?}"
+    );
     assert!(alive(pid), "the replayed kill_d2d killed the serving modem");
 
     // The idle agent's reply fed to both agents as a request: refused.
     for a in [&idle, &serving] {
         let r = reply_of(&raw(&a.endpoint, &first));
         assert_eq!(r.kind, Some(ErrorKind::Unauthorized), "{r:?}");
-        assert!(r.error.as_deref().is_some_and(|e| e.contains("Reply")), "{r:?}");
+        assert!(
+            r.error.as_deref().is_some_and(|e| e.contains("Reply")),
+            "{r:?}"
+        );
     }
 
     // Still serving.
     let st = c2
         .call_body(br#"{"cmd":"status"}"#, Duration::from_secs(10))
         .expect("status");
-    assert_eq!(st.result.as_ref().map(|v| v["d2d"].clone()), Some(json!(true)));
+    assert_eq!(
+        st.result.as_ref().map(|v| v["d2d"].clone()),
+        Some(json!(true))
+    );
     assert!(alive(pid));
     let _ = c2.call_body(br#"{"cmd":"kill_d2d"}"#, Duration::from_secs(10));
     drop(c2);
-    serving.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    serving
+        .stop
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     idle.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (s2, s1) = (serving.join(), idle.join());
     assert_eq!((s1.unauthorized, s2.unauthorized), (1, 2));
@@ -85,7 +108,14 @@ fn requests_replayed_to_another_agent_or_replies_as_requests_are_refused() {
 fn a_restarted_agent_refuses_requests_from_before_its_start() {
     let dir = tmpdir("restart");
     let a = start_named_agent("server2", "tcp://127.0.0.1:0", dry_host(&dir, "m", &[]));
-    let req = auth::seal_request(&key(), now(), rand::random(), "ctl", "server2", br#"{"cmd":"set_tun_ip","tun_ip":"192.168.40.9"}"#);
+    let req = auth::seal_request(
+        &key(),
+        now(),
+        rand::random(),
+        "ctl",
+        "server2",
+        br#"{"cmd":"set_tun_ip","tun_ip":"192.168.40.9"}"#,
+    );
     assert!(reply_of(&raw(&a.endpoint, &req)).ok);
     a.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(a);
@@ -94,7 +124,12 @@ fn a_restarted_agent_refuses_requests_from_before_its_start() {
     let b = start_named_agent("server2", "tcp://127.0.0.1:0", dry_host(&dir, "m", &[]));
     let r = reply_of(&raw(&b.endpoint, &req));
     assert_eq!(r.kind, Some(ErrorKind::Unauthorized), "{r:?}");
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("before this receiver started")), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("before this receiver started")),
+        "{r:?}"
+    );
     let mut c = b.client(10_000);
     let r = c
         .call_body(br#"{"cmd":"get_tun_ip"}"#, Duration::from_secs(10))
@@ -107,7 +142,14 @@ fn a_restarted_agent_refuses_requests_from_before_its_start() {
 fn a_lazy_pirate_retry_is_run_once_and_answered_from_the_cache() {
     let dir = tmpdir("retry");
     let a = start_named_agent("server2", "tcp://127.0.0.1:0", dry_host(&dir, "m", &[]));
-    let start = auth::seal_request(&key(), now(), rand::random(), "ctl", "server2", br#"{"cmd":"start_d2d","control_flag":0}"#);
+    let start = auth::seal_request(
+        &key(),
+        now(),
+        rand::random(),
+        "ctl",
+        "server2",
+        br#"{"cmd":"start_d2d","control_flag":0}"#,
+    );
     // First try: sent, then the client gives up (its socket closes before the reply).
     {
         let ctx = zmq::Context::new();

@@ -208,7 +208,14 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
     let stranger = ferry_migrate::auth::AuthKey::new(b"a stranger's key 123").expect("key");
     let me = a.name.as_str();
     let nonce = [7u8; 16];
-    let req = auth::seal_request(&stranger, now(), nonce, "ctl", me, br#"{"cmd":"double_kill"}"#);
+    let req = auth::seal_request(
+        &stranger,
+        now(),
+        nonce,
+        "ctl",
+        me,
+        br#"{"cmd":"double_kill"}"#,
+    );
     let rep = raw(req);
     // The reply is sealed with the agent's key and addressed to the stranger's nonce.
     let o = auth::open_reply(&key(), &rep, "ctl", me, &auth::hex_encode(&nonce))
@@ -222,12 +229,25 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
     // A retry (the same frames again) gets the same reply, not "replay".
     let req = auth::seal_request(&key(), now(), [9u8; 16], "ctl", me, br#"{"cmd":"status"}"#);
     let first = raw(req.clone());
-    assert!(Reply::decode(&auth::open(&key(), &first).expect("open").body)
-        .expect("r")
-        .ok);
-    assert_eq!(raw(req.clone()), first, "a retry is answered from the cache");
+    assert!(
+        Reply::decode(&auth::open(&key(), &first).expect("open").body)
+            .expect("r")
+            .ok
+    );
+    assert_eq!(
+        raw(req.clone()),
+        first,
+        "a retry is answered from the cache"
+    );
     // The same nonce with another (signed) body is a replay.
-    let reused = auth::seal_request(&key(), now(), [9u8; 16], "ctl", me, br#"{"cmd":"get_tun_ip"}"#);
+    let reused = auth::seal_request(
+        &key(),
+        now(),
+        [9u8; 16],
+        "ctl",
+        me,
+        br#"{"cmd":"get_tun_ip"}"#,
+    );
     let again = Reply::decode(&auth::open(&key(), &raw(reused)).expect("open").body).expect("r");
     assert_eq!(again.kind, Some(ErrorKind::Unauthorized));
     assert!(
@@ -238,7 +258,14 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
         "{again:?}"
     );
 
-    let stale = auth::seal_request(&key(), now() - 120_000, [10u8; 16], "ctl", me, br#"{"cmd":"status"}"#);
+    let stale = auth::seal_request(
+        &key(),
+        now() - 120_000,
+        [10u8; 16],
+        "ctl",
+        me,
+        br#"{"cmd":"status"}"#,
+    );
     let r = Reply::decode(&auth::open(&key(), &raw(stale)).expect("open").body).expect("r");
     assert_eq!(r.kind, Some(ErrorKind::Unauthorized));
 
@@ -250,12 +277,22 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
     );
 
     // Many frames: refused after reading (and dropping) all past the fourth.
-    let mut many = auth::seal_request(&key(), now(), [11u8; 16], "ctl", me, br#"{"cmd":"double_kill"}"#);
+    let mut many = auth::seal_request(
+        &key(),
+        now(),
+        [11u8; 16],
+        "ctl",
+        me,
+        br#"{"cmd":"double_kill"}"#,
+    );
     many.extend((0..200).map(|_| vec![0u8; 1000]));
     let o = auth::open(&key(), &raw(many)).expect("open");
     let r = Reply::decode(&o.body).expect("r");
     assert_eq!(r.kind, Some(ErrorKind::Unauthorized));
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("204 frames")), "{r:?}");
+    assert!(
+        r.error.as_deref().is_some_and(|e| e.contains("204 frames")),
+        "{r:?}"
+    );
 
     // Still serving, and nothing was executed: eth3 parked, no modem.
     let st = status(&mut c);

@@ -180,7 +180,10 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     let host = args.host.host_config()?;
     if !ferry_auth::valid_identity(&args.name) {
-        bail!("--name {:?}: 1-64 characters of [A-Za-z0-9._:@-]", args.name);
+        bail!(
+            "--name {:?}: 1-64 characters of [A-Za-z0-9._:@-]",
+            args.name
+        );
     }
     let mut agent = AgentConfig {
         active_addr: args.host.active,

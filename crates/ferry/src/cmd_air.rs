@@ -100,7 +100,9 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
     }
     cfg.auth = link_auth(args.key.as_ref(), &args.identity)?;
     if cfg.auth.is_none() {
-        tracing::warn!("link control is OPEN (--open-control): anyone reaching it can take the radios");
+        tracing::warn!(
+            "link control is OPEN (--open-control): anyone reaching it can take the radios"
+        );
     }
     if args.capture_dir.is_some() {
         cfg.capture_dir = args.capture_dir.clone();

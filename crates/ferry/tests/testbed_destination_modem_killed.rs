@@ -60,7 +60,12 @@ fn agent_status(bed: &Bed, n: u8) -> serde_json::Value {
         .arg("ctl")
         .arg("--key")
         .arg(bed.key())
-        .args(["send", "status", "--to", &format!("server{n}=tcp://10.99.0.{n}:5555")])
+        .args([
+            "send",
+            "status",
+            "--to",
+            &format!("server{n}=tcp://10.99.0.{n}:5555"),
+        ])
         .output()
         .expect("ferry ctl send status");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();

@@ -111,7 +111,10 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     };
     let radio_ctl = "tcp://10.99.0.10:5550";
     let mut c = command_in(&ns("radio"), FERRY);
-    c.arg("air").arg("--open-control").arg("--config").arg(&air_cfg);
+    c.arg("air")
+        .arg("--open-control")
+        .arg("--config")
+        .arg(&air_cfg);
     td.1.push(quiet(c));
     let mut c = command_in(&ns("server3"), FERRY);
     c.args([
@@ -192,7 +195,10 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         ("set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#),
         ("start_d2d", r#"{"control_flag":0}"#),
     ] {
-        let o = ctl(1, &["send", cmd, json, "--to", "server1=tcp://10.99.0.1:5555"]);
+        let o = ctl(
+            1,
+            &["send", cmd, json, "--to", "server1=tcp://10.99.0.1:5555"],
+        );
         assert!(
             o.status.success(),
             "{cmd}: {}",

@@ -19,9 +19,7 @@ const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
 #[test]
 fn a_stranger_without_the_key_takes_no_radio_and_no_ping_is_lost() {
-    if !root_or_skip(
-        "a_stranger_without_the_key_takes_no_radio_and_no_ping_is_lost (namespaces)",
-    ) {
+    if !root_or_skip("a_stranger_without_the_key_takes_no_radio_and_no_ping_is_lost (namespaces)") {
         return;
     }
     let prefix = format!("fs{}", std::process::id() % 1_000_000);
@@ -69,7 +67,10 @@ fn a_stranger_without_the_key_takes_no_radio_and_no_ping_is_lost() {
                     String::from_utf8_lossy(&o.stdout),
                     String::from_utf8_lossy(&o.stderr)
                 );
-                assert!(!o.status.success(), "{op:?} succeeded for a stranger: {text}");
+                assert!(
+                    !o.status.success(),
+                    "{op:?} succeeded for a stranger: {text}"
+                );
                 assert!(
                     text.contains("unauthenticated") || text.contains("does not verify"),
                     "{op:?}: {text}"
@@ -95,9 +96,17 @@ fn a_stranger_without_the_key_takes_no_radio_and_no_ping_is_lost() {
         .expect("ferry radio status");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status JSON");
-    assert_eq!(st["control"]["unauthenticated"].as_u64(), Some(sent), "{st}");
+    assert_eq!(
+        st["control"]["unauthenticated"].as_u64(),
+        Some(sent),
+        "{st}"
+    );
     for r in st["radios"].as_array().expect("radios") {
-        assert_eq!(r["counters"]["init_count"].as_u64(), Some(1), "reset by a stranger: {r}");
+        assert_eq!(
+            r["counters"]["init_count"].as_u64(),
+            Some(1),
+            "reset by a stranger: {r}"
+        );
         assert!(r["shadow"].is_null(), "{r}");
         assert!(r["pending_switch"].is_null(), "{r}");
         assert_ne!(r["linked"].as_str(), Some(thief), "{r}");
@@ -106,5 +115,8 @@ fn a_stranger_without_the_key_takes_no_radio_and_no_ping_is_lost() {
     assert!(ok, "q failed:\n{}", console.transcript);
     let _ = std::fs::remove_file(&wrong);
     assert!(report.sent >= 20, "{report:?}");
-    assert_eq!(report.lost, 0, "pings lost while a stranger sent link control");
+    assert_eq!(
+        report.lost, 0,
+        "pings lost while a stranger sent link control"
+    );
 }

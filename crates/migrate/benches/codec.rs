@@ -37,7 +37,14 @@ fn bench(c: &mut Criterion) {
                 n += 1;
                 let mut nonce = [0u8; 16];
                 nonce[..8].copy_from_slice(&n.to_le_bytes());
-                let frames = auth::seal_request(&key, 1_000_000 + n / 1000, nonce, "ctl", "server2", &req.encode());
+                let frames = auth::seal_request(
+                    &key,
+                    1_000_000 + n / 1000,
+                    nonce,
+                    "ctl",
+                    "server2",
+                    &req.encode(),
+                );
                 let o = auth::open(&key, &frames).unwrap_or_else(|e| panic!("{e}"));
                 guard
                     .admit(1_000_000 + n / 1000, &o)

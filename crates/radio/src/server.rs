@@ -318,7 +318,13 @@ impl AirServer {
         // configuration, but stay safe whatever they are).
         let safe: String = radio
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let s = match stream {
             ferry_fronthaul::control::CaptureStream::Rx => "rx",

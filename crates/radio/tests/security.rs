@@ -152,7 +152,11 @@ fn strangers_are_refused_counted_and_change_nothing() {
         panic!("status")
     };
     assert_eq!(control.unauthenticated, refused);
-    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0, "no file written");
+    assert_eq!(
+        std::fs::read_dir(&dir).expect("dir").count(),
+        0,
+        "no file written"
+    );
     // The owner's stream still flows.
     let t = Instant::now();
     let mut got = 0;
@@ -215,7 +219,10 @@ fn captures_stay_in_their_directory_are_capped_and_stop() {
                 break m.clone();
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "capture never finished");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "capture never finished"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let n = meta["global"]["ferry:samples"].as_u64().expect("count");
@@ -273,7 +280,9 @@ fn an_oversized_request_is_cut_off_and_the_clock_runs_on() {
     let dir = tmpdir("big");
     let air = AirServer::spawn(config(&dir), || Ok(())).expect("air");
     let ctl = owner(&air.control);
-    let Reply::Status { sample_time: t0, .. } = ctl
+    let Reply::Status {
+        sample_time: t0, ..
+    } = ctl
         .request(&Request::Status { radio: None })
         .expect("status")
     else {
@@ -286,7 +295,10 @@ fn an_oversized_request_is_cut_off_and_the_clock_runs_on() {
     s.set_rcvtimeo(500).expect("timeo");
     s.connect(&air.control).expect("connect");
     s.send(vec![b' '; 4 << 20], 0).expect("send");
-    assert!(s.recv_bytes(0).is_err(), "the air answered an oversized request");
+    assert!(
+        s.recv_bytes(0).is_err(),
+        "the air answered an oversized request"
+    );
     let t = Instant::now();
     let (t1, control) = loop {
         let Reply::Status {

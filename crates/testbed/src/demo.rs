@@ -35,6 +35,9 @@ pub struct DemoOptions {
     pub first_ping_timeout: Duration,
     /// LTE bandwidth of the task's carrier, MHz (`None`: 1.4); see [`Bed::bw`].
     pub bw: Option<f64>,
+    /// Run a [`session::Stranger`] (every link-control request, without the key) while the
+    /// traffic runs; the run fails unless every request was refused.
+    pub stranger: bool,
 }
 
 impl DemoOptions {
@@ -50,6 +53,7 @@ impl DemoOptions {
             discovery_period_ms: None,
             first_ping_timeout: Duration::from_secs(60),
             bw: None,
+            stranger: false,
         }
     }
 }
@@ -119,6 +123,10 @@ pub fn run_method(
         )
     ));
     let traffic = Traffic::start(bed, opts.probe_interval)?;
+    let stranger = opts.stranger.then(|| {
+        progress("a stranger without the key sends every link-control request during the run");
+        session::Stranger::start(bed)
+    });
     session::sleep(opts.hold)?;
     let mut migrations = Vec::new();
     for i in 0..opts.migrations {
@@ -150,6 +158,18 @@ pub fn run_method(
         ));
         migrations.push(m);
         session::sleep(opts.hold)?;
+    }
+    if let Some(s) = stranger {
+        let (sent, refused) = s.stop();
+        progress(&format!(
+            "stranger: {sent} link-control requests sent, {refused} refused"
+        ));
+        if refused != sent {
+            return Err(SessionError::Failed(format!(
+                "the air took {} of a stranger's {sent} link-control requests",
+                sent - refused
+            )));
+        }
     }
     let traffic = traffic.stop()?;
     if let Some(mut c) = console {

@@ -288,7 +288,11 @@ impl Bed {
         let path = self.dir.join("air.json");
         std::fs::write(&path, cfg.to_string()).map_err(io("writing air.json"))?;
         let mut c = self.ferry_in("radio");
-        c.arg("air").arg("--config").arg(&path).arg("--key").arg(self.key());
+        c.arg("air")
+            .arg("--config")
+            .arg(&path)
+            .arg("--key")
+            .arg(self.key());
         self.spawn("air", c)
     }
 
@@ -674,6 +678,78 @@ pub fn write_random_key(path: &Path) -> std::io::Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     f.write_all(format!("{}\n", ferry_auth::hex_encode(&key)).as_bytes())
+}
+
+/// A stranger on the management LAN (in server3's namespace) without the key: until
+/// stopped, sends every link-control request (`link`, `shadow`, `switch_at`, `unlink`,
+/// `reset`, `capture`, `stop_capture`, `discover`, `status`) for the pool and far radios
+/// with `ferry radio`, and counts those the air refused as unauthenticated.
+pub struct Stranger {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u64, u64)>>,
+}
+
+impl Stranger {
+    /// Starts the stranger's thread.
+    pub fn start(bed: &Bed) -> Stranger {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (ns, ferry, flag) = (
+            bed.ns("server3"),
+            bed.ferry.to_string_lossy().into_owned(),
+            stop.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let (mut sent, mut refused) = (0u64, 0u64);
+            let thief = "10.99.0.3:40000";
+            while !flag.load(Ordering::Relaxed) {
+                for radio in ["pool", "far"] {
+                    let ops: [&[&str]; 9] = [
+                        &["link", radio, thief],
+                        &["shadow", radio, thief],
+                        &["switch-at", radio, thief, "--at", "1"],
+                        &["unlink", radio],
+                        &["reset", radio],
+                        &["capture", radio, "--samples", "1000000"],
+                        &["stop-capture", radio],
+                        &["discover", radio],
+                        &["status", radio],
+                    ];
+                    for op in ops {
+                        if flag.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let Ok(o) = crate::netns::command_in(&ns, &ferry)
+                            .args(["radio", "--control", RADIO_CTL])
+                            .args(op)
+                            .output()
+                        else {
+                            continue;
+                        };
+                        sent += 1;
+                        let err = String::from_utf8_lossy(&o.stderr);
+                        if !o.status.success() && err.contains("unauthenticated") {
+                            refused += 1;
+                        }
+                    }
+                }
+            }
+            (sent, refused)
+        });
+        Stranger {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the stranger; returns (requests sent, refused as unauthenticated).
+    pub fn stop(mut self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or((0, 0))
+    }
 }
 
 /// The thesis console on server1, fed one line at a time.

@@ -689,8 +689,15 @@ impl World {
                 Some(AgentAction::Report(r)) => self.reports.push(r),
                 Some(AgentAction::Reply(r)) => {
                     // Reply travels back authenticated and correlated.
-                    let rf =
-                        auth::seal_reply(&self.key, wall, nonce, to, "ctl", &opened.header.nonce, &r.encode());
+                    let rf = auth::seal_reply(
+                        &self.key,
+                        wall,
+                        nonce,
+                        to,
+                        "ctl",
+                        &opened.header.nonce,
+                        &r.encode(),
+                    );
                     let back = auth::open_reply(&self.key, &rf, "ctl", to, &opened.header.nonce)
                         .ok()
                         .and_then(|o| Reply::decode(&o.body).ok());
