@@ -129,7 +129,10 @@ fn agent_and_ctl_command_lines() {
     let o = ctl(&bad, &["send", "double_kill", "--to", &ep]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("too open") && err.contains("chmod 600"), "{err}");
+    assert!(
+        err.contains("too open") && err.contains("chmod 600"),
+        "{err}"
+    );
     std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .expect("chmod key");
     let o = ctl(&bad, &["send", "double_kill", "--to", &ep]);

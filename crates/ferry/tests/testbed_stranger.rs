@@ -26,6 +26,7 @@ fn a_stranger_without_the_key_takes_no_radio_and_no_ping_is_lost() {
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
     bed.start_air(true).expect("air");
     bed.start_far().expect("far-end modem");
+    bed.start_agent(true, 2).expect("agent");
     std::thread::sleep(Duration::from_millis(500));
     let mut console = bed.start_console().expect("console");
     let (ok, _) = console.run("DS", Duration::from_secs(30)).expect("DS");

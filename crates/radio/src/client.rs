@@ -149,6 +149,25 @@ impl ControlClient {
 
     /// Sends a request and returns the reply (including `error` replies).
     pub fn request(&self, req: &Request) -> Result<Reply, RadioError> {
+        let r = self.request_once(req)?;
+        // A request ZeroMQ queued while the air was still starting reaches it signed before
+        // its start and is refused (the air takes nothing from before it started, so it
+        // cannot be replayed into). The refusal is signed by the air: sign anew, once.
+        if self.auth.is_some() {
+            if let Reply::Error {
+                code: ErrorCode::Unauthorized,
+                message,
+            } = &r
+            {
+                if message.contains("before this receiver started") {
+                    return self.request_once(req);
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn request_once(&self, req: &Request) -> Result<Reply, RadioError> {
         let zerr = |source| RadioError::Zmq {
             endpoint: self.endpoint.clone(),
             source,
