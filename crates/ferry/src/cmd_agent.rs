@@ -141,7 +141,7 @@ impl HostArgs {
 }
 
 /// Read and check the shared key file.
-pub fn load_key(path: &PathBuf) -> anyhow::Result<AuthKey> {
+pub fn load_key(path: &std::path::Path) -> anyhow::Result<AuthKey> {
     Ok(ferry_auth::load_key_file(path)?)
 }
 
