@@ -76,7 +76,9 @@ fn agent_status(bed: &Bed, n: u8) -> serde_json::Value {
 fn radio_status(bed: &Bed) -> serde_json::Value {
     let r = bed
         .ferry_in("radio")
-        .args(["radio", "--control", RADIO_CTL, "status", "pool"])
+        .args(["radio", "--control", RADIO_CTL, "--key"])
+        .arg(bed.key())
+        .args(["status", "pool"])
         .output()
         .expect("ferry radio status");
     serde_json::from_slice(&r.stdout).unwrap_or_default()
@@ -161,7 +163,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
                 "--local",
                 "server1=tcp://10.99.0.1:5555",
                 "--peer",
-                "dst=tcp://10.99.0.2:5555",
+                "server2=tcp://10.99.0.2:5555",
                 "--radio-control",
                 RADIO_CTL,
                 "--radio-name",
