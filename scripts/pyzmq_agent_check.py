@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Drive a running `ferry agent` with pyzmq, the way the thesis' Python controllers did,
 and check the documented replies (docs/AGENT-PROTOCOL.md): thesis commands, an unknown
-command, malformed bodies, a wrong key and a replay. The agent must answer every one and
-keep serving. Exit status 0 when every check passed; one line per check.
+command, malformed bodies, a wrong key, a retry (answered from the reply cache), a reused
+nonce, a request for another agent and a reply fed back as a request. The agent must answer
+every one and keep serving. Exit status 0 when every check passed; one line per check.
 
-usage: pyzmq_agent_check.py ENDPOINT KEYFILE [--no-modem]
+usage: pyzmq_agent_check.py ENDPOINT KEYFILE [--name AGENT] [--no-modem]
+  --name: the agent's identity (its `ferry agent --name`; default "agent").
   --no-modem: the agent has no modem program, so start_d2d must fail cleanly.
 """
 import hashlib, hmac, json, os, struct, sys, time
 
 import zmq
 
-TAG = b"ferry/1"
+TAG = b"ferry/2"
+ME = "pyzmq"
 
 
 def load_key(path):
@@ -27,27 +30,33 @@ def mac(key, header, body):
     return hmac.new(key, msg, hashlib.sha256).hexdigest().encode()
 
 
-def seal(key, body):
-    h = {"ts": int(time.time() * 1000), "nonce": os.urandom(16).hex()}
+def seal(key, body, to, nonce=None, dir="req", re=None):
+    h = {"ts": int(time.time() * 1000), "nonce": nonce or os.urandom(16).hex(),
+         "dir": dir, "to": to, "from": ME}
+    if re is not None:
+        h["re"] = re
     header = json.dumps(h).encode()
     return [TAG, header, body, mac(key, header, body)], h["nonce"]
 
 
-def open_reply(key, frames, nonce):
+def open_reply(key, frames, nonce, peer, me=ME):
     if len(frames) != 4 or frames[0] != TAG:
-        raise ValueError("not a ferry/1 message")
+        raise ValueError("not a ferry/2 message")
     _, header, body, tag = frames
     if not hmac.compare_digest(tag, mac(key, header, body)):
         raise ValueError("bad MAC")
-    if json.loads(header).get("re") != nonce:
+    h = json.loads(header)
+    if h.get("dir") != "rep" or h.get("from") != peer or h.get("to") != me:
+        raise ValueError(f"not a reply from {peer} to {me}: {h}")
+    if h.get("re") != nonce:
         raise ValueError("reply to another request")
     return json.loads(body)
 
 
 class Agent:
-    def __init__(self, endpoint, key):
+    def __init__(self, endpoint, key, name):
         self.ctx = zmq.Context.instance()
-        self.endpoint, self.key = endpoint, key
+        self.endpoint, self.key, self.name = endpoint, key, name
         self.sock = None
 
     def _socket(self):
@@ -57,17 +66,20 @@ class Agent:
             self.sock.connect(self.endpoint)
         return self.sock
 
-    def frames(self, frames, nonce, key=None, timeout_ms=15000):
+    def raw(self, frames, timeout_ms=15000):
         s = self._socket()
         s.send_multipart(frames)
         if not s.poll(timeout_ms):
             s.close()
             self.sock = None  # Lazy Pirate: a fresh REQ socket next time
             raise TimeoutError("no reply")
-        return open_reply(key or self.key, s.recv_multipart(), nonce)
+        return s.recv_multipart()
+
+    def frames(self, frames, nonce, me=ME):
+        return open_reply(self.key, self.raw(frames), nonce, self.name, me)
 
     def body(self, body, sign_key=None):
-        frames, nonce = seal(sign_key or self.key, body)
+        frames, nonce = seal(sign_key or self.key, body, self.name)
         return self.frames(frames, nonce)
 
     def call(self, req):
@@ -97,7 +109,8 @@ def main():
         return 2
     endpoint, key = sys.argv[1], load_key(sys.argv[2])
     no_modem = "--no-modem" in sys.argv
-    a = Agent(endpoint, key)
+    name = sys.argv[sys.argv.index("--name") + 1] if "--name" in sys.argv else "agent"
+    a = Agent(endpoint, key, name)
     control = {"workmode": 1, "phy_cell_ID": 301, "group_ID": 100, "cell_ID": 1, "CPtype": 0,
                "BW": 5, "RBIdx": 25, "duplexMode": 0, "numAntennaTX": 1, "numAntennaRX": 1,
                "DLULAssign": 1, "trans_mode": 1, "type_mode": 2, "RNTI": 4660}
@@ -142,13 +155,28 @@ def main():
           kind="bad_request")
 
     # A stranger with another key: refused; the reply is still addressed to its nonce.
-    frames, nonce = seal(b"not-the-key-0123456789", b'{"cmd":"kill_d2d"}')
+    frames, nonce = seal(b"not-the-key-0123456789", b'{"cmd":"kill_d2d"}', name)
     check("wrong key", a.frames(frames, nonce), ok=False, cmd="", kind="unauthorized")
-    # The same request twice: the second is a replay.
-    frames, nonce = seal(key, b'{"cmd":"status"}')
-    check("first copy", a.frames(frames, nonce), ok=True)
-    check("replay", a.frames(frames, nonce), ok=False, kind="unauthorized",
+    # The same request twice (a Lazy Pirate retry): the same reply, run once.
+    frames, nonce = seal(key, b'{"cmd":"status"}', name)
+    first = a.raw(frames)
+    check("first copy", open_reply(key, first, nonce, name), ok=True)
+    again = a.raw(frames)
+    check("retry gets the cached reply", open_reply(key, again, nonce, name), ok=True,
+          result=lambda r: again == first)
+    # The same nonce with another body: a replay.
+    frames, _ = seal(key, b'{"cmd":"double_kill"}', name, nonce=nonce)
+    check("reused nonce", a.frames(frames, nonce), ok=False, kind="unauthorized",
           error=lambda e: "replay" in e)
+    # Signed for another agent: refused.
+    frames, n2 = seal(key, b'{"cmd":"kill_usrp"}', "some-other-agent")
+    check("other recipient", a.frames(frames, n2), ok=False, kind="unauthorized",
+          error=lambda e: "addressed to" in e)
+    # The agent's own reply fed back as a request: refused (the refusal is addressed to
+    # the sender the reply names, the agent itself, and to the reply's nonce).
+    h = json.loads(first[1])
+    check("reply as request", open_reply(key, a.raw(first), h["nonce"], name, me=h["from"]),
+          ok=False, kind="unauthorized", error=lambda e: "Reply" in e)
     # Two frames only.
     s = a._socket()
     s.send_multipart([TAG, b"{}"])

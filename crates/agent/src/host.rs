@@ -78,6 +78,8 @@ pub enum RadioAccess {
         radio: String,
         /// Local fronthaul socket (a concrete address: the radio streams to it).
         bind: SocketAddr,
+        /// Link-control key and the air's identity.
+        auth: Option<ferry_radio::LinkAuth>,
     },
     /// No radio: probes answer if `present` (`--dry`).
     Dry {
@@ -390,12 +392,17 @@ impl HostExec {
                     .map(|_| LocalValue::Unit)
                     .map_err(|e| StepError::Failed(format!("no UHD device found ({e})")))
             }
-            RadioAccess::Controlled { control, radio, .. } => {
-                ControlClient::new(control.clone(), self.cfg.probe_wait)
-                    .discover(radio)
-                    .map(|_| LocalValue::Unit)
-                    .map_err(|e| StepError::Failed(format!("no UHD device found ({e})")))
-            }
+            RadioAccess::Controlled {
+                control,
+                radio,
+                auth,
+                ..
+            } => ControlClient::new(control.clone(), self.cfg.probe_wait)
+                .with_auth(auth.clone())
+                .with_name("agent")
+                .discover(radio)
+                .map(|_| LocalValue::Unit)
+                .map_err(|e| StepError::Failed(format!("no UHD device found ({e})"))),
         }
     }
 
@@ -462,8 +469,10 @@ impl HostExec {
                 control,
                 radio,
                 bind,
+                auth,
             } => {
-                let mut c = RadioLinkConfig::new(control.clone(), radio.clone());
+                let mut c =
+                    RadioLinkConfig::new(control.clone(), radio.clone()).with_auth(auth.clone());
                 c.bind = *bind;
                 Usrp::Link(Box::new(
                     RadioLink::create(&c)

@@ -25,6 +25,10 @@ pub struct ModemCommand {
     /// arguments; otherwise only the socket, and the state goes over the socket
     /// (`set_control`, `set_routes`, `shadow`, `start`).
     pub state_args: bool,
+    /// Link-control key file given to the modem (`--key FILE --radio-identity ID`).
+    pub radio_key: Option<std::path::PathBuf>,
+    /// The air's identity, with `radio_key`.
+    pub radio_identity: String,
 }
 
 /// What to start the modem with.
@@ -58,6 +62,12 @@ impl ModemCommand {
     /// [--shadow]`.
     pub fn argv(&self, start: &ModemStart) -> Vec<String> {
         let mut v = self.args.clone();
+        if let Some(k) = &self.radio_key {
+            v.push("--key".into());
+            v.push(k.display().to_string());
+            v.push("--radio-identity".into());
+            v.push(self.radio_identity.clone());
+        }
         v.push("--control-socket".into());
         v.push(self.socket.display().to_string());
         v.push("--start".into());
@@ -293,6 +303,8 @@ mod tests {
             args: vec!["modem".into()],
             socket: "/run/ferry/m.sock".into(),
             state_args: true,
+            radio_key: None,
+            radio_identity: String::new(),
         };
         let start = ModemStart {
             warm: true,

@@ -4,7 +4,7 @@
 
 use crate::collector::Collected;
 use crate::host::{HostConfig, HostExec, StepError};
-use ferry_migrate::auth::{self, AuthKey, ReplayGuard};
+use ferry_migrate::auth::{self, Admission, AuthKey, ReplayGuard};
 use ferry_migrate::{Agent, AgentAction, AgentConfig, ErrorKind, Event, Level, Reply, Request};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +29,8 @@ pub enum AgentError {
 pub struct AgentSettings {
     /// ZeroMQ endpoint to bind (e.g. `tcp://10.99.0.2:5555`; port 0 picks one).
     pub endpoint: String,
+    /// This agent's identity: requests must name it as their recipient (`to`).
+    pub name: String,
     /// The shared key.
     pub key: AuthKey,
     /// Replay window.
@@ -46,8 +48,37 @@ pub struct ServeSummary {
     pub answered: u64,
     /// Requests refused as unauthorized.
     pub unauthorized: u64,
+    /// Messages of more than four frames (refused unread past the fourth).
+    pub too_many_frames: u64,
+    /// Retried requests answered from the reply cache (not run again).
+    pub retries: u64,
     /// Handlers that raised.
     pub raised: u64,
+}
+
+/// Largest frame the socket takes (ZMQ_MAXMSGSIZE): a body plus headroom.
+pub const MAX_FRAME_BYTES: usize = auth::MAX_BODY + 4096;
+
+/// Receive one message frame by frame, keeping at most `max_frames` (the rest are read and
+/// dropped at once, so a long multipart message never grows our own buffers). Returns the
+/// frames kept and the count received. ZeroMQ itself assembles a whole multipart message
+/// before delivering it; ZMQ_MAXMSGSIZE bounds each of its frames (docs/SECURITY.md).
+pub fn recv_bounded(
+    sock: &zmq::Socket,
+    max_frames: usize,
+) -> Result<(Vec<Vec<u8>>, usize), zmq::Error> {
+    let mut frames = Vec::new();
+    let mut count = 0usize;
+    loop {
+        let m = sock.recv_msg(0)?;
+        count += 1;
+        if frames.len() < max_frames {
+            frames.push(m.to_vec());
+        }
+        if !m.get_more() {
+            return Ok((frames, count));
+        }
+    }
 }
 
 fn epoch_ms() -> u64 {
@@ -59,6 +90,10 @@ fn epoch_ms() -> u64 {
 
 /// A bound agent socket, ready to serve.
 pub struct AgentServer {
+    /// When the socket was bound (ms since the Unix epoch): requests signed before it are
+    /// refused. Taken before the endpoint is known to anyone, so no genuine request can
+    /// predate it.
+    started_ms: u64,
     ctx: zmq::Context,
     sock: zmq::Socket,
     endpoint: String,
@@ -68,6 +103,7 @@ pub struct AgentServer {
 impl AgentServer {
     /// Bind the REP socket.
     pub fn bind(settings: AgentSettings) -> Result<AgentServer, AgentError> {
+        let started_ms = epoch_ms();
         let ctx = zmq::Context::new();
         let z = |what: &str| {
             let what = what.to_string();
@@ -75,7 +111,10 @@ impl AgentServer {
         };
         let sock = ctx.socket(zmq::REP).map_err(z("socket"))?;
         sock.set_linger(0).map_err(z("linger"))?;
-        sock.set_maxmsgsize(2 << 20).map_err(z("maxmsgsize"))?;
+        // Each frame at most a body plus headroom: larger ones make ZeroMQ drop the peer
+        // before buffering them (ZMQ_MAXMSGSIZE limits every frame of a message).
+        sock.set_maxmsgsize(MAX_FRAME_BYTES as i64)
+            .map_err(z("maxmsgsize"))?;
         sock.bind(&settings.endpoint)
             .map_err(z(&format!("bind {}", settings.endpoint)))?;
         let endpoint = sock
@@ -83,6 +122,7 @@ impl AgentServer {
             .map_err(z("last endpoint"))?
             .unwrap_or_else(|_| settings.endpoint.clone());
         Ok(AgentServer {
+            started_ms,
             ctx,
             sock,
             endpoint,
@@ -100,7 +140,8 @@ impl AgentServer {
         let _keep = &self.ctx;
         let mut exec = HostExec::new(self.settings.host.clone());
         let mut agent = Agent::new(self.settings.agent.clone());
-        let mut guard = ReplayGuard::new(self.settings.window_ms, 100_000);
+        // Nothing from before this start is taken: a restarted agent cannot be replayed into.
+        let mut guard = ReplayGuard::new(self.started_ms, self.settings.window_ms, 100_000);
         let key = self.settings.key.clone();
         let start = Instant::now();
         let mono = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -121,27 +162,42 @@ impl AgentServer {
                 Ok(n) if n > 0 => {}
                 _ => continue,
             }
-            let frames = match self.sock.recv_multipart(0) {
+            let (mut frames, count) = match recv_bounded(&self.sock, auth::FRAMES) {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::warn!("recv: {e}");
                     continue;
                 }
             };
-            let (reply, re, exit) = match auth::open(&key, &frames)
-                .and_then(|o| guard.check(epoch_ms(), &o.header).map(|()| o))
-            {
+            if count > auth::FRAMES {
+                summary.too_many_frames += 1;
+                // Keep only the tag: the envelope check below refuses it as malformed.
+                frames.truncate(1);
+            }
+            let opened = auth::open_request(&key, &frames, &self.settings.name)
+                .and_then(|o| guard.admit(epoch_ms(), &o).map(|a| (o, a)));
+            let (reply, re, to, exit) = match opened {
                 Err(e) => {
                     summary.unauthorized += 1;
+                    let e = if count > auth::FRAMES {
+                        format!("{count} frames, expected {}", auth::FRAMES)
+                    } else {
+                        e.to_string()
+                    };
                     tracing::warn!("unauthorized request: {e}");
-                    let re = auth::unverified_nonce(&frames).unwrap_or_else(|| "0".repeat(32));
-                    (
-                        Reply::fail("", ErrorKind::Unauthorized, e.to_string()),
-                        re,
-                        false,
-                    )
+                    let (re, to) = auth::unverified_return_address(&frames);
+                    (Reply::fail("", ErrorKind::Unauthorized, e), re, to, false)
                 }
-                Ok(opened) => {
+                Ok((opened, Admission::Retry(cached))) => {
+                    summary.retries += 1;
+                    tracing::info!(nonce = %opened.header.nonce, "retried request: cached reply");
+                    if let Err(e) = self.sock.send_multipart(cached, 0) {
+                        tracing::warn!("send: {e}");
+                    }
+                    summary.answered += 1;
+                    continue;
+                }
+                Ok((opened, Admission::Fresh)) => {
                     if Request::decode(&opened.body).is_ok_and(|r| r == Request::GetRoute) {
                         // get_route answers the route list of now, not of the last period.
                         if let Some(r) = exec.collect_routes_now() {
@@ -152,11 +208,22 @@ impl AgentServer {
                     if reply.kind == Some(ErrorKind::Raised) {
                         summary.raised += 1;
                     }
-                    (reply, opened.header.nonce, exit)
+                    (reply, opened.header.nonce, opened.header.from, exit)
                 }
             };
             tracing::info!(cmd = %reply.cmd, ok = reply.ok, "{}", reply.describe());
-            let frames = auth::seal_reply(&key, epoch_ms(), rand::random(), &re, &reply.encode());
+            let frames = auth::seal_reply(
+                &key,
+                epoch_ms(),
+                rand::random(),
+                &self.settings.name,
+                &to,
+                &re,
+                &reply.encode(),
+            );
+            if reply.kind != Some(ErrorKind::Unauthorized) {
+                guard.remember_reply(&re, &frames);
+            }
             if let Err(e) = self.sock.send_multipart(frames, 0) {
                 tracing::warn!("send: {e}");
             }

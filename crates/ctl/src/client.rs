@@ -7,6 +7,9 @@ use ferry_migrate::auth::{self, AuthKey};
 use ferry_migrate::{Reply, Request};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The identity an agent has unless `ferry agent --name` gives another.
+pub const DEFAULT_AGENT_NAME: &str = "agent";
+
 /// Why a call produced no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -41,6 +44,9 @@ pub struct AgentClient {
     ctx: zmq::Context,
     endpoint: String,
     key: AuthKey,
+    recipient: String,
+    me: String,
+    retries: u32,
     timeout: Duration,
     sock: Option<zmq::Socket>,
     /// Sockets recreated after a timeout (for tests and logs).
@@ -55,16 +61,43 @@ fn epoch_ms() -> u64 {
 }
 
 impl AgentClient {
-    /// A client of `endpoint`; `timeout` is the default deadline of each request.
+    /// A client of the agent named [`DEFAULT_AGENT_NAME`] at `endpoint`; `timeout` is the
+    /// default deadline of each request.
     pub fn new(endpoint: impl Into<String>, key: AuthKey, timeout: Duration) -> AgentClient {
+        AgentClient::named(DEFAULT_AGENT_NAME, endpoint, key, timeout)
+    }
+
+    /// A client of the agent named `name` (its `ferry agent --name`) at `endpoint`.
+    pub fn named(
+        name: impl Into<String>,
+        endpoint: impl Into<String>,
+        key: AuthKey,
+        timeout: Duration,
+    ) -> AgentClient {
         AgentClient {
             ctx: zmq::Context::new(),
             endpoint: endpoint.into(),
             key,
+            recipient: name.into(),
+            me: "ctl".into(),
+            retries: 0,
             timeout,
             sock: None,
             reconnects: 0,
         }
+    }
+
+    /// Resend an unanswered request this many times (the same signed frames on a fresh
+    /// socket, each with the full deadline): the agent runs it at most once and answers a
+    /// retry with the reply it already gave.
+    pub fn with_retries(mut self, retries: u32) -> AgentClient {
+        self.retries = retries;
+        self
+    }
+
+    /// The agent's identity (recipient of every request).
+    pub fn recipient(&self) -> &str {
+        &self.recipient
     }
 
     /// The peer's endpoint.
@@ -105,27 +138,43 @@ impl AgentClient {
     /// Send raw body bytes (scripts, malformed-input tests), wait at most `timeout`.
     pub fn call_body(&mut self, body: &[u8], timeout: Duration) -> Result<Reply, CallError> {
         let nonce: [u8; 16] = rand::random();
-        let frames = auth::seal_request(&self.key, epoch_ms(), nonce, body);
+        let frames = auth::seal_request(
+            &self.key,
+            epoch_ms(),
+            nonce,
+            &self.me,
+            &self.recipient,
+            body,
+        );
         let nonce_hex = auth::hex_encode(&nonce);
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let sock = self.socket()?;
-        let sent = sock.send_multipart(frames, zmq::DONTWAIT);
-        let got = match sent {
-            Ok(()) => match sock.poll(zmq::POLLIN, i64::try_from(ms).unwrap_or(i64::MAX)) {
-                Ok(n) if n > 0 => Some(sock.recv_multipart(0)),
-                _ => None,
-            },
-            // Not even queued (no peer yet on some transports): same as no reply.
-            Err(_) => None,
-        };
-        let Some(got) = got else {
-            // Lazy Pirate: a REQ socket that sent and got nothing cannot send again.
-            self.sock = None;
-            self.reconnects += 1;
-            return Err(CallError::Timeout {
-                endpoint: self.endpoint.clone(),
-                ms,
-            });
+        let mut tries = 0;
+        let got = loop {
+            let sock = self.socket()?;
+            let sent = sock.send_multipart(frames.iter(), zmq::DONTWAIT);
+            let got = match sent {
+                Ok(()) => match sock.poll(zmq::POLLIN, i64::try_from(ms).unwrap_or(i64::MAX)) {
+                    Ok(n) if n > 0 => Some(sock.recv_multipart(0)),
+                    _ => None,
+                },
+                // Not even queued (no peer yet on some transports): same as no reply.
+                Err(_) => None,
+            };
+            match got {
+                Some(g) => break g,
+                None => {
+                    // Lazy Pirate: a REQ socket that sent and got nothing cannot send again.
+                    self.sock = None;
+                    self.reconnects += 1;
+                    if tries >= self.retries {
+                        return Err(CallError::Timeout {
+                            endpoint: self.endpoint.clone(),
+                            ms,
+                        });
+                    }
+                    tries += 1;
+                }
+            }
         };
         let frames = got.map_err(|e| {
             self.sock = None;
@@ -135,8 +184,8 @@ impl AgentClient {
             endpoint: self.endpoint.clone(),
             message,
         };
-        let opened =
-            auth::open_reply(&self.key, &frames, &nonce_hex).map_err(|e| bad(e.to_string()))?;
+        let opened = auth::open_reply(&self.key, &frames, &self.me, &self.recipient, &nonce_hex)
+            .map_err(|e| bad(e.to_string()))?;
         Reply::decode(&opened.body).map_err(|e| bad(e.to_string()))
     }
 }

@@ -7,6 +7,6 @@ pub mod client;
 pub mod console;
 pub mod driver;
 
-pub use client::{AgentClient, CallError};
+pub use client::{AgentClient, CallError, DEFAULT_AGENT_NAME};
 pub use console::{print_outcome, run_console, run_line, ConsoleOptions};
 pub use driver::{Driver, RadioControl};

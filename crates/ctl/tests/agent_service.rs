@@ -218,22 +218,49 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
             .unwrap_or(0)
     };
     let stranger = ferry_migrate::auth::AuthKey::new(b"a stranger's key 123").expect("key");
+    let me = a.name.as_str();
     let nonce = [7u8; 16];
-    let req = auth::seal_request(&stranger, now(), nonce, br#"{"cmd":"double_kill"}"#);
+    let req = auth::seal_request(
+        &stranger,
+        now(),
+        nonce,
+        "ctl",
+        me,
+        br#"{"cmd":"double_kill"}"#,
+    );
     let rep = raw(req);
     // The reply is sealed with the agent's key and addressed to the stranger's nonce.
-    let o = auth::open_reply(&key(), &rep, &auth::hex_encode(&nonce)).expect("agent-signed reply");
+    let o = auth::open_reply(&key(), &rep, "ctl", me, &auth::hex_encode(&nonce))
+        .expect("agent-signed reply");
     let r = Reply::decode(&o.body).expect("reply");
     assert_eq!(
         (r.cmd.as_str(), r.kind),
         ("", Some(ErrorKind::Unauthorized))
     );
 
-    let req = auth::seal_request(&key(), now(), [9u8; 16], br#"{"cmd":"status"}"#);
-    let first =
-        Reply::decode(&auth::open(&key(), &raw(req.clone())).expect("open").body).expect("r");
-    assert!(first.ok);
-    let again = Reply::decode(&auth::open(&key(), &raw(req)).expect("open").body).expect("r");
+    // A retry (the same frames again) gets the same reply, not "replay".
+    let req = auth::seal_request(&key(), now(), [9u8; 16], "ctl", me, br#"{"cmd":"status"}"#);
+    let first = raw(req.clone());
+    assert!(
+        Reply::decode(&auth::open(&key(), &first).expect("open").body)
+            .expect("r")
+            .ok
+    );
+    assert_eq!(
+        raw(req.clone()),
+        first,
+        "a retry is answered from the cache"
+    );
+    // The same nonce with another (signed) body is a replay.
+    let reused = auth::seal_request(
+        &key(),
+        now(),
+        [9u8; 16],
+        "ctl",
+        me,
+        br#"{"cmd":"get_tun_ip"}"#,
+    );
+    let again = Reply::decode(&auth::open(&key(), &raw(reused)).expect("open").body).expect("r");
     assert_eq!(again.kind, Some(ErrorKind::Unauthorized));
     assert!(
         again
@@ -243,15 +270,40 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
         "{again:?}"
     );
 
-    let stale = auth::seal_request(&key(), now() - 120_000, [10u8; 16], br#"{"cmd":"status"}"#);
+    let stale = auth::seal_request(
+        &key(),
+        now() - 120_000,
+        [10u8; 16],
+        "ctl",
+        me,
+        br#"{"cmd":"status"}"#,
+    );
     let r = Reply::decode(&auth::open(&key(), &raw(stale)).expect("open").body).expect("r");
     assert_eq!(r.kind, Some(ErrorKind::Unauthorized));
 
-    let rep = raw(vec![b"ferry/1".to_vec(), b"{}".to_vec()]);
-    let o = auth::open_reply(&key(), &rep, &"0".repeat(32)).expect("reply to zeros");
+    let rep = raw(vec![b"ferry/2".to_vec(), b"{}".to_vec()]);
+    let o = auth::open_reply(&key(), &rep, "unknown", me, &"0".repeat(32)).expect("reply to zeros");
     assert_eq!(
         Reply::decode(&o.body).expect("r").kind,
         Some(ErrorKind::Unauthorized)
+    );
+
+    // Many frames: refused after reading (and dropping) all past the fourth.
+    let mut many = auth::seal_request(
+        &key(),
+        now(),
+        [11u8; 16],
+        "ctl",
+        me,
+        br#"{"cmd":"double_kill"}"#,
+    );
+    many.extend((0..200).map(|_| vec![0u8; 1000]));
+    let o = auth::open(&key(), &raw(many)).expect("open");
+    let r = Reply::decode(&o.body).expect("r");
+    assert_eq!(r.kind, Some(ErrorKind::Unauthorized));
+    assert!(
+        r.error.as_deref().is_some_and(|e| e.contains("204 frames")),
+        "{r:?}"
     );
 
     // Still serving, and nothing was executed: eth3 parked, no modem.
@@ -263,7 +315,7 @@ fn unknown_malformed_and_unauthenticated_requests_get_documented_replies() {
     drop(c);
     a.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let s = a.join();
-    assert_eq!(s.unauthorized, 4);
+    assert_eq!((s.unauthorized, s.retries, s.too_many_frames), (5, 1, 1));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -220,6 +220,11 @@ fn pyzmq_script_gets_documented_replies() {
     let dir = tmpdir("py");
     let keyfile = dir.join("agent.key");
     std::fs::write(&keyfile, format!("{KEY_HEX}\n")).expect("key file");
+    std::fs::set_permissions(
+        &keyfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod key");
     // This agent hands the modem its state over the socket (set_control, start, ...).
     let mut host = dry_host(&dir, "m", &[]);
     if let Some(m) = host.modem.as_mut() {

@@ -79,6 +79,7 @@ fn legacy_m_moves_the_radio_address_between_pool_servers() {
     let agent = std::thread::spawn(move || {
         enter_netns(&s2ns).expect("enter server2");
         let server = AgentServer::bind(AgentSettings {
+            name: ferry_ctl::DEFAULT_AGENT_NAME.into(),
             endpoint: "tcp://10.99.0.2:5555".into(),
             key: key(),
             window_ms: 30_000,

@@ -1,7 +1,7 @@
 //! `ferry agent`: the per-server daemon (thesis 3.5) — settings from the command line, then
 //! the service loop of `ferry_agent`. Also the host options shared with `ferry ctl`.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, ValueEnum};
 use ferry_agent::{Addressing, AgentSettings, HostConfig, ModemCommand, RadioAccess};
 use ferry_migrate::auth::{AuthKey, DEFAULT_WINDOW_MS};
@@ -57,6 +57,12 @@ pub struct HostArgs {
     /// Radio name at the link control.
     #[arg(long, default_value = "pool")]
     pub radio_name: String,
+    /// Link-control key file of the air (mode 0600); also given to the modem it starts.
+    #[arg(long)]
+    pub radio_key: Option<PathBuf>,
+    /// The air's identity (its `ferry air --identity`).
+    #[arg(long, default_value = ferry_radio::DEFAULT_AIR_IDENTITY)]
+    pub radio_identity: String,
     /// Sample rate of the legacy radio, Hz.
     #[arg(long, default_value_t = 1_920_000)]
     pub rate_hz: u32,
@@ -87,7 +93,7 @@ pub struct HostArgs {
 
 impl HostArgs {
     /// The host configuration.
-    pub fn host_config(&self) -> HostConfig {
+    pub fn host_config(&self) -> anyhow::Result<HostConfig> {
         let mut h = HostConfig::dry();
         h.eth3 = self.eth3.clone();
         h.tun = self.tun.clone();
@@ -113,6 +119,7 @@ impl HostArgs {
                 control: self.radio_control.clone(),
                 radio: self.radio_name.clone(),
                 bind: self.fronthaul_bind,
+                auth: self.radio_auth()?,
             },
         };
         h.usrp_in_modem = self.usrp_in_modem;
@@ -121,21 +128,21 @@ impl HostArgs {
             args: self.modem_args.clone(),
             socket: self.modem_socket.clone(),
             state_args: !self.modem_state_by_socket,
+            radio_key: self.radio_key.clone(),
+            radio_identity: self.radio_identity.clone(),
         });
-        h
+        Ok(h)
+    }
+
+    /// The link-control key (refused if other users can read it) and the air's identity.
+    pub fn radio_auth(&self) -> anyhow::Result<Option<ferry_radio::LinkAuth>> {
+        crate::cmd_air::link_auth(self.radio_key.as_ref(), &self.radio_identity)
     }
 }
 
 /// Read and check the shared key file.
-pub fn load_key(path: &PathBuf) -> anyhow::Result<AuthKey> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading key file {}", path.display()))?;
-    AuthKey::from_file_contents(&bytes).with_context(|| {
-        format!(
-            "key file {} (make one: openssl rand -hex 32 > FILE)",
-            path.display()
-        )
-    })
+pub fn load_key(path: &std::path::Path) -> anyhow::Result<AuthKey> {
+    Ok(ferry_auth::load_key_file(path)?)
 }
 
 /// Arguments of `ferry agent`.
@@ -148,6 +155,10 @@ pub struct AgentArgs {
     /// Shared key file (hex or raw, at least 16 bytes).
     #[arg(long)]
     key: PathBuf,
+    /// This agent's identity: requests must name it as their recipient (`ferry ctl
+    /// --peer NAME=ENDPOINT`), so a request to one agent cannot be replayed to another.
+    #[arg(long, default_value = ferry_ctl::DEFAULT_AGENT_NAME)]
+    name: String,
     /// ZeroMQ endpoint to bind (mgmt LAN).
     #[arg(long, default_value = "tcp://0.0.0.0:5555")]
     bind: String,
@@ -171,7 +182,13 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     if args.host.modem.is_none() {
         tracing::warn!("no --modem given: start_d2d will fail");
     }
-    let host = args.host.host_config();
+    let host = args.host.host_config()?;
+    if !ferry_auth::valid_identity(&args.name) {
+        bail!(
+            "--name {:?}: 1-64 characters of [A-Za-z0-9._:@-]",
+            args.name
+        );
+    }
     let mut agent = AgentConfig {
         active_addr: args.host.active,
         parked_addr: args.host.parked,
@@ -183,6 +200,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         bail!("--active and --parked must differ");
     }
     let server = ferry_agent::AgentServer::bind(AgentSettings {
+        name: args.name.clone(),
         endpoint: args.bind.clone(),
         key,
         window_ms: DEFAULT_WINDOW_MS,

@@ -11,7 +11,21 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use ferry_fronthaul::control::{CaptureFormat, CaptureStream, Reply, Request};
 use ferry_radio::config::AirConfig;
-use ferry_radio::{AirServer, ControlClient, RadioLink};
+use ferry_radio::{AirServer, ControlClient, LinkAuth, RadioLink, DEFAULT_AIR_IDENTITY};
+
+/// Load the link-control key (refusing a file other users can read) for `identity`.
+pub fn link_auth(key: Option<&PathBuf>, identity: &str) -> anyhow::Result<Option<LinkAuth>> {
+    let Some(path) = key else {
+        return Ok(None);
+    };
+    if !ferry_auth::valid_identity(identity) {
+        bail!("identity {identity:?}: 1-64 characters of [A-Za-z0-9._:@-]");
+    }
+    Ok(Some(LinkAuth {
+        key: ferry_auth::load_key_file(path)?,
+        identity: identity.to_string(),
+    }))
+}
 
 /// Arguments of `ferry air`.
 #[derive(Args)]
@@ -46,6 +60,24 @@ pub struct AirArgs {
     /// Slow drift of that error in ppm per hour (overrides `clock_drift_ppm_per_hour`).
     #[arg(long, allow_hyphen_values = true)]
     clock_drift_ppm_per_hour: Option<f64>,
+    /// Link-control key file (hex or raw, at least 16 bytes, mode 0600): every request
+    /// must be signed with it (docs/SECURITY.md).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Run without --key: link control takes unsigned requests from anyone who reaches the
+    /// socket. Only for a private air on loopback (tests); never on a shared LAN.
+    #[arg(long, conflicts_with = "key")]
+    open_control: bool,
+    /// This radio room's identity: requests must name it as their recipient.
+    #[arg(long, default_value = DEFAULT_AIR_IDENTITY)]
+    identity: String,
+    /// The only directory `capture` requests write into (files named by the air);
+    /// without it `capture` requests are refused.
+    #[arg(long)]
+    capture_dir: Option<PathBuf>,
+    /// Largest `capture` request, in samples.
+    #[arg(long, default_value_t = ferry_radio::config::DEFAULT_MAX_CAPTURE_SAMPLES)]
+    max_capture_samples: u64,
 }
 
 /// Runs `ferry air`.
@@ -75,6 +107,23 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
         cfg.clock_drift_ppm_per_hour = d;
     }
     cfg.validate().context("air configuration")?;
+    if args.key.is_none() && !args.open_control {
+        bail!(
+            "give --key FILE: link control must be authenticated (docs/SECURITY.md); \
+             --open-control runs a private test air without it"
+        );
+    }
+    cfg.auth = link_auth(args.key.as_ref(), &args.identity)?;
+    if cfg.auth.is_none() {
+        tracing::warn!(
+            "link control is OPEN (--open-control): anyone reaching it can take the radios"
+        );
+    }
+    if args.capture_dir.is_some() {
+        cfg.capture_dir = args.capture_dir.clone();
+    }
+    cfg.max_capture_samples = args.max_capture_samples;
+    let auth = cfg.auth.clone();
     let names: Vec<String> = cfg.radios.iter().map(|r| r.name.clone()).collect();
     let rate = cfg.sample_rate_hz;
     let server = AirServer::bind(cfg).context("starting the air")?;
@@ -88,6 +137,7 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
             server.control_endpoint(),
             &names,
             u64::from(rate) / 50,
+            auth,
             stop.clone(),
         )
     } else {
@@ -122,6 +172,12 @@ pub struct RadioArgs {
     /// Request timeout in milliseconds.
     #[arg(long, default_value_t = 1000, global = true)]
     timeout_ms: u64,
+    /// Link-control key file of the air (mode 0600).
+    #[arg(long, global = true)]
+    key: Option<PathBuf>,
+    /// The air's identity (its `--identity`).
+    #[arg(long, default_value = DEFAULT_AIR_IDENTITY, global = true)]
+    air_identity: String,
     #[command(subcommand)]
     op: RadioOp,
 }
@@ -166,10 +222,10 @@ enum RadioOp {
         #[arg(long)]
         in_ms: Option<u64>,
     },
-    /// Record SAMPLES samples of RADIO's stream to PATH.sigmf-meta / PATH.sigmf-data.
+    /// Record SAMPLES samples of RADIO's stream into the air's capture directory (the air
+    /// names the files and says which).
     Capture {
         radio: String,
-        path: String,
         #[arg(long, default_value_t = 1_920_000)]
         samples: u64,
         #[arg(long, value_enum, default_value = "rx")]
@@ -177,6 +233,8 @@ enum RadioOp {
         #[arg(long, value_enum, default_value = "ci16-le")]
         format: FormatArg,
     },
+    /// Stop every capture of RADIO now.
+    StopCapture { radio: String },
     /// Power-cycle RADIO (it re-initialises; links are lost).
     Reset { radio: String },
     /// Probe a radio's fronthaul address directly (8 tries, as the thesis controller).
@@ -189,7 +247,9 @@ enum RadioOp {
 
 /// Runs `ferry radio`.
 pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
-    let ctl = ControlClient::new(args.control.clone(), Duration::from_millis(args.timeout_ms));
+    let ctl = ControlClient::new(args.control.clone(), Duration::from_millis(args.timeout_ms))
+        .with_auth(link_auth(args.key.as_ref(), &args.air_identity)?)
+        .with_name("ferry-radio");
     let req = match args.op {
         RadioOp::Discover { radio } => Request::Discover { radio },
         RadioOp::Status { radio } => Request::Status { radio },
@@ -221,13 +281,11 @@ pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
         }
         RadioOp::Capture {
             radio,
-            path,
             samples,
             stream,
             format,
         } => Request::Capture {
             radio,
-            path,
             samples,
             stream: match stream {
                 StreamArg::Rx => CaptureStream::Rx,
@@ -238,6 +296,7 @@ pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
                 FormatArg::Cf32Le => CaptureFormat::Cf32Le,
             },
         },
+        RadioOp::StopCapture { radio } => Request::StopCapture { radio },
         RadioOp::Reset { radio } => Request::Reset { radio },
         RadioOp::Probe { addr, tries } => {
             let link = RadioLink::create_legacy("0.0.0.0:0".parse()?, addr, 0, 1)?;

@@ -40,6 +40,10 @@ pub struct CtlArgs {
     /// Deadline of each request, ms (link_usrp probes and links: seconds).
     #[arg(long, default_value_t = 15_000)]
     timeout_ms: u64,
+    /// Resend an unanswered request this many times (the same signed frames: the agent
+    /// runs it once and answers retries from its reply cache).
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
     /// Don't wait for the modem to report sync after a legacy link.
     #[arg(long)]
     no_resync: bool,
@@ -130,17 +134,21 @@ enum CtlOp {
     Status,
 }
 
-fn resolve(peers: &[String], name: &str) -> anyhow::Result<String> {
+/// An agent's identity and endpoint: a --peer name, `NAME=ENDPOINT`, or a bare endpoint
+/// (the agent then must have the default name).
+fn resolve(peers: &[String], name: &str) -> anyhow::Result<(String, String)> {
     for p in peers {
         let Some((n, e)) = p.split_once('=') else {
             bail!("--peer {p:?}: expected NAME=ENDPOINT");
         };
         if n == name {
-            return Ok(e.to_string());
+            return Ok((n.to_string(), e.to_string()));
         }
     }
-    if name.contains("://") {
-        Ok(name.to_string())
+    if let Some((n, e)) = name.split_once('=').filter(|(_, e)| e.contains("://")) {
+        Ok((n.to_string(), e.to_string()))
+    } else if name.contains("://") {
+        Ok((ferry_ctl::DEFAULT_AGENT_NAME.to_string(), name.to_string()))
     } else {
         bail!("unknown agent {name:?}: give --peer {name}=tcp://HOST:PORT or an endpoint")
     }
@@ -149,13 +157,11 @@ fn resolve(peers: &[String], name: &str) -> anyhow::Result<String> {
 /// Runs `ferry ctl`.
 pub fn run(args: CtlArgs) -> anyhow::Result<()> {
     let key = load_key(&args.key)?;
+    let radio_auth = args.host.radio_auth()?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let client = |name: &str| -> anyhow::Result<AgentClient> {
-        Ok(AgentClient::new(
-            resolve(&args.peers, name)?,
-            key.clone(),
-            timeout,
-        ))
+        let (name, endpoint) = resolve(&args.peers, name)?;
+        Ok(AgentClient::named(name, endpoint, key.clone(), timeout).with_retries(args.retries))
     };
     let mut legacy = LegacyConfig {
         active_addr: args.host.active,
@@ -181,7 +187,9 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
     let remote = args.remote.as_deref().map(client).transpose()?;
     let local = args.local.as_deref().map(client).transpose()?;
     let radio = || RadioControl {
-        client: ControlClient::new(args.host.radio_control.clone(), Duration::from_millis(500)),
+        client: ControlClient::new(args.host.radio_control.clone(), Duration::from_millis(500))
+            .with_auth(radio_auth.clone())
+            .with_name("ctl"),
         radio: args.host.radio_name.clone(),
     };
     let stdout = std::io::stdout();
@@ -189,7 +197,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
     match &args.op {
         CtlOp::Console { json } => {
             let mut driver = Driver::new(
-                Some(HostExec::new(args.host.host_config())),
+                Some(HostExec::new(args.host.host_config()?)),
                 local,
                 remote,
                 Some(radio()),
@@ -208,7 +216,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
         }
         CtlOp::Run { commands, json } => {
             let mut driver = Driver::new(
-                Some(HostExec::new(args.host.host_config())),
+                Some(HostExec::new(args.host.host_config()?)),
                 local,
                 remote,
                 Some(radio()),
@@ -246,7 +254,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             let outcome = match method {
                 Method::Legacy => {
                     let mut driver = Driver::new(
-                        Some(HostExec::new(args.host.host_config())),
+                        Some(HostExec::new(args.host.host_config()?)),
                         local,
                         Some(dest),
                         None,

@@ -68,6 +68,10 @@ struct Common {
     /// and costs CPU in proportion to the rate (10 MHz no longer keeps real time on 2 cores).
     #[arg(long, global = true)]
     bw: Option<f64>,
+    /// Run a stranger without the key that sends every link-control request during the
+    /// traffic (docs/SECURITY.md); the demo fails unless every one is refused.
+    #[arg(long, global = true)]
+    stranger: bool,
 }
 
 #[derive(Subcommand, Clone)]
@@ -165,6 +169,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.probe_interval = probe_interval(c.probe_ms)?;
     opts.discovery_period_ms = c.discovery_period_ms;
     opts.bw = Some(c.bw.unwrap_or(DEMO_BW_MHZ));
+    opts.stranger = c.stranger;
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }

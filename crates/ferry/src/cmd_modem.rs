@@ -74,6 +74,12 @@ pub struct ModemArgs {
     /// Local fronthaul address to bind (port 0 = any).
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: SocketAddr,
+    /// Link-control key file of the air (mode 0600; the agent passes its --radio-key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The air's identity (its `--identity`).
+    #[arg(long, default_value = ferry_radio::DEFAULT_AIR_IDENTITY)]
+    radio_identity: String,
     /// Legacy (address-bound) radio at this fronthaul address instead of link control.
     #[arg(long)]
     legacy_radio: Option<SocketAddr>,
@@ -230,6 +236,7 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
             control: a.radio_control.clone(),
             radio: a.radio.clone(),
             bind: a.bind,
+            auth: crate::cmd_air::link_auth(a.key.as_ref(), &a.radio_identity)?,
         },
     };
     let opts = ModemOptions {

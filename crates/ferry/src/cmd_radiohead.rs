@@ -66,6 +66,18 @@ pub struct RadioHeadArgs {
     /// Stop after this many seconds and print a JSON run summary.
     #[arg(long)]
     duration: Option<f64>,
+    /// Link-control key file (mode 0600): every request must be signed with it.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Run without --key (a private test head on loopback only).
+    #[arg(long, conflicts_with = "key")]
+    open_control: bool,
+    /// This radio head's identity: requests must name it as their recipient.
+    #[arg(long, default_value = "radiohead")]
+    identity: String,
+    /// The only directory `capture` requests write into; without it they are refused.
+    #[arg(long)]
+    capture_dir: Option<PathBuf>,
 }
 
 fn radio_config(args: &RadioHeadArgs) -> anyhow::Result<AirConfig> {
@@ -90,6 +102,14 @@ fn radio_config(args: &RadioHeadArgs) -> anyhow::Result<AirConfig> {
     cfg.links.clear();
     cfg.noise_floor_dbfs = None;
     cfg.control = args.control.clone();
+    if args.key.is_none() && !args.open_control {
+        anyhow::bail!(
+            "give --key FILE: link control must be authenticated (docs/SECURITY.md); \
+             --open-control runs a private test head without it"
+        );
+    }
+    cfg.auth = crate::cmd_air::link_auth(args.key.as_ref(), &args.identity)?;
+    cfg.capture_dir = args.capture_dir.clone();
     if let Some(f) = args.fronthaul {
         cfg.radios[0].fronthaul = f;
     }

@@ -32,6 +32,13 @@ pub struct WebArgs {
     /// The agents' shared key file (the same as `ferry ctl --key`).
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// The radio room's link-control key file (default: --key, as in the testbed); link
+    /// control answers `status` only to signed requests.
+    #[arg(long)]
+    pub radio_key: Option<PathBuf>,
+    /// The radio room's identity (`ferry air --identity`).
+    #[arg(long, default_value = ferry_radio::config::DEFAULT_AIR_IDENTITY)]
+    pub radio_identity: String,
     /// Network namespace to poll from (the testbed's management network is reached from
     /// any server's namespace, e.g. ferry-server3).
     #[arg(long)]
@@ -75,7 +82,7 @@ pub fn run(args: WebArgs) -> anyhow::Result<()> {
     let key = args
         .key
         .as_ref()
-        .map(crate::cmd_agent::load_key)
+        .map(|p| crate::cmd_agent::load_key(p))
         .transpose()?;
     let mut view = View::thesis();
     view.sources = [
@@ -92,6 +99,10 @@ pub fn run(args: WebArgs) -> anyhow::Result<()> {
         radio_control: args.radio_control.clone(),
         agents,
         key,
+        radio_auth: crate::cmd_air::link_auth(
+            args.radio_key.as_ref().or(args.key.as_ref()),
+            &args.radio_identity,
+        )?,
     };
     let hub = Hub::start(view, Some(targets));
     let server = serve(args.http, hub, args.max_clients)?;

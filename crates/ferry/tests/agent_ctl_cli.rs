@@ -28,6 +28,9 @@ fn agent_and_ctl_command_lines() {
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
     )
     .expect("key");
+    // Key files readable by others are refused (like ssh).
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
     let mut agent = Command::new(FERRY)
         .args([
             "agent",
@@ -77,11 +80,12 @@ fn agent_and_ctl_command_lines() {
 
     // run: DSR on the remote needs a modem, which this agent does not have: DSR fails, and
     // `run` stops there with a non-zero status.
-    let peer = format!("server2={ep}");
+    // The agent's name is the default, `agent`: requests must be addressed to it.
+    let peer = format!("agent={ep}");
     let o = ctl(
         &key,
         &[
-            "--dry", "--peer", &peer, "--remote", "server2", "run", "KR", "DSR", "KR",
+            "--dry", "--peer", &peer, "--remote", "agent", "run", "KR", "DSR", "KR",
         ],
     );
     let text = String::from_utf8_lossy(&o.stdout);
@@ -121,6 +125,16 @@ fn agent_and_ctl_command_lines() {
     // A wrong key: the agent refuses; ctl cannot even verify the reply.
     let bad = dir.join("bad.key");
     std::fs::write(&bad, "ffffffffffffffffffffffffffffffff\n").expect("key");
+    // Readable by others (0644): refused before anything is sent, with the fix named.
+    let o = ctl(&bad, &["send", "double_kill", "--to", &ep]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("too open") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
     let o = ctl(&bad, &["send", "double_kill", "--to", &ep]);
     assert!(!o.status.success());
     assert!(

@@ -53,6 +53,9 @@ fn mbb_round_trips_with_real_modems() {
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
     )
     .expect("key");
+    // Key files readable by others are refused (like ssh).
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
     let radio_ctl = format!("tcp://127.0.0.1:{}", tcp_port());
     let mut kids = Kill(Vec::new());
     kids.0.push(
@@ -64,6 +67,7 @@ fn mbb_round_trips_with_real_modems() {
                 "60",
                 "--control",
                 &radio_ctl,
+                "--open-control",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -149,14 +153,15 @@ fn mbb_round_trips_with_real_modems() {
                 "--local",
                 &from.0,
                 "--peer",
-                &format!("dst={}", to.0),
+                // Both agents have the default name `agent`.
+                &format!("agent={}", to.0),
                 "--radio-control",
                 &radio_ctl,
                 "--radio-name",
                 "pool",
                 "migrate",
                 "--to",
-                "dst",
+                "agent",
                 "--method",
                 "mbb",
                 "--json",

@@ -264,7 +264,13 @@ fn air_late(bed: &Bed) -> String {
 
 fn start_air(bed: &mut Bed) {
     let cfg = air_config(&bed.dir, None);
-    let args = s(&["air", "--fast-init", "--config", &cfg.display().to_string()]);
+    let args = s(&[
+        "air",
+        "--fast-init",
+        "--open-control",
+        "--config",
+        &cfg.display().to_string(),
+    ]);
     bed.spawn("air", Some("radio"), &args);
     std::thread::sleep(Duration::from_millis(400));
 }
@@ -536,7 +542,13 @@ fn control_socket_refuses_bad_input_and_keeps_serving() {
     bed.spawn(
         "air",
         None,
-        &s(&["air", "--fast-init", "--config", &cfg.display().to_string()]),
+        &s(&[
+            "air",
+            "--fast-init",
+            "--open-control",
+            "--config",
+            &cfg.display().to_string(),
+        ]),
     );
     std::thread::sleep(Duration::from_millis(400));
     let ctl = format!("tcp://127.0.0.1:{base}");
@@ -851,7 +863,13 @@ fn legacy_address_bound_radio_carries_pings() {
     let _one = serial();
     let mut bed = Bed::new("l", true);
     let cfg = air_config_with(&bed.dir, None, true);
-    let args = s(&["air", "--fast-init", "--config", &cfg.display().to_string()]);
+    let args = s(&[
+        "air",
+        "--fast-init",
+        "--open-control",
+        "--config",
+        &cfg.display().to_string(),
+    ]);
     bed.spawn("air", Some("radio"), &args);
     let ok = Command::new("ip")
         .args([

@@ -10,6 +10,7 @@ fn loopback_head_runs_paced_by_its_medium_and_reports() {
     let o = Command::new(FERRY)
         .args([
             "radiohead",
+            "--open-control",
             "--medium",
             "loopback",
             "--control",
@@ -37,6 +38,7 @@ fn bad_options_and_missing_hardware_are_clear_errors() {
     let run = |args: &[&str]| {
         let o = Command::new(FERRY)
             .arg("radiohead")
+            .arg("--open-control")
             .args(args)
             .env_remove("RUST_BACKTRACE")
             .output()

@@ -60,7 +60,12 @@ fn agent_status(bed: &Bed, n: u8) -> serde_json::Value {
         .arg("ctl")
         .arg("--key")
         .arg(bed.key())
-        .args(["send", "status", "--to", &format!("tcp://10.99.0.{n}:5555")])
+        .args([
+            "send",
+            "status",
+            "--to",
+            &format!("server{n}=tcp://10.99.0.{n}:5555"),
+        ])
         .output()
         .expect("ferry ctl send status");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
@@ -71,7 +76,9 @@ fn agent_status(bed: &Bed, n: u8) -> serde_json::Value {
 fn radio_status(bed: &Bed) -> serde_json::Value {
     let r = bed
         .ferry_in("radio")
-        .args(["radio", "--control", RADIO_CTL, "status", "pool"])
+        .args(["radio", "--control", RADIO_CTL, "--key"])
+        .arg(bed.key())
+        .args(["status", "pool"])
         .output()
         .expect("ferry radio status");
     serde_json::from_slice(&r.stdout).unwrap_or_default()
@@ -150,11 +157,13 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
         c.arg("ctl")
             .arg("--key")
             .arg(bed.key())
+            .arg("--radio-key")
+            .arg(bed.key())
             .args([
                 "--local",
-                "tcp://10.99.0.1:5555",
+                "server1=tcp://10.99.0.1:5555",
                 "--peer",
-                "dst=tcp://10.99.0.2:5555",
+                "server2=tcp://10.99.0.2:5555",
                 "--radio-control",
                 RADIO_CTL,
                 "--radio-name",
@@ -165,7 +174,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
                 "3000",
                 "migrate",
                 "--to",
-                "dst",
+                "server2",
                 "--method",
                 "mbb",
                 "--json",
@@ -303,7 +312,7 @@ fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() 
                     .arg("ctl")
                     .arg("--key")
                     .arg(&key)
-                    .args(["send", "status", "--to", "tcp://10.99.0.2:5555"])
+                    .args(["send", "status", "--to", "server2=tcp://10.99.0.2:5555"])
                     .output();
                 let v: serde_json::Value = o
                     .ok()

@@ -49,6 +49,9 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
     )
     .expect("key");
+    // Key files readable by others are refused (like ssh).
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key");
 
     let out = std::process::Command::new(FERRY)
         .args(["air", "--print-default-config"])
@@ -108,7 +111,10 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     };
     let radio_ctl = "tcp://10.99.0.10:5550";
     let mut c = command_in(&ns("radio"), FERRY);
-    c.arg("air").arg("--config").arg(&air_cfg);
+    c.arg("air")
+        .arg("--open-control")
+        .arg("--config")
+        .arg(&air_cfg);
     td.1.push(quiet(c));
     let mut c = command_in(&ns("server3"), FERRY);
     c.args([
@@ -131,6 +137,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         let mut c = command_in(&ns(&format!("server{n}")), FERRY);
         c.args([
             "agent",
+            "--name",
+            &format!("server{n}"),
             "--bind",
             &format!("tcp://10.99.0.{n}:5555"),
             "--parked",
@@ -187,7 +195,10 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         ("set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#),
         ("start_d2d", r#"{"control_flag":0}"#),
     ] {
-        let o = ctl(1, &["send", cmd, json, "--to", "tcp://10.99.0.1:5555"]);
+        let o = ctl(
+            1,
+            &["send", cmd, json, "--to", "server1=tcp://10.99.0.1:5555"],
+        );
         assert!(
             o.status.success(),
             "{cmd}: {}",

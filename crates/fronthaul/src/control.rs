@@ -122,8 +122,9 @@ pub enum Request {
         #[serde(default)]
         radio: Option<String>,
     },
-    /// Record `samples` samples of a stream to SigMF files at `path` (base name, without
-    /// the `.sigmf-meta` / `.sigmf-data` suffix), starting at the next tick.
+    /// Record up to `samples` samples of a stream to SigMF files that the radio names
+    /// itself inside its capture directory (the reply says which), starting at the next
+    /// tick. Refused when no capture directory is configured or `samples` exceeds the cap.
     Capture {
         /// Radio name.
         radio: String,
@@ -131,10 +132,13 @@ pub enum Request {
         stream: CaptureStream,
         /// Sample format.
         format: CaptureFormat,
-        /// Base path.
-        path: String,
         /// How many samples.
         samples: u64,
+    },
+    /// Stop every capture of a radio now (the files keep what was recorded).
+    StopCapture {
+        /// Radio name.
+        radio: String,
     },
     /// Power-cycle a radio: it re-initialises (counted) and loses its links.
     Reset {
@@ -157,6 +161,27 @@ pub enum ErrorCode {
     Refused,
     /// Something failed inside the server (e.g. a capture file could not be created).
     Internal,
+    /// Not signed with the link-control key, not addressed to this radio room, or replayed
+    /// (docs/SECURITY.md). Nothing was done.
+    Unauthorized,
+}
+
+/// Counters of the link-control socket itself (requests refused before any radio saw them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlCounters {
+    /// Requests answered (any reply).
+    pub requests: u64,
+    /// Requests refused as unauthenticated (no envelope, bad MAC, wrong recipient or
+    /// direction, stale, replayed).
+    pub unauthenticated: u64,
+    /// Messages of more than four frames, refused.
+    pub too_many_frames: u64,
+    /// Peers ZeroMQ disconnected (oversized frames beyond ZMQ_MAXMSGSIZE show here).
+    pub disconnects: u64,
+    /// Retried requests answered from the reply cache.
+    pub retries: u64,
+    /// Captured samples dropped because the file writer fell behind.
+    pub capture_dropped_samples: u64,
 }
 
 /// Identity of a radio as `discover` reports it.
@@ -282,7 +307,7 @@ pub enum Reply {
         /// Ready radios.
         radios: Vec<RadioInfo>,
     },
-    /// The request took effect at `sample_time` (link, unlink, shadow, capture, reset).
+    /// The request took effect at `sample_time` (link, unlink, shadow, stop_capture, reset).
     Done {
         /// Radio name.
         radio: String,
@@ -304,6 +329,20 @@ pub enum Reply {
         sample_time: SampleTime,
         /// One report per radio asked for.
         radios: Vec<StatusReport>,
+        /// The link-control socket's own counters.
+        #[serde(default)]
+        control: ControlCounters,
+    },
+    /// A capture started (answer to `capture`).
+    Capturing {
+        /// Radio name.
+        radio: String,
+        /// Capture id.
+        id: u64,
+        /// Base name of the SigMF files inside the capture directory.
+        file: String,
+        /// Sample time of the first sample.
+        sample_time: SampleTime,
     },
     /// The request failed; the server keeps serving.
     Error {
@@ -434,5 +473,47 @@ mod tests {
         let s = String::from_utf8(r.to_bytes()).unwrap();
         assert!(s.contains(r#""reply":"error""#) && s.contains(r#""code":"refused""#));
         assert_eq!(Reply::from_bytes(s.as_bytes()).unwrap(), r);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a socket delivers, decoding returns (never panics) and what decodes
+        /// re-encodes to the same request.
+        #[test]
+        fn request_decoding_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(r) = Request::from_bytes(&bytes) {
+                prop_assert_eq!(Request::from_bytes(&r.to_bytes()).ok(), Some(r));
+            }
+        }
+
+        #[test]
+        fn near_valid_requests_never_panic(op in "[a-z_]{0,12}", radio in ".{0,20}", n in any::<u64>(), ep in ".{0,24}") {
+            let j = serde_json::json!({"op": op, "radio": radio, "at": n, "samples": n,
+                "endpoint": ep, "stream": "rx", "format": "ci16_le"});
+            let _ = Request::from_bytes(j.to_string().as_bytes());
+            let _ = Reply::from_bytes(j.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn oversized_requests_are_refused_before_parsing() {
+        let big = vec![b' '; MAX_MESSAGE + 1];
+        assert!(matches!(
+            Request::from_bytes(&big),
+            Err(ControlError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn capture_requests_carry_no_path() {
+        let r = Request::from_bytes(
+            br#"{"op":"capture","radio":"pool","stream":"rx","format":"ci16_le","samples":10,"path":"/root/x"}"#,
+        );
+        assert!(r.is_err(), "a path is not a field of capture");
     }
 }

@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
         mode: StartMode::Shadow,
     });
     let mut n: u64 = 0;
-    let mut guard = ReplayGuard::new(30_000, 1 << 20);
+    let mut guard = ReplayGuard::new(0, 30_000, 1 << 20);
     c.bench_function(
         "start_d2d request: encode+seal+open+replay check+decode",
         |b| {
@@ -37,10 +37,17 @@ fn bench(c: &mut Criterion) {
                 n += 1;
                 let mut nonce = [0u8; 16];
                 nonce[..8].copy_from_slice(&n.to_le_bytes());
-                let frames = auth::seal_request(&key, 1_000_000 + n / 1000, nonce, &req.encode());
+                let frames = auth::seal_request(
+                    &key,
+                    1_000_000 + n / 1000,
+                    nonce,
+                    "ctl",
+                    "server2",
+                    &req.encode(),
+                );
                 let o = auth::open(&key, &frames).unwrap_or_else(|e| panic!("{e}"));
                 guard
-                    .check(1_000_000 + n / 1000, &o.header)
+                    .admit(1_000_000 + n / 1000, &o)
                     .unwrap_or_else(|e| panic!("{e}"));
                 black_box(Request::decode(&o.body).unwrap_or_else(|e| panic!("{e}")))
             })

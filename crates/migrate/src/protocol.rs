@@ -180,7 +180,7 @@ pub fn check_tun_ip(ip: Ipv4Addr, task: Ipv4Subnet, reserved: &[Ipv4Subnet]) -> 
 }
 
 /// Largest request or reply body accepted, in bytes.
-pub const MAX_BODY: usize = 1 << 20;
+pub const MAX_BODY: usize = ferry_auth::MAX_BODY;
 
 /// How the destination modem starts (`start_d2d` field `mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -180,7 +180,7 @@ proptest! {
     #[test]
     fn any_tampering_is_detected(pos in any::<prop::sample::Index>(), frame in 0usize..4, flip in 1u8..=255) {
         let key = AuthKey::new(b"0123456789abcdef0123").map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let mut frames = auth::seal_request(&key, 42, [9; 16], br#"{"cmd":"double_kill"}"#);
+        let mut frames = auth::seal_request(&key, 42, [9; 16], "ctl", "server2", br#"{"cmd":"double_kill"}"#);
         let f = &mut frames[frame];
         let i = pos.index(f.len());
         f[i] ^= flip;

@@ -15,8 +15,8 @@
 pub mod carrier;
 pub mod clock;
 pub mod core;
-pub mod cutover;
 pub mod ctlsock;
+pub mod cutover;
 pub mod forward;
 pub mod horizon;
 pub mod phylink;

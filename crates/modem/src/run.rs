@@ -34,6 +34,8 @@ pub enum RadioSpec {
         radio: String,
         /// Local fronthaul address to bind (port 0 = any).
         bind: SocketAddr,
+        /// Link-control key and the air's identity (`None`: unsigned requests).
+        auth: Option<ferry_radio::LinkAuth>,
     },
     /// An address-bound (legacy) radio: it streams to whoever holds the bind address.
     Legacy {
@@ -232,8 +234,10 @@ impl Modem {
                 control,
                 radio,
                 bind,
+                auth,
             } => {
-                let mut cfg = ferry_radio::RadioLinkConfig::new(control.clone(), radio.clone());
+                let mut cfg = ferry_radio::RadioLinkConfig::new(control.clone(), radio.clone())
+                    .with_auth(auth.clone());
                 cfg.bind = *bind;
                 cfg.samples_per_packet =
                     ferry_fronthaul::vrt::samples_per_packet_for_mtu(opts.fronthaul_mtu);

@@ -5,9 +5,12 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::LinkAuth;
 
 use ferry_fronthaul::control::{ControlError, ErrorCode, RadioInfo, Reply, Request, StatusReport};
+use ferry_fronthaul::notice::NoticeRepr;
 use ferry_fronthaul::probe::{self, ProbeAnswer};
 use ferry_fronthaul::vrt::{
     emit_data_cf32, emit_data_i16, ContextRepr, DataRepr, Direction, Packet, PacketType,
@@ -96,6 +99,8 @@ pub struct ControlClient {
     ctx: zmq::Context,
     endpoint: String,
     timeout: Duration,
+    auth: Option<LinkAuth>,
+    me: String,
 }
 
 impl std::fmt::Debug for ControlClient {
@@ -103,6 +108,7 @@ impl std::fmt::Debug for ControlClient {
         f.debug_struct("ControlClient")
             .field("endpoint", &self.endpoint)
             .field("timeout", &self.timeout)
+            .field("auth", &self.auth.as_ref().map(|a| &a.identity))
             .finish()
     }
 }
@@ -114,7 +120,27 @@ impl ControlClient {
             ctx: zmq::Context::new(),
             endpoint: endpoint.into(),
             timeout,
+            auth: None,
+            me: "client".into(),
         }
+    }
+
+    /// Sign every request with `auth.key` for the radio room `auth.identity` (and check
+    /// that replies come from it); `None` sends unsigned requests, which a keyed air refuses.
+    pub fn with_auth(mut self, auth: Option<LinkAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The sender identity signed into requests (for the air's logs; default `client`).
+    pub fn with_name(mut self, me: impl Into<String>) -> Self {
+        self.me = me.into();
+        self
+    }
+
+    /// The authentication in use.
+    pub fn auth(&self) -> Option<&LinkAuth> {
+        self.auth.as_ref()
     }
 
     /// The endpoint.
@@ -124,6 +150,25 @@ impl ControlClient {
 
     /// Sends a request and returns the reply (including `error` replies).
     pub fn request(&self, req: &Request) -> Result<Reply, RadioError> {
+        let r = self.request_once(req)?;
+        // A request ZeroMQ queued while the air was still starting reaches it signed before
+        // its start and is refused (the air takes nothing from before it started, so it
+        // cannot be replayed into). The refusal is signed by the air: sign anew, once.
+        if self.auth.is_some() {
+            if let Reply::Error {
+                code: ErrorCode::Unauthorized,
+                message,
+            } = &r
+            {
+                if message.contains("before this receiver started") {
+                    return self.request_once(req);
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn request_once(&self, req: &Request) -> Result<Reply, RadioError> {
         let zerr = |source| RadioError::Zmq {
             endpoint: self.endpoint.clone(),
             source,
@@ -138,15 +183,42 @@ impl ControlClient {
             endpoint: self.endpoint.clone(),
             timeout: self.timeout,
         };
-        match s.send(req.to_bytes(), 0) {
+        let body = req.to_bytes();
+        let (frames, nonce) = match &self.auth {
+            Some(a) => {
+                let nonce: [u8; 16] = rand::random();
+                let ts = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    .unwrap_or(0);
+                let f = ferry_auth::seal_request(&a.key, ts, nonce, &self.me, &a.identity, &body);
+                (f, Some(ferry_auth::hex_encode(&nonce)))
+            }
+            None => (vec![body], None),
+        };
+        match s.send_multipart(frames, 0) {
             Err(zmq::Error::EAGAIN) => return Err(timeout()),
             Err(e) => return Err(zerr(e)),
             Ok(()) => {}
         }
-        match s.recv_bytes(0) {
-            Ok(b) => Ok(Reply::from_bytes(&b)?),
-            Err(zmq::Error::EAGAIN) => Err(timeout()),
-            Err(e) => Err(zerr(e)),
+        let got = match s.recv_multipart(0) {
+            Ok(f) => f,
+            Err(zmq::Error::EAGAIN) => return Err(timeout()),
+            Err(e) => return Err(zerr(e)),
+        };
+        match (&self.auth, nonce) {
+            (Some(a), Some(nonce)) => {
+                let o = ferry_auth::open_reply(&a.key, &got, &self.me, &a.identity, &nonce)
+                    .map_err(|e| RadioError::Unexpected(format!("reply does not verify: {e}")))?;
+                Ok(Reply::from_bytes(&o.body)?)
+            }
+            _ => match got.as_slice() {
+                [one] => Ok(Reply::from_bytes(one)?),
+                f => Err(RadioError::Unexpected(format!(
+                    "{} reply frames (the air wants signed requests: give its key)",
+                    f.len()
+                ))),
+            },
         }
     }
 
@@ -190,6 +262,7 @@ impl ControlClient {
             Reply::Status {
                 sample_time,
                 mut radios,
+                ..
             } if !radios.is_empty() => Ok((sample_time, radios.remove(0))),
             r => Err(RadioError::Unexpected(format!("{r:?}"))),
         }
@@ -209,6 +282,7 @@ fn radio_of(req: &Request) -> String {
         | Request::CancelSwitch { radio }
         | Request::Protect { radio, .. }
         | Request::Capture { radio, .. }
+        | Request::StopCapture { radio }
         | Request::Reset { radio } => radio.clone(),
     }
 }
@@ -228,6 +302,8 @@ pub struct RadioLinkConfig {
     pub timeout: Duration,
     /// Samples per TX packet.
     pub samples_per_packet: usize,
+    /// Link-control key and the air's identity (`None`: unsigned requests).
+    pub auth: Option<LinkAuth>,
 }
 
 impl RadioLinkConfig {
@@ -240,7 +316,14 @@ impl RadioLinkConfig {
             advertise: None,
             timeout: Duration::from_secs(1),
             samples_per_packet: ferry_fronthaul::vrt::DEFAULT_SAMPLES_PER_PACKET,
+            auth: None,
         }
+    }
+
+    /// The same, signing link control with `auth`.
+    pub fn with_auth(mut self, auth: Option<LinkAuth>) -> Self {
+        self.auth = auth;
+        self
     }
 }
 
@@ -270,7 +353,14 @@ pub struct LinkStats {
     pub other_streams: u64,
     /// TX packets sent.
     pub tx_packets: u64,
+    /// Authentic switch notices received from the radio.
+    pub notices: u64,
+    /// Switch notices that did not authenticate (or came without a key to check them).
+    pub bad_notices: u64,
 }
+
+/// Switch notices kept until the modem takes them (the newest win).
+pub const MAX_PENDING_NOTICES: usize = 16;
 
 /// The modem's handle on one radio.
 #[derive(Debug)]
@@ -297,6 +387,10 @@ pub struct RadioLink {
     rx_ctx_at_tx: u64,
     /// Counters.
     pub stats: LinkStats,
+    /// Key the radio's switch notices are checked with (derived from the link-control key).
+    notice_key: Option<Vec<u8>>,
+    /// Authentic switch notices not yet taken, oldest first.
+    pub notices: std::collections::VecDeque<NoticeRepr>,
 }
 
 impl RadioLink {
@@ -304,11 +398,17 @@ impl RadioLink {
     /// allocates buffers. Fails clearly if `ferry air` does not answer or the radio is not
     /// there or not initialised.
     pub fn create(cfg: &RadioLinkConfig) -> Result<Self, RadioError> {
-        let control = ControlClient::new(cfg.control.clone(), cfg.timeout);
+        let control = ControlClient::new(cfg.control.clone(), cfg.timeout)
+            .with_auth(cfg.auth.clone())
+            .with_name("modem");
         let info = control.discover(&cfg.radio)?;
         let mut link = Self::with_socket(cfg.bind, cfg.advertise, info, cfg.samples_per_packet)?;
         link.control = Some(control);
         link.radio = cfg.radio.clone();
+        link.notice_key = cfg
+            .auth
+            .as_ref()
+            .map(|a| a.key.derive(crate::server::NOTICE_KEY_LABEL));
         Ok(link)
     }
 
@@ -374,6 +474,8 @@ impl RadioLink {
             rx_ctx_seen: 0,
             rx_ctx_at_tx: 0,
             stats: LinkStats::default(),
+            notice_key: None,
+            notices: Default::default(),
         })
     }
 
@@ -526,6 +628,25 @@ impl RadioLink {
             if !from_radio {
                 self.stats.ignored += 1;
                 self.stats.strangers += 1;
+                continue;
+            }
+            if NoticeRepr::is_notice(bytes) {
+                // The radio's in-band switch notice (docs/FAULTS.md): kept only when it
+                // authenticates under the radio room's key.
+                match self
+                    .notice_key
+                    .as_deref()
+                    .map(|k| NoticeRepr::parse_bytes(bytes, k))
+                {
+                    Some(Ok(n)) if n.stream_id == want_sid => {
+                        self.stats.notices += 1;
+                        if self.notices.len() >= MAX_PENDING_NOTICES {
+                            self.notices.pop_front();
+                        }
+                        self.notices.push_back(n);
+                    }
+                    _ => self.stats.bad_notices += 1,
+                }
                 continue;
             }
             if let Ok(Ok(PacketType::IfContext)) =
@@ -709,7 +830,8 @@ impl Drop for RadioLink {
     fn drop(&mut self) {
         if self.linked {
             if let Some(c) = &self.control {
-                let quick = ControlClient::new(c.endpoint().to_owned(), Duration::from_millis(200));
+                let quick = ControlClient::new(c.endpoint().to_owned(), Duration::from_millis(200))
+                    .with_auth(c.auth().cloned());
                 let _ = quick.request(&Request::Unlink {
                     radio: self.radio.clone(),
                     endpoint: Some(self.endpoint),

@@ -132,6 +132,38 @@ pub struct AirConfig {
     /// covers the longest TX gap of a TDD master (configuration 0: three uplink subframes).
     #[serde(default = "default_liveness")]
     pub liveness_subframes: u64,
+    /// The only directory `capture` requests write into (files named by the radio);
+    /// `null`: `capture` requests are refused.
+    #[serde(default)]
+    pub capture_dir: Option<std::path::PathBuf>,
+    /// Largest `capture` request, in samples.
+    #[serde(default = "default_capture_cap")]
+    pub max_capture_samples: u64,
+    /// Link-control authentication (key and this radio room's identity); `None` takes
+    /// unsigned requests (library tests only: `ferry air` and `ferry radiohead` require a
+    /// key). Never in the JSON configuration: the key comes from a file.
+    #[serde(skip)]
+    pub auth: Option<LinkAuth>,
+}
+
+/// A link-control key and an identity: the radio room's own (server side) or the radio
+/// room a client talks to (client side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAuth {
+    /// The shared link-control key.
+    pub key: ferry_auth::AuthKey,
+    /// The radio room's (or radio head's) identity, signed into every request.
+    pub identity: String,
+}
+
+/// The identity of a radio room unless `ferry air --identity` says otherwise.
+pub const DEFAULT_AIR_IDENTITY: &str = "air";
+
+/// Default cap of a `capture` request: 10 s at 1.92 Msps.
+pub const DEFAULT_MAX_CAPTURE_SAMPLES: u64 = 19_200_000;
+
+fn default_capture_cap() -> u64 {
+    DEFAULT_MAX_CAPTURE_SAMPLES
 }
 
 /// A configuration that cannot run.
@@ -216,6 +248,9 @@ impl Default for AirConfig {
             clock_ppm: 0.0,
             clock_drift_ppm_per_hour: 0.0,
             liveness_subframes: default_liveness(),
+            capture_dir: None,
+            max_capture_samples: DEFAULT_MAX_CAPTURE_SAMPLES,
+            auth: None,
         }
     }
 }

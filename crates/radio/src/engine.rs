@@ -417,6 +417,7 @@ impl AirEngine {
             Request::Status { radio } => pick(self, radio).map(|ids| Reply::Status {
                 sample_time: now,
                 radios: ids.iter().map(|&i| self.status(&self.radios[i])).collect(),
+                control: Default::default(),
             }),
             Request::Link { radio, endpoint } => self
                 .find(radio)
@@ -461,6 +462,13 @@ impl AirEngine {
                 let rf = &self.radios[i].rf;
                 self.channel.set_tuning(i, rf.tx_freq_hz, rf.rx_freq_hz);
                 r
+            }),
+            Request::StopCapture { radio } => self.find(radio).map(|i| {
+                self.captures.retain(|c| c.radio != i);
+                Reply::Done {
+                    radio: radio.clone(),
+                    sample_time: now,
+                }
             }),
             Request::Capture { .. } => Err(Reply::error(
                 ErrorCode::Internal,

@@ -22,6 +22,6 @@ pub mod uhd;
 pub mod unit;
 
 pub use client::{ControlClient, RadioError, RadioLink, RadioLinkConfig, RxBlock};
-pub use config::{AirConfig, RadioConfig};
+pub use config::{AirConfig, LinkAuth, RadioConfig, DEFAULT_AIR_IDENTITY};
 pub use engine::AirEngine;
 pub use server::{AirHandle, AirServer};

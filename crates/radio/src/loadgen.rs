@@ -29,16 +29,20 @@ pub fn spawn_hosts(
     control: &str,
     radios: &[String],
     lead_samples: u64,
+    auth: Option<crate::config::LinkAuth>,
     stop: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<Result<LoadStats, RadioError>>> {
     radios
         .iter()
         .map(|name| {
             let (control, name, stop) = (control.to_owned(), name.clone(), stop.clone());
+            let auth = auth.clone();
             std::thread::spawn(move || {
                 // A modem's radio thread runs at real-time priority too (best effort).
                 let _ = crate::sys::set_realtime_priority(10);
-                let mut link = RadioLink::create(&RadioLinkConfig::new(control, name.clone()))?;
+                let mut link = RadioLink::create(
+                    &RadioLinkConfig::new(control, name.clone()).with_auth(auth),
+                )?;
                 link.link()?;
                 let mut st = LoadStats {
                     radio: name,

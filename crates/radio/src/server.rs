@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use ferry_fronthaul::control::{ControlError, ErrorCode, Reply, Request};
+use ferry_auth::{self as auth, Admission, ReplayGuard};
+use ferry_fronthaul::control::{ControlCounters, ControlError, ErrorCode, Reply, Request};
+use num_complex::Complex32;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -52,6 +54,10 @@ pub enum ServerError {
     Thread,
 }
 
+/// Label of the key the radio's in-band switch notices are MAC'd with, derived from the
+/// link-control key ([`ferry_auth::AuthKey::derive`]).
+pub const NOTICE_KEY_LABEL: &str = "ferry switch notice";
+
 /// What a run did, for the CPU-budget measurement.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
@@ -69,6 +75,8 @@ pub struct RunSummary {
     pub clock_slips: u64,
     /// Every radio's counters at the end.
     pub radios: Vec<(String, ferry_fronthaul::control::Counters)>,
+    /// The link-control socket's counters at the end.
+    pub control: ControlCounters,
 }
 
 /// CPU time of the calling thread in seconds.
@@ -78,14 +86,105 @@ pub fn thread_cpu_seconds() -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
+/// Largest link-control frame (ZMQ_MAXMSGSIZE): a request plus its header and headroom.
+/// ZeroMQ disconnects a peer that sends a larger frame, before buffering it.
+pub const MAX_CONTROL_FRAME: usize = ferry_fronthaul::control::MAX_MESSAGE + 1024;
+/// Link-control requests handled per loop pass (each costs at most one HMAC of a 64 KiB
+/// body), so a flood of requests cannot hold the clock.
+const CONTROL_PER_PASS: usize = 8;
+/// Capture chunks queued for the writer thread; when full, samples are dropped (counted).
+const CAPTURE_QUEUE: usize = 256;
+
+/// Receive one message frame by frame, keeping at most `max_frames` (the rest are read and
+/// dropped at once). Returns the frames kept and the count received.
+pub fn recv_bounded(
+    sock: &zmq::Socket,
+    max_frames: usize,
+    flags: i32,
+) -> Result<(Vec<Vec<u8>>, usize), zmq::Error> {
+    let mut frames = Vec::new();
+    let mut count = 0usize;
+    let mut flags = flags;
+    loop {
+        let m = sock.recv_msg(flags)?;
+        // The rest of a multipart message is already here: never wait for it.
+        flags = 0;
+        count += 1;
+        if frames.len() < max_frames {
+            frames.push(m.to_vec());
+        }
+        if !m.get_more() {
+            return Ok((frames, count));
+        }
+    }
+}
+
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+enum WriterMsg {
+    Open(u64, Box<SigMfWriter>),
+    Write(u64, Vec<Complex32>),
+    Finish(u64),
+}
+
+/// The capture file writer: its own thread, fed through a bounded channel so the real-time
+/// loop never waits on a disk.
+fn spawn_writer() -> io::Result<(SyncSender<WriterMsg>, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::sync_channel::<WriterMsg>(CAPTURE_QUEUE);
+    let h = std::thread::Builder::new()
+        .name("ferry-capture".into())
+        .spawn(move || {
+            let mut open: HashMap<u64, Box<SigMfWriter>> = HashMap::new();
+            for m in rx {
+                match m {
+                    WriterMsg::Open(id, w) => {
+                        open.insert(id, w);
+                    }
+                    WriterMsg::Write(id, samples) => {
+                        if let Some(w) = open.get_mut(&id) {
+                            if let Err(e) = w.write(&samples) {
+                                tracing::warn!("capture {id} write failed: {e}");
+                            }
+                        }
+                    }
+                    WriterMsg::Finish(id) => {
+                        if let Some(w) = open.remove(&id) {
+                            if let Err(e) = w.finish() {
+                                tracing::warn!("capture {id} finish failed: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            for (_, w) in open {
+                let _ = w.finish();
+            }
+        })?;
+    Ok((tx, h))
+}
+
 /// A bound, not yet running air.
 pub struct AirServer {
     engine: AirEngine,
     sockets: Vec<UdpSocket>,
     _ctx: zmq::Context,
     rep: zmq::Socket,
+    monitor: Option<zmq::Socket>,
     control_endpoint: String,
-    captures: HashMap<u64, SigMfWriter>,
+    guard: ReplayGuard,
+    counters: ControlCounters,
+    /// Open captures: id → radio index.
+    captures: HashMap<u64, usize>,
+    writer: Option<SyncSender<WriterMsg>>,
+    writer_thread: Option<JoinHandle<()>>,
+    /// Finish messages the full queue did not take yet.
+    pending_finish: Vec<u64>,
+    capture_seq: u64,
     buf: Vec<u8>,
     /// Real hardware (or its loopback model) instead of the emulated air.
     medium: Option<Box<dyn Medium>>,
@@ -118,31 +217,57 @@ impl AirServer {
         };
         let rep = ctx.socket(zmq::REP).map_err(zerr)?;
         rep.set_linger(0).map_err(zerr)?;
+        rep.set_maxmsgsize(MAX_CONTROL_FRAME as i64).map_err(zerr)?;
         rep.bind(&cfg.control).map_err(zerr)?;
+        // Disconnects (ZeroMQ cuts off a peer whose frame exceeds ZMQ_MAXMSGSIZE) are
+        // counted through the socket monitor.
+        let monitor_ep = format!("inproc://ferry-air-monitor-{}", rand::random::<u64>());
+        let monitor = rep
+            .monitor(&monitor_ep, zmq::SocketEvent::DISCONNECTED as i32)
+            .and_then(|()| ctx.socket(zmq::PAIR))
+            .and_then(|m| m.connect(&monitor_ep).map(|()| m))
+            .map_err(|e| tracing::warn!("link-control monitor unavailable: {e}"))
+            .ok();
         let control_endpoint = rep
             .get_last_endpoint()
             .map_err(zerr)?
             .unwrap_or_else(|_| cfg.control.clone());
         let captures_cfg = cfg.captures.clone();
+        let (writer, writer_thread) = spawn_writer()?;
         let mut s = Self {
-            engine: AirEngine::new(cfg, Some(&addrs))?,
+            engine: {
+                let notice_key = cfg.auth.as_ref().map(|a| a.key.derive(NOTICE_KEY_LABEL));
+                let mut e = AirEngine::new(cfg, Some(&addrs))?;
+                e.set_notice_key(notice_key);
+                e
+            },
             sockets,
             _ctx: ctx,
             rep,
+            monitor,
             control_endpoint,
+            // Nothing signed before this start is taken (a restarted air cannot be
+            // replayed into).
+            guard: ReplayGuard::new(epoch_ms(), auth::DEFAULT_WINDOW_MS, 100_000),
+            counters: ControlCounters::default(),
             captures: HashMap::new(),
+            writer: Some(writer),
+            writer_thread: Some(writer_thread),
+            pending_finish: Vec::new(),
+            capture_seq: 0,
             buf: vec![0u8; 65_536],
             medium: None,
         };
         for c in captures_cfg {
-            let req = Request::Capture {
-                radio: c.radio,
-                stream: c.stream,
-                format: c.format,
-                path: c.path,
-                samples: c.samples,
-            };
-            if let Reply::Error { message, .. } = s.start_capture(&req) {
+            // The operator's own configuration: its paths are taken as given (but never
+            // over an existing file or through a symlink).
+            if let Reply::Error { message, .. } = s.start_capture(
+                &c.radio,
+                c.stream,
+                c.format,
+                std::path::PathBuf::from(&c.path),
+                c.samples,
+            ) {
                 return Err(ServerError::Io(io::Error::other(message)));
             }
         }
@@ -170,25 +295,71 @@ impl AirServer {
         self.engine.radios().iter().map(|r| r.fronthaul).collect()
     }
 
-    fn start_capture(&mut self, req: &Request) -> Reply {
+    /// A `capture` request: checked against the directory and cap, named by the radio.
+    fn capture_request(&mut self, req: &Request) -> Reply {
         let Request::Capture {
             radio,
             stream,
             format,
-            path,
             samples,
         } = req
         else {
             return Reply::error(ErrorCode::Internal, "not a capture");
         };
+        let Some(dir) = self.engine.config().capture_dir.clone() else {
+            return Reply::error(
+                ErrorCode::Refused,
+                "no capture directory configured (ferry air --capture-dir)",
+            );
+        };
+        let cap = self.engine.config().max_capture_samples;
+        if *samples > cap {
+            return Reply::error(
+                ErrorCode::Refused,
+                format!("capture of {samples} samples exceeds the cap of {cap}"),
+            );
+        }
+        if self.engine.radio_index(radio).is_none() {
+            return Reply::error(ErrorCode::UnknownRadio, format!("no radio named {radio:?}"));
+        }
+        self.capture_seq += 1;
+        // Only characters that cannot form a path (radio names come from the
+        // configuration, but stay safe whatever they are).
+        let safe: String = radio
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let s = match stream {
+            ferry_fronthaul::control::CaptureStream::Rx => "rx",
+            ferry_fronthaul::control::CaptureStream::Tx => "tx",
+        };
+        let file = format!("{safe}-{s}-{}-{}", epoch_ms(), self.capture_seq);
+        self.start_capture(radio, *stream, *format, dir.join(&file), *samples)
+            .with_file(file)
+    }
+
+    fn start_capture(
+        &mut self,
+        radio: &str,
+        stream: ferry_fronthaul::control::CaptureStream,
+        format: ferry_fronthaul::control::CaptureFormat,
+        base: std::path::PathBuf,
+        samples: u64,
+    ) -> Reply {
         let Some(i) = self.engine.radio_index(radio) else {
             return Reply::error(ErrorCode::UnknownRadio, format!("no radio named {radio:?}"));
         };
         let u = &self.engine.radios()[i];
         let desc = format!("{stream:?} of radio {radio}");
         let writer = match SigMfWriter::create(
-            Path::new(path),
-            *format,
+            &base,
+            format,
             self.engine.config().sample_rate_hz,
             u.rf.rx_freq_hz,
             self.engine.now(),
@@ -197,14 +368,28 @@ impl AirServer {
         ) {
             Ok(w) => w,
             Err(e) => {
-                return Reply::error(ErrorCode::Internal, format!("cannot create {path}: {e}"))
+                return Reply::error(
+                    ErrorCode::Internal,
+                    format!("cannot create {}: {e}", base.display()),
+                )
             }
         };
-        match self.engine.start_capture(radio, *stream, *samples) {
+        let Some(tx) = self.writer.as_ref() else {
+            return Reply::error(ErrorCode::Internal, "capture writer gone");
+        };
+        match self.engine.start_capture(radio, stream, samples) {
             Ok(id) => {
-                self.captures.insert(id, writer);
-                Reply::Done {
-                    radio: radio.clone(),
+                if tx.try_send(WriterMsg::Open(id, Box::new(writer))).is_err() {
+                    self.engine.control(&Request::StopCapture {
+                        radio: radio.to_string(),
+                    });
+                    return Reply::error(ErrorCode::Refused, "capture writer busy, retry");
+                }
+                self.captures.insert(id, i);
+                Reply::Capturing {
+                    radio: radio.to_string(),
+                    id,
+                    file: base.display().to_string(),
                     sample_time: self.engine.now(),
                 }
             }
@@ -213,22 +398,133 @@ impl AirServer {
     }
 
     fn handle_control(&mut self, bytes: &[u8]) -> Reply {
-        match Request::from_bytes(bytes) {
-            Ok(req @ Request::Capture { .. }) => self.start_capture(&req),
+        let mut reply = match Request::from_bytes(bytes) {
+            Ok(req @ Request::Capture { .. }) => self.capture_request(&req),
+            Ok(req @ Request::StopCapture { .. }) => {
+                let r = self.engine.control(&req);
+                if let (Request::StopCapture { radio }, Reply::Done { .. }) = (&req, &r) {
+                    let i = self.engine.radio_index(radio);
+                    let ids: Vec<u64> = self
+                        .captures
+                        .iter()
+                        .filter(|(_, r)| Some(**r) == i)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in ids {
+                        self.captures.remove(&id);
+                        self.pending_finish.push(id);
+                    }
+                    self.send_finishes();
+                }
+                r
+            }
             Ok(req) => self.engine.control(&req),
             Err(e @ ControlError::TooLarge(_)) | Err(e @ ControlError::Malformed(_)) => {
                 Reply::error(ErrorCode::BadRequest, e.to_string())
+            }
+        };
+        if let Reply::Status { control, .. } = &mut reply {
+            *control = self.counters.clone();
+        }
+        reply
+    }
+
+    /// Turn one received message into the reply frames: verify (when a key is set), run,
+    /// seal. Every refusal is counted and answered.
+    fn handle_message(&mut self, frames: &[Vec<u8>], count: usize) -> Vec<Vec<u8>> {
+        self.counters.requests += 1;
+        if count > auth::FRAMES {
+            self.counters.too_many_frames += 1;
+        }
+        let Some(la) = self.engine.config().auth.clone() else {
+            let reply = match frames {
+                [one] if count == 1 => self.handle_control(one),
+                _ => Reply::error(ErrorCode::BadRequest, format!("{count} frames, expected 1")),
+            };
+            return vec![reply.to_bytes()];
+        };
+        let opened = if count > auth::FRAMES {
+            Err(auth::AuthError::Malformed(format!(
+                "{count} frames, expected {}",
+                auth::FRAMES
+            )))
+        } else {
+            auth::open_request(&la.key, frames, &la.identity)
+                .and_then(|o| self.guard.admit(epoch_ms(), &o).map(|a| (o, a)))
+        };
+        match opened {
+            Err(e) => {
+                self.counters.unauthenticated += 1;
+                tracing::warn!("link control: unauthenticated request refused: {e}");
+                let reply = Reply::error(
+                    ErrorCode::Unauthorized,
+                    format!("unauthenticated link-control request refused: {e}"),
+                );
+                if frames.len() == auth::FRAMES {
+                    let (re, to) = auth::unverified_return_address(frames);
+                    auth::seal_reply(
+                        &la.key,
+                        epoch_ms(),
+                        rand::random(),
+                        &la.identity,
+                        &to,
+                        &re,
+                        &reply.to_bytes(),
+                    )
+                } else {
+                    vec![reply.to_bytes()]
+                }
+            }
+            Ok((_, Admission::Retry(cached))) => {
+                self.counters.retries += 1;
+                cached
+            }
+            Ok((o, Admission::Fresh)) => {
+                let reply = self.handle_control(&o.body);
+                let f = auth::seal_reply(
+                    &la.key,
+                    epoch_ms(),
+                    rand::random(),
+                    &la.identity,
+                    &o.header.from,
+                    &o.header.nonce,
+                    &reply.to_bytes(),
+                );
+                self.guard.remember_reply(&o.header.nonce, &f);
+                f
+            }
+        }
+    }
+
+    fn send_finishes(&mut self) {
+        let Some(tx) = self.writer.as_ref() else {
+            return;
+        };
+        while let Some(&id) = self.pending_finish.first() {
+            match tx.try_send(WriterMsg::Finish(id)) {
+                Ok(()) => {
+                    self.pending_finish.remove(0);
+                }
+                Err(_) => break,
             }
         }
     }
 
     fn drain_control(&mut self) {
+        if let Some(m) = &self.monitor {
+            // Each monitor event is two frames (event id + value, endpoint).
+            while let Ok((_, n)) = recv_bounded(m, 0, zmq::DONTWAIT) {
+                if n > 0 {
+                    self.counters.disconnects += 1;
+                }
+            }
+        }
         // REP alternates strictly: every request received gets exactly one reply.
-        for _ in 0..64 {
-            match self.rep.recv_bytes(zmq::DONTWAIT) {
-                Ok(b) => {
-                    let reply = self.handle_control(&b);
-                    if let Err(e) = self.rep.send(reply.to_bytes(), 0) {
+        for _ in 0..CONTROL_PER_PASS {
+            match recv_bounded(&self.rep, auth::FRAMES, zmq::DONTWAIT) {
+                Ok((frames, count)) => {
+                    let reply = self.handle_message(&frames, count);
+                    if let Err(e) = self.rep.send_multipart(reply, zmq::DONTWAIT) {
                         tracing::warn!("link-control reply failed: {e}");
                     }
                 }
@@ -273,19 +569,22 @@ impl AirServer {
             }
         }
         for c in out.captures.drain(..) {
-            let done = c.finished;
-            if let Some(w) = self.captures.get_mut(&c.id) {
-                if let Err(e) = w.write(&c.samples) {
-                    tracing::warn!("capture {} write failed: {e}", c.id);
-                }
-            }
-            if done {
-                if let Some(w) = self.captures.remove(&c.id) {
-                    if let Err(e) = w.finish() {
-                        tracing::warn!("capture {} finish failed: {e}", c.id);
+            let n = c.samples.len() as u64;
+            if let Some(tx) = self.writer.as_ref() {
+                match tx.try_send(WriterMsg::Write(c.id, c.samples)) {
+                    Ok(()) => {}
+                    // The writer fell behind: drop, count, never wait.
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        self.counters.capture_dropped_samples += n;
                     }
                 }
             }
+            if c.finished && self.captures.remove(&c.id).is_some() {
+                self.pending_finish.push(c.id);
+            }
+        }
+        if !self.pending_finish.is_empty() {
+            self.send_finishes();
         }
     }
 
@@ -360,8 +659,11 @@ impl AirServer {
                 std::thread::sleep(Duration::from_secs_f64(wait));
             }
         }
-        for (_, w) in self.captures.drain() {
-            let _ = w.finish();
+        // Shutting down: the writer finishes every open file (waiting here is fine now).
+        self.captures.clear();
+        drop(self.writer.take());
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
         }
         let wall = start.elapsed().as_secs_f64();
         let cpu = match (cpu0, thread_cpu_seconds()) {
@@ -375,6 +677,7 @@ impl AirServer {
             cpu_s: cpu,
             cpu_percent_of_one_core: cpu.map(|c| 100.0 * c / wall.max(1e-9)),
             clock_slips: slips,
+            control: self.counters.clone(),
             radios: self
                 .engine
                 .radios()
@@ -455,6 +758,30 @@ impl Drop for AirHandle {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+trait WithFile {
+    fn with_file(self, file: String) -> Reply;
+}
+
+impl WithFile for Reply {
+    /// Name only the file, not the directory, in the reply to a `capture` request.
+    fn with_file(self, file: String) -> Reply {
+        match self {
+            Reply::Capturing {
+                radio,
+                id,
+                sample_time,
+                ..
+            } => Reply::Capturing {
+                radio,
+                id,
+                file,
+                sample_time,
+            },
+            r => r,
         }
     }
 }

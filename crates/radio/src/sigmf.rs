@@ -14,11 +14,24 @@ use serde_json::json;
 /// Streams samples into a SigMF recording.
 #[derive(Debug)]
 pub struct SigMfWriter {
-    base: PathBuf,
     data: BufWriter<File>,
+    meta_file: File,
     format: CaptureFormat,
     meta: serde_json::Value,
     written: u64,
+}
+
+/// Create a new file for writing, never following a symlink and never reusing an existing
+/// file (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600): a planted link or file makes this fail.
+pub fn create_exclusive(path: &Path) -> io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    }
+    o.open(path)
 }
 
 fn with_ext(base: &Path, ext: &str) -> PathBuf {
@@ -84,10 +97,11 @@ impl SigMfWriter {
             }],
             "annotations": [],
         });
-        let data = BufWriter::new(File::create(with_ext(base, ".sigmf-data"))?);
-        let w = Self {
-            base: base.to_path_buf(),
+        let meta_file = create_exclusive(&with_ext(base, ".sigmf-meta"))?;
+        let data = BufWriter::new(create_exclusive(&with_ext(base, ".sigmf-data"))?);
+        let mut w = Self {
             data,
+            meta_file,
             format,
             meta,
             written: 0,
@@ -96,9 +110,13 @@ impl SigMfWriter {
         Ok(w)
     }
 
-    fn write_meta(&self) -> io::Result<()> {
+    fn write_meta(&mut self) -> io::Result<()> {
+        use std::io::Seek;
         let text = serde_json::to_string_pretty(&self.meta).map_err(io::Error::other)?;
-        std::fs::write(with_ext(&self.base, ".sigmf-meta"), text)
+        // Through the handle opened at create: the path is never looked up again.
+        self.meta_file.set_len(0)?;
+        self.meta_file.seek(io::SeekFrom::Start(0))?;
+        self.meta_file.write_all(text.as_bytes())
     }
 
     /// Appends samples.

@@ -389,23 +389,28 @@ fn discover_waits_for_init_and_probe_answers_over_fronthaul() {
 
 #[test]
 fn capture_by_control_command_writes_sigmf() {
-    let air = AirServer::spawn(config(), || Ok(())).unwrap();
     let dir = std::env::temp_dir().join(format!("ferry-cap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let base = dir.join("pool-rx");
+    let mut cfg = config();
+    cfg.capture_dir = Some(dir.clone());
+    let air = AirServer::spawn(cfg, || Ok(())).unwrap();
     let ctl = ControlClient::new(air.control.clone(), Duration::from_secs(1));
     let mut far = link(&air.control, "far");
     far.link().unwrap();
     let mut hosts = vec![Host::new(far, Some(Box::new(counting)))];
     pump(&mut hosts, Duration::from_millis(150));
-    ctl.call(&Request::Capture {
-        radio: "pool".into(),
-        stream: CaptureStream::Rx,
-        format: CaptureFormat::Ci16Le,
-        path: base.to_string_lossy().into_owned(),
-        samples: 4000,
-    })
-    .unwrap();
+    let r = ctl
+        .call(&Request::Capture {
+            radio: "pool".into(),
+            stream: CaptureStream::Rx,
+            format: CaptureFormat::Ci16Le,
+            samples: 4000,
+        })
+        .unwrap();
+    let ferry_fronthaul::control::Reply::Capturing { file, .. } = r else {
+        panic!("{r:?}")
+    };
+    let base = dir.join(file);
     pump(&mut hosts, Duration::from_millis(100));
     drop(air);
     let (meta, s) = ferry_radio::sigmf::read(&base).unwrap();

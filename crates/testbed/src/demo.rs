@@ -38,6 +38,9 @@ pub struct DemoOptions {
     pub bw: Option<f64>,
     /// Where live events go (the web view of `ferry demo --web`), if anywhere.
     pub live: Option<LiveSink>,
+    /// Run a [`session::Stranger`] (every link-control request, without the key) while the
+    /// traffic runs; the run fails unless every request was refused.
+    pub stranger: bool,
 }
 
 impl DemoOptions {
@@ -54,6 +57,7 @@ impl DemoOptions {
             first_ping_timeout: Duration::from_secs(60),
             bw: None,
             live: None,
+            stranger: false,
         }
     }
 
@@ -144,6 +148,11 @@ pub fn run_method(
                 .ping_watch()
                 .map(|w| SecondsWatcher::start(w, sink, origin_unix_ms))
         });
+    let traffic = Traffic::start(bed, opts.probe_interval)?;
+    let stranger = opts.stranger.then(|| {
+        progress("a stranger without the key sends every link-control request during the run");
+        session::Stranger::start(bed)
+    });
     session::sleep(opts.hold)?;
     let mut migrations = Vec::new();
     for i in 0..opts.migrations {
@@ -190,6 +199,18 @@ pub fn run_method(
         });
         migrations.push(m);
         session::sleep(opts.hold)?;
+    }
+    if let Some(s) = stranger {
+        let (sent, refused) = s.stop();
+        progress(&format!(
+            "stranger: {sent} link-control requests sent, {refused} refused"
+        ));
+        if refused != sent {
+            return Err(SessionError::Failed(format!(
+                "the air took {} of a stranger's {sent} link-control requests",
+                sent - refused
+            )));
+        }
     }
     let traffic = traffic.stop()?;
     if let Some(mut c) = console {

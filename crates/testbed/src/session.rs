@@ -30,8 +30,6 @@ pub const RADIO_CTL: &str = "tcp://10.99.0.10:5550";
 pub const RELAY_RX_TUN: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 168, 40, 10);
 /// UDP port of the probe's echo responders.
 pub const PROBE_PORT: u16 = 7777;
-/// The agents' shared key (a test key: the testbed is private to this machine).
-const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
 
 /// Failure of a session.
 #[derive(Debug, thiserror::Error)]
@@ -157,11 +155,11 @@ impl Bed {
             console_args: Vec::new(),
         };
         crate::netns::up(&bed.topo)?;
-        std::fs::write(bed.key(), KEY_HEX).map_err(io("writing the agents' key"))?;
+        write_random_key(&bed.key()).map_err(io("writing the run's key"))?;
         Ok(bed)
     }
 
-    /// The agents' key file.
+    /// The run's key file (agents and link control): random per run, mode 0600.
     pub fn key(&self) -> PathBuf {
         self.dir.join("agent.key")
     }
@@ -291,7 +289,11 @@ impl Bed {
         let path = self.dir.join("air.json");
         std::fs::write(&path, cfg.to_string()).map_err(io("writing air.json"))?;
         let mut c = self.ferry_in("radio");
-        c.arg("air").arg("--config").arg(&path);
+        c.arg("air")
+            .arg("--config")
+            .arg(&path)
+            .arg("--key")
+            .arg(self.key());
         self.spawn("air", c)
     }
 
@@ -312,7 +314,9 @@ impl Bed {
             &format!("{FAR_END_TUN}/24"),
         ])
         .arg("--control-socket")
-        .arg(self.dir.join("far.sock"));
+        .arg(self.dir.join("far.sock"))
+        .arg("--key")
+        .arg(self.key());
         if let Some(p) = self.discovery_period_ms {
             c.arg(format!("--discovery-period-ms={p}"));
         }
@@ -341,7 +345,9 @@ impl Bed {
             &format!("{RELAY_RX_TUN}/24"),
         ])
         .arg("--control-socket")
-        .arg(self.dir.join("relayrx.sock"));
+        .arg(self.dir.join("relayrx.sock"))
+        .arg("--key")
+        .arg(self.key());
         if let Some(p) = self.discovery_period_ms {
             c.arg(format!("--discovery-period-ms={p}"));
         }
@@ -448,6 +454,8 @@ impl Bed {
     fn host_args(&self, c: &mut Command, legacy: bool, n: u8) {
         c.arg("--key")
             .arg(self.key())
+            .arg("--radio-key")
+            .arg(self.key())
             .args(["--parked", &format!("192.168.20.{n}")]);
         if legacy {
             c.args(["--radio", "legacy"]);
@@ -464,7 +472,8 @@ impl Bed {
     /// Starts `ferry agent` on server `n`.
     pub fn start_agent(&mut self, legacy: bool, n: u8) -> Result<(), SessionError> {
         let mut c = self.ferry_in(&format!("server{n}"));
-        c.args(["agent", "--bind", &format!("tcp://10.99.0.{n}:5555")]);
+        c.args(["agent", "--bind", &format!("tcp://10.99.0.{n}:5555")])
+            .args(["--name", &format!("server{n}")]);
         self.host_args(&mut c, legacy, n);
         self.spawn(&format!("agent-server{n}"), c)
     }
@@ -526,7 +535,7 @@ impl Bed {
                 cmd,
                 json,
                 "--to",
-                &format!("tcp://10.99.0.{n}:5555"),
+                &format!("server{n}=tcp://10.99.0.{n}:5555"),
             ])
             .output()
             .map_err(io(format!("ferry ctl send {cmd}")))?;
@@ -549,6 +558,8 @@ impl Bed {
             c.arg("--relay");
         }
         c.arg("--key")
+            .arg(self.key())
+            .arg("--radio-key")
             .arg(self.key())
             .args(mbb_migrate_args(from, to, RADIO_CTL))
             .stdin(Stdio::null())
@@ -635,16 +646,16 @@ fn wait_output(mut child: Child, timeout: Duration) -> Result<std::process::Outp
 pub fn mbb_migrate_args(from: u8, to: u8, radio_ctl: &str) -> Vec<String> {
     [
         "--local".to_string(),
-        format!("tcp://10.99.0.{from}:5555"),
+        format!("server{from}=tcp://10.99.0.{from}:5555"),
         "--peer".into(),
-        format!("dst=tcp://10.99.0.{to}:5555"),
+        format!("server{to}=tcp://10.99.0.{to}:5555"),
         "--radio-control".into(),
         radio_ctl.into(),
         "--radio-name".into(),
         "pool".into(),
         "migrate".into(),
         "--to".into(),
-        "dst".into(),
+        format!("server{to}"),
         "--method".into(),
         "mbb".into(),
         "--json".into(),
@@ -654,6 +665,92 @@ pub fn mbb_migrate_args(from: u8, to: u8, radio_ctl: &str) -> Vec<String> {
         format!("192.168.10.1{to}:7000"),
     ]
     .into()
+}
+
+/// Write a fresh random 32-byte key (hex) to `path`, created with mode 0600 in one step
+/// (O_CREAT|O_EXCL with the mode: never readable by others, not even for a moment).
+pub fn write_random_key(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let key: [u8; 32] = rand::random();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(format!("{}\n", ferry_auth::hex_encode(&key)).as_bytes())
+}
+
+/// A stranger on the management LAN (in server3's namespace) without the key: until
+/// stopped, sends every link-control request (`link`, `shadow`, `switch_at`, `unlink`,
+/// `reset`, `capture`, `stop_capture`, `discover`, `status`) for the pool and far radios
+/// with `ferry radio`, and counts those the air refused as unauthenticated.
+pub struct Stranger {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u64, u64)>>,
+}
+
+impl Stranger {
+    /// Starts the stranger's thread.
+    pub fn start(bed: &Bed) -> Stranger {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (ns, ferry, flag) = (
+            bed.ns("server3"),
+            bed.ferry.to_string_lossy().into_owned(),
+            stop.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let (mut sent, mut refused) = (0u64, 0u64);
+            let thief = "10.99.0.3:40000";
+            while !flag.load(Ordering::Relaxed) {
+                for radio in ["pool", "far"] {
+                    let ops: [&[&str]; 9] = [
+                        &["link", radio, thief],
+                        &["shadow", radio, thief],
+                        &["switch-at", radio, thief, "--at", "1"],
+                        &["unlink", radio],
+                        &["reset", radio],
+                        &["capture", radio, "--samples", "1000000"],
+                        &["stop-capture", radio],
+                        &["discover", radio],
+                        &["status", radio],
+                    ];
+                    for op in ops {
+                        if flag.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let Ok(o) = crate::netns::command_in(&ns, &ferry)
+                            .args(["radio", "--control", RADIO_CTL])
+                            .args(op)
+                            .output()
+                        else {
+                            continue;
+                        };
+                        sent += 1;
+                        let err = String::from_utf8_lossy(&o.stderr);
+                        if !o.status.success() && err.contains("unauthenticated") {
+                            refused += 1;
+                        }
+                    }
+                }
+            }
+            (sent, refused)
+        });
+        Stranger {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the stranger; returns (requests sent, refused as unauthenticated).
+    pub fn stop(mut self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or((0, 0))
+    }
 }
 
 /// The thesis console on server1, fed one line at a time.

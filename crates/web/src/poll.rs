@@ -10,6 +10,7 @@ use ferry_fronthaul::control::{Reply, Request, StatusReport};
 use ferry_migrate::auth::AuthKey;
 use ferry_migrate::protocol::Request as AgentRequest;
 use ferry_radio::client::ControlClient;
+use ferry_radio::config::LinkAuth;
 use ferry_testbed::live::LiveEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub struct Targets {
     /// The agents' key (their `status` is signed like every request); without it agents are
     /// not polled.
     pub key: Option<AuthKey>,
+    /// Link-control key and radio-room identity (link control answers only signed
+    /// requests).
+    pub radio_auth: Option<LinkAuth>,
 }
 
 impl Targets {
@@ -53,11 +57,17 @@ impl Targets {
                 .ok()
                 .and_then(|b| AuthKey::from_file_contents(&b).ok())
         });
+        // The testbed's air signs with the agents' key under the default identity.
+        let radio_auth = key.clone().map(|key| LinkAuth {
+            key,
+            identity: ferry_radio::config::DEFAULT_AIR_IDENTITY.into(),
+        });
         Some(Targets {
             netns: Some(mgmt_netns.clone()),
             radio_control: Some(radio_control.clone()),
             agents: agents.clone(),
             key,
+            radio_auth,
         })
     }
 }
@@ -124,10 +134,11 @@ fn run(targets: Targets, hub: &Hub, stop: &AtomicBool) {
             return;
         }
     }
-    let radio = targets
-        .radio_control
-        .as_ref()
-        .map(|e| ControlClient::new(e.clone(), CALL_TIMEOUT));
+    let radio = targets.radio_control.as_ref().map(|e| {
+        ControlClient::new(e.clone(), CALL_TIMEOUT)
+            .with_auth(targets.radio_auth.clone())
+            .with_name("web")
+    });
     let mut agents: Vec<(String, AgentClient)> = match &targets.key {
         Some(key) => targets
             .agents
@@ -135,7 +146,7 @@ fn run(targets: Targets, hub: &Hub, stop: &AtomicBool) {
             .map(|(n, e)| {
                 (
                     n.clone(),
-                    AgentClient::new(e.clone(), key.clone(), CALL_TIMEOUT),
+                    AgentClient::named(n.clone(), e.clone(), key.clone(), CALL_TIMEOUT),
                 )
             })
             .collect(),

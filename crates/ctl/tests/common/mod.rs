@@ -33,6 +33,8 @@ pub fn fake_modem(socket: PathBuf, extra: &[&str]) -> ModemCommand {
         args: extra.iter().map(|s| s.to_string()).collect(),
         socket,
         state_args: true,
+        radio_key: None,
+        radio_identity: String::new(),
     }
 }
 
@@ -45,6 +47,7 @@ pub fn dry_host(dir: &std::path::Path, name: &str, extra: &[&str]) -> HostConfig
 }
 
 pub struct RunningAgent {
+    pub name: String,
     pub endpoint: String,
     pub stop: Arc<AtomicBool>,
     pub thread: Option<std::thread::JoinHandle<ServeSummary>>,
@@ -52,7 +55,8 @@ pub struct RunningAgent {
 
 impl RunningAgent {
     pub fn client(&self, timeout_ms: u64) -> AgentClient {
-        AgentClient::new(
+        AgentClient::named(
+            self.name.clone(),
             self.endpoint.clone(),
             key(),
             Duration::from_millis(timeout_ms),
@@ -77,12 +81,18 @@ impl Drop for RunningAgent {
 }
 
 pub fn start_agent(endpoint: &str, host: HostConfig) -> RunningAgent {
+    start_named_agent(ferry_ctl::DEFAULT_AGENT_NAME, endpoint, host)
+}
+
+/// An agent whose identity (recipient name) is `name`.
+pub fn start_named_agent(name: &str, endpoint: &str, host: HostConfig) -> RunningAgent {
     let agent = AgentConfig {
         parked_addr: host.parked_addr,
         active_addr: host.active_addr,
         ..AgentConfig::default()
     };
     let (endpoint, stop, thread) = ferry_agent::spawn(AgentSettings {
+        name: name.into(),
         endpoint: endpoint.into(),
         key: key(),
         window_ms: 30_000,
@@ -91,6 +101,7 @@ pub fn start_agent(endpoint: &str, host: HostConfig) -> RunningAgent {
     })
     .expect("agent binds");
     RunningAgent {
+        name: name.into(),
         endpoint,
         stop,
         thread: Some(thread),

@@ -263,8 +263,8 @@ impl World {
             reports: Vec::new(),
             key,
             guards: [
-                ReplayGuard::new(30_000, 10_000),
-                ReplayGuard::new(30_000, 10_000),
+                ReplayGuard::new(0, 30_000, 10_000),
+                ReplayGuard::new(0, 30_000, 10_000),
             ],
             nonce: 0,
             max_active_holders: 0,
@@ -653,17 +653,18 @@ impl World {
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&self.nonce.to_be_bytes());
         let wall = 1_700_000_000_000 + self.now;
-        let frames = auth::seal_request(&self.key, wall, nonce, body);
+        let to = if i == 0 { "server1" } else { "server2" };
+        let frames = auth::seal_request(&self.key, wall, nonce, "ctl", to, body);
         self.advance_to(self.now + LAN_MS + self.extra_latency[i]);
         // Agent side: verify, check replay, decode, run.
-        let opened = match auth::open(&self.key, &frames) {
+        let opened = match auth::open_request(&self.key, &frames, to) {
             Ok(o) => o,
             Err(e) => {
                 let r = Reply::fail("", ferry_migrate::ErrorKind::Unauthorized, e.to_string());
                 return Some((r, self.now + LAN_MS));
             }
         };
-        if let Err(e) = self.guards[i].check(wall + LAN_MS, &opened.header) {
+        if let Err(e) = self.guards[i].admit(wall + LAN_MS, &opened) {
             let r = Reply::fail("", ferry_migrate::ErrorKind::Unauthorized, e.to_string());
             return Some((r, self.now + LAN_MS));
         }
@@ -688,9 +689,16 @@ impl World {
                 Some(AgentAction::Report(r)) => self.reports.push(r),
                 Some(AgentAction::Reply(r)) => {
                     // Reply travels back authenticated and correlated.
-                    let rf =
-                        auth::seal_reply(&self.key, wall, nonce, &opened.header.nonce, &r.encode());
-                    let back = auth::open_reply(&self.key, &rf, &opened.header.nonce)
+                    let rf = auth::seal_reply(
+                        &self.key,
+                        wall,
+                        nonce,
+                        to,
+                        "ctl",
+                        &opened.header.nonce,
+                        &r.encode(),
+                    );
+                    let back = auth::open_reply(&self.key, &rf, "ctl", to, &opened.header.nonce)
                         .ok()
                         .and_then(|o| Reply::decode(&o.body).ok());
                     reply = back;
