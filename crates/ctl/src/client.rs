@@ -121,6 +121,10 @@ impl AgentClient {
         if self.sock.is_none() {
             let s = self.ctx.socket(zmq::REQ).map_err(|e| self.zerr(e))?;
             s.set_linger(0).map_err(|e| self.zerr(e))?;
+            // A reply frame is never larger than the envelope's body limit: a peer that
+            // sends more is cut off by libzmq before it is buffered.
+            let max = ferry_migrate::auth::MAX_BODY + 4096;
+            s.set_maxmsgsize(max as i64).map_err(|e| self.zerr(e))?;
             s.connect(&self.endpoint).map_err(|e| self.zerr(e))?;
             self.sock = Some(s);
         }

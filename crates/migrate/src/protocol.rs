@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 /// The per-migration key of the destination modem's forward port: made by the
 /// make-before-break sequence, handed to both modems in `takeover_at` / `release_at`
 /// (`forward_token`, 64 lowercase hex digits). The source seals every forwarded packet with
-/// it and the destination accepts only packets sealed with it (docs/SECURITY-MODEM.md).
+/// it and the destination accepts only packets sealed with it (docs/SECURITY.md).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ForwardToken([u8; 32]);
 

@@ -176,6 +176,8 @@ impl ControlClient {
         let s = self.ctx.socket(zmq::REQ).map_err(zerr)?;
         let ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
         s.set_linger(0).map_err(zerr)?;
+        // Replies are bounded frames too: a peer sending more is cut off before buffering.
+        s.set_maxmsgsize(MAX_REPLY_FRAME as i64).map_err(zerr)?;
         s.set_sndtimeo(ms).map_err(zerr)?;
         s.set_rcvtimeo(ms).map_err(zerr)?;
         s.connect(&self.endpoint).map_err(zerr)?;
@@ -358,6 +360,10 @@ pub struct LinkStats {
     /// Switch notices that did not authenticate (or came without a key to check them).
     pub bad_notices: u64,
 }
+
+/// Largest link-control reply frame a client accepts (a status of many radios is a few
+/// kB; 1 MiB leaves room for any air).
+pub const MAX_REPLY_FRAME: usize = 1 << 20;
 
 /// Switch notices kept until the modem takes them (the newest win).
 pub const MAX_PENDING_NOTICES: usize = 16;

@@ -148,7 +148,6 @@ pub fn run_method(
                 .ping_watch()
                 .map(|w| SecondsWatcher::start(w, sink, origin_unix_ms))
         });
-    let traffic = Traffic::start(bed, opts.probe_interval)?;
     let stranger = opts.stranger.then(|| {
         progress("a stranger without the key sends every link-control request during the run");
         session::Stranger::start(bed)
