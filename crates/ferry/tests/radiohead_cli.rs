@@ -90,6 +90,7 @@ fn an_n210_head_runs_through_the_resampler_and_refuses_what_it_cannot_give() {
             "radiohead",
             "--medium",
             "loopback",
+            "--open-control",
             "--control",
             "tcp://127.0.0.1:*",
         ])
@@ -118,6 +119,7 @@ fn an_n210_head_runs_through_the_resampler_and_refuses_what_it_cannot_give() {
             "radiohead",
             "--medium",
             "loopback",
+            "--open-control",
             "--control",
             "tcp://127.0.0.1:*",
         ])
