@@ -68,7 +68,12 @@ impl Browser {
         // SAFETY: only async-signal-safe dup2 calls between fork and exec.
         unsafe {
             c.pre_exec(move || {
-                if libc::dup2(cr, 3) < 0 || libc::dup2(rw, 4) < 0 {
+                // Move both ends above 4 first: if a pipe end already is fd 3 or 4,
+                // dup2 onto itself would keep its close-on-exec flag (and the other end
+                // could be overwritten), and Chromium would start without its pipe.
+                let a = libc::fcntl(cr, libc::F_DUPFD, 10);
+                let b = libc::fcntl(rw, libc::F_DUPFD, 10);
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
