@@ -79,31 +79,30 @@ fn radio_file(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> std::pat
     path
 }
 
+/// Runs a private loopback head from the radio file `cfg` for `duration` seconds.
+fn run_head(cfg: &std::path::Path, duration: &str) -> std::process::Output {
+    Command::new(FERRY)
+        .args(["radiohead", "--medium", "loopback", "--open-control"])
+        .args([
+            "--control",
+            "tcp://127.0.0.1:*",
+            "--fronthaul",
+            "127.0.0.1:0",
+        ])
+        .args(["--duration", duration, "--config"])
+        .arg(cfg)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("ferry radiohead")
+}
+
 #[test]
 fn an_n210_head_runs_through_the_resampler_and_refuses_what_it_cannot_give() {
     // 100 MHz master clock: the N210 model at 100 MHz / 52 behind the 624/625 resampler.
     let cfg = radio_file("n210", |rf| {
         rf["master_clock_hz"] = serde_json::json!(100e6)
     });
-    let o = Command::new(FERRY)
-        .args([
-            "radiohead",
-            "--medium",
-            "loopback",
-            "--open-control",
-            "--control",
-            "tcp://127.0.0.1:*",
-        ])
-        .args([
-            "--fronthaul",
-            "127.0.0.1:0",
-            "--duration",
-            "0.5",
-            "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .expect("ferry radiohead");
+    let o = run_head(&cfg, "0.5");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
@@ -114,26 +113,7 @@ fn an_n210_head_runs_through_the_resampler_and_refuses_what_it_cannot_give() {
         rf["master_clock_hz"] = serde_json::json!(100e6);
         rf["rate_hz"] = serde_json::json!(30_720_000);
     });
-    let o = Command::new(FERRY)
-        .args([
-            "radiohead",
-            "--medium",
-            "loopback",
-            "--open-control",
-            "--control",
-            "tcp://127.0.0.1:*",
-        ])
-        .args([
-            "--fronthaul",
-            "127.0.0.1:0",
-            "--duration",
-            "0.2",
-            "--config",
-        ])
-        .arg(&cfg)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("ferry radiohead");
+    let o = run_head(&cfg, "0.2");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("B210/X310"), "{err}");
