@@ -139,7 +139,8 @@ impl AirEngine {
     /// Queues switch notices: the changes radio `i` made, to the new and previous primary
     /// and every host it copies RX to, and (when `repeat`) its latest notice again.
     fn notices(&mut self, i: usize, repeat: bool, out: &mut TickOutput) {
-        let Some(key) = self.notice_key.clone() else {
+        // The key is taken out for the call and put back (no copy per tick).
+        let Some(key) = self.notice_key.take() else {
             let _ = self.radios[i].take_notices();
             return;
         };
@@ -191,6 +192,7 @@ impl AirEngine {
                 }
             }
         }
+        self.notice_key = Some(key);
     }
 
     /// Makes host tuning requests refused (answered with the frequency in force): a radio

@@ -202,6 +202,8 @@ pub struct RadioUnit {
     heard: Vec<(SocketAddr, SampleTime)>,
     /// A primary silent for more than this many samples is dead (0: never declared).
     liveness: u64,
+    /// The primary's current silence was already counted as `silent_unprotected`.
+    silence_counted: bool,
     notices: Vec<SwitchNotice>,
     /// Arbiter counters.
     pub arbiter: ArbiterCounters,
@@ -259,6 +261,7 @@ impl RadioUnit {
             deposed: Vec::new(),
             heard: Vec::new(),
             liveness: 0,
+            silence_counted: false,
             notices: Vec::new(),
             arbiter: ArbiterCounters::default(),
         };
@@ -389,6 +392,7 @@ impl RadioUnit {
         }
         self.deposed.retain(|d| *d != endpoint);
         self.primary_since = now;
+        self.silence_counted = false;
         self.announce(SwitchKind::Link, previous, now);
         self.context_due = true;
         self.done(now)
@@ -683,7 +687,6 @@ impl RadioUnit {
         // Packets straddling a switch instant: the incoming host owns its side only; the
         // outgoing primary's samples past the instant stay queued (played only if the
         // switch is cancelled, counted as trimmed when it happens).
-        let _ = end;
         match (role, self.pending) {
             (Role::Incoming(at), _) if start < at => {
                 let cut = ((at - start) as usize).min(samples.len());
@@ -862,6 +865,7 @@ impl RadioUnit {
         }
         self.primary_since = at;
         self.previous = None;
+        self.silence_counted = false;
         match kind {
             SwitchKind::Planned | SwitchKind::Link => {
                 if let Some(o) = old.filter(|o| *o != new && self.pending_grace > 0) {
@@ -892,6 +896,7 @@ impl RadioUnit {
         }
         let last = self.heard_at(primary).unwrap_or(0).max(self.primary_since);
         if t1.saturating_sub(last) <= self.liveness {
+            self.silence_counted = false;
             return;
         }
         let boundary = t1.div_ceil(self.subframe) * self.subframe;
@@ -903,10 +908,11 @@ impl RadioUnit {
             (Some(f), _) if alive(f.host) => (f.host, SwitchKind::Fallback),
             (_, Some(s)) => (s, SwitchKind::Failover),
             _ => {
-                // Nobody to take over: count it once per silent primary.
-                if self.heard_at(primary) != Some(u64::MAX) {
+                // Nobody to take over: count it once per silence (a standby protecting it
+                // later still takes over).
+                if !self.silence_counted {
                     self.arbiter.silent_unprotected += 1;
-                    self.note_heard(primary, u64::MAX);
+                    self.silence_counted = true;
                 }
                 return;
             }
