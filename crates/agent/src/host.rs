@@ -732,6 +732,7 @@ pub fn map_modem_status(st: &ferry_modem::ModemStatus) -> ModemStatus {
     use ferry_modem::{CutoverArm, ModemState};
     let mode = match (st.state, &st.cutover) {
         (ModemState::Released, _) => ModemMode::Released,
+        (ModemState::Fenced, _) => ModemMode::Fenced,
         (_, Some(CutoverArm::Takeover { .. })) => ModemMode::TakeoverArmed,
         (_, Some(CutoverArm::Release { .. })) => ModemMode::ReleaseArmed,
         (ModemState::Shadow, _) => ModemMode::Shadow,

@@ -48,14 +48,22 @@ impl RadioControl {
                 radio,
                 endpoint: None,
             },
-            RadioOp::SwitchAt { at, to } => RadioRequest::SwitchAt {
+            RadioOp::SwitchAt {
+                at,
+                to,
+                grace_ms: 0,
+            } => RadioRequest::SwitchAt {
                 radio,
                 at: *at,
                 endpoint: Self::endpoint(to)?,
             },
-            RadioOp::CancelSwitch { .. } => {
-                return Err("the radio's link control has no cancel for an armed switch".into())
-            }
+            RadioOp::SwitchAt { at, to, grace_ms } => RadioRequest::SwitchAtFallback {
+                radio,
+                at: *at,
+                endpoint: Self::endpoint(to)?,
+                grace_ms: *grace_ms,
+            },
+            RadioOp::CancelSwitch { .. } => RadioRequest::CancelSwitch { radio },
         };
         match self.client.call(&req).map_err(|e| e.to_string())? {
             RadioReply::Error { message, .. } => Err(message),

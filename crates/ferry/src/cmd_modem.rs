@@ -134,6 +134,11 @@ pub struct ModemArgs {
     /// SCHED_FIFO priority of the real-time loop (0 = normal scheduler).
     #[arg(long, default_value_t = 10)]
     rt_priority: i32,
+    /// After a release (make-before-break), how long this modem stays warm — receiving the
+    /// radio's RX copy, sending filler — in case the radio falls back to it because the
+    /// destination fell silent (docs/FAULTS.md).
+    #[arg(long, default_value_t = 300)]
+    release_grace_ms: u64,
 }
 
 fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
@@ -264,6 +269,7 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
         duration: a.duration.map(Duration::from_secs_f64),
         node: a.node,
         realtime: (a.rt_priority > 0).then_some(a.rt_priority),
+        release_grace: Duration::from_millis(a.release_grace_ms),
     };
     let mut m = Modem::new(opts).context("starting the modem")?;
     m.run().context("modem")?;

@@ -135,6 +135,8 @@ pub enum RadioOp {
         at: u64,
         /// New primary endpoint.
         to: String,
+        /// The old primary stays a fallback this long after `at` (0: none).
+        grace_ms: u64,
     },
     /// Cancel an armed switch to `to` (only possible before its time).
     CancelSwitch {

@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// Phase names of the make-before-break timeline, in order.
-pub const MBB_PHASES: [&str; 14] = [
+pub const MBB_PHASES: [&str; 15] = [
     "read source tun ip, Control and routes",
     "set destination tun ip",
     "set_route on destination",
@@ -36,6 +36,7 @@ pub const MBB_PHASES: [&str; 14] = [
     "cutover at T",
     "destination confirms serving",
     "source forwards held data",
+    "source warm for the fallback grace",
     "stop and clean source",
 ];
 
@@ -67,6 +68,12 @@ pub struct MbbConfig {
     pub confirm_timeout_ms: u64,
     /// Longest wait for the source to finish forwarding.
     pub drain_timeout_ms: u64,
+    /// The radio keeps the source as a fallback this long after T (`switch_at_fallback`):
+    /// if the destination then sends no TX for the radio's liveness interval, the radio
+    /// switches back to the source, which stays warm as long (its `--release-grace-ms`).
+    /// The source is cleaned only after it, once the radio still names the destination.
+    /// 0: a plain `switch_at` (no way back after T).
+    pub fallback_grace_ms: u64,
     /// Effect deadlines.
     pub timeouts: Timeouts,
     /// Operator hold after the destination started or synchronised (`--pause-after`).
@@ -95,6 +102,7 @@ impl MbbConfig {
             sync_timeout_ms: 5_000,
             confirm_timeout_ms: 1_000,
             drain_timeout_ms: 2_000,
+            fallback_grace_ms: 300,
             timeouts: Timeouts {
                 local_ms: 5_000,
                 request_ms: 2_000,
@@ -154,7 +162,12 @@ enum S {
     ConfirmDestWait,
     Drain,
     DrainWait,
+    Grace,
+    GraceClock,
     Clean,
+    Settle,
+    SettleClock,
+    KillDest,
 }
 
 /// Rollback of an aborted migration.
@@ -204,6 +217,8 @@ struct Mbb {
     t_local_late: Millis,
     /// The operator hold has been taken (it happens once).
     paused: bool,
+    /// Why the migration failed after T (settling who serves).
+    failure: Option<String>,
 }
 
 impl Mbb {
@@ -223,6 +238,7 @@ impl Mbb {
             arm_sent_at: 0,
             t_local_late: 0,
             paused: false,
+            failure: None,
         }
     }
 
@@ -301,16 +317,28 @@ impl Mbb {
 
     /// Failure after T: the cutover is committed; report, keep both sides running for the
     /// operator (killing either could lose the only serving copy).
+    /// Something failed after the radio's switch was armed. The radio decides who serves:
+    /// with a fallback grace it hands the task back to the source if the destination is
+    /// silent, so wait out the grace, ask the radio, and stop the destination only if the
+    /// radio no longer names it — never the only live modem.
     fn after_t_failure(&mut self, cx: &mut Cx<'_>, reason: String) -> Step {
-        cx.timeline.close(cx.now, false);
-        Step::Finish {
-            ok: false,
-            summary: format!(
-                "mbb committed at T = {} but {reason}; both modems left running",
-                self.t
-            ),
-            result: Some(self.result()),
+        if self.cfg.fallback_grace_ms == 0 {
+            cx.timeline.close(cx.now, false);
+            return Step::Finish {
+                ok: false,
+                summary: format!(
+                    "mbb committed at T = {} but {reason}; both modems left running",
+                    self.t
+                ),
+                result: Some(self.result()),
+            };
         }
+        cx.warn(format!("mbb: {reason}; waiting out the fallback grace to see who serves"));
+        self.failure = Some(reason);
+        self.s = S::Settle;
+        Step::WaitUntil(
+            (self.t_local_late + self.cfg.fallback_grace_ms + self.cfg.poll_ms).max(cx.now + 1),
+        )
     }
 
     fn result(&self) -> serde_json::Value {
@@ -589,6 +617,7 @@ impl Script for Mbb {
                 let step = Step::radio(RadioOp::SwitchAt {
                     at: self.t,
                     to: port,
+                    grace_ms: self.cfg.fallback_grace_ms,
                 });
                 match self.arm_step(now, step) {
                     Some(s) => s,
@@ -674,9 +703,17 @@ impl Script for Mbb {
                             "mbb: source forwarding not confirmed drained: {why}"
                         ));
                     }
+                    if self.cfg.fallback_grace_ms == 0 {
+                        cx.phase(MBB_PHASES[14]);
+                        self.s = S::Clean;
+                        return self.src(Request::DoubleKill);
+                    }
                     cx.phase(MBB_PHASES[13]);
-                    self.s = S::Clean;
-                    self.src(Request::DoubleKill)
+                    self.s = S::Grace;
+                    Step::WaitUntil(
+                        (self.t_local_late + self.cfg.fallback_grace_ms + self.cfg.poll_ms)
+                            .max(now + 1),
+                    )
                 } else {
                     self.s = S::DrainWait;
                     Step::WaitUntil(now + self.cfg.poll_ms)
@@ -685,6 +722,92 @@ impl Script for Mbb {
             (S::DrainWait, _) => {
                 self.s = S::Drain;
                 self.src(Request::Status)
+            }
+            (S::Grace, _) => {
+                self.s = S::GraceClock;
+                Step::radio(RadioOp::Clock)
+            }
+            (S::GraceClock, e) => match (clock, e) {
+                (Some(c), _) if c.primary.as_deref() == Some(port.as_str()) => {
+                    cx.phase(MBB_PHASES[14]);
+                    self.s = S::Clean;
+                    self.src(Request::DoubleKill)
+                }
+                (Some(c), _) => {
+                    let p = c.primary.unwrap_or_else(|| "none".into());
+                    self.failure = Some(format!(
+                        "the radio fell back from the destination during the grace (primary now {p})"
+                    ));
+                    self.s = S::KillDest;
+                    self.dst(Request::KillD2d)
+                }
+                (None, e) => {
+                    // The radio did not answer: both modems stay; the radio decides.
+                    cx.timeline.close(cx.now, false);
+                    Step::Finish {
+                        ok: false,
+                        summary: format!(
+                            "mbb switched at T = {} but the radio did not answer after the grace ({}); both modems left running, the radio decides who serves",
+                            self.t,
+                            e.unwrap_or_default()
+                        ),
+                        result: Some(self.result()),
+                    }
+                }
+            },
+            (S::Settle, _) => {
+                self.s = S::SettleClock;
+                Step::radio(RadioOp::Clock)
+            }
+            (S::SettleClock, e) => {
+                let why = self.failure.clone().unwrap_or_default();
+                match (clock, e) {
+                    (Some(c), _) if c.primary.as_deref() == Some(port.as_str()) => {
+                        cx.timeline.close(cx.now, false);
+                        Step::Finish {
+                            ok: false,
+                            summary: format!(
+                                "mbb switched at T = {} but {why}; after the grace the radio still names the destination, so it serves (it transmits, or the radio would have fallen back): the released source was left for the operator",
+                                self.t
+                            ),
+                            result: Some(self.result()),
+                        }
+                    }
+                    (Some(c), _) => {
+                        let p = c.primary.unwrap_or_else(|| "none".into());
+                        self.failure = Some(format!("{why}; the radio's primary is {p}"));
+                        self.s = S::KillDest;
+                        self.dst(Request::KillD2d)
+                    }
+                    (None, e) => {
+                        cx.timeline.close(cx.now, false);
+                        Step::Finish {
+                            ok: false,
+                            summary: format!(
+                                "mbb committed at T = {} but {why}; the radio did not answer ({}): both modems left running",
+                                self.t,
+                                e.unwrap_or_default()
+                            ),
+                            result: Some(self.result()),
+                        }
+                    }
+                }
+            }
+            (S::KillDest, e) => {
+                let why = self.failure.clone().unwrap_or_default();
+                cx.timeline.close(cx.now, false);
+                let stopped = match e {
+                    None => "destination stopped".to_string(),
+                    Some(e) => format!("stopping the destination failed: {e}"),
+                };
+                Step::Finish {
+                    ok: false,
+                    summary: format!(
+                        "mbb rolled back after T = {}: {why}; {stopped}",
+                        self.t
+                    ),
+                    result: Some(json!({ "cutover_sample": self.t, "fell_back": true })),
+                }
             }
             (S::Clean, e) => {
                 // Like MB's final kill_d2d: the move is done even if cleanup failed.

@@ -682,6 +682,8 @@ pub enum ModemMode {
     ReleaseArmed,
     /// Past its release time: no longer delivers or transmits; forwards what it holds.
     Released,
+    /// A newer radio epoch names another host: transmits and delivers nothing.
+    Fenced,
 }
 
 /// The modem part of `status`.

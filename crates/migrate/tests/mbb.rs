@@ -387,18 +387,38 @@ fn radio_cancel_failure_leaves_the_decision_to_the_radio() {
 }
 
 #[test]
-fn failure_after_t_is_reported_as_committed_and_nothing_is_killed() {
+fn failure_after_t_falls_back_and_stops_only_the_destination() {
     let mut w = World::serving_on_source();
-    // The destination modem fails to take over at T (the radio did switch).
+    // The destination modem fails to take over at T (the radio did switch): it sends no
+    // TX, so within the grace the radio hands the task back to the warm source.
     w.takeover_broken[1] = true;
     let o = run(&mut w, cfg());
     assert!(!o.ok);
-    assert!(o.summary.contains("committed at T"), "{}", o.summary);
+    assert!(o.summary.contains("rolled back after T"), "{}", o.summary);
     assert!(
         o.summary.contains("destination did not confirm"),
         "{}",
         o.summary
     );
+    assert!(w.trace.iter().any(|t| t == "radio:fallback"), "{:?}", w.trace);
+    assert_eq!(w.radio.primary.as_deref(), Some(w.hosts[0].port));
+    assert!(w.hosts[0].d2d, "the source serves again");
+    assert_eq!(
+        w.hosts[0].modem.as_ref().map(|m| m.mode),
+        Some(ModemMode::Active)
+    );
+    assert!(!w.hosts[1].d2d, "the destination was stopped");
+}
+
+#[test]
+fn failure_after_t_without_grace_is_reported_as_committed_and_nothing_is_killed() {
+    let mut w = World::serving_on_source();
+    w.takeover_broken[1] = true;
+    let mut c = cfg();
+    c.fallback_grace_ms = 0;
+    let o = run(&mut w, c);
+    assert!(!o.ok);
+    assert!(o.summary.contains("committed at T"), "{}", o.summary);
     assert!(
         w.hosts[0].d2d && w.hosts[1].d2d,
         "both modems must be left running"
@@ -511,7 +531,7 @@ fn destination_modem_killed_during_a_hold_leaves_the_source_serving() {
     }
 }
 
-/// After T a dead destination is reported at once as a committed failure (nothing killed).
+/// After T a dead destination is detected at once; the radio falls back to the warm source.
 #[test]
 fn destination_modem_dead_after_t_is_reported_at_once() {
     // The simulation is deterministic: a clean run tells when "cutover at T" starts.
@@ -529,17 +549,21 @@ fn destination_modem_dead_after_t_is_reported_at_once() {
     assert_eq!(w.now, t0);
     // Everything is armed; the destination dies before T and cannot take over.
     w.modem_dies_at_ms[1] = Some(t0 + armed + 1);
-    let o = run(&mut w, cfg());
+    let c = cfg();
+    let grace = c.fallback_grace_ms;
+    let o = run(&mut w, c);
     assert!(!o.ok);
     assert!(
-        o.summary.contains("committed at T")
+        o.summary.contains("rolled back after T")
             && o.summary.contains("destination modem is not running"),
         "{}",
         o.summary
     );
-    assert!(w.now - t0 < armed + 200, "waited {} ms", w.now - t0);
-    // Nothing is killed after T: the source is released but left running.
+    // Detected at once; settled once the fallback grace is over.
+    assert!(w.now - t0 < armed + grace + 200, "waited {} ms", w.now - t0);
+    // The radio fell back to the warm source, which serves again; it was never killed.
     assert!(w.hosts[0].d2d);
+    assert_eq!(w.radio.primary.as_deref(), Some(w.hosts[0].port));
 }
 
 /// A destination slow to arm leaves too little time for the radio and the source: abort

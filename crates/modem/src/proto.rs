@@ -265,8 +265,12 @@ pub enum ModemState {
     Shadow,
     /// Serving: delivers to the TUN and transmits.
     Active,
-    /// Past a release: no longer delivers or transmits; forwards what it holds.
+    /// Past a release: no longer delivers or transmits; forwards what it holds (and stays
+    /// warm for the fallback grace period).
     Released,
+    /// The radio announced a newer epoch naming another host: transmits and delivers
+    /// nothing (a paused or partitioned primary that was failed over).
+    Fenced,
 }
 
 /// An armed cutover.
@@ -347,6 +351,28 @@ pub struct ModemCounters {
     /// Control-socket connections closed to make room for a new one (idle longest first).
     #[serde(default)]
     pub control_evicted: u64,
+    /// Authentic in-band switch notices taken from the radio.
+    #[serde(default)]
+    pub notices: u64,
+    /// Switch notices that did not authenticate (forged, or another radio room's key).
+    #[serde(default)]
+    pub bad_notices: u64,
+    /// Times a newer epoch made this modem stop transmitting (fenced).
+    #[serde(default)]
+    pub step_downs: u64,
+    /// Takeovers or releases the radio never confirmed (timed out to the safe side).
+    #[serde(default)]
+    pub unconfirmed_cutovers: u64,
+    /// Times this modem became primary through a fallback or a failover.
+    #[serde(default)]
+    pub unplanned_takeovers: u64,
+    /// Empty TX datagrams sent to prove this modem alive in subframes it had nothing for.
+    #[serde(default)]
+    pub heartbeats: u64,
+    /// Packets decoded after T held for the radio's confirmation and then dropped (the
+    /// radio kept the source) or dropped because the hold buffer was full.
+    #[serde(default)]
+    pub drop_held: u64,
 }
 
 /// The `status` result.
@@ -382,6 +408,13 @@ pub struct ModemStatus {
     pub tun_addr: Option<String>,
     /// Counters.
     pub counters: ModemCounters,
+    /// The newest epoch of the radio's assignments this modem has seen (0: none yet).
+    #[serde(default)]
+    pub epoch: u64,
+    /// The radio oscillator's error against this host's clock, ppm (positive: the radio
+    /// runs fast), once the clock tracker has a few windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_ppm: Option<f64>,
 }
 
 /// Errors of [`ModemClient`].

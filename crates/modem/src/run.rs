@@ -2,8 +2,12 @@
 //! bridges the TUN, serves the control socket and the forward port.
 
 use crate::carrier::{carrier_for, Carrier};
+use crate::clock::{ClockConfig, RadioClock};
 use crate::core::{roles, ModemCore, SubframeAssembler};
 use crate::ctlsock::{self, Line, LineReader, OutBuffer};
+use crate::cutover::{
+    Cutover, CutoverAction, CutoverConfig, CutoverError, Duty, Notice, NoticeKind, RxFate, TxMode,
+};
 use crate::forward::{self, ForwardReceiver};
 use crate::horizon::{HorizonConfig, RxHorizon, Verdict};
 use crate::proto::{
@@ -94,7 +98,23 @@ pub struct ModemOptions {
     pub node: Option<u8>,
     /// SCHED_FIFO priority for the real-time loop (`None`: normal scheduler).
     pub realtime: Option<i32>,
+    /// After a release, how long this modem stays warm (receiving the radio's RX copy,
+    /// sending filler) in case the radio falls back to it; make-before-break asks the radio
+    /// for the same grace.
+    pub release_grace: Duration,
 }
+
+/// Why a cutover is refused on a link without notices.
+const NEEDS_NOTICES: &str = "make-before-break needs the radio's in-band switch notices, which \
+     are authenticated with the link-control key: start the modem with the radio room's key \
+     (--key) and the air with --key (not --open-control)";
+
+/// Default fallback grace of a released source (`--release-grace-ms`).
+pub const DEFAULT_RELEASE_GRACE: Duration = Duration::from_millis(300);
+
+/// Packets decoded after T kept until the radio confirms a takeover (beyond: dropped and
+/// counted; at 1 ms subframes the confirmation comes within a few subframes).
+const MAX_HELD: usize = 4096;
 
 /// Modem-level failures (start-up; the loop itself never fails on input).
 #[derive(Debug, thiserror::Error)]
@@ -133,16 +153,9 @@ const FORWARD_GRACE: Duration = Duration::from_secs(5);
 /// Longest the control socket may take of one poll (2 ms) once a request was answered.
 const CONTROL_TIME_BUDGET: Duration = Duration::from_micros(200);
 
-/// A pending takeover waiting for the radio's confirmation.
-struct Takeover {
-    at_sample: u64,
-    at_n: u64,
-    confirmed: bool,
-}
-
+/// What the shell keeps for an armed or done release (the decisions are the cutover
+/// machine's).
 struct Release {
-    at_sample: u64,
-    at_n: u64,
     forward_to: SocketAddr,
     /// The migration's forward-port key: every forwarded packet is sealed with it.
     token: ForwardToken,
@@ -188,9 +201,15 @@ pub struct Modem {
     asm: Option<SubframeAssembler>,
     search: Option<(CellSearcher, Vec<Complex32>, Option<u64>)>,
     cold: bool,
-    takeover: Option<Takeover>,
+    /// Who serves which subframe: takeover, release, fallback, failover, fencing, acting on
+    /// the radio's in-band notices (None before `start`).
+    cut: Option<Cutover>,
     release: Option<Release>,
     held: Vec<(u64, Vec<u8>)>,
+    /// Radio time as seen from this host: offset and rate (the oscillator's ppm).
+    clock: RadioClock,
+    /// End of the last RX block fed to the clock (only contiguous blocks are).
+    clock_next: Option<u64>,
     next_tx: Option<u64>,
     /// Routes given before sync, to install at the first subframe (dated by it).
     routes_pending: bool,
@@ -279,9 +298,8 @@ impl Modem {
             None => None,
         };
         let (role, _) = roles(&opts.control);
-        let horizon = RxHorizon::new(HorizonConfig::for_rate(u64::from(
-            link.info().sample_rate_hz,
-        )));
+        let rate_hz = link.info().sample_rate_hz;
+        let horizon = RxHorizon::new(HorizonConfig::for_rate(u64::from(rate_hz)));
         Ok(Modem {
             control: opts.control.clone(),
             routes: opts.routes.clone(),
@@ -303,8 +321,10 @@ impl Modem {
             asm: None,
             search: None,
             cold: true,
-            takeover: None,
+            cut: None,
             release: None,
+            clock: RadioClock::new(f64::from(rate_hz), ClockConfig::default()),
+            clock_next: None,
             held: Vec::new(),
             next_tx: None,
             routes_pending: false,
@@ -364,8 +384,22 @@ impl Modem {
                         Verdict::Accept => {
                             self.counters.rx_gaps = self.link.stats.rx_gap_samples;
                             let end = b.time + len;
+                            // Only blocks continuing the stream feed the clock: a forged
+                            // block inside the horizon would have to land exactly on the
+                            // next sample to move it.
+                            if self.clock_next.is_none_or(|n| n == b.time) {
+                                self.clock
+                                    .observe(self.started.elapsed().as_secs_f64(), end);
+                            }
+                            self.clock_next = Some(end);
                             self.last_rx = Some((end, Instant::now()));
+                            // Notices first: one that arrived with this block may change
+                            // what its subframes are (delivered, held, dropped).
+                            self.take_notices();
                             self.on_rx_block(b.time, &b.samples);
+                            if let Some(c) = self.cut.as_mut() {
+                                c.on_rx(end);
+                            }
                         }
                         verdict => {
                             self.counters.rx_dropped_horizon += 1;
@@ -381,17 +415,147 @@ impl Modem {
                 Err(RadioError::RxTimeout(_)) => {}
                 Err(e) => tracing::warn!("radio receive: {e}"),
             }
-            self.check_release();
-            self.check_takeover();
+            self.take_notices();
+            if let (Some(now), Some(c)) = (self.radio_now(), self.cut.as_mut()) {
+                c.on_tick(now);
+            }
+            self.apply_cutover();
         }
         Ok(())
     }
 
-    /// Estimated current radio sample time: wall time mapped through the smallest RX
-    /// latency seen on the genuine stream (a block that arrives late after a stall does not
-    /// move the estimate; a forged one cannot, see [`RxHorizon`]).
+    /// Estimated current radio sample time: host time mapped through the tracked offset
+    /// and rate of the radio clock (windowed minimum of the RX lag with a rate fit,
+    /// [`RadioClock`]): a radio whose oscillator is off by tens of ppm stays tracked for
+    /// hours, a block that arrives late after a stall does not move it, and only blocks
+    /// that passed the [`RxHorizon`] and continue the stream feed it.
     fn radio_now(&self) -> Option<u64> {
-        self.horizon.radio_now(self.started.elapsed())
+        self.clock.radio_now(self.started.elapsed().as_secs_f64())
+    }
+
+    /// Takes the radio's authentic in-band switch notices into the cutover machine.
+    fn take_notices(&mut self) {
+        self.counters.notices = self.link.stats.notices;
+        self.counters.bad_notices = self.link.stats.bad_notices;
+        while let Some(n) = self.link.notices.pop_front() {
+            let me = n.primary == Some(self.link.endpoint());
+            let from_subframe = self
+                .core
+                .as_ref()
+                .and_then(|c| c.subframe_of(n.from_sample))
+                .unwrap_or(0);
+            let kind = match n.kind {
+                ferry_fronthaul::notice::NoticeKind::Link => NoticeKind::Link,
+                ferry_fronthaul::notice::NoticeKind::Planned => NoticeKind::Planned,
+                ferry_fronthaul::notice::NoticeKind::Fallback => NoticeKind::Fallback,
+                ferry_fronthaul::notice::NoticeKind::Failover => NoticeKind::Failover,
+            };
+            let Some(c) = self.cut.as_mut() else {
+                continue;
+            };
+            if n.epoch > c.epoch() {
+                tracing::info!(
+                    epoch = n.epoch,
+                    me,
+                    from_sample = n.from_sample,
+                    ?kind,
+                    primary = ?n.primary,
+                    "switch notice"
+                );
+            }
+            c.on_notice(Notice {
+                epoch: n.epoch,
+                me,
+                from_sample: n.from_sample,
+                from_subframe,
+                kind,
+            });
+        }
+        self.apply_cutover();
+    }
+
+    fn set_windows(&mut self, w: Window) {
+        if let Some(c) = self.core.as_mut() {
+            c.mac_mut().set_rx_window(w);
+            c.mac_mut().set_tx_window(w);
+        }
+    }
+
+    /// Executes what the cutover machine decided.
+    fn apply_cutover(&mut self) {
+        const NEVER: Window = Window {
+            from: Some(u64::MAX),
+            until: None,
+        };
+        while let Some(a) = self.cut.as_mut().and_then(Cutover::poll_action) {
+            match a {
+                CutoverAction::DeliverHeld => {
+                    self.state = ModemState::Active;
+                    self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
+                    let held = std::mem::take(&mut self.held);
+                    tracing::info!(held = held.len(), "took over: the radio confirmed");
+                    for (_, p) in held {
+                        self.deliver(&p);
+                    }
+                }
+                CutoverAction::DropHeld => {
+                    // The radio gave the subframes from T to someone else (or the takeover
+                    // was cancelled): what was decoded was theirs to deliver.
+                    self.counters.drop_held += self.held.len() as u64;
+                    self.held.clear();
+                    self.set_windows(NEVER);
+                    if self.fwd_close_at.is_none() {
+                        self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
+                    }
+                    if self.core.is_some() {
+                        self.state = ModemState::Shadow;
+                    }
+                    tracing::warn!("takeover cancelled or not confirmed by the radio: shadow");
+                }
+                CutoverAction::CopyQueue { .. } => self.forward_early_copy(),
+                CutoverAction::ForwardRest { to } => self.finish_release(to),
+                CutoverAction::Serve { from_subframe } => {
+                    self.set_windows(Window {
+                        from: Some(from_subframe),
+                        until: None,
+                    });
+                    self.state = ModemState::Active;
+                    self.release = None;
+                    tracing::warn!(
+                        from_subframe,
+                        epoch = self.cut.as_ref().map_or(0, Cutover::epoch),
+                        "the radio made this modem primary (fallback or failover): serving"
+                    );
+                }
+                CutoverAction::StepDown { epoch } => {
+                    self.set_windows(NEVER);
+                    self.state = ModemState::Fenced;
+                    tracing::warn!(
+                        epoch,
+                        "a newer epoch names another host: stepped down (fenced)"
+                    );
+                }
+                CutoverAction::Retired => {
+                    tracing::info!("fallback grace over: this released modem is retired");
+                }
+            }
+        }
+        if let Some(c) = self.cut.as_ref() {
+            let k = c.counters;
+            self.counters.step_downs = k.step_downs;
+            self.counters.unconfirmed_cutovers = k.unconfirmed_takeovers + k.unconfirmed_releases;
+            self.counters.unplanned_takeovers = k.takeovers_unplanned;
+            // A release the radio never made: the source serves on (the machine is back
+            // to serving; the shell's windows follow).
+            if self.release.is_some()
+                && matches!(c.duty(), Duty::Serving { .. })
+                && self.state != ModemState::Released
+            {
+                self.release = None;
+                self.set_windows(Window::ALWAYS);
+                tracing::warn!("release not confirmed by the radio: serving on");
+            }
+        }
     }
 
     fn start(&mut self, flag: u8, shadow: bool) -> Result<(), String> {
@@ -426,6 +590,16 @@ impl Modem {
             (Role::Slave, false) => (0, 0.0),
         };
         let needs_search = self.role == Role::Slave && !warm;
+        let rate = u64::from(self.link.info().sample_rate_hz);
+        self.cut = Some(Cutover::new(
+            CutoverConfig {
+                // The radio's notice comes with the RX of T; half a second without it means
+                // the radio did not make the switch.
+                confirm_timeout: rate / 2,
+                hot_standby: false,
+            },
+            !shadow,
+        ));
         if shadow {
             if self.link.control().is_none() {
                 return Err(
@@ -523,22 +697,9 @@ impl Modem {
             self.search_block(t, samples);
             return;
         }
-        let (Some(core), Some(asm)) = (self.core.as_mut(), self.asm.as_mut()) else {
+        let (Some(_), Some(asm)) = (self.core.as_ref(), self.asm.as_mut()) else {
             return;
         };
-        // A releasing source that still gets samples at or after T: the radio did not
-        // switch away, so it keeps serving.
-        if let Some(r) = &self.release {
-            if t + samples.len() as u64 > r.at_sample && self.state != ModemState::Released {
-                tracing::warn!(
-                    at = r.at_sample,
-                    "release_at: radio still streams here after T; staying active"
-                );
-                core.mac_mut().set_rx_window(Window::ALWAYS);
-                core.mac_mut().set_tx_window(Window::ALWAYS);
-                self.release = None;
-            }
-        }
         let pending = &mut self.rx_pending;
         asm.push(t, samples, |n, s| pending.push_back((n, s.to_vec())));
         self.counters.rx_gaps = asm.gap_samples;
@@ -634,15 +795,13 @@ impl Modem {
             return;
         }
         self.counters.subframes += 1;
+        let fate = self.cut.as_ref().map_or(RxFate::Deliver, |c| c.rx_fate(n));
         for p in out.local {
-            let held = self
-                .takeover
-                .as_ref()
-                .is_some_and(|t| !t.confirmed && n >= t.at_n);
-            if held {
-                self.held.push((n, p));
-            } else {
-                self.deliver(&p);
+            match fate {
+                RxFate::Deliver => self.deliver(&p),
+                // Decoded after T before the radio confirmed the takeover.
+                RxFate::Hold if self.held.len() < MAX_HELD => self.held.push((n, p)),
+                RxFate::Hold | RxFate::Drop => self.counters.drop_held += 1,
             }
         }
         if self.state == ModemState::Discovering && discovered {
@@ -672,24 +831,21 @@ impl Modem {
                 m = on_air + 1;
             }
         }
+        // Heartbeats prove a primary (or a warm replica) alive to the radio in subframes it
+        // has nothing to send; legacy radios know nothing of liveness.
+        let heartbeats = self.link.control().is_some();
         while m <= n + lead {
-            let may_send = match self.state {
-                ModemState::Shadow => self.takeover.as_ref().is_some_and(|t| m >= t.at_n),
-                ModemState::Released => false,
-                _ => self.release.as_ref().is_none_or(|r| m < r.at_n),
-            };
-            if may_send {
-                if let Some(t) = &self.takeover {
-                    if m == t.at_n {
-                        core.mac_mut().set_tx_window(Window {
-                            from: Some(t.at_n),
-                            until: None,
-                        });
-                    }
-                }
+            // Data: the subframe is ours to serve; filler: a warm replica's TX with the MAC's
+            // window closed (a master's sync and reference signals, played only if the radio
+            // hands it the task); silent: someone else's subframe.
+            let mode = self.cut.as_ref().map_or(TxMode::Data, |c| c.tx_mode(m));
+            if mode == TxMode::Silent {
+                // Keep the MAC's clock running; its tx window keeps the queue intact.
+                core.tick_silent(m);
+            } else {
+                let at = core.subframe_start(m);
                 match core.on_tx(m, &mut self.txbuf) {
                     Ok(true) => {
-                        let at = core.subframe_start(m);
                         // Built after its air time began: the radio drops (part of) it.
                         if now.is_some_and(|now| now >= at) {
                             self.counters.deadline_misses += 1;
@@ -698,12 +854,13 @@ impl Modem {
                             tracing::warn!("radio send: {e}");
                         }
                     }
+                    Ok(false) if heartbeats => match self.link.heartbeat(at) {
+                        Ok(()) => self.counters.heartbeats += 1,
+                        Err(e) => tracing::warn!("radio heartbeat: {e}"),
+                    },
                     Ok(false) => {}
                     Err(e) => tracing::warn!("encode: {e}"),
                 }
-            } else {
-                // Keep the MAC's clock running; its tx window keeps the queue intact.
-                core.tick_silent(m);
             }
             m += 1;
         }
@@ -886,27 +1043,9 @@ impl Modem {
         }
     }
 
-    fn check_release(&mut self) {
-        let Some(r) = &self.release else {
-            return;
-        };
-        if self.state == ModemState::Released {
-            return;
-        }
-        if r.early.is_none() && self.last_rx.is_some_and(|(end, _)| end >= r.at_sample) {
-            self.forward_early_copy();
-            return;
-        }
-        let rate = u64::from(self.link.info().sample_rate_hz);
-        // The radio stopped streaming here at T (no sample ≥ T came for 20 ms of radio time).
-        let stopped = self.last_rx.is_some_and(|(end, _)| end <= r.at_sample)
-            && self
-                .radio_now()
-                .is_some_and(|now| now > r.at_sample + rate / 50);
-        if !stopped {
-            return;
-        }
-        let (to, at) = (r.forward_to, r.at_sample);
+    /// The radio confirmed the release (its notice names the destination from T): the MAC
+    /// queue goes to the destination, less what the early copy already gave it.
+    fn finish_release(&mut self, to: SocketAddr) {
         self.state = ModemState::Released;
         let queued = self
             .core
@@ -928,7 +1067,7 @@ impl Modem {
                 }
             }
         }
-        tracing::info!(at, forwarded = again, "released");
+        tracing::info!(forwarded = again, "released: the radio confirmed the switch");
     }
 
     /// RX has reached T and nothing from T on is transmitted here, so the queue is what the
@@ -957,62 +1096,6 @@ impl Modem {
         );
         if let Some(r) = self.release.as_mut() {
             r.early = Some(sent);
-        }
-    }
-
-    fn check_takeover(&mut self) {
-        let Some(t) = &self.takeover else {
-            return;
-        };
-        if t.confirmed {
-            return;
-        }
-        let Some(last) = self.last_rx.map(|(e, _)| e) else {
-            return;
-        };
-        if last < t.at_sample {
-            return;
-        }
-        let me = self.link.endpoint();
-        let radio = match &self.opts.radio {
-            RadioSpec::Link { radio, .. } => radio.clone(),
-            RadioSpec::Legacy { .. } => return,
-        };
-        let primary = self
-            .link
-            .control()
-            .and_then(|c| c.status(&radio).ok())
-            .is_some_and(|(_, st)| st.linked == Some(me));
-        if primary {
-            let at_n = t.at_n;
-            if let Some(t) = self.takeover.as_mut() {
-                t.confirmed = true;
-            }
-            if let Some(c) = self.core.as_mut() {
-                c.mac_mut().set_rx_window(Window {
-                    from: Some(at_n),
-                    until: None,
-                });
-            }
-            self.state = ModemState::Active;
-            self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
-            let held = std::mem::take(&mut self.held);
-            tracing::info!(at = at_n, held = held.len(), "took over");
-            for (_, p) in held {
-                self.deliver(&p);
-            }
-            self.takeover = None;
-        } else if self
-            .radio_now()
-            .is_some_and(|now| now > t.at_sample + u64::from(self.link.info().sample_rate_hz) / 2)
-        {
-            // Not primary half a second after T: the radio kept the old host; what we
-            // decoded was the source's to deliver.
-            self.counters.drop_not_serving += self.held.len() as u64;
-            self.held.clear();
-            if self.fwd_close_at.is_none() {
-                self.fwd_close_at = Some(Instant::now() + FORWARD_GRACE);
-            }
         }
     }
 
@@ -1209,7 +1292,7 @@ impl Modem {
             role: self.role,
             state: self.state,
             synced: self.synced(),
-            primary: self.takeover.is_none()
+            primary: self.cut.as_ref().is_some_and(Cutover::is_primary)
                 && matches!(self.state, ModemState::Active | ModemState::Discovering),
             sample_time: self.last_rx.map_or(0, |(t, _)| t),
             sample_rate: u64::from(self.link.info().sample_rate_hz),
@@ -1221,13 +1304,17 @@ impl Modem {
                 .as_ref()
                 .and_then(ModemCore::snr_db)
                 .map(f64::from),
-            cutover: match (&self.takeover, &self.release) {
-                (Some(t), _) => Some(CutoverArm::Takeover {
-                    at_sample: t.at_sample,
-                }),
-                (None, Some(r)) => Some(CutoverArm::Release {
-                    at_sample: r.at_sample,
-                    forward_to: r.forward_to,
+            cutover: match self.cut.as_ref().map(Cutover::duty) {
+                Some(Duty::TakingOver { at_sample, .. }) => {
+                    Some(CutoverArm::Takeover { at_sample })
+                }
+                Some(Duty::Releasing {
+                    at_sample,
+                    forward_to,
+                    ..
+                }) => Some(CutoverArm::Release {
+                    at_sample,
+                    forward_to,
                 }),
                 _ => None,
             },
@@ -1239,6 +1326,8 @@ impl Modem {
                 .as_ref()
                 .map(|_| format!("{}/{}", self.opts.tun_addr, self.opts.tun_prefix)),
             counters: c,
+            epoch: self.cut.as_ref().map_or(0, Cutover::epoch),
+            clock_ppm: self.clock.ppm(),
         }
     }
 
@@ -1393,20 +1482,23 @@ impl Modem {
                             .to_lowercase(),
                     );
                 }
+                if !self.link.has_notice_key() {
+                    return ModemReply::err(cmd, NEEDS_NOTICES);
+                }
                 match self.subframe_boundary(at_sample) {
                     Ok(at_n) => {
-                        // The MAC delivers from T on; the shell holds those packets until
-                        // the radio confirms this host as primary.
-                        if let Some(c) = self.core.as_mut() {
-                            c.mac_mut().set_rx_window(Window {
-                                from: Some(at_n),
-                                until: None,
-                            });
+                        if let Err(e) = self
+                            .cut
+                            .as_mut()
+                            .map_or(Ok(()), |c| c.arm_takeover(at_sample, at_n))
+                        {
+                            return ModemReply::err(cmd, e.to_string());
                         }
-                        self.takeover = Some(Takeover {
-                            at_sample,
-                            at_n,
-                            confirmed: false,
+                        // The MAC delivers and sends from T on; the shell holds what it
+                        // decodes from T until the radio's notice confirms this host.
+                        self.set_windows(Window {
+                            from: Some(at_n),
+                            until: None,
                         });
                         // Only the source holding this migration's token may inject.
                         self.fwd_receiver = forward_token.map(ForwardReceiver::new);
@@ -1434,19 +1526,25 @@ impl Modem {
                             .to_lowercase(),
                     );
                 }
+                if !self.link.has_notice_key() {
+                    return ModemReply::err(cmd, NEEDS_NOTICES);
+                }
                 match self.subframe_boundary(at_sample) {
                     Ok(at_n) => {
-                        if let Some(c) = self.core.as_mut() {
-                            let w = Window {
-                                from: None,
-                                until: Some(at_n),
-                            };
-                            c.mac_mut().set_rx_window(w);
-                            c.mac_mut().set_tx_window(w);
+                        let rate = u64::from(self.link.info().sample_rate_hz);
+                        let grace = (self.opts.release_grace.as_micros() as u64)
+                            .saturating_mul(rate)
+                            / 1_000_000;
+                        if let Err(e) = self.cut.as_mut().map_or(Ok(()), |c| {
+                            c.arm_release(at_sample, at_n, forward_to, grace)
+                        }) {
+                            return ModemReply::err(cmd, e.to_string());
                         }
+                        self.set_windows(Window {
+                            from: None,
+                            until: Some(at_n),
+                        });
                         self.release = Some(Release {
-                            at_sample,
-                            at_n,
                             forward_to,
                             token,
                             early: None,
@@ -1461,22 +1559,26 @@ impl Modem {
                 if self.state == ModemState::Released {
                     return ModemReply::err(cmd, "the release already happened");
                 }
-                if let Some(c) = self.core.as_mut() {
-                    if self.release.take().is_some() {
-                        c.mac_mut().set_rx_window(Window::ALWAYS);
-                        c.mac_mut().set_tx_window(Window::ALWAYS);
+                let before = self.cut.as_ref().map(Cutover::duty);
+                match self.cut.as_mut().map_or(Ok(()), Cutover::disarm) {
+                    Err(CutoverError::AlreadyReleased(_)) => {
+                        return ModemReply::err(cmd, "the release already happened");
                     }
-                    if self.takeover.take().is_some() {
-                        self.fwd_receiver = None;
-                        let never = Window {
-                            from: Some(u64::MAX),
-                            until: None,
-                        };
-                        c.mac_mut().set_rx_window(never);
-                        c.mac_mut().set_tx_window(never);
-                        self.held.clear();
-                    }
+                    Err(e) => return ModemReply::err(cmd, e.to_string()),
+                    Ok(()) => {}
                 }
+                match before {
+                    Some(Duty::Releasing { .. }) => {
+                        self.release = None;
+                        self.set_windows(Window::ALWAYS);
+                    }
+                    Some(Duty::TakingOver { .. }) => {
+                        // Only the source holding this migration's token could inject.
+                        self.fwd_receiver = None;
+                    }
+                    _ => {}
+                }
+                self.apply_cutover();
                 ModemReply::ok(cmd, None)
             }
             ModemRequest::Quit => {

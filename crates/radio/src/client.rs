@@ -822,6 +822,28 @@ impl RadioLink {
         Ok(())
     }
 
+    /// Sends a data packet with no samples stamped `time`: the radio notes this host alive
+    /// (its liveness check, docs/FAULTS.md) and plays nothing. A modem sends one for every
+    /// subframe it owns but has nothing to transmit in.
+    pub fn heartbeat(&mut self, time: SampleTime) -> Result<(), RadioError> {
+        let rate = self.info.sample_rate_hz;
+        self.tx_buf.clear();
+        emit_data_cf32(
+            self.tx_sid(),
+            self.tx_count,
+            Timestamp::from_sample_time(time, rate)?,
+            &[],
+            &mut self.tx_buf,
+        )?;
+        self.push_tx()
+    }
+
+    /// Whether switch notices can be checked (the link has the radio room's key); without
+    /// it the modem never learns of a switch in-band and must not take part in one.
+    pub fn has_notice_key(&self) -> bool {
+        self.notice_key.is_some()
+    }
+
     fn push_tx(&mut self) -> Result<(), RadioError> {
         self.tx_count = (self.tx_count + 1) & 0xf;
         self.socket.send_to(&self.tx_buf, self.info.fronthaul)?;

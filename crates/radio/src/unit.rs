@@ -103,6 +103,9 @@ pub enum TxOutcome {
     Standby,
     /// From a deposed primary (stale epoch): dropped.
     Fenced,
+    /// No samples: a host with a role proving itself alive in a subframe it has nothing to
+    /// send (a slave without data, a master in an uplink subframe, a warm standby).
+    Heartbeat,
 }
 
 /// Why the primary changed.
@@ -665,6 +668,9 @@ impl RadioUnit {
             return TxOutcome::Stranger;
         };
         self.note_heard(key, now);
+        if samples.is_empty() {
+            return TxOutcome::Heartbeat;
+        }
         let standby = matches!(role, Role::Standby);
         let mut start = start;
         let len = samples.len() as u64;

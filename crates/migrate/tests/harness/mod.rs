@@ -125,6 +125,10 @@ pub struct Radio {
     pub primary: Option<String>,
     pub shadows: Vec<String>,
     pub armed: Option<(u64, String)>,
+    /// Fallback grace of the armed switch (ms; 0: a plain switch_at).
+    pub armed_grace_ms: u64,
+    /// After a switch with a grace: (old primary, last sample it may fall back).
+    pub fallback: Option<(String, u64)>,
     /// (sample, new primary) of every switch that happened.
     pub switches: Vec<(u64, String)>,
     pub refuse: Vec<&'static str>,
@@ -348,12 +352,18 @@ impl World {
         let s = self.sample();
         if let Some((at, to)) = self.radio.armed.clone() {
             if s >= at {
-                self.radio.primary = Some(to.clone());
+                let old = self.radio.primary.replace(to.clone());
+                if let (Some(old), g) = (old, self.radio.armed_grace_ms) {
+                    if g > 0 {
+                        self.radio.fallback = Some((old, at + g * SPMS));
+                    }
+                }
                 self.radio.shadows.retain(|p| *p != to);
                 self.radio.switches.push((at, to));
                 self.radio.armed = None;
             }
         }
+        self.radio_liveness(s);
         let now = self.now;
         for (i, h) in self.hosts.iter_mut().enumerate() {
             if self.modem_dies_at_ms[i].is_some_and(|t| now >= t) && h.d2d {
@@ -392,6 +402,50 @@ impl World {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// The radio's liveness check during a fallback grace: a new primary that sends no TX
+    /// (its modem dead, or stuck before its takeover) for 5 ms hands the task back to a
+    /// released, live old primary, which serves again (the in-band fallback notice).
+    fn radio_liveness(&mut self, s: u64) {
+        let Some((old, until)) = self.radio.fallback.clone() else {
+            return;
+        };
+        let Some(&(at, _)) = self.radio.switches.last() else {
+            return;
+        };
+        if s > until {
+            self.radio.fallback = None;
+            return;
+        }
+        if s < at + 5 * SPMS {
+            return;
+        }
+        let by_port = |w: &World, p: &str| w.hosts.iter().position(|h| h.port == p);
+        let Some(new) = self.radio.primary.clone() else {
+            return;
+        };
+        let silent = by_port(self, &new).is_none_or(|i| {
+            self.hosts[i].modem.is_none()
+                || (self.takeover_broken[i]
+                    && self.hosts[i].modem.as_ref().map(|m| m.mode)
+                        == Some(ModemMode::TakeoverArmed))
+        });
+        let Some(j) = by_port(self, &old) else {
+            return;
+        };
+        let old_alive = self.hosts[j].modem.is_some();
+        if silent && old_alive {
+            let b = s.div_ceil(SPMS) * SPMS;
+            self.radio.primary = Some(old.clone());
+            self.radio.switches.push((b, old));
+            self.radio.fallback = None;
+            if let Some(m) = &mut self.hosts[j].modem {
+                m.mode = ModemMode::Active;
+                m.cutover_at = None;
+            }
+            self.trace.push("radio:fallback".into());
         }
     }
 
@@ -745,11 +799,12 @@ impl World {
                 self.radio.shadows.retain(|p| p != to);
                 Ok(RadioValue::Unit)
             }
-            RadioOp::SwitchAt { at, to } => {
+            RadioOp::SwitchAt { at, to, grace_ms } => {
                 if *at <= s {
                     Err("switch time already passed".into())
                 } else {
                     self.radio.armed = Some((*at, to.clone()));
+                    self.radio.armed_grace_ms = *grace_ms;
                     Ok(RadioValue::Unit)
                 }
             }
