@@ -67,8 +67,10 @@ fn mbb_round_trips_with_real_modems() {
                 "60",
                 "--control",
                 &radio_ctl,
-                "--open-control",
+                // Keyed: make-before-break needs the radio's authenticated switch notices.
+                "--key",
             ])
+            .arg(&key)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -98,6 +100,8 @@ fn mbb_round_trips_with_real_modems() {
             ep,
         ])
         .arg("--key")
+        .arg(&key)
+        .arg("--radio-key")
         .arg(&key)
         .args(["--modem", FERRY, "--modem-socket", sock])
         .args(
@@ -157,6 +161,8 @@ fn mbb_round_trips_with_real_modems() {
                 &format!("agent={}", to.0),
                 "--radio-control",
                 &radio_ctl,
+                "--radio-key",
+                &key.display().to_string(),
                 "--radio-name",
                 "pool",
                 "migrate",
@@ -192,7 +198,9 @@ fn mbb_round_trips_with_real_modems() {
         cutovers.push(result.to_string());
         // The radio now streams to the destination modem only.
         let r = Command::new(FERRY)
-            .args(["radio", "--control", &radio_ctl, "status"])
+            .args(["radio", "--control", &radio_ctl, "--key"])
+            .arg(&key)
+            .arg("status")
             .output()
             .expect("radio");
         let st: serde_json::Value = serde_json::from_slice(&r.stdout).expect("radio status JSON");

@@ -177,6 +177,8 @@ fn modem_args(
         tun_addr,
         "--discovery-period-ms",
         "500",
+        "--key",
+        &radio_key(bed),
         "--control-socket",
     ]);
     a.push(bed.sock(name).display().to_string());
@@ -241,7 +243,7 @@ fn ping(bed: &Bed, host: &str, dst: &str, count: u32, interval: &str) -> (u32, u
 /// The air's late/underflow counters per radio (diagnostics in failure output).
 fn air_late(bed: &Bed) -> String {
     let out = netns::command_in(&bed.ns("server1"), FERRY)
-        .args(["radio", "--control", RADIO_CTL, "status"])
+        .args(["radio", "--control", RADIO_CTL, "--key", &radio_key(bed), "status"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
@@ -262,12 +264,26 @@ fn air_late(bed: &Bed) -> String {
     }
 }
 
+/// The radio room's link-control key (mode 0600) for this bed: make-before-break needs
+/// the radio's authenticated in-band switch notices.
+fn radio_key(bed: &Bed) -> String {
+    let key = bed.dir.join("radio.key");
+    if !key.exists() {
+        std::fs::write(&key, format!("{}\n", "5a".repeat(32))).expect("key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod key");
+    }
+    key.display().to_string()
+}
+
 fn start_air(bed: &mut Bed) {
     let cfg = air_config(&bed.dir, None);
+    let key = radio_key(bed);
     let args = s(&[
         "air",
         "--fast-init",
-        "--open-control",
+        "--key",
+        &key,
         "--config",
         &cfg.display().to_string(),
     ]);
@@ -810,6 +826,8 @@ fn make_before_break_hooks_keep_pings_flowing() {
             "radio",
             "--control",
             RADIO_CTL,
+            "--key",
+            &radio_key(&bed),
             "switch-at",
             "pool",
             "192.168.10.12:40000",
@@ -863,10 +881,12 @@ fn legacy_address_bound_radio_carries_pings() {
     let _one = serial();
     let mut bed = Bed::new("l", true);
     let cfg = air_config_with(&bed.dir, None, true);
+    let key = radio_key(&bed);
     let args = s(&[
         "air",
         "--fast-init",
-        "--open-control",
+        "--key",
+        &key,
         "--config",
         &cfg.display().to_string(),
     ]);
@@ -929,7 +949,7 @@ fn legacy_address_bound_radio_carries_pings() {
 /// The radios' RX centre frequencies as the air reports them (`info.freq_hz`).
 fn air_rx_freqs(bed: &Bed) -> Vec<(String, f64)> {
     let out = netns::command_in(&bed.ns("server1"), FERRY)
-        .args(["radio", "--control", RADIO_CTL, "status"])
+        .args(["radio", "--control", RADIO_CTL, "--key", &radio_key(bed), "status"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();

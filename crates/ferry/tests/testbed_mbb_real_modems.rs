@@ -111,8 +111,10 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     };
     let radio_ctl = "tcp://10.99.0.10:5550";
     let mut c = command_in(&ns("radio"), FERRY);
+    // Keyed: make-before-break needs the radio's authenticated switch notices.
     c.arg("air")
-        .arg("--open-control")
+        .arg("--key")
+        .arg(&key)
         .arg("--config")
         .arg(&air_cfg);
     td.1.push(quiet(c));
@@ -130,6 +132,7 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
         "--tun-addr",
         "192.168.40.8/24",
     ]);
+    c.arg("--key").arg(&key);
     c.arg("--control-socket").arg(dir.join("far.sock"));
     c.args(bw_arg.iter());
     td.1.push(quiet(c));
@@ -145,6 +148,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
             &format!("192.168.20.{n}"),
         ])
         .arg("--key")
+        .arg(&key)
+        .arg("--radio-key")
         .arg(&key)
         .args([
             "--radio",
@@ -258,7 +263,9 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     std::thread::sleep(Duration::from_millis(1000));
     let radio_status = || -> serde_json::Value {
         let r = command_in(&ns("radio"), FERRY)
-            .args(["radio", "--control", radio_ctl, "status", "pool"])
+            .args(["radio", "--control", radio_ctl, "--key"])
+            .arg(&key)
+            .args(["status", "pool"])
             .output()
             .expect("radio");
         serde_json::from_slice(&r.stdout).unwrap_or_default()
@@ -293,7 +300,8 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     let mut windows = Vec::new();
     for (from, to) in (0..migrations).map(route) {
         let w0 = probe_t0.elapsed().as_secs_f64() * 1000.0;
-        let mut args = ferry_testbed::session::mbb_migrate_args(from, to, radio_ctl);
+        let mut args = vec!["--radio-key".to_string(), key.display().to_string()];
+        args.extend(ferry_testbed::session::mbb_migrate_args(from, to, radio_ctl));
         args.extend(["--margin-ms".to_string(), margin_ms.clone()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = ctl(from, &args);

@@ -1482,10 +1482,8 @@ impl Modem {
                             .to_lowercase(),
                     );
                 }
-                if !self.link.has_notice_key() {
-                    return ModemReply::err(cmd, NEEDS_NOTICES);
-                }
                 match self.subframe_boundary(at_sample) {
+                    Ok(_) if !self.link.has_notice_key() => ModemReply::err(cmd, NEEDS_NOTICES),
                     Ok(at_n) => {
                         if let Err(e) = self
                             .cut
@@ -1526,15 +1524,18 @@ impl Modem {
                             .to_lowercase(),
                     );
                 }
-                if !self.link.has_notice_key() {
-                    return ModemReply::err(cmd, NEEDS_NOTICES);
-                }
                 match self.subframe_boundary(at_sample) {
+                    Ok(_) if !self.link.has_notice_key() => ModemReply::err(cmd, NEEDS_NOTICES),
                     Ok(at_n) => {
                         let rate = u64::from(self.link.info().sample_rate_hz);
-                        let grace = (self.opts.release_grace.as_micros() as u64)
+                        // The warm period ends a few subframes before the radio's grace
+                        // (same length from T): filler built `tx_lead` ahead then never
+                        // reaches a radio that no longer counts this host as a fallback.
+                        let early = (self.opts.tx_lead + 2) * (rate / 1000);
+                        let grace = ((self.opts.release_grace.as_micros() as u64)
                             .saturating_mul(rate)
-                            / 1_000_000;
+                            / 1_000_000)
+                            .saturating_sub(early);
                         if let Err(e) = self.cut.as_mut().map_or(Ok(()), |c| {
                             c.arm_release(at_sample, at_n, forward_to, grace)
                         }) {
