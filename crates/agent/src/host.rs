@@ -542,8 +542,9 @@ impl HostExec {
         warm: bool,
         control: &Option<Control>,
         routes: &Option<RouteList>,
-        shadow: bool,
+        mode: ferry_migrate::protocol::StartMode,
     ) -> Result<LocalValue, StepError> {
+        use ferry_migrate::protocol::StartMode;
         if self.check_modem().is_none() && self.modem.is_some() {
             return Err(StepError::Failed("D2D already running".into()));
         }
@@ -556,7 +557,8 @@ impl HostExec {
             warm,
             control: control.clone(),
             routes: routes.clone(),
-            shadow,
+            shadow: mode != StartMode::Normal,
+            hot_standby: mode == StartMode::Standby,
             tun_ip: self.tun_ip,
             tun_prefix: self.cfg.tun_prefix,
         };
@@ -644,12 +646,7 @@ impl HostExec {
                 control,
                 routes,
                 mode,
-            } => self.start_d2d(
-                *warm,
-                control,
-                routes,
-                *mode == ferry_migrate::protocol::StartMode::Shadow,
-            ),
+            } => self.start_d2d(*warm, control, routes, *mode),
             LocalOp::StartUsrp { .. } => {
                 // Ferry's radios initialise once at power-up; "full init" is the object
                 // plus the link.

@@ -42,6 +42,8 @@ pub struct ModemStart {
     pub routes: Option<RouteList>,
     /// Shadow mode (make-before-break destination).
     pub shadow: bool,
+    /// A shadow that protects the task as a hot standby (`ferry ctl protect`).
+    pub hot_standby: bool,
     /// tun address to configure, if known.
     pub tun_ip: Option<std::net::Ipv4Addr>,
     /// Its prefix length.
@@ -90,6 +92,9 @@ impl ModemCommand {
         }
         if start.shadow {
             v.push("--shadow".into());
+        }
+        if start.hot_standby {
+            v.push("--hot-standby".into());
         }
         v
     }
@@ -211,6 +216,10 @@ impl ModemProcess {
         }
         if start.shadow {
             call(ModemRequest::Shadow)?;
+            if start.hot_standby {
+                call(ModemRequest::HotStandby)?;
+            }
+            return call(ModemRequest::Status);
         }
         call(ModemRequest::Start {
             control_flag: u8::from(start.warm),

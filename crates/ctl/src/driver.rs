@@ -64,6 +64,10 @@ impl RadioControl {
                 grace_ms: *grace_ms,
             },
             RadioOp::CancelSwitch { .. } => RadioRequest::CancelSwitch { radio },
+            RadioOp::Protect { to } => RadioRequest::Protect {
+                radio,
+                endpoint: to.as_deref().map(Self::endpoint).transpose()?,
+            },
         };
         match self.client.call(&req).map_err(|e| e.to_string())? {
             RadioReply::Error { message, .. } => Err(message),

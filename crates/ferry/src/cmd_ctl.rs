@@ -120,6 +120,28 @@ enum CtlOp {
         #[arg(long, default_value_t = 40)]
         margin_ms: u64,
     },
+    /// Protect the task served by --local with a hot standby on --standby (issue #12): the
+    /// standby gets the task's TUN address, routes and Control, starts warm, synchronises
+    /// on the radio's copy and sends filler; the radio then fails the task over to it at
+    /// the next subframe boundary when the primary sends no TX for its liveness interval
+    /// (docs/FAULTS.md). Nothing moves. Needs --radio-control and --radio-key.
+    Protect {
+        /// Standby agent (a --peer name or an endpoint).
+        #[arg(long)]
+        standby: String,
+        /// The standby modem's radio endpoint (ip:port).
+        #[arg(long)]
+        dest_port: String,
+        /// Print the timeline as JSON too.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop protecting: the radio drops the standby, then the standby's modem is stopped.
+    Unprotect {
+        /// Standby agent (a --peer name or an endpoint).
+        #[arg(long)]
+        standby: String,
+    },
     /// Send one request and print the reply as JSON (exit status 1 unless ok).
     Send {
         /// Command name (`status`, `get_tun_ip`, ... or anything: unknown ones get "wrong command").
@@ -283,6 +305,41 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             print_outcome(&mut out, &outcome, *json)?;
             if !outcome.ok {
                 bail!("migration failed: {}", outcome.summary);
+            }
+            Ok(())
+        }
+        CtlOp::Protect {
+            standby,
+            dest_port,
+            json,
+        } => {
+            let Some(local) = local else {
+                bail!("protect needs --local (this server's agent: it serves the task)");
+            };
+            let dest = client(standby)?;
+            // Nothing is forwarded when protecting: the address is never used.
+            let unused = SocketAddr::from(([0, 0, 0, 0], 0));
+            let mut cfg = MbbConfig::new(Peer::Local, Peer::Remote, dest_port.clone(), unused);
+            cfg.relay = args.relay;
+            let mut driver = Driver::new(None, Some(local), Some(dest), Some(radio()));
+            let seq = ferry_migrate::protect::protect(cfg, driver.now());
+            let outcome = driver.run(seq, &mut |r| eprintln!("  {}", r.text));
+            print_outcome(&mut out, &outcome, *json)?;
+            if !outcome.ok {
+                bail!("protect failed: {}", outcome.summary);
+            }
+            Ok(())
+        }
+        CtlOp::Unprotect { standby } => {
+            let dest = client(standby)?;
+            let mut driver = Driver::new(None, None, Some(dest), Some(radio()));
+            let t = MbbConfig::new(Peer::Local, Peer::Remote, "", SocketAddr::from(([0; 4], 0)))
+                .timeouts;
+            let seq = ferry_migrate::protect::unprotect(Peer::Remote, t, driver.now());
+            let outcome = driver.run(seq, &mut |r| eprintln!("  {}", r.text));
+            print_outcome(&mut out, &outcome, false)?;
+            if !outcome.ok {
+                bail!("unprotect failed: {}", outcome.summary);
             }
             Ok(())
         }

@@ -139,6 +139,11 @@ pub struct ModemArgs {
     /// destination fell silent (docs/FAULTS.md).
     #[arg(long, default_value_t = 300)]
     release_grace_ms: u64,
+    /// With --shadow: protect the task as a hot standby — send filler the radio queues but
+    /// plays only if it fails the primary over to this host, and serve from the radio's
+    /// failover notice on (docs/FAULTS.md). Needs --key (notices are authenticated).
+    #[arg(long, requires = "shadow")]
+    hot_standby: bool,
 }
 
 fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
@@ -270,6 +275,7 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
         node: a.node,
         realtime: (a.rt_priority > 0).then_some(a.rt_priority),
         release_grace: Duration::from_millis(a.release_grace_ms),
+        hot_standby: a.hot_standby,
     };
     let mut m = Modem::new(opts).context("starting the modem")?;
     m.run().context("modem")?;

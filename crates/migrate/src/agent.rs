@@ -224,7 +224,7 @@ impl Agent {
                     mode: s.mode,
                 }),
                 started: false,
-                shadow: s.mode == StartMode::Shadow,
+                shadow: s.mode != StartMode::Normal,
             }),
             Request::KillUsrp => Box::new(Chain::stop_on_failure(vec![
                 LocalOp::SetEth3(self.cfg.parked_addr),

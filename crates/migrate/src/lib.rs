@@ -34,6 +34,7 @@ pub mod console;
 pub mod control;
 pub mod machine;
 pub mod mbb;
+pub mod protect;
 pub mod protocol;
 pub mod timeline;
 

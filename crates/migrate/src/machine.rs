@@ -138,6 +138,12 @@ pub enum RadioOp {
         /// The old primary stays a fallback this long after `at` (0: none).
         grace_ms: u64,
     },
+    /// Protect the primary with the warm standby at `to` (None: unprotect): the radio
+    /// copies RX to it and fails over to it when the primary falls silent.
+    Protect {
+        /// Standby endpoint name, or None.
+        to: Option<String>,
+    },
     /// Cancel an armed switch to `to` (only possible before its time).
     CancelSwitch {
         /// Endpoint the switch was armed for.

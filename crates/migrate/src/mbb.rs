@@ -40,6 +40,10 @@ pub const MBB_PHASES: [&str; 15] = [
     "stop and clean source",
 ];
 
+/// The last phase of `protect` (after [`MBB_PHASES`] 0–5): the radio takes the warm
+/// destination as the task's standby.
+pub const PROTECT_PHASE: &str = "radio protects the task with the standby";
+
 /// Settings of a make-before-break migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MbbConfig {
@@ -74,6 +78,10 @@ pub struct MbbConfig {
     /// The source is cleaned only after it, once the radio still names the destination.
     /// 0: a plain `switch_at` (no way back after T).
     pub fallback_grace_ms: u64,
+    /// Protect instead of migrate (`ferry ctl protect`): the destination is started as a
+    /// hot standby, and once it is synchronised the radio takes it as the task's standby
+    /// (it fails over to it when the primary falls silent). Nothing moves.
+    pub protect: bool,
     /// Effect deadlines.
     pub timeouts: Timeouts,
     /// Operator hold after the destination started or synchronised (`--pause-after`).
@@ -103,6 +111,7 @@ impl MbbConfig {
             confirm_timeout_ms: 1_000,
             drain_timeout_ms: 2_000,
             fallback_grace_ms: 300,
+            protect: false,
             timeouts: Timeouts {
                 local_ms: 5_000,
                 request_ms: 2_000,
@@ -168,6 +177,8 @@ enum S {
     Settle,
     SettleClock,
     KillDest,
+    Protect,
+    Unshadowed,
 }
 
 /// Rollback of an aborted migration.
@@ -196,9 +207,10 @@ struct Touched {
     shadowing: bool,
     radio_armed: bool,
     source_armed: bool,
+    protecting: bool,
 }
 
-struct Mbb {
+pub(crate) struct Mbb {
     cfg: MbbConfig,
     s: S,
     aborting: Option<Abort>,
@@ -222,7 +234,7 @@ struct Mbb {
 }
 
 impl Mbb {
-    fn new(cfg: MbbConfig) -> Mbb {
+    pub(crate) fn new(cfg: MbbConfig) -> Mbb {
         Mbb {
             cfg,
             s: S::Begin,
@@ -254,6 +266,9 @@ impl Mbb {
     fn abort(&mut self, cx: &mut Cx<'_>, reason: String) -> Step {
         let port = self.cfg.destination_port.clone();
         let mut rb = Vec::new();
+        if self.touched.protecting {
+            rb.push(Step::radio(RadioOp::Protect { to: None }));
+        }
         if self.touched.radio_armed {
             rb.push(Step::radio(RadioOp::CancelSwitch { to: port.clone() }));
         }
@@ -374,7 +389,11 @@ impl Mbb {
         self.dst(Request::StartD2d(StartD2d {
             warm: true,
             control: self.control.clone(),
-            mode: StartMode::Shadow,
+            mode: if self.cfg.protect {
+                StartMode::Standby
+            } else {
+                StartMode::Shadow
+            },
         }))
     }
 
@@ -512,6 +531,11 @@ impl Script for Mbb {
                 if let Some(p) = hold {
                     self.s = S::PausedSynced;
                     p.begin(cx, MBB_PHASES[5])
+                } else if synced && self.cfg.protect {
+                    cx.phase(PROTECT_PHASE);
+                    self.s = S::Protect;
+                    self.touched.protecting = true;
+                    Step::radio(RadioOp::Protect { to: Some(port) })
                 } else if synced {
                     cx.phase(MBB_PHASES[6]);
                     self.s = S::Clock;
@@ -723,6 +747,23 @@ impl Script for Mbb {
                 self.s = S::Drain;
                 self.src(Request::Status)
             }
+            (S::Protect, None) => {
+                // The standby role carries the RX copy: the shadow slot is freed for a
+                // later make-before-break.
+                self.s = S::Unshadowed;
+                Step::radio(RadioOp::Unshadow { to: port })
+            }
+            (S::Unshadowed, e) => {
+                if let Some(e) = e {
+                    cx.warn(format!("protect: freeing the shadow copy failed: {e}"));
+                }
+                Step::Finish {
+                    ok: true,
+                    summary: format!("task protected: standby {port} is warm and the radio fails over to it when the primary falls silent"),
+                    result: Some(json!({ "standby": port })),
+                }
+            }
+            (S::Protect, Some(e)) => self.abort(cx, e),
             (S::Grace, _) => {
                 self.s = S::GraceClock;
                 Step::radio(RadioOp::Clock)

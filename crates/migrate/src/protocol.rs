@@ -191,6 +191,10 @@ pub enum StartMode {
     /// Make-before-break: receive the radio's shadow copy and synchronise, but neither
     /// deliver to the tun nor transmit until told `takeover_at`.
     Shadow,
+    /// Protection (`ferry ctl protect`): a shadow that is also a hot standby — it sends
+    /// filler the radio queues but plays only if it fails the primary over to this host,
+    /// and serves from the radio's failover notice on.
+    Standby,
 }
 
 /// `start_d2d` arguments.
@@ -446,11 +450,20 @@ impl Request {
                     Some(v) => match v.as_str() {
                         Some("normal") => StartMode::Normal,
                         Some("shadow") => StartMode::Shadow,
-                        _ => return Err(bad("\"mode\" must be \"normal\" or \"shadow\"".into())),
+                        Some("standby") => StartMode::Standby,
+                        _ => {
+                            return Err(bad(
+                                "\"mode\" must be \"normal\", \"shadow\" or \"standby\"".into(),
+                            ))
+                        }
                     },
                 };
-                if mode == StartMode::Shadow && !warm {
-                    return Err(bad("mode \"shadow\" needs control_flag = 1".into()));
+                if mode != StartMode::Normal && !warm {
+                    return Err(bad(format!(
+                        "mode {:?} needs control_flag = 1",
+                        mode
+                    )
+                    .to_lowercase()));
                 }
                 Request::StartD2d(StartD2d {
                     warm,
@@ -754,6 +767,11 @@ mod tests {
                 warm: false,
                 control: None,
                 mode: StartMode::Normal,
+            }),
+            Request::StartD2d(StartD2d {
+                warm: true,
+                control: Some(Control::from_value(&control_json()).expect("valid")),
+                mode: StartMode::Standby,
             }),
             Request::KillUsrp,
             Request::KillD2d,

@@ -581,3 +581,61 @@ fn slow_destination_arming_aborts_before_the_radio_is_armed() {
     });
     assert!(o.summary.contains("raise --margin-ms"), "{}", o.summary);
 }
+
+/// `protect`: the first half of make-before-break, then the radio takes the warm
+/// destination as the task's standby; the source serves on untouched.
+#[test]
+fn protect_starts_a_hot_standby_and_moves_nothing() {
+    use ferry_migrate::protect;
+    let mut w = World::serving_on_source();
+    let now = w.now;
+    let o = w.run(protect::protect(cfg(), now));
+    assert!(o.ok, "{}", o.summary);
+    assert_eq!(w.radio.standby.as_deref(), Some("server2"));
+    assert!(w.radio.shadows.is_empty(), "the shadow slot is freed");
+    assert!(w.radio.switches.is_empty(), "nothing moved");
+    assert!(w.trace.iter().any(|t| t.contains("start_d2d(standby)")), "{:?}", w.trace);
+    let s = w.hosts[0].modem.as_ref().map(|m| m.mode);
+    assert_eq!(s, Some(ModemMode::Active));
+    let d = w.hosts[1].modem.as_ref().map(|m| m.mode);
+    assert_eq!(d, Some(ModemMode::Shadow));
+    assert!(o.timeline.duration_of(protect::PROTECT_PHASE).is_some());
+    // Unprotect: the radio drops the standby, then its modem stops.
+    let now = w.now;
+    let o = w.run(protect::unprotect(Peer::Remote, cfg().timeouts, now));
+    assert!(o.ok, "{}", o.summary);
+    assert_eq!(w.radio.standby, None);
+    assert!(!w.hosts[1].d2d);
+    assert!(w.hosts[0].d2d);
+}
+
+/// A radio that refuses `protect` leaves nothing behind: the standby is stopped and the
+/// shadow copy removed, the source untouched.
+#[test]
+fn protect_refused_by_the_radio_rolls_back() {
+    use ferry_migrate::protect;
+    let mut w = World::serving_on_source();
+    w.radio.refuse.push("protect");
+    let now = w.now;
+    let o = w.run(protect::protect(cfg(), now));
+    assert!(!o.ok);
+    assert_eq!(w.radio.standby, None);
+    assert!(w.radio.shadows.is_empty());
+    assert_source_untouched_dest_clean(&w);
+}
+
+/// If the radio does not drop the standby, `unprotect` leaves it running (it still
+/// protects the task) and says so.
+#[test]
+fn unprotect_keeps_the_standby_when_the_radio_refuses() {
+    use ferry_migrate::protect;
+    let mut w = World::serving_on_source();
+    let now = w.now;
+    assert!(w.run(protect::protect(cfg(), now)).ok);
+    w.radio.refuse.push("protect");
+    let now = w.now;
+    let o = w.run(protect::unprotect(Peer::Remote, cfg().timeouts, now));
+    assert!(!o.ok);
+    assert!(o.summary.contains("still protects"), "{}", o.summary);
+    assert!(w.hosts[1].d2d);
+}

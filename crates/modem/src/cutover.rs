@@ -236,6 +236,17 @@ impl Cutover {
         }
     }
 
+    /// Makes a standby hot (filler TX, so the radio knows it alive and has its TX queued)
+    /// or cold again.
+    pub fn set_hot(&mut self, hot: bool) {
+        self.cfg.hot_standby = hot;
+    }
+
+    /// Whether a standby sends filler.
+    pub fn is_hot(&self) -> bool {
+        self.cfg.hot_standby
+    }
+
     /// The current duty.
     pub fn duty(&self) -> Duty {
         self.duty

@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const MAX_LINE: usize = 16 * 1024;
 
 /// Every command name, in documentation order.
-pub const COMMANDS: [&str; 11] = [
+pub const COMMANDS: [&str; 12] = [
     "status",
     "get_control",
     "set_control",
@@ -26,6 +26,7 @@ pub const COMMANDS: [&str; 11] = [
     "set_routes",
     "start",
     "shadow",
+    "hot_standby",
     "takeover_at",
     "release_at",
     "cancel_cutover",
@@ -60,6 +61,11 @@ pub enum ModemRequest {
     },
     /// Synchronise and decode, but neither deliver to the TUN nor transmit.
     Shadow,
+    /// A shadow that protects the task (docs/FAULTS.md): it sends filler (a master's sync
+    /// and reference signals, heartbeats otherwise) that the radio queues but plays only if
+    /// it fails the primary over to this host, and it serves from the radio's failover
+    /// notice on.
+    HotStandby,
     /// Deliver and transmit from radio sample `at_sample` (a subframe boundary), provided
     /// the radio made this host primary by then.
     TakeoverAt {
@@ -99,6 +105,7 @@ impl ModemRequest {
             ModemRequest::SetRoutes { .. } => "set_routes",
             ModemRequest::Start { .. } => "start",
             ModemRequest::Shadow => "shadow",
+            ModemRequest::HotStandby => "hot_standby",
             ModemRequest::TakeoverAt { .. } => "takeover_at",
             ModemRequest::ReleaseAt { .. } => "release_at",
             ModemRequest::CancelCutover => "cancel_cutover",

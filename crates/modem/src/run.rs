@@ -102,6 +102,8 @@ pub struct ModemOptions {
     /// sending filler) in case the radio falls back to it; make-before-break asks the radio
     /// for the same grace.
     pub release_grace: Duration,
+    /// Start as a hot standby (with `shadow`): filler TX, serves on a failover notice.
+    pub hot_standby: bool,
 }
 
 /// Why a cutover is refused on a link without notices.
@@ -596,7 +598,7 @@ impl Modem {
                 // The radio's notice comes with the RX of T; half a second without it means
                 // the radio did not make the switch.
                 confirm_timeout: rate / 2,
-                hot_standby: false,
+                hot_standby: shadow && self.opts.hot_standby,
             },
             !shadow,
         ));
@@ -1470,6 +1472,26 @@ impl Modem {
                     cmd,
                     format!("shadow needs state idle (now {:?})", self.state).to_lowercase(),
                 )
+            }
+            ModemRequest::HotStandby => {
+                if self.state != ModemState::Shadow {
+                    return ModemReply::err(
+                        cmd,
+                        format!("hot_standby needs state shadow (now {:?})", self.state)
+                            .to_lowercase(),
+                    );
+                }
+                if !self.link.has_notice_key() {
+                    return ModemReply::err(cmd, NEEDS_NOTICES);
+                }
+                match self.cut.as_mut() {
+                    Some(c) if c.duty() == Duty::Standby => {
+                        c.set_hot(true);
+                        tracing::info!("hot standby: filler TX, serving on a failover notice");
+                        ModemReply::ok(cmd, None)
+                    }
+                    _ => ModemReply::err(cmd, "hot_standby needs a standby (no cutover armed)"),
+                }
             }
             ModemRequest::TakeoverAt {
                 at_sample,

@@ -125,6 +125,8 @@ pub struct Radio {
     pub primary: Option<String>,
     pub shadows: Vec<String>,
     pub armed: Option<(u64, String)>,
+    /// The protecting standby.
+    pub standby: Option<String>,
     /// Fallback grace of the armed switch (ms; 0: a plain switch_at).
     pub armed_grace_ms: u64,
     /// After a switch with a grace: (old primary, last sample it may fall back).
@@ -204,6 +206,7 @@ pub fn op_name(op: &LocalOp) -> String {
             (false, _) => "start_d2d(cold)".into(),
             (true, StartMode::Normal) => "start_d2d(warm)".into(),
             (true, StartMode::Shadow) => "start_d2d(shadow)".into(),
+            (true, StartMode::Standby) => "start_d2d(standby)".into(),
         },
         LocalOp::StartUsrp { init: true } => "start_usrp(init)".into(),
         LocalOp::StartUsrp { init: false } => "start_usrp".into(),
@@ -543,7 +546,7 @@ impl World {
                     h.d2d_routes = routes.clone();
                     h.modem = Some(match mode {
                         StartMode::Normal => ModemSim::active(),
-                        StartMode::Shadow => ModemSim {
+                        StartMode::Shadow | StartMode::Standby => ModemSim {
                             mode: ModemMode::Shadow,
                             ..ModemSim::active()
                         },
@@ -677,7 +680,7 @@ impl World {
             }
         }
         if let LocalOp::StartD2d {
-            mode: StartMode::Shadow,
+            mode: StartMode::Shadow | StartMode::Standby,
             ..
         } = op
         {
@@ -772,6 +775,7 @@ impl World {
             RadioOp::Unshadow { to } => format!("unshadow({to})"),
             RadioOp::SwitchAt { to, .. } => format!("switch_at({to})"),
             RadioOp::CancelSwitch { to } => format!("cancel_switch({to})"),
+            RadioOp::Protect { to } => format!("protect({})", to.as_deref().unwrap_or("none")),
         };
         self.trace.push(format!("radio:{name}"));
         let kind = name.split('(').next().unwrap_or("").to_string();
@@ -810,6 +814,10 @@ impl World {
             }
             RadioOp::CancelSwitch { .. } => {
                 self.radio.armed = None;
+                Ok(RadioValue::Unit)
+            }
+            RadioOp::Protect { to } => {
+                self.radio.standby = to.clone();
                 Ok(RadioValue::Unit)
             }
         };
