@@ -235,6 +235,26 @@ enum RadioOp {
     },
     /// Stop every capture of RADIO now.
     StopCapture { radio: String },
+    /// Protect RADIO's primary with the warm standby at ENDPOINT: the radio copies RX to it
+    /// and switches to it when the primary sends no TX for its liveness interval (omit
+    /// ENDPOINT to unprotect). `ferry ctl protect` does this with a hot standby modem.
+    Protect {
+        radio: String,
+        endpoint: Option<SocketAddr>,
+    },
+    /// Disarm RADIO's pending switch before its instant.
+    CancelSwitch { radio: String },
+    /// Poll RADIO's status every --interval-ms and print one JSON line (with the Unix time
+    /// in ms) whenever its primary, epoch, fallbacks, failovers or fenced packets change —
+    /// for watching a failover happen (`ferry demo failover` times detection with it).
+    Watch {
+        radio: String,
+        #[arg(long, default_value_t = 1)]
+        interval_ms: u64,
+        /// Stop after this many seconds (default: until killed).
+        #[arg(long)]
+        duration: Option<f64>,
+    },
     /// Power-cycle RADIO (it re-initialises; links are lost).
     Reset { radio: String },
     /// Probe a radio's fronthaul address directly (8 tries, as the thesis controller).
@@ -297,6 +317,13 @@ pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
             },
         },
         RadioOp::StopCapture { radio } => Request::StopCapture { radio },
+        RadioOp::Protect { radio, endpoint } => Request::Protect { radio, endpoint },
+        RadioOp::CancelSwitch { radio } => Request::CancelSwitch { radio },
+        RadioOp::Watch {
+            radio,
+            interval_ms,
+            duration,
+        } => return watch(&ctl, &radio, interval_ms, duration),
         RadioOp::Reset { radio } => Request::Reset { radio },
         RadioOp::Probe { addr, tries } => {
             let link = RadioLink::create_legacy("0.0.0.0:0".parse()?, addr, 0, 1)?;
@@ -311,4 +338,51 @@ pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
         bail!("{message}");
     }
     Ok(())
+}
+
+/// `ferry radio watch`: one JSON line per change of RADIO's arbiter state.
+fn watch(
+    ctl: &ControlClient,
+    radio: &str,
+    interval_ms: u64,
+    duration: Option<f64>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let t0 = std::time::Instant::now();
+    let mut last: Option<serde_json::Value> = None;
+    let mut out = std::io::stdout().lock();
+    loop {
+        if duration.is_some_and(|d| t0.elapsed().as_secs_f64() >= d) {
+            return Ok(());
+        }
+        match ctl.status(radio) {
+            Ok((sample, st)) => {
+                let a = &st.arbiter;
+                let key = serde_json::json!({
+                    "primary": st.linked,
+                    "epoch": a.epoch,
+                    "standby": a.standby,
+                    "fallbacks": a.fallbacks,
+                    "failovers": a.failovers,
+                    "fenced_packets": a.fenced_packets,
+                });
+                if last.as_ref() != Some(&key) {
+                    let unix_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+                    let mut line = key.clone();
+                    line["unix_ms"] = unix_ms.into();
+                    line["sample"] = sample.into();
+                    writeln!(out, "{line}")?;
+                    out.flush()?;
+                    last = Some(key);
+                }
+            }
+            Err(e) => {
+                // A missed poll is reported, not fatal: the watcher outlives a busy radio.
+                eprintln!("status: {e}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(interval_ms.max(1)));
+    }
 }

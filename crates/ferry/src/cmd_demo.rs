@@ -87,6 +87,27 @@ with make-before-break (ferry ctl --relay migrate --method mbb); the tables show
 migration beside table 4-2 (2173 ms, 1858 ms video interruption). --probe-ms does not apply
 (no ping or probe runs).")]
     Relay,
+    /// Issue #12: unplanned failover. The task on server1 protected by a hot standby on
+    /// server2; kill -9 of the serving modem, of the whole serving server, and SIGSTOP of
+    /// the serving modem for 1 s, each followed by re-protection; first the same kill
+    /// without protection, recovered by hand (the baseline).
+    #[command(after_help = "\
+Needs root. Per event it prints the detection time (the radio's arbiter switched, timed by
+`ferry radio watch`), the outage (longest 1 ms probe gap), probes and pings lost, duplicates
+(two servers delivering), split brain, and how long the task was unprotected; writes
+OUT/failover.json ({events: [{kind, protected, detect_ms, outage_ms, probes_lost, pings_lost,
+duplicates, split_brain, reprotect_ms}]}), failover.txt and failover.svg. See docs/FAILOVER.md.")]
+    Failover {
+        /// Rounds of the three protected events.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Skip the unprotected baseline.
+        #[arg(long)]
+        no_baseline: bool,
+        /// The baseline operator's reaction time (kill noticed → restart), ms.
+        #[arg(long, default_value_t = 2000)]
+        operator_ms: u64,
+    },
 }
 
 /// Parses `legacy|mbb|both`.
@@ -159,6 +180,14 @@ fn map_err(e: SessionError) -> anyhow::Error {
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if matches!(args.what, Some(What::Relay)) {
         return run_relay(&args.common);
+    }
+    if let Some(What::Failover {
+        rounds,
+        no_baseline,
+        operator_ms,
+    }) = args.what
+    {
+        return run_failover(&args.common, rounds, !no_baseline, operator_ms);
     }
     preflight(&[])?;
     session::install_signal_flag();
@@ -242,5 +271,39 @@ fn run_relay(c: &Common) -> anyhow::Result<()> {
     for f in &w.files {
         println!("        {}", f.display());
     }
+    Ok(())
+}
+
+/// `ferry demo failover` (issue #12, docs/FAILOVER.md).
+fn run_failover(c: &Common, rounds: usize, baseline: bool, operator_ms: u64) -> anyhow::Result<()> {
+    use ferry_testbed::failover::{self, FailoverOptions, FaultKind};
+    preflight(&[])?;
+    session::install_signal_flag();
+    if rounds == 0 && !baseline {
+        bail!("nothing to do: --rounds 0 and --no-baseline");
+    }
+    let ferry = std::env::current_exe().context("locating the ferry binary")?;
+    let mut opts = FailoverOptions::new(ferry, &c.prefix);
+    opts.events = (0..rounds).flat_map(|_| FaultKind::ALL).collect();
+    opts.baseline = baseline;
+    opts.operator_reaction = Duration::from_millis(operator_ms);
+    opts.probe_interval = probe_interval(c.probe_ms)?.unwrap_or(Duration::from_millis(1));
+    opts.bw = Some(c.bw.unwrap_or(DEMO_BW_MHZ));
+    if c.quick {
+        opts.hold = Duration::from_millis(1200);
+    }
+    let mut progress = progress_printer();
+    let rep = failover::run(&opts, &mut progress).map_err(map_err)?;
+    println!();
+    print!("{}", rep.render_text());
+    std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
+    let json = c.json.clone().unwrap_or_else(|| c.out.join("failover.json"));
+    std::fs::write(&json, rep.to_json()?).with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(c.out.join("failover.txt"), rep.render_text())?;
+    match rep.svg() {
+        Ok(svg) => std::fs::write(c.out.join("failover.svg"), svg)?,
+        Err(e) => eprintln!("plot: {e}"),
+    }
+    println!("report: {}", json.display());
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! [`netns`] runs the plan with iproute2 and reads the state back.
 
 pub mod demo;
+pub mod failover;
 pub mod live;
 pub mod netns;
 pub mod ping;

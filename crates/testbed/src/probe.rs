@@ -75,6 +75,8 @@ pub struct ProbeLog {
     sent: Vec<u64>,
     rtt: Vec<Option<u64>>,
     duplicates: u64,
+    /// Send times of the probes echoed more than once (two servers delivering).
+    duplicated_at: Vec<u64>,
     strangers: u64,
 }
 
@@ -91,6 +93,8 @@ pub struct ProbeWindow {
     pub rtt_max_ms: Option<f64>,
     /// Longest time between two echoed probes' sends (or the window's edges), ms.
     pub longest_gap_ms: Option<f64>,
+    /// Probes sent in the window that were echoed more than once.
+    pub duplicates: u64,
 }
 
 /// What a probe run shows.
@@ -134,6 +138,7 @@ impl ProbeLog {
             sent: Vec::new(),
             rtt: Vec::new(),
             duplicates: 0,
+            duplicated_at: Vec::new(),
             strangers: 0,
         }
     }
@@ -165,7 +170,12 @@ impl ProbeLog {
             return;
         }
         match self.rtt[i] {
-            Some(_) => self.duplicates += 1,
+            Some(_) => {
+                self.duplicates += 1;
+                if self.duplicated_at.len() < 1 << 20 {
+                    self.duplicated_at.push(p.sent_ns);
+                }
+            }
             None => self.rtt[i] = Some(now_ns.saturating_sub(p.sent_ns)),
         }
     }
@@ -209,6 +219,11 @@ impl ProbeLog {
                 None => w.lost += 1,
             }
         }
+        w.duplicates = self
+            .duplicated_at
+            .iter()
+            .filter(|&&t| t >= from_ns && t < to_ns)
+            .count() as u64;
         if w.sent > 0 {
             gap = gap.max(to_ns.saturating_sub(prev)).max(self.interval_ns);
             w.longest_gap_ms = Some(gap as f64 / 1e6);

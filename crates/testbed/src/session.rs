@@ -478,6 +478,22 @@ impl Bed {
         self.spawn(&format!("agent-server{n}"), c)
     }
 
+    /// Restarts server `n`'s agent after it died (a rebooted server): the dead process is
+    /// reaped and forgotten, a new one takes its name.
+    pub fn restart_agent(&mut self, n: u8) -> Result<(), SessionError> {
+        let name = format!("agent-server{n}");
+        self.procs.retain_mut(|(p, c)| {
+            if *p == name {
+                let _ = c.kill();
+                let _ = c.wait();
+                false
+            } else {
+                true
+            }
+        });
+        self.start_agent(false, n)
+    }
+
     /// Starts the thesis console (`ferry ctl ... console --json`) on server1, whose task
     /// it hosts itself, with server2's agent as the remote.
     pub fn start_console(&mut self) -> Result<Console, SessionError> {

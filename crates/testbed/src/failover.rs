@@ -1,0 +1,606 @@
+//! `ferry demo failover` (issue #12): unplanned failover in the thesis testbed with real
+//! processes. The task runs on server1; `ping -i 0.1` and the 1 ms probe run from server3;
+//! a hot standby protects the task (`ferry ctl protect`); at fixed moments the serving
+//! modem is killed (`kill -9`), the whole serving server dies (every process of its
+//! namespace killed), or the serving modem is paused (SIGSTOP for a while, then SIGCONT);
+//! after each event the task is protected again from the new serving server. The same kill
+//! without protection, recovered by hand as the thesis' operator would (`kill_d2d` +
+//! `start_d2d` after a reaction time), is the baseline.
+//!
+//! Per event: detection (the radio's arbiter switched, timed by `ferry radio watch` polling
+//! link control every millisecond), outage (longest probe gap), probes and pings lost,
+//! duplicates (probes echoed twice: two servers delivering), split brain (any duplicate),
+//! and how long the task was unprotected (failover → the new standby is warm).
+//!
+//! The decisions (who serves) are the radio's and the modems' pure machines
+//! (`ferry_radio::unit`, `ferry_modem::cutover`); this module only causes the faults and
+//! measures.
+
+use crate::probe::ProbeLog;
+use crate::report::RunMeta;
+use crate::session::{self, Bed, SessionError, Traffic, RADIO_CTL};
+use crate::video::unix_ms;
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+/// A fault the demo causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// `kill -9` of the serving modem.
+    KillModem,
+    /// `kill -9` of every process of the serving server (its namespace): agent and modem.
+    KillServer,
+    /// SIGSTOP of the serving modem for [`FailoverOptions::pause`], then SIGCONT: it must
+    /// not serve again on its own (fenced by the radio, steps down on the new epoch).
+    Pause,
+}
+
+impl FaultKind {
+    /// Every kind, in the demo's order.
+    pub const ALL: [FaultKind; 3] = [FaultKind::KillModem, FaultKind::KillServer, FaultKind::Pause];
+
+    /// What the table calls it.
+    pub fn title(self) -> &'static str {
+        match self {
+            FaultKind::KillModem => "kill -9 serving modem",
+            FaultKind::KillServer => "kill -9 serving server",
+            FaultKind::Pause => "SIGSTOP modem 1 s",
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct FailoverOptions {
+    /// The `ferry` binary to start in the namespaces.
+    pub ferry: PathBuf,
+    /// Namespace prefix.
+    pub prefix: String,
+    /// Protected events, in order (each followed by re-protection).
+    pub events: Vec<FaultKind>,
+    /// Run the unprotected baseline first (kill -9 of the serving modem, recovered by hand).
+    pub baseline: bool,
+    /// The operator's reaction time in the baseline.
+    pub operator_reaction: Duration,
+    /// How long a paused modem stays stopped.
+    pub pause: Duration,
+    /// Traffic held after each event (and after each protection) before the next.
+    pub hold: Duration,
+    /// Probe interval.
+    pub probe_interval: Duration,
+    /// LTE bandwidth, MHz (`None`: 1.4).
+    pub bw: Option<f64>,
+}
+
+impl FailoverOptions {
+    /// Defaults: the baseline, then each kind once; 1 ms probe; 2 s holds.
+    pub fn new(ferry: PathBuf, prefix: &str) -> FailoverOptions {
+        FailoverOptions {
+            ferry,
+            prefix: prefix.to_string(),
+            events: FaultKind::ALL.to_vec(),
+            baseline: true,
+            operator_reaction: Duration::from_secs(2),
+            pause: Duration::from_secs(1),
+            hold: Duration::from_secs(2),
+            probe_interval: Duration::from_millis(1),
+            bw: None,
+        }
+    }
+}
+
+/// One event's figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventReport {
+    /// What happened.
+    pub kind: FaultKind,
+    /// Whether a hot standby protected the task.
+    pub protected: bool,
+    /// Server that served before.
+    pub from: u8,
+    /// Server that serves after (as the radio and the probe show).
+    pub to: u8,
+    /// When it happened, ms since the probe started.
+    pub at_ms: f64,
+    /// Fault → the radio's arbiter switched (failover), ms; `None`: it did not switch.
+    pub detect_ms: Option<f64>,
+    /// Longest probe gap around the event, ms.
+    pub outage_ms: f64,
+    /// Probes lost around the event.
+    pub probes_lost: u64,
+    /// Pings lost around the event.
+    pub pings_lost: u64,
+    /// Probes echoed more than once around the event.
+    pub duplicates: u64,
+    /// Two servers delivered at once (any duplicate).
+    pub split_brain: bool,
+    /// Failover → the new standby warm (protected again), ms.
+    pub reprotect_ms: Option<f64>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailoverReport {
+    /// Host, build, time.
+    pub meta: RunMeta,
+    /// Probe interval, ms.
+    pub probe_interval_ms: f64,
+    /// Events in order.
+    pub events: Vec<EventReport>,
+    /// Probe over the whole run.
+    pub probe: crate::probe::ProbeReport,
+    /// Ping over the whole run.
+    pub ping: crate::ping::PingReport,
+    /// Probe samples (send ms since the probe started, RTT ms or lost) for plots.
+    #[serde(skip)]
+    pub samples: Vec<(f64, Option<f64>)>,
+}
+
+/// Median and maximum of `v` (None when empty).
+pub fn median_max(mut v: Vec<f64>) -> Option<(f64, f64)> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    Some((m, v[v.len() - 1]))
+}
+
+impl FailoverReport {
+    /// The table printed at the end.
+    pub fn render_text(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "{:<26} {:>9} {:>9} {:>9} {:>7} {:>6} {:>5} {:>6} {:>11}\n",
+            "event",
+            "protected",
+            "detect ms",
+            "outage ms",
+            "probes",
+            "pings",
+            "dups",
+            "split",
+            "reprotect ms"
+        ));
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
+        for e in &self.events {
+            s.push_str(&format!(
+                "{:<26} {:>9} {:>9} {:>9.1} {:>7} {:>6} {:>5} {:>6} {:>11}\n",
+                format!("{} (s{}→s{})", e.kind.title(), e.from, e.to),
+                if e.protected { "yes" } else { "no" },
+                opt(e.detect_ms),
+                e.outage_ms,
+                e.probes_lost,
+                e.pings_lost,
+                e.duplicates,
+                if e.split_brain { "YES" } else { "no" },
+                opt(e.reprotect_ms),
+            ));
+        }
+        for kind in FaultKind::ALL {
+            for protected in [true, false] {
+                let of: Vec<&EventReport> = self
+                    .events
+                    .iter()
+                    .filter(|e| e.kind == kind && e.protected == protected)
+                    .collect();
+                if let Some((m, w)) = median_max(of.iter().map(|e| e.outage_ms).collect()) {
+                    s.push_str(&format!(
+                        "{} ({}), {} events: outage median {m:.1} ms, worst {w:.1} ms\n",
+                        kind.title(),
+                        if protected { "protected" } else { "unprotected" },
+                        of.len()
+                    ));
+                }
+            }
+        }
+        s.push_str(&format!(
+            "probe: {} sent, {} lost, {} duplicates; ping: {} sent, {} lost\n",
+            self.probe.sent, self.probe.lost, self.probe.duplicates, self.ping.sent, self.ping.lost
+        ));
+        s
+    }
+
+    /// `--json`: `{events: [{kind, protected, detect_ms, outage_ms, probes_lost, pings_lost,
+    /// duplicates, split_brain, reprotect_ms, ...}], probe, ping, meta}`.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+
+    /// Probe RTT and losses over the run with the events marked.
+    pub fn svg(&self) -> Result<String, crate::plot::PlotError> {
+        let marks: Vec<crate::plot::Mark> = self
+            .events
+            .iter()
+            .map(|e| crate::plot::Mark {
+                label: format!(
+                    "{}{}",
+                    e.kind.title(),
+                    if e.protected { "" } else { " (unprotected)" }
+                ),
+                start_ms: e.at_ms,
+                end_ms: e.at_ms + e.outage_ms.max(1.0),
+                method: if e.protected {
+                    crate::report::Method::Mbb
+                } else {
+                    crate::report::Method::Legacy
+                },
+            })
+            .collect();
+        crate::plot::delay_svg(
+            "Failover: probe round-trip time and losses (events marked)",
+            &self.samples,
+            &marks,
+        )
+    }
+}
+
+/// Lines of `ferry radio watch` (Unix ms, failovers, primary).
+struct Watch {
+    child: Child,
+    lines: Receiver<(f64, u64, Option<String>)>,
+    seen: Vec<(f64, u64, Option<String>)>,
+}
+
+impl Watch {
+    fn start(bed: &Bed) -> Result<Watch, SessionError> {
+        let mut c = bed.ferry_in("server3");
+        c.args(["radio", "--control", RADIO_CTL, "--key"])
+            .arg(bed.key())
+            .args(["watch", "pool", "--interval-ms", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c
+            .spawn()
+            .map_err(|e| SessionError::Failed(format!("ferry radio watch: {e}")))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines().map_while(Result::ok) {
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else {
+                        continue;
+                    };
+                    let t = v["unix_ms"].as_f64().unwrap_or(0.0);
+                    let f = v["failovers"].as_u64().unwrap_or(0);
+                    let p = v["primary"].as_str().map(str::to_string);
+                    if tx.send((t, f, p)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Watch {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        })
+    }
+
+    fn drain(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+    }
+
+    /// The first failover after `since` (Unix ms): its time and the new primary.
+    fn failover_after(&mut self, since: f64, before: u64) -> Option<(f64, Option<String>)> {
+        self.drain();
+        self.seen
+            .iter()
+            .find(|(t, f, _)| *t >= since && *f > before)
+            .map(|(t, _, p)| (*t, p.clone()))
+    }
+
+    fn failovers(&mut self) -> u64 {
+        self.drain();
+        self.seen.last().map_or(0, |l| l.1)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Process ids in server `n`'s namespace whose `argv[1]` is `what` (`modem`, `agent`).
+fn pids(bed: &Bed, n: u8, what: &str) -> Vec<i32> {
+    crate::netns::pids_in(&bed.ns(&format!("server{n}")))
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                c.split(|b| *b == 0).nth(1) == Some(what.as_bytes())
+            })
+        })
+        .collect()
+}
+
+fn signal(pids: &[i32], sig: i32) {
+    for &p in pids {
+        // SAFETY: kill(2) on pids just read from the testbed's namespace.
+        unsafe { libc::kill(p, sig) };
+    }
+}
+
+/// `ferry ctl protect` of the task on `from` with a hot standby on `to`.
+fn protect(bed: &Bed, from: u8, to: u8) -> Result<(), SessionError> {
+    let o = bed
+        .ferry_in(&format!("server{from}"))
+        .arg("ctl")
+        .arg("--key")
+        .arg(bed.key())
+        .arg("--radio-key")
+        .arg(bed.key())
+        .args([
+            "--local",
+            &format!("server{from}=tcp://10.99.0.{from}:5555"),
+            "--peer",
+            &format!("server{to}=tcp://10.99.0.{to}:5555"),
+            "--radio-control",
+            RADIO_CTL,
+            "--radio-name",
+            "pool",
+            "protect",
+            "--standby",
+            &format!("server{to}"),
+            "--dest-port",
+            &format!("192.168.10.1{to}:49200"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| SessionError::Failed(format!("ferry ctl protect: {e}")))?;
+    if !o.status.success() {
+        return Err(SessionError::Failed(format!(
+            "protect server{from} with server{to} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )));
+    }
+    Ok(())
+}
+
+struct Pending {
+    kind: FaultKind,
+    protected: bool,
+    from: u8,
+    to: u8,
+    at_unix: f64,
+    detect_ms: Option<f64>,
+    reprotect_ms: Option<f64>,
+}
+
+/// Runs the demo: testbed up, the task on server1, the events, everything down.
+pub fn run(
+    opts: &FailoverOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<FailoverReport, SessionError> {
+    let origin = unix_ms();
+    let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
+    bed.bw = opts.bw;
+    progress("starting ferry air, the far-end modem and both pool servers' agents");
+    bed.start_air(false)?;
+    bed.start_far()?;
+    bed.start_agent(false, 1)?;
+    bed.start_agent(false, 2)?;
+    session::sleep(Duration::from_millis(700))?;
+    bed.check_alive()?;
+    bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)?;
+    bed.send(1, "start_d2d", r#"{"control_flag":0}"#)?;
+    progress("waiting for the far end's cell search and the first ping through the task");
+    bed.wait_first_ping(Duration::from_secs(60))?;
+    let mut watch = Watch::start(&bed)?;
+    let traffic = Traffic::start(&bed, Some(opts.probe_interval))?;
+    let t_probe = traffic.probe_started_unix_ms;
+    session::sleep(opts.hold)?;
+    let mut serving = 1u8;
+    let mut pending = Vec::new();
+    if opts.baseline {
+        progress("baseline: kill -9 of the serving modem, no standby; the operator restarts it");
+        let at = unix_ms();
+        signal(&pids(&bed, serving, "modem"), libc::SIGKILL);
+        session::sleep(opts.operator_reaction)?;
+        // The thesis' recovery by hand: KL (the agent already reaped its modem) then DS.
+        let _ = bed.send(serving, "kill_d2d", "{}");
+        bed.send(serving, "start_d2d", r#"{"control_flag":0}"#)?;
+        pending.push(Pending {
+            kind: FaultKind::KillModem,
+            protected: false,
+            from: serving,
+            to: serving,
+            at_unix: at,
+            detect_ms: None,
+            reprotect_ms: None,
+        });
+        // Cold start: the far end searches the cell again.
+        session::sleep(opts.hold + Duration::from_secs(2))?;
+    }
+    for (i, &kind) in opts.events.iter().enumerate() {
+        let standby = 3 - serving;
+        if i == 0 {
+            progress(&format!("protecting the task on server{serving} with server{standby}"));
+            protect(&bed, serving, standby)?;
+            session::sleep(opts.hold)?;
+        }
+        progress(&format!("event {}: {} on server{serving}", i + 1, kind.title()));
+        let before = watch.failovers();
+        let at = unix_ms();
+        match kind {
+            FaultKind::KillModem => signal(&pids(&bed, serving, "modem"), libc::SIGKILL),
+            FaultKind::KillServer => {
+                let mut all = pids(&bed, serving, "agent");
+                all.extend(pids(&bed, serving, "modem"));
+                signal(&all, libc::SIGKILL);
+            }
+            FaultKind::Pause => {
+                let m = pids(&bed, serving, "modem");
+                signal(&m, libc::SIGSTOP);
+                session::sleep(opts.pause)?;
+                signal(&m, libc::SIGCONT);
+            }
+        }
+        // Wait for the radio's failover (it is in the data path: milliseconds).
+        let mut detected = None;
+        for _ in 0..200 {
+            if let Some(d) = watch.failover_after(at, before) {
+                detected = Some(d);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let detect_ms = detected.as_ref().map(|(t, _)| t - at);
+        let now_serving = match detected.as_ref().and_then(|(_, p)| p.clone()) {
+            Some(p) if p.starts_with(&format!("192.168.10.1{standby}:")) => standby,
+            _ => serving,
+        };
+        // The failed side: its modem is dead or fenced; an operator (or the pool) would
+        // clean it. A dead server's agent is restarted (the server rebooted).
+        session::sleep(Duration::from_millis(300))?;
+        match kind {
+            FaultKind::KillServer => {
+                bed.restart_agent(serving)?;
+                session::sleep(Duration::from_millis(500))?;
+            }
+            _ => {
+                let _ = bed.send(serving, "kill_d2d", "{}");
+            }
+        }
+        // Re-protection: the failed server becomes the standby of the new serving one.
+        let reprotect_ms = if now_serving == standby {
+            protect(&bed, standby, serving)?;
+            detected.as_ref().map(|(t, _)| unix_ms() - t)
+        } else {
+            None
+        };
+        pending.push(Pending {
+            kind,
+            protected: true,
+            from: serving,
+            to: now_serving,
+            at_unix: at,
+            detect_ms,
+            reprotect_ms,
+        });
+        serving = now_serving;
+        session::sleep(opts.hold)?;
+        bed.check_alive()?;
+    }
+    let result = traffic.stop()?;
+    drop(watch);
+    let mut events = Vec::new();
+    for p in &pending {
+        let a = p.at_unix - t_probe;
+        // The window: from the fault to the hold after it (the baseline's cold start
+        // included), so every loss the event caused is in it.
+        let b = a + opts.hold.as_secs_f64() * 1e3 + 1_500.0 + opts.pause.as_secs_f64() * 1e3;
+        let b = if p.protected {
+            b
+        } else {
+            b + opts.operator_reaction.as_secs_f64() * 1e3 + 2_000.0
+        };
+        let w = result.probe.window(ms_ns(a), ms_ns(b));
+        let pings_lost = pings_lost_between(&result.ping, p.at_unix, p.at_unix + (b - a));
+        events.push(EventReport {
+            kind: p.kind,
+            protected: p.protected,
+            from: p.from,
+            to: p.to,
+            at_ms: a,
+            detect_ms: p.detect_ms,
+            outage_ms: w.longest_gap_ms.unwrap_or(0.0),
+            probes_lost: w.lost,
+            pings_lost,
+            duplicates: w.duplicates,
+            split_brain: w.duplicates > 0,
+            reprotect_ms: p.reprotect_ms,
+        });
+    }
+    let samples = result
+        .probe
+        .samples()
+        .into_iter()
+        .map(|s| (s.sent_ms, s.rtt_ms))
+        .collect();
+    Ok(FailoverReport {
+        meta: RunMeta::collect(origin),
+        probe_interval_ms: opts.probe_interval.as_secs_f64() * 1e3,
+        events,
+        probe: result.probe.report(),
+        ping: result.ping,
+        samples,
+    })
+}
+
+fn ms_ns(ms: f64) -> u64 {
+    (ms.max(0.0) * 1e6) as u64
+}
+
+/// Pings whose request was sent in `[a, b)` (Unix ms) and never answered.
+fn pings_lost_between(r: &crate::ping::PingReport, a: f64, b: f64) -> u64 {
+    let Some(t0) = r.first_sent_unix_ms else {
+        return 0;
+    };
+    r.lost_seqs
+        .iter()
+        .filter(|&&s| {
+            let t = t0 + (s.saturating_sub(1)) as f64 * r.interval_ms;
+            t >= a && t < b
+        })
+        .count() as u64
+}
+
+/// A probe log's figures for tests (the pure part of the analysis).
+pub fn window_figures(log: &ProbeLog, a_ms: f64, b_ms: f64) -> (f64, u64, u64) {
+    let w = log.window(ms_ns(a_ms), ms_ns(b_ms));
+    (w.longest_gap_ms.unwrap_or(0.0), w.lost, w.duplicates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_worst() {
+        assert_eq!(median_max(vec![]), None);
+        assert_eq!(median_max(vec![3.0, 1.0, 2.0]), Some((2.0, 3.0)));
+        assert_eq!(median_max(vec![4.0, 1.0, 2.0, 3.0]), Some((2.5, 4.0)));
+    }
+
+    /// A duplicated echo (two servers delivering) and a gap are both seen in the window
+    /// they happen in, and not in another.
+    #[test]
+    fn window_sees_gaps_losses_and_duplicates() {
+        let mut log = ProbeLog::new(1, Duration::from_millis(1));
+        let mut echoes = Vec::new();
+        for i in 0..100u64 {
+            let p = log.on_send(i * 1_000_000);
+            // Probes 40..50 lost; probe 70 echoed twice.
+            if !(40..50).contains(&i) {
+                echoes.push(p.encode());
+                log.on_receive(i * 1_000_000 + 500_000, &p.encode());
+            }
+            if i == 70 {
+                log.on_receive(i * 1_000_000 + 600_000, &p.encode());
+            }
+        }
+        let (gap, lost, dups) = window_figures(&log, 30.0, 60.0);
+        assert_eq!(lost, 10);
+        assert_eq!(dups, 0);
+        assert!((gap - 11.0).abs() < 1e-9, "{gap}");
+        let (gap, lost, dups) = window_figures(&log, 60.0, 90.0);
+        assert_eq!((lost, dups), (0, 1));
+        assert!((gap - 1.0).abs() < 1e-9, "{gap}");
+        assert!(!echoes.is_empty());
+    }
+}
