@@ -373,6 +373,8 @@ fn watch(
                     let mut line = key.clone();
                     line["unix_ms"] = unix_ms.into();
                     line["sample"] = sample.into();
+                    line["rate_hz"] = st.info.sample_rate_hz.into();
+                    line["primary_since"] = a.primary_since.into();
                     writeln!(out, "{line}")?;
                     out.flush()?;
                     last = Some(key);

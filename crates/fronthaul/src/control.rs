@@ -296,6 +296,10 @@ pub struct ArbiterStatus {
     pub standby_packets: u64,
     /// Times the primary fell silent with nobody to take over.
     pub silent_unprotected: u64,
+    /// First sample of the current assignment (when the last change of primary took
+    /// effect on the air).
+    #[serde(default)]
+    pub primary_since: SampleTime,
 }
 
 /// A link-control reply.

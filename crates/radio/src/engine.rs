@@ -355,6 +355,7 @@ impl AirEngine {
                 fenced_packets: u.arbiter.fenced_packets,
                 standby_packets: u.arbiter.standby_packets,
                 silent_unprotected: u.arbiter.silent_unprotected,
+                primary_since: u.primary_since(),
             },
         }
     }

@@ -568,6 +568,11 @@ impl RadioUnit {
         self.liveness
     }
 
+    /// First sample of the current assignment.
+    pub fn primary_since(&self) -> SampleTime {
+        self.primary_since
+    }
+
     /// Current epoch (increases at every change of primary).
     pub fn epoch(&self) -> u64 {
         self.epoch

@@ -245,11 +245,25 @@ impl FailoverReport {
     }
 }
 
-/// Lines of `ferry radio watch` (Unix ms, failovers, primary).
+/// One line of `ferry radio watch`.
+#[derive(Debug, Clone)]
+struct WatchLine {
+    /// When the watcher had the reply (Unix ms).
+    unix_ms: f64,
+    /// The radio's sample time in the reply.
+    sample: u64,
+    rate_hz: f64,
+    failovers: u64,
+    primary: Option<String>,
+    /// First sample of the current assignment.
+    primary_since: u64,
+}
+
+/// Lines of `ferry radio watch`.
 struct Watch {
     child: Child,
-    lines: Receiver<(f64, u64, Option<String>)>,
-    seen: Vec<(f64, u64, Option<String>)>,
+    lines: Receiver<WatchLine>,
+    seen: Vec<WatchLine>,
 }
 
 impl Watch {
@@ -271,10 +285,15 @@ impl Watch {
                     let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else {
                         continue;
                     };
-                    let t = v["unix_ms"].as_f64().unwrap_or(0.0);
-                    let f = v["failovers"].as_u64().unwrap_or(0);
-                    let p = v["primary"].as_str().map(str::to_string);
-                    if tx.send((t, f, p)).is_err() {
+                    let line = WatchLine {
+                        unix_ms: v["unix_ms"].as_f64().unwrap_or(0.0),
+                        sample: v["sample"].as_u64().unwrap_or(0),
+                        rate_hz: v["rate_hz"].as_f64().unwrap_or(1.0).max(1.0),
+                        failovers: v["failovers"].as_u64().unwrap_or(0),
+                        primary: v["primary"].as_str().map(str::to_string),
+                        primary_since: v["primary_since"].as_u64().unwrap_or(0),
+                    };
+                    if tx.send(line).is_err() {
                         break;
                     }
                 }
@@ -293,18 +312,33 @@ impl Watch {
         }
     }
 
-    /// The first failover after `since` (Unix ms): its time and the new primary.
+    /// The first failover after `since` (Unix ms): when it took effect on the air (Unix
+    /// ms) and the new primary. The radio says at which sample the switch took effect;
+    /// its sample clock is mapped to Unix time through the replies that came back fastest
+    /// (the smallest Unix − sample time over every line: the least transport delay).
     fn failover_after(&mut self, since: f64, before: u64) -> Option<(f64, Option<String>)> {
         self.drain();
-        self.seen
+        let l = self
+            .seen
             .iter()
-            .find(|(t, f, _)| *t >= since && *f > before)
-            .map(|(t, _, p)| (*t, p.clone()))
+            .find(|l| l.unix_ms >= since && l.failovers > before)?;
+        let offset = self
+            .seen
+            .iter()
+            .filter(|x| x.rate_hz == l.rate_hz)
+            .map(|x| x.unix_ms - x.sample as f64 / x.rate_hz * 1e3)
+            .fold(f64::INFINITY, f64::min);
+        let at = if offset.is_finite() {
+            offset + l.primary_since as f64 / l.rate_hz * 1e3
+        } else {
+            l.unix_ms
+        };
+        Some((at, l.primary.clone()))
     }
 
     fn failovers(&mut self) -> u64 {
         self.drain();
-        self.seen.last().map_or(0, |l| l.1)
+        self.seen.last().map_or(0, |l| l.failovers)
     }
 }
 
@@ -499,16 +533,19 @@ pub fn run(
     let result = traffic.stop()?;
     drop(watch);
     let mut events = Vec::new();
-    for p in &pending {
+    let run_end = result
+        .probe
+        .samples()
+        .last()
+        .map_or(0.0, |s| s.sent_ms);
+    for (i, p) in pending.iter().enumerate() {
         let a = p.at_unix - t_probe;
-        // The window: from the fault to the hold after it (the baseline's cold start
-        // included), so every loss the event caused is in it.
-        let b = a + opts.hold.as_secs_f64() * 1e3 + 1_500.0 + opts.pause.as_secs_f64() * 1e3;
-        let b = if p.protected {
-            b
-        } else {
-            b + opts.operator_reaction.as_secs_f64() * 1e3 + 2_000.0
-        };
+        // The window: from the fault to the next event (or the end of the run), so every
+        // loss the event caused — the baseline's cold start included — is in it.
+        let b = pending
+            .get(i + 1)
+            .map_or(run_end, |n| n.at_unix - t_probe)
+            .min(run_end);
         let w = result.probe.window(ms_ns(a), ms_ns(b));
         let pings_lost = pings_lost_between(&result.ping, p.at_unix, p.at_unix + (b - a));
         events.push(EventReport {
