@@ -52,6 +52,10 @@ enum BenchWhat {
         /// Extra `ferry modem` flag for every modem (repeat), e.g. --modem-flag=--type-mode=2.
         #[arg(long = "modem-flag", allow_hyphen_values = true)]
         modem_flags: Vec<String>,
+        /// Oscillator error of the emulated radios in ppm (e.g. -100 or 50): their sample
+        /// clocks run that much slow or fast against the host (docs/FAULTS.md).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        clock_ppm: f64,
     },
 }
 
@@ -67,7 +71,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         discovery_period_ms,
         bw,
         modem_flags,
+        clock_ppm,
     } = args.what;
+    if !(clock_ppm.is_finite() && clock_ppm.abs() <= 1000.0) {
+        bail!("--clock-ppm must be within ±1000, got {clock_ppm}");
+    }
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -84,6 +92,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     bed.discovery_period_ms = discovery_period_ms;
     bed.bw = bw;
     bed.modem_flags = modem_flags;
+    bed.clock_ppm = clock_ppm;
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
     let mut reports = Vec::new();

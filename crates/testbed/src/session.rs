@@ -131,6 +131,9 @@ pub struct Bed {
     pub bw: Option<f64>,
     /// Extra `ferry modem` flags for every modem (e.g. `--type-mode=2`).
     pub modem_flags: Vec<String>,
+    /// Oscillator error of the radio room in ppm (`ferry air` config `clock_ppm`): the
+    /// emulated radios' sample clocks run this much fast (+) or slow (−) against the host.
+    pub clock_ppm: f64,
     /// Extra `ferry ctl` options for the console (e.g. `--pause-after=started`).
     pub console_args: Vec<String>,
 }
@@ -153,6 +156,7 @@ impl Bed {
             bw: None,
             modem_flags: Vec::new(),
             console_args: Vec::new(),
+            clock_ppm: 0.0,
         };
         crate::netns::up(&bed.topo)?;
         write_random_key(&bed.key()).map_err(io("writing the run's key"))?;
@@ -274,6 +278,7 @@ impl Bed {
         cfg["radios"] = radios.into();
         cfg["links"] = links.into();
         cfg["control"] = RADIO_CTL.into();
+        cfg["clock_ppm"] = self.clock_ppm.into();
         if let Some(mhz) = self.bw {
             let b = ferry_migrate::control::Bandwidth::from_mhz(mhz)
                 .map_err(|_| SessionError::Failed(format!("--bw {mhz}: not an LTE bandwidth")))?;
