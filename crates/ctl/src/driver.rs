@@ -114,6 +114,17 @@ impl Driver {
     /// Run `seq` to its end, passing every report to `report`.
     pub fn run(&mut self, mut seq: Sequence, report: &mut dyn FnMut(&Report)) -> Outcome {
         loop {
+            if crate::interrupt::requested() && !seq.is_interrupted() {
+                let now = self.now();
+                report(&Report {
+                    level: ferry_migrate::Level::Warn,
+                    text: format!(
+                        "{}: interrupted — finishing or undoing it before exiting",
+                        seq.name()
+                    ),
+                });
+                seq.interrupt(now);
+            }
             if let Some(h) = self.host.as_mut() {
                 if let Some(why) = h.check_modem() {
                     tracing::warn!("{why}");

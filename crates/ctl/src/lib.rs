@@ -6,6 +6,7 @@
 pub mod client;
 pub mod console;
 pub mod driver;
+pub mod interrupt;
 
 pub use client::{AgentClient, CallError, DEFAULT_AGENT_NAME};
 pub use console::{print_outcome, run_console, run_line, ConsoleOptions};

@@ -272,6 +272,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             forward_to,
             margin_ms,
         } => {
+            ferry_ctl::interrupt::install();
             let dest = client(to)?;
             let outcome = match method {
                 Method::Legacy => {
@@ -316,6 +317,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             let Some(local) = local else {
                 bail!("protect needs --local (this server's agent: it serves the task)");
             };
+            ferry_ctl::interrupt::install();
             let dest = client(standby)?;
             // Nothing is forwarded when protecting: the address is never used.
             let unused = SocketAddr::from(([0, 0, 0, 0], 0));

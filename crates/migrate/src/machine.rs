@@ -407,6 +407,9 @@ impl fmt::Display for Step {
 /// What a script may do besides choosing its next step.
 pub(crate) struct Cx<'a> {
     pub(crate) now: Millis,
+    /// The operator asked to stop (SIGINT / SIGTERM / EOF): the script finishes or undoes
+    /// the command at its next safe point and says which.
+    pub(crate) interrupted: bool,
     pub(crate) out: &'a mut VecDeque<Action>,
     pub(crate) timeline: &'a mut Timeline,
 }
@@ -506,6 +509,7 @@ pub struct Sequence {
     timeline: Timeline,
     timeouts: Timeouts,
     finished: bool,
+    interrupted: bool,
 }
 
 impl fmt::Debug for Sequence {
@@ -535,9 +539,29 @@ impl Sequence {
             timeline: Timeline::new(name, now),
             timeouts,
             finished: false,
+            interrupted: false,
         };
         s.run(now, Input::Start);
         s
+    }
+
+    /// The operator asked to stop (SIGINT, SIGTERM, EOF on the console). The command is
+    /// not abandoned half-way: at its next step it is undone if that is still safe (before
+    /// a make-before-break's radio switch is armed) or finished otherwise, and its summary
+    /// says which. A sequence waiting on a timer is woken at once.
+    pub fn interrupt(&mut self, now: Millis) {
+        if self.finished || self.interrupted {
+            return;
+        }
+        self.interrupted = true;
+        if self.pending.is_none() && self.wake_at.is_some() {
+            self.wake_at = Some(now);
+        }
+    }
+
+    /// Whether [`Sequence::interrupt`] was called.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted
     }
 
     /// The command this sequence runs.
@@ -634,6 +658,7 @@ impl Sequence {
         for _ in 0..64 {
             let mut cx = Cx {
                 now,
+                interrupted: self.interrupted,
                 out: &mut self.out,
                 timeline: &mut self.timeline,
             };

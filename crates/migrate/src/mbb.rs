@@ -231,6 +231,8 @@ pub(crate) struct Mbb {
     paused: bool,
     /// Why the migration failed after T (settling who serves).
     failure: Option<String>,
+    /// The operator's interrupt was acted on.
+    interrupt_seen: bool,
 }
 
 impl Mbb {
@@ -251,6 +253,7 @@ impl Mbb {
             t_local_late: 0,
             paused: false,
             failure: None,
+            interrupt_seen: false,
         }
     }
 
@@ -437,6 +440,38 @@ impl Script for Mbb {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         if self.aborting.is_some() {
             return self.abort_step(cx, input);
+        }
+        if cx.interrupted && !self.interrupt_seen {
+            self.interrupt_seen = true;
+            // Undo while the radio cannot have switched yet; from the radio's arming on,
+            // the radio decides at T and the command is finished (both are consistent).
+            let committed = match self.s {
+                S::ArmRadio | S::Protect => matches!(input, Input::Done(_)),
+                S::WaitT
+                | S::ConfirmRadio
+                | S::ConfirmDest
+                | S::ConfirmDestWait
+                | S::Drain
+                | S::DrainWait
+                | S::Grace
+                | S::GraceClock
+                | S::Clean
+                | S::Settle
+                | S::SettleClock
+                | S::KillDest
+                | S::Unshadowed => true,
+                _ => false,
+            };
+            if !committed {
+                let what = if self.cfg.protect { "protect" } else { "mbb" };
+                return self.abort(
+                    cx,
+                    format!("interrupted by the operator: {what} undone, the source serves as before"),
+                );
+            }
+            cx.warn(
+                "interrupted by the operator after the radio's switch was armed: finishing the migration (the radio decides at T)",
+            );
         }
         let err = match &input {
             Input::Failed(e) => Some(e.clone()),

@@ -639,3 +639,56 @@ fn unprotect_keeps_the_standby_when_the_radio_refuses() {
     assert!(o.summary.contains("still protects"), "{}", o.summary);
     assert!(w.hosts[1].d2d);
 }
+
+/// SIGINT before the radio's switch is armed: the migration is undone (the source serves
+/// as before, the destination holds nothing) and the summary says so.
+#[test]
+fn interrupt_before_the_radio_is_armed_undoes_the_migration() {
+    let mut w = World::serving_on_source();
+    let t0 = w.now;
+    let clean = run(&mut w, cfg());
+    let shadowing = clean
+        .timeline
+        .phases
+        .iter()
+        .find(|p| p.name == MBB_PHASES[4])
+        .map(|p| p.start_ms)
+        .unwrap_or_else(|| panic!("no shadow phase"));
+    let mut w = World::serving_on_source();
+    // While the destination synchronises on the radio's copy.
+    w.interrupt_at_ms = Some(t0 + shadowing + 1);
+    let o = run(&mut w, cfg());
+    assert!(!o.ok);
+    assert!(o.summary.contains("interrupted by the operator"), "{}", o.summary);
+    assert!(o.summary.contains("undone"), "{}", o.summary);
+    assert!(w.trace.iter().any(|t| t == "SIGINT"));
+    assert_source_untouched_dest_clean(&w);
+    assert!(w.radio.switches.is_empty());
+}
+
+/// SIGINT after the radio's switch is armed: the migration is finished, consistently.
+#[test]
+fn interrupt_after_the_radio_is_armed_finishes_the_migration() {
+    // A clean run tells when "cutover at T" starts.
+    let mut w = World::serving_on_source();
+    let t0 = w.now;
+    let o = run(&mut w, cfg());
+    let armed = o
+        .timeline
+        .phases
+        .iter()
+        .find(|p| p.name == MBB_PHASES[10])
+        .map(|p| p.start_ms)
+        .unwrap_or_else(|| panic!("no cutover phase"));
+    let mut w = World::serving_on_source();
+    w.interrupt_at_ms = Some(t0 + armed + 1);
+    let o = run(&mut w, cfg());
+    assert!(o.ok, "{}", o.summary);
+    assert!(w.trace.iter().any(|t| t == "SIGINT"));
+    assert!(w
+        .reports
+        .iter()
+        .any(|r| r.text.contains("finishing the migration")));
+    assert_eq!(w.radio.primary.as_deref(), Some("server2"));
+    assert!(!w.hosts[0].d2d, "source cleaned");
+}

@@ -174,6 +174,8 @@ pub struct World {
     /// The USRP object lives in the modem (`ferry agent --usrp-in-modem`): `make_usrp`
     /// needs a running D2D.
     pub usrp_in_modem: bool,
+    /// The operator interrupts (SIGINT) the running sequence at this time.
+    pub interrupt_at_ms: Option<u64>,
 }
 
 /// A Control with warm-start timing, as the collector on a serving host returns it.
@@ -279,6 +281,7 @@ impl World {
             cutovers: Vec::new(),
             takeover_broken: [false, false],
             modem_dies_at_ms: [None, None],
+            interrupt_at_ms: None,
             usrp_in_modem: false,
         }
     }
@@ -831,6 +834,10 @@ impl World {
     /// Drive `seq` to its end; the console runs on host 0 (server1).
     pub fn run(&mut self, mut seq: Sequence) -> Outcome {
         for _ in 0..100_000 {
+            if self.interrupt_at_ms.is_some_and(|t| self.now >= t) && !seq.is_interrupted() {
+                self.trace.push("SIGINT".into());
+                seq.interrupt(self.now);
+            }
             match seq.poll_action() {
                 Some(Action::Local(op)) => match self.exec(0, &op) {
                     Some(r) => {
