@@ -371,3 +371,118 @@ fn legacy_destination_modem_killed_before_make_usrp_leaves_the_source_serving() 
     console.close();
     bed.stop_all();
 }
+
+/// Issue #11: the destination modem is killed once the radio's switch is armed (around T)
+/// and once right after T (while the destination confirms). The radio switched, or is about
+/// to, to a host that sends nothing: within its fallback grace it hands the task back to the
+/// warm source at a subframe boundary, `ferry ctl` reports a rollback (not success) and stops
+/// only the destination, the source serves again within the probe's next few packets, and a
+/// later migration to the same destination succeeds.
+#[test]
+fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
+    if !root_or_skip("mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source") {
+        return;
+    }
+    let _one = one_bed();
+    let prefix = format!("fa{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(false).expect("air");
+    bed.start_far().expect("far-end modem");
+    bed.start_agent(false, 1).expect("agent 1");
+    bed.start_agent(false, 2).expect("agent 2");
+    std::thread::sleep(Duration::from_millis(500));
+    bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)
+        .expect("set_tun_ip");
+    bed.send(1, "start_d2d", r#"{"control_flag":0}"#)
+        .expect("start_d2d");
+    bed.wait_first_ping(Duration::from_secs(30))
+        .expect("first ping");
+    let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
+    std::thread::sleep(Duration::from_millis(1000));
+    let source_port = "192.168.10.11:49200";
+    let mut kills = Vec::new();
+    for phase in ["mbb: cutover at T", "mbb: destination confirms serving"] {
+        let mut c = bed.ferry_in("server1");
+        c.arg("ctl")
+            .arg("--key")
+            .arg(bed.key())
+            .arg("--radio-key")
+            .arg(bed.key())
+            .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut ctl = c.spawn().expect("ferry ctl migrate");
+        let err = BufReader::new(ctl.stderr.take().expect("stderr"));
+        let mut log = Vec::new();
+        let mut lines = err.lines();
+        let mut pid = None;
+        let mut killed = false;
+        for l in lines.by_ref().map_while(Result::ok) {
+            log.push(l.clone());
+            if l.contains("arm destination takeover at T") {
+                pid = agent_status(&bed, 2)["modem_pid"].as_u64();
+            }
+            if l.contains(phase) {
+                kills.push(unix_ms());
+                sigkill(pid.expect("destination modem pid"));
+                killed = true;
+                break;
+            }
+        }
+        assert!(killed, "phase {phase:?} never reported:\n{}", log.join("\n"));
+        log.extend(lines.map_while(Result::ok));
+        let out = ctl.wait_with_output().expect("ctl");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
+        println!("{text}");
+        assert!(!out.status.success(), "migration reported success?\n{text}");
+        assert!(text.contains("rolled back after T"), "{text}");
+        // The radio fell back: the source is primary again, nobody else is.
+        let radio = radio_status(&bed);
+        println!("radio after the kill at {phase:?}: {radio}");
+        assert_eq!(radio["radios"][0]["linked"], source_port, "{radio}");
+        assert!(
+            radio["radios"][0]["arbiter"]["fallbacks"].as_u64() >= Some(1),
+            "{radio}"
+        );
+        assert!(holds(&bed.ns("server1"), "ferry0", "192.168.40.9"));
+        assert_eq!(agent_status(&bed, 1)["modem"]["mode"], "active");
+        assert_destination_clean(&bed);
+        let before = traffic.ping_snapshot().expect("ping").received;
+        std::thread::sleep(Duration::from_millis(1000));
+        let after = traffic.ping_snapshot().expect("ping").received;
+        assert!(after > before + 5, "the source does not serve: {before} -> {after}");
+    }
+    // A later migration to the same destination succeeds.
+    let (tl, _) = bed.migrate_mbb(1, 2).expect("migration after the fallbacks");
+    assert_eq!(tl.interruption_ms, 0);
+    assert_eq!(
+        radio_status(&bed)["radios"][0]["linked"],
+        "192.168.10.12:49200"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = traffic.stop().expect("traffic");
+    let rel = |t: f64| t - r.probe_started_unix_ms;
+    let mut lost_near_kills = 0;
+    for p in r.probe.samples().iter().filter(|p| p.rtt_ms.is_none()) {
+        println!(
+            "probe seq {} sent at {:.0} ms lost (kills at {:?} ms)",
+            p.seq,
+            p.sent_ms,
+            kills.iter().map(|t| rel(*t).round()).collect::<Vec<_>>()
+        );
+        if kills.iter().any(|k| (p.sent_ms - rel(*k)).abs() < 1000.0) {
+            lost_near_kills += 1;
+        }
+    }
+    let probe = r.probe.report();
+    println!(
+        "ping: {} sent, {} lost; probe: {} sent, {} lost, {} duplicates, longest gap {:.1} ms",
+        r.ping.sent, r.ping.lost, probe.sent, probe.lost, probe.duplicates, probe.longest_gap_ms
+    );
+    // Never two servers delivering; the fallback costs a few 10 ms probes, not seconds.
+    assert_eq!(probe.duplicates, 0);
+    assert!(lost_near_kills <= 20, "{lost_near_kills} probes lost around the kills");
+    assert_eq!(probe.lost, lost_near_kills, "probes lost away from the kills");
+    bed.stop_all();
+}

@@ -48,6 +48,7 @@ pub fn assert_clean(prefix: &str, ffmpeg_marker: Option<&str>) {
 
 /// Runs `cmd` until its stderr shows `marker`, waits `after`, sends SIGINT and waits (at
 /// most 20 s) for it to exit. Returns its exit status and everything it printed on stderr.
+#[allow(dead_code)] // not every test file interrupts a demo
 pub fn interrupt_at(mut cmd: Command, marker: &str, after: Duration) -> (ExitStatus, String) {
     let mut child = cmd
         .stdout(Stdio::null())
