@@ -486,3 +486,90 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
     assert_eq!(probe.lost, lost_near_kills, "probes lost away from the kills");
     bed.stop_all();
 }
+
+/// Issue #11: the *source* modem is killed while a make-before-break holds with the
+/// destination synchronised. Rolling back would stop the only live copy of the task; the
+/// warm destination is promoted instead (the radio switches to it at T), the migration
+/// succeeds and says so, and the probe passes through the task again.
+#[test]
+fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
+    if !root_or_skip("mbb_source_modem_killed_in_the_hold_promotes_the_destination") {
+        return;
+    }
+    let _one = one_bed();
+    let prefix = format!("fp{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(false).expect("air");
+    bed.start_far().expect("far-end modem");
+    bed.start_agent(false, 1).expect("agent 1");
+    bed.start_agent(false, 2).expect("agent 2");
+    std::thread::sleep(Duration::from_millis(500));
+    bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)
+        .expect("set_tun_ip");
+    bed.send(1, "start_d2d", r#"{"control_flag":0}"#)
+        .expect("start_d2d");
+    bed.wait_first_ping(Duration::from_secs(30))
+        .expect("first ping");
+    let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut c = bed.ferry_in("server1");
+    c.arg("ctl")
+        .arg("--key")
+        .arg(bed.key())
+        .arg("--radio-key")
+        .arg(bed.key())
+        .args(["--pause-after", "synced", "--pause-ms", "2000"])
+        .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut ctl = c.spawn().expect("ferry ctl migrate");
+    let err = BufReader::new(ctl.stderr.take().expect("stderr"));
+    let mut log = Vec::new();
+    let mut lines = err.lines();
+    let mut held = false;
+    for l in lines.by_ref().map_while(Result::ok) {
+        log.push(l.clone());
+        if l.contains("paused 2000 ms after") {
+            held = true;
+            break;
+        }
+    }
+    assert!(held, "no hold:\n{}", log.join("\n"));
+    let killed = unix_ms();
+    sigkill(agent_status(&bed, 1)["modem_pid"].as_u64().expect("source modem pid"));
+    log.extend(lines.map_while(Result::ok));
+    let out = ctl.wait_with_output().expect("ctl");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
+    println!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("promoted"), "{text}");
+    let radio = radio_status(&bed);
+    assert_eq!(radio["radios"][0]["linked"], "192.168.10.12:49200", "{radio}");
+    assert_eq!(agent_status(&bed, 2)["modem"]["mode"], "active");
+    assert_eq!(agent_status(&bed, 1)["d2d"], false);
+    // The far end lost its master for the rest of the hold and may be searching the cell
+    // again: pings come back once it hears the promoted destination.
+    let before = traffic.ping_snapshot().expect("ping").received;
+    let t0 = Instant::now();
+    while traffic.ping_snapshot().expect("ping").received < before + 5 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the destination does not serve 10 s after its promotion"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("pings flow again {} ms after the migration", t0.elapsed().as_millis());
+    let r = traffic.stop().expect("traffic");
+    let probe = r.probe.report();
+    println!(
+        "source killed at {:.0} ms; probe: {} sent, {} lost, longest gap {:.1} ms; {} duplicates",
+        killed - r.probe_started_unix_ms,
+        probe.sent,
+        probe.lost,
+        probe.longest_gap_ms,
+        probe.duplicates
+    );
+    assert_eq!(probe.duplicates, 0);
+    bed.stop_all();
+}

@@ -233,6 +233,8 @@ pub(crate) struct Mbb {
     failure: Option<String>,
     /// The operator's interrupt was acted on.
     interrupt_seen: bool,
+    /// The source's modem was found dead while arming: the destination is promoted.
+    source_dead: bool,
 }
 
 impl Mbb {
@@ -254,6 +256,7 @@ impl Mbb {
             paused: false,
             failure: None,
             interrupt_seen: false,
+            source_dead: false,
         }
     }
 
@@ -669,6 +672,31 @@ impl Script for Mbb {
                     }
                 }
             }
+            // The source's modem died (e.g. during an operator hold): rolling back would stop
+            // the only live copy of the task. Promote the warm, synchronised destination
+            // instead: the radio switches to it at T (no fallback to a dead source).
+            (S::ArmSource, Some(e)) if e.contains("no D2D running") => {
+                cx.warn(format!(
+                    "mbb: the source modem is not running ({e}): promoting the warm destination instead of rolling back"
+                ));
+                self.touched.source_armed = false;
+                self.source_dead = true;
+                cx.phase(MBB_PHASES[9]);
+                self.s = S::ArmRadio;
+                self.touched.radio_armed = true;
+                let step = Step::radio(RadioOp::SwitchAt {
+                    at: self.t,
+                    to: port,
+                    grace_ms: 0,
+                });
+                match self.arm_step(now, step) {
+                    Some(s) => s,
+                    None => {
+                        self.touched.radio_armed = false;
+                        self.abort(cx, "too close to T to arm the radio".into())
+                    }
+                }
+            }
             (S::ArmSource, None) => {
                 cx.phase(MBB_PHASES[9]);
                 self.s = S::ArmRadio;
@@ -733,7 +761,12 @@ impl Script for Mbb {
                 let active = status
                     .and_then(|s| s.modem)
                     .is_some_and(|m| m.mode == ModemMode::Active);
-                if active {
+                if active && self.source_dead {
+                    // Nothing to drain or fall back to: clean what the dead source left.
+                    cx.phase(MBB_PHASES[14]);
+                    self.s = S::Clean;
+                    self.src(Request::DoubleKill)
+                } else if active {
                     cx.phase(MBB_PHASES[12]);
                     self.s = S::Drain;
                     self.deadline = now + self.cfg.drain_timeout_ms;
@@ -892,7 +925,14 @@ impl Script for Mbb {
                 }
                 Step::Finish {
                     ok: true,
-                    summary: format!("task serves from the destination since sample {}", self.t),
+                    summary: if self.source_dead {
+                        format!(
+                            "task serves from the destination since sample {} (the source's modem had died: the destination was promoted)",
+                            self.t
+                        )
+                    } else {
+                        format!("task serves from the destination since sample {}", self.t)
+                    },
                     result: Some(self.result()),
                 }
             }

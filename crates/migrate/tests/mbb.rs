@@ -692,3 +692,36 @@ fn interrupt_after_the_radio_is_armed_finishes_the_migration() {
     assert_eq!(w.radio.primary.as_deref(), Some("server2"));
     assert!(!w.hosts[0].d2d, "source cleaned");
 }
+
+/// The source's modem dies during an operator hold (destination synchronised): rolling
+/// back would leave nobody serving, so the warm destination is promoted — the radio
+/// switches to it at T without a fallback — and the migration says so.
+#[test]
+fn source_dead_during_the_hold_promotes_the_destination() {
+    let mut w = World::serving_on_source();
+    let t0 = w.now;
+    let clean = run(&mut w, paused(PausePoint::DestinationSynced, 1_000));
+    assert!(clean.ok, "{}", clean.summary);
+    let hold = clean
+        .timeline
+        .phases
+        .iter()
+        .find(|p| p.name == PAUSE_PHASE)
+        .map(|p| p.start_ms)
+        .unwrap_or_else(|| panic!("no hold"));
+    let mut w = World::serving_on_source();
+    w.modem_dies_at_ms[0] = Some(t0 + hold + 100);
+    let o = run(&mut w, paused(PausePoint::DestinationSynced, 1_000));
+    assert!(o.ok, "{}", o.summary);
+    assert!(o.summary.contains("promoted"), "{}", o.summary);
+    assert_eq!(w.radio.primary.as_deref(), Some("server2"));
+    assert_eq!(
+        w.hosts[1].modem.as_ref().map(|m| m.mode),
+        Some(ModemMode::Active)
+    );
+    assert!(!w.hosts[0].d2d);
+    assert!(w
+        .reports
+        .iter()
+        .any(|r| r.text.contains("promoting the warm destination")));
+}

@@ -645,6 +645,8 @@ impl World {
                     m.cutover_at = Some(*at);
                     Ok(LocalValue::Unit)
                 }
+                // What the real agent answers when its modem is gone.
+                None => Err("no D2D running".into()),
                 _ => Err("no active modem to arm".into()),
             },
             LocalOp::ModemCancelCutover => match &mut h.modem {
