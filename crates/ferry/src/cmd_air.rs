@@ -375,6 +375,7 @@ fn watch(
                     line["sample"] = sample.into();
                     line["rate_hz"] = st.info.sample_rate_hz.into();
                     line["primary_since"] = a.primary_since.into();
+                    line["last_silence_samples"] = a.last_silence_samples.into();
                     writeln!(out, "{line}")?;
                     out.flush()?;
                     last = Some(key);

@@ -300,6 +300,10 @@ pub struct ArbiterStatus {
     /// effect on the air).
     #[serde(default)]
     pub primary_since: SampleTime,
+    /// The latest fallback or failover: samples from the last TX heard from the silent
+    /// primary to the switch instant (detection and switch on the radio's own clock).
+    #[serde(default)]
+    pub last_silence_samples: u64,
 }
 
 /// A link-control reply.

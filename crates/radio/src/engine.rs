@@ -356,6 +356,7 @@ impl AirEngine {
                 standby_packets: u.arbiter.standby_packets,
                 silent_unprotected: u.arbiter.silent_unprotected,
                 primary_since: u.primary_since(),
+                last_silence_samples: u.arbiter.last_silence_samples,
             },
         }
     }

@@ -151,6 +151,9 @@ pub struct ArbiterCounters {
     pub standby_packets: u64,
     /// Times the primary fell silent with nobody to take over.
     pub silent_unprotected: u64,
+    /// The latest fallback or failover: samples from the last TX datagram heard from the
+    /// silent primary to the switch instant (detection and switch, on the radio's clock).
+    pub last_silence_samples: u64,
 }
 
 /// The previous primary, kept warm after a planned switch.
@@ -931,6 +934,7 @@ impl RadioUnit {
         self.pending = Some((boundary, to));
         self.pending_kind = kind;
         self.pending_grace = 0;
+        self.arbiter.last_silence_samples = boundary.saturating_sub(last);
         if boundary <= t1 {
             self.apply_switch(boundary, to);
         }

@@ -107,7 +107,8 @@ pub struct EventReport {
     pub to: u8,
     /// When it happened, ms since the probe started.
     pub at_ms: f64,
-    /// Fault → the radio's arbiter switched (failover), ms; `None`: it did not switch.
+    /// Detection and switch as the radio measured them on its own clock: from the last TX
+    /// datagram of the silent primary to the switch instant, ms (`None`: no switch).
     pub detect_ms: Option<f64>,
     /// Longest probe gap around the event, ms.
     pub outage_ms: f64,
@@ -257,6 +258,8 @@ struct WatchLine {
     primary: Option<String>,
     /// First sample of the current assignment.
     primary_since: u64,
+    /// Silence before the latest fallback / failover (samples).
+    last_silence: u64,
 }
 
 /// Lines of `ferry radio watch`.
@@ -292,6 +295,7 @@ impl Watch {
                         failovers: v["failovers"].as_u64().unwrap_or(0),
                         primary: v["primary"].as_str().map(str::to_string),
                         primary_since: v["primary_since"].as_u64().unwrap_or(0),
+                        last_silence: v["last_silence_samples"].as_u64().unwrap_or(0),
                     };
                     if tx.send(line).is_err() {
                         break;
@@ -313,10 +317,16 @@ impl Watch {
     }
 
     /// The first failover after `since` (Unix ms): when it took effect on the air (Unix
-    /// ms) and the new primary. The radio says at which sample the switch took effect;
-    /// its sample clock is mapped to Unix time through the replies that came back fastest
-    /// (the smallest Unix − sample time over every line: the least transport delay).
-    fn failover_after(&mut self, since: f64, before: u64) -> Option<(f64, Option<String>)> {
+    /// ms), the new primary, and the silence the radio measured before it (ms: from the
+    /// last TX datagram of the dead primary to the switch, on the radio's own clock). The
+    /// radio says at which sample the switch took effect; its sample clock is mapped to
+    /// Unix time through the replies that came back fastest (the smallest Unix − sample
+    /// time over every line: the least transport delay).
+    fn failover_after(
+        &mut self,
+        since: f64,
+        before: u64,
+    ) -> Option<(f64, Option<String>, f64)> {
         self.drain();
         let l = self
             .seen
@@ -333,7 +343,7 @@ impl Watch {
         } else {
             l.unix_ms
         };
-        Some((at, l.primary.clone()))
+        Some((at, l.primary.clone(), l.last_silence as f64 / l.rate_hz * 1e3))
     }
 
     fn failovers(&mut self) -> u64 {
@@ -470,18 +480,36 @@ pub fn run(
         progress(&format!("event {}: {} on server{serving}", i + 1, kind.title()));
         let before = watch.failovers();
         let at = unix_ms();
-        match kind {
-            FaultKind::KillModem => signal(&pids(&bed, serving, "modem"), libc::SIGKILL),
+        let find = || match kind {
+            FaultKind::KillModem | FaultKind::Pause => pids(&bed, serving, "modem"),
             FaultKind::KillServer => {
                 let mut all = pids(&bed, serving, "agent");
                 all.extend(pids(&bed, serving, "modem"));
-                signal(&all, libc::SIGKILL);
+                all
             }
+        };
+        // `ip netns pids` can come back empty on a busy machine: look again before failing.
+        let mut victims = find();
+        for _ in 0..5 {
+            if !victims.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            victims = find();
+        }
+        if victims.is_empty() {
+            return Err(SessionError::Failed(format!(
+                "event {}: no process to {} on server{serving}",
+                i + 1,
+                kind.title()
+            )));
+        }
+        match kind {
+            FaultKind::KillModem | FaultKind::KillServer => signal(&victims, libc::SIGKILL),
             FaultKind::Pause => {
-                let m = pids(&bed, serving, "modem");
-                signal(&m, libc::SIGSTOP);
+                signal(&victims, libc::SIGSTOP);
                 session::sleep(opts.pause)?;
-                signal(&m, libc::SIGCONT);
+                signal(&victims, libc::SIGCONT);
             }
         }
         // Wait for the radio's failover (it is in the data path: milliseconds).
@@ -493,11 +521,20 @@ pub fn run(
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let detect_ms = detected.as_ref().map(|(t, _)| t - at);
-        let now_serving = match detected.as_ref().and_then(|(_, p)| p.clone()) {
+        // Detection and switch as the radio measured them (its own clock, no mapping).
+        let detect_ms = detected.as_ref().map(|(_, _, silence)| *silence);
+        let now_serving = match detected.as_ref().and_then(|(_, p, _)| p.clone()) {
             Some(p) if p.starts_with(&format!("192.168.10.1{standby}:")) => standby,
             _ => serving,
         };
+        progress(&format!(
+            "  pids {victims:?}: {}",
+            match (detect_ms, now_serving == standby) {
+                (Some(d), true) => format!("the radio failed over to server{standby} ({d:.1} ms)"),
+                (Some(d), false) => format!("the radio switched, but not to server{standby} ({d:.1} ms)"),
+                (None, _) => "the radio did not fail over within 1 s".to_string(),
+            }
+        ));
         // The failed side: its modem is dead or fenced; an operator (or the pool) would
         // clean it. A dead server's agent is restarted (the server rebooted).
         session::sleep(Duration::from_millis(300))?;
@@ -513,7 +550,7 @@ pub fn run(
         // Re-protection: the failed server becomes the standby of the new serving one.
         let reprotect_ms = if now_serving == standby {
             protect(&bed, standby, serving)?;
-            detected.as_ref().map(|(t, _)| unix_ms() - t)
+            detected.as_ref().map(|(t, _, _)| unix_ms() - t)
         } else {
             None
         };
