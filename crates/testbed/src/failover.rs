@@ -140,6 +140,20 @@ pub struct FailoverReport {
     /// Probe samples (send ms since the probe started, RTT ms or lost) for plots.
     #[serde(skip)]
     pub samples: Vec<(f64, Option<f64>)>,
+    /// Changes of primary nobody caused: the radio failed over between events (a live
+    /// primary that sent nothing for the liveness interval, e.g. a stalled process).
+    pub unplanned_switches: Vec<UnplannedSwitch>,
+}
+
+/// A change of primary between events, as `ferry radio watch` saw it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnplannedSwitch {
+    /// When the watcher saw it, ms since the probe started.
+    pub at_ms: f64,
+    /// Who the demo thought served.
+    pub expected: u8,
+    /// The radio's primary.
+    pub primary: Option<String>,
 }
 
 /// Median and maximum of `v` (None when empty).
@@ -204,6 +218,12 @@ impl FailoverReport {
                     ));
                 }
             }
+        }
+        if !self.unplanned_switches.is_empty() {
+            s.push_str(&format!(
+                "unplanned switches between events (a live primary silent for the liveness interval): {}\n",
+                self.unplanned_switches.len()
+            ));
         }
         s.push_str(&format!(
             "probe: {} sent, {} lost, {} duplicates; ping: {} sent, {} lost\n",
@@ -470,6 +490,7 @@ pub fn run(
         // Cold start: the far end searches the cell again.
         session::sleep(opts.hold + Duration::from_secs(2))?;
     }
+    let mut unplanned = Vec::new();
     for (i, &kind) in opts.events.iter().enumerate() {
         let standby = 3 - serving;
         if i == 0 {
@@ -478,6 +499,35 @@ pub fn run(
             session::sleep(opts.hold)?;
         }
         progress(&format!("event {}: {} on server{serving}", i + 1, kind.title()));
+        // The radio's view first: a failover nobody caused (a stalled primary) is reported
+        // and followed, not hidden.
+        watch.drain();
+        if let Some(last) = watch.seen.last() {
+            let expect = format!("192.168.10.1{serving}:");
+            if !last.primary.as_deref().is_some_and(|p| p.starts_with(&expect)) {
+                progress(&format!(
+                    "  the radio's primary is {:?}, not server{serving}: an unplanned switch",
+                    last.primary
+                ));
+                unplanned.push(UnplannedSwitch {
+                    at_ms: last.unix_ms - t_probe,
+                    expected: serving,
+                    primary: last.primary.clone(),
+                });
+                if last
+                    .primary
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with(&format!("192.168.10.1{}:", 3 - serving)))
+                {
+                    serving = 3 - serving;
+                    // The old primary was fenced: stop it and protect again.
+                    let _ = bed.send(3 - serving, "kill_d2d", "{}");
+                    protect(&bed, serving, 3 - serving)?;
+                    session::sleep(opts.hold)?;
+                }
+            }
+        }
+        let standby = 3 - serving;
         let before = watch.failovers();
         let at = unix_ms();
         let find = || match kind {
@@ -613,6 +663,7 @@ pub fn run(
         probe: result.probe.report(),
         ping: result.ping,
         samples,
+        unplanned_switches: unplanned,
     })
 }
 
