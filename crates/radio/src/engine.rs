@@ -86,6 +86,10 @@ pub struct AirEngine {
     /// Each radio's latest notice, repeated with its periodic context packets (a lost
     /// datagram must not leave a host with a stale view for long).
     last_notice: Vec<Option<NoticeRepr>>,
+    /// The sample the radio room's clock has reached by wall time (set by a real-time shell
+    /// before it reads the fronthaul): a datagram's arrival for the liveness check, even
+    /// while the engine's ticks catch up after a stall (0: use the tick time).
+    wall_now: SampleTime,
 }
 
 impl AirEngine {
@@ -126,8 +130,14 @@ impl AirEngine {
             events: vec![MediumEvents::default(); n],
             notice_key: None,
             last_notice: vec![None; n],
+            wall_now: 0,
             cfg,
         })
+    }
+
+    /// Tells the engine the sample its clock has reached by wall time (see `wall_now`).
+    pub fn set_wall_now(&mut self, sample: SampleTime) {
+        self.wall_now = sample;
     }
 
     /// Sets the key that authenticates in-band switch notices (the radio room's
@@ -268,7 +278,8 @@ impl AirEngine {
             Ok((d, t)) if d.stream_id == StreamId::new(u.number, Direction::Tx) => {
                 let mut v = Vec::with_capacity(d.num_samples());
                 d.samples_cf32_into(&mut v);
-                u.accept_tx(from, t, v, now);
+                let heard = self.wall_now.max(now);
+                u.accept_tx_heard(from, t, v, now, heard);
             }
             _ => match ContextRepr::parse_bytes(bytes) {
                 // A host's context for this radio's TX or RX stream carrying an RF

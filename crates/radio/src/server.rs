@@ -617,6 +617,11 @@ impl AirServer {
                 break;
             }
             self.drain_control();
+            if self.medium.as_ref().is_none_or(|m| !m.paced()) {
+                // Arrivals are dated by the wall clock, not the (possibly lagging) tick.
+                let due = osc.samples_due(start.elapsed().as_secs_f64(), rate);
+                self.engine.set_wall_now(due);
+            }
             self.drain_fronthaul();
             if let Some(m) = self.medium.as_mut().filter(|m| m.paced()) {
                 // The hardware's clock: exchange returns once the tick's RX has arrived.

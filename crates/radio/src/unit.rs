@@ -664,8 +664,23 @@ impl RadioUnit {
         &mut self,
         src: SocketAddr,
         start: SampleTime,
+        samples: Vec<Complex32>,
+        now: SampleTime,
+    ) -> TxOutcome {
+        self.accept_tx_heard(src, start, samples, now, now)
+    }
+
+    /// [`RadioUnit::accept_tx`] with the datagram's arrival on the radio's clock as the
+    /// host's proof of life (`heard`): when the radio's own loop ran late and catches up,
+    /// its tick time lags the wall clock, and a datagram that arrived during the stall must
+    /// not look older than it is (the liveness check would declare a live primary dead).
+    pub fn accept_tx_heard(
+        &mut self,
+        src: SocketAddr,
+        start: SampleTime,
         mut samples: Vec<Complex32>,
         now: SampleTime,
+        heard: SampleTime,
     ) -> TxOutcome {
         let Some((role, key)) = self.role(src).filter(|_| self.is_ready()) else {
             if self.deposed.contains(&src) {
@@ -675,7 +690,7 @@ impl RadioUnit {
             self.counters.stranger_packets += 1;
             return TxOutcome::Stranger;
         };
-        self.note_heard(key, now);
+        self.note_heard(key, heard.max(now));
         if samples.is_empty() {
             return TxOutcome::Heartbeat;
         }
@@ -1240,6 +1255,53 @@ mod tests {
         });
         assert_eq!(u.linked(), Some(new), "a dead fallback is not switched to");
         assert_eq!(u.arbiter.fallbacks, 0);
+    }
+
+    /// The radio's own loop stalls for 6 subframes and catches up in a burst: the primary's
+    /// datagrams that arrived during the stall are dated by their arrival (the wall clock),
+    /// so the catch-up ticks do not see a silent primary; a primary really gone is still
+    /// declared dead.
+    #[test]
+    fn a_stalled_radio_does_not_fail_over_a_live_primary() {
+        let (primary, standby) = (addr(1), addr(2));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(3);
+        u.link(primary, 0);
+        assert!(matches!(u.protect(Some(standby), 0), Reply::Done { .. }));
+        let mut out = vec![c(0.0); 10];
+        let mut now = 0;
+        // Normal ticks up to 100, both hosts sending every subframe.
+        while now < 100 {
+            for h in [primary, standby] {
+                u.accept_tx(h, now + 20, vec![c(1.0); 10], now);
+            }
+            u.take_tx(now, &mut out);
+            u.end_tick(now + 10);
+            now += 10;
+        }
+        // The radio stalls from 100 to 160: the hosts' datagrams sent meanwhile are read at
+        // once when it wakes (wall clock at 160), then six ticks run back to back.
+        for k in 0..6u64 {
+            for h in [primary, standby] {
+                u.accept_tx_heard(h, 120 + k * 10, vec![c(1.0); 10], now, 160);
+            }
+        }
+        while now < 160 {
+            u.take_tx(now, &mut out);
+            u.end_tick(now + 10);
+            now += 10;
+        }
+        assert_eq!(u.linked(), Some(primary), "a live primary was failed over");
+        assert_eq!(u.arbiter.failovers, 0);
+        // Now the primary really dies: declared dead 3 subframes after it was last heard.
+        while now < 260 {
+            u.accept_tx(standby, now + 20, vec![c(1.0); 10], now);
+            u.take_tx(now, &mut out);
+            u.end_tick(now + 10);
+            now += 10;
+        }
+        assert_eq!(u.linked(), Some(standby));
+        assert_eq!(u.arbiter.failovers, 1);
     }
 
     #[test]
