@@ -202,6 +202,38 @@ impl HostExec {
         &self.cfg
     }
 
+    /// Adopt the modem an earlier agent on this host started, if it still runs (a
+    /// restarted agent: after a crash, `kill -9` or `SIGTERM`, the modem keeps serving).
+    /// Its TUN address is taken from its status and the collector is started, so the
+    /// agent reports it and can migrate or stop it. Returns what happened, for the log.
+    pub fn adopt_modem(&mut self) -> Option<String> {
+        let cmd = self.cfg.modem.clone()?;
+        match ModemProcess::adopt(&cmd) {
+            Ok(Some(p)) => {
+                let pid = p.pid();
+                let tun = modem_call(p.socket(), &ModemRequest::Status, Duration::from_secs(1))
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<ferry_modem::ModemStatus>(v).ok())
+                    .and_then(|st| st.tun_addr)
+                    .and_then(|a| a.split('/').next().and_then(|ip| ip.parse().ok()));
+                self.modem = Some(p);
+                self.modem_exit = None;
+                if tun.is_some() {
+                    self.tun_ip = tun;
+                }
+                let collector = match self.start_collector() {
+                    Ok(_) => "collector started".to_string(),
+                    Err(e) => format!("collector: {e:?}"),
+                };
+                Some(format!(
+                    "adopted the running modem pid {pid} (tun {tun:?}; {collector})"
+                ))
+            }
+            Ok(None) => None,
+            Err(e) => Some(format!("not adopted: {e}")),
+        }
+    }
+
     /// Whether a modem child runs.
     pub fn modem_running(&self) -> bool {
         self.modem.is_some()

@@ -126,10 +126,36 @@ fn log_sink() -> Stdio {
     }
 }
 
-/// The running modem child.
+/// The running modem: a child of this agent, or one an earlier agent started and this one
+/// adopted after a restart (found through its pidfile and answering on its socket).
 pub struct ModemProcess {
-    child: Child,
+    /// `None` for an adopted modem (not our child: watched through /proc).
+    child: Option<Child>,
+    pid: u32,
+    /// Kernel start time of the process (clock ticks since boot): a pid reused by another
+    /// process is never taken for the modem.
+    start_ticks: u64,
     socket: PathBuf,
+}
+
+/// Where the agent records the modem it started: `SOCKET.pid` with `PID START_TICKS`.
+pub fn pidfile(socket: &Path) -> PathBuf {
+    let mut f = socket.as_os_str().to_owned();
+    f.push(".pid");
+    PathBuf::from(f)
+}
+
+/// The start time (field 22 of /proc/PID/stat) of a live, non-zombie process.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); field 22 is rest[19].
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
 }
 
 impl ModemProcess {
@@ -152,10 +178,15 @@ impl ModemProcess {
             .stdout(log_sink())
             .spawn()
             .map_err(|e| format!("cannot start modem {}: {e}", cmd.program.display()))?;
+        let pid = child.id();
         let mut p = ModemProcess {
-            child,
+            child: Some(child),
+            pid,
+            start_ticks: start_ticks(pid).unwrap_or(0),
             socket: cmd.socket.clone(),
         };
+        // A restarted agent finds its modem through this (docs/AGENT.md, "Restarts").
+        let _ = std::fs::write(pidfile(&cmd.socket), format!("{pid} {}\n", p.start_ticks));
         match p.bring_up(start, ready_timeout, !cmd.state_args) {
             Ok(()) => Ok(p),
             Err(e) => {
@@ -231,17 +262,60 @@ impl ModemProcess {
         &self.socket
     }
 
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Adopt the modem an earlier agent started on `cmd`'s socket, if its pidfile names a
+    /// live process (same pid *and* start time) that answers `status` on the socket. A
+    /// stale pidfile is removed. `Ok(None)`: nothing to adopt.
+    pub fn adopt(cmd: &ModemCommand) -> Result<Option<ModemProcess>, String> {
+        let file = pidfile(&cmd.socket);
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            return Ok(None);
+        };
+        let mut it = text.split_whitespace().map(str::parse::<u64>);
+        let (Some(Ok(pid)), Some(Ok(ticks))) = (it.next(), it.next()) else {
+            let _ = std::fs::remove_file(&file);
+            return Ok(None);
+        };
+        let Ok(pid) = u32::try_from(pid) else {
+            let _ = std::fs::remove_file(&file);
+            return Ok(None);
+        };
+        if start_ticks(pid) != Some(ticks) {
+            // Gone, or the pid now belongs to another process.
+            let _ = std::fs::remove_file(&file);
+            return Ok(None);
+        }
+        modem_call(&cmd.socket, &ModemRequest::Status, Duration::from_secs(1)).map_err(|e| {
+            format!("modem pid {pid} from {} does not answer: {e}", file.display())
+        })?;
+        Ok(Some(ModemProcess {
+            child: None,
+            pid,
+            start_ticks: ticks,
+            socket: cmd.socket.clone(),
+        }))
     }
 
-    /// `Some(exit status text)` if the process has ended (it is reaped then).
+    /// Whether this agent adopted the modem (rather than starting it).
+    pub fn adopted(&self) -> bool {
+        self.child.is_none()
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `Some(exit status text)` if the process has ended (it is reaped then when it is our
+    /// child).
     pub fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(st)) => Some(st.to_string()),
-            Ok(None) => None,
-            Err(e) => Some(format!("wait failed: {e}")),
+        match &mut self.child {
+            Some(c) => match c.try_wait() {
+                Ok(Some(st)) => Some(st.to_string()),
+                Ok(None) => None,
+                Err(e) => Some(format!("wait failed: {e}")),
+            },
+            None => (start_ticks(self.pid) != Some(self.start_ticks))
+                .then(|| "the adopted modem exited".to_string()),
         }
     }
 
@@ -255,20 +329,34 @@ impl ModemProcess {
         if let Some(st) = self.wait_for(grace) {
             return Ok(format!("quit ({st})"));
         }
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap_or(0);
+        let pid = libc::pid_t::try_from(self.pid).unwrap_or(0);
         if pid > 0 {
-            // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
+            // SAFETY: kill(2) on the modem's pid: our unreaped child, or an adopted process
+            // whose start time was checked by `exited` just above.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         if let Some(st) = self.wait_for(grace) {
             return Ok(format!("terminated ({st})"));
         }
-        self.child
-            .kill()
-            .map_err(|e| format!("cannot kill modem pid {pid}: {e}"))?;
-        match self.child.wait() {
-            Ok(st) => Ok(format!("killed ({st})")),
-            Err(e) => Err(format!("cannot reap modem pid {pid}: {e}")),
+        match &mut self.child {
+            Some(c) => {
+                c.kill()
+                    .map_err(|e| format!("cannot kill modem pid {pid}: {e}"))?;
+                match c.wait() {
+                    Ok(st) => Ok(format!("killed ({st})")),
+                    Err(e) => Err(format!("cannot reap modem pid {pid}: {e}")),
+                }
+            }
+            None => {
+                if self.exited().is_none() && pid > 0 {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                match self.wait_for(grace) {
+                    Some(st) => Ok(format!("killed ({st})")),
+                    None => Err(format!("adopted modem pid {pid} did not die")),
+                }
+            }
         }
     }
 
@@ -291,6 +379,7 @@ impl Drop for ModemProcess {
         // Never leave a modem behind, whatever path drops us.
         let _ = self.kill(Duration::from_millis(300));
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(pidfile(&self.socket));
     }
 }
 
@@ -320,6 +409,7 @@ mod tests {
             control: Some(control),
             routes: Some(routes),
             shadow: true,
+            hot_standby: false,
             tun_ip: Some("192.168.40.9".parse().expect("ip")),
             tun_prefix: 24,
         };

@@ -139,6 +139,9 @@ impl AgentServer {
     pub fn serve(self, stop: &AtomicBool) -> ServeSummary {
         let _keep = &self.ctx;
         let mut exec = HostExec::new(self.settings.host.clone());
+        if let Some(what) = exec.adopt_modem() {
+            tracing::warn!("{what}");
+        }
         let mut agent = Agent::new(self.settings.agent.clone());
         // Nothing from before this start is taken: a restarted agent cannot be replayed into.
         let mut guard = ReplayGuard::new(self.started_ms, self.settings.window_ms, 100_000);
