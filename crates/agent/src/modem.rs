@@ -285,7 +285,10 @@ impl ModemProcess {
             return Ok(None);
         }
         modem_call(&cmd.socket, &ModemRequest::Status, Duration::from_secs(1)).map_err(|e| {
-            format!("modem pid {pid} from {} does not answer: {e}", file.display())
+            format!(
+                "modem pid {pid} from {} does not answer: {e}",
+                file.display()
+            )
         })?;
         Ok(Some(ModemProcess {
             child: None,

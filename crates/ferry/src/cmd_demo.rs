@@ -297,7 +297,10 @@ fn run_failover(c: &Common, rounds: usize, baseline: bool, operator_ms: u64) -> 
     println!();
     print!("{}", rep.render_text());
     std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
-    let json = c.json.clone().unwrap_or_else(|| c.out.join("failover.json"));
+    let json = c
+        .json
+        .clone()
+        .unwrap_or_else(|| c.out.join("failover.json"));
     std::fs::write(&json, rep.to_json()?).with_context(|| format!("writing {}", json.display()))?;
     std::fs::write(c.out.join("failover.txt"), rep.render_text())?;
     match rep.svg() {

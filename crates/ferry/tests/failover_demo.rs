@@ -30,7 +30,10 @@ fn failover_demo_takes_over_fences_and_reprotects() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     println!("{stdout}");
-    assert!(o.status.success(), "ferry demo failover failed:\n{stdout}\n{stderr}");
+    assert!(
+        o.status.success(),
+        "ferry demo failover failed:\n{stdout}\n{stderr}"
+    );
     let json = std::fs::read_to_string(out.join("failover.json")).expect("failover.json");
     let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     let events = v["events"].as_array().expect("events");
@@ -55,7 +58,10 @@ fn failover_demo_takes_over_fences_and_reprotects() {
     let baseline = &events[0];
     let base_lost = baseline["probes_lost"].as_u64().expect("probes_lost");
     // Without a standby the task is down until the operator restarts it (1 s here).
-    assert!(base_lost > 500, "baseline lost only {base_lost}: {baseline}");
+    assert!(
+        base_lost > 500,
+        "baseline lost only {base_lost}: {baseline}"
+    );
     for e in &events[1..] {
         // The standby took over: the task serves from the other server.
         assert_ne!(e["from"], e["to"], "no failover: {e}");

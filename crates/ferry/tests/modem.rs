@@ -243,7 +243,14 @@ fn ping(bed: &Bed, host: &str, dst: &str, count: u32, interval: &str) -> (u32, u
 /// The air's late/underflow counters per radio (diagnostics in failure output).
 fn air_late(bed: &Bed) -> String {
     let out = netns::command_in(&bed.ns("server1"), FERRY)
-        .args(["radio", "--control", RADIO_CTL, "--key", &radio_key(bed), "status"])
+        .args([
+            "radio",
+            "--control",
+            RADIO_CTL,
+            "--key",
+            &radio_key(bed),
+            "status",
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
@@ -949,7 +956,14 @@ fn legacy_address_bound_radio_carries_pings() {
 /// The radios' RX centre frequencies as the air reports them (`info.freq_hz`).
 fn air_rx_freqs(bed: &Bed) -> Vec<(String, f64)> {
     let out = netns::command_in(&bed.ns("server1"), FERRY)
-        .args(["radio", "--control", RADIO_CTL, "--key", &radio_key(bed), "status"])
+        .args([
+            "radio",
+            "--control",
+            RADIO_CTL,
+            "--key",
+            &radio_key(bed),
+            "status",
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();

@@ -430,7 +430,11 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
                 break;
             }
         }
-        assert!(killed, "phase {phase:?} never reported:\n{}", log.join("\n"));
+        assert!(
+            killed,
+            "phase {phase:?} never reported:\n{}",
+            log.join("\n")
+        );
         log.extend(lines.map_while(Result::ok));
         let out = ctl.wait_with_output().expect("ctl");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
@@ -451,10 +455,15 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
         let before = traffic.ping_snapshot().expect("ping").received;
         std::thread::sleep(Duration::from_millis(1000));
         let after = traffic.ping_snapshot().expect("ping").received;
-        assert!(after > before + 5, "the source does not serve: {before} -> {after}");
+        assert!(
+            after > before + 5,
+            "the source does not serve: {before} -> {after}"
+        );
     }
     // A later migration to the same destination succeeds.
-    let (tl, _) = bed.migrate_mbb(1, 2).expect("migration after the fallbacks");
+    let (tl, _) = bed
+        .migrate_mbb(1, 2)
+        .expect("migration after the fallbacks");
     assert_eq!(tl.interruption_ms, 0);
     assert_eq!(
         radio_status(&bed)["radios"][0]["linked"],
@@ -482,8 +491,14 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
     );
     // Never two servers delivering; the fallback costs a few 10 ms probes, not seconds.
     assert_eq!(probe.duplicates, 0);
-    assert!(lost_near_kills <= 20, "{lost_near_kills} probes lost around the kills");
-    assert_eq!(probe.lost, lost_near_kills, "probes lost away from the kills");
+    assert!(
+        lost_near_kills <= 20,
+        "{lost_near_kills} probes lost around the kills"
+    );
+    assert_eq!(
+        probe.lost, lost_near_kills,
+        "probes lost away from the kills"
+    );
     bed.stop_all();
 }
 
@@ -537,7 +552,11 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
     }
     assert!(held, "no hold:\n{}", log.join("\n"));
     let killed = unix_ms();
-    sigkill(agent_status(&bed, 1)["modem_pid"].as_u64().expect("source modem pid"));
+    sigkill(
+        agent_status(&bed, 1)["modem_pid"]
+            .as_u64()
+            .expect("source modem pid"),
+    );
     log.extend(lines.map_while(Result::ok));
     let out = ctl.wait_with_output().expect("ctl");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
@@ -545,7 +564,10 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("promoted"), "{text}");
     let radio = radio_status(&bed);
-    assert_eq!(radio["radios"][0]["linked"], "192.168.10.12:49200", "{radio}");
+    assert_eq!(
+        radio["radios"][0]["linked"], "192.168.10.12:49200",
+        "{radio}"
+    );
     assert_eq!(agent_status(&bed, 2)["modem"]["mode"], "active");
     assert_eq!(agent_status(&bed, 1)["d2d"], false);
     // The far end lost its master for the rest of the hold and may be searching the cell
@@ -559,7 +581,10 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    println!("pings flow again {} ms after the migration", t0.elapsed().as_millis());
+    println!(
+        "pings flow again {} ms after the migration",
+        t0.elapsed().as_millis()
+    );
     let r = traffic.stop().expect("traffic");
     let probe = r.probe.report();
     println!(

@@ -301,7 +301,9 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     for (from, to) in (0..migrations).map(route) {
         let w0 = probe_t0.elapsed().as_secs_f64() * 1000.0;
         let mut args = vec!["--radio-key".to_string(), key.display().to_string()];
-        args.extend(ferry_testbed::session::mbb_migrate_args(from, to, radio_ctl));
+        args.extend(ferry_testbed::session::mbb_migrate_args(
+            from, to, radio_ctl,
+        ));
         args.extend(["--margin-ms".to_string(), margin_ms.clone()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = ctl(from, &args);

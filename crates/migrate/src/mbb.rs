@@ -354,7 +354,9 @@ impl Mbb {
                 result: Some(self.result()),
             };
         }
-        cx.warn(format!("mbb: {reason}; waiting out the fallback grace to see who serves"));
+        cx.warn(format!(
+            "mbb: {reason}; waiting out the fallback grace to see who serves"
+        ));
         self.failure = Some(reason);
         self.s = S::Settle;
         Step::WaitUntil(
@@ -469,7 +471,9 @@ impl Script for Mbb {
                 let what = if self.cfg.protect { "protect" } else { "mbb" };
                 return self.abort(
                     cx,
-                    format!("interrupted by the operator: {what} undone, the source serves as before"),
+                    format!(
+                        "interrupted by the operator: {what} undone, the source serves as before"
+                    ),
                 );
             }
             cx.warn(
@@ -911,10 +915,7 @@ impl Script for Mbb {
                 };
                 Step::Finish {
                     ok: false,
-                    summary: format!(
-                        "mbb rolled back after T = {}: {why}; {stopped}",
-                        self.t
-                    ),
+                    summary: format!("mbb rolled back after T = {}: {why}; {stopped}", self.t),
                     result: Some(json!({ "cutover_sample": self.t, "fell_back": true })),
                 }
             }

@@ -13,8 +13,8 @@
 //! radio does not confirm, the standby is left running: it still protects the task.
 
 use crate::machine::{Cx, Input, Millis, Peer, RadioOp, Script, Sequence, Step, Timeouts};
-use crate::mbb::{self, MbbConfig};
 pub use crate::mbb::PROTECT_PHASE;
+use crate::mbb::{self, MbbConfig};
 use crate::protocol::Request;
 
 /// Start protecting the task served by `cfg.source` with a hot standby on

@@ -459,11 +459,9 @@ impl Request {
                     },
                 };
                 if mode != StartMode::Normal && !warm {
-                    return Err(bad(format!(
-                        "mode {:?} needs control_flag = 1",
-                        mode
-                    )
-                    .to_lowercase()));
+                    return Err(bad(
+                        format!("mode {:?} needs control_flag = 1", mode).to_lowercase()
+                    ));
                 }
                 Request::StartD2d(StartD2d {
                     warm,

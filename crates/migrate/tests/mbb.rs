@@ -400,7 +400,11 @@ fn failure_after_t_falls_back_and_stops_only_the_destination() {
         "{}",
         o.summary
     );
-    assert!(w.trace.iter().any(|t| t == "radio:fallback"), "{:?}", w.trace);
+    assert!(
+        w.trace.iter().any(|t| t == "radio:fallback"),
+        "{:?}",
+        w.trace
+    );
     assert_eq!(w.radio.primary.as_deref(), Some(w.hosts[0].port));
     assert!(w.hosts[0].d2d, "the source serves again");
     assert_eq!(
@@ -594,7 +598,11 @@ fn protect_starts_a_hot_standby_and_moves_nothing() {
     assert_eq!(w.radio.standby.as_deref(), Some("server2"));
     assert!(w.radio.shadows.is_empty(), "the shadow slot is freed");
     assert!(w.radio.switches.is_empty(), "nothing moved");
-    assert!(w.trace.iter().any(|t| t.contains("start_d2d(standby)")), "{:?}", w.trace);
+    assert!(
+        w.trace.iter().any(|t| t.contains("start_d2d(standby)")),
+        "{:?}",
+        w.trace
+    );
     let s = w.hosts[0].modem.as_ref().map(|m| m.mode);
     assert_eq!(s, Some(ModemMode::Active));
     let d = w.hosts[1].modem.as_ref().map(|m| m.mode);
@@ -659,7 +667,11 @@ fn interrupt_before_the_radio_is_armed_undoes_the_migration() {
     w.interrupt_at_ms = Some(t0 + shadowing + 1);
     let o = run(&mut w, cfg());
     assert!(!o.ok);
-    assert!(o.summary.contains("interrupted by the operator"), "{}", o.summary);
+    assert!(
+        o.summary.contains("interrupted by the operator"),
+        "{}",
+        o.summary
+    );
     assert!(o.summary.contains("undone"), "{}", o.summary);
     assert!(w.trace.iter().any(|t| t == "SIGINT"));
     assert_source_untouched_dest_clean(&w);

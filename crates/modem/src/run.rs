@@ -1069,7 +1069,10 @@ impl Modem {
                 }
             }
         }
-        tracing::info!(forwarded = again, "released: the radio confirmed the switch");
+        tracing::info!(
+            forwarded = again,
+            "released: the radio confirmed the switch"
+        );
     }
 
     /// RX has reached T and nothing from T on is transmitted here, so the queue is what the

@@ -42,7 +42,11 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in the demo's order.
-    pub const ALL: [FaultKind; 3] = [FaultKind::KillModem, FaultKind::KillServer, FaultKind::Pause];
+    pub const ALL: [FaultKind; 3] = [
+        FaultKind::KillModem,
+        FaultKind::KillServer,
+        FaultKind::Pause,
+    ];
 
     /// What the table calls it.
     pub fn title(self) -> &'static str {
@@ -213,7 +217,11 @@ impl FailoverReport {
                     s.push_str(&format!(
                         "{} ({}), {} events: outage median {m:.1} ms, worst {w:.1} ms\n",
                         kind.title(),
-                        if protected { "protected" } else { "unprotected" },
+                        if protected {
+                            "protected"
+                        } else {
+                            "unprotected"
+                        },
                         of.len()
                     ));
                 }
@@ -342,11 +350,7 @@ impl Watch {
     /// radio says at which sample the switch took effect; its sample clock is mapped to
     /// Unix time through the replies that came back fastest (the smallest Unix − sample
     /// time over every line: the least transport delay).
-    fn failover_after(
-        &mut self,
-        since: f64,
-        before: u64,
-    ) -> Option<(f64, Option<String>, f64)> {
+    fn failover_after(&mut self, since: f64, before: u64) -> Option<(f64, Option<String>, f64)> {
         self.drain();
         let l = self
             .seen
@@ -363,7 +367,11 @@ impl Watch {
         } else {
             l.unix_ms
         };
-        Some((at, l.primary.clone(), l.last_silence as f64 / l.rate_hz * 1e3))
+        Some((
+            at,
+            l.primary.clone(),
+            l.last_silence as f64 / l.rate_hz * 1e3,
+        ))
     }
 
     fn failovers(&mut self) -> u64 {
@@ -384,9 +392,8 @@ fn pids(bed: &Bed, n: u8, what: &str) -> Vec<i32> {
     crate::netns::pids_in(&bed.ns(&format!("server{n}")))
         .into_iter()
         .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
-                c.split(|b| *b == 0).nth(1) == Some(what.as_bytes())
-            })
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(what.as_bytes()))
         })
         .collect()
 }
@@ -494,17 +501,27 @@ pub fn run(
     for (i, &kind) in opts.events.iter().enumerate() {
         let standby = 3 - serving;
         if i == 0 {
-            progress(&format!("protecting the task on server{serving} with server{standby}"));
+            progress(&format!(
+                "protecting the task on server{serving} with server{standby}"
+            ));
             protect(&bed, serving, standby)?;
             session::sleep(opts.hold)?;
         }
-        progress(&format!("event {}: {} on server{serving}", i + 1, kind.title()));
+        progress(&format!(
+            "event {}: {} on server{serving}",
+            i + 1,
+            kind.title()
+        ));
         // The radio's view first: a failover nobody caused (a stalled primary) is reported
         // and followed, not hidden.
         watch.drain();
         if let Some(last) = watch.seen.last() {
             let expect = format!("192.168.10.1{serving}:");
-            if !last.primary.as_deref().is_some_and(|p| p.starts_with(&expect)) {
+            if !last
+                .primary
+                .as_deref()
+                .is_some_and(|p| p.starts_with(&expect))
+            {
                 progress(&format!(
                     "  the radio's primary is {:?}, not server{serving}: an unplanned switch",
                     last.primary
@@ -581,7 +598,8 @@ pub fn run(
             "  pids {victims:?}: {}",
             match (detect_ms, now_serving == standby) {
                 (Some(d), true) => format!("the radio failed over to server{standby} ({d:.1} ms)"),
-                (Some(d), false) => format!("the radio switched, but not to server{standby} ({d:.1} ms)"),
+                (Some(d), false) =>
+                    format!("the radio switched, but not to server{standby} ({d:.1} ms)"),
                 (None, _) => "the radio did not fail over within 1 s".to_string(),
             }
         ));
@@ -620,11 +638,7 @@ pub fn run(
     let result = traffic.stop()?;
     drop(watch);
     let mut events = Vec::new();
-    let run_end = result
-        .probe
-        .samples()
-        .last()
-        .map_or(0.0, |s| s.sent_ms);
+    let run_end = result.probe.samples().last().map_or(0.0, |s| s.sent_ms);
     for (i, p) in pending.iter().enumerate() {
         let a = p.at_unix - t_probe;
         // The window: from the fault to the next event (or the end of the run), so every
