@@ -815,6 +815,8 @@ mod tests {
                 queue_depth: queue,
                 ..ModemCounters::default()
             },
+            epoch: 0,
+            clock_ppm: None,
         }
     }
 
@@ -823,6 +825,7 @@ mod tests {
         let fwd: SocketAddr = "10.0.0.2:7000".parse().expect("addr");
         let cases = [
             (ModemState::Active, None, ModemMode::Active, None),
+            (ModemState::Fenced, None, ModemMode::Fenced, None),
             (ModemState::Shadow, None, ModemMode::Shadow, None),
             (
                 ModemState::Shadow,

@@ -128,6 +128,8 @@ fn main() {
                         tun_name: None,
                         tun_addr: None,
                         counters: ModemCounters::default(),
+                        epoch: 0,
+                        clock_ppm: None,
                     };
                     ModemReply::ok(name, serde_json::to_value(st).ok())
                 }
@@ -160,6 +162,10 @@ fn main() {
                     state = ModemState::Shadow;
                     ModemReply::ok(name, None)
                 }
+                ModemRequest::HotStandby if state == ModemState::Shadow => {
+                    ModemReply::ok(name, None)
+                }
+                ModemRequest::HotStandby => ModemReply::err(name, "hot_standby needs state shadow"),
                 ModemRequest::TakeoverAt { at_sample, .. } => {
                     cutover = Some(CutoverArm::Takeover { at_sample });
                     armed_at = Instant::now();
