@@ -138,10 +138,11 @@ pub struct ModemProcess {
     socket: PathBuf,
 }
 
-/// Where the agent records the modem it started: `SOCKET.pid` with `PID START_TICKS`.
+/// Where the agent records the modem it started: `SOCKET.modem-pid` with
+/// `PID START_TICKS`.
 pub fn pidfile(socket: &Path) -> PathBuf {
     let mut f = socket.as_os_str().to_owned();
-    f.push(".pid");
+    f.push(".modem-pid");
     PathBuf::from(f)
 }
 
