@@ -511,6 +511,7 @@ mod tests {
             },
             ModemRequest::Start { control_flag: 1 },
             ModemRequest::Shadow,
+            ModemRequest::HotStandby,
             ModemRequest::TakeoverAt {
                 at_sample: 1920,
                 forward_token: Some(ForwardToken::from_bytes([7; 32])),

@@ -302,10 +302,10 @@ fn write_outputs_writes_report_and_well_formed_plots() {
         check_xml(&svg).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
     let timeline = std::fs::read_to_string(dir.join("timeline.svg")).expect("timeline");
-    // One right-aligned row label per phase: 6 (M) + 2 (MB) + 14 (mbb) + the thesis' 6 rows.
+    // One right-aligned row label per phase: 6 (M) + 2 (MB) + 15 (mbb) + the thesis' 6 rows.
     assert_eq!(
         timeline.matches(r#"text-anchor="end""#).count(),
-        6 + 2 + 14 + 6
+        6 + 2 + MBB_PHASES.len() + 6
     );
     for m in r.methods.iter().flat_map(|m| &m.migrations) {
         for p in &m.phases {
