@@ -368,6 +368,7 @@ impl AirEngine {
                 silent_unprotected: u.arbiter.silent_unprotected,
                 primary_since: u.primary_since(),
                 last_silence_samples: u.arbiter.last_silence_samples,
+                protection_since: u.protection_since(),
             },
         }
     }

@@ -203,6 +203,8 @@ pub struct RadioUnit {
     primary_since: SampleTime,
     previous: Option<Fallback>,
     standby: Option<SocketAddr>,
+    /// When the task became protected (the standby was named), or unprotected.
+    protection_since: SampleTime,
     deposed: Vec<SocketAddr>,
     /// Radio time at which each known host's last TX datagram arrived.
     heard: Vec<(SocketAddr, SampleTime)>,
@@ -264,6 +266,7 @@ impl RadioUnit {
             primary_since: now,
             previous: None,
             standby: None,
+            protection_since: now,
             deposed: Vec::new(),
             heard: Vec::new(),
             liveness: 0,
@@ -553,6 +556,9 @@ impl RadioUnit {
                 format!("radio {}: the primary cannot be its own standby", self.name),
             );
         }
+        if self.standby != standby {
+            self.protection_since = now;
+        }
         self.standby = standby;
         if let Some(s) = standby {
             self.deposed.retain(|d| *d != s);
@@ -569,6 +575,12 @@ impl RadioUnit {
     /// The liveness interval in samples (0: off).
     pub fn liveness_samples(&self) -> u64 {
         self.liveness
+    }
+
+    /// Since when the task has been protected (a standby named) or unprotected (none, or
+    /// the standby took over).
+    pub fn protection_since(&self) -> SampleTime {
+        self.protection_since
     }
 
     /// First sample of the current assignment.
@@ -878,6 +890,8 @@ impl RadioUnit {
         }
         if self.standby == Some(new) {
             self.standby = None;
+            // The standby took over: unprotected from now until a new one is named.
+            self.protection_since = at;
         }
         if old != Some(new) {
             let mut dropped = 0u64;
@@ -1331,6 +1345,7 @@ mod tests {
             (SwitchKind::Failover, Some(standby), Some(primary))
         );
         let at = n[0].from_sample;
+        assert_eq!(u.protection_since(), at, "unprotected since the failover");
         // Last heard at 190 (TX to 220): declared dead after 2 subframes past 190.
         assert!(
             at % 10 == 0 && (210..=230).contains(&at),
