@@ -139,6 +139,13 @@ impl Bed {
     /// Removes leftovers with `prefix`, builds the testbed and writes the agents' key.
     pub fn up(ferry: &Path, prefix: &str) -> Result<Bed, SessionError> {
         let topo = Topology::thesis(prefix).map_err(|e| SessionError::Prefix(e.to_string()))?;
+        Bed::up_with(ferry, topo)
+    }
+
+    /// As [`Bed::up`], with another topology (e.g. [`Topology::pool`]).
+    pub fn up_with(ferry: &Path, topo: Topology) -> Result<Bed, SessionError> {
+        let prefix = topo.prefix.clone();
+        let prefix = prefix.as_str();
         netns::down(prefix)?;
         let dir = std::env::temp_dir().join(format!("ferry-{prefix}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
