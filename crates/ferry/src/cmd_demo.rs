@@ -87,6 +87,17 @@ with make-before-break (ferry ctl --relay migrate --method mbb); the tables show
 migration beside table 4-2 (2173 ms, 1858 ms video interruption). --probe-ms does not apply
 (no ping or probe runs).")]
     Relay,
+    /// Issue #13: one compressed tidal day of a baseband pool (≥ 4 servers, ≥ 3 cells,
+    /// etcd, the pool controller moving cells by make-before-break through the agents).
+    #[command(after_help = "\
+Needs root and etcd (Debian's etcd-server). Brings up the pool testbed (server1..N, the far
+end, a control host with a single-node etcd, the radio room), one cell = a pool-side and a
+far-side radio and a far-end modem, every server an agent per cell and `ferry pool register`
+measuring its serving modems' CPU into etcd; `ferry pool run` executes the scheduler's moves
+as make-before-break migrations. Each cell is probed by the far end at a rate that follows
+its tidal profile. Prints per simulated hour: servers on, load, moves, lost probes, late TX;
+writes OUT/pool-day.json (or --json) and OUT/pool-day.svg. docs/POOL.md.")]
+    Pool(crate::cmd_demo_pool::PoolDemoArgs),
 }
 
 /// Parses `legacy|mbb|both`.
@@ -159,6 +170,16 @@ fn map_err(e: SessionError) -> anyhow::Error {
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if matches!(args.what, Some(What::Relay)) {
         return run_relay(&args.common);
+    }
+    if let Some(What::Pool(p)) = &args.what {
+        let c = &args.common;
+        let out = if c.out == std::path::Path::new("ferry-demo-out") {
+            PathBuf::from("ferry-demo-pool-out")
+        } else {
+            c.out.clone()
+        };
+        let prefix = if c.prefix == "fdemo" { "fpool" } else { &c.prefix };
+        return crate::cmd_demo_pool::run(p, &out, c.json.as_deref(), prefix);
     }
     preflight(&[])?;
     session::install_signal_flag();

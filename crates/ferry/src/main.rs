@@ -7,6 +7,7 @@ mod cmd_air;
 mod cmd_bench;
 mod cmd_ctl;
 mod cmd_demo;
+mod cmd_demo_pool;
 mod cmd_modem;
 mod cmd_phy;
 mod cmd_pool;

@@ -214,6 +214,24 @@ impl Bed {
         Ok(())
     }
 
+    /// Stops the kept process `name` (SIGTERM, then SIGKILL after 1.5 s) and forgets it.
+    pub fn stop_named(&mut self, name: &str) {
+        let Some(i) = self.procs.iter().position(|(n, _)| n == name) else {
+            return;
+        };
+        let (_, mut c) = self.procs.remove(i);
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        if let Ok(pid) = i32::try_from(c.id()) {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let end = Instant::now() + Duration::from_millis(1500);
+        while matches!(c.try_wait(), Ok(None)) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     /// Kills every kept process and whatever else runs in the testbed's namespaces.
     pub fn stop_all(&mut self) {
         for (_, c) in &mut self.procs {
