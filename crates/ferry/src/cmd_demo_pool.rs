@@ -117,8 +117,14 @@ fn home(k: u8, servers: u8) -> u8 {
     (k - 1) % servers + 1
 }
 
-fn tun_net(k: u8) -> u8 {
-    40 + k
+/// Cell k's two TUN addresses, both in the modems' 192.168.40.0/24 node plan (the MAC's
+/// node ID is the last octet): the far end .(16+4k+1)/30, the pool side .(16+4k+2). The far
+/// end holds every cell's TUN, so each cell gets its own /30 there.
+fn far_ip(k: u8) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(192, 168, 40, 17 + 4 * k)
+}
+fn pool_ip(k: u8) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(192, 168, 40, 18 + 4 * k)
 }
 
 /// Runs `ferry demo pool`.
@@ -159,6 +165,15 @@ pub fn run(
         .context("starting etcd in the control namespace")?;
     let result = day(a, policy, &areas, &mut bed, &etcd.client_url, &mut log);
     bed.stop_all();
+    // The processes' logs outlive the scratch directory (removed with the testbed).
+    let logs = out.join("logs");
+    if std::fs::create_dir_all(&logs).is_ok() {
+        for e in std::fs::read_dir(&bed.dir).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(e.path(), logs.join(e.file_name()));
+            }
+        }
+    }
     drop(etcd);
     let report = result?;
     print_report(&report);
@@ -269,7 +284,7 @@ fn start_far(bed: &mut Bed, k: u8) -> anyhow::Result<()> {
         "--tun",
         &format!("far{k}"),
         "--tun-addr",
-        &format!("192.168.{}.8/24", tun_net(k)),
+        &format!("{}/30", far_ip(k)),
     ])
     .arg("--control-socket")
     .arg(bed.dir.join(format!("far{k}.sock")))
@@ -303,8 +318,6 @@ fn start_agent(bed: &mut Bed, n: u8, k: u8) -> anyhow::Result<()> {
         RADIO_CTL,
         "--radio-name",
         &format!("cell{k}"),
-        "--task-subnet",
-        &format!("192.168.{}.0/24", tun_net(k)),
         "--usrp-in-modem",
         "--tun",
         &format!("c{k}"),
@@ -424,6 +437,16 @@ fn day(
         c.args(["probe", "echo", "--bind", "0.0.0.0:7777"]);
         bed.spawn(&format!("echo-server{n}"), c).map_err(err)?;
     }
+    let routes_stop = Arc::new(AtomicBool::new(false));
+    let _routes = RouteKeepers {
+        stop: routes_stop.clone(),
+        threads: (1..=servers)
+            .map(|n| {
+                let (ns, stop) = (bed.ns(&format!("server{n}")), routes_stop.clone());
+                std::thread::spawn(move || keep_routes(&ns, cells, &stop))
+            })
+            .collect(),
+    };
     session::sleep(Duration::from_millis(800)).map_err(err)?;
     for k in 1..=cells {
         let n = home(k, servers);
@@ -432,12 +455,12 @@ fn day(
             n,
             k,
             "set_tun_ip",
-            &format!(r#"{{"tun_ip":"192.168.{}.9"}}"#, tun_net(k)),
+            &format!(r#"{{"tun_ip":"{}"}}"#, pool_ip(k)),
         )?;
         send(bed, n, k, "start_d2d", r#"{"control_flag":0}"#)?;
     }
     for k in 1..=cells {
-        let to = std::net::Ipv4Addr::new(192, 168, tun_net(k), 9);
+        let to = pool_ip(k);
         let t0 = Instant::now();
         loop {
             bed.check_alive().map_err(err)?;
@@ -458,7 +481,7 @@ fn day(
                 break;
             }
             if t0.elapsed() > Duration::from_secs(60) {
-                bail!("no ping reached cell{k} ({to}) in 60 s; logs in {}", bed.dir.display());
+                bail!("no ping reached cell{k} ({to}) in 60 s; see the logs under OUT/logs");
             }
         }
     }
@@ -561,9 +584,7 @@ fn day(
             if ferry_testbed::video::enter_netns(&ns).is_err() {
                 return;
             }
-            let to: SocketAddr = format!("192.168.{}.9:7777", tun_net(k))
-                .parse()
-                .expect("a literal address");
+            let to = SocketAddr::new(pool_ip(k).into(), 7777);
             for hour in 0..24u32 {
                 if stop.load(Ordering::Relaxed) {
                     return;
@@ -773,6 +794,53 @@ fn day(
         placement_matches,
         hours,
     })
+}
+
+/// Stops the route keepers when the day ends, however it ends.
+struct RouteKeepers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RouteKeepers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Every pool-side modem gets its TUN as 192.168.40.x/24 from its agent, so two cells on one
+/// server would share one connected route: while a cell's TUN `cK` exists in this server's
+/// namespace, a host route sends its far end's address through it. Re-added whenever the
+/// TUN is created anew (a move onto this server); the kernel drops it with the device.
+fn keep_routes(ns: &str, cells: u8, stop: &AtomicBool) {
+    if ferry_testbed::video::enter_netns(ns).is_err() {
+        return;
+    }
+    let Ok(nl) = ferry_netif::Netlink::new() else {
+        return;
+    };
+    let mut routed: Vec<Option<u32>> = vec![None; usize::from(cells)];
+    while !stop.load(Ordering::Relaxed) {
+        for k in 1..=cells {
+            let index = nl.link_index(&format!("c{k}")).ok();
+            let slot = &mut routed[usize::from(k) - 1];
+            if index.is_some() && index != *slot {
+                // From this thread: the child starts in this server's namespace.
+                let ok = std::process::Command::new("ip")
+                    .args(["route", "replace", &format!("{}/32", far_ip(k))])
+                    .args(["dev", &format!("c{k}")])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                *slot = if ok { index } else { None };
+            } else if index.is_none() {
+                *slot = None;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn count_in_log(path: &Path, needle: &str) -> u64 {
