@@ -179,7 +179,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             c.out.clone()
         };
         let prefix = if c.prefix == "fdemo" { "fpool" } else { &c.prefix };
-        return crate::cmd_demo_pool::run(p, &out, c.json.as_deref(), prefix);
+        let web = crate::cmd_demo_pool::WebArgs {
+            addr: c.web,
+            allow_remote: c.allow_remote,
+            linger_s: c.web_linger_s,
+        };
+        return crate::cmd_demo_pool::run(p, &out, c.json.as_deref(), prefix, &web);
     }
     preflight(&[])?;
     session::install_signal_flag();

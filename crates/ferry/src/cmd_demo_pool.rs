@@ -59,6 +59,16 @@ pub struct PoolDemoArgs {
     idle_w: f64,
     #[arg(long, default_value_t = 300.0)]
     busy_w: f64,
+    /// With --web: hold the start of the day this many seconds (time to open the page).
+    #[arg(long, default_value_t = 0)]
+    web_wait_s: u64,
+}
+
+/// `--web`, `--allow-remote`, `--web-linger-s` of `ferry demo`.
+pub struct WebArgs {
+    pub addr: Option<SocketAddr>,
+    pub allow_remote: bool,
+    pub linger_s: u64,
 }
 
 /// The demo's figures (`--json`).
@@ -133,6 +143,7 @@ pub fn run(
     out: &Path,
     json: Option<&Path>,
     prefix: &str,
+    web: &WebArgs,
 ) -> anyhow::Result<()> {
     crate::cmd_demo::preflight(&[])?;
     if ferry_pool_etcd::local::etcd_binary().is_none() {
@@ -152,6 +163,21 @@ pub fn run(
         .map(|s| AreaKind::parse(s.trim()).with_context(|| format!("unknown area {s:?}")))
         .collect::<anyhow::Result<_>>()?;
     session::install_signal_flag();
+    let web_view = match web.addr {
+        Some(addr) => {
+            crate::cmd_web::check_addr(addr, web.allow_remote)?;
+            let view = ferry_web::View {
+                experiment: Some(format!("ferry demo pool (policy {})", policy.name())),
+                sources: vec!["the pool's state in etcd (the demo reads it every 250 ms)".into()],
+                ..ferry_web::View::default()
+            };
+            let hub = ferry_web::Hub::start(view, None);
+            let server = crate::cmd_web::serve(addr, hub.clone(), ferry_web::MAX_LIVE_CLIENTS)?;
+            Some((hub, server))
+        }
+        None => None,
+    };
+    let hub = web_view.as_ref().map(|(h, _)| h.clone());
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ferry = std::env::current_exe().context("locating the ferry binary")?;
     let topo = Topology::pool(prefix, a.servers).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -163,7 +189,7 @@ pub fn run(
     let mut bed = Bed::up_with(&ferry, topo).map_err(err)?;
     let etcd = LocalEtcd::start_in(&bed.ns("control"), "10.99.0.9", Duration::from_secs(20))
         .context("starting etcd in the control namespace")?;
-    let result = day(a, policy, &areas, &mut bed, &etcd.client_url, &mut log);
+    let result = day(a, policy, &areas, &mut bed, &etcd.client_url, hub.as_ref(), &mut log);
     bed.stop_all();
     // The processes' logs outlive the scratch directory (removed with the testbed).
     let logs = out.join("logs");
@@ -201,6 +227,13 @@ pub fn run(
         json_path.display(),
         out.join("pool-day.svg").display()
     ));
+    if let Some((_hub, server)) = web_view {
+        if web.linger_s > 0 {
+            log(&format!("web view stays up {} s at http://{}/", web.linger_s, server.addr()));
+            let _ = session::sleep(Duration::from_secs(web.linger_s));
+        }
+        drop(server);
+    }
     if !report.placement_matches {
         bail!("etcd's placement differs from where the cells serve (see the table above)");
     }
@@ -398,6 +431,8 @@ struct Tick {
     load: f64,
     /// Per server: on?, load of its cells.
     per_server: BTreeMap<String, (bool, f64)>,
+    /// Per server: its power state's name.
+    power: BTreeMap<String, &'static str>,
     /// Per cell: actual server and demand.
     cells: BTreeMap<String, (String, f64)>,
     late_tx: u64,
@@ -419,6 +454,7 @@ fn day(
     areas: &[AreaKind],
     bed: &mut Bed,
     etcd_url: &str,
+    hub: Option<&ferry_web::Hub>,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<PoolDayReport> {
     let (servers, cells) = (a.servers, a.cells);
@@ -542,8 +578,44 @@ fn day(
         "control",
         &["pool", "policy", policy.name(), "--etcd", etcd_url],
     )?;
-    // Let the first load measurements arrive before the controller's first round.
-    session::sleep(Duration::from_millis(2 * a.measure_ms + 500)).map_err(err)?;
+    // The monitor: a thread in the control namespace reads etcd and the radios' counters.
+    let (mtx, mrx) = mpsc::channel::<Tick>();
+    let monitor_stop = Arc::new(AtomicBool::new(false));
+    let monitor = {
+        let (ns, url, stop, key) = (
+            bed.ns("control"),
+            etcd_url.to_string(),
+            monitor_stop.clone(),
+            bed.key(),
+        );
+        let far_socks: Vec<PathBuf> = (1..=cells)
+            .map(|k| bed.dir.join(format!("far{k}.sock")))
+            .collect();
+        std::thread::spawn(move || monitor_loop(&ns, &url, &key, cells, &far_socks, &stop, &mtx))
+    };
+
+    // Let the first load measurements arrive before the controller's first round (and,
+    // with --web-wait-s, give a browser time to open the page).
+    let initial: BTreeMap<String, String> = (1..=cells)
+        .map(|k| (cell_name(k), format!("server{}", home(k, servers))))
+        .collect();
+    let hold = Duration::from_millis(2 * a.measure_ms + 500)
+        + Duration::from_secs(if hub.is_some() { a.web_wait_s } else { 0 });
+    let t_hold = Instant::now();
+    let mut on_along_day: Vec<(f64, u32)> = Vec::new();
+    while t_hold.elapsed() < hold {
+        bed.check_alive().map_err(err)?;
+        if session::interrupted() {
+            monitor_stop.store(true, Ordering::Relaxed);
+            bail!("interrupted; the testbed was torn down");
+        }
+        while let Ok(t) = mrx.try_recv() {
+            if let Some(h) = hub {
+                h.send(ferry_web::Input::Pool(pool_view(&t, policy, 0.0, 0, 0.0, &on_along_day)));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut c = bed.ferry_in("control");
     c.args([
         "pool",
@@ -630,22 +702,6 @@ fn day(
     }
     drop(ptx);
 
-    // The monitor: a thread in the control namespace reads etcd and the radios' counters.
-    let (mtx, mrx) = mpsc::channel::<Tick>();
-    let monitor_stop = Arc::new(AtomicBool::new(false));
-    let monitor = {
-        let (ns, url, stop, key) = (
-            bed.ns("control"),
-            etcd_url.to_string(),
-            monitor_stop.clone(),
-            bed.key(),
-        );
-        let far_socks: Vec<PathBuf> = (1..=cells)
-            .map(|k| bed.dir.join(format!("far{k}.sock")))
-            .collect();
-        std::thread::spawn(move || monitor_loop(&ns, &url, &key, cells, &far_socks, &stop, &mtx))
-    };
-
     let mut hours: Vec<HourRow> = (0..24).map(|h| HourRow { hour: h, ..HourRow::default() }).collect();
     let mut samples = vec![0u32; 24];
     let (mut server_hours, mut static_hours, mut energy_wh, mut static_wh) = (0.0, 0.0, 0.0, 0.0);
@@ -655,9 +711,6 @@ fn day(
     let mut last_late = 0u64;
     let mut last_tick_at = Instant::now();
     let mut printed = 0u32;
-    let initial: BTreeMap<String, String> = (1..=cells)
-        .map(|k| (cell_name(k), format!("server{}", home(k, servers))))
-        .collect();
     let static_servers: std::collections::BTreeSet<&String> = initial.values().collect();
     println!(
         "{:>4}  {:>10}  {:>10}  {:>5}  {:>11}  {:>7}  {:>8}",
@@ -712,6 +765,20 @@ fn day(
             let late = t.late_tx.saturating_sub(base);
             hours[h].late_tx += late.saturating_sub(last_late);
             last_late = late;
+            let hour_now = now.duration_since(day_start).as_secs_f64() / hour_s;
+            if on_along_day.last().is_none_or(|(x, _)| hour_now - x >= 0.1) {
+                on_along_day.push((hour_now.min(24.0), t.servers_on as u32));
+            }
+            if let Some(hb) = hub {
+                hb.send(ferry_web::Input::Pool(pool_view(
+                    &t,
+                    policy,
+                    hour_now.min(24.0),
+                    moves,
+                    static_hours - server_hours,
+                    &on_along_day,
+                )));
+            }
             hours[h].servers_on += t.servers_on as f64;
             hours[h].load_cores += t.load;
             samples[h] += 1;
@@ -924,7 +991,17 @@ fn monitor_loop(
         if let Ok(state) = rt.block_on(store.read()) {
             let mut t = Tick::default();
             for (name, _) in &state.servers {
-                let on = !matches!(state.power.get(name), Some(Power::Off));
+                let power = state.power.get(name).copied().unwrap_or(Power::On);
+                let on = !matches!(power, Power::Off);
+                t.power.insert(
+                    name.clone(),
+                    match power {
+                        Power::Off => "off",
+                        Power::Booting { .. } => "booting",
+                        Power::On => "on",
+                        Power::Draining => "draining",
+                    },
+                );
                 t.per_server.insert(name.clone(), (on, 0.0));
                 if on {
                     t.servers_on += 1;
@@ -954,6 +1031,42 @@ fn monitor_loop(
             }
         }
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The web view's pool figures from one tick.
+fn pool_view(
+    t: &Tick,
+    policy: ferry_pool::Policy,
+    hour: f64,
+    moves: u64,
+    saved_server_hours: f64,
+    on_along_day: &[(f64, u32)],
+) -> ferry_web::PoolView {
+    ferry_web::PoolView {
+        servers_on: t.servers_on as u32,
+        servers_total: t.per_server.len() as u32,
+        load: t.load / t.per_server.len().max(1) as f64,
+        moves,
+        saved_server_hours,
+        on_along_day: on_along_day.to_vec(),
+        hour,
+        policy: policy.name().into(),
+        servers: t
+            .per_server
+            .iter()
+            .map(|(name, (_, load))| ferry_web::PoolServerView {
+                name: name.clone(),
+                power: t.power.get(name).copied().unwrap_or("on").into(),
+                load_cores: *load,
+                cells: t
+                    .cells
+                    .iter()
+                    .filter(|(_, (at, _))| at == name)
+                    .map(|(c, _)| c.clone())
+                    .collect(),
+            })
+            .collect(),
     }
 }
 
