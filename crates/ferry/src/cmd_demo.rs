@@ -178,7 +178,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         } else {
             c.out.clone()
         };
-        let prefix = if c.prefix == "fdemo" { "fpool" } else { &c.prefix };
+        let prefix = if c.prefix == "fdemo" {
+            "fpool"
+        } else {
+            &c.prefix
+        };
         let web = crate::cmd_demo_pool::WebArgs {
             addr: c.web,
             allow_remote: c.allow_remote,

@@ -147,7 +147,9 @@ pub fn run(
 ) -> anyhow::Result<()> {
     crate::cmd_demo::preflight(&[])?;
     if ferry_pool_etcd::local::etcd_binary().is_none() {
-        bail!("ferry demo pool needs etcd: `apt-get install etcd-server` (or sudo bash scripts/deps)");
+        bail!(
+            "ferry demo pool needs etcd: `apt-get install etcd-server` (or sudo bash scripts/deps)"
+        );
     }
     if !(2..=9).contains(&a.servers) || !(1..=6).contains(&a.cells) {
         bail!("--servers must be 2–9 and --cells 1–6");
@@ -189,7 +191,15 @@ pub fn run(
     let mut bed = Bed::up_with(&ferry, topo).map_err(err)?;
     let etcd = LocalEtcd::start_in(&bed.ns("control"), "10.99.0.9", Duration::from_secs(20))
         .context("starting etcd in the control namespace")?;
-    let result = day(a, policy, &areas, &mut bed, &etcd.client_url, hub.as_ref(), &mut log);
+    let result = day(
+        a,
+        policy,
+        &areas,
+        &mut bed,
+        &etcd.client_url,
+        hub.as_ref(),
+        &mut log,
+    );
     bed.stop_all();
     // The processes' logs outlive the scratch directory (removed with the testbed).
     let logs = out.join("logs");
@@ -229,7 +239,11 @@ pub fn run(
     ));
     if let Some((_hub, server)) = web_view {
         if web.linger_s > 0 {
-            log(&format!("web view stays up {} s at http://{}/", web.linger_s, server.addr()));
+            log(&format!(
+                "web view stays up {} s at http://{}/",
+                web.linger_s,
+                server.addr()
+            ));
             let _ = session::sleep(Duration::from_secs(web.linger_s));
         }
         drop(server);
@@ -398,7 +412,10 @@ fn send(bed: &Bed, n: u8, k: u8, cmd: &str, json: &str) -> anyhow::Result<()> {
             cmd,
             json,
             "--to",
-            &format!("server{n}-cell{k}=tcp://10.99.0.{n}:{}", 5600 + u16::from(k)),
+            &format!(
+                "server{n}-cell{k}=tcp://10.99.0.{n}:{}",
+                5600 + u16::from(k)
+            ),
         ])
         .output()?;
     if !o.status.success() {
@@ -611,7 +628,15 @@ fn day(
         }
         while let Ok(t) = mrx.try_recv() {
             if let Some(h) = hub {
-                h.send(ferry_web::Input::Pool(pool_view(&t, policy, 0.0, 0, 0.0, &on_along_day)));
+                h.send(ferry_web::Input::Pool(pool_view(
+                    &t,
+                    a.cores,
+                    policy,
+                    0.0,
+                    0,
+                    0.0,
+                    &on_along_day,
+                )));
             }
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -702,8 +727,13 @@ fn day(
     }
     drop(ptx);
 
-    let mut hours: Vec<HourRow> = (0..24).map(|h| HourRow { hour: h, ..HourRow::default() }).collect();
-    let mut samples = vec![0u32; 24];
+    let mut hours: Vec<HourRow> = (0..24)
+        .map(|h| HourRow {
+            hour: h,
+            ..HourRow::default()
+        })
+        .collect();
+    let mut samples = [0u32; 24];
     let (mut server_hours, mut static_hours, mut energy_wh, mut static_wh) = (0.0, 0.0, 0.0, 0.0);
     let mut last_actual: BTreeMap<String, String> = BTreeMap::new();
     let mut moves = 0u64;
@@ -728,7 +758,8 @@ fn day(
             let now = Instant::now();
             let dt_h = now.duration_since(last_tick_at).as_secs_f64() / hour_s;
             last_tick_at = now;
-            let h = (((now.duration_since(day_start).as_secs_f64()) / hour_s).floor() as usize).min(23);
+            let h =
+                (((now.duration_since(day_start).as_secs_f64()) / hour_s).floor() as usize).min(23);
             server_hours += t.servers_on as f64 * dt_h;
             static_hours += static_servers.len() as f64 * dt_h;
             let cores = f64::from(a.cores);
@@ -772,6 +803,7 @@ fn day(
             if let Some(hb) = hub {
                 hb.send(ferry_web::Input::Pool(pool_view(
                     &t,
+                    a.cores,
                     policy,
                     hour_now.min(24.0),
                     moves,
@@ -831,9 +863,9 @@ fn day(
     // Stop the controller before checking placement (no move under way while we look).
     bed.stop_named("pool-run");
     let placement = verify_placement(bed, etcd_url, cells)?;
-    let placement_matches = placement
-        .iter()
-        .all(|p| p.serving.as_deref() == Some(p.etcd_actual.as_str()) && p.etcd_actual == p.etcd_desired);
+    let placement_matches = placement.iter().all(|p| {
+        p.serving.as_deref() == Some(p.etcd_actual.as_str()) && p.etcd_actual == p.etcd_desired
+    });
     let failed_moves = count_in_log(&bed.dir.join("pool-run.log"), "move failed");
     let (lost, sent) = hours
         .iter()
@@ -917,46 +949,52 @@ fn count_in_log(path: &Path, needle: &str) -> u64 {
 }
 
 /// Runs `f` on a thread inside network namespace `ns`.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let ns = ns.to_string();
-    std::thread::spawn(move || {
-        ferry_testbed::video::enter_netns(&ns).map(|()| f())
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("thread panicked"))?
-    .context("entering the control namespace")
+    std::thread::spawn(move || ferry_testbed::video::enter_netns(&ns).map(|()| f()))
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread panicked"))?
+        .context("entering the control namespace")
 }
 
 /// Per cell: etcd's placement and where the agents say it serves.
 fn verify_placement(bed: &Bed, etcd_url: &str, cells: u8) -> anyhow::Result<Vec<CellPlacement>> {
     let key = ferry_auth::load_key_file(&bed.key())?;
     let url = etcd_url.to_string();
-    in_netns(&bed.ns("control"), move || -> anyhow::Result<Vec<CellPlacement>> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let state = rt.block_on(async {
-            let mut store = PoolStore::connect(&[url]).await?;
-            store.read().await
-        })?;
-        let mut ex = AgentExecutor::new(AgentExecutorConfig {
-            key,
-            radio_auth: None,
-            request_timeout: Duration::from_secs(3),
-            margin_ms: 40,
-        });
-        ex.observe(&state);
-        let mut out = Vec::new();
-        for k in 1..=cells {
-            let c = cell_name(k);
-            let rec = state.cells.get(&c).context("a cell vanished from etcd")?;
-            out.push(CellPlacement {
-                cell: c.clone(),
-                etcd_actual: rec.actual.clone(),
-                etcd_desired: rec.desired.clone(),
-                serving: ex.locate(&c).unwrap_or(None),
+    in_netns(
+        &bed.ns("control"),
+        move || -> anyhow::Result<Vec<CellPlacement>> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let state = rt.block_on(async {
+                let mut store = PoolStore::connect(&[url]).await?;
+                store.read().await
+            })?;
+            let mut ex = AgentExecutor::new(AgentExecutorConfig {
+                key,
+                radio_auth: None,
+                request_timeout: Duration::from_secs(3),
+                margin_ms: 40,
             });
-        }
-        Ok(out)
-    })?
+            ex.observe(&state);
+            let mut out = Vec::new();
+            for k in 1..=cells {
+                let c = cell_name(k);
+                let rec = state.cells.get(&c).context("a cell vanished from etcd")?;
+                out.push(CellPlacement {
+                    cell: c.clone(),
+                    etcd_actual: rec.actual.clone(),
+                    etcd_desired: rec.desired.clone(),
+                    serving: ex.locate(&c).unwrap_or(None),
+                });
+            }
+            Ok(out)
+        },
+    )?
 }
 
 fn monitor_loop(
@@ -977,10 +1015,12 @@ fn monitor_loop(
     else {
         return;
     };
-    let auth = ferry_auth::load_key_file(key).ok().map(|k| ferry_radio::LinkAuth {
-        key: k,
-        identity: ferry_radio::DEFAULT_AIR_IDENTITY.to_string(),
-    });
+    let auth = ferry_auth::load_key_file(key)
+        .ok()
+        .map(|k| ferry_radio::LinkAuth {
+            key: k,
+            identity: ferry_radio::DEFAULT_AIR_IDENTITY.to_string(),
+        });
     let radio = ferry_radio::ControlClient::new(RADIO_CTL, Duration::from_millis(500))
         .with_auth(auth)
         .with_name("pool-demo");
@@ -990,7 +1030,7 @@ fn monitor_loop(
     while !stop.load(Ordering::Relaxed) {
         if let Ok(state) = rt.block_on(store.read()) {
             let mut t = Tick::default();
-            for (name, _) in &state.servers {
+            for name in state.servers.keys() {
                 let power = state.power.get(name).copied().unwrap_or(Power::On);
                 let on = !matches!(power, Power::Off);
                 t.power.insert(
@@ -1009,7 +1049,8 @@ fn monitor_loop(
             }
             for (c, r) in &state.cells {
                 t.load += r.demand_cores;
-                t.cells.insert(c.clone(), (r.actual.clone(), r.demand_cores));
+                t.cells
+                    .insert(c.clone(), (r.actual.clone(), r.demand_cores));
                 if let Some(s) = t.per_server.get_mut(&r.actual) {
                     s.1 += r.demand_cores;
                 }
@@ -1037,6 +1078,7 @@ fn monitor_loop(
 /// The web view's pool figures from one tick.
 fn pool_view(
     t: &Tick,
+    cores: u32,
     policy: ferry_pool::Policy,
     hour: f64,
     moves: u64,
@@ -1046,7 +1088,7 @@ fn pool_view(
     ferry_web::PoolView {
         servers_on: t.servers_on as u32,
         servers_total: t.per_server.len() as u32,
-        load: t.load / t.per_server.len().max(1) as f64,
+        load: t.load / (t.per_server.len().max(1) as f64 * f64::from(cores.max(1))),
         moves,
         saved_server_hours,
         on_along_day: on_along_day.to_vec(),
@@ -1109,6 +1151,10 @@ fn print_report(r: &PoolDayReport) {
     }
     println!(
         "etcd's placement {} where the cells serve",
-        if r.placement_matches { "equals" } else { "DIFFERS FROM" }
+        if r.placement_matches {
+            "equals"
+        } else {
+            "DIFFERS FROM"
+        }
     );
 }

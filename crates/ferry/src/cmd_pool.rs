@@ -374,8 +374,7 @@ fn register(a: RegisterArgs) -> anyhow::Result<()> {
             }
             if let Some(rx) = &samples {
                 while let Ok(sample) = rx.try_recv() {
-                    crate::pool_load::write(&mut store, &a.server, &record, lease, &sample)
-                        .await?;
+                    crate::pool_load::write(&mut store, &a.server, &record, lease, &sample).await?;
                 }
             }
             tokio::time::sleep(period.min(std::time::Duration::from_millis(200))).await;

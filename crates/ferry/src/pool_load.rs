@@ -55,7 +55,11 @@ pub fn spawn_reporter(
                     continue;
                 };
                 sample.total_cores += cores;
-                if st.modem.as_ref().is_some_and(|m| m.mode == ModemMode::Active) {
+                if st
+                    .modem
+                    .as_ref()
+                    .is_some_and(|m| m.mode == ModemMode::Active)
+                {
                     sample.serving.push((cell.clone(), cores));
                 }
             }

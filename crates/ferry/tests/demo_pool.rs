@@ -44,7 +44,10 @@ fn a_short_pool_day_moves_cells_without_loss_and_etcd_tells_the_truth() {
     let sum = |k: &str| hours.iter().map(|h| h[k].as_u64().unwrap()).sum::<u64>();
     let moves = r["moves"].as_u64().unwrap();
     assert!(moves >= 1, "no move in the day: {r}");
-    assert_eq!(r["failed_moves"], 0, "a move failed: see the controller's log");
+    assert_eq!(
+        r["failed_moves"], 0,
+        "a move failed: see the controller's log"
+    );
     assert_eq!(sum("moves"), moves);
     assert_eq!(sum("lost_probes"), r["lost_probes"].as_u64().unwrap());
     assert_eq!(sum("sent_probes"), r["sent_probes"].as_u64().unwrap());

@@ -491,12 +491,22 @@ fn pool_web_view_shows_pool_servers_and_a_live_move_in_chromium() {
         Duration::from_secs(30),
         "a server switched off",
     );
-    assert_eq!(b.eval("window.__ferryTestMark"), 7, "the same page saw it live");
+    assert_eq!(
+        b.eval("window.__ferryTestMark"),
+        7,
+        "the same page saw it live"
+    );
     let widths =
         b.eval("[document.documentElement.clientWidth, document.documentElement.scrollWidth]");
     assert!(
         widths[1].as_u64() <= widths[0].as_u64(),
         "horizontal overflow at 1280 px: {widths}"
+    );
+    // A third of the day on, for the picture.
+    b.wait_for(
+        "parseFloat(document.getElementById('pool-hour').textContent) >= 8",
+        Duration::from_secs(40),
+        "hour 8 of the day",
     );
     // Scroll the pool section into view for the picture.
     b.eval("document.getElementById('pool').scrollIntoView()");

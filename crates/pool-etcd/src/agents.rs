@@ -95,7 +95,11 @@ impl AgentExecutor {
         let mut c = self.client(slot, Duration::from_millis(1500));
         match c.call(&Request::Status).map(|r| r.status()) {
             Ok(Ok(st)) => {
-                let active = st.d2d && st.modem.as_ref().is_some_and(|m| m.mode == ModemMode::Active);
+                let active = st.d2d
+                    && st
+                        .modem
+                        .as_ref()
+                        .is_some_and(|m| m.mode == ModemMode::Active);
                 if active {
                     SlotState::Serving
                 } else {
@@ -200,7 +204,10 @@ impl MoveExecutor for AgentExecutor {
             )),
             many => {
                 warn!(%cell, servers = ?many, "more than one agent reports the cell active");
-                Err(format!("cell {cell} reported active on {}", many.join(", ")))
+                Err(format!(
+                    "cell {cell} reported active on {}",
+                    many.join(", ")
+                ))
             }
         }
     }

@@ -13,8 +13,8 @@
 //! ```
 
 use ferry_pool::Power;
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const ROOT: &str = "/ferry/pool/";
 pub const SERVERS: &str = "/ferry/pool/servers/";

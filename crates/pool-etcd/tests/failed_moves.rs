@@ -32,7 +32,10 @@ impl MoveExecutor for FailingExecutor {
     }
 }
 
-fn setup_and_run(etcd: &LocalEtcd, exec: &mut FailingExecutor) -> BTreeMap<String, layout::CellRecord> {
+fn setup_and_run(
+    etcd: &LocalEtcd,
+    exec: &mut FailingExecutor,
+) -> BTreeMap<String, layout::CellRecord> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -94,7 +97,11 @@ fn a_failed_move_leaves_etcd_where_the_cell_really_serves() {
     assert!(!exec.attempts.is_empty(), "consolidate tried a move");
     for (name, rec) in &cells {
         assert_eq!(rec.actual, rec.desired, "{name}: a move left open");
-        assert_eq!(Some(&rec.actual), exec.serving.get(name), "{name}: etcd claims a move");
+        assert_eq!(
+            Some(&rec.actual),
+            exec.serving.get(name),
+            "{name}: etcd claims a move"
+        );
     }
     // Each attempt is a begin (+1) and an abort (+1) on the cell's epoch.
     let bumps: u64 = cells.values().map(|r| r.epoch - 1).sum();
@@ -111,7 +118,12 @@ fn a_failed_move_leaves_etcd_where_the_cell_really_serves() {
         attempts: Vec::new(),
     };
     let cells = setup_and_run(&etcd, &mut exec);
-    assert_eq!(exec.attempts.len(), 1, "packed after one move: {:?}", exec.attempts);
+    assert_eq!(
+        exec.attempts.len(),
+        1,
+        "packed after one move: {:?}",
+        exec.attempts
+    );
     let (cell, _, _, to) = &exec.attempts[0];
     assert_eq!(&cells[cell].actual, to);
     for (name, rec) in &cells {

@@ -69,11 +69,13 @@ pub fn day_svg(points: &[DayPoint], policy: &str) -> Result<String, PlotError> {
             points.iter().map(|p| (p.hour + 0.5, p.load_cores)),
             blue.stroke_width(2),
         )))?;
-        drawn(chart.draw_series(
-            points
-                .iter()
-                .map(|p| Circle::new((p.hour + 0.5, p.load_cores), 3, blue.filled())),
-        ))?;
+        drawn(
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|p| Circle::new((p.hour + 0.5, p.load_cores), 3, blue.filled())),
+            ),
+        )?;
 
         let servers_max = points
             .iter()
@@ -103,17 +105,21 @@ pub fn day_svg(points: &[DayPoint], policy: &str) -> Result<String, PlotError> {
         )?;
         let orange = RGBColor(255, 127, 14);
         let green = RGBColor(44, 160, 44);
-        drawn(chart.draw_series(points.iter().filter(|p| p.moves > 0).map(|p| {
-            Rectangle::new(
-                [
-                    (p.hour + 0.3, 0.0),
-                    (p.hour + 0.7, (p.moves as f64).min(servers_max)),
-                ],
-                orange.mix(0.35).filled(),
-            )
-        })))?
+        drawn(
+            chart.draw_series(points.iter().filter(|p| p.moves > 0).map(|p| {
+                Rectangle::new(
+                    [
+                        (p.hour + 0.3, 0.0),
+                        (p.hour + 0.7, (p.moves as f64).min(servers_max)),
+                    ],
+                    orange.mix(0.35).filled(),
+                )
+            })),
+        )?
         .label("moves")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], orange.mix(0.35).filled()));
+        .legend(move |(x, y)| {
+            Rectangle::new([(x, y - 5), (x + 14, y + 5)], orange.mix(0.35).filled())
+        });
         drawn(chart.draw_series(LineSeries::new(
             points.iter().map(|p| (p.hour + 0.5, p.static_servers_on)),
             BLACK.stroke_width(1),
@@ -157,7 +163,12 @@ mod tests {
             .collect();
         let svg = day_svg(&points, "consolidate").unwrap();
         assert!(svg.starts_with("<svg"));
-        for t in ["measured load", "servers on", "static placement", "consolidate"] {
+        for t in [
+            "measured load",
+            "servers on",
+            "static placement",
+            "consolidate",
+        ] {
             assert!(svg.contains(t), "{t} missing");
         }
     }

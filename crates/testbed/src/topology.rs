@@ -460,7 +460,11 @@ mod tests {
                 }
             }
         }
-        let pool = t.hosts.iter().filter(|h| h.role == Role::PoolServer).count();
+        let pool = t
+            .hosts
+            .iter()
+            .filter(|h| h.role == Role::PoolServer)
+            .count();
         assert_eq!(pool, 5);
         assert_eq!(
             t.host("server5").unwrap().fh_addr(),
