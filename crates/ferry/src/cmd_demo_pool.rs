@@ -202,6 +202,11 @@ pub fn run(
         }
     }
     drop(etcd);
+    if let Some(h) = &hub {
+        h.send(ferry_web::Input::Event(
+            ferry_testbed::live::LiveEvent::Finished,
+        ));
+    }
     let report = result?;
     print_report(&report);
     let json_path = json
