@@ -31,8 +31,9 @@ enum PoolWhat {
     /// against static placement, moves, decision time.
     Simulate(SimulateArgs),
     /// The pool controller on etcd: campaigns for leadership (a second one stands by and
-    /// takes over when the leader dies), then schedules and records moves (--dry-run-log;
-    /// executing them through the agents is not wired yet).
+    /// takes over when the leader dies), then schedules and executes moves as
+    /// make-before-break migrations through the agents (--key), or only records them
+    /// (--dry-run-log).
     Run(RunArgs),
     /// Registers a server under a lease and keeps it alive until killed.
     Register(RegisterArgs),
@@ -84,7 +85,7 @@ struct RunArgs {
     #[arg(long, default_value = "static")]
     policy: String,
     /// Records the moves in this file instead of executing them (no agents); every
-    /// controller of the pool must be given the same file.
+    /// controller of the pool must be given the same file. Exclusive with --key.
     #[arg(long)]
     dry_run_log: Option<PathBuf>,
     /// With --dry-run-log: how long a recorded move takes, ms.

@@ -23,8 +23,8 @@ use crate::layout;
 use crate::store::{Fence, PoolState, PoolStore};
 use crate::StoreError;
 
-/// Carries out moves on the servers. The real one drives the agents' make-before-break over
-/// their ZeroMQ protocol (`ferry ctl migrate`'s machinery); see docs/POOL.md for its status.
+/// Carries out moves on the servers: [`crate::AgentExecutor`] drives the agents'
+/// make-before-break (`ferry ctl migrate`'s machinery), [`DryRunLog`] only records.
 pub trait MoveExecutor {
     /// Moves `cell` from `from` to `to` (make-before-break); Ok once `to` serves.
     fn execute(&mut self, cell: &str, from: &str, to: &str, epoch: u64) -> Result<(), String>;
