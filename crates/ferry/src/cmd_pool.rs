@@ -766,3 +766,33 @@ fn packed_servers(traffic: &[CellTraffic], usable: f64) -> usize {
     }
     bins.len()
 }
+
+#[cfg(test)]
+mod slot_tests {
+    use super::parse_slot;
+
+    #[test]
+    fn slots_parse_and_bad_ones_are_refused_with_the_expected_form() {
+        let (cell, slot) = parse_slot(
+            "cell1=server2-cell1@tcp://10.99.0.2:5601,192.168.10.12:49201,192.168.10.12:7001",
+        )
+        .unwrap();
+        assert_eq!(cell, "cell1");
+        assert_eq!(slot.name, "server2-cell1");
+        assert_eq!(slot.agent, "tcp://10.99.0.2:5601");
+        assert_eq!(slot.fronthaul, "192.168.10.12:49201");
+        assert_eq!(slot.forward, "192.168.10.12:7001");
+        for bad in [
+            "cell1",
+            "cell1=name",
+            "cell1=name@tcp://h:1,1.2.3.4:5",
+            "cell1=name@tcp://h:1,1.2.3.4,1.2.3.4:6",
+            "cell/1=name@tcp://h:1,1.2.3.4:5,1.2.3.4:6",
+            "cell1=@tcp://h:1,1.2.3.4:5,1.2.3.4:6",
+            "cell1=name@h:1,1.2.3.4:5,1.2.3.4:6",
+        ] {
+            let e = parse_slot(bad).unwrap_err().to_string();
+            assert!(e.contains("--slot"), "{bad}: {e}");
+        }
+    }
+}
