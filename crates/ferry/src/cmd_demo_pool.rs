@@ -294,7 +294,6 @@ struct ProbeHour {
     rate: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn day(
     a: &PoolDemoArgs,
     policy: ferry_pool::Policy,
