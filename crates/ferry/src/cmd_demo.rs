@@ -108,6 +108,17 @@ duplicates, split_brain, reprotect_ms}]}), failover.txt and failover.svg. See do
         #[arg(long, default_value_t = 2000)]
         operator_ms: u64,
     },
+    /// Issue #13: one compressed tidal day of a baseband pool (≥ 4 servers, ≥ 3 cells,
+    /// etcd, the pool controller moving cells by make-before-break through the agents).
+    #[command(after_help = "\
+Needs root and etcd (Debian's etcd-server). Brings up the pool testbed (server1..N, the far
+end, a control host with a single-node etcd, the radio room), one cell = a pool-side and a
+far-side radio and a far-end modem, every server an agent per cell and `ferry pool register`
+measuring its serving modems' CPU into etcd; `ferry pool run` executes the scheduler's moves
+as make-before-break migrations. Each cell is probed by the far end at a rate that follows
+its tidal profile. Prints per simulated hour: servers on, load, moves, lost probes, late TX;
+writes OUT/pool-day.json (or --json) and OUT/pool-day.svg. docs/POOL.md.")]
+    Pool(crate::cmd_demo_pool::PoolDemoArgs),
 }
 
 /// Parses `legacy|mbb|both`.
@@ -181,13 +192,32 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if matches!(args.what, Some(What::Relay)) {
         return run_relay(&args.common);
     }
+    if let Some(What::Pool(p)) = &args.what {
+        let c = &args.common;
+        let out = if c.out == std::path::Path::new("ferry-demo-out") {
+            PathBuf::from("ferry-demo-pool-out")
+        } else {
+            c.out.clone()
+        };
+        let prefix = if c.prefix == "fdemo" {
+            "fpool"
+        } else {
+            &c.prefix
+        };
+        let web = crate::cmd_demo_pool::WebArgs {
+            addr: c.web,
+            allow_remote: c.allow_remote,
+            linger_s: c.web_linger_s,
+        };
+        return crate::cmd_demo_pool::run(p, &out, c.json.as_deref(), prefix, &web);
+    }
     if let Some(What::Failover {
         rounds,
         no_baseline,
         operator_ms,
-    }) = args.what
+    }) = &args.what
     {
-        return run_failover(&args.common, rounds, !no_baseline, operator_ms);
+        return run_failover(&args.common, *rounds, !*no_baseline, *operator_ms);
     }
     preflight(&[])?;
     session::install_signal_flag();

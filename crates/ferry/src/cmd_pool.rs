@@ -9,8 +9,10 @@ use ferry_pool::{
     AreaKind, Bandwidth, CellTraffic, DayLedger, Modulation, Policy, Pool, Power, SchedulerConfig,
     ServerId, ServerSpec,
 };
-use ferry_pool_etcd::layout::ServerRecord;
-use ferry_pool_etcd::{ControllerConfig, DryRunLog, PoolStore};
+use ferry_pool_etcd::layout::{AgentSlot, CellRadio, ServerRecord};
+use ferry_pool_etcd::{
+    AgentExecutor, AgentExecutorConfig, ControllerConfig, DryRunLog, MoveExecutor, PoolStore,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,8 +31,9 @@ enum PoolWhat {
     /// against static placement, moves, decision time.
     Simulate(SimulateArgs),
     /// The pool controller on etcd: campaigns for leadership (a second one stands by and
-    /// takes over when the leader dies), then schedules and records moves (--dry-run-log;
-    /// executing them through the agents is not wired yet).
+    /// takes over when the leader dies), then schedules and executes moves as
+    /// make-before-break migrations through the agents (--key), or only records them
+    /// (--dry-run-log).
     Run(RunArgs),
     /// Registers a server under a lease and keeps it alive until killed.
     Register(RegisterArgs),
@@ -82,12 +85,28 @@ struct RunArgs {
     #[arg(long, default_value = "static")]
     policy: String,
     /// Records the moves in this file instead of executing them (no agents); every
-    /// controller of the pool must be given the same file.
+    /// controller of the pool must be given the same file. Exclusive with --key.
     #[arg(long)]
     dry_run_log: Option<PathBuf>,
     /// With --dry-run-log: how long a recorded move takes, ms.
     #[arg(long, default_value_t = 0)]
     move_ms: u64,
+    /// The agents' shared key file (mode 0600, as `ferry ctl --key`): moves are executed
+    /// through the agents (make-before-break), from the agent slots and cell radios in etcd.
+    #[arg(long, conflicts_with = "dry_run_log")]
+    key: Option<PathBuf>,
+    /// Link-control key file of the radios (`ferry air --key`); none: open link control.
+    #[arg(long)]
+    radio_key: Option<PathBuf>,
+    /// The air's identity.
+    #[arg(long, default_value = ferry_radio::DEFAULT_AIR_IDENTITY)]
+    radio_identity: String,
+    /// Deadline of one agent request, ms.
+    #[arg(long, default_value_t = 15_000)]
+    timeout_ms: u64,
+    /// How far ahead of the radio clock each move's switch time T is placed, ms.
+    #[arg(long, default_value_t = 40)]
+    margin_ms: u64,
 }
 
 #[derive(Args)]
@@ -110,6 +129,17 @@ struct RegisterArgs {
     /// Lease TTL, s: the registration vanishes this long after this process dies.
     #[arg(long, default_value_t = 5)]
     ttl_s: i64,
+    /// A cell this server can host: CELL=AGENT_NAME@AGENT_ENDPOINT,FRONTHAUL,FORWARD
+    /// (repeat), e.g. cell1=server2-cell1@tcp://10.99.0.2:5601,192.168.10.12:49201,192.168.10.12:7001.
+    #[arg(long = "slot")]
+    slots: Vec<String>,
+    /// The agents' key file: with --slot, measure every serving modem's CPU every
+    /// --measure-ms and write it as the cell's demand (and the server's load).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Measuring period, ms.
+    #[arg(long, default_value_t = 2000)]
+    measure_ms: u64,
 }
 
 #[derive(Args)]
@@ -123,6 +153,12 @@ struct CellArgs {
     /// Measured CPU demand, cores.
     #[arg(long)]
     demand: f64,
+    /// The cell's radio link control (a new cell; needed to move it through the agents).
+    #[arg(long, requires = "radio_name")]
+    radio_control: Option<String>,
+    /// The cell's radio name at that link control.
+    #[arg(long, requires = "radio_control")]
+    radio_name: Option<String>,
 }
 
 #[derive(Args)]
@@ -204,7 +240,14 @@ pub fn run(args: PoolArgs) -> anyhow::Result<()> {
                 bail!("--demand must be a non-negative number of cores");
             }
             let mut store = PoolStore::connect(&a.etcd.endpoints()).await?;
-            if store.create_cell(&a.name, &a.on, a.demand).await? {
+            let radio = a
+                .radio_control
+                .zip(a.radio_name)
+                .map(|(control, name)| CellRadio { control, name });
+            if store
+                .create_cell_with_radio(&a.name, &a.on, a.demand, radio)
+                .await?
+            {
                 println!("cell {} created on {}", a.name, a.on);
             } else if store.set_demand(&a.name, a.demand).await? {
                 println!("cell {} demand {} cores", a.name, a.demand);
@@ -254,15 +297,21 @@ fn run_controller(a: RunArgs) -> anyhow::Result<()> {
             a.policy
         )
     })?;
-    let Some(log) = a.dry_run_log else {
-        bail!(
-            "moves through the agents are not wired into `ferry pool run` yet (docs/POOL.md); \
-             run with --dry-run-log PATH to record the moves instead"
-        );
-    };
-    let mut executor = DryRunLog {
-        path: log,
-        move_ms: a.move_ms,
+    let mut executor: Box<dyn MoveExecutor> = match (a.dry_run_log, a.key) {
+        (Some(log), None) => Box::new(DryRunLog {
+            path: log,
+            move_ms: a.move_ms,
+        }),
+        (None, Some(key)) => Box::new(AgentExecutor::new(AgentExecutorConfig {
+            key: crate::cmd_agent::load_key(&key)?,
+            radio_auth: crate::cmd_air::link_auth(a.radio_key.as_ref(), &a.radio_identity)?,
+            request_timeout: std::time::Duration::from_millis(a.timeout_ms),
+            margin_ms: a.margin_ms,
+        })),
+        _ => bail!(
+            "give --key FILE (the agents' key: moves through the agents) or --dry-run-log \
+             PATH (moves only recorded)"
+        ),
     };
     let config = ControllerConfig {
         name: a.name,
@@ -273,7 +322,7 @@ fn run_controller(a: RunArgs) -> anyhow::Result<()> {
         scheduler: SchedulerConfig::default(),
     };
     block_on(async move {
-        ferry_pool_etcd::run_controller(config, &mut executor).await?;
+        ferry_pool_etcd::run_controller(config, executor.as_mut()).await?;
         Ok(())
     })
 }
@@ -290,6 +339,11 @@ fn register(a: RegisterArgs) -> anyhow::Result<()> {
             busy_w: a.busy_w,
             load_cores: 0.0,
             agent: a.agent.clone(),
+            slots: a
+                .slots
+                .iter()
+                .map(|s| parse_slot(s))
+                .collect::<anyhow::Result<_>>()?,
         };
         store.register_server(&a.server, &record, lease).await?;
         println!(
@@ -298,15 +352,64 @@ fn register(a: RegisterArgs) -> anyhow::Result<()> {
         );
         let (mut keeper, mut stream) = store.client.lease_keep_alive(lease).await?;
         let period = std::time::Duration::from_millis(a.ttl_s.max(1) as u64 * 1000 / 3);
+        // Measuring asks the agents (ZeroMQ, blocking): on its own thread, so the lease's
+        // keep-alive never waits for a slow agent.
+        let samples = match &a.key {
+            Some(k) if !record.slots.is_empty() => Some(crate::pool_load::spawn_reporter(
+                record.slots.clone(),
+                crate::cmd_agent::load_key(k)?,
+                std::time::Duration::from_millis(a.measure_ms.max(100)),
+            )),
+            _ => None,
+        };
+        let mut next_keepalive = tokio::time::Instant::now();
         loop {
-            keeper.keep_alive().await?;
-            match stream.message().await? {
-                Some(r) if r.ttl() > 0 => {}
-                _ => bail!("lease of {} expired", a.server),
+            let now = tokio::time::Instant::now();
+            if now >= next_keepalive {
+                keeper.keep_alive().await?;
+                match stream.message().await? {
+                    Some(r) if r.ttl() > 0 => {}
+                    _ => bail!("lease of {} expired", a.server),
+                }
+                next_keepalive = now + period;
             }
-            tokio::time::sleep(period).await;
+            if let Some(rx) = &samples {
+                while let Ok(sample) = rx.try_recv() {
+                    crate::pool_load::write(&mut store, &a.server, &record, lease, &sample).await?;
+                }
+            }
+            tokio::time::sleep(period.min(std::time::Duration::from_millis(200))).await;
         }
     })
+}
+
+/// `CELL=AGENT_NAME@AGENT_ENDPOINT,FRONTHAUL,FORWARD`.
+fn parse_slot(s: &str) -> anyhow::Result<(String, AgentSlot)> {
+    let bad = || {
+        anyhow::anyhow!("--slot {s:?}: expected CELL=AGENT_NAME@AGENT_ENDPOINT,FRONTHAUL,FORWARD")
+    };
+    let (cell, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (name, rest) = rest.split_once('@').ok_or_else(bad)?;
+    let parts: Vec<&str> = rest.split(',').collect();
+    let [agent, fronthaul, forward] = parts.as_slice() else {
+        return Err(bad());
+    };
+    for addr in [fronthaul, forward] {
+        addr.parse::<std::net::SocketAddr>()
+            .map_err(|_| anyhow::anyhow!("--slot {s:?}: {addr:?} is not ip:port"))?;
+    }
+    if !ferry_pool_etcd::layout::valid_name(cell) || name.is_empty() || !agent.contains("://") {
+        return Err(bad());
+    }
+    Ok((
+        cell.to_string(),
+        AgentSlot {
+            agent: agent.to_string(),
+            name: name.to_string(),
+            fronthaul: fronthaul.to_string(),
+            forward: forward.to_string(),
+        },
+    ))
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<()> {
@@ -662,4 +765,34 @@ fn packed_servers(traffic: &[CellTraffic], usable: f64) -> usize {
         }
     }
     bins.len()
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::parse_slot;
+
+    #[test]
+    fn slots_parse_and_bad_ones_are_refused_with_the_expected_form() {
+        let (cell, slot) = parse_slot(
+            "cell1=server2-cell1@tcp://10.99.0.2:5601,192.168.10.12:49201,192.168.10.12:7001",
+        )
+        .unwrap();
+        assert_eq!(cell, "cell1");
+        assert_eq!(slot.name, "server2-cell1");
+        assert_eq!(slot.agent, "tcp://10.99.0.2:5601");
+        assert_eq!(slot.fronthaul, "192.168.10.12:49201");
+        assert_eq!(slot.forward, "192.168.10.12:7001");
+        for bad in [
+            "cell1",
+            "cell1=name",
+            "cell1=name@tcp://h:1,1.2.3.4:5",
+            "cell1=name@tcp://h:1,1.2.3.4,1.2.3.4:6",
+            "cell/1=name@tcp://h:1,1.2.3.4:5,1.2.3.4:6",
+            "cell1=@tcp://h:1,1.2.3.4:5,1.2.3.4:6",
+            "cell1=name@h:1,1.2.3.4:5,1.2.3.4:6",
+        ] {
+            let e = parse_slot(bad).unwrap_err().to_string();
+            assert!(e.contains("--slot"), "{bad}: {e}");
+        }
+    }
 }

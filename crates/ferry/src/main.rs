@@ -7,6 +7,7 @@ mod cmd_air;
 mod cmd_bench;
 mod cmd_ctl;
 mod cmd_demo;
+mod cmd_demo_pool;
 mod cmd_modem;
 mod cmd_phy;
 mod cmd_pool;
@@ -14,6 +15,7 @@ mod cmd_probe;
 mod cmd_radiohead;
 mod cmd_testbed;
 mod cmd_web;
+mod pool_load;
 
 /// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.
 #[derive(Parser)]

@@ -72,6 +72,7 @@ fn leader_killed_mid_moves_standby_takes_over_no_move_lost_or_doubled() {
                 busy_w: 200.0,
                 load_cores: 0.0,
                 agent: format!("tcp://127.0.0.1:{}", 5550 + s),
+                slots: Default::default(),
             };
             store.register_server(&format!("server{s}"), &record, 0).await.unwrap();
         }

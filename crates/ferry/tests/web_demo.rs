@@ -5,6 +5,11 @@
 //! after); it saves screenshots at 1280×800 and at 400 px wide, where the page must not
 //! overflow horizontally. The screenshots land in the test's output dir
 //! (`target/tmp/web-demo/`).
+//!
+//! The pool check: `ferry demo pool --web` (a short day, needs etcd too) in the same way:
+//! the page shows the four pool servers with their cells and power, then a move arrives
+//! live (the moves counter and the servers' cells change in the same page); its 1280×800
+//! screenshot is saved as `docs/web-pool.png`. The two checks run one after the other.
 
 #[allow(dead_code)]
 mod support;
@@ -226,8 +231,12 @@ fn text_of(id: &str) -> String {
     format!("(document.getElementById('{id}')||{{}}).textContent")
 }
 
+/// The two checks each bring up a testbed: one at a time.
+static ONE_TESTBED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn demo_web_view_shows_servers_primary_and_a_live_migration_in_chromium() {
+    let _one = ONE_TESTBED.lock().unwrap_or_else(|e| e.into_inner());
     if !root_or_skip("demo_web_view_shows_servers_primary_and_a_live_migration_in_chromium") {
         return;
     }
@@ -392,4 +401,122 @@ fn demo_web_view_shows_servers_primary_and_a_live_migration_in_chromium() {
     assert!(status.success(), "ferry demo --web failed:\n{log}");
     support::assert_clean(&prefix, None);
     eprintln!("screenshots in {}", out_dir.display());
+}
+
+#[test]
+fn pool_web_view_shows_pool_servers_and_a_live_move_in_chromium() {
+    let _one = ONE_TESTBED.lock().unwrap_or_else(|e| e.into_inner());
+    if !root_or_skip("pool_web_view_shows_pool_servers_and_a_live_move_in_chromium") {
+        return;
+    }
+    if Command::new("chromium").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: chromium missing (scripts/deps installs it)");
+        return;
+    }
+    if ferry_pool_etcd::local::etcd_binary().is_none() {
+        eprintln!("SKIPPED (needs the etcd binary: scripts/deps installs etcd-server): pool web");
+        return;
+    }
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-pool");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    let prefix = format!("fwp{}", std::process::id() % 100_000);
+    let port = free_port();
+    let mut demo = Command::new(FERRY)
+        .args(["demo", "pool", "--day-seconds", "60", "--web-wait-s", "20"])
+        .args(["--prefix", &prefix])
+        .arg("--out")
+        .arg(out_dir.join("report"))
+        .args(["--web", &format!("127.0.0.1:{port}"), "--web-linger-s", "5"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferry demo pool");
+    let stderr = demo.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    wait_http(port, Duration::from_secs(60));
+    let mut b = Browser::start(&out_dir.join("profile"));
+    b.open(&format!("http://127.0.0.1:{port}/"));
+    b.wait_for(
+        "location.protocol === 'http:' && document.readyState === 'complete' \
+         && !!document.getElementById('status')",
+        Duration::from_secs(20),
+        "the page to load",
+    );
+    b.eval("window.__ferryTestMark = 7");
+    // Before the day: the four pool servers, a cell on each of server1..3, no move yet.
+    b.wait_for(
+        "!document.getElementById('pool').hidden \
+         && document.querySelectorAll('#pool-servers .pool-server').length === 4",
+        Duration::from_secs(90),
+        "the pool's servers",
+    );
+    let before = b.eval(
+        "[...document.querySelectorAll('#pool-servers .pool-server')]\
+         .map(e => [e.id, e.dataset.power, e.dataset.cells])",
+    );
+    assert_eq!(
+        before,
+        json!([
+            ["pool-server-server1", "on", "cell1"],
+            ["pool-server-server2", "on", "cell2"],
+            ["pool-server-server3", "on", "cell3"],
+            ["pool-server-server4", "on", ""]
+        ]),
+        "the pool before the day"
+    );
+    assert_eq!(b.eval(&text_of("pool-moves")), "0");
+    // A move arrives live: the counter and the placement change in the same page.
+    b.wait_for(
+        &format!("+{} >= 1", text_of("pool-moves")),
+        Duration::from_secs(60),
+        "the first move",
+    );
+    b.wait_for(
+        "[...document.querySelectorAll('#pool-servers .pool-server')]\
+         .some(e => e.dataset.cells.split(' ').filter(c => c).length >= 2)",
+        Duration::from_secs(30),
+        "two cells on one server",
+    );
+    b.wait_for(
+        "[...document.querySelectorAll('#pool-servers .pool-server')]\
+         .some(e => e.dataset.power === 'off')",
+        Duration::from_secs(30),
+        "a server switched off",
+    );
+    assert_eq!(
+        b.eval("window.__ferryTestMark"),
+        7,
+        "the same page saw it live"
+    );
+    let widths =
+        b.eval("[document.documentElement.clientWidth, document.documentElement.scrollWidth]");
+    assert!(
+        widths[1].as_u64() <= widths[0].as_u64(),
+        "horizontal overflow at 1280 px: {widths}"
+    );
+    // A third of the day on, for the picture.
+    b.wait_for(
+        "parseFloat(document.getElementById('pool-hour').textContent) >= 8",
+        Duration::from_secs(40),
+        "hour 8 of the day",
+    );
+    // Scroll the pool section into view for the picture.
+    b.eval("document.getElementById('pool').scrollIntoView()");
+    let shot = out_dir.join("web-pool.png");
+    b.screenshot(&shot);
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/web-pool.png");
+    std::fs::copy(&shot, &docs).expect("docs/web-pool.png");
+    drop(b);
+    let status = demo.wait().expect("demo exit");
+    let log = log.join().unwrap_or_default();
+    assert!(status.success(), "ferry demo pool --web failed:\n{log}");
+    support::assert_clean(&prefix, None);
 }

@@ -23,13 +23,16 @@ use crate::layout;
 use crate::store::{Fence, PoolState, PoolStore};
 use crate::StoreError;
 
-/// Carries out moves on the servers. The real one drives the agents' make-before-break over
-/// their ZeroMQ protocol (`ferry ctl migrate`'s machinery); see docs/POOL.md for its status.
+/// Carries out moves on the servers: [`crate::AgentExecutor`] drives the agents'
+/// make-before-break (`ferry ctl migrate`'s machinery), [`DryRunLog`] only records.
 pub trait MoveExecutor {
     /// Moves `cell` from `from` to `to` (make-before-break); Ok once `to` serves.
     fn execute(&mut self, cell: &str, from: &str, to: &str, epoch: u64) -> Result<(), String>;
     /// The server that serves `cell` now, as the executors know it (None: unknown).
     fn locate(&mut self, cell: &str) -> Result<Option<String>, String>;
+    /// The pool as last read from etcd (servers' agent slots, cells' radios), before any
+    /// `execute` or `locate` of a round.
+    fn observe(&mut self, _state: &PoolState) {}
 }
 
 /// Records moves in an append-only file instead of executing them (`ferry pool run
@@ -200,8 +203,10 @@ async fn lead(
     loop {
         still_leader(store, fence).await?;
         let state = store.read().await?;
+        executor.observe(&state);
         finish_interrupted_moves(store, &state, fence, executor).await?;
         let state = store.read().await?;
+        executor.observe(&state);
         let now = unix_ms();
         let elapsed = now.saturating_sub(last_round_ms);
         last_round_ms = now;
@@ -233,9 +238,11 @@ async fn finish_interrupted_moves(
         let at = executor.locate(cell).map_err(StoreError::Executor)?;
         if at.as_deref() != Some(rec.desired.as_str()) {
             info!(%cell, from = %rec.actual, to = %rec.desired, epoch = rec.epoch, "re-driving an interrupted move");
-            executor
-                .execute(cell, &rec.actual, &rec.desired, rec.epoch)
-                .map_err(StoreError::Executor)?;
+            if let Err(e) = executor.execute(cell, &rec.actual, &rec.desired, rec.epoch) {
+                warn!(%cell, error = %e, "re-driven move failed");
+                settle_failed_move(store, executor, cell, &rec.desired, rec.epoch, fence).await?;
+                continue;
+            }
         } else {
             info!(%cell, to = %rec.desired, epoch = rec.epoch, "interrupted move had completed; recording it");
         }
@@ -244,6 +251,44 @@ async fn finish_interrupted_moves(
         }
     }
     Ok(())
+}
+
+/// After a failed move: asks the executor where `cell` really serves and makes etcd say
+/// so (never claims the move). At the destination after all: the move is finished (true).
+/// Elsewhere: the move is aborted there (desired = actual = where it serves). Nowhere, or
+/// the executor cannot tell: desired ≠ actual stays, and the next round asks again.
+async fn settle_failed_move(
+    store: &mut PoolStore,
+    executor: &mut dyn MoveExecutor,
+    cell: &str,
+    to: &str,
+    epoch: u64,
+    fence: &Fence,
+) -> Result<bool, StoreError> {
+    match executor.locate(cell) {
+        Ok(Some(at)) if at == to => {
+            info!(%cell, %to, "the failed move's destination serves after all: finishing it");
+            if !store.finish_move(cell, epoch, Some(fence)).await? {
+                still_leader(store, fence).await?;
+            }
+            Ok(true)
+        }
+        Ok(Some(at)) => {
+            info!(%cell, %at, "the cell still serves at {at}: aborting the move");
+            if !store.abort_move(cell, epoch, &at, Some(fence)).await? {
+                still_leader(store, fence).await?;
+            }
+            Ok(false)
+        }
+        Ok(None) => {
+            warn!(%cell, "no server serves the cell: its move stays open");
+            Ok(false)
+        }
+        Err(e) => {
+            warn!(%cell, error = %e, "cannot locate the cell: its move stays open");
+            Ok(false)
+        }
+    }
 }
 
 /// One scheduling round over the state read from etcd.
@@ -329,9 +374,10 @@ async fn round(
                 done.push(*m);
             }
             Err(e) => {
-                // Make-before-break failed: the source still serves; the next leader round
-                // sees desired ≠ actual and asks the executor where the cell is.
                 warn!(%cell, error = %e, "move failed");
+                if settle_failed_move(store, executor, cell, to, epoch, fence).await? {
+                    done.push(*m);
+                }
             }
         }
     }

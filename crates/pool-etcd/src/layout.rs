@@ -14,6 +14,7 @@
 
 use ferry_pool::Power;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const ROOT: &str = "/ferry/pool/";
 pub const SERVERS: &str = "/ferry/pool/servers/";
@@ -52,6 +53,33 @@ pub struct ServerRecord {
     pub load_cores: f64,
     /// The agent's ZeroMQ endpoint (the executor of moves on this server).
     pub agent: String,
+    /// Per cell this server can host: the agent that supervises that cell's modem here (an
+    /// agent runs one modem task) and the modem's fronthaul and forward addresses. What
+    /// the agent-backed executor needs for a make-before-break move onto or off this server.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, AgentSlot>,
+}
+
+/// Where a cell's task runs on one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSlot {
+    /// The agent's ZeroMQ endpoint, e.g. `tcp://10.99.0.2:5601`.
+    pub agent: String,
+    /// The agent's identity (`ferry agent --name`), e.g. `server2-cell1`.
+    pub name: String,
+    /// The modem's radio (fronthaul) endpoint, ip:port (`ferry ctl migrate --dest-port`).
+    pub fronthaul: String,
+    /// The modem's forwarding endpoint, ip:port (`ferry ctl migrate --forward-to`).
+    pub forward: String,
+}
+
+/// A cell's radio under link control (`ferry air`'s control endpoint and the radio's name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellRadio {
+    /// Link-control endpoint, e.g. `tcp://10.99.0.10:5550`.
+    pub control: String,
+    /// The radio's name there, e.g. `cell1`.
+    pub name: String,
 }
 
 /// A cell's placement. `desired != actual` while a move is under way.
@@ -62,6 +90,9 @@ pub struct CellRecord {
     pub epoch: u64,
     /// Measured (or forecast) CPU demand, cores.
     pub demand_cores: f64,
+    /// The cell's radio (needed to move it through the agents; absent for recorded moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radio: Option<CellRadio>,
 }
 
 /// Power as stored (the scheduler's own type, serialised).

@@ -6,13 +6,16 @@
 //!   controller's leader key).
 //! - [`controller`]: election, the scheduling rounds, interrupted moves finished exactly once,
 //!   the [`controller::MoveExecutor`] seam.
+//! - [`agents`]: the executor that moves cells through the agents (make-before-break).
 //! - [`local`]: a real single-node etcd on loopback for tests and the demo.
 
+pub mod agents;
 pub mod controller;
 pub mod layout;
 pub mod local;
 pub mod store;
 
+pub use agents::{AgentExecutor, AgentExecutorConfig};
 pub use controller::{run_controller, ControllerConfig, DryRunLog, MoveExecutor};
 pub use local::LocalEtcd;
 pub use store::{Fence, PoolState, PoolStore};

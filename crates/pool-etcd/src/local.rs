@@ -31,8 +31,25 @@ pub fn etcd_binary() -> Option<PathBuf> {
 impl LocalEtcd {
     /// Starts etcd and waits until it answers (at most `timeout`).
     pub fn start(timeout: Duration) -> Result<LocalEtcd, StoreError> {
-        let binary = etcd_binary().ok_or(StoreError::NoEtcd)?;
         let (client_port, peer_port) = (free_port()?, free_port()?);
+        LocalEtcd::launch(None, "127.0.0.1", client_port, peer_port, timeout)
+    }
+
+    /// Starts etcd inside network namespace `netns` (as `ip netns exec`), its clients on
+    /// `ip:2379` (e.g. the management network of the pool testbed), its peer port on the
+    /// namespace's loopback; waits until it answers (at most `timeout`).
+    pub fn start_in(netns: &str, ip: &str, timeout: Duration) -> Result<LocalEtcd, StoreError> {
+        LocalEtcd::launch(Some(netns), ip, 2379, 2380, timeout)
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        ip: &str,
+        client_port: u16,
+        peer_port: u16,
+        timeout: Duration,
+    ) -> Result<LocalEtcd, StoreError> {
+        let binary = etcd_binary().ok_or(StoreError::NoEtcd)?;
         let unique = format!(
             "ferry-etcd-{}-{}",
             std::process::id(),
@@ -43,9 +60,17 @@ impl LocalEtcd {
         );
         let data_dir = std::env::temp_dir().join(unique);
         std::fs::create_dir_all(&data_dir)?;
-        let client_url = format!("http://127.0.0.1:{client_port}");
+        let client_url = format!("http://{ip}:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let child = Command::new(binary)
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg("--name")
             .arg("pool")
             .arg("--data-dir")
@@ -69,12 +94,12 @@ impl LocalEtcd {
             client_url,
         };
         let deadline = Instant::now() + timeout;
-        let addr = format!("127.0.0.1:{client_port}");
+        let addr = format!("{ip}:{client_port}");
         loop {
             if let Some(status) = etcd.child.try_wait()? {
                 return Err(StoreError::EtcdExited(status.to_string()));
             }
-            if std::net::TcpStream::connect(&addr).is_ok() {
+            if answers(netns, &addr) {
                 return Ok(etcd);
             }
             if Instant::now() > deadline {
@@ -84,6 +109,25 @@ impl LocalEtcd {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Whether something listens on `addr` (seen from inside `netns`, on a short-lived thread
+/// that enters it: a namespace is per thread).
+fn answers(netns: Option<&str>, addr: &str) -> bool {
+    let Some(ns) = netns else {
+        return std::net::TcpStream::connect(addr).is_ok();
+    };
+    let (ns, addr) = (ns.to_string(), addr.to_string());
+    std::thread::spawn(move || {
+        let Ok(f) = std::fs::File::open(format!("/var/run/netns/{ns}")) else {
+            return false;
+        };
+        // SAFETY: setns on a descriptor we hold open; it changes only this thread.
+        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+        r == 0 && std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .join()
+    .unwrap_or(false)
 }
 
 impl Drop for LocalEtcd {

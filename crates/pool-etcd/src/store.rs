@@ -67,12 +67,26 @@ impl PoolStore {
         server: &str,
         demand_cores: f64,
     ) -> Result<bool, StoreError> {
+        self.create_cell_with_radio(name, server, demand_cores, None)
+            .await
+    }
+
+    /// Creates a cell on `server` with its radio (what moving it through the agents needs)
+    /// at epoch 1 unless it exists; true if created.
+    pub async fn create_cell_with_radio(
+        &mut self,
+        name: &str,
+        server: &str,
+        demand_cores: f64,
+        radio: Option<layout::CellRadio>,
+    ) -> Result<bool, StoreError> {
         check_name(name)?;
         let record = CellRecord {
             desired: server.into(),
             actual: server.into(),
             epoch: 1,
             demand_cores,
+            radio,
         };
         let txn = Txn::new()
             .when([Compare::version(
@@ -144,6 +158,29 @@ impl PoolStore {
         }
         record.actual = record.desired.clone();
         self.write_cell_at_epoch(cell, epoch, epoch, &record, fence)
+            .await
+    }
+
+    /// Ends a move that did not happen: the cell serves at `at` (where the executor found
+    /// it), so desired = actual = `at`, at the move's epoch + 1 (so a stale finish of the
+    /// failed move is refused). False if the cell changed meanwhile.
+    pub async fn abort_move(
+        &mut self,
+        cell: &str,
+        epoch: u64,
+        at: &str,
+        fence: Option<&Fence>,
+    ) -> Result<bool, StoreError> {
+        let Some(mut record) = self.cell(cell).await? else {
+            return Err(StoreError::NoSuchCell(cell.into()));
+        };
+        if record.epoch != epoch {
+            return Ok(false);
+        }
+        record.desired = at.into();
+        record.actual = at.into();
+        record.epoch = epoch + 1;
+        self.write_cell_at_epoch(cell, epoch, epoch + 1, &record, fence)
             .await
     }
 

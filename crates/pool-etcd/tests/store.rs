@@ -153,6 +153,7 @@ fn interrupted_moves_are_finished_exactly_once() {
                 busy_w: 200.0,
                 load_cores: 0.0,
                 agent: String::new(),
+                slots: Default::default(),
             };
             store.register_server(s, &record, 0).await.unwrap();
         }

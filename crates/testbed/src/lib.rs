@@ -9,6 +9,8 @@ pub mod live;
 pub mod netns;
 pub mod ping;
 pub mod plot;
+pub mod pool_bed;
+pub mod pool_plot;
 pub mod probe;
 pub mod relay_demo;
 pub mod report;

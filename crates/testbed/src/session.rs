@@ -142,6 +142,13 @@ impl Bed {
     /// Removes leftovers with `prefix`, builds the testbed and writes the agents' key.
     pub fn up(ferry: &Path, prefix: &str) -> Result<Bed, SessionError> {
         let topo = Topology::thesis(prefix).map_err(|e| SessionError::Prefix(e.to_string()))?;
+        Bed::up_with(ferry, topo)
+    }
+
+    /// As [`Bed::up`], with another topology (e.g. [`Topology::pool`]).
+    pub fn up_with(ferry: &Path, topo: Topology) -> Result<Bed, SessionError> {
+        let prefix = topo.prefix.clone();
+        let prefix = prefix.as_str();
         netns::down(prefix)?;
         let dir = std::env::temp_dir().join(format!("ferry-{prefix}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -209,6 +216,24 @@ impl Bed {
             }
         }
         Ok(())
+    }
+
+    /// Stops the kept process `name` (SIGTERM, then SIGKILL after 1.5 s) and forgets it.
+    pub fn stop_named(&mut self, name: &str) {
+        let Some(i) = self.procs.iter().position(|(n, _)| n == name) else {
+            return;
+        };
+        let (_, mut c) = self.procs.remove(i);
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        if let Ok(pid) = i32::try_from(c.id()) {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let end = Instant::now() + Duration::from_millis(1500);
+        while matches!(c.try_wait(), Ok(None)) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
     }
 
     /// Kills every kept process and whatever else runs in the testbed's namespaces.

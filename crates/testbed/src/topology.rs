@@ -56,6 +56,8 @@ pub enum Role {
     RelayReceiver,
     /// The radio room: `ferry air` with the emulated radios.
     RadioRoom,
+    /// The pool's control host (`ferry demo pool`): etcd and the pool controller.
+    Controller,
 }
 
 /// An address with its prefix length.
@@ -263,6 +265,88 @@ impl Topology {
         })
     }
 
+    /// The pool testbed of `ferry demo pool`: `servers` pool servers (2–9) with the thesis'
+    /// addressing (server n: `eth3` 192.168.10.1n, parked 192.168.20.n, mgmt 10.99.0.n),
+    /// one far-end host `farend` for every cell's far terminal (192.168.13.1, mgmt
+    /// 10.99.0.20), the control host `control` for etcd and the pool controller (mgmt
+    /// 10.99.0.9) and the radio room (192.168.10.2 and 192.168.13.2, mgmt 10.99.0.10).
+    pub fn pool(prefix: &str, servers: u8) -> Result<Topology, BadPrefix> {
+        check_prefix(prefix)?;
+        let servers = servers.clamp(2, 9);
+        let ns = |n: &str| format!("{prefix}-{n}");
+        let mgmt = |short: &str, last: u8| Iface {
+            name: "mgmt0".into(),
+            peer: format!("{short}-mgmt"),
+            bridge: Bridge::Mgmt,
+            addrs: vec![cidr(10, 99, 0, last, 24)],
+            initial: vec![],
+        };
+        let eth3 = |short: &str, addrs: Vec<Cidr>, initial: Vec<Cidr>| Iface {
+            name: "eth3".into(),
+            peer: format!("{short}-eth3"),
+            bridge: Bridge::Fh,
+            addrs,
+            initial,
+        };
+        let host = |name: &str, role: Role, ifaces: Vec<Iface>| Host {
+            name: name.into(),
+            ns: ns(name),
+            role,
+            ifaces,
+        };
+        let mut hosts: Vec<Host> = (1..=servers)
+            .map(|n| {
+                let short = format!("s{n}");
+                host(
+                    &format!("server{n}"),
+                    Role::PoolServer,
+                    vec![
+                        eth3(
+                            &short,
+                            vec![cidr(192, 168, 10, 10 + n, 24)],
+                            vec![cidr(192, 168, 20, n, 24)],
+                        ),
+                        mgmt(&short, n),
+                    ],
+                )
+            })
+            .collect();
+        hosts.push(host(
+            "farend",
+            Role::FarEnd,
+            vec![
+                eth3("fe", vec![cidr(192, 168, 13, 1, 24)], vec![]),
+                mgmt("fe", 20),
+            ],
+        ));
+        hosts.push(host("control", Role::Controller, vec![mgmt("ct", 9)]));
+        hosts.push(host(
+            "radio",
+            Role::RadioRoom,
+            vec![
+                Iface {
+                    name: "fh0".into(),
+                    peer: "rr-fh0".into(),
+                    bridge: Bridge::Fh,
+                    addrs: vec![
+                        Cidr {
+                            addr: POOL_RADIO_ADDR,
+                            prefix: 24,
+                        },
+                        cidr(192, 168, 13, 2, 24),
+                    ],
+                    initial: vec![],
+                },
+                mgmt("rr", 10),
+            ],
+        ));
+        Ok(Topology {
+            prefix: prefix.to_string(),
+            switch_ns: ns("sw"),
+            hosts,
+        })
+    }
+
     /// Every namespace of the testbed, switch first.
     pub fn namespaces(&self) -> Vec<&str> {
         std::iter::once(self.switch_ns.as_str())
@@ -361,6 +445,32 @@ mod tests {
             t.host("server2").unwrap().mgmt_addr(),
             Some(Ipv4Addr::new(10, 99, 0, 2))
         );
+    }
+
+    #[test]
+    fn pool_topology_has_unique_names_and_addresses() {
+        let t = Topology::pool("abcdefghijkl", 5).unwrap();
+        let (mut peers, mut addrs) = (HashSet::new(), HashSet::new());
+        for h in &t.hosts {
+            for i in &h.ifaces {
+                assert!(i.name.len() <= 15 && i.peer.len() <= 15);
+                assert!(peers.insert(i.peer.clone()), "duplicate peer {}", i.peer);
+                for a in i.addrs.iter().chain(&i.initial) {
+                    assert!(addrs.insert(a.addr), "{} twice", a.addr);
+                }
+            }
+        }
+        let pool = t
+            .hosts
+            .iter()
+            .filter(|h| h.role == Role::PoolServer)
+            .count();
+        assert_eq!(pool, 5);
+        assert_eq!(
+            t.host("server5").unwrap().fh_addr(),
+            Some(Ipv4Addr::new(192, 168, 10, 15))
+        );
+        assert_eq!(t.namespaces().len(), 1 + 5 + 3);
     }
 
     #[test]

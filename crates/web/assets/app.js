@@ -225,6 +225,22 @@ function renderPool(view) {
   text("pool-load", (p.load * 100).toFixed(0) + " %");
   text("pool-moves", String(p.moves));
   text("pool-saved", p.saved_server_hours.toFixed(1));
+  text("pool-hour", p.hour.toFixed(1) + " h (" + p.policy + ")");
+  const body = document.querySelector("#pool-servers tbody");
+  body.replaceChildren();
+  for (const s of p.servers) {
+    const tr = document.createElement("tr");
+    tr.className = "pool-server";
+    tr.id = "pool-server-" + s.name;
+    tr.dataset.power = s.power;
+    tr.dataset.cells = s.cells.join(" ");
+    for (const v of [s.name, s.power, s.load_cores.toFixed(3), s.cells.join(", ") || "–"]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
   const svg = $("pool-chart");
   svg.replaceChildren();
   const W = 800, H = 120, n = Math.max(1, p.servers_total);

@@ -13,6 +13,6 @@ pub mod poll;
 pub mod server;
 
 pub use hub::{Hub, Input};
-pub use model::View;
+pub use model::{PoolServerView, PoolView, View};
 pub use poll::Targets;
 pub use server::{router, WebError, WebServer, MAX_LIVE_CLIENTS};

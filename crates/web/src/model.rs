@@ -129,8 +129,8 @@ pub struct MigrationView {
     pub phases: Vec<PhaseReport>,
 }
 
-/// The pool's figures (fed by the pool when it exists; see docs/WEB.md).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The pool's figures (fed by `ferry demo pool --web`; see docs/WEB.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PoolView {
     /// Servers switched on now.
     pub servers_on: u32,
@@ -144,6 +144,25 @@ pub struct PoolView {
     pub saved_server_hours: f64,
     /// Servers on along the day: (hour of day, servers on), oldest first.
     pub on_along_day: Vec<(f64, u32)>,
+    /// Hour of the (simulated) day now.
+    pub hour: f64,
+    /// The policy deciding.
+    pub policy: String,
+    /// Every pool server: power, load, the cells it serves.
+    pub servers: Vec<PoolServerView>,
+}
+
+/// One pool server as etcd holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolServerView {
+    /// `server1`…
+    pub name: String,
+    /// `on`, `off`, `booting` or `draining` (the controller's decision).
+    pub power: String,
+    /// Measured load of the cells it serves, cores.
+    pub load_cores: f64,
+    /// Cells it serves (etcd's actual placement).
+    pub cells: Vec<String>,
 }
 
 /// A server name for a fronthaul address of the thesis testbed (pool servers' permanent
