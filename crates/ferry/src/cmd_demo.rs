@@ -96,7 +96,8 @@ Needs root. Per event it prints the detection time (the radio's arbiter switched
 `ferry radio watch`), the outage (longest 1 ms probe gap), probes and pings lost, duplicates
 (two servers delivering), split brain, and how long the task was unprotected; writes
 OUT/failover.json ({events: [{kind, protected, detect_ms, outage_ms, probes_lost, pings_lost,
-duplicates, split_brain, reprotect_ms}]}), failover.txt and failover.svg. See docs/FAILOVER.md.")]
+duplicates, split_brain, reprotect_ms}]}), failover.txt and failover.svg. With --web ADDR the
+live view shows who serves and marks each failover on the chart. See docs/FAILOVER.md.")]
     Failover {
         /// Rounds of the three protected events.
         #[arg(long, default_value_t = 1)]
@@ -322,8 +323,12 @@ fn run_failover(c: &Common, rounds: usize, baseline: bool, operator_ms: u64) -> 
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }
+    let web = start_web(c)?;
+    opts.live = web.as_ref().map(|(hub, _)| hub.sink());
     let mut progress = progress_printer();
-    let rep = failover::run(&opts, &mut progress).map_err(map_err)?;
+    let result = failover::run(&opts, &mut progress).map_err(map_err);
+    linger(c, web);
+    let rep = result?;
     println!();
     print!("{}", rep.render_text());
     std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;

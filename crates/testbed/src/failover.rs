@@ -16,6 +16,7 @@
 //! (`ferry_radio::unit`, `ferry_modem::cutover`); this module only causes the faults and
 //! measures.
 
+use crate::live::LiveEvent;
 use crate::probe::ProbeLog;
 use crate::report::RunMeta;
 use crate::session::{self, Bed, SessionError, Traffic, RADIO_CTL};
@@ -79,6 +80,8 @@ pub struct FailoverOptions {
     pub probe_interval: Duration,
     /// LTE bandwidth, MHz (`None`: 1.4).
     pub bw: Option<f64>,
+    /// Where live events go (the web view of `ferry demo failover --web`), if anywhere.
+    pub live: Option<crate::live::LiveSink>,
 }
 
 impl FailoverOptions {
@@ -94,6 +97,7 @@ impl FailoverOptions {
             hold: Duration::from_secs(2),
             probe_interval: Duration::from_millis(1),
             bw: None,
+            live: None,
         }
     }
 }
@@ -460,6 +464,20 @@ pub fn run(
     let origin = unix_ms();
     let mut bed = Bed::up(&opts.ferry, &opts.prefix)?;
     bed.bw = opts.bw;
+    let live = opts.live.as_ref();
+    crate::live::emit(
+        live,
+        LiveEvent::Testbed {
+            experiment: "ping".into(),
+            origin_unix_ms: origin,
+            mgmt_netns: bed.ns("server3"),
+            radio_control: RADIO_CTL.into(),
+            agents: (1..=2)
+                .map(|n| (format!("server{n}"), format!("tcp://10.99.0.{n}:5555")))
+                .collect(),
+            key_file: Some(bed.key()),
+        },
+    );
     progress("starting ferry air, the far-end modem and both pool servers' agents");
     bed.start_air(false)?;
     bed.start_far()?;
@@ -472,7 +490,23 @@ pub fn run(
     progress("waiting for the far end's cell search and the first ping through the task");
     bed.wait_first_ping(Duration::from_secs(60))?;
     let mut watch = Watch::start(&bed)?;
-    let traffic = Traffic::start(&bed, Some(opts.probe_interval))?;
+    crate::live::emit(
+        live,
+        LiveEvent::Method {
+            method: "mbb".into(),
+        },
+    );
+    crate::live::emit(
+        live,
+        LiveEvent::Serving {
+            server: "server1".into(),
+        },
+    );
+    let traffic = Traffic::start_live(
+        &bed,
+        Some(opts.probe_interval),
+        opts.live.clone().map(|s| (s, origin)),
+    )?;
     let t_probe = traffic.probe_started_unix_ms;
     session::sleep(opts.hold)?;
     let mut serving = 1u8;
@@ -571,6 +605,16 @@ pub fn run(
                 kind.title()
             )));
         }
+        crate::live::emit(
+            live,
+            LiveEvent::MigrationStarted {
+                label: kind.title().into(),
+                method: "mbb".into(),
+                from: format!("server{serving}"),
+                to: format!("server{standby}"),
+                t_ms: at - origin,
+            },
+        );
         match kind {
             FaultKind::KillModem | FaultKind::KillServer => signal(&victims, libc::SIGKILL),
             FaultKind::Pause => {
@@ -594,6 +638,24 @@ pub fn run(
             Some(p) if p.starts_with(&format!("192.168.10.1{standby}:")) => standby,
             _ => serving,
         };
+        crate::live::emit(
+            live,
+            LiveEvent::MigrationEnded {
+                label: kind.title().into(),
+                method: "mbb".into(),
+                route: format!("server{serving} → server{now_serving}"),
+                t_ms: at - origin,
+                total_ms: detected.as_ref().map_or(0.0, |(t, _, _)| (t - at).max(0.0)),
+                ok: now_serving == standby,
+                phases: Vec::new(),
+            },
+        );
+        crate::live::emit(
+            live,
+            LiveEvent::Serving {
+                server: format!("server{now_serving}"),
+            },
+        );
         progress(&format!(
             "  pids {victims:?}: {}",
             match (detect_ms, now_serving == standby) {
@@ -637,6 +699,7 @@ pub fn run(
     }
     let result = traffic.stop()?;
     drop(watch);
+    crate::live::emit(live, LiveEvent::Finished);
     let mut events = Vec::new();
     let run_end = result.probe.samples().last().map_or(0.0, |s| s.sent_ms);
     for (i, p) in pending.iter().enumerate() {
