@@ -510,7 +510,7 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(
             e.contains("radio pool")
-                && e.contains("25000000 sps a N210 streams over gigabit Ethernet"),
+                && e.contains("25000000 sps the N210 streams over gigabit Ethernet"),
             "{e}"
         );
         let mut c = AirConfig::default();

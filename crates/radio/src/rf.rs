@@ -199,7 +199,7 @@ impl RadioModel {
                 rate: rate_hz,
                 master: m,
                 hint: format!(
-                    ": a {} streams two channels only from a master clock of at most {} Hz",
+                    ": the {} streams two channels only from a master clock of at most {} Hz",
                     l.name, l.max_master_clock_two_channels_hz
                 ),
             });
@@ -213,13 +213,12 @@ impl RadioModel {
             if stream <= u64::from(l.max_stream_rate_hz) {
                 return Ok(());
             }
-            return Err(RfError::Rate {
+            return Err(RfError::Stream {
+                model: l.name,
+                transport: l.transport,
+                max: l.max_stream_rate_hz,
+                channels,
                 rate: rate_hz,
-                master: m,
-                hint: format!(
-                    ": {channels} × {rate_hz} sps is beyond the {} sps a {} streams over {}",
-                    l.max_stream_rate_hz, l.name, l.transport
-                ),
             });
         }
         let n = near.clamp(1.0, f64::from(l.max_decimation));
@@ -227,7 +226,7 @@ impl RadioModel {
             rate: rate_hz,
             master: m,
             hint: format!(
-                " (a {} divides by 1..={}; nearest: {m} / {n} = {:.1} Hz)",
+                " (the {} divides by 1..={}; nearest: {m} / {n} = {:.1} Hz)",
                 l.name,
                 l.max_decimation,
                 m / n
@@ -363,6 +362,20 @@ pub enum RfError {
         master: f64,
         /// Why, or the nearest supported rate.
         hint: String,
+    },
+    /// More samples per second than the device's transport carries.
+    #[error("{channels} channel(s) × {rate} sps is beyond the {max} sps the {model} streams over {transport}")]
+    Stream {
+        /// Model name.
+        model: &'static str,
+        /// Its host transport.
+        transport: &'static str,
+        /// Most sc16 samples per second over it.
+        max: u32,
+        /// Channels asked.
+        channels: u32,
+        /// Rate per channel asked.
+        rate: u32,
     },
     /// Frequency outside the tuning range.
     #[error("{which} frequency {hz} Hz outside the {model}'s range {min}..={max} Hz")]
@@ -620,13 +633,13 @@ mod tests {
         let (_, _, why) = RadioModel::for_lte_rate(30_720_000).unwrap();
         assert_eq!(why.len(), 1);
         assert!(
-            why[0].contains("beyond the 25000000 sps a N210 streams over gigabit Ethernet"),
+            why[0].contains("beyond the 25000000 sps the N210 streams over gigabit Ethernet"),
             "{}",
             why[0]
         );
         let (_, _, why) = RadioModel::for_lte_rate(23_040_000).unwrap();
         assert!(
-            why[0].starts_with("N210: ") && why[0].contains("divides by 1..=512"),
+            why[0].starts_with("N210: ") && why[0].contains("the N210 divides by 1..=512"),
             "{why:?}"
         );
         // The X310's 184.32 MHz divides every LTE rate (96, 48, 24, 12, 8, 6).
