@@ -89,6 +89,10 @@ pub struct AirArgs {
     /// give the rate makes the air refuse to start, naming why.
     #[arg(long, value_enum, default_value_t = ModelChoice::Auto, requires = "bw")]
     radio_model: ModelChoice,
+    /// One system call per fronthaul datagram instead of batches of `recvmmsg`/`sendmmsg`
+    /// (to measure what batching saves; docs/BENCH-RADIO.md).
+    #[arg(long)]
+    unbatched_io: bool,
 }
 
 /// `--radio-model`.
@@ -182,7 +186,8 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
     let auth = cfg.auth.clone();
     let names: Vec<String> = cfg.radios.iter().map(|r| r.name.clone()).collect();
     let rate = cfg.sample_rate_hz;
-    let server = AirServer::bind(cfg).context("starting the air")?;
+    let mut server = AirServer::bind(cfg).context("starting the air")?;
+    server.set_batched_io(!args.unbatched_io);
     eprintln!("ferry air: link control on {}", server.control_endpoint());
     for (n, a) in names.iter().zip(server.fronthaul_addrs()) {
         eprintln!("ferry air: radio {n} fronthaul on udp {a}");

@@ -535,8 +535,9 @@ pub fn emit_data_cf32(
     for (dst, &c) in body.chunks_exact_mut(4).zip(samples) {
         let ((i, q), clip) = cf32_to_sc16(c);
         clipped += usize::from(clip);
-        dst[..2].copy_from_slice(&i.to_be_bytes());
-        dst[2..].copy_from_slice(&q.to_be_bytes());
+        // One big-endian word per sample (I high, Q low): a single store.
+        let word = (u32::from(i as u16) << 16) | u32::from(q as u16);
+        dst.copy_from_slice(&word.to_be_bytes());
     }
     Ok(clipped)
 }
