@@ -93,6 +93,11 @@ pub struct AirArgs {
     /// (to measure what batching saves; docs/BENCH-RADIO.md).
     #[arg(long)]
     unbatched_io: bool,
+    /// MTU of the fronthaul LAN in bytes: sets the samples per data packet (RX from the
+    /// radios and, with --load, the hosts' TX) so a packet fills one frame; 1500 gives 363
+    /// samples, a 9000-byte jumbo frame 2238 (docs/FRONTHAUL.md).
+    #[arg(long)]
+    fronthaul_mtu: Option<usize>,
 }
 
 /// `--radio-model`.
@@ -154,6 +159,9 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
         None => AirConfig::default(),
     };
     apply_bw(&mut cfg, &args)?;
+    if let Some(mtu) = args.fronthaul_mtu {
+        cfg.samples_per_packet = ferry_fronthaul::vrt::samples_per_packet_for_mtu(mtu);
+    }
     if args.fast_init {
         cfg = cfg.with_init_ms(0);
     }
@@ -186,6 +194,7 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
     let auth = cfg.auth.clone();
     let names: Vec<String> = cfg.radios.iter().map(|r| r.name.clone()).collect();
     let rate = cfg.sample_rate_hz;
+    let samples_per_packet = cfg.samples_per_packet;
     let mut server = AirServer::bind(cfg).context("starting the air")?;
     server.set_batched_io(!args.unbatched_io);
     eprintln!("ferry air: link control on {}", server.control_endpoint());
@@ -198,6 +207,7 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
             server.control_endpoint(),
             &names,
             u64::from(rate) / 50,
+            samples_per_packet,
             auth,
             stop.clone(),
         )

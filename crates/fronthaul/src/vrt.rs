@@ -541,24 +541,77 @@ pub fn emit_data_cf32(
     out.resize(base + DATA_HEADER_LEN + 4 * samples.len(), 0);
     let (head, body) = out[base..].split_at_mut(DATA_HEADER_LEN);
     write_data_header(head, sid, count, ts, samples.len());
-    // Blocks of BLOCK samples through fixed-size arrays: no bounds checks or branches in
-    // the inner loops, which the compiler then vectorises (quantise, then byte-swap).
-    const BLOCK: usize = 64;
-    let mut clipped = 0;
-    for (dst, src) in body.chunks_mut(4 * BLOCK).zip(samples.chunks(BLOCK)) {
-        let mut q = [0i16; 2 * BLOCK];
-        for (pair, c) in q.chunks_exact_mut(2).zip(src) {
-            let (i, ci) = quantise(c.re);
-            let (v, cv) = quantise(c.im);
-            pair[0] = i;
-            pair[1] = v;
-            clipped += usize::from(ci | cv);
-        }
-        for (d, v) in dst.chunks_exact_mut(2).zip(&q) {
-            d.copy_from_slice(&v.to_be_bytes());
-        }
+    Ok(quantise_into(samples, body))
+}
+
+/// Writes `samples` as big-endian sc16 words into `dst` (4 bytes each); returns how many
+/// clipped. On x86-64 four samples at a time with SSE2 (part of the baseline, so no
+/// detection): the air quantises every sample it sends, ~123 M/s for four 20 MHz radios.
+fn quantise_into(samples: &[Complex32], dst: &mut [u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let whole = samples.len() / 4 * 4;
+        // SAFETY: SSE2 is always present on x86-64; the slices hold `whole` samples and
+        // `4 * whole` bytes (checked by the caller's sizing, asserted here).
+        assert!(dst.len() >= 4 * samples.len());
+        let mut clipped = unsafe { quantise_sse2(&samples[..whole], &mut dst[..4 * whole]) };
+        clipped += quantise_scalar(&samples[whole..], &mut dst[4 * whole..]);
+        clipped
     }
-    Ok(clipped)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        quantise_scalar(samples, dst)
+    }
+}
+
+fn quantise_scalar(samples: &[Complex32], dst: &mut [u8]) -> usize {
+    let mut clipped = 0;
+    for (d, &c) in dst.chunks_exact_mut(4).zip(samples) {
+        let ((i, q), clip) = cf32_to_sc16(c);
+        clipped += usize::from(clip);
+        let word = (u32::from(i as u16) << 16) | u32::from(q as u16);
+        d.copy_from_slice(&word.to_be_bytes());
+    }
+    clipped
+}
+
+/// [`quantise`] for four samples per step: NaN to 0, ×32768, round half away from zero,
+/// clamp, truncate, pack to i16, swap to big-endian; clip flags from the same compares.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+unsafe fn quantise_sse2(samples: &[Complex32], dst: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let scale = _mm_set1_ps(32768.0);
+    let half = _mm_set1_ps(0.5);
+    let sign = _mm_set1_ps(-0.0);
+    let hi = _mm_set1_ps(32767.0);
+    let lo = _mm_set1_ps(-32768.0);
+    let clip_hi = _mm_set1_ps(32768.0);
+    let clip_lo = _mm_set1_ps(-32769.0);
+    let mut clipped = 0usize;
+    let src = samples.as_ptr() as *const f32;
+    let step = |v: __m128| -> (__m128i, i32) {
+        let v = _mm_and_ps(v, _mm_cmpord_ps(v, v)); // NaN → 0
+        let x = _mm_mul_ps(v, scale);
+        let r = _mm_add_ps(x, _mm_or_ps(half, _mm_and_ps(x, sign)));
+        let clip = _mm_or_ps(_mm_cmpge_ps(r, clip_hi), _mm_cmple_ps(r, clip_lo));
+        let c = _mm_max_ps(_mm_min_ps(r, hi), lo);
+        (_mm_cvttps_epi32(c), _mm_movemask_ps(clip))
+    };
+    for k in 0..samples.len() / 4 {
+        // Complex32 is repr(C) {re, im}: 4 samples are 8 consecutive floats.
+        let a = _mm_loadu_ps(src.add(8 * k));
+        let b = _mm_loadu_ps(src.add(8 * k + 4));
+        let (ia, ma) = step(a);
+        let (ib, mb) = step(b);
+        let packed = _mm_packs_epi32(ia, ib); // I0 Q0 I1 Q1 I2 Q2 I3 Q3, in range already
+        let be = _mm_or_si128(_mm_slli_epi16(packed, 8), _mm_srli_epi16(packed, 8));
+        _mm_storeu_si128(dst.as_mut_ptr().add(16 * k) as *mut __m128i, be);
+        // A sample clipped when its I or its Q did: bits (0|1) and (2|3) of each mask.
+        let m = (ma | (mb << 4)) as u32;
+        clipped += ((m | (m >> 1)) & 0x55).count_ones() as usize;
+    }
+    clipped
 }
 
 /// Emits a complete IF data packet from (I, Q) pairs, appending to `out`.
@@ -792,6 +845,30 @@ mod tests {
         let mut again = vec![0u8; r.buffer_len()];
         r.emit(&mut again).unwrap();
         assert_eq!(again, out);
+    }
+
+    #[test]
+    fn block_quantiser_matches_the_scalar_one() {
+        let mut xs: Vec<f32> = vec![
+            0.0, -0.0, 1.0, -1.0, 1.000_01, -1.000_02, 2.0, -2.0, f32::NAN, f32::INFINITY,
+            f32::NEG_INFINITY, f32::MAX, f32::MIN, 0.5 / 32768.0, -0.5 / 32768.0,
+            32767.5 / 32768.0, -32768.5 / 32768.0, -32768.49 / 32768.0,
+        ];
+        xs.extend((-70_000..70_000).step_by(7).map(|k| k as f32 / 65_536.0));
+        let samples: Vec<Complex32> = xs
+            .iter()
+            .zip(xs.iter().rev())
+            .map(|(&a, &b)| Complex32::new(a, b))
+            .collect();
+        for n in [0, 1, 3, 4, 5, 363, samples.len()] {
+            let s = &samples[..n];
+            let mut fast = vec![0u8; 4 * n];
+            let mut slow = vec![0u8; 4 * n];
+            assert_eq!(quantise_into(s, &mut fast), quantise_scalar(s, &mut slow), "{n}");
+            assert_eq!(fast, slow, "{n}");
+        }
+        let clipping = [Complex32::new(2.0, 0.0), Complex32::new(0.0, -2.0), Complex32::new(2.0, 2.0), Complex32::new(0.1, 0.1)];
+        assert_eq!(quantise_into(&clipping, &mut [0u8; 16]), 3);
     }
 
     #[test]
