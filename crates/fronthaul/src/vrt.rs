@@ -850,9 +850,24 @@ mod tests {
     #[test]
     fn block_quantiser_matches_the_scalar_one() {
         let mut xs: Vec<f32> = vec![
-            0.0, -0.0, 1.0, -1.0, 1.000_01, -1.000_02, 2.0, -2.0, f32::NAN, f32::INFINITY,
-            f32::NEG_INFINITY, f32::MAX, f32::MIN, 0.5 / 32768.0, -0.5 / 32768.0,
-            32767.5 / 32768.0, -32768.5 / 32768.0, -32768.49 / 32768.0,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1.000_01,
+            -1.000_02,
+            2.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            0.5 / 32768.0,
+            -0.5 / 32768.0,
+            32767.5 / 32768.0,
+            -32768.5 / 32768.0,
+            -32768.49 / 32768.0,
         ];
         xs.extend((-70_000..70_000).step_by(7).map(|k| k as f32 / 65_536.0));
         let samples: Vec<Complex32> = xs
@@ -864,10 +879,19 @@ mod tests {
             let s = &samples[..n];
             let mut fast = vec![0u8; 4 * n];
             let mut slow = vec![0u8; 4 * n];
-            assert_eq!(quantise_into(s, &mut fast), quantise_scalar(s, &mut slow), "{n}");
+            assert_eq!(
+                quantise_into(s, &mut fast),
+                quantise_scalar(s, &mut slow),
+                "{n}"
+            );
             assert_eq!(fast, slow, "{n}");
         }
-        let clipping = [Complex32::new(2.0, 0.0), Complex32::new(0.0, -2.0), Complex32::new(2.0, 2.0), Complex32::new(0.1, 0.1)];
+        let clipping = [
+            Complex32::new(2.0, 0.0),
+            Complex32::new(0.0, -2.0),
+            Complex32::new(2.0, 2.0),
+            Complex32::new(0.1, 0.1),
+        ];
         assert_eq!(quantise_into(&clipping, &mut [0u8; 16]), 3);
     }
 
@@ -883,10 +907,28 @@ mod tests {
             (c as i16, c != v)
         };
         let mut xs: Vec<f32> = vec![
-            0.0, -0.0, 1.0, -1.0, 0.999_99, -0.999_99, 1.000_01, -1.000_02, 2.0, -2.0,
-            f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN,
-            0.5 / 32768.0, -0.5 / 32768.0, 1.5 / 32768.0, -1.5 / 32768.0,
-            32767.5 / 32768.0, -32768.5 / 32768.0, -32768.49 / 32768.0,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.999_99,
+            -0.999_99,
+            1.000_01,
+            -1.000_02,
+            2.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            0.5 / 32768.0,
+            -0.5 / 32768.0,
+            1.5 / 32768.0,
+            -1.5 / 32768.0,
+            32767.5 / 32768.0,
+            -32768.5 / 32768.0,
+            -32768.49 / 32768.0,
         ];
         xs.extend((-70_000..70_000).map(|k| k as f32 / 65_536.0));
         for x in xs {
