@@ -201,7 +201,7 @@ fn udp_loopback(c: &mut Criterion) {
     // The same 32 packets, sent with one sendmmsg and received with recvmmsg (the air's
     // default since the batching change): the before/after of batching in one run.
     let mut rbatch = ferry_radio::batch::RecvBatch::new(65536);
-    let mut pkts: Vec<Vec<u8>> = vec![Vec::with_capacity(2048); 32];
+    let mut pkts: Vec<Vec<u8>> = (0..32).map(|_| Vec::with_capacity(2048)).collect();
     g.bench_function("send_recv_32x364_batched", |b| {
         b.iter(|| {
             for p in pkts.iter_mut() {

@@ -561,11 +561,8 @@ impl AirServer {
             // Bounded so a flood on one socket cannot starve the clock.
             if self.batched {
                 for _ in 0..4096 / crate::batch::BATCH {
-                    let n = match self.recv_batch.recv(&self.sockets[i]) {
-                        Ok(n) => n,
-                        // ICMP errors surfacing on the socket: nothing to read, keep serving.
-                        Err(_) => 0,
-                    };
+                    // ICMP errors surfacing on the socket: nothing to read, keep serving.
+                    let n = self.recv_batch.recv(&self.sockets[i]).unwrap_or_default();
                     for k in 0..n {
                         let Some((bytes, from)) = self.recv_batch.get(k) else {
                             continue;
