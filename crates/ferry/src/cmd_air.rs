@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use ferry_fronthaul::control::{CaptureFormat, CaptureStream, Reply, Request};
 use ferry_radio::config::AirConfig;
+use ferry_radio::rf::RadioModel;
 use ferry_radio::{AirServer, ControlClient, LinkAuth, RadioLink, DEFAULT_AIR_IDENTITY};
 
 /// Load the link-control key (refusing a file other users can read) for `identity`.
@@ -78,12 +79,75 @@ pub struct AirArgs {
     /// Largest `capture` request, in samples.
     #[arg(long, default_value_t = ferry_radio::config::DEFAULT_MAX_CAPTURE_SAMPLES)]
     max_capture_samples: u64,
+    /// LTE bandwidth in MHz (1.4, 3, 5, 10, 15, 20): puts the air's clock and every radio at
+    /// its sample rate (also with --print-default-config). Radios whose model cannot give
+    /// the rate become one that can (see --radio-model); which, and why, goes to stderr.
+    #[arg(long)]
+    bw: Option<f64>,
+    /// With --bw: the radio model, or `auto` (keep each radio's model when it gives the
+    /// rate, else the first of N210, B210, X310 that does). A forced model that cannot
+    /// give the rate makes the air refuse to start, naming why.
+    #[arg(long, value_enum, default_value_t = ModelChoice::Auto, requires = "bw")]
+    radio_model: ModelChoice,
+    /// One system call per fronthaul datagram instead of batches of `recvmmsg`/`sendmmsg`
+    /// (to measure what batching saves; docs/BENCH-RADIO.md).
+    #[arg(long)]
+    unbatched_io: bool,
+    /// MTU of the fronthaul LAN in bytes: sets the samples per data packet (RX from the
+    /// radios and, with --load, the hosts' TX) so a packet fills one frame; 1500 gives 363
+    /// samples, a 9000-byte jumbo frame 2238 (docs/FRONTHAUL.md).
+    #[arg(long)]
+    fronthaul_mtu: Option<usize>,
+}
+
+/// `--radio-model`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModelChoice {
+    /// Keep each radio's model when it can, else the first that can.
+    Auto,
+    /// USRP N210 + WBX (gigabit Ethernet, 25 Msps).
+    N210,
+    /// USRP B210 (USB 3, master clock 5–61.44 MHz).
+    B210,
+    /// USRP X310 + UBX-160 (10 GigE, 184.32 / 200 MHz).
+    X310,
+}
+
+impl ModelChoice {
+    fn model(self) -> Option<RadioModel> {
+        match self {
+            ModelChoice::Auto => None,
+            ModelChoice::N210 => Some(RadioModel::N210),
+            ModelChoice::B210 => Some(RadioModel::B210),
+            ModelChoice::X310 => Some(RadioModel::X310),
+        }
+    }
+}
+
+/// Applies `--bw` / `--radio-model` to `cfg` and says on stderr which model the radios are.
+fn apply_bw(cfg: &mut AirConfig, args: &AirArgs) -> anyhow::Result<()> {
+    let Some(mhz) = args.bw else {
+        return Ok(());
+    };
+    let bw = ferry_phy::numerology::Bandwidth::from_mhz(mhz)
+        .map_err(|_| anyhow::anyhow!("--bw {mhz}: not an LTE bandwidth (1.4, 3, 5, 10, 15, 20)"))?;
+    let note = cfg.set_lte_rate(
+        bw.sample_rate_hz() as u32,
+        mhz * 1e6,
+        args.radio_model.model(),
+    );
+    eprintln!("ferry air: {note}");
+    Ok(())
 }
 
 /// Runs `ferry air`.
 pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
     if args.print_default_config {
-        println!("{}", AirConfig::default().to_json_pretty());
+        // Not validated here: a forced model that cannot give --bw is refused by the air
+        // that runs the configuration, with the reason in its error.
+        let mut cfg = AirConfig::default();
+        apply_bw(&mut cfg, &args)?;
+        println!("{}", cfg.to_json_pretty());
         return Ok(());
     }
     let mut cfg = match &args.config {
@@ -94,6 +158,10 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
         }
         None => AirConfig::default(),
     };
+    apply_bw(&mut cfg, &args)?;
+    if let Some(mtu) = args.fronthaul_mtu {
+        cfg.samples_per_packet = ferry_fronthaul::vrt::samples_per_packet_for_mtu(mtu);
+    }
     if args.fast_init {
         cfg = cfg.with_init_ms(0);
     }
@@ -126,7 +194,9 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
     let auth = cfg.auth.clone();
     let names: Vec<String> = cfg.radios.iter().map(|r| r.name.clone()).collect();
     let rate = cfg.sample_rate_hz;
-    let server = AirServer::bind(cfg).context("starting the air")?;
+    let samples_per_packet = cfg.samples_per_packet;
+    let mut server = AirServer::bind(cfg).context("starting the air")?;
+    server.set_batched_io(!args.unbatched_io);
     eprintln!("ferry air: link control on {}", server.control_endpoint());
     for (n, a) in names.iter().zip(server.fronthaul_addrs()) {
         eprintln!("ferry air: radio {n} fronthaul on udp {a}");
@@ -137,6 +207,7 @@ pub fn run_air(args: AirArgs) -> anyhow::Result<()> {
             server.control_endpoint(),
             &names,
             u64::from(rate) / 50,
+            samples_per_packet,
             auth,
             stop.clone(),
         )

@@ -68,6 +68,11 @@ struct Common {
     /// and costs CPU in proportion to the rate (10 MHz no longer keeps real time on 2 cores).
     #[arg(long, global = true)]
     bw: Option<f64>,
+    /// The air's radio model for --bw (`ferry air --radio-model`): auto (an N210 where it
+    /// gives the rate, else a B210 or X310; the demo says which), n210, b210 or x310. A model
+    /// that cannot give the rate stops the demo with the air's reason.
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "n210", "b210", "x310"])]
+    radio_model: String,
     /// Run a stranger without the key that sends every link-control request during the
     /// traffic (docs/SECURITY.md); the demo fails unless every one is refused.
     #[arg(long, global = true)]
@@ -229,6 +234,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.probe_interval = probe_interval(c.probe_ms)?;
     opts.discovery_period_ms = c.discovery_period_ms;
     opts.bw = Some(c.bw.unwrap_or(DEMO_BW_MHZ));
+    opts.radio_model = Some(c.radio_model.clone());
     opts.stranger = c.stranger;
     if c.quick {
         opts.hold = Duration::from_millis(1200);

@@ -498,13 +498,23 @@ pub fn sc16_to_cf32(i: i16, q: i16) -> Complex32 {
 }
 
 /// Quantises one float (full scale 1.0) to int16, rounding half away from zero and
-/// saturating; returns whether it clipped. NaN becomes 0. Written with a truncating cast
-/// instead of `f32::round`, which is a libm call on baseline x86-64 and costs 10x.
+/// saturating; returns whether it clipped. NaN becomes 0. Written without `f32::round`
+/// (a libm call on baseline x86-64, 10x the cost) and without Rust's saturating float cast
+/// (its NaN and range checks keep the loop from vectorising): the value is clamped in
+/// floating point first, so the unchecked conversion is always in range.
 #[inline]
 fn quantise(x: f32) -> (i16, bool) {
-    let v = (x * 32768.0 + 0.5f32.copysign(x)) as i32;
-    let c = v.clamp(-32768, 32767);
-    (c as i16, c != v)
+    let r = x * 32768.0 + 0.5f32.copysign(x);
+    // Truncation of r leaves [-32768, 32767] exactly when r is in (-32769, 32768).
+    let clipped = r >= 32768.0 || r <= -32769.0;
+    let c = if r.is_nan() {
+        0.0
+    } else {
+        r.clamp(-32768.0, 32767.0)
+    };
+    // SAFETY: c is finite and within i32 (clamped above; NaN replaced by 0).
+    let v = unsafe { c.to_int_unchecked::<i32>() };
+    (v as i16, clipped)
 }
 
 /// Converts a complex float to sc16, rounding and saturating (returns whether it clipped).
@@ -531,14 +541,77 @@ pub fn emit_data_cf32(
     out.resize(base + DATA_HEADER_LEN + 4 * samples.len(), 0);
     let (head, body) = out[base..].split_at_mut(DATA_HEADER_LEN);
     write_data_header(head, sid, count, ts, samples.len());
+    Ok(quantise_into(samples, body))
+}
+
+/// Writes `samples` as big-endian sc16 words into `dst` (4 bytes each); returns how many
+/// clipped. On x86-64 four samples at a time with SSE2 (part of the baseline, so no
+/// detection): the air quantises every sample it sends, ~123 M/s for four 20 MHz radios.
+fn quantise_into(samples: &[Complex32], dst: &mut [u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let whole = samples.len() / 4 * 4;
+        // SAFETY: SSE2 is always present on x86-64; the slices hold `whole` samples and
+        // `4 * whole` bytes (checked by the caller's sizing, asserted here).
+        assert!(dst.len() >= 4 * samples.len());
+        let mut clipped = unsafe { quantise_sse2(&samples[..whole], &mut dst[..4 * whole]) };
+        clipped += quantise_scalar(&samples[whole..], &mut dst[4 * whole..]);
+        clipped
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        quantise_scalar(samples, dst)
+    }
+}
+
+fn quantise_scalar(samples: &[Complex32], dst: &mut [u8]) -> usize {
     let mut clipped = 0;
-    for (dst, &c) in body.chunks_exact_mut(4).zip(samples) {
+    for (d, &c) in dst.chunks_exact_mut(4).zip(samples) {
         let ((i, q), clip) = cf32_to_sc16(c);
         clipped += usize::from(clip);
-        dst[..2].copy_from_slice(&i.to_be_bytes());
-        dst[2..].copy_from_slice(&q.to_be_bytes());
+        let word = (u32::from(i as u16) << 16) | u32::from(q as u16);
+        d.copy_from_slice(&word.to_be_bytes());
     }
-    Ok(clipped)
+    clipped
+}
+
+/// [`quantise`] for four samples per step: NaN to 0, ×32768, round half away from zero,
+/// clamp, truncate, pack to i16, swap to big-endian; clip flags from the same compares.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+unsafe fn quantise_sse2(samples: &[Complex32], dst: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let scale = _mm_set1_ps(32768.0);
+    let half = _mm_set1_ps(0.5);
+    let sign = _mm_set1_ps(-0.0);
+    let hi = _mm_set1_ps(32767.0);
+    let lo = _mm_set1_ps(-32768.0);
+    let clip_hi = _mm_set1_ps(32768.0);
+    let clip_lo = _mm_set1_ps(-32769.0);
+    let mut clipped = 0usize;
+    let src = samples.as_ptr() as *const f32;
+    let step = |v: __m128| -> (__m128i, i32) {
+        let v = _mm_and_ps(v, _mm_cmpord_ps(v, v)); // NaN → 0
+        let x = _mm_mul_ps(v, scale);
+        let r = _mm_add_ps(x, _mm_or_ps(half, _mm_and_ps(x, sign)));
+        let clip = _mm_or_ps(_mm_cmpge_ps(r, clip_hi), _mm_cmple_ps(r, clip_lo));
+        let c = _mm_max_ps(_mm_min_ps(r, hi), lo);
+        (_mm_cvttps_epi32(c), _mm_movemask_ps(clip))
+    };
+    for k in 0..samples.len() / 4 {
+        // Complex32 is repr(C) {re, im}: 4 samples are 8 consecutive floats.
+        let a = _mm_loadu_ps(src.add(8 * k));
+        let b = _mm_loadu_ps(src.add(8 * k + 4));
+        let (ia, ma) = step(a);
+        let (ib, mb) = step(b);
+        let packed = _mm_packs_epi32(ia, ib); // I0 Q0 I1 Q1 I2 Q2 I3 Q3, in range already
+        let be = _mm_or_si128(_mm_slli_epi16(packed, 8), _mm_srli_epi16(packed, 8));
+        _mm_storeu_si128(dst.as_mut_ptr().add(16 * k) as *mut __m128i, be);
+        // A sample clipped when its I or its Q did: bits (0|1) and (2|3) of each mask.
+        let m = (ma | (mb << 4)) as u32;
+        clipped += ((m | (m >> 1)) & 0x55).count_ones() as usize;
+    }
+    clipped
 }
 
 /// Emits a complete IF data packet from (I, Q) pairs, appending to `out`.
@@ -772,6 +845,95 @@ mod tests {
         let mut again = vec![0u8; r.buffer_len()];
         r.emit(&mut again).unwrap();
         assert_eq!(again, out);
+    }
+
+    #[test]
+    fn block_quantiser_matches_the_scalar_one() {
+        let mut xs: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1.000_01,
+            -1.000_02,
+            2.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            0.5 / 32768.0,
+            -0.5 / 32768.0,
+            32767.5 / 32768.0,
+            -32768.5 / 32768.0,
+            -32768.49 / 32768.0,
+        ];
+        xs.extend((-70_000..70_000).step_by(7).map(|k| k as f32 / 65_536.0));
+        let samples: Vec<Complex32> = xs
+            .iter()
+            .zip(xs.iter().rev())
+            .map(|(&a, &b)| Complex32::new(a, b))
+            .collect();
+        for n in [0, 1, 3, 4, 5, 363, samples.len()] {
+            let s = &samples[..n];
+            let mut fast = vec![0u8; 4 * n];
+            let mut slow = vec![0u8; 4 * n];
+            assert_eq!(
+                quantise_into(s, &mut fast),
+                quantise_scalar(s, &mut slow),
+                "{n}"
+            );
+            assert_eq!(fast, slow, "{n}");
+        }
+        let clipping = [
+            Complex32::new(2.0, 0.0),
+            Complex32::new(0.0, -2.0),
+            Complex32::new(2.0, 2.0),
+            Complex32::new(0.1, 0.1),
+        ];
+        assert_eq!(quantise_into(&clipping, &mut [0u8; 16]), 3);
+    }
+
+    #[test]
+    fn quantise_matches_round_half_away_and_saturation() {
+        // The reference: round half away from zero, saturate, NaN to 0.
+        let reference = |x: f32| -> (i16, bool) {
+            if x.is_nan() {
+                return (0, false);
+            }
+            let v = (f64::from(x) * 32768.0).round();
+            let c = v.clamp(-32768.0, 32767.0);
+            (c as i16, c != v)
+        };
+        let mut xs: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.999_99,
+            -0.999_99,
+            1.000_01,
+            -1.000_02,
+            2.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            0.5 / 32768.0,
+            -0.5 / 32768.0,
+            1.5 / 32768.0,
+            -1.5 / 32768.0,
+            32767.5 / 32768.0,
+            -32768.5 / 32768.0,
+            -32768.49 / 32768.0,
+        ];
+        xs.extend((-70_000..70_000).map(|k| k as f32 / 65_536.0));
+        for x in xs {
+            assert_eq!(quantise(x), reference(x), "{x}");
+        }
     }
 
     #[test]

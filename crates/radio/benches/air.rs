@@ -198,6 +198,43 @@ fn udp_loopback(c: &mut Criterion) {
             }
         })
     });
+    // The same 32 packets, sent with one sendmmsg and received with recvmmsg (the air's
+    // default since the batching change): the before/after of batching in one run.
+    let mut rbatch = ferry_radio::batch::RecvBatch::new(65536);
+    let mut pkts: Vec<Vec<u8>> = (0..32).map(|_| Vec::with_capacity(2048)).collect();
+    g.bench_function("send_recv_32x364_batched", |b| {
+        b.iter(|| {
+            for p in pkts.iter_mut() {
+                p.clear();
+                let ts = Timestamp::from_sample_time(t, 1_920_000).unwrap();
+                emit_data_cf32(sid, (t % 16) as u8, ts, &tone, p).unwrap();
+                t += 364;
+            }
+            let batch: Vec<(&[u8], std::net::SocketAddr)> =
+                pkts.iter().map(|p| (&p[..], dst)).collect();
+            assert_eq!(
+                ferry_radio::batch::send_batch(&tx, &batch, |_, e| panic!("{e}")),
+                32
+            );
+            let mut got = 0;
+            while got < 32 {
+                let n = loop {
+                    match rbatch.recv(&rx).unwrap() {
+                        0 => std::hint::spin_loop(),
+                        n => break n,
+                    }
+                };
+                for k in 0..n {
+                    let (bytes, _) = rbatch.get(k).unwrap();
+                    let d = ferry_fronthaul::vrt::DataRepr::parse_bytes(bytes).unwrap();
+                    samples.clear();
+                    d.samples_cf32_into(&mut samples);
+                    assert_eq!(samples.len(), 364);
+                }
+                got += n;
+            }
+        })
+    });
     g.finish();
 }
 

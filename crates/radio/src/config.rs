@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::rf::{RfConfig, RfError};
+use crate::rf::{RadioModel, RfConfig, RfError};
 use ferry_fronthaul::control::{CaptureFormat, CaptureStream};
 
 /// One emulated radio unit.
@@ -268,6 +268,77 @@ impl AirConfig {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// Puts the air's clock at `rate_hz` (1 ms ticks) and every radio at that rate with an
+    /// analog bandwidth of `bandwidth_hz`. With `model: None` each radio keeps its model when
+    /// that model gives the rate by an integer decimation and otherwise becomes the first
+    /// model that does ([`RadioModel::for_lte_rate`]); `Some(model)` forces the model (the
+    /// air then refuses to start, naming why, when it cannot give the rate). Returns one
+    /// line for the operator saying which model the radios are and why.
+    pub fn set_lte_rate(
+        &mut self,
+        rate_hz: u32,
+        bandwidth_hz: f64,
+        model: Option<RadioModel>,
+    ) -> String {
+        self.sample_rate_hz = rate_hz;
+        self.tick_samples = (rate_hz / 1000).max(1) as usize;
+        let mut lines: Vec<String> = Vec::new();
+        for r in &mut self.radios {
+            r.rf.rate_hz = rate_hz;
+            r.rf.rx_bandwidth_hz = bandwidth_hz;
+            r.rf.tx_bandwidth_hz = bandwidth_hz;
+            let line = match model {
+                Some(m) => {
+                    r.rf.model = m;
+                    match r.rf.with_rate(rate_hz) {
+                        Ok(rf) => {
+                            r.rf = rf;
+                            format!(
+                                "{m} (asked for), master clock {} MHz",
+                                r.rf.master_clock_hz / 1e6
+                            )
+                        }
+                        Err(e) => format!("{m} (asked for), which cannot: {e}"),
+                    }
+                }
+                None => match r.rf.with_rate(rate_hz) {
+                    Ok(rf) => {
+                        r.rf = rf;
+                        format!(
+                            "{}, master clock {} MHz",
+                            r.rf.model,
+                            r.rf.master_clock_hz / 1e6
+                        )
+                    }
+                    Err(_) => match RadioModel::for_lte_rate(rate_hz) {
+                        Ok((m, clock, why)) => {
+                            let from = r.rf.model;
+                            r.rf.model = m;
+                            r.rf.master_clock_hz = clock;
+                            let why = why
+                                .iter()
+                                .find(|w| w.starts_with(&format!("{from}: ")))
+                                .map_or(String::new(), |w| format!(" ({w})"));
+                            format!(
+                                "{m}, master clock {} MHz, instead of {from}{why}",
+                                clock / 1e6
+                            )
+                        }
+                        Err(why) => format!("none fits: {}", why.join("; ")),
+                    },
+                },
+            };
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        format!(
+            "radios at {} Msps: {}",
+            f64::from(rate_hz) / 1e6,
+            lines.join(" | ")
+        )
+    }
+
     /// Index of a radio by name.
     pub fn radio_index(&self, name: &str) -> Option<usize> {
         self.radios.iter().position(|r| r.name == name)
@@ -409,5 +480,42 @@ mod tests {
         assert!(c.validate().is_err());
         assert!(AirConfig::from_json("{").is_err());
         assert!(AirConfig::from_json(r#"{"sample_rate_hz": 1}"#).is_err());
+    }
+
+    #[test]
+    fn lte_rate_picks_a_model_that_gives_it_or_keeps_the_forced_one() {
+        let mut c = AirConfig::default();
+        let note = c.set_lte_rate(15_360_000, 10e6, None);
+        c.validate().unwrap();
+        assert!(
+            c.radios.iter().all(|r| r.rf.model == RadioModel::N210),
+            "{note}"
+        );
+        assert_eq!(c.tick_samples, 15_360);
+        let note = c.set_lte_rate(30_720_000, 20e6, None);
+        c.validate().unwrap();
+        assert!(c.radios.iter().all(|r| r.rf.model == RadioModel::B210));
+        assert!(
+            note.contains("B210, master clock 30.72 MHz, instead of N210"),
+            "{note}"
+        );
+        assert!(note.contains("gigabit Ethernet"), "{note}");
+        let mut c = AirConfig::default();
+        c.set_lte_rate(23_040_000, 15e6, None);
+        c.validate().unwrap();
+        assert_eq!(c.radios[0].rf.master_clock_hz, 23.04e6);
+        let mut c = AirConfig::default();
+        let note = c.set_lte_rate(30_720_000, 20e6, Some(RadioModel::N210));
+        assert!(note.contains("N210 (asked for), which cannot"), "{note}");
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("radio pool")
+                && e.contains("25000000 sps the N210 streams over gigabit Ethernet"),
+            "{e}"
+        );
+        let mut c = AirConfig::default();
+        c.set_lte_rate(30_720_000, 20e6, Some(RadioModel::X310));
+        c.validate().unwrap();
+        assert_eq!(c.radios[3].rf.master_clock_hz, 184.32e6);
     }
 }

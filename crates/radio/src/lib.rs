@@ -6,6 +6,7 @@
 //! shells ([`server`], [`client`], [`sigmf`]) do the sockets, threads and files.
 
 pub mod air;
+pub mod batch;
 pub mod client;
 pub mod config;
 pub mod engine;

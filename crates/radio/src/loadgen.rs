@@ -24,11 +24,13 @@ pub struct LoadStats {
     pub tx_samples: u64,
 }
 
-/// Starts one host thread per radio name; they run until `stop` is set.
+/// Starts one host thread per radio name; they run until `stop` is set. Their TX packets
+/// carry `samples_per_packet` samples (the fronthaul MTU's).
 pub fn spawn_hosts(
     control: &str,
     radios: &[String],
     lead_samples: u64,
+    samples_per_packet: usize,
     auth: Option<crate::config::LinkAuth>,
     stop: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<Result<LoadStats, RadioError>>> {
@@ -40,9 +42,9 @@ pub fn spawn_hosts(
             std::thread::spawn(move || {
                 // A modem's radio thread runs at real-time priority too (best effort).
                 let _ = crate::sys::set_realtime_priority(10);
-                let mut link = RadioLink::create(
-                    &RadioLinkConfig::new(control, name.clone()).with_auth(auth),
-                )?;
+                let mut cfg = RadioLinkConfig::new(control, name.clone()).with_auth(auth);
+                cfg.samples_per_packet = samples_per_packet;
+                let mut link = RadioLink::create(&cfg)?;
                 link.link()?;
                 let mut st = LoadStats {
                     radio: name,

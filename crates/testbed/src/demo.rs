@@ -36,6 +36,8 @@ pub struct DemoOptions {
     pub first_ping_timeout: Duration,
     /// LTE bandwidth of the task's carrier, MHz (`None`: 1.4); see [`Bed::bw`].
     pub bw: Option<f64>,
+    /// The air's radio model with `bw` (`ferry air --radio-model`; `None`: auto).
+    pub radio_model: Option<String>,
     /// Where live events go (the web view of `ferry demo --web`), if anywhere.
     pub live: Option<LiveSink>,
     /// Run a [`session::Stranger`] (every link-control request, without the key) while the
@@ -56,6 +58,7 @@ impl DemoOptions {
             discovery_period_ms: None,
             first_ping_timeout: Duration::from_secs(60),
             bw: None,
+            radio_model: None,
             live: None,
             stranger: false,
         }
@@ -99,6 +102,9 @@ pub fn run_method(
         method.title()
     ));
     bed.start_air(legacy)?;
+    if let Some(note) = &bed.air_note {
+        progress(&format!("ferry air: {note}"));
+    }
     bed.start_far()?;
     bed.start_agent(legacy, 2)?;
     if !legacy {
@@ -274,6 +280,7 @@ pub fn run_demo(
         prefix: &opts.prefix,
         discovery_period_ms: opts.discovery_period_ms,
         bw: opts.bw,
+        radio_model: opts.radio_model.clone(),
         live: opts.live.clone(),
     };
     run_experiment(
@@ -298,6 +305,7 @@ pub(crate) struct TestbedSpec<'a> {
     pub prefix: &'a str,
     pub discovery_period_ms: Option<u64>,
     pub bw: Option<f64>,
+    pub radio_model: Option<String>,
     pub live: Option<LiveSink>,
 }
 
@@ -323,6 +331,7 @@ pub(crate) fn run_experiment(
     let mut bed = Bed::up(spec.ferry, spec.prefix)?;
     bed.discovery_period_ms = spec.discovery_period_ms;
     bed.bw = spec.bw;
+    bed.radio_model = spec.radio_model.clone();
     let origin = unix_ms();
     if let Some(sink) = &spec.live {
         sink.emit(LiveEvent::Testbed {

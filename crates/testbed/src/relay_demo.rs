@@ -377,6 +377,7 @@ pub fn run_relay_demo(
         prefix: &opts.prefix,
         discovery_period_ms: opts.discovery_period_ms,
         bw: opts.bw,
+        radio_model: None,
         live: opts.live.clone(),
     };
     run_experiment(

@@ -129,6 +129,12 @@ pub struct Bed {
     /// LTE bandwidth (MHz) of the task's carrier: every modem's `--bw` and the air's
     /// sample rate (`None`: 1.4 MHz at 1.92 Msps, the defaults).
     pub bw: Option<f64>,
+    /// The air's radio model with [`Bed::bw`] (`ferry air --radio-model`: `auto`, `n210`,
+    /// `b210`, `x310`; `None`: auto, a model that gives the rate).
+    pub radio_model: Option<String>,
+    /// What `ferry air` said about its radios' model at the last [`Bed::start_air`] with
+    /// [`Bed::bw`] (e.g. a B210 because an N210 cannot stream 30.72 Msps).
+    pub air_note: Option<String>,
     /// Extra `ferry modem` flags for every modem (e.g. `--type-mode=2`).
     pub modem_flags: Vec<String>,
     /// Oscillator error of the radio room in ppm (`ferry air` config `clock_ppm`): the
@@ -161,6 +167,8 @@ impl Bed {
             discovery_period_ms: None,
             relay: false,
             bw: None,
+            radio_model: None,
+            air_note: None,
             modem_flags: Vec::new(),
             console_args: Vec::new(),
             clock_ppm: 0.0,
@@ -208,10 +216,10 @@ impl Bed {
             if let Ok(Some(st)) = c.try_wait() {
                 let log = std::fs::read_to_string(self.dir.join(format!("{name}.log")))
                     .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                return Err(SessionError::Failed(format!(
-                    "{name} exited ({st}); last lines of its log:\n  {}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+                return Err(SessionError::Failed(exit_report(
+                    name,
+                    &st.to_string(),
+                    &log,
                 )));
             }
         }
@@ -267,10 +275,30 @@ impl Bed {
     pub fn start_air(&mut self, legacy: bool) -> Result<(), SessionError> {
         let relay = self.relay;
         let wanted = |n: &serde_json::Value| n == "pool" || n == "far" || (relay && n == "relayrx");
-        let out = Command::new(&self.ferry)
-            .args(["air", "--print-default-config"])
+        let mut print = Command::new(&self.ferry);
+        print.args(["air", "--print-default-config"]);
+        // The air sets its clock and picks a radio model that gives the rate (say which).
+        if let Some(mhz) = self.bw {
+            print.arg(format!("--bw={mhz}"));
+            if let Some(m) = &self.radio_model {
+                print.arg(format!("--radio-model={m}"));
+            }
+        }
+        let out = print
             .output()
             .map_err(io("ferry air --print-default-config"))?;
+        if !out.status.success() {
+            return Err(SessionError::Failed(format!(
+                "ferry air --print-default-config: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        self.air_note = self.bw.map(|_| {
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .trim_start_matches("ferry air: ")
+                .to_string()
+        });
         let mut cfg: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| SessionError::Failed(format!("air default config: {e}")))?;
         let pick = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
@@ -304,18 +332,6 @@ impl Bed {
         cfg["links"] = links.into();
         cfg["control"] = RADIO_CTL.into();
         cfg["clock_ppm"] = self.clock_ppm.into();
-        if let Some(mhz) = self.bw {
-            let b = ferry_migrate::control::Bandwidth::from_mhz(mhz)
-                .map_err(|_| SessionError::Failed(format!("--bw {mhz}: not an LTE bandwidth")))?;
-            let rate = b.sample_rate_hz() as u64;
-            cfg["sample_rate_hz"] = rate.into();
-            cfg["tick_samples"] = (rate / 1000).into();
-            for r in cfg["radios"].as_array_mut().into_iter().flatten() {
-                r["rf"]["rate_hz"] = rate.into();
-                r["rf"]["rx_bandwidth_hz"] = (mhz * 1e6).into();
-                r["rf"]["tx_bandwidth_hz"] = (mhz * 1e6).into();
-            }
-        }
         let path = self.dir.join("air.json");
         std::fs::write(&path, cfg.to_string()).map_err(io("writing air.json"))?;
         let mut c = self.ferry_in("radio");
@@ -627,6 +643,37 @@ impl Bed {
             ))),
         }
     }
+}
+
+/// Why a kept process exited, from its log: its own error (anyhow's `Error: …` and its
+/// causes, without the backtrace that `RUST_BACKTRACE=1` appends), else the log's last lines.
+fn exit_report(name: &str, status: &str, log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    if let Some(start) = lines.iter().rposition(|l| l.starts_with("Error: ")) {
+        let mut error: Vec<&str> = Vec::new();
+        for l in lines[start..]
+            .iter()
+            .take_while(|l| !l.starts_with("Stack backtrace:"))
+        {
+            // anyhow numbers several causes (`0: …`); a cause that repeats the one before
+            // it (an error that prints its source) is said once.
+            let l = l.trim();
+            let l = match l.split_once(": ") {
+                Some((n, rest)) if n.parse::<u32>().is_ok() => rest,
+                _ => l,
+            };
+            if !l.is_empty() && l != "Caused by:" && !error.iter().any(|e| e.contains(l)) {
+                error.push(l);
+            }
+        }
+        error.truncate(8);
+        return format!("{name} exited ({status}): {}", error.join(": "));
+    }
+    let tail: Vec<&str> = lines.iter().rev().take(8).rev().copied().collect();
+    format!(
+        "{name} exited ({status}); last lines of its log:\n  {}",
+        tail.join("\n  ")
+    )
 }
 
 impl Drop for Bed {
@@ -1039,5 +1086,30 @@ impl Drop for Traffic {
             let _ = e.join();
         }
         // PingRun's own Drop stops ping.
+    }
+}
+
+#[cfg(test)]
+mod exit_report_tests {
+    use super::exit_report;
+
+    #[test]
+    fn the_error_not_the_backtrace_is_reported() {
+        let log = "ferry air: radios at 30.72 Msps: N210 (asked for), which cannot\n\
+Error: air configuration\n\nCaused by:\n    0: radio pool: rate 30720000 Hz is beyond\n\
+    1: rate 30720000 Hz is beyond\n\n\
+Stack backtrace:\n   0: std::backtrace::Backtrace::capture\n   1: ferry::main\n   2: core::ops\n\
+   3: a\n   4: b\n   5: c\n   6: d\n   7: e\n   8: f\n";
+        let r = exit_report("air", "exit status: 1", log);
+        assert_eq!(
+            r,
+            "air exited (exit status: 1): Error: air configuration: radio pool: rate 30720000 Hz is beyond"
+        );
+        // Without an error line: the tail, as before.
+        let r = exit_report("air", "signal: 9", "a\nb\nc");
+        assert_eq!(
+            r,
+            "air exited (signal: 9); last lines of its log:\n  a\n  b\n  c"
+        );
     }
 }
