@@ -53,37 +53,6 @@ fn holds(ns: &str, iface: &str, addr: &str) -> bool {
     addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
 }
 
-/// `status` of server `n`'s agent (its `result` object).
-fn agent_status(bed: &Bed, n: u8) -> serde_json::Value {
-    let o = bed
-        .ferry_in(&format!("server{n}"))
-        .arg("ctl")
-        .arg("--key")
-        .arg(bed.key())
-        .args([
-            "send",
-            "status",
-            "--to",
-            &format!("server{n}=tcp://10.99.0.{n}:5555"),
-        ])
-        .output()
-        .expect("ferry ctl send status");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["result"].clone()
-}
-
-/// The pool radio's link-control status.
-fn radio_status(bed: &Bed) -> serde_json::Value {
-    let r = bed
-        .ferry_in("radio")
-        .args(["radio", "--control", RADIO_CTL, "--key"])
-        .arg(bed.key())
-        .args(["status", "pool"])
-        .output()
-        .expect("ferry radio status");
-    serde_json::from_slice(&r.stdout).unwrap_or_default()
-}
-
 fn sigkill(pid: u64) {
     let pid = libc::pid_t::try_from(pid).expect("pid");
     // SAFETY: kill(2) on the destination modem's pid, read from its agent's status a moment
@@ -106,7 +75,7 @@ fn assert_destination_clean(bed: &Bed) {
         1,
         "processes besides the agent on server2: {pids:?}"
     );
-    let st = agent_status(bed, 2);
+    let st = bed.agent_status(2);
     assert_eq!(st["d2d"], false, "{st}");
     assert_eq!(st["collector"], false, "collector still running: {st}");
     assert!(st["modem"].is_null() && st["modem_pid"].is_null(), "{st}");
@@ -132,21 +101,11 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
     let _one = one_bed();
     let prefix = format!("fk{}", std::process::id() % 1_000_000);
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
-    bed.start_air(false).expect("air");
-    bed.start_far().expect("far-end modem");
-    bed.start_agent(false, 1).expect("agent 1");
-    bed.start_agent(false, 2).expect("agent 2");
-    std::thread::sleep(Duration::from_millis(500));
-    bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)
-        .expect("set_tun_ip");
-    bed.send(1, "start_d2d", r#"{"control_flag":0}"#)
-        .expect("start_d2d");
-    bed.wait_first_ping(Duration::from_secs(30))
-        .expect("first ping");
+    bed.serving_task().expect("the task serving on server1");
     let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
     std::thread::sleep(Duration::from_millis(1000));
     let source_port = "192.168.10.11:49200";
-    assert_eq!(radio_status(&bed)["radios"][0]["linked"], source_port);
+    assert_eq!(bed.radio_status()["radios"][0]["linked"], source_port);
 
     // make-before-break server1 → server2, held 3 s once the destination runs warm in
     // shadow (`started`, before the radio shadows to it) and, on the second attempt, once
@@ -200,12 +159,12 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
         }
         assert!(held, "no hold reported:\n{}", log.join("\n"));
         // The destination runs warm in shadow beside the serving source: kill it.
-        let st = agent_status(&bed, 2);
+        let st = bed.agent_status(2);
         assert_eq!(st["modem"]["mode"], "shadow", "{st}");
         if point == "synced" {
             assert_eq!(st["modem"]["synced"], true, "{st}");
         }
-        let radio = radio_status(&bed);
+        let radio = bed.radio_status();
         assert_eq!(radio["radios"][0]["linked"], source_port, "{radio}");
         killed_at.push(unix_ms());
         sigkill(st["modem_pid"].as_u64().expect("modem_pid"));
@@ -221,7 +180,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
         );
 
         // The source serves on, untouched: radio still on server1, no shadow left.
-        let radio = radio_status(&bed);
+        let radio = bed.radio_status();
         println!("radio after the failed migration ({point}): {radio}");
         assert_eq!(radio["radios"][0]["linked"], source_port, "{radio}");
         assert!(
@@ -237,15 +196,15 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
     }
 
     // A later migration to the same destination succeeds, still without a loss.
-    let late_before = radio_status(&bed)["radios"][0]["counters"]["late_packets"].as_u64();
+    let late_before = bed.radio_status()["radios"][0]["counters"]["late_packets"].as_u64();
     let (tl, second_at) = bed.migrate_mbb(1, 2).expect("second migration");
     assert_eq!(tl.interruption_ms, 0);
     assert_eq!(
-        radio_status(&bed)["radios"][0]["linked"],
+        bed.radio_status()["radios"][0]["linked"],
         "192.168.10.12:49200"
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let late_after = radio_status(&bed)["radios"][0]["counters"]["late_packets"].as_u64();
+    let late_after = bed.radio_status()["radios"][0]["counters"]["late_packets"].as_u64();
     let r = traffic.stop().expect("traffic");
     let probe = r.probe.report();
     // Place any loss against the kill and the second migration (ms since the probe began).
@@ -386,17 +345,7 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
     let _one = one_bed();
     let prefix = format!("fa{}", std::process::id() % 1_000_000);
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
-    bed.start_air(false).expect("air");
-    bed.start_far().expect("far-end modem");
-    bed.start_agent(false, 1).expect("agent 1");
-    bed.start_agent(false, 2).expect("agent 2");
-    std::thread::sleep(Duration::from_millis(500));
-    bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)
-        .expect("set_tun_ip");
-    bed.send(1, "start_d2d", r#"{"control_flag":0}"#)
-        .expect("start_d2d");
-    bed.wait_first_ping(Duration::from_secs(30))
-        .expect("first ping");
+    bed.serving_task().expect("the task serving on server1");
     let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
     std::thread::sleep(Duration::from_millis(1000));
     let source_port = "192.168.10.11:49200";
@@ -421,7 +370,7 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
         for l in lines.by_ref().map_while(Result::ok) {
             log.push(l.clone());
             if l.contains("arm destination takeover at T") {
-                pid = agent_status(&bed, 2)["modem_pid"].as_u64();
+                pid = bed.agent_status(2)["modem_pid"].as_u64();
             }
             if l.contains(phase) {
                 kills.push(unix_ms());
@@ -442,7 +391,7 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
         assert!(!out.status.success(), "migration reported success?\n{text}");
         assert!(text.contains("rolled back after T"), "{text}");
         // The radio fell back: the source is primary again, nobody else is.
-        let radio = radio_status(&bed);
+        let radio = bed.radio_status();
         println!("radio after the kill at {phase:?}: {radio}");
         assert_eq!(radio["radios"][0]["linked"], source_port, "{radio}");
         assert!(
@@ -450,7 +399,7 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
             "{radio}"
         );
         assert!(holds(&bed.ns("server1"), "ferry0", "192.168.40.9"));
-        assert_eq!(agent_status(&bed, 1)["modem"]["mode"], "active");
+        assert_eq!(bed.agent_status(1)["modem"]["mode"], "active");
         assert_destination_clean(&bed);
         let before = traffic.ping_snapshot().expect("ping").received;
         std::thread::sleep(Duration::from_millis(1000));
@@ -466,7 +415,7 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
         .expect("migration after the fallbacks");
     assert_eq!(tl.interruption_ms, 0);
     assert_eq!(
-        radio_status(&bed)["radios"][0]["linked"],
+        bed.radio_status()["radios"][0]["linked"],
         "192.168.10.12:49200"
     );
     std::thread::sleep(Duration::from_millis(1000));
@@ -514,17 +463,7 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
     let _one = one_bed();
     let prefix = format!("fp{}", std::process::id() % 1_000_000);
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
-    bed.start_air(false).expect("air");
-    bed.start_far().expect("far-end modem");
-    bed.start_agent(false, 1).expect("agent 1");
-    bed.start_agent(false, 2).expect("agent 2");
-    std::thread::sleep(Duration::from_millis(500));
-    bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)
-        .expect("set_tun_ip");
-    bed.send(1, "start_d2d", r#"{"control_flag":0}"#)
-        .expect("start_d2d");
-    bed.wait_first_ping(Duration::from_secs(30))
-        .expect("first ping");
+    bed.serving_task().expect("the task serving on server1");
     let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
     std::thread::sleep(Duration::from_millis(500));
     let mut c = bed.ferry_in("server1");
@@ -553,7 +492,7 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
     assert!(held, "no hold:\n{}", log.join("\n"));
     let killed = unix_ms();
     sigkill(
-        agent_status(&bed, 1)["modem_pid"]
+        bed.agent_status(1)["modem_pid"]
             .as_u64()
             .expect("source modem pid"),
     );
@@ -563,13 +502,13 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
     println!("{text}");
     assert!(out.status.success(), "{text}");
     assert!(text.contains("promoted"), "{text}");
-    let radio = radio_status(&bed);
+    let radio = bed.radio_status();
     assert_eq!(
         radio["radios"][0]["linked"], "192.168.10.12:49200",
         "{radio}"
     );
-    assert_eq!(agent_status(&bed, 2)["modem"]["mode"], "active");
-    assert_eq!(agent_status(&bed, 1)["d2d"], false);
+    assert_eq!(bed.agent_status(2)["modem"]["mode"], "active");
+    assert_eq!(bed.agent_status(1)["d2d"], false);
     // The far end lost its master for the rest of the hold and may be searching the cell
     // again: pings come back once it hears the promoted destination.
     let before = traffic.ping_snapshot().expect("ping").received;

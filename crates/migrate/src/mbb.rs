@@ -364,6 +364,16 @@ impl Mbb {
         )
     }
 
+    /// Ends a migration that switched at T but could not be completed, killing nothing.
+    fn failed_after_t(&mut self, cx: &mut Cx<'_>, why: String) -> Step {
+        cx.timeline.close(cx.now, false);
+        Step::Finish {
+            ok: false,
+            summary: format!("mbb switched at T = {} but {why}", self.t),
+            result: Some(self.result()),
+        }
+    }
+
     fn result(&self) -> serde_json::Value {
         json!({ "cutover_sample": self.t })
     }
@@ -854,19 +864,14 @@ impl Script for Mbb {
                     self.s = S::KillDest;
                     self.dst(Request::KillD2d)
                 }
-                (None, e) => {
-                    // The radio did not answer: both modems stay; the radio decides.
-                    cx.timeline.close(cx.now, false);
-                    Step::Finish {
-                        ok: false,
-                        summary: format!(
-                            "mbb switched at T = {} but the radio did not answer after the grace ({}); both modems left running, the radio decides who serves",
-                            self.t,
-                            e.unwrap_or_default()
-                        ),
-                        result: Some(self.result()),
-                    }
-                }
+                // The radio did not answer: both modems stay; the radio decides.
+                (None, e) => self.failed_after_t(
+                    cx,
+                    format!(
+                        "the radio did not answer after the grace ({}); both modems left running, the radio decides who serves",
+                        e.unwrap_or_default()
+                    ),
+                ),
             },
             (S::Settle, _) => {
                 self.s = S::SettleClock;
@@ -875,35 +880,25 @@ impl Script for Mbb {
             (S::SettleClock, e) => {
                 let why = self.failure.clone().unwrap_or_default();
                 match (clock, e) {
-                    (Some(c), _) if c.primary.as_deref() == Some(port.as_str()) => {
-                        cx.timeline.close(cx.now, false);
-                        Step::Finish {
-                            ok: false,
-                            summary: format!(
-                                "mbb switched at T = {} but {why}; after the grace the radio still names the destination, so it serves (it transmits, or the radio would have fallen back): the released source was left for the operator",
-                                self.t
-                            ),
-                            result: Some(self.result()),
-                        }
-                    }
+                    (Some(c), _) if c.primary.as_deref() == Some(port.as_str()) => self.failed_after_t(
+                        cx,
+                        format!(
+                            "{why}; after the grace the radio still names the destination, so it serves (it transmits, or the radio would have fallen back): the released source was left for the operator"
+                        ),
+                    ),
                     (Some(c), _) => {
                         let p = c.primary.unwrap_or_else(|| "none".into());
                         self.failure = Some(format!("{why}; the radio's primary is {p}"));
                         self.s = S::KillDest;
                         self.dst(Request::KillD2d)
                     }
-                    (None, e) => {
-                        cx.timeline.close(cx.now, false);
-                        Step::Finish {
-                            ok: false,
-                            summary: format!(
-                                "mbb committed at T = {} but {why}; the radio did not answer ({}): both modems left running",
-                                self.t,
-                                e.unwrap_or_default()
-                            ),
-                            result: Some(self.result()),
-                        }
-                    }
+                    (None, e) => self.failed_after_t(
+                        cx,
+                        format!(
+                            "{why}; the radio did not answer ({}): both modems left running",
+                            e.unwrap_or_default()
+                        ),
+                    ),
                 }
             }
             (S::KillDest, e) => {

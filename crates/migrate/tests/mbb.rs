@@ -19,6 +19,22 @@ fn cfg() -> MbbConfig {
     )
 }
 
+/// When phase `name` started in a clean run of `c` from a fresh world (the simulation is
+/// deterministic: a second world reaches it at the same time).
+fn phase_start(c: MbbConfig, name: &str) -> (u64, u64) {
+    let mut w = World::serving_on_source();
+    let t0 = w.now;
+    let o = run(&mut w, c);
+    let at = o
+        .timeline
+        .phases
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.start_ms)
+        .unwrap_or_else(|| panic!("no phase {name:?}"));
+    (t0, at)
+}
+
 fn run(w: &mut World, c: MbbConfig) -> Outcome {
     let now = w.now;
     w.run(mbb::migrate(c, now))
@@ -539,16 +555,7 @@ fn destination_modem_killed_during_a_hold_leaves_the_source_serving() {
 #[test]
 fn destination_modem_dead_after_t_is_reported_at_once() {
     // The simulation is deterministic: a clean run tells when "cutover at T" starts.
-    let mut w = World::serving_on_source();
-    let t0 = w.now;
-    let o = run(&mut w, cfg());
-    let armed = o
-        .timeline
-        .phases
-        .iter()
-        .find(|p| p.name == MBB_PHASES[10])
-        .map(|p| p.start_ms)
-        .unwrap_or_else(|| panic!("no cutover phase"));
+    let (t0, armed) = phase_start(cfg(), MBB_PHASES[10]);
     let mut w = World::serving_on_source();
     assert_eq!(w.now, t0);
     // Everything is armed; the destination dies before T and cannot take over.
@@ -652,16 +659,7 @@ fn unprotect_keeps_the_standby_when_the_radio_refuses() {
 /// as before, the destination holds nothing) and the summary says so.
 #[test]
 fn interrupt_before_the_radio_is_armed_undoes_the_migration() {
-    let mut w = World::serving_on_source();
-    let t0 = w.now;
-    let clean = run(&mut w, cfg());
-    let shadowing = clean
-        .timeline
-        .phases
-        .iter()
-        .find(|p| p.name == MBB_PHASES[4])
-        .map(|p| p.start_ms)
-        .unwrap_or_else(|| panic!("no shadow phase"));
+    let (t0, shadowing) = phase_start(cfg(), MBB_PHASES[4]);
     let mut w = World::serving_on_source();
     // While the destination synchronises on the radio's copy.
     w.interrupt_at_ms = Some(t0 + shadowing + 1);
@@ -682,16 +680,7 @@ fn interrupt_before_the_radio_is_armed_undoes_the_migration() {
 #[test]
 fn interrupt_after_the_radio_is_armed_finishes_the_migration() {
     // A clean run tells when "cutover at T" starts.
-    let mut w = World::serving_on_source();
-    let t0 = w.now;
-    let o = run(&mut w, cfg());
-    let armed = o
-        .timeline
-        .phases
-        .iter()
-        .find(|p| p.name == MBB_PHASES[10])
-        .map(|p| p.start_ms)
-        .unwrap_or_else(|| panic!("no cutover phase"));
+    let (t0, armed) = phase_start(cfg(), MBB_PHASES[10]);
     let mut w = World::serving_on_source();
     w.interrupt_at_ms = Some(t0 + armed + 1);
     let o = run(&mut w, cfg());
@@ -710,17 +699,7 @@ fn interrupt_after_the_radio_is_armed_finishes_the_migration() {
 /// switches to it at T without a fallback — and the migration says so.
 #[test]
 fn source_dead_during_the_hold_promotes_the_destination() {
-    let mut w = World::serving_on_source();
-    let t0 = w.now;
-    let clean = run(&mut w, paused(PausePoint::DestinationSynced, 1_000));
-    assert!(clean.ok, "{}", clean.summary);
-    let hold = clean
-        .timeline
-        .phases
-        .iter()
-        .find(|p| p.name == PAUSE_PHASE)
-        .map(|p| p.start_ms)
-        .unwrap_or_else(|| panic!("no hold"));
+    let (t0, hold) = phase_start(paused(PausePoint::DestinationSynced, 1_000), PAUSE_PHASE);
     let mut w = World::serving_on_source();
     w.modem_dies_at_ms[0] = Some(t0 + hold + 100);
     let o = run(&mut w, paused(PausePoint::DestinationSynced, 1_000));

@@ -391,15 +391,8 @@ impl Drop for Watch {
     }
 }
 
-/// Process ids in server `n`'s namespace whose `argv[1]` is `what` (`modem`, `agent`).
 fn pids(bed: &Bed, n: u8, what: &str) -> Vec<i32> {
-    crate::netns::pids_in(&bed.ns(&format!("server{n}")))
-        .into_iter()
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(what.as_bytes()))
-        })
-        .collect()
+    bed.pids(n, what)
 }
 
 fn signal(pids: &[i32], sig: i32) {
@@ -478,17 +471,11 @@ pub fn run(
             key_file: Some(bed.key()),
         },
     );
-    progress("starting ferry air, the far-end modem and both pool servers' agents");
-    bed.start_air(false)?;
-    bed.start_far()?;
-    bed.start_agent(false, 1)?;
-    bed.start_agent(false, 2)?;
-    session::sleep(Duration::from_millis(700))?;
-    bed.check_alive()?;
-    bed.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)?;
-    bed.send(1, "start_d2d", r#"{"control_flag":0}"#)?;
-    progress("waiting for the far end's cell search and the first ping through the task");
-    bed.wait_first_ping(Duration::from_secs(60))?;
+    progress(
+        "starting ferry air, the far-end modem, both pool servers' agents and the task on \
+         server1; waiting for the first ping through it",
+    );
+    bed.serving_task()?;
     let mut watch = Watch::start(&bed)?;
     crate::live::emit(
         live,

@@ -524,6 +524,64 @@ impl Bed {
         self.spawn(&format!("agent-server{n}"), c)
     }
 
+    /// Make-before-break's starting point: the air (link control), the far-end modem, the
+    /// agents of server1 and server2, and the task (cold) on server1, waited for until a
+    /// ping from server3 passes through it.
+    pub fn serving_task(&mut self) -> Result<(), SessionError> {
+        self.start_air(false)?;
+        self.start_far()?;
+        self.start_agent(false, 1)?;
+        self.start_agent(false, 2)?;
+        sleep(Duration::from_millis(600))?;
+        self.check_alive()?;
+        self.send(1, "set_tun_ip", r#"{"tun_ip":"192.168.40.9"}"#)?;
+        self.send(1, "start_d2d", r#"{"control_flag":0}"#)?;
+        self.wait_first_ping(Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    /// `status` of server `n`'s agent (its `result` object; null when it does not answer).
+    pub fn agent_status(&self, n: u8) -> serde_json::Value {
+        let o = self
+            .ferry_in(&format!("server{n}"))
+            .arg("ctl")
+            .arg("--key")
+            .arg(self.key())
+            .args([
+                "send",
+                "status",
+                "--to",
+                &format!("server{n}=tcp://10.99.0.{n}:5555"),
+            ])
+            .output();
+        o.ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .map_or(serde_json::Value::Null, |v| v["result"].clone())
+    }
+
+    /// The pool radio's link-control status (null when the air does not answer).
+    pub fn radio_status(&self) -> serde_json::Value {
+        self.ferry_in("radio")
+            .args(["radio", "--control", RADIO_CTL, "--key"])
+            .arg(self.key())
+            .args(["status", "pool"])
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+            .unwrap_or_default()
+    }
+
+    /// Pids in server `n`'s namespace whose `argv[1]` is `what` (`modem`, `agent`).
+    pub fn pids(&self, n: u8, what: &str) -> Vec<i32> {
+        netns::pids_in(&self.ns(&format!("server{n}")))
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(what.as_bytes()))
+            })
+            .collect()
+    }
+
     /// Restarts server `n`'s agent after it died (a rebooted server): the dead process is
     /// reaped and forgotten, a new one takes its name.
     pub fn restart_agent(&mut self, n: u8) -> Result<(), SessionError> {
