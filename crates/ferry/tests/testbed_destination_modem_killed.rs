@@ -53,6 +53,23 @@ fn holds(ns: &str, iface: &str, addr: &str) -> bool {
     addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
 }
 
+/// `ferry ctl` on server1 migrating the task to server2 by make-before-break (with the
+/// global `options` before `migrate`), stdout and stderr piped, started.
+fn spawn_mbb(bed: &Bed, options: &[&str]) -> std::process::Child {
+    let mut c = bed.ferry_in("server1");
+    c.arg("ctl")
+        .arg("--key")
+        .arg(bed.key())
+        .arg("--radio-key")
+        .arg(bed.key())
+        .args(options)
+        .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().expect("ferry ctl migrate")
+}
+
 fn sigkill(pid: u64) {
     let pid = libc::pid_t::try_from(pid).expect("pid");
     // SAFETY: kill(2) on the destination modem's pid, read from its agent's status a moment
@@ -112,40 +129,7 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
     // it is synchronised (`synced`, before T is chosen); its modem is killed in the hold.
     let mut killed_at = Vec::new();
     for point in ["started", "synced"] {
-        let mut c = bed.ferry_in("server1");
-        c.arg("ctl")
-            .arg("--key")
-            .arg(bed.key())
-            .arg("--radio-key")
-            .arg(bed.key())
-            .args([
-                "--local",
-                "server1=tcp://10.99.0.1:5555",
-                "--peer",
-                "server2=tcp://10.99.0.2:5555",
-                "--radio-control",
-                RADIO_CTL,
-                "--radio-name",
-                "pool",
-                "--pause-after",
-                point,
-                "--pause-ms",
-                "3000",
-                "migrate",
-                "--to",
-                "server2",
-                "--method",
-                "mbb",
-                "--json",
-                "--dest-port",
-                "192.168.10.12:49200",
-                "--forward-to",
-                "192.168.10.12:7000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut ctl = c.spawn().expect("ferry ctl migrate");
+        let mut ctl = spawn_mbb(&bed, &["--pause-after", point, "--pause-ms", "3000"]);
         let err = BufReader::new(ctl.stderr.take().expect("stderr"));
         let mut log = Vec::new();
         let mut held = false;
@@ -351,17 +335,7 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
     let source_port = "192.168.10.11:49200";
     let mut kills = Vec::new();
     for phase in ["mbb: cutover at T", "mbb: destination confirms serving"] {
-        let mut c = bed.ferry_in("server1");
-        c.arg("ctl")
-            .arg("--key")
-            .arg(bed.key())
-            .arg("--radio-key")
-            .arg(bed.key())
-            .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut ctl = c.spawn().expect("ferry ctl migrate");
+        let mut ctl = spawn_mbb(&bed, &[]);
         let err = BufReader::new(ctl.stderr.take().expect("stderr"));
         let mut log = Vec::new();
         let mut lines = err.lines();
@@ -466,18 +440,7 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
     bed.serving_task().expect("the task serving on server1");
     let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
     std::thread::sleep(Duration::from_millis(500));
-    let mut c = bed.ferry_in("server1");
-    c.arg("ctl")
-        .arg("--key")
-        .arg(bed.key())
-        .arg("--radio-key")
-        .arg(bed.key())
-        .args(["--pause-after", "synced", "--pause-ms", "2000"])
-        .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut ctl = c.spawn().expect("ferry ctl migrate");
+    let mut ctl = spawn_mbb(&bed, &["--pause-after", "synced", "--pause-ms", "2000"]);
     let err = BufReader::new(ctl.stderr.take().expect("stderr"));
     let mut log = Vec::new();
     let mut lines = err.lines();

@@ -391,10 +391,6 @@ impl Drop for Watch {
     }
 }
 
-fn pids(bed: &Bed, n: u8, what: &str) -> Vec<i32> {
-    bed.pids(n, what)
-}
-
 fn signal(pids: &[i32], sig: i32) {
     for &p in pids {
         // SAFETY: kill(2) on pids just read from the testbed's namespace.
@@ -501,7 +497,7 @@ pub fn run(
     if opts.baseline {
         progress("baseline: kill -9 of the serving modem, no standby; the operator restarts it");
         let at = unix_ms();
-        signal(&pids(&bed, serving, "modem"), libc::SIGKILL);
+        signal(&bed.pids(serving, "modem"), libc::SIGKILL);
         session::sleep(opts.operator_reaction)?;
         // The thesis' recovery by hand: KL (the agent already reaped its modem) then DS.
         let _ = bed.send(serving, "kill_d2d", "{}");
@@ -569,10 +565,10 @@ pub fn run(
         let before = watch.failovers();
         let at = unix_ms();
         let find = || match kind {
-            FaultKind::KillModem | FaultKind::Pause => pids(&bed, serving, "modem"),
+            FaultKind::KillModem | FaultKind::Pause => bed.pids(serving, "modem"),
             FaultKind::KillServer => {
-                let mut all = pids(&bed, serving, "agent");
-                all.extend(pids(&bed, serving, "modem"));
+                let mut all = bed.pids(serving, "agent");
+                all.extend(bed.pids(serving, "modem"));
                 all
             }
         };
