@@ -210,12 +210,12 @@ pub struct Modem {
     held: Vec<(u64, Vec<u8>)>,
     /// Radio time as seen from this host: offset and rate (the oscillator's ppm).
     clock: RadioClock,
-    /// End of the last RX block fed to the clock (only contiguous blocks are).
-    clock_next: Option<u64>,
     next_tx: Option<u64>,
     /// Routes given before sync, to install at the first subframe (dated by it).
     routes_pending: bool,
-    last_rx: Option<(u64, Instant)>,
+    /// End of the last accepted RX block (radio samples): the stream's position, and what
+    /// a block must continue to feed the clock tracker.
+    last_rx: Option<u64>,
     counters: ModemCounters,
     started: Instant,
     first_delivery_ms: Option<f64>,
@@ -326,7 +326,6 @@ impl Modem {
             cut: None,
             release: None,
             clock: RadioClock::new(f64::from(rate_hz), ClockConfig::default()),
-            clock_next: None,
             held: Vec::new(),
             next_tx: None,
             routes_pending: false,
@@ -389,12 +388,11 @@ impl Modem {
                             // Only blocks continuing the stream feed the clock: a forged
                             // block inside the horizon would have to land exactly on the
                             // next sample to move it.
-                            if self.clock_next.is_none_or(|n| n == b.time) {
+                            if self.last_rx.is_none_or(|n| n == b.time) {
                                 self.clock
                                     .observe(self.started.elapsed().as_secs_f64(), end);
                             }
-                            self.clock_next = Some(end);
-                            self.last_rx = Some((end, Instant::now()));
+                            self.last_rx = Some(end);
                             // Notices first: one that arrived with this block may change
                             // what its subframes are (delivered, held, dropped).
                             self.take_notices();
@@ -1286,7 +1284,7 @@ impl Modem {
         c.rx_dropped_stranger = self.link.stats.strangers + self.link.stats.other_streams;
         let frame = 10 * sps.max(1);
         let (fs, sfn) = match (&self.core, self.last_rx) {
-            (Some(core), Some((t, _))) => {
+            (Some(core), Some(t)) => {
                 let off = core.frame_offset();
                 let k = t.saturating_sub(off) / frame;
                 (Some(off + k * frame), Some((k % 1024) as u16))
@@ -1299,7 +1297,7 @@ impl Modem {
             synced: self.synced(),
             primary: self.cut.as_ref().is_some_and(Cutover::is_primary)
                 && matches!(self.state, ModemState::Active | ModemState::Discovering),
-            sample_time: self.last_rx.map_or(0, |(t, _)| t),
+            sample_time: self.last_rx.unwrap_or(0),
             sample_rate: u64::from(self.link.info().sample_rate_hz),
             frame_start_sample: fs,
             sfn,
