@@ -868,3 +868,68 @@ impl Drop for RadioLink {
         }
     }
 }
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+    use ferry_fronthaul::notice::NoticeKind;
+
+    fn notice(sid: StreamId, epoch: u64, key: &[u8]) -> Vec<u8> {
+        let n = NoticeRepr {
+            stream_id: sid,
+            epoch,
+            from_sample: 19_200,
+            kind: NoticeKind::Failover,
+            primary: Some(SocketAddr::from(([127, 0, 0, 1], 9))),
+            previous: None,
+        };
+        let mut out = Vec::new();
+        n.emit(1_920_000, 0, key, &mut out).expect("emit");
+        out
+    }
+
+    /// Only an authentic notice from the radio about this radio's stream is kept: a notice
+    /// under another key, about another stream, from a stranger's address, truncated or
+    /// padded is counted and dropped — a forged "you serve now" never reaches the modem.
+    #[test]
+    fn only_authentic_notices_from_the_radio_are_kept() {
+        let radio = UdpSocket::bind("127.0.0.1:0").expect("radio socket");
+        let stranger = UdpSocket::bind("127.0.0.2:0").expect("stranger socket");
+        let mut link = RadioLink::create_legacy(
+            "127.0.0.1:0".parse().expect("addr"),
+            radio.local_addr().expect("addr"),
+            0,
+            1_920_000,
+        )
+        .expect("link");
+        let key = b"0123456789abcdef0123456789abcdef".to_vec();
+        link.notice_key = Some(key.clone());
+        let to = link.endpoint();
+        let rx = StreamId::new(0, Direction::Rx);
+        let good = notice(rx, 7, &key);
+        let mut padded = good.clone();
+        padded.extend_from_slice(&[0; 64]);
+        for (from, bytes) in [
+            (&radio, notice(rx, 5, b"another radio room's key.........")),
+            (&radio, notice(StreamId::new(1, Direction::Rx), 6, &key)),
+            (&stranger, good.clone()),
+            (&radio, good[..good.len() - 4].to_vec()),
+            (&radio, padded),
+            (&radio, good.clone()),
+        ] {
+            from.send_to(&bytes, to).expect("send");
+        }
+        // Notices are not RX blocks: the receive ends in a timeout once they are read.
+        assert!(matches!(
+            link.recv(Duration::from_millis(200)),
+            Err(RadioError::RxTimeout(_))
+        ));
+        assert_eq!(link.notices.len(), 1, "{:?}", link.notices);
+        assert_eq!(link.notices[0].epoch, 7);
+        assert_eq!(link.stats.notices, 1);
+        // Wrong key and wrong stream fail the notice check; a truncated or padded one is not
+        // even taken for a notice (its length is wrong) and is dropped as bad fronthaul.
+        assert_eq!(link.stats.bad_notices, 2);
+        assert_eq!(link.stats.strangers, 1);
+    }
+}
