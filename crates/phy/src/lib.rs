@@ -40,6 +40,7 @@ pub use cellsearch::{CellSearchResult, CellSearcher, DuplexKind};
 pub use channel::{Channel, ChannelParams};
 pub use chest::ChannelQuality;
 pub use error::{PhyError, Result};
+pub use fec::SoftBuffer;
 pub use modulation::Modulation;
 pub use numerology::{Bandwidth, CellId, CyclicPrefix, Duplex, SubframeKind, TddConfig};
 pub use subframe::{Capacity, DecodeReport, SubframeConfig, SubframeDecoder, SubframeEncoder};
