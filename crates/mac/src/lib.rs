@@ -46,6 +46,7 @@
 pub mod addr;
 pub mod election;
 pub mod error;
+pub mod harq;
 pub mod mac;
 pub mod pack;
 pub mod reassembly;

@@ -639,6 +639,13 @@ impl Mac {
             .is_some_and(|t| n.saturating_sub(t) <= self.cfg.grant_silence / 2)
     }
 
+    /// Advance the clock through subframe `n` without taking anything from the queue (the
+    /// modem sends a HARQ retransmission in `n`, or has no free HARQ process).
+    pub fn skip_subframe(&mut self, n: u64) {
+        self.tick(n);
+        self.expire_grants(n);
+    }
+
     /// Called once per subframe `n` with the TB size the PHY offers (bytes): the TB to send,
     /// or `None` when this node does not transmit in `n` or has nothing to say.
     pub fn on_subframe(&mut self, n: u64, tb_capacity: usize) -> Option<TxBlock> {
