@@ -639,6 +639,17 @@ impl Mac {
             .is_some_and(|t| n.saturating_sub(t) <= self.cfg.grant_silence / 2)
     }
 
+    /// Whether this node may send a TB in subframe `n` (its transmit window and, under a
+    /// base station, its grants allow it).
+    pub fn tx_allowed(&self, n: u64) -> bool {
+        self.tx_window.contains(n) && self.access(n).is_some()
+    }
+
+    /// Whether packets wait in the queue.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// Advance the clock through subframe `n` without taking anything from the queue (the
     /// modem sends a HARQ retransmission in `n`, or has no free HARQ process).
     pub fn skip_subframe(&mut self, n: u64) {

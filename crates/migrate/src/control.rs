@@ -152,6 +152,10 @@ pub struct Control {
     /// Absent: the modem's default (FDD band 1 EARFCN 300; TDD the radio as initialised).
     /// Whether its band fits `duplexMode` is checked by the modem (docs/MODEM.md, FDD).
     pub earfcn: Option<u32>,
+    /// `HARQ` (Ferry extension, 0 or 1, absent = 0): the link runs HARQ (stop-and-wait
+    /// processes, ACK/NACK, soft combining; docs/MODEM.md "HARQ"). Every node of the link
+    /// must agree; it migrates with the Control.
+    pub harq: bool,
 }
 
 /// Largest E-UTRA EARFCN (36.101 table 5.7.3-1, extended range).
@@ -370,10 +374,18 @@ impl Control {
             Some(None)
         };
 
+        let harq = if map.contains_key("HARQ") {
+            r.int("HARQ", 0, 1, "must be 0 (off) or 1 (on)")
+                .map(|v| v == 1)
+        } else {
+            Some(false)
+        };
+
         for key in map.keys() {
             if !CONTROL_FIELDS.contains(&key.as_str())
                 && !WARM_FIELDS.contains(&key.as_str())
                 && key != "EARFCN"
+                && key != "HARQ"
             {
                 r.err(key, map.get(key), "unknown field");
             }
@@ -415,6 +427,7 @@ impl Control {
                 rnti: rnti as u16,
                 warm: warm.flatten(),
                 earfcn: earfcn.flatten(),
+                harq: harq.unwrap_or(false),
             }),
             _ => Err(ValidationError {
                 what: "Control",
@@ -468,6 +481,9 @@ impl Control {
         }
         if let Some(n) = self.earfcn {
             m.insert("EARFCN".into(), n.into());
+        }
+        if self.harq {
+            m.insert("HARQ".into(), 1.into());
         }
         Value::Object(m)
     }
@@ -765,6 +781,28 @@ mod tests {
                 "trans_mode = 3: transmission modes 2..=6 need numAntennaTX >= 2",
             ]
         );
+    }
+
+    #[test]
+    fn harq_is_optional_validated_and_round_trips() {
+        assert_eq!(Control::from_value(&sample()).map(|c| c.harq), Ok(false));
+        let mut v = sample();
+        v["HARQ"] = json!(1);
+        let c = Control::from_value(&v).unwrap();
+        assert!(c.harq);
+        assert_eq!(Control::from_value(&c.to_value()), Ok(c.clone()));
+        assert!(c.to_value().get("HARQ").is_some());
+        v["HARQ"] = json!(2);
+        let e = Control::from_value(&v).unwrap_err();
+        assert!(
+            e.errors
+                .iter()
+                .any(|m| m.to_string().starts_with("HARQ = ")),
+            "{e:?}"
+        );
+        // Off is the default and is not written out (the thesis' Control stays as it was).
+        let off = Control::from_value(&sample()).unwrap();
+        assert!(off.to_value().get("HARQ").is_none());
     }
 
     #[test]

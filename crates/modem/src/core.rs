@@ -5,12 +5,19 @@
 //! `n % 10` is the subframe within the frame. Master / base station: `frame_offset = 0`
 //! (frame 0 at radio sample 0). Slave: from cell search (cold) or Control (warm).
 
-use crate::phylink::{derotate, mean_power, rotate, Decoded, LinkError, PhyLink};
+use crate::phylink::{derotate, mean_power, rotate, Decoded, LinkError, PhyLink, TxData};
 use crate::proto::Role;
-use ferry_mac::{AddressPlan, Delivery, Mac, MacConfig, NodeId, Schedule};
+use ferry_mac::harq::{
+    Dci, HarqConfig, HarqRx, HarqRxCounters, HarqTx, HarqTxCounters, Reorder, ReorderCounters,
+    RxAction, MAX_PEERS, MAX_PROCESSES,
+};
+use ferry_mac::{AddressPlan, Delivery, Mac, MacConfig, NodeId, Rnti, Schedule};
 use ferry_migrate::Control;
+use ferry_phy::SoftBuffer;
 use ferry_phy::SubframeKind;
 use num_complex::Complex32;
+use serde::Serialize;
+use std::collections::HashMap;
 
 /// Power above the tracked noise floor that counts as "someone transmitted" (≈ 9 dB).
 const PRESENCE_RATIO: f32 = 8.0;
@@ -50,6 +57,41 @@ pub struct RxOutcome {
     pub decoded: bool,
 }
 
+/// HARQ counters of a core (status `harq`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HarqCounters {
+    /// This sender's generation.
+    pub generation: u8,
+    /// Control messages decoded.
+    pub control_ok: u64,
+    /// Subframes with energy whose control message did not decode.
+    pub control_fail: u64,
+    /// Sender side.
+    pub tx: HarqTxCounters,
+    /// Receiver side.
+    pub rx: HarqRxCounters,
+    /// Reordering towards the MAC.
+    pub reorder: ReorderCounters,
+    /// Subframes sent only to carry feedback.
+    pub feedback_only: u64,
+}
+
+/// HARQ state of a core.
+struct Harq {
+    cfg: HarqConfig,
+    gen: u8,
+    me: u8,
+    tx: HarqTx,
+    rx: HarqRx,
+    reorder: Reorder,
+    soft: HashMap<(u8, u8), SoftBuffer>,
+    control_ok: u64,
+    control_fail: u64,
+    feedback_only: u64,
+    /// TBs the reorder buffer released, for the MAC.
+    ready: Vec<Vec<u8>>,
+}
+
 /// The per-subframe core.
 pub struct ModemCore {
     role: Role,
@@ -63,6 +105,7 @@ pub struct ModemCore {
     /// Subframes this node transmitted in (so it does not try to decode its own slot).
     tx_sent: [u64; 10],
     tx_buf: Vec<u8>,
+    harq: Option<Harq>,
     /// Counters.
     pub counters: CoreCounters,
 }
@@ -147,7 +190,54 @@ impl ModemCore {
             noise_floor: None,
             tx_sent: [u64::MAX; 10],
             tx_buf: Vec::new(),
+            harq: None,
             counters: CoreCounters::default(),
+        })
+    }
+
+    /// Run HARQ on this link (every node of it must): `gen` is this sender's generation, a
+    /// non-zero byte that differs from any earlier sender with this node ID (a restart or a
+    /// migration destination picks a fresh random one). Refused under a base station: a
+    /// retransmitted TB's uplink grant would name the wrong subframe.
+    pub fn enable_harq(&mut self, cfg: HarqConfig, gen: u8) -> Result<(), LinkError> {
+        if self.role == Role::BaseStation || self.mac.config().role == ferry_mac::Role::BaseStation
+        {
+            return Err(LinkError::Unsupported(
+                "HARQ under a base station (workmode 2) is not built: a retransmitted TB's \
+                 uplink grant would name the wrong subframe; use workmode 0/1"
+                    .into(),
+            ));
+        }
+        cfg.validate().map_err(LinkError::Unsupported)?;
+        if gen == 0 {
+            return Err(LinkError::Unsupported("HARQ generation 0".into()));
+        }
+        self.harq = Some(Harq {
+            cfg,
+            gen,
+            me: self.mac.config().node.0,
+            tx: HarqTx::new(cfg),
+            rx: HarqRx::new(cfg),
+            reorder: Reorder::new(),
+            soft: HashMap::new(),
+            control_ok: 0,
+            control_fail: 0,
+            feedback_only: 0,
+            ready: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// HARQ counters (`None` when HARQ is off).
+    pub fn harq_counters(&self) -> Option<HarqCounters> {
+        self.harq.as_ref().map(|h| HarqCounters {
+            generation: h.gen,
+            control_ok: h.control_ok,
+            control_fail: h.control_fail,
+            tx: h.tx.counters,
+            rx: h.rx.counters,
+            reorder: h.reorder.counters,
+            feedback_only: h.feedback_only,
         })
     }
 
@@ -222,6 +312,12 @@ impl ModemCore {
         let mut out = RxOutcome::default();
         if !self.listens(n) {
             self.track_floor(mean_power(samples));
+            self.harq_poll(n, &mut out);
+            return out;
+        }
+        if self.harq.is_some() {
+            self.on_rx_harq(n, samples, &mut out);
+            self.harq_poll(n, &mut out);
             return out;
         }
         let sf = (n % 10) as usize;
@@ -235,10 +331,11 @@ impl ModemCore {
         // A master's D subframes always carry a TB (data or filler) unless it missed the
         // deadline; U slots only when someone transmits. Only a slot with energy counts as a
         // decode attempt, so `decode_fail` means real channel errors.
-        // FDD: the master's carrier is on air in every subframe, so a slave never sees the
-        // silence a noise floor is learnt from: it decodes every subframe and counts a CRC
-        // failure only when the reference signals show a signal was there.
-        let always_on = self.phy.is_fdd() && self.role == Role::Slave;
+        // A master is on air in every downlink subframe (every subframe of its FDD carrier),
+        // so a slave decodes each of them whatever its power (an energy gate would stop it
+        // below ~9 dB SNR) and counts a CRC failure only when the reference signals show a
+        // signal was there.
+        let always_on = self.role == Role::Slave && downlink;
         let present = always_on || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
         if !always_on {
             self.track_floor(p);
@@ -248,7 +345,98 @@ impl ModemCore {
         }
         let t0 = self.subframe_start(n);
         derotate(samples, t0, self.cfo_hz, self.phy.sample_rate());
-        match self.phy.decode(sf, samples) {
+        let r = self.phy.decode(sf, samples);
+        self.on_decoded(n, r, downlink, &mut out);
+        out
+    }
+
+    fn deliver(&mut self, n: u64, mac: &[u8], out: &mut RxOutcome) {
+        for d in self.mac.on_received(n, mac) {
+            match d {
+                Delivery::Local { packet, .. } => out.local.push(packet),
+                Delivery::Forwarded { .. } => self.counters.relayed += 1,
+                Delivery::Dropped { .. } => self.counters.rx_dropped += 1,
+            }
+        }
+    }
+
+    /// HARQ receive: the control message says who sent what (process, NDI, RV, size) and
+    /// carries feedback for our own transmissions; the TB is combined with earlier
+    /// transmissions of the same process; decoded MAC TBs go through the reorder buffer.
+    fn on_rx_harq(&mut self, n: u64, samples: &mut [Complex32], out: &mut RxOutcome) {
+        let sf = (n % 10) as usize;
+        let downlink = if self.phy.is_fdd() {
+            self.role == Role::Slave
+        } else {
+            self.phy.kind(sf) == SubframeKind::Downlink
+        };
+        let p = mean_power(samples);
+        let always_on = self.role == Role::Slave && downlink;
+        let present = always_on || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
+        if !always_on {
+            self.track_floor(p);
+        }
+        let t0 = self.subframe_start(n);
+        derotate(samples, t0, self.cfo_hz, self.phy.sample_rate());
+        let Some(q) = self.phy.receive(sf, samples) else {
+            return;
+        };
+        let dci = self
+            .phy
+            .decode_control(sf)
+            .and_then(|b| Dci::parse(&b).ok());
+        let Some(h) = self.harq.as_mut() else { return };
+        let Some(d) = dci.filter(|d| d.src != h.me) else {
+            if present {
+                h.control_fail += 1;
+                // A sender without HARQ, or a control message lost to noise: try the TB as
+                // a first transmission of this subframe's size.
+                let r = self.phy.decode_received(sf, q, sf, 0, None);
+                self.on_decoded(n, r, downlink, out);
+            }
+            return;
+        };
+        h.control_ok += 1;
+        if h.rx.on_heard(&d, n) {
+            // A new generation of that sender: its old soft bits and sequence are void.
+            h.soft.retain(|&(src, _), _| src != d.src);
+            let mut released = std::mem::take(&mut h.ready);
+            h.reorder.reset(Rnti::of_node(NodeId(d.src)), &mut released);
+            h.ready = released;
+        }
+        if d.fb_valid && d.fb_peer == h.me {
+            h.tx.on_feedback(d.src, &d, h.gen);
+        }
+        if !d.has_tb {
+            return;
+        }
+        let size_sf = usize::from(d.size_sf);
+        if !d.harq {
+            let r = self.phy.decode_received(sf, q, size_sf, d.rv(), None);
+            self.on_decoded(n, r, downlink, out);
+            return;
+        }
+        let action = h.rx.on_dci(&d, n);
+        if h.soft.len() >= MAX_PEERS * MAX_PROCESSES && !h.soft.contains_key(&(d.src, d.process)) {
+            h.soft.clear();
+        }
+        let soft = h.soft.entry((d.src, d.process)).or_default();
+        if action == RxAction::Fresh {
+            soft.clear();
+        }
+        let r = self.phy.decode_received(sf, q, size_sf, d.rv(), Some(soft));
+        let ok = matches!(r, Decoded::Data { .. } | Decoded::Filler { .. });
+        if let Some(h) = self.harq.as_mut() {
+            h.rx.on_result(&d, action, ok);
+        }
+        self.on_decoded(n, r, downlink, out);
+    }
+
+    /// Count, track and deliver one decode result; with HARQ, MAC TBs go through the
+    /// reorder buffer.
+    fn on_decoded(&mut self, n: u64, r: Decoded, downlink: bool, out: &mut RxOutcome) {
+        let always_on = self.role == Role::Slave && downlink;
+        match r {
             Decoded::Data {
                 mac,
                 snr_db,
@@ -257,12 +445,18 @@ impl ModemCore {
                 self.counters.decode_ok += 1;
                 out.decoded = true;
                 self.track(snr_db, residual_cfo_hz, downlink);
-                for d in self.mac.on_received(n, &mac) {
-                    match d {
-                        Delivery::Local { packet, .. } => out.local.push(packet),
-                        Delivery::Forwarded { .. } => self.counters.relayed += 1,
-                        Delivery::Dropped { .. } => self.counters.rx_dropped += 1,
+                match self.harq.as_mut() {
+                    Some(h) => {
+                        let mut ready = std::mem::take(&mut h.ready);
+                        h.reorder.push(mac, n, &mut ready);
+                        for tb in ready.drain(..) {
+                            self.deliver(n, &tb, out);
+                        }
+                        if let Some(h) = self.harq.as_mut() {
+                            h.ready = ready;
+                        }
                     }
+                    None => self.deliver(n, &mac, out),
                 }
             }
             Decoded::Filler {
@@ -280,7 +474,26 @@ impl ModemCore {
             }
             Decoded::NoTb => {}
         }
-        out
+    }
+
+    /// HARQ time passes: the reorder buffer gives up gaps that will not be filled.
+    fn harq_poll(&mut self, n: u64, out: &mut RxOutcome) {
+        let Some(h) = self.harq.as_mut() else { return };
+        let mut ready = std::mem::take(&mut h.ready);
+        let rx = &h.rx;
+        h.reorder.poll(
+            n,
+            h.cfg.gap_hold,
+            h.cfg.reorder_hold,
+            |src| src.node().is_some_and(|s| rx.pending(s.0, n)),
+            &mut ready,
+        );
+        for tb in ready.drain(..) {
+            self.deliver(n, &tb, out);
+        }
+        if let Some(h) = self.harq.as_mut() {
+            h.ready = ready;
+        }
     }
 
     fn track_floor(&mut self, p: f32) {
@@ -314,6 +527,9 @@ impl ModemCore {
     /// Build TX subframe `n` into `out`; `false` when this node is silent in `n`.
     /// Must be called once for every `n` in increasing order (the MAC's clock).
     pub fn on_tx(&mut self, n: u64, out: &mut Vec<Complex32>) -> Result<bool, LinkError> {
+        if self.harq.is_some() {
+            return self.on_tx_harq(n, out);
+        }
         let sf = (n % 10) as usize;
         let kind = self.phy.kind(sf);
         let cap = self.phy.mac_capacity(sf);
@@ -342,6 +558,114 @@ impl ModemCore {
         self.tx_sent[sf] = n;
         if self.role == Role::Slave {
             // Pre-compensate: the master then hears this slave on its own frequency.
+            rotate(
+                out,
+                self.subframe_start(n),
+                self.cfo_hz,
+                self.phy.sample_rate(),
+            );
+        }
+        Ok(true)
+    }
+}
+
+impl ModemCore {
+    /// HARQ transmit: a pending retransmission goes first (the MAC's queue waits), else a
+    /// new TB starts a free process; every subframe sent carries the control message with
+    /// the feedback for our peers, and a node with nothing else to send transmits for the
+    /// feedback alone where it may transmit.
+    fn on_tx_harq(&mut self, n: u64, out: &mut Vec<Complex32>) -> Result<bool, LinkError> {
+        let sf = (n % 10) as usize;
+        let kind = self.phy.kind(sf);
+        let cap = self.phy.mac_capacity(sf);
+        let Some(h) = self.harq.as_mut() else {
+            return Ok(false);
+        };
+        h.tx.poll(n);
+        let my_turn = cap > 0 && self.mac.tx_allowed(n);
+        let mut d = Dci {
+            src: h.me,
+            gen: h.gen,
+            ..Dci::default()
+        };
+        let mut retx: Option<Vec<u8>> = None;
+        let mut fresh: Option<ferry_mac::TxBlock> = None;
+        if let Some((plan, bytes)) = h.tx.retransmission().filter(|_| my_turn) {
+            d.has_tb = true;
+            d.harq = true;
+            d.process = plan.process;
+            d.ndi = plan.ndi;
+            d.rv_index = plan.rv_index;
+            d.size_sf = plan.size_sf;
+            retx = Some(bytes.to_vec());
+            h.tx.resent(plan.process, n);
+            self.mac.skip_subframe(n);
+        } else if my_turn && !h.tx.has_free() {
+            if self.mac.has_queued() {
+                h.tx.stalled();
+            }
+            self.mac.skip_subframe(n);
+        } else {
+            fresh = self.mac.on_subframe(n, cap);
+        }
+        let Some(h) = self.harq.as_mut() else {
+            return Ok(false);
+        };
+        if let Some(tb) = &fresh {
+            d.has_tb = true;
+            d.size_sf = sf as u8;
+            if let Some(node) = tb.dst.node() {
+                if let Some(plan) = h.tx.start(node.0, sf as u8, &tb.bytes, n) {
+                    d.harq = true;
+                    d.process = plan.process;
+                    d.ndi = plan.ndi;
+                    d.rv_index = 0;
+                }
+            }
+        }
+        let master_on_air = matches!(
+            (self.role, kind),
+            (
+                Role::Master | Role::BaseStation,
+                SubframeKind::Downlink | SubframeKind::Special
+            )
+        );
+        let has_data = retx.is_some() || fresh.is_some();
+        let feedback_only =
+            !has_data && !master_on_air && h.rx.has_news() && self.mac.tx_allowed(n);
+        if !(has_data || master_on_air || feedback_only) {
+            return Ok(false);
+        }
+        h.rx.fill_feedback(&mut d);
+        if feedback_only {
+            h.feedback_only += 1;
+        }
+        let data = match (&retx, &fresh) {
+            (Some(b), _) => TxData::Mac {
+                bytes: b,
+                rv: d.rv(),
+                size_sf: usize::from(d.size_sf),
+            },
+            (None, Some(tb)) => TxData::Mac {
+                bytes: &tb.bytes,
+                rv: 0,
+                size_sf: sf,
+            },
+            (None, None) if master_on_air && self.phy.tb_bytes(sf) > 0 => {
+                d.has_tb = true;
+                d.size_sf = sf as u8;
+                TxData::Filler
+            }
+            _ => TxData::None,
+        };
+        let msg = d.to_bytes();
+        self.phy
+            .encode_harq(sf, data, &msg, out, &mut self.tx_buf)?;
+        if has_data {
+            self.counters.tx_blocks += 1;
+        }
+        self.tx_sent[sf] = n;
+        if self.role == Role::Slave {
             rotate(
                 out,
                 self.subframe_start(n),
@@ -548,6 +872,88 @@ mod loopback {
             .unwrap()
         };
         (core(0, 9), core(1, 8))
+    }
+
+    /// Adds complex Gaussian noise of power `p_noise` (seeded, deterministic).
+    fn add_noise(x: &mut [Complex32], p_noise: f32, seed: &mut u64) {
+        let sigma = (p_noise / 2.0).sqrt();
+        let mut uni = || {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*seed >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        for s in x.iter_mut() {
+            let r = (-2.0 * uni().ln()).sqrt();
+            let th = 2.0 * std::f64::consts::PI * uni();
+            *s += Complex32::new((r * th.cos()) as f32 * sigma, (r * th.sin()) as f32 * sigma);
+        }
+    }
+
+    /// Master → slave pings over a noisy downlink (the uplink clean), with and without
+    /// HARQ: (packets delivered in order, slave's first-transmission decode failures, core
+    /// HARQ counters of the master).
+    fn noisy_downlink(snr_db: f32, harq: bool, seed: u64) -> (Vec<u16>, u64, Option<HarqCounters>) {
+        let (mut m, mut s) = master_and_slave(1, 0);
+        if harq {
+            let cfg = HarqConfig::for_tx_lead(0);
+            m.enable_harq(cfg, 0x41).unwrap();
+            s.enable_harq(cfg, 0x52).unwrap();
+        }
+        let sps = m.sps() as usize;
+        let p_noise = crate::phylink::TX_POWER / 10f32.powf(snr_db / 10.0);
+        let mut rng = seed;
+        let mut got = Vec::new();
+        let mut sent = 0u16;
+        let mut buf = Vec::new();
+        let mut up_noise = 1234u64;
+        for n in 0..6000u64 {
+            if n > 500
+                && n % 20 == 0
+                && sent < 200
+                && m.enqueue_ip(&ping_packet(8, sent, 60)).is_ok()
+            {
+                sent += 1;
+            }
+            let mut air = if m.on_tx(n, &mut buf).unwrap() {
+                buf.clone()
+            } else {
+                vec![Complex32::new(0.0, 0.0); sps]
+            };
+            add_noise(&mut air, p_noise, &mut rng);
+            let mut up = if s.on_tx(n, &mut buf).unwrap() {
+                buf.clone()
+            } else {
+                vec![Complex32::new(0.0, 0.0); sps]
+            };
+            // The uplink at 30 dB: the master's energy gate and the feedback work.
+            add_noise(&mut up, crate::phylink::TX_POWER / 1000.0, &mut up_noise);
+            let _ = m.on_rx(n, &mut up);
+            for p in s.on_rx(n, &mut air).local {
+                got.push(u16::from_be_bytes([p[4], p[5]]));
+            }
+        }
+        assert_eq!(sent, 200, "routes never came up");
+        (got, s.counters.decode_fail, m.harq_counters())
+    }
+
+    #[test]
+    fn harq_recovers_what_a_noisy_downlink_loses() {
+        let snr = -1.5;
+        let (plain, plain_fail, _) = noisy_downlink(snr, false, 5);
+        let (harq, harq_fail, hc) = noisy_downlink(snr, true, 5);
+        let hc = hc.unwrap();
+        eprintln!("snr {snr}: plain {} delivered, {plain_fail} CRC failures; HARQ {} delivered, {harq_fail} CRC failures, {hc:?}", plain.len(), harq.len());
+        assert!(
+            plain_fail > 0 && plain.len() < 200,
+            "the test's SNR is not noisy enough"
+        );
+        assert_eq!(
+            harq,
+            (0..200).collect::<Vec<u16>>(),
+            "HARQ: every ping, in order, once {harq:?}"
+        );
+        assert!(hc.tx.retransmissions > 0 && hc.tx.gave_up == 0, "{hc:?}");
     }
 
     /// Master and slave cores joined sample for sample (no noise): every packet arrives,

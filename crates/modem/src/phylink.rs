@@ -3,9 +3,10 @@
 
 use ferry_migrate::control::{CpType, Duplex as CDuplex, Modulation as CMod};
 use ferry_migrate::Control;
+use ferry_phy::subframe::CONTROL_BYTES;
 use ferry_phy::{
-    CellId, CyclicPrefix, Duplex, Modulation, SubframeConfig, SubframeDecoder, SubframeEncoder,
-    SubframeKind,
+    CellId, ChannelQuality, CyclicPrefix, DecodeReport, Duplex, Modulation, SoftBuffer,
+    SubframeConfig, SubframeDecoder, SubframeEncoder, SubframeKind,
 };
 use num_complex::Complex32;
 
@@ -163,6 +164,87 @@ impl PhyLink {
         Ok(())
     }
 
+    /// TB bytes (with the modem's kind byte) of subframe `sf`'s size; 0 for none.
+    pub fn tb_bytes(&self, sf: usize) -> usize {
+        self.tb_bytes.get(sf).copied().unwrap_or(0)
+    }
+
+    /// Encode subframe `sf` for HARQ: `data` (the MAC bytes, a filler, or nothing), at
+    /// redundancy version `rv`, framed to the TB size of subframe `size_sf` (a retransmission
+    /// keeps its first transmission's size), with the control message `control`.
+    pub fn encode_harq(
+        &mut self,
+        sf: usize,
+        data: TxData<'_>,
+        control: &[u8; CONTROL_BYTES],
+        out: &mut Vec<Complex32>,
+        tb_buf: &mut Vec<u8>,
+    ) -> Result<(), LinkError> {
+        out.resize(self.sps(), Complex32::new(0.0, 0.0));
+        let framed = match data {
+            TxData::None => None,
+            TxData::Filler => {
+                let size = self.tb_bytes(sf);
+                tb_buf.clear();
+                tb_buf.push(TB_FILLER);
+                tb_buf.resize(size.max(1), 0);
+                Some(0)
+            }
+            TxData::Mac { bytes, rv, size_sf } => {
+                let size = self.tb_bytes(size_sf);
+                if size == 0 || bytes.len() + 1 > size {
+                    return Err(LinkError::Unsupported(format!(
+                        "TB of {} bytes does not fit subframe {size_sf}'s size {size}",
+                        bytes.len() + 1
+                    )));
+                }
+                tb_buf.clear();
+                tb_buf.push(TB_DATA);
+                tb_buf.extend_from_slice(bytes);
+                tb_buf.resize(size, 0);
+                Some(rv)
+            }
+        };
+        let with_tb = framed.filter(|_| self.tb_bytes(sf) > 0);
+        self.enc.encode_with(
+            sf,
+            with_tb.map(|rv| (tb_buf.as_slice(), rv)),
+            Some(control),
+            out,
+        )?;
+        let k = self.scale;
+        out.iter_mut().for_each(|s| *s *= k);
+        Ok(())
+    }
+
+    /// Demodulate subframe `sf` and estimate the channel (before [`PhyLink::decode_control`]
+    /// and [`PhyLink::decode_received`]).
+    pub fn receive(&mut self, sf: usize, samples: &[Complex32]) -> Option<ChannelQuality> {
+        self.dec.measure(sf, samples).ok()
+    }
+
+    /// The control message of the subframe last received.
+    pub fn decode_control(&mut self, sf: usize) -> Option<[u8; CONTROL_BYTES]> {
+        self.dec.decode_control(sf).ok().flatten()
+    }
+
+    /// Decode the TB of the subframe last received: size of subframe `size_sf`, redundancy
+    /// version `rv`, combined with `soft` when given (HARQ).
+    pub fn decode_received(
+        &mut self,
+        sf: usize,
+        quality: ChannelQuality,
+        size_sf: usize,
+        rv: u8,
+        soft: Option<&mut SoftBuffer>,
+    ) -> Decoded {
+        let size = self.tb_bytes(size_sf);
+        if size == 0 {
+            return Decoded::NoTb;
+        }
+        classify(self.dec.decode_data(sf, quality, size, rv, soft))
+    }
+
     /// Decode subframe `sf`: `Ok(Some(mac bytes))` for data, `Ok(None)` for a filler, `Err`
     /// with the SNR for a CRC failure. Also returns the channel quality.
     pub fn decode(&mut self, sf: usize, samples: &[Complex32]) -> Decoded {
@@ -170,23 +252,45 @@ impl PhyLink {
         if size == 0 {
             return Decoded::NoTb;
         }
-        match self.dec.decode(sf, samples, size) {
-            Ok(r) => match r.payload {
-                Some(p) if p.first() == Some(&TB_DATA) => Decoded::Data {
-                    mac: p.get(1..).map(<[u8]>::to_vec).unwrap_or_default(),
-                    snr_db: r.quality.snr_db,
-                    residual_cfo_hz: r.quality.residual_cfo_hz,
-                },
-                Some(_) => Decoded::Filler {
-                    snr_db: r.quality.snr_db,
-                    residual_cfo_hz: r.quality.residual_cfo_hz,
-                },
-                None => Decoded::CrcFail {
-                    snr_db: r.quality.snr_db,
-                },
+        classify(self.dec.decode(sf, samples, size))
+    }
+}
+
+/// What to put in a subframe's data region.
+#[derive(Debug, Clone, Copy)]
+pub enum TxData<'a> {
+    /// Nothing (control region and reference signals only).
+    None,
+    /// A master's filler TB.
+    Filler,
+    /// MAC bytes at redundancy version `rv`, sized like subframe `size_sf`'s TB.
+    Mac {
+        /// The MAC TB.
+        bytes: &'a [u8],
+        /// Redundancy version.
+        rv: u8,
+        /// Subframe whose TB size applies.
+        size_sf: usize,
+    },
+}
+
+fn classify(r: Result<DecodeReport, ferry_phy::PhyError>) -> Decoded {
+    match r {
+        Ok(r) => match r.payload {
+            Some(p) if p.first() == Some(&TB_DATA) => Decoded::Data {
+                mac: p.get(1..).map(<[u8]>::to_vec).unwrap_or_default(),
+                snr_db: r.quality.snr_db,
+                residual_cfo_hz: r.quality.residual_cfo_hz,
             },
-            Err(_) => Decoded::CrcFail { snr_db: f32::NAN },
-        }
+            Some(_) => Decoded::Filler {
+                snr_db: r.quality.snr_db,
+                residual_cfo_hz: r.quality.residual_cfo_hz,
+            },
+            None => Decoded::CrcFail {
+                snr_db: r.quality.snr_db,
+            },
+        },
+        Err(_) => Decoded::CrcFail { snr_db: f32::NAN },
     }
 }
 

@@ -26,7 +26,7 @@ use num_complex::Complex32;
 use serde::{Deserialize, Serialize};
 
 /// Bytes of the control message a subframe may carry in its control region.
-pub const CONTROL_BYTES: usize = 8;
+pub const CONTROL_BYTES: usize = 10;
 
 /// Turbo iterations allowed per code block by default (early stop on CRC).
 pub const DEFAULT_MAX_ITERATIONS: usize = 8;
@@ -667,7 +667,7 @@ mod tests {
         let n = c.samples_per_subframe();
         let tb_bytes = c.capacity(4, 0.5).unwrap().max_tb_bytes;
         let tb: Vec<u8> = (0..tb_bytes).map(|i| i as u8 ^ 0x5A).collect();
-        let msg = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let msg = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
         let mut out = vec![Complex32::new(0.0, 0.0); n];
         for (sf, rv) in [(4usize, 0u8), (9, 2), (1, 0)] {
             let data = (c.duplex.subframe_kind(sf) != SubframeKind::Special).then_some(rv);
@@ -695,7 +695,7 @@ mod tests {
         enc.encode_with(5, None, Some(&msg), &mut out).unwrap();
         let _ = dec.measure(4, &out).unwrap();
         assert_eq!(dec.decode_control(4).unwrap(), None);
-        // The control message is more robust than the data (code rate ≈ 0.33 vs 0.5):
+        // The control message is more robust than the data (code rate ≈ 0.4 vs 0.5):
         // at 0 dB it still decodes in most subframes.
         let mut ok = 0;
         for seed in 0..20 {
