@@ -10,6 +10,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// How to start.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StartMode {
@@ -56,6 +65,11 @@ pub struct ModemArgs {
     /// EARFCN 300 (DL 2140 / UL 1950 MHz); TDD leaves the radio as initialised (1.9 GHz).
     #[arg(long)]
     earfcn: Option<u32>,
+    /// Control `HARQ`: run HARQ on the link (stop-and-wait processes, ACK/NACK in a control
+    /// message every subframe, soft combining of retransmissions; docs/MODEM.md "HARQ").
+    /// Every node of the link must run it. Not with --workmode 2.
+    #[arg(long, value_enum)]
+    harq: Option<OnOff>,
     /// Start mode.
     #[arg(long, value_enum, default_value = "cold")]
     start: StartMode,
@@ -198,6 +212,9 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
     }
     if let Some(n) = a.earfcn {
         v["EARFCN"] = n.into();
+    }
+    if let Some(h) = a.harq {
+        v["HARQ"] = u8::from(h == OnOff::On).into();
     }
     // RNTI follows the MAC's node plan (0x0100 + node) unless the file set one.
     if a.control_file.is_none() {

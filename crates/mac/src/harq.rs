@@ -30,7 +30,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::addr::{NodeId, Rnti};
 use crate::wire::MacHeader;
@@ -199,7 +199,7 @@ impl HarqConfig {
 }
 
 /// Sender counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HarqTxCounters {
     /// TBs started under HARQ.
     pub new_tbs: u64,
@@ -403,7 +403,7 @@ pub enum RxAction {
 }
 
 /// Receiver counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HarqRxCounters {
     /// First transmissions received.
     pub first: u64,
@@ -602,7 +602,7 @@ impl HarqRx {
 }
 
 /// Reorder counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReorderCounters {
     /// TBs that waited behind a gap.
     pub held: u64,

@@ -16,7 +16,7 @@ use ferry_migrate::Control;
 use ferry_phy::SoftBuffer;
 use ferry_phy::SubframeKind;
 use num_complex::Complex32;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Power above the tracked noise floor that counts as "someone transmitted" (≈ 9 dB).
@@ -58,7 +58,7 @@ pub struct RxOutcome {
 }
 
 /// HARQ counters of a core (status `harq`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HarqCounters {
     /// This sender's generation.
     pub generation: u8,

@@ -422,6 +422,9 @@ pub struct ModemStatus {
     /// runs fast), once the clock tracker has a few windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_ppm: Option<f64>,
+    /// HARQ counters when the link runs HARQ (Control `HARQ` = 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harq: Option<crate::core::HarqCounters>,
 }
 
 /// Errors of [`ModemClient`].

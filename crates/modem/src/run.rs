@@ -14,6 +14,7 @@ use crate::proto::{
     parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
     Role,
 };
+use ferry_mac::harq::HarqConfig;
 use ferry_mac::{AddressPlan, NodeId, Window};
 use ferry_migrate::{Control, ForwardToken, Route, RouteList, WarmStart};
 use ferry_phy::{CellSearcher, DuplexKind};
@@ -659,6 +660,14 @@ impl Modem {
             Some(self.opts.discovery_period),
             Some(self.opts.grant_delay),
         )?;
+        if self.control.harq {
+            // A fresh generation for every core: a restarted modem or a migration's
+            // destination must not be taken for its predecessor by the peers' HARQ.
+            let gen = rand::random_range(1..=u8::MAX);
+            core.enable_harq(HarqConfig::for_tx_lead(self.opts.tx_lead), gen)
+                .map_err(crate::core::CoreError::from)?;
+            tracing::info!(generation = gen, "HARQ on");
+        }
         // Installed at the first subframe the core sees: the MAC ages routes by subframe
         // number, and a warm master's numbers are radio time (thousands of subframes), so
         // routes dated 0 would expire at once and the far end would be unreachable until its
@@ -1331,6 +1340,7 @@ impl Modem {
             counters: c,
             epoch: self.cut.as_ref().map_or(0, Cutover::epoch),
             clock_ppm: self.clock.ppm(),
+            harq: self.core.as_ref().and_then(ModemCore::harq_counters),
         }
     }
 

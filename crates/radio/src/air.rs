@@ -59,7 +59,8 @@ pub struct AirChannel {
     tx_freq: Vec<f64>,
     /// RX centre frequency of each radio (Hz).
     rx_freq: Vec<f64>,
-    noise_sigma: Option<f32>,
+    /// Noise standard deviation per I/Q component, per receiving radio.
+    noise_sigma: Vec<Option<f32>>,
     noise_table: Vec<f32>,
     rng: ChaCha8Rng,
     /// TX history kept per radio: the longest delay plus a filter's memory.
@@ -119,6 +120,11 @@ fn band_pass(centre_hz: f64, half_hz: f64, rate: f64) -> Vec<Complex32> {
         .collect()
 }
 
+/// Noise standard deviation per I/Q component for a total complex power of `db` dBFS.
+fn sigma_of(db: f64) -> f32 {
+    (10f64.powf(db / 10.0) / 2.0).sqrt() as f32
+}
+
 impl AirChannel {
     /// A channel of `n` radios with every pair blocked and every radio tuned to one
     /// frequency.
@@ -143,7 +149,7 @@ impl AirChannel {
             tx_freq: vec![0.0; n],
             rx_freq: vec![0.0; n],
             // Total complex power P split over I and Q.
-            noise_sigma: noise_floor_dbfs.map(|db| (10f64.powf(db / 10.0) / 2.0).sqrt() as f32),
+            noise_sigma: vec![noise_floor_dbfs.map(sigma_of); n],
             noise_table,
             rng,
             max_history: 0,
@@ -162,6 +168,9 @@ impl AirChannel {
         );
         for (i, r) in cfg.radios.iter().enumerate() {
             ch.set_tuning(i, r.rf.tx_freq_hz, r.rf.rx_freq_hz);
+            if let Some(db) = r.noise_floor_dbfs {
+                ch.noise_sigma[i] = Some(sigma_of(db));
+            }
         }
         for l in &cfg.links {
             let (Some(a), Some(b)) = (cfg.radio_index(&l.a), cfg.radio_index(&l.b)) else {
@@ -347,7 +356,7 @@ impl AirChannel {
                     }
                 }
             }
-            if let Some(sigma) = self.noise_sigma {
+            if let Some(sigma) = self.noise_sigma[i] {
                 let mask = (NOISE_TABLE - 1) as u32;
                 for o in out.iter_mut() {
                     let r: u32 = self.rng.random();
@@ -451,6 +460,24 @@ mod tests {
         assert_eq!(ra, rb);
         let p: f32 = ra[0].iter().map(|s| s.norm_sqr()).sum::<f32>() / 20000.0;
         assert!((p - 0.01).abs() < 0.0005, "power {p}");
+    }
+
+    #[test]
+    fn a_radio_may_have_its_own_noise_floor() {
+        let mut cfg = crate::config::AirConfig::default();
+        cfg.noise_floor_dbfs = Some(-20.0);
+        cfg.radios[1].noise_floor_dbfs = Some(-10.0);
+        cfg.validate().unwrap();
+        let n = cfg.radios.len();
+        let mut a = AirChannel::from_config(&cfg);
+        let tx = vec![vec![Complex32::new(0.0, 0.0); 20000]; n];
+        let mut rx = vec![Vec::new(); n];
+        a.mix(0, &tx, &mut rx);
+        let p = |v: &[Complex32]| v.iter().map(|s| s.norm_sqr()).sum::<f32>() / v.len() as f32;
+        assert!((p(&rx[0]) - 0.01).abs() < 0.0005, "{}", p(&rx[0]));
+        assert!((p(&rx[1]) - 0.1).abs() < 0.005, "{}", p(&rx[1]));
+        cfg.radios[1].noise_floor_dbfs = Some(3.0);
+        assert!(cfg.validate().is_err());
     }
 
     fn open(amplitude: f32) -> Option<Path> {

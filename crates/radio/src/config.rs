@@ -31,6 +31,11 @@ pub struct RadioConfig {
     /// What this radio serves, for humans.
     #[serde(default)]
     pub description: String,
+    /// This radio's receiver noise floor in dBFS, overriding the air's `noise_floor_dbfs`
+    /// (a receiver with a worse noise figure, or one further from its peers: e.g. the far
+    /// end of a noisy downlink while the uplink stays clean).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_floor_dbfs: Option<f64>,
 }
 
 fn default_rt() -> Option<u8> {
@@ -193,6 +198,7 @@ fn radio(name: &str, port: u16, description: &str) -> RadioConfig {
         init_ms: default_init_ms(),
         legacy_host: None,
         description: description.into(),
+        noise_floor_dbfs: None,
     }
 }
 
@@ -389,6 +395,14 @@ impl AirConfig {
         for (i, r) in self.radios.iter().enumerate() {
             if self.radios[..i].iter().any(|o| o.name == r.name) {
                 return bad(format!("radio name {} used twice", r.name));
+            }
+            if let Some(n) = r.noise_floor_dbfs {
+                if !n.is_finite() || n > 0.0 {
+                    return bad(format!(
+                        "radio {}: noise_floor_dbfs {n} must be finite and <= 0",
+                        r.name
+                    ));
+                }
             }
             r.rf.validate().map_err(|source| ConfigError::Rf {
                 radio: r.name.clone(),
