@@ -464,8 +464,10 @@ mod tests {
 
     #[test]
     fn a_radio_may_have_its_own_noise_floor() {
-        let mut cfg = crate::config::AirConfig::default();
-        cfg.noise_floor_dbfs = Some(-20.0);
+        let mut cfg = crate::config::AirConfig {
+            noise_floor_dbfs: Some(-20.0),
+            ..Default::default()
+        };
         cfg.radios[1].noise_floor_dbfs = Some(-10.0);
         cfg.validate().unwrap();
         let n = cfg.radios.len();
