@@ -77,6 +77,10 @@ struct Common {
     /// traffic (docs/SECURITY.md); the demo fails unless every one is refused.
     #[arg(long, global = true)]
     stranger: bool,
+    /// Every modem runs HARQ (`ferry modem --harq on`; docs/MODEM.md, HARQ). For `ferry
+    /// demo` (chapter 3); `demo harq` runs with and without by itself.
+    #[arg(long)]
+    harq: bool,
 }
 
 #[derive(Subcommand, Clone)]
@@ -113,6 +117,30 @@ live view shows who serves and marks each failover on the chart. See docs/FAILOV
         /// The baseline operator's reaction time (kill noticed → restart), ms.
         #[arg(long, default_value_t = 2000)]
         operator_ms: u64,
+    },
+    /// Issue #15: HARQ over a noisy downlink. The task serves on server1; the far radio's
+    /// receiver is made noisy (its own noise floor) so the downlink to server3 loses blocks
+    /// while the uplink carrying the ACK/NACKs stays clean; server3 pings the task with HARQ
+    /// off and on at each noise level.
+    #[command(after_help = "\
+Needs root. Per run it prints the far end's SNR estimate, the downlink block error rate
+(data and filler TBs, all transmissions), pings sent and lost, the round-trip time (median,
+95th percentile, maximum) and, with HARQ, the task's retransmissions, TBs given up and TBs the
+far end recovered by soft combining. Writes OUT/harq.json and OUT/harq.txt. The downlink
+arrives at about -30 dBFS: a noise floor of -30 dBFS is ~0 dB SNR. See docs/MODEM.md, HARQ.")]
+    Harq {
+        /// The far radio's receiver noise floors to run at, dBFS (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [-29.0, -28.5], allow_hyphen_values = true)]
+        noise_dbfs: Vec<f64>,
+        /// Seconds of ping per run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Ping interval, ms.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+        /// Which runs per noise level: off, on or both.
+        #[arg(long, default_value = "both", value_parser = ["off", "on", "both"])]
+        only: String,
     },
     /// Issue #13: one compressed tidal day of a baseband pool (≥ 4 servers, ≥ 3 cells,
     /// etcd, the pool controller moving cells by make-before-break through the agents).
@@ -217,6 +245,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         };
         return crate::cmd_demo_pool::run(p, &out, c.json.as_deref(), prefix, &web);
     }
+    if let Some(What::Harq {
+        noise_dbfs,
+        seconds,
+        interval_ms,
+        only,
+    }) = &args.what
+    {
+        return run_harq(&args.common, noise_dbfs, *seconds, *interval_ms, only);
+    }
     if let Some(What::Failover {
         rounds,
         no_baseline,
@@ -236,6 +273,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.bw = Some(c.bw.unwrap_or(DEMO_BW_MHZ));
     opts.radio_model = Some(c.radio_model.clone());
     opts.stranger = c.stranger;
+    opts.harq = c.harq;
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }
@@ -312,6 +350,46 @@ fn run_relay(c: &Common) -> anyhow::Result<()> {
 }
 
 /// `ferry demo failover` (issue #12, docs/FAILOVER.md).
+/// `ferry demo harq`: loss and latency with and without HARQ over a noisy downlink.
+fn run_harq(
+    c: &Common,
+    noise: &[f64],
+    seconds: u64,
+    interval_ms: u64,
+    only: &str,
+) -> anyhow::Result<()> {
+    use ferry_testbed::harq_demo::{self, HarqOptions};
+    preflight(&[])?;
+    session::install_signal_flag();
+    if noise.is_empty() || noise.iter().any(|n| !n.is_finite() || *n > 0.0) {
+        bail!("--noise-dbfs: give one or more noise floors in dBFS, each <= 0 (e.g. -30,-29)");
+    }
+    if !(1..=1000).contains(&interval_ms) || seconds == 0 {
+        bail!("--interval-ms must be 1..=1000 and --seconds at least 1");
+    }
+    let ferry = std::env::current_exe().context("locating the ferry binary")?;
+    let mut opts = HarqOptions::new(ferry, &c.prefix);
+    opts.noise_floors_dbfs = noise.to_vec();
+    opts.duration = Duration::from_secs(if c.quick { seconds.min(8) } else { seconds });
+    opts.interval_ms = interval_ms;
+    opts.modes = match only {
+        "off" => vec![false],
+        "on" => vec![true],
+        _ => vec![false, true],
+    };
+    let mut progress = progress_printer();
+    let rep = harq_demo::run(&opts, &mut progress).map_err(map_err)?;
+    println!();
+    print!("{}", rep.render_text());
+    std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
+    let json = c.json.clone().unwrap_or_else(|| c.out.join("harq.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(&rep)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(c.out.join("harq.txt"), rep.render_text())?;
+    println!("report: {}", json.display());
+    Ok(())
+}
+
 fn run_failover(c: &Common, rounds: usize, baseline: bool, operator_ms: u64) -> anyhow::Result<()> {
     use ferry_testbed::failover::{self, FailoverOptions, FaultKind};
     preflight(&[])?;

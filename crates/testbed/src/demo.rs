@@ -43,6 +43,8 @@ pub struct DemoOptions {
     /// Run a [`session::Stranger`] (every link-control request, without the key) while the
     /// traffic runs; the run fails unless every request was refused.
     pub stranger: bool,
+    /// Every modem runs HARQ (`ferry modem --harq on`, Control `HARQ` 1).
+    pub harq: bool,
 }
 
 impl DemoOptions {
@@ -61,6 +63,7 @@ impl DemoOptions {
             radio_model: None,
             live: None,
             stranger: false,
+            harq: false,
         }
     }
 
@@ -282,6 +285,11 @@ pub fn run_demo(
         bw: opts.bw,
         radio_model: opts.radio_model.clone(),
         live: opts.live.clone(),
+        modem_flags: if opts.harq {
+            vec!["--harq=on".into()]
+        } else {
+            Vec::new()
+        },
     };
     run_experiment(
         &bed,
@@ -307,6 +315,7 @@ pub(crate) struct TestbedSpec<'a> {
     pub bw: Option<f64>,
     pub radio_model: Option<String>,
     pub live: Option<LiveSink>,
+    pub modem_flags: Vec<String>,
 }
 
 /// What every experiment does around its methods: testbed up, `one` per method (its report
@@ -332,6 +341,7 @@ pub(crate) fn run_experiment(
     bed.discovery_period_ms = spec.discovery_period_ms;
     bed.bw = spec.bw;
     bed.radio_model = spec.radio_model.clone();
+    bed.modem_flags = spec.modem_flags.clone();
     let origin = unix_ms();
     if let Some(sink) = &spec.live {
         sink.emit(LiveEvent::Testbed {

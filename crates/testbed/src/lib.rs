@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod failover;
+pub mod harq_demo;
 pub mod live;
 pub mod netns;
 pub mod ping;

@@ -379,6 +379,7 @@ pub fn run_relay_demo(
         bw: opts.bw,
         radio_model: None,
         live: opts.live.clone(),
+        modem_flags: Vec::new(),
     };
     run_experiment(
         &bed,

@@ -142,6 +142,9 @@ pub struct Bed {
     pub clock_ppm: f64,
     /// Extra `ferry ctl` options for the console (e.g. `--pause-after=started`).
     pub console_args: Vec<String>,
+    /// The far radio's own receiver noise floor (dBFS; `None`: the air's −60): a noisy
+    /// downlink to server3 while the uplink stays clean (the HARQ experiment).
+    pub far_noise_floor_dbfs: Option<f64>,
 }
 
 impl Bed {
@@ -172,6 +175,7 @@ impl Bed {
             modem_flags: Vec::new(),
             console_args: Vec::new(),
             clock_ppm: 0.0,
+            far_noise_floor_dbfs: None,
         };
         crate::netns::up(&bed.topo)?;
         write_random_key(&bed.key()).map_err(io("writing the run's key"))?;
@@ -274,6 +278,7 @@ impl Bed {
     /// radio, never server3's: the default air blocks far–relayrx).
     pub fn start_air(&mut self, legacy: bool) -> Result<(), SessionError> {
         let relay = self.relay;
+        let far_noise = self.far_noise_floor_dbfs;
         let wanted = |n: &serde_json::Value| n == "pool" || n == "far" || (relay && n == "relayrx");
         let mut print = Command::new(&self.ferry);
         print.args(["air", "--print-default-config"]);
@@ -316,6 +321,11 @@ impl Bed {
                     "192.168.14.2:49158"
                 }
                 .into();
+                if r["name"] == "far" {
+                    if let Some(db) = far_noise {
+                        r["noise_floor_dbfs"] = db.into();
+                    }
+                }
                 r["legacy_host"] = if pool && legacy {
                     "192.168.10.1:49200".into()
                 } else {
@@ -400,17 +410,16 @@ impl Bed {
         self.spawn("relayrx-modem", c)
     }
 
-    /// The `counters` of a modem's `status`, asked on its control socket `name` in the
-    /// scratch directory (`far.sock`, `relayrx.sock`, `s1.sock`, …); `None` if it does not
-    /// answer.
-    pub fn modem_counters(&self, name: &str) -> Option<serde_json::Value> {
+    /// The `result` of a modem's `status` on its control socket `name` in the scratch
+    /// directory; `None` if it does not answer.
+    pub fn modem_status(&self, name: &str) -> Option<serde_json::Value> {
         use std::io::Read;
         let mut c = std::os::unix::net::UnixStream::connect(self.dir.join(name)).ok()?;
         c.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
         c.write_all(b"{\"cmd\":\"status\"}\n").ok()?;
         let mut line = Vec::new();
         let mut b = [0u8; 4096];
-        while !line.contains(&b'\n') {
+        while !line.contains(&b'\n') && line.len() < 1 << 20 {
             let n = c.read(&mut b).ok()?;
             if n == 0 {
                 break;
@@ -419,7 +428,14 @@ impl Bed {
         }
         let v: serde_json::Value =
             serde_json::from_slice(line.split(|&x| x == b'\n').next()?).ok()?;
-        Some(v["result"]["counters"].clone())
+        Some(v["result"].clone())
+    }
+
+    /// The `counters` of a modem's `status`, asked on its control socket `name` in the
+    /// scratch directory (`far.sock`, `relayrx.sock`, `s1.sock`, …); `None` if it does not
+    /// answer.
+    pub fn modem_counters(&self, name: &str) -> Option<serde_json::Value> {
+        self.modem_status(name).map(|r| r["counters"].clone())
     }
 
     /// Waits until one ping from server3 reaches the task's TUN address.
