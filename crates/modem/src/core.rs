@@ -947,6 +947,16 @@ mod loopback {
     }
 
     #[test]
+    fn harq_is_refused_under_a_base_station() {
+        let mut c = control(2, 1.4, 6, 1, 1);
+        c.harq = true;
+        let e = crate::phylink::PhyLink::new(&c).err().expect("refused");
+        assert!(e.to_string().contains("workmode 2"), "{e}");
+        c.workmode = ferry_migrate::control::WorkMode::Master;
+        assert!(crate::phylink::PhyLink::new(&c).is_ok());
+    }
+
+    #[test]
     fn harq_recovers_what_a_noisy_downlink_loses() {
         let snr = -1.5;
         let (plain, plain_fail, _) = noisy_downlink(snr, false, 5);

@@ -56,6 +56,13 @@ pub fn subframe_config(c: &Control) -> Result<SubframeConfig, LinkError> {
             c.antennas_tx, c.antennas_rx
         )));
     }
+    if c.harq && c.workmode == ferry_migrate::control::WorkMode::BaseStation {
+        return Err(LinkError::Unsupported(
+            "HARQ = 1 with workmode 2 (base station) is not built: a retransmitted TB's uplink \
+             grant would name the wrong subframe; use HARQ with workmode 0/1"
+                .into(),
+        ));
+    }
     // FDD: DLULAssign is carried but unused (every subframe is full, on two carriers).
     let duplex = Duplex::from_control(u8::from(c.duplex == CDuplex::Fdd), c.dl_ul_assign)?;
     let cell = CellId::from_control(c.phy_cell_id, u16::from(c.group_id), c.cell_id)?;
