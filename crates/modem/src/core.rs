@@ -21,6 +21,9 @@ use std::collections::HashMap;
 
 /// Power above the tracked noise floor that counts as "someone transmitted" (≈ 9 dB).
 const PRESENCE_RATIO: f32 = 8.0;
+/// Power above the floor below which a HARQ receiver does not look for a control message in
+/// a subframe that may be silent (≈ 1 dB).
+const WEAK_PRESENCE_RATIO: f32 = 1.25;
 /// Per-subframe upward leak of the noise-floor tracker (it follows minima at once).
 const FLOOR_LEAK: f32 = 1.01;
 /// CRS SNR above which an undecodable subframe on an always-on carrier (a master's downlink)
@@ -377,6 +380,13 @@ impl ModemCore {
         let present = always_on || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
         if !always_on {
             self.track_floor(p);
+        }
+        // A subframe nobody may be transmitting in (a master's uplink) is demodulated only
+        // when its power stands out of the floor at all: over a whole subframe the noise's
+        // mean power varies by a few percent, so 1 dB catches signals from about −6 dB SNR
+        // and skips the FFTs and control decoding of idle subframes.
+        if !always_on && self.noise_floor.is_some_and(|f| p <= f * WEAK_PRESENCE_RATIO) {
+            return;
         }
         let t0 = self.subframe_start(n);
         derotate(samples, t0, self.cfo_hz, self.phy.sample_rate());
