@@ -57,6 +57,10 @@ pub enum Addressing {
     Dry,
 }
 
+/// `SCHED_FIFO` priority of the modem's death watch: above the modem's default 10, so the
+/// report is not queued behind the real-time loops it is about.
+const WATCH_RT_PRIORITY: i32 = 15;
+
 /// How the radio is reached (the thesis' USRP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RadioAccess {
@@ -121,6 +125,10 @@ pub struct HostConfig {
     pub modem_ready: Duration,
     /// Collector period (thesis: 10 s).
     pub collector_period: Duration,
+    /// The modem's fronthaul endpoint as the radio sees it (its `--bind`): when the modem
+    /// exits on its own, the agent reports this endpoint dead to a controlled radio at once
+    /// (`primary_dead`), a faster path than the radio's liveness interval.
+    pub modem_fronthaul: Option<SocketAddr>,
 }
 
 impl HostConfig {
@@ -141,6 +149,7 @@ impl HostConfig {
             modem: None,
             modem_ready: Duration::from_secs(3),
             collector_period: Duration::from_secs(10),
+            modem_fronthaul: None,
         }
     }
 }
@@ -170,6 +179,8 @@ pub struct HostExec {
     /// How the last modem ended on its own (named in later failures).
     modem_exit: Option<String>,
     collector: Option<Collector>,
+    /// Reports the modem's death to the radio the moment it happens (deathwatch).
+    watch: Option<crate::deathwatch::DeathWatch>,
     collected_tx: Sender<Collected>,
     collected_rx: Receiver<Collected>,
     control: Option<Control>,
@@ -187,6 +198,7 @@ impl HostExec {
             usrp: None,
             usrp_linked: false,
             modem: None,
+            watch: None,
             modem_exit: None,
             collector: None,
             collected_tx,
@@ -218,6 +230,7 @@ impl HostExec {
                     .and_then(|a| a.split('/').next().and_then(|ip| ip.parse().ok()));
                 self.modem = Some(p);
                 self.modem_exit = None;
+                self.arm_watch();
                 if tun.is_some() {
                     self.tun_ip = tun;
                 }
@@ -244,15 +257,113 @@ impl HostExec {
         self.modem.as_ref().map(ModemProcess::pid)
     }
 
-    /// Notice a modem that died on its own: reap it, stop the collector, and say so.
+    /// Notice a modem that died on its own: reap it, stop the collector, report its
+    /// endpoint dead to a controlled radio (so a protecting standby takes over at the next
+    /// subframe boundary instead of after the liveness interval), and say so.
     pub fn check_modem(&mut self) -> Option<String> {
         let st = self.modem.as_mut()?.exited()?;
         self.modem = None;
         self.modem_exit = Some(st.clone());
+        let reported = match self.watch.take() {
+            Some(w) => w
+                .outcome(Duration::from_secs(1))
+                .map_or_else(String::new, |o| format!("; {o}")),
+            None => self.report_modem_dead(),
+        };
         if let Some(mut c) = self.collector.take() {
             c.stop();
         }
-        Some(format!("modem exited on its own ({st}); collector stopped"))
+        Some(format!(
+            "modem exited on its own ({st}); collector stopped{reported}"
+        ))
+    }
+
+    /// Start the death watch of the modem just started or adopted (controlled radio, modem
+    /// holding the link, endpoint known); see [`crate::deathwatch`].
+    fn arm_watch(&mut self) {
+        self.watch = None;
+        tracing::debug!(
+            fronthaul = ?self.cfg.modem_fronthaul,
+            in_modem = self.cfg.usrp_in_modem,
+            "arming the death watch"
+        );
+        let (
+            RadioAccess::Controlled {
+                control,
+                radio,
+                auth,
+                ..
+            },
+            Some(endpoint),
+            true,
+            Some(pid),
+        ) = (
+            &self.cfg.radio,
+            self.cfg.modem_fronthaul,
+            self.cfg.usrp_in_modem,
+            self.modem_pid(),
+        )
+        else {
+            return;
+        };
+        let report = crate::deathwatch::Report {
+            control: control.clone(),
+            radio: radio.clone(),
+            auth: auth.clone(),
+            endpoint,
+        };
+        match crate::deathwatch::DeathWatch::start(pid, report, WATCH_RT_PRIORITY) {
+            Ok(w) => {
+                tracing::info!(pid, %endpoint, "death watch armed");
+                self.watch = Some(w);
+            }
+            Err(e) => tracing::warn!("no death watch for the modem (pid {pid}): {e}"),
+        }
+    }
+
+    /// `primary_dead` for the modem's endpoint (controlled radio, modem holding the link):
+    /// the radio's answer as text for the log. The radio refuses when the endpoint is not
+    /// its primary (a standby or a released source died) or nobody can take over.
+    fn report_modem_dead(&self) -> String {
+        let (
+            RadioAccess::Controlled {
+                control,
+                radio,
+                auth,
+                ..
+            },
+            Some(endpoint),
+            true,
+        ) = (
+            &self.cfg.radio,
+            self.cfg.modem_fronthaul,
+            self.cfg.usrp_in_modem,
+        )
+        else {
+            return String::new();
+        };
+        let client = ControlClient::new(control.clone(), Duration::from_millis(500))
+            .with_auth(auth.clone())
+            .with_name("agent");
+        let req = ferry_fronthaul::control::Request::PrimaryDead {
+            radio: radio.clone(),
+            endpoint,
+        };
+        let t0 = Instant::now();
+        let answer = client.request(&req);
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        match answer {
+            Ok(ferry_fronthaul::control::Reply::Done { .. }) => {
+                format!(
+                    "; reported {endpoint} dead to radio {radio} ({ms:.1} ms): it fails over now"
+                )
+            }
+            Ok(ferry_fronthaul::control::Reply::Error { message, .. }) => {
+                format!("; radio {radio} did not act on the report ({ms:.1} ms): {message}")
+            }
+            Ok(other) => format!("; radio {radio} answered {other:?}"),
+            Err(e) => format!("; could not report to radio {radio}: {e}"),
+        }
     }
 
     /// Take what the collector gathered since the last call (also kept for
@@ -599,6 +710,7 @@ impl HostExec {
         tracing::info!(pid = p.pid(), "modem started");
         self.modem = Some(p);
         self.modem_exit = None;
+        self.arm_watch();
         Ok(LocalValue::Unit)
     }
 
@@ -608,6 +720,10 @@ impl HostExec {
             // The modem's link goes with it.
             self.usrp = None;
             self.usrp_linked = false;
+        }
+        // A stop we make is no death to report.
+        if let Some(w) = self.watch.take() {
+            w.disarm();
         }
         if let Some(mut p) = self.modem.take() {
             let how = p

@@ -6,6 +6,7 @@
 //! The decisions (step order, rollbacks, replies) are the pure `ferry_migrate::Agent`.
 
 pub mod collector;
+pub mod deathwatch;
 pub mod garp;
 pub mod host;
 pub mod load;

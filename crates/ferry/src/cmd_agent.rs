@@ -122,6 +122,7 @@ impl HostArgs {
                 auth: self.radio_auth()?,
             },
         };
+        h.modem_fronthaul = modem_bind(&self.modem_args);
         h.usrp_in_modem = self.usrp_in_modem;
         h.modem = self.modem.as_ref().map(|p| ModemCommand {
             program: p.clone(),
@@ -219,4 +220,38 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         "agent exited"
     );
     Ok(())
+}
+
+/// The `--bind IP:PORT` among the modem's arguments (its fronthaul endpoint as the radio
+/// sees it), when concrete: the agent reports it dead to the radio when the modem exits.
+fn modem_bind(args: &[String]) -> Option<SocketAddr> {
+    let v = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--bind=")
+            .map(str::to_string)
+            .or_else(|| (a == "--bind").then(|| args.get(i + 1).cloned()).flatten())
+    })?;
+    v.parse::<SocketAddr>()
+        .ok()
+        .filter(|a| !a.ip().is_unspecified())
+}
+
+#[cfg(test)]
+mod modem_bind_tests {
+    use super::modem_bind;
+
+    #[test]
+    fn the_modems_bind_is_found_in_either_form_and_must_be_concrete() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            modem_bind(&v(&["modem", "--bind=192.168.10.11:49200"])),
+            Some("192.168.10.11:49200".parse().unwrap())
+        );
+        assert_eq!(
+            modem_bind(&v(&["--radio=pool", "--bind", "10.0.0.1:5"])),
+            Some("10.0.0.1:5".parse().unwrap())
+        );
+        assert_eq!(modem_bind(&v(&["--bind=0.0.0.0:49200"])), None);
+        assert_eq!(modem_bind(&v(&["--bind"])), None);
+        assert_eq!(modem_bind(&v(&["--forward-bind=1.2.3.4:7000"])), None);
+    }
 }

@@ -315,6 +315,10 @@ enum RadioOp {
     },
     /// Disarm RADIO's pending switch before its instant.
     CancelSwitch { radio: String },
+    /// Report RADIO's primary at ENDPOINT dead (what an agent does when its modem exits):
+    /// the radio fails over to the standby (or a live fallback) at the next subframe
+    /// boundary; refused if ENDPOINT is no longer the primary or nobody can take over.
+    PrimaryDead { radio: String, endpoint: SocketAddr },
     /// Poll RADIO's status every --interval-ms and print one JSON line (with the Unix time
     /// in ms) whenever its primary, epoch, fallbacks, failovers or fenced packets change —
     /// for watching a failover happen (`ferry demo failover` times detection with it).
@@ -390,6 +394,7 @@ pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
         RadioOp::StopCapture { radio } => Request::StopCapture { radio },
         RadioOp::Protect { radio, endpoint } => Request::Protect { radio, endpoint },
         RadioOp::CancelSwitch { radio } => Request::CancelSwitch { radio },
+        RadioOp::PrimaryDead { radio, endpoint } => Request::PrimaryDead { radio, endpoint },
         RadioOp::Watch {
             radio,
             interval_ms,

@@ -116,6 +116,17 @@ pub enum Request {
         #[serde(default)]
         endpoint: Option<SocketAddr>,
     },
+    /// The host at `endpoint` reports its task there dead (an agent saw its modem exit): if
+    /// `endpoint` is still the primary and a standby (or a live fallback) can take over, the
+    /// radio switches at the next subframe boundary, as its liveness check would after the
+    /// liveness interval. Refused when `endpoint` is not the primary (a stale report never
+    /// deposes a successor) or nobody can take over.
+    PrimaryDead {
+        /// Radio name.
+        radio: String,
+        /// The dead primary's fronthaul endpoint.
+        endpoint: SocketAddr,
+    },
     /// Counters and link state of one radio or all.
     Status {
         /// Restrict to one radio.
@@ -296,6 +307,9 @@ pub struct ArbiterStatus {
     pub standby_packets: u64,
     /// Times the primary fell silent with nobody to take over.
     pub silent_unprotected: u64,
+    /// Switches made on a `primary_dead` report (also counted in `failovers`/`fallbacks`).
+    #[serde(default)]
+    pub reported_dead: u64,
     /// First sample of the current assignment (when the last change of primary took
     /// effect on the air).
     #[serde(default)]

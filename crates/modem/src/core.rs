@@ -385,7 +385,11 @@ impl ModemCore {
         // when its power stands out of the floor at all: over a whole subframe the noise's
         // mean power varies by a few percent, so 1 dB catches signals from about −6 dB SNR
         // and skips the FFTs and control decoding of idle subframes.
-        if !always_on && self.noise_floor.is_some_and(|f| p <= f * WEAK_PRESENCE_RATIO) {
+        if !always_on
+            && self
+                .noise_floor
+                .is_some_and(|f| p <= f * WEAK_PRESENCE_RATIO)
+        {
             return;
         }
         let t0 = self.subframe_start(n);

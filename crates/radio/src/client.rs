@@ -283,6 +283,7 @@ fn radio_of(req: &Request) -> String {
         | Request::SwitchAtFallback { radio, .. }
         | Request::CancelSwitch { radio }
         | Request::Protect { radio, .. }
+        | Request::PrimaryDead { radio, .. }
         | Request::Capture { radio, .. }
         | Request::StopCapture { radio }
         | Request::Reset { radio } => radio.clone(),

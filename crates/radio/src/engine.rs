@@ -366,6 +366,7 @@ impl AirEngine {
                 fenced_packets: u.arbiter.fenced_packets,
                 standby_packets: u.arbiter.standby_packets,
                 silent_unprotected: u.arbiter.silent_unprotected,
+                reported_dead: u.arbiter.reported_dead,
                 primary_since: u.primary_since(),
                 last_silence_samples: u.arbiter.last_silence_samples,
                 protection_since: u.protection_since(),
@@ -472,6 +473,9 @@ impl AirEngine {
             Request::Protect { radio, endpoint } => self
                 .find(radio)
                 .map(|i| self.radios[i].protect(*endpoint, now)),
+            Request::PrimaryDead { radio, endpoint } => self
+                .find(radio)
+                .map(|i| self.radios[i].primary_dead(*endpoint, now)),
             Request::Reset { radio } => self.find(radio).map(|i| {
                 let r = self.radios[i].reset(now);
                 // A power cycle re-runs init, which restores the configured tuning.

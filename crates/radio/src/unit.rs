@@ -151,6 +151,8 @@ pub struct ArbiterCounters {
     pub standby_packets: u64,
     /// Times the primary fell silent with nobody to take over.
     pub silent_unprotected: u64,
+    /// Switches made on a `primary_dead` report.
+    pub reported_dead: u64,
     /// The latest fallback or failover: samples from the last TX datagram heard from the
     /// silent primary to the switch instant (detection and switch, on the radio's clock).
     pub last_silence_samples: u64,
@@ -567,6 +569,45 @@ impl RadioUnit {
         self.done(now)
     }
 
+    /// `primary_dead(endpoint)`: a host reports its task at `endpoint` dead. When it is still
+    /// the primary and a standby (or a fallback heard within the liveness interval) can take
+    /// over, the switch happens at the next subframe boundary, with a new epoch and an
+    /// in-band notice, exactly as the liveness check would make it later.
+    pub fn primary_dead(&mut self, endpoint: SocketAddr, now: SampleTime) -> Reply {
+        if let Some(r) = self.not_ready().or_else(|| self.legacy_refusal()) {
+            return r;
+        }
+        if self.primary != Some(endpoint) {
+            return Reply::error(
+                ErrorCode::Refused,
+                format!(
+                    "radio {}: {endpoint} is not the primary ({}; a stale report deposes nobody)",
+                    self.name,
+                    self.primary
+                        .map_or_else(|| "none".to_string(), |p| format!("{p} is")),
+                ),
+            );
+        }
+        if self.pending.is_some() {
+            return Reply::error(
+                ErrorCode::Refused,
+                format!("radio {}: a switch is already pending", self.name),
+            );
+        }
+        let last = self.heard_at(endpoint).unwrap_or(0).max(self.primary_since);
+        if !self.fail_over_from(endpoint, now, last) {
+            return Reply::error(
+                ErrorCode::Refused,
+                format!(
+                    "radio {}: nobody to take over from {endpoint} (no standby, no live fallback)",
+                    self.name
+                ),
+            );
+        }
+        self.arbiter.reported_dead += 1;
+        self.done(now)
+    }
+
     /// Sets the liveness interval in subframes (0: a silent primary is never declared dead).
     pub fn set_liveness_subframes(&mut self, subframes: u64) {
         self.liveness = subframes.saturating_mul(self.subframe);
@@ -942,23 +983,28 @@ impl RadioUnit {
             self.silence_counted = false;
             return;
         }
+        if !self.fail_over_from(primary, t1, last) && !self.silence_counted {
+            // Nobody to take over: count it once per silence (a standby protecting it
+            // later still takes over).
+            self.arbiter.silent_unprotected += 1;
+            self.silence_counted = true;
+        }
+    }
+
+    /// The primary (last heard at `last`) is dead at `t1`: arm the switch to a live fallback,
+    /// else the standby, at the next subframe boundary (applied now if `t1` is one). False
+    /// when nobody can take over.
+    fn fail_over_from(&mut self, _primary: SocketAddr, t1: SampleTime, last: SampleTime) -> bool {
         let boundary = t1.div_ceil(self.subframe) * self.subframe;
+        let live = self.liveness.max(self.subframe);
         let alive = |h: SocketAddr| {
             self.heard_at(h)
-                .is_some_and(|t| t1.saturating_sub(t) <= self.liveness)
+                .is_some_and(|t| t1.saturating_sub(t) <= live)
         };
         let (to, kind) = match (self.previous, self.standby) {
             (Some(f), _) if alive(f.host) => (f.host, SwitchKind::Fallback),
             (_, Some(s)) => (s, SwitchKind::Failover),
-            _ => {
-                // Nobody to take over: count it once per silence (a standby protecting it
-                // later still takes over).
-                if !self.silence_counted {
-                    self.arbiter.silent_unprotected += 1;
-                    self.silence_counted = true;
-                }
-                return;
-            }
+            _ => return false,
         };
         self.pending = Some((boundary, to));
         self.pending_kind = kind;
@@ -967,6 +1013,7 @@ impl RadioUnit {
         if boundary <= t1 {
             self.apply_switch(boundary, to);
         }
+        true
     }
 }
 
@@ -1372,6 +1419,38 @@ mod tests {
         assert!(out.iter().all(|v| v.re != 1.0));
         // Before the boundary the standby's TX was liveness only.
         assert!(u.arbiter.standby_packets > 0);
+    }
+
+    #[test]
+    fn a_reported_death_fails_over_at_the_next_boundary_without_waiting_for_silence() {
+        let (primary, standby, stranger) = (addr(1), addr(2), addr(3));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(5);
+        u.link(primary, 0);
+        // Unprotected: refused, nothing changes.
+        assert!(matches!(u.primary_dead(primary, 100), Reply::Error { .. }));
+        assert_eq!(u.linked(), Some(primary));
+        u.protect(Some(standby), 0);
+        let _ = u.take_notices();
+        // Both alive up to 200, then the primary's agent reports it dead at 203.
+        run_ticks(&mut u, (0, 200, 10), 20, &[primary, standby], |_, _| true);
+        // A report naming someone else is stale: refused.
+        assert!(matches!(u.primary_dead(stranger, 203), Reply::Error { .. }));
+        assert!(matches!(u.primary_dead(standby, 203), Reply::Error { .. }));
+        assert!(matches!(u.primary_dead(primary, 203), Reply::Done { .. }));
+        // A second report while the switch is pending is refused.
+        assert!(matches!(u.primary_dead(primary, 204), Reply::Error { .. }));
+        run_ticks(&mut u, (200, 220, 10), 20, &[standby], |_, _| true);
+        assert_eq!(u.linked(), Some(standby));
+        assert_eq!((u.arbiter.failovers, u.arbiter.reported_dead), (1, 1));
+        let n = u.take_notices();
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].kind, SwitchKind::Failover);
+        // At the next boundary after the report (210), not after 5 subframes of silence.
+        assert_eq!(n[0].from_sample, 210);
+        // The old primary's report about itself now deposes nobody.
+        assert!(matches!(u.primary_dead(primary, 230), Reply::Error { .. }));
+        assert_eq!(u.linked(), Some(standby));
     }
 
     #[test]

@@ -599,7 +599,10 @@ pub fn run(
             },
         );
         match kind {
-            FaultKind::KillModem | FaultKind::KillServer => signal(&victims, libc::SIGKILL),
+            FaultKind::KillModem | FaultKind::KillServer => {
+                signal(&victims, libc::SIGKILL);
+                tracing::debug!(at_unix_ms = unix_ms(), ?victims, "killed");
+            }
             FaultKind::Pause => {
                 signal(&victims, libc::SIGSTOP);
                 session::sleep(opts.pause)?;

@@ -754,7 +754,12 @@ impl Drop for Bed {
     fn drop(&mut self) {
         self.stop_all();
         let _ = netns::down(&self.prefix);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // FERRY_KEEP_LOGS=1 keeps the scratch directory (every process's log) for a look.
+        if std::env::var_os("FERRY_KEEP_LOGS").is_some() {
+            eprintln!("logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
