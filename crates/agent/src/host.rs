@@ -817,6 +817,7 @@ mod tests {
             },
             epoch: 0,
             clock_ppm: None,
+            election: None,
         }
     }
 
