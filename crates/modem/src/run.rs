@@ -821,7 +821,11 @@ impl Modem {
             offset: (base + r.frame_start as u64) % frame,
         });
         if let Some(h) = hit {
-            tracing::info!(pci = h.pci, offset = h.offset, "probe: another master heard");
+            tracing::info!(
+                pci = h.pci,
+                offset = h.offset,
+                "probe: another master heard"
+            );
         }
         let change = self.auto.as_mut().and_then(|a| a.on_probe(hit, now));
         if let (Some(c), Some(h), Some(r)) = (change, hit, found) {
