@@ -4,8 +4,11 @@
 //! told its role: they must elect one master and two synchronised slaves; then the master
 //! is killed with SIGKILL and the two survivors must re-elect and carry pings between them.
 //! Prints the election and re-election times (docs/MODEM.md, "Master election").
+//! A second scenario migrates an elected master make-before-break (server1 → server2 on
+//! the pool radio): the destination resumes as master from the Control it is given
+//! (`workmode` 3, `elected_master`), without an election, and its slave never loses it.
 
-use ferry_modem::{ElectedRoleName, ModemClient, ModemStatus};
+use ferry_modem::{ElectedRoleName, ModemClient, ModemRequest, ModemState, ModemStatus};
 use ferry_testbed::root_or_skip;
 use ferry_testbed::session::{Bed, RADIO_CTL};
 use std::path::{Path, PathBuf};
@@ -13,6 +16,13 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// One real-time scenario at a time (2 cores: two airs and five modems would miss deadlines).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// (name, namespace, radio, fronthaul bind, TUN address, node).
 const TERMINALS: [(&str, &str, &str, &str, &str, u16); 3] = [
@@ -85,6 +95,58 @@ fn write_air_config(dir: &Path) -> PathBuf {
     p
 }
 
+/// Starts the air with the three terminals' radios (all in earshot).
+fn start_air(bed: &mut Bed) {
+    let cfg = write_air_config(&bed.dir);
+    let mut air = bed.ferry_in("radio");
+    air.args(["air", "--fast-init", "--config"])
+        .arg(&cfg)
+        .arg("--key")
+        .arg(bed.key());
+    bed.spawn("air", air).expect("air");
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+/// `ferry modem --workmode auto` in `host` (log `name.log`, socket `name.sock`).
+fn spawn_auto(
+    bed: &Bed,
+    name: &str,
+    host: &str,
+    radio: &str,
+    bind: &str,
+    tun: &str,
+    extra: &[&str],
+) -> Child {
+    let log = std::fs::File::create(bed.dir.join(format!("{name}.log"))).expect("log");
+    let mut c = bed.ferry_in(host);
+    c.args([
+        "modem",
+        "--workmode",
+        "auto",
+        "--radio-control",
+        RADIO_CTL,
+        "--radio",
+        radio,
+        "--bind",
+        bind,
+        "--tun",
+        "ferry0",
+        "--tun-addr",
+        &format!("{tun}/24"),
+        "--discovery-period-ms",
+        "300",
+    ])
+    .args(extra)
+    .arg("--key")
+    .arg(bed.key())
+    .arg("--control-socket")
+    .arg(bed.dir.join(format!("{name}.sock")))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(log);
+    c.spawn().expect("modem")
+}
+
 fn status(sock: &Path) -> Option<ModemStatus> {
     ModemClient::connect(sock, Duration::from_millis(500))
         .ok()?
@@ -155,49 +217,18 @@ fn three_auto_terminals_elect_a_master_and_reelect_after_it_is_killed() {
     ) {
         return;
     }
+    let _one = serial();
     let prefix = format!("fe{}", std::process::id() % 1_000_000);
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
-    let cfg = write_air_config(&bed.dir);
-    let mut air = bed.ferry_in("radio");
-    air.args(["air", "--fast-init", "--config"])
-        .arg(&cfg)
-        .arg("--key")
-        .arg(bed.key());
-    bed.spawn("air", air).expect("air");
-    std::thread::sleep(Duration::from_millis(400));
-
+    start_air(&mut bed);
     let dir = bed.dir.clone();
-    let mut kids: Vec<(u16, Child)> = Vec::new();
     let t_start = Instant::now();
-    for (name, host, radio, bind, tun, node) in TERMINALS {
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
-        let mut c = bed.ferry_in(host);
-        c.args([
-            "modem",
-            "--workmode",
-            "auto",
-            "--radio-control",
-            RADIO_CTL,
-            "--radio",
-            radio,
-            "--bind",
-            bind,
-            "--tun",
-            "ferry0",
-            "--tun-addr",
-            &format!("{tun}/24"),
-            "--discovery-period-ms",
-            "300",
-        ])
-        .arg("--key")
-        .arg(bed.key())
-        .arg("--control-socket")
-        .arg(dir.join(format!("{name}.sock")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-        kids.push((node, c.spawn().expect("modem")));
-    }
+    let mut kids: Vec<(u16, Child)> = TERMINALS
+        .iter()
+        .map(|&(name, host, radio, bind, tun, node)| {
+            (node, spawn_auto(&bed, name, host, radio, bind, tun, &[]))
+        })
+        .collect();
     let socks: Vec<(u16, PathBuf)> = TERMINALS
         .iter()
         .map(|t| (t.5, dir.join(format!("{}.sock", t.0))))
@@ -323,6 +354,167 @@ fn three_auto_terminals_elect_a_master_and_reelect_after_it_is_killed() {
     );
     assert_eq!(got, 20, "pings between the survivors\n{}", logs(&dir));
     for (_, mut k) in kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+}
+
+#[test]
+fn a_migrated_master_stays_master_without_an_election() {
+    if !root_or_skip("a_migrated_master_stays_master_without_an_election (namespaces, TUN)") {
+        return;
+    }
+    let _one = serial();
+    let prefix = format!("fm{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    start_air(&mut bed);
+    let dir = bed.dir.clone();
+    let (s1, s2, s3) = (
+        dir.join("s1.sock"),
+        dir.join("s2.sock"),
+        dir.join("s3.sock"),
+    );
+    // server1 alone claims the master role; server3 then joins as its slave.
+    let mut kids = vec![spawn_auto(
+        &bed,
+        "s1",
+        "server1",
+        "pool",
+        "192.168.10.11:0",
+        "192.168.40.9",
+        &[],
+    )];
+    let t0 = Instant::now();
+    while !status(&s1)
+        .and_then(|s| s.election)
+        .is_some_and(|e| e.role == ElectedRoleName::Master)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", logs(&dir));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kids.push(spawn_auto(
+        &bed,
+        "s3",
+        "server3",
+        "far",
+        "192.168.13.1:0",
+        "192.168.40.8",
+        &[],
+    ));
+    kids.push(spawn_auto(
+        &bed,
+        "s2",
+        "server2",
+        "pool",
+        "192.168.10.12:40000",
+        "192.168.40.9",
+        &["--start", "wait", "--forward-bind", "10.99.0.2:7700"],
+    ));
+    let t0 = Instant::now();
+    while !(status(&s1).is_some_and(|s| s.state == ModemState::Active)
+        && status(&s3).is_some_and(|s| {
+            s.state == ModemState::Active && s.election.is_some_and(|e| e.master == Some(9))
+        }))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(8), "{}", logs(&dir));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The Control carries the role: still auto, the master elected is server1's node.
+    let mut src = ModemClient::connect(&s1, Duration::from_secs(2)).expect("s1");
+    let mut dst = ModemClient::connect(&s2, Duration::from_secs(2)).expect("s2");
+    let control = src
+        .request(&ModemRequest::GetControl)
+        .expect("get_control")
+        .result
+        .expect("control");
+    assert_eq!(control["workmode"], 3, "{control}");
+    assert_eq!(control["elected_master"], 9, "{control}");
+    let routes = src
+        .request(&ModemRequest::GetRoutes)
+        .expect("get_routes")
+        .result
+        .expect("routes");
+    for req in [
+        serde_json::json!({"cmd": "set_control", "control": control}),
+        serde_json::json!({"cmd": "set_routes", "routes": routes}),
+    ] {
+        let r = dst.request_line(&req.to_string()).expect("request");
+        assert!(r.ok, "{r:?}");
+    }
+    assert!(dst.request(&ModemRequest::Shadow).expect("shadow").ok);
+    let t0 = Instant::now();
+    while !dst
+        .status()
+        .is_ok_and(|s| s.state == ModemState::Shadow && s.counters.subframes > 300)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", logs(&dir));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let now = src.status().expect("status").sample_time;
+    let t = (now / 1920 + 200) * 1920;
+    let token = ferry_migrate::ForwardToken::random();
+    let r = dst
+        .request(&ModemRequest::TakeoverAt {
+            at_sample: t,
+            forward_token: Some(token.clone()),
+        })
+        .expect("takeover_at");
+    assert!(r.ok, "{r:?}");
+    let r = src
+        .request(&ModemRequest::ReleaseAt {
+            at_sample: t,
+            forward_to: "10.99.0.2:7700".parse().expect("addr"),
+            forward_token: Some(token),
+        })
+        .expect("release_at");
+    assert!(r.ok, "{r:?}");
+    let out = bed
+        .ferry_in("server1")
+        .args(["radio", "--control", RADIO_CTL, "--key"])
+        .arg(bed.key())
+        .args([
+            "switch-at",
+            "pool",
+            "192.168.10.12:40000",
+            "--at",
+            &t.to_string(),
+        ])
+        .output()
+        .expect("ferry radio switch-at");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Well past T and past a master-lost interval: the destination serves as the master it
+    // was told it is, and the slave never listened again.
+    std::thread::sleep(Duration::from_millis(800));
+    let out = ferry_testbed::netns::command_in(&bed.ns("server3"), "ping")
+        .args(["-q", "-c", "20", "-i", "0.05", "-W", "2", "192.168.40.9"])
+        .output()
+        .expect("ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    let d = dst.status().expect("destination status");
+    let f = status(&s3).expect("slave status");
+    eprintln!(
+        "MIGRATED destination: {:?}\nslave: {:?}",
+        d.election, f.election
+    );
+    assert_eq!(d.state, ModemState::Active, "{}", logs(&dir));
+    let de = d.election.expect("destination election");
+    assert_eq!(de.role, ElectedRoleName::Master);
+    assert_eq!(de.master, Some(9));
+    assert_eq!(de.claims, 0, "resumed, not elected");
+    let fe = f.election.expect("slave election");
+    assert_eq!(fe.master, Some(9));
+    assert_eq!(fe.masters_lost, 0, "the slave never lost its master");
+    assert!(
+        text.contains(" 20 received"),
+        "pings after the migration: {text}\n{}",
+        logs(&dir)
+    );
+    for mut k in kids {
         let _ = k.kill();
         let _ = k.wait();
     }
