@@ -130,6 +130,7 @@ fn main() {
                         counters: ModemCounters::default(),
                         epoch: 0,
                         clock_ppm: None,
+                        election: None,
                     };
                     ModemReply::ok(name, serde_json::to_value(st).ok())
                 }
