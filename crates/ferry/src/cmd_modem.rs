@@ -302,3 +302,17 @@ fn parse_workmode(s: &str) -> Result<u8, String> {
             .map_err(|_| format!("{n:?}: workmode is 0, 1, 2, 3 or auto")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_workmode;
+
+    #[test]
+    fn workmode_takes_a_number_or_auto() {
+        assert_eq!(parse_workmode("auto"), Ok(3));
+        assert_eq!(parse_workmode("1"), Ok(1));
+        // Range is the Control's to check (with every other field); text is refused here.
+        assert_eq!(parse_workmode("7"), Ok(7));
+        assert!(parse_workmode("master").is_err());
+    }
+}
