@@ -934,6 +934,7 @@ mod tests {
             epoch: 0,
             clock_ppm: None,
             harq: None,
+            election: None,
         }
     }
 

@@ -35,6 +35,7 @@ enum StartMode {
 #[command(after_help = "Examples:\n  \
 ferry modem --workmode 0 --radio pool --radio-control tcp://10.99.0.10:5550 --tun-addr 192.168.40.9/24\n  \
 ferry modem --workmode 1 --radio far --radio-control tcp://10.99.0.10:5550 --tun-addr 192.168.40.8/24\n  \
+ferry modem --workmode auto --radio far --radio-control tcp://10.99.0.10:5550 --tun-addr 192.168.40.8/24\n  \
 ferry modem --workmode 0 --duplex-mode 1 --earfcn 300 --radio pool   # FDD, band 1: TX 2140, RX 1950 MHz\n  \
 ferry modem --control-file ctl.json --start warm --routes '[[8,8]]' --control-socket /run/ferry/modem.sock\n\
 Control socket protocol: docs/MODEM-CONTROL.md")]
@@ -42,8 +43,9 @@ pub struct ModemArgs {
     /// Control (thesis table 3-3 JSON, thesis field names); flags below override fields.
     #[arg(long)]
     control_file: Option<PathBuf>,
-    /// workmode: 0 master, 1 slave, 2 base station.
-    #[arg(long)]
+    /// workmode: 0 master, 1 slave, 2 base station, 3 or `auto` (roles elected among
+    /// terminals, TDD only; docs/MODEM.md "Master election").
+    #[arg(long, value_parser = parse_workmode)]
     workmode: Option<u8>,
     /// phy_cell_ID (0..=503); group_ID and cell_ID follow from it.
     #[arg(long)]
@@ -306,4 +308,28 @@ pub fn run(a: ModemArgs) -> anyhow::Result<()> {
     });
     println!("{summary}");
     Ok(())
+}
+
+/// `--workmode`: a number (validated with the rest of the Control) or `auto` (3).
+fn parse_workmode(s: &str) -> Result<u8, String> {
+    match s {
+        "auto" => Ok(3),
+        n => n
+            .parse()
+            .map_err(|_| format!("{n:?}: workmode is 0, 1, 2, 3 or auto")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_workmode;
+
+    #[test]
+    fn workmode_takes_a_number_or_auto() {
+        assert_eq!(parse_workmode("auto"), Ok(3));
+        assert_eq!(parse_workmode("1"), Ok(1));
+        // Range is the Control's to check (with every other field); text is refused here.
+        assert_eq!(parse_workmode("7"), Ok(7));
+        assert!(parse_workmode("master").is_err());
+    }
 }

@@ -53,6 +53,10 @@ pub enum WorkMode {
     Slave,
     /// 2: syncs to a base station.
     BaseStation,
+    /// 3 (Ferry extension): D2D without a base station, roles elected among terminals
+    /// (listen for a master; claim the role after a randomised silence; lowest node ID wins
+    /// when two masters meet). TDD only. See docs/MODEM.md, "Master election".
+    Auto,
 }
 
 /// `CPtype`: cyclic prefix.
@@ -156,6 +160,10 @@ pub struct Control {
     /// processes, ACK/NACK, soft combining; docs/MODEM.md "HARQ"). Every node of the link
     /// must agree; it migrates with the Control.
     pub harq: bool,
+    /// `elected_master` (Ferry extension, only with `workmode` 3): the node ID (0..=255) of
+    /// the master this terminal had elected when the Control was read from it, so a migrated
+    /// terminal resumes its role without an election (its own ID: it is the master).
+    pub elected_master: Option<u8>,
 }
 
 /// Largest E-UTRA EARFCN (36.101 table 5.7.3-1, extended range).
@@ -273,13 +281,14 @@ impl Control {
             .int(
                 "workmode",
                 0,
-                2,
-                "must be 0 (master), 1 (slave) or 2 (base station)",
+                3,
+                "must be 0 (master), 1 (slave), 2 (base station) or 3 (auto: elected)",
             )
             .map(|n| match n {
                 0 => WorkMode::Master,
                 1 => WorkMode::Slave,
-                _ => WorkMode::BaseStation,
+                2 => WorkMode::BaseStation,
+                _ => WorkMode::Auto,
             });
         let phy = r.int("phy_cell_ID", 0, 503, "must be 0..=503");
         let group = r.int("group_ID", 0, 167, "must be 0..=167");
@@ -381,11 +390,26 @@ impl Control {
             Some(false)
         };
 
+        let elected_master = if map.contains_key("elected_master") {
+            let n = r.int("elected_master", 0, 255, "must be a node ID 0..=255");
+            if workmode.is_some_and(|w| w != WorkMode::Auto) {
+                r.err(
+                    "elected_master",
+                    map.get("elected_master"),
+                    "only with workmode 3 (auto)",
+                );
+            }
+            n.map(|n| Some(n as u8))
+        } else {
+            Some(None)
+        };
+
         for key in map.keys() {
             if !CONTROL_FIELDS.contains(&key.as_str())
                 && !WARM_FIELDS.contains(&key.as_str())
                 && key != "EARFCN"
                 && key != "HARQ"
+                && key != "elected_master"
             {
                 r.err(key, map.get(key), "unknown field");
             }
@@ -428,6 +452,7 @@ impl Control {
                 warm: warm.flatten(),
                 earfcn: earfcn.flatten(),
                 harq: harq.unwrap_or(false),
+                elected_master: elected_master.flatten(),
             }),
             _ => Err(ValidationError {
                 what: "Control",
@@ -443,6 +468,7 @@ impl Control {
             WorkMode::Master => 0,
             WorkMode::Slave => 1,
             WorkMode::BaseStation => 2,
+            WorkMode::Auto => 3,
         };
         m.insert("workmode".into(), wm.into());
         m.insert("phy_cell_ID".into(), self.phy_cell_id.into());
@@ -484,6 +510,9 @@ impl Control {
         }
         if self.harq {
             m.insert("HARQ".into(), 1.into());
+        }
+        if let Some(n) = self.elected_master {
+            m.insert("elected_master".into(), n.into());
         }
         Value::Object(m)
     }
@@ -824,6 +853,26 @@ mod tests {
                 "{msgs:?}"
             );
         }
+    }
+
+    #[test]
+    fn auto_workmode_and_elected_master_round_trip() {
+        let mut v = sample();
+        v["workmode"] = json!(3);
+        v["elected_master"] = json!(9);
+        let c = Control::from_value(&v).expect("valid");
+        assert_eq!(c.workmode, WorkMode::Auto);
+        assert_eq!(c.elected_master, Some(9));
+        assert_eq!(c.to_value(), v);
+        v["elected_master"] = json!(256);
+        assert!(Control::from_value(&v).is_err());
+        // Only an elected terminal has an elected master.
+        v["elected_master"] = json!(9);
+        v["workmode"] = json!(1);
+        let e = Control::from_value(&v).expect_err("invalid");
+        assert!(e.to_string().contains("only with workmode 3"), "{e}");
+        v["workmode"] = json!(4);
+        assert!(Control::from_value(&v).is_err());
     }
 
     #[test]

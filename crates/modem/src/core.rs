@@ -123,6 +123,9 @@ pub fn roles(c: &Control) -> (Role, ferry_mac::Role) {
         ferry_migrate::control::WorkMode::BaseStation => {
             (Role::BaseStation, ferry_mac::Role::BaseStation)
         }
+        // Auto mode: a terminal listens (as a slave would) until elected; the shell builds
+        // its cores with the elected workmode (run.rs, crate::elect).
+        ferry_migrate::control::WorkMode::Auto => (Role::Slave, ferry_mac::Role::Slave),
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`horizon`]: which RX blocks are plausible on the radio's clock (pure).
 //! - [`phylink`]: the waveform fixed by `Control` (pure).
 //! - [`core`]: one subframe in, deliveries and TX out (pure).
+//! - [`elect`]: auto mode, the master election's glue (pure).
 //! - [`cutover`]: takeover, release, fallback, failover and fencing as a state machine (pure).
 //! - [`ctlsock`]: bounded line reading, reply buffers and the connection cap (pure).
 //! - [`forward`]: forward-port datagrams for make-before-break handover (pure).
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod core;
 pub mod ctlsock;
 pub mod cutover;
+pub mod elect;
 pub mod forward;
 pub mod horizon;
 pub mod phylink;
@@ -24,7 +26,7 @@ pub mod proto;
 pub mod run;
 
 pub use proto::{
-    parse_request, ClientError, CutoverArm, ModemClient, ModemCounters, ModemReply, ModemRequest,
-    ModemState, ModemStatus, RequestError, Role,
+    parse_request, ClientError, CutoverArm, ElectedRoleName, ElectionStatus, ModemClient,
+    ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus, RequestError, Role,
 };
 pub use run::{Modem, ModemError, ModemOptions, RadioSpec};

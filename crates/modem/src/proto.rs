@@ -425,6 +425,38 @@ pub struct ModemStatus {
     /// HARQ counters when the link runs HARQ (Control `HARQ` = 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harq: Option<crate::core::HarqCounters>,
+    /// Auto mode (Control `workmode` 3): the elected role; absent in the fixed workmodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub election: Option<ElectionStatus>,
+}
+
+/// The role an auto-mode terminal elected (`status.election.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElectedRoleName {
+    /// Searching for a master; claims the role when none is heard in time.
+    Listening,
+    /// Synchronised to `master`.
+    Slave,
+    /// Transmits PSS/SSS (its PCI is its node ID) and owns the frame timing.
+    Master,
+}
+
+/// The election of an auto-mode terminal (docs/MODEM.md, "Master election").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElectionStatus {
+    /// The elected role.
+    pub role: ElectedRoleName,
+    /// The master's node ID (its own when master; `None` while listening).
+    pub master: Option<u16>,
+    /// Times this terminal claimed the master role.
+    pub claims: u64,
+    /// Times it stepped down because it heard a master with a lower node ID.
+    pub step_downs: u64,
+    /// Times its master went silent (it listened again).
+    pub masters_lost: u64,
+    /// Milliseconds from process start to the last role change (`None`: none yet).
+    pub last_change_ms: Option<f64>,
 }
 
 /// Errors of [`ModemClient`].

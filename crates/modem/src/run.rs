@@ -8,12 +8,14 @@ use crate::ctlsock::{self, Line, LineReader, OutBuffer};
 use crate::cutover::{
     Cutover, CutoverAction, CutoverConfig, CutoverError, Duty, Notice, NoticeKind, RxFate, TxMode,
 };
+use crate::elect::{Auto, Hit};
 use crate::forward::{self, ForwardReceiver};
 use crate::horizon::{HorizonConfig, RxHorizon, Verdict};
 use crate::proto::{
     parse_request, CutoverArm, ModemCounters, ModemReply, ModemRequest, ModemState, ModemStatus,
     Role,
 };
+use ferry_mac::election::{ElectedRole, ElectionConfig, RoleChange};
 use ferry_mac::harq::HarqConfig;
 use ferry_mac::{AddressPlan, NodeId, Window};
 use ferry_migrate::{Control, ForwardToken, Route, RouteList, WarmStart};
@@ -167,6 +169,16 @@ struct Release {
     early: Option<std::collections::HashMap<Vec<u8>, u32>>,
 }
 
+/// A master's background cell search over its own RX (auto mode): the air never returns a
+/// radio's own TX, so a PSS/SSS found there is another master's.
+struct Probe {
+    searcher: CellSearcher,
+    buf: Vec<Complex32>,
+    t0: Option<u64>,
+    /// Accumulating a window (between windows the probe sleeps, see `elect::PROBE_PERIOD`).
+    active: bool,
+}
+
 /// One control-socket client.
 struct ControlConn {
     stream: UnixStream,
@@ -239,6 +251,16 @@ pub struct Modem {
     resyncs: u64,
     /// The carrier the radio is tuned to on start (None: left as initialised).
     carrier: Option<Carrier>,
+    /// Auto mode (Control `workmode` 3): the Control's workmode is the elected one while
+    /// running; `current_control` reports 3 and the elected master.
+    auto_mode: bool,
+    /// What the election starts from at the first RX block (its clock is radio time):
+    /// `None` a fresh election, `Some(m)` a migrated terminal that had elected `m`.
+    auto_plan: Option<Option<NodeId>>,
+    auto: Option<Auto>,
+    /// Milliseconds from process start to the last role change.
+    auto_ms: Option<f64>,
+    probe: Option<Probe>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Option<Value> {
@@ -345,6 +367,11 @@ impl Modem {
             candidate: None,
             resyncs: 0,
             carrier,
+            auto_mode: false,
+            auto_plan: None,
+            auto: None,
+            auto_ms: None,
+            probe: None,
             opts,
         })
     }
@@ -563,7 +590,7 @@ impl Modem {
         if self.state != ModemState::Idle {
             return Err(format!("already started (state {:?})", self.state).to_lowercase());
         }
-        let warm = flag == 1;
+        let mut warm = flag == 1;
         self.cold = !warm;
         let sps = self.control.bandwidth.sample_rate_hz() as u64 / 1000;
         let rate = u64::from(self.link.info().sample_rate_hz);
@@ -572,6 +599,11 @@ impl Modem {
                 "Control BW needs {} samples/s but the radio runs at {rate}",
                 sps * 1000
             ));
+        }
+        if self.control.workmode == ferry_migrate::control::WorkMode::Auto {
+            // A terminal with no role to resume listens: a cold search.
+            warm = self.start_auto(warm)?;
+            self.cold = !warm;
         }
         // Validate the waveform now so a bad Control is an error, not a dead loop.
         crate::phylink::PhyLink::new(&self.control).map_err(|e| e.to_string())?;
@@ -643,6 +675,228 @@ impl Modem {
         Ok(())
     }
 
+    /// Auto mode at `start`: a migrated terminal (warm, with `elected_master`) takes the
+    /// role it had; otherwise it listens (cold search) until the election decides. The
+    /// Control's workmode becomes the role the core is built for.
+    /// Returns whether the start is still warm.
+    fn start_auto(&mut self, warm: bool) -> Result<bool, String> {
+        use ferry_migrate::control::{Duplex, WorkMode};
+        if self.control.duplex != Duplex::Tdd {
+            return Err("workmode 3 (auto) needs TDD (duplexMode 0): master and slaves share                  one carrier, so a master can hear another master"
+                .into());
+        }
+        self.auto_mode = true;
+        let resumed = match (warm, self.control.elected_master, &self.control.warm) {
+            (true, Some(m), Some(_)) => Some(NodeId(m)),
+            (true, Some(m), None) if m == self.node.0 => Some(NodeId(m)),
+            _ => None,
+        };
+        self.auto_plan = Some(resumed);
+        match resumed {
+            Some(m) if m == self.node => {
+                self.control.workmode = WorkMode::Master;
+                self.set_pci(crate::elect::pci_of(self.node));
+                self.role = Role::Master;
+            }
+            Some(_) => {
+                self.control.workmode = WorkMode::Slave;
+                self.role = Role::Slave;
+            }
+            None => {
+                // Listening: search cold whatever the start flag said.
+                self.control.workmode = WorkMode::Slave;
+                self.role = Role::Slave;
+            }
+        }
+        tracing::info!(resumed = ?resumed.map(|m| m.0), "auto mode: master election");
+        Ok(resumed.is_some())
+    }
+
+    fn set_pci(&mut self, pci: u16) {
+        self.control.phy_cell_id = pci;
+        self.control.group_id = (pci / 3) as u8;
+        self.control.cell_id = (pci % 3) as u8;
+    }
+
+    /// Auto mode, once per accepted RX block ending at radio sample `end`: starts the
+    /// election on the first block, runs its timeouts and a master's probe, and acts on
+    /// what it decides. Only a modem that serves acts (a shadow or a released source
+    /// follows the Control it was given).
+    fn elect_on_block(&mut self, t: u64, samples: &[Complex32]) {
+        let sps = (u64::from(self.link.info().sample_rate_hz) / 1000).max(1);
+        let end = t + samples.len() as u64;
+        let now = end / sps;
+        if self.auto.is_none() {
+            let Some(plan) = self.auto_plan else {
+                return;
+            };
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let cfg = ElectionConfig::default();
+            self.auto = Some(match plan {
+                Some(m) => Auto::resume(self.node, m, cfg, seed, now, 10 * sps),
+                None => Auto::new(self.node, cfg, seed, now, 10 * sps),
+            });
+        }
+        if !matches!(
+            self.state,
+            ModemState::Searching | ModemState::Discovering | ModemState::Active
+        ) {
+            return;
+        }
+        let change = self.auto.as_mut().and_then(|a| a.on_tick(now));
+        if let Some(c) = change {
+            self.apply_role(c, None);
+            return;
+        }
+        self.probe_block(t, samples, now);
+    }
+
+    /// A master's probe: one search window every `PROBE_PERIOD` subframes.
+    fn probe_block(&mut self, t: u64, samples: &[Complex32], now: u64) {
+        let Some(auto) = self.auto.as_ref() else {
+            return;
+        };
+        if auto.role() != ElectedRole::Master {
+            self.probe = None;
+            return;
+        }
+        if self.probe.is_none() {
+            match CellSearcher::new(
+                ferry_phy::Bandwidth::from_rb_count(usize::from(self.control.rb_count))
+                    .unwrap_or(ferry_phy::Bandwidth::Mhz1_4),
+                DuplexKind::Tdd,
+                self.opts.search_half_frames,
+            ) {
+                Ok(searcher) => {
+                    self.probe = Some(Probe {
+                        searcher,
+                        buf: Vec::new(),
+                        t0: None,
+                        active: false,
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!("probe search: {e}");
+                    return;
+                }
+            }
+        }
+        let due = auto.probe_due(now);
+        let Some(p) = self.probe.as_mut() else {
+            return;
+        };
+        if !p.active {
+            if !due {
+                return;
+            }
+            p.active = true;
+            p.buf.clear();
+            p.t0 = Some(t);
+        }
+        let start = p.t0.unwrap_or(t);
+        if t != start + p.buf.len() as u64 {
+            p.buf.clear();
+            p.t0 = Some(t);
+        }
+        p.buf.extend_from_slice(samples);
+        if p.buf.len() < p.searcher.required_samples() {
+            return;
+        }
+        let found = p.searcher.search(&p.buf);
+        let base = p.t0.unwrap_or(t);
+        p.active = false;
+        p.buf.clear();
+        p.t0 = None;
+        let frame = 10 * self.core.as_ref().map_or(1920, ModemCore::sps);
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("probe search: {e}");
+                None
+            }
+        };
+        let hit = found.as_ref().map(|r| Hit {
+            pci: r.cell.pci(),
+            offset: (base + r.frame_start as u64) % frame,
+        });
+        if let Some(h) = hit {
+            tracing::info!(
+                pci = h.pci,
+                offset = h.offset,
+                "probe: another master heard"
+            );
+        }
+        let change = self.auto.as_mut().and_then(|a| a.on_probe(hit, now));
+        if let (Some(c), Some(h), Some(r)) = (change, hit, found) {
+            self.apply_role(c, Some((h, r.cfo_hz)));
+        }
+    }
+
+    /// Act on the election: rebuild the core for the new role (or stop and search).
+    fn apply_role(&mut self, change: RoleChange, heard: Option<(Hit, f64)>) {
+        use ferry_migrate::control::WorkMode;
+        self.auto_ms = Some(self.ms_since_start());
+        let st = self.auto.as_ref().map(|a| a.status(None));
+        tracing::warn!(?change, election = ?st, "election: role change");
+        eprintln!(
+            "FERRY_MODEM election {change:?} at_ms={:.1}",
+            self.auto_ms.unwrap_or(0.0)
+        );
+        self.core = None;
+        self.asm = None;
+        self.last_ok = None;
+        self.last_decode_at = None;
+        self.next_tx = None;
+        self.rx_pending.clear();
+        self.search = None;
+        self.candidate = None;
+        self.probe = None;
+        self.cold = true;
+        let result = match (change, heard) {
+            (RoleChange::BecomeMaster, _) => {
+                self.control.workmode = WorkMode::Master;
+                self.role = Role::Master;
+                self.set_pci(crate::elect::pci_of(self.node));
+                self.sync(0, 0.0, false)
+            }
+            (RoleChange::BecomeSlave { .. }, Some((h, cfo))) => {
+                self.control.workmode = WorkMode::Slave;
+                self.role = Role::Slave;
+                self.set_pci(h.pci);
+                self.sync(h.offset, cfo, false)
+            }
+            (RoleChange::BecomeSlave { .. } | RoleChange::Listen, _) => {
+                self.control.workmode = WorkMode::Slave;
+                self.role = Role::Slave;
+                self.start_search();
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!("cannot take the elected role: {e}; listening");
+            self.control.workmode = WorkMode::Slave;
+            self.role = Role::Slave;
+            self.start_search();
+        }
+    }
+
+    fn start_search(&mut self) {
+        match CellSearcher::new(
+            ferry_phy::Bandwidth::from_rb_count(usize::from(self.control.rb_count))
+                .unwrap_or(ferry_phy::Bandwidth::Mhz1_4),
+            self.search_kind(),
+            self.opts.search_half_frames,
+        ) {
+            Ok(s) => {
+                self.search = Some((s, Vec::new(), None));
+                self.state = ModemState::Searching;
+            }
+            Err(e) => tracing::warn!("cell search: {e}"),
+        }
+    }
+
     fn sync(&mut self, offset: u64, cfo: f64, shadow: bool) -> Result<(), ModemError> {
         if self.role == Role::Slave && self.opts.tx_lead + 1 >= self.opts.grant_delay {
             tracing::warn!(
@@ -702,6 +956,9 @@ impl Modem {
     }
 
     fn on_rx_block(&mut self, t: u64, samples: &[Complex32]) {
+        if self.auto_mode {
+            self.elect_on_block(t, samples);
+        }
         if self.state == ModemState::Searching {
             self.search_block(t, samples);
             return;
@@ -736,6 +993,7 @@ impl Modem {
         }
         let found = searcher.search(buf);
         let base = t0.unwrap_or(t);
+        let buf_len = buf.len() as u64;
         buf.clear();
         *t0 = None;
         match found {
@@ -755,8 +1013,24 @@ impl Modem {
                     return;
                 }
                 self.candidate = None;
-                // The cell found is the cell we join: take its identity and CP.
                 let pci = r.cell.pci();
+                if self.auto_mode {
+                    let now = (base + buf_len) / sps;
+                    match self.auto.as_mut().and_then(|a| a.on_cell_found(pci, now)) {
+                        Some(RoleChange::BecomeSlave { .. }) => {
+                            self.auto_ms = Some(self.ms_since_start());
+                            eprintln!(
+                                "FERRY_MODEM election BecomeSlave master={pci} at_ms={:.1}",
+                                self.auto_ms.unwrap_or(0.0)
+                            );
+                        }
+                        _ => {
+                            tracing::info!(pci, "cell found is no elected master: ignored");
+                            return;
+                        }
+                    }
+                }
+                // The cell found is the cell we join: take its identity and CP.
                 self.control.phy_cell_id = pci;
                 self.control.group_id = (pci / 3) as u8;
                 self.control.cell_id = (pci % 3) as u8;
@@ -796,7 +1070,19 @@ impl Modem {
         if out.decoded || self.last_decode_at.is_none() {
             self.last_decode_at = Some(now);
         }
+        if self.auto_mode && out.decoded && self.role == Role::Slave {
+            // Only the master sends in D and S subframes (slaves decode each other in U).
+            let sf = (n % 10) as usize;
+            if core.phy().kind(sf) != ferry_phy::SubframeKind::Uplink {
+                let now = core.subframe_start(n) / core.sps();
+                if let Some(a) = self.auto.as_mut() {
+                    a.on_master_decoded(now);
+                }
+            }
+        }
+        // Auto mode: the election decides when the master is lost.
         if self.role == Role::Slave
+            && !self.auto_mode
             && self.state != ModemState::Shadow
             && self.last_ok.is_some_and(|k| n > k + LOST_SYNC_SUBFRAMES)
         {
@@ -1341,6 +1627,7 @@ impl Modem {
             epoch: self.cut.as_ref().map_or(0, Cutover::epoch),
             clock_ppm: self.clock.ppm(),
             harq: self.core.as_ref().and_then(ModemCore::harq_counters),
+            election: self.auto.as_ref().map(|a| a.status(self.auto_ms)),
         }
     }
 
@@ -1360,6 +1647,12 @@ impl Modem {
         // to the same one even if this modem used the default.
         if let Some(k) = &self.carrier {
             c.earfcn = Some(k.earfcn);
+        }
+        // Auto mode: still auto, with the role it elected, so a migrated terminal resumes
+        // it without an election.
+        if self.auto_mode {
+            c.workmode = ferry_migrate::control::WorkMode::Auto;
+            c.elected_master = self.auto.as_ref().and_then(Auto::master).map(|m| m.0);
         }
         c
     }

@@ -131,6 +131,7 @@ fn main() {
                         epoch: 0,
                         clock_ppm: None,
                         harq: None,
+                        election: None,
                     };
                     ModemReply::ok(name, serde_json::to_value(st).ok())
                 }
