@@ -852,6 +852,37 @@ mod tests {
     }
 
     #[test]
+    fn post_combining_noise_variance_matches_the_actual_error() {
+        // The demapper's LLRs are right when E|x̂ − x|² / reported variance ≈ 1.
+        let h = [c(0.9, -0.4), c(-0.3, 0.7), c(0.2, 1.1), c(-0.8, -0.5)];
+        for (tx, rx) in [(1u8, 1u8), (1, 2), (2, 1), (2, 2)] {
+            let cfg = link(Bandwidth::Mhz3, tx, rx);
+            let mut enc = MimoEncoder::new(cfg).unwrap();
+            let mut dec = MimoDecoder::new(cfg).unwrap();
+            let gains = h[..usize::from(tx * rx)].to_vec();
+            let mut ch =
+                FadingChannel::new(tx.into(), rx.into(), Fading::Fixed(gains), Some(12.0), 8)
+                    .unwrap();
+            let mut out = vec![vec![c(0.0, 0.0); cfg.samples_per_subframe()]; tx.into()];
+            let mut rx_buf = Vec::new();
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let (mut ratio, mut n) = (0.0f64, 0usize);
+            for sf in [1, 2, 3] {
+                let tb = random_tb(&mut rng, enc.max_tb_bytes(sf, 0.5));
+                enc.encode(sf, &tb, &mut out).unwrap();
+                ch.process(&out, &mut rx_buf).unwrap();
+                dec.decode(sf, &rx_buf, tb.len()).unwrap();
+                for ((e, v), x) in dec.eq.iter().zip(&dec.eq_noise).zip(&enc.symbols) {
+                    ratio += f64::from((e - x).norm_sqr() / v);
+                    n += 1;
+                }
+            }
+            let ratio = ratio / n as f64;
+            assert!((0.8..1.25).contains(&ratio), "{tx}x{rx}: {ratio}");
+        }
+    }
+
+    #[test]
     fn wrong_buffer_counts_are_errors() {
         let cfg = link(Bandwidth::Mhz1_4, 2, 2);
         let mut enc = MimoEncoder::new(cfg).unwrap();

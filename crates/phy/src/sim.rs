@@ -373,3 +373,39 @@ pub fn duplex_kind(d: Duplex) -> DuplexKind {
         DuplexKind::Fdd
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(snr_db: f64, errors: usize) -> BlerPoint {
+        BlerPoint {
+            snr_db,
+            subframes: 100,
+            block_errors: errors,
+            est_snr_db: 0.0,
+            evm_rms: 0.0,
+            mean_iterations: 0.0,
+            mean_tb_bytes: 0.0,
+        }
+    }
+
+    #[test]
+    fn ten_percent_crossing_is_interpolated_in_log_bler() {
+        let curve = [pt(0.0, 100), pt(2.0, 100), pt(4.0, 100), pt(6.0, 1)];
+        // 1.0 at 4 dB (log 0) to 0.01 at 6 dB (log −2): 0.1 (log −1) half way.
+        assert_eq!(snr_at_bler(&curve, 0.1), Some(5.0));
+        assert_eq!(snr_at_bler(&[pt(0.0, 50), pt(1.0, 10)], 0.1), Some(1.0));
+        assert_eq!(
+            snr_at_bler(&[pt(0.0, 5), pt(1.0, 1)], 0.1),
+            None,
+            "starts below"
+        );
+        assert_eq!(
+            snr_at_bler(&[pt(0.0, 90), pt(1.0, 50)], 0.1),
+            None,
+            "never reaches"
+        );
+        assert_eq!(snr_at_bler(&[], 0.1), None);
+    }
+}
