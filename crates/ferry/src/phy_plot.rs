@@ -19,11 +19,13 @@ fn drawn<T, E: std::fmt::Display>(r: Result<T, E>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow!("cannot draw the plot: {e}"))
 }
 
-/// Curves (name, [(SNR dB, BLER)]) on a log BLER axis from `floor` to 1.
+/// Curves (name, [(SNR dB, BLER)]) on a log BLER axis from `floor` to 1, with a dashed
+/// line at the `target` BLER.
 pub fn bler_svg(
     title: &str,
     curves: &[(String, Vec<(f64, f64)>)],
     floor: f64,
+    target: f64,
 ) -> anyhow::Result<String> {
     let snrs = curves.iter().flat_map(|c| c.1.iter().map(|p| p.0));
     let (x0, x1) = snrs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {

@@ -304,11 +304,9 @@ impl FadingChannel {
             }
         }
         if self.sigma > 0.0 {
-            for r in 0..self.n_rx {
-                for n in 0..len {
-                    let (a, b) = self.gaussian_pair();
-                    rx[r][n] += Complex32::new(a * self.sigma, b * self.sigma);
-                }
+            for o in rx.iter_mut().flat_map(|out| out.iter_mut()) {
+                let (a, b) = self.gaussian_pair();
+                *o += Complex32::new(a * self.sigma, b * self.sigma);
             }
         }
         Ok(())
