@@ -66,13 +66,22 @@ pub fn bler_svg(
         ))))?;
         for (i, (name, pts)) in curves.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
-            let line: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 > 0.0).collect();
-            drawn(chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(2))))?
+            // Lines only between neighbouring points with errors: a BLER-0 point breaks it.
+            let runs: Vec<Vec<(f64, f64)>> = pts
+                .split(|p| p.1 <= 0.0)
+                .filter(|r| !r.is_empty())
+                .map(<[_]>::to_vec)
+                .collect();
+            for run in &runs {
+                drawn(chart.draw_series(LineSeries::new(run.clone(), c.stroke_width(2))))?;
+            }
+            drawn(chart.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>()))?
                 .label(name.as_str())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
-            drawn(chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, c.filled()))))?;
+            let dots = runs.into_iter().flatten();
+            drawn(chart.draw_series(dots.map(|p| Circle::new(p, 3, c.filled()))))?;
         }
         drawn(
             chart

@@ -79,15 +79,6 @@ impl TxScheme {
             _ => Err(PhyError::invalid("trans_mode", trans_mode, "1..=9")),
         }
     }
-
-    /// The scheme a link with `num_tx` antennas uses here (1 → single port, 2 → SFBC).
-    pub fn for_antennas(num_tx: usize) -> Self {
-        if num_tx >= 2 {
-            TxScheme::TransmitDiversity
-        } else {
-            TxScheme::SinglePort
-        }
-    }
 }
 
 /// Checks a link's antenna counts (1 or 2 each; 4 is `Unsupported`) and every other field
