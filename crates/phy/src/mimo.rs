@@ -118,7 +118,8 @@ pub fn check_link(cfg: &SubframeConfig) -> Result<(usize, usize)> {
 }
 
 /// Grid indices (l·n_sc + k) of the data REs of subframe `sf` with `ports` CRS ports (1 or
-/// 2), frequency first. With one port this is exactly the map of [`crate::subframe`].
+/// 2), frequency first (`sf` taken modulo 10; `cfg` as passed by [`check_link`]). With one
+/// port this is exactly the map of [`crate::subframe`].
 pub fn data_res(cfg: &SubframeConfig, ports: usize, sf: usize) -> Vec<u32> {
     let n_sc = cfg.bandwidth.subcarriers();
     let crs: Vec<CellReference> = (0..ports.clamp(1, MAX_ANTENNAS))
@@ -878,7 +879,7 @@ mod tests {
         // One TX radio and one RX radio: every link shares the 80 Hz residual CFO and the
         // 3-sample late timing (inside the FFT window's backoff) of the single-antenna tests.
         use crate::channel::{Channel, ChannelParams};
-        let h = vec![c(0.7, 0.2), c(-0.4, 0.6), c(0.1, -0.9), c(0.8, 0.3)];
+        let h = [c(0.7, 0.2), c(-0.4, 0.6), c(0.1, -0.9), c(0.8, 0.3)];
         for (tx, rx) in [(2u8, 1u8), (1, 2), (2, 2)] {
             let cfg = link(Bandwidth::Mhz3, tx, rx);
             let mut enc = MimoEncoder::new(cfg).unwrap();
