@@ -346,9 +346,40 @@ impl MimoEncoder {
         })
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &SubframeConfig {
+        &self.cfg
+    }
+
     /// TX antennas.
     pub fn antennas(&self) -> usize {
         self.n_tx
+    }
+
+    /// A subframe with reference signals only (each antenna its port's CRS, antenna 0 also
+    /// PSS/SSS): what a radio sends when it has no data.
+    pub fn encode_idle(&mut self, sf: usize, out: &mut [Vec<Complex32>]) -> Result<()> {
+        check_subframe(sf)?;
+        self.check_outputs(out)?;
+        for (port, samples) in out.iter_mut().enumerate() {
+            self.grid.fill(Complex32::new(0.0, 0.0));
+            self.maps
+                .insert_reference(&self.cfg, port, sf, &mut self.grid);
+            self.ofdm.modulate(&self.grid, samples)?;
+        }
+        Ok(())
+    }
+
+    fn check_outputs(&self, out: &[Vec<Complex32>]) -> Result<()> {
+        if out.len() == self.n_tx {
+            Ok(())
+        } else {
+            Err(PhyError::InvalidLength {
+                what: "TX antenna buffers",
+                expected: self.n_tx,
+                got: out.len(),
+            })
+        }
     }
 
     /// Data REs of subframe `sf` (fewer with two ports: both ports' CRS are excluded).
@@ -366,13 +397,7 @@ impl MimoEncoder {
     /// `samples_per_subframe` long.
     pub fn encode(&mut self, sf: usize, tb: &[u8], out: &mut [Vec<Complex32>]) -> Result<()> {
         check_subframe(sf)?;
-        if out.len() != self.n_tx {
-            return Err(PhyError::InvalidLength {
-                what: "TX antenna buffers",
-                expected: self.n_tx,
-                got: out.len(),
-            });
-        }
+        self.check_outputs(out)?;
         let m = self.cfg.modulation;
         let data = &self.maps.data[sf];
         let g = data.len() * m.bits_per_symbol();
@@ -453,9 +478,30 @@ impl MimoDecoder {
         })
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &SubframeConfig {
+        &self.cfg
+    }
+
     /// (TX antennas, RX antennas).
     pub fn antennas(&self) -> (usize, usize) {
         (self.n_tx, self.n_rx)
+    }
+
+    /// Sets the turbo iteration limit per code block (1..=32), as
+    /// [`crate::SubframeDecoder::set_max_iterations`].
+    pub fn set_max_iterations(&mut self, n: usize) -> Result<()> {
+        if !(1..=32).contains(&n) {
+            return Err(PhyError::invalid("max_iterations", n, "1..=32"));
+        }
+        self.max_iterations = n;
+        Ok(())
+    }
+
+    /// Stops a transport block at its first failed code block, as
+    /// [`crate::SubframeDecoder::set_stop_at_first_failure`].
+    pub fn set_stop_at_first_failure(&mut self, stop: bool) {
+        self.codec.stop_at_first_failure = stop;
     }
 
     /// The channel estimate from TX port `port` to RX antenna `rx` at RE (l, k) of the last
@@ -712,6 +758,35 @@ mod tests {
     }
 
     #[test]
+    fn idle_subframes_carry_each_ports_references() {
+        let one = link(Bandwidth::Mhz1_4, 1, 1);
+        let mut single = SubframeEncoder::new(one).unwrap();
+        let mut enc = MimoEncoder::new(one).unwrap();
+        let len = one.samples_per_subframe();
+        let mut want = vec![c(0.0, 0.0); len];
+        let mut got = vec![vec![c(0.0, 0.0); len]];
+        single.encode_idle(0, &mut want).unwrap();
+        enc.encode_idle(0, &mut got).unwrap();
+        assert_eq!(got[0], want);
+        // Two ports: antenna 1 carries only its CRS (no sync), antenna 0 what one antenna
+        // sends; the port-0 estimator on antenna 0 sees a clean channel.
+        let two = link(Bandwidth::Mhz1_4, 2, 1);
+        let mut enc = MimoEncoder::new(two).unwrap();
+        let mut out = vec![vec![c(0.0, 0.0); len]; 2];
+        enc.encode_idle(0, &mut out).unwrap();
+        assert_eq!(out[0], want);
+        let mut demod = crate::ofdm::OfdmDemodulator::new(two.bandwidth, two.cp);
+        let mut grid = vec![c(0.0, 0.0); 14 * 72];
+        demod.demodulate(&out[1], 14, &mut grid).unwrap();
+        let p1 = CellReference::for_port(two.bandwidth, two.cp, two.cell, 1);
+        for (i, v) in grid.iter().enumerate() {
+            let (l, k) = (i / 72, i % 72);
+            assert_eq!(v.norm() > 0.5, p1.is_crs(l, k), "RE ({l}, {k}): {v}");
+        }
+        assert!(enc.encode_idle(0, &mut out[..1]).is_err());
+    }
+
+    #[test]
     fn one_by_one_decoder_is_the_single_antenna_decoder() {
         let cfg = link(Bandwidth::Mhz1_4, 1, 1);
         let mut enc = SubframeEncoder::new(cfg).unwrap();
@@ -926,6 +1001,9 @@ mod tests {
         assert!(dec.decode(0, &one, 3).is_err());
         let short = vec![vec![c(0.0, 0.0); len - 1]; 2];
         assert!(dec.decode(0, &short, 3).is_err());
+        assert!(dec.set_max_iterations(0).is_err() && dec.set_max_iterations(33).is_err());
+        dec.set_max_iterations(4).unwrap();
+        dec.set_stop_at_first_failure(true);
         let garbage = vec![vec![c(f32::NAN, 1e30); len]; 2];
         assert_eq!(dec.decode(1, &garbage, 20).unwrap().payload, None);
     }
