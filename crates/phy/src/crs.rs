@@ -14,6 +14,20 @@ pub fn crs_symbols(cp: CyclicPrefix) -> [usize; 4] {
     [0, n - 3, n, 2 * n - 3]
 }
 
+/// An antenna port with cell-specific reference signals (ports 2 and 3 are not implemented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrsPort {
+    /// Antenna port 0.
+    Port0,
+    /// Antenna port 1.
+    Port1,
+}
+
+impl CrsPort {
+    /// Ports 0 and 1 in order.
+    pub const ALL: [CrsPort; 2] = [CrsPort::Port0, CrsPort::Port1];
+}
+
 /// The CRS of one antenna port (0 unless made by [`CellReference::for_port`]),
 /// precomputed for all ten subframes of a cell.
 #[derive(Debug, Clone)]
@@ -30,12 +44,12 @@ pub struct CellReference {
 impl CellReference {
     /// Generates the port-0 CRS of a cell for every subframe of a frame.
     pub fn new(bw: Bandwidth, cp: CyclicPrefix, cell: CellId) -> Self {
-        Self::for_port(bw, cp, cell, 0)
+        Self::for_port(bw, cp, cell, CrsPort::Port0)
     }
 
-    /// The CRS of antenna port 0 or 1 (any other value is taken as 1: ports 2 and 3 are not
-    /// implemented). The values do not depend on the port, only the subcarriers do.
-    pub fn for_port(bw: Bandwidth, cp: CyclicPrefix, cell: CellId, port: u8) -> Self {
+    /// The CRS of antenna port 0 or 1. The values do not depend on the port, only the
+    /// subcarriers do.
+    pub fn for_port(bw: Bandwidth, cp: CyclicPrefix, cell: CellId, port: CrsPort) -> Self {
         let n_rb = bw.rb_count();
         let nid = u32::from(cell.pci());
         let n_cp = match cp {
@@ -73,7 +87,10 @@ impl CellReference {
             n_sc: bw.subcarriers(),
             cp,
             v_shift: usize::from(cell.pci()) % 6,
-            port_v: if port == 0 { 0 } else { 3 },
+            port_v: match port {
+                CrsPort::Port0 => 0,
+                CrsPort::Port1 => 3,
+            },
             values,
         }
     }
@@ -167,7 +184,7 @@ mod tests {
         let cell = CellId::new(301).unwrap(); // v_shift 1
         let bw = Bandwidth::Mhz1_4;
         let p0 = CellReference::new(bw, CyclicPrefix::Normal, cell);
-        let p1 = CellReference::for_port(bw, CyclicPrefix::Normal, cell, 1);
+        let p1 = CellReference::for_port(bw, CyclicPrefix::Normal, cell, CrsPort::Port1);
         // Port 1: v = 3 in symbol 0 of a slot, 0 in symbol 4 (36.211 §6.10.1.2).
         assert_eq!(p1.subcarrier(0, 2), 16);
         assert_eq!(p1.subcarrier(1, 2), 13);

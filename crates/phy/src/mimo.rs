@@ -21,7 +21,7 @@
 //! [`PhyError::Unsupported`].
 
 use crate::chest::ChannelEstimator;
-use crate::crs::CellReference;
+use crate::crs::{CellReference, CrsPort};
 use crate::fec::TbCodec;
 use crate::modulation;
 use crate::numerology::SUBFRAMES_PER_FRAME;
@@ -122,8 +122,9 @@ pub fn check_link(cfg: &SubframeConfig) -> Result<(usize, usize)> {
 /// port this is exactly the map of [`crate::subframe`].
 pub fn data_res(cfg: &SubframeConfig, ports: usize, sf: usize) -> Vec<u32> {
     let n_sc = cfg.bandwidth.subcarriers();
-    let crs: Vec<CellReference> = (0..ports.clamp(1, MAX_ANTENNAS))
-        .map(|p| CellReference::for_port(cfg.bandwidth, cfg.cp, cfg.cell, p as u8))
+    let crs: Vec<CellReference> = CrsPort::ALL[..ports.clamp(1, MAX_ANTENNAS)]
+        .iter()
+        .map(|&p| CellReference::for_port(cfg.bandwidth, cfg.cp, cfg.cell, p))
         .collect();
     let sync = placement(cfg.duplex, cfg.cp, sf);
     let sync_syms = [sync.pss_symbol, sync.sss_symbol.map(|s| s.0)];
@@ -260,8 +261,9 @@ impl PortMaps {
             }
         }
         Ok(PortMaps {
-            crs: (0..ports)
-                .map(|p| CellReference::for_port(cfg.bandwidth, cfg.cp, cell, p as u8))
+            crs: CrsPort::ALL[..ports.clamp(1, MAX_ANTENNAS)]
+                .iter()
+                .map(|&p| CellReference::for_port(cfg.bandwidth, cfg.cp, cell, p))
                 .collect(),
             pss: sync::pss(cell.sector())?,
             sss: [
@@ -717,7 +719,7 @@ mod tests {
         // (l = 4, 7, 11) losing 12 REs per port.
         assert_eq!(data_res(&cfg, 1, 1).len(), 12 * 72 - 3 * 12);
         assert_eq!(data_res(&cfg, 2, 1).len(), 12 * 72 - 3 * 24);
-        let p1 = CellReference::for_port(cfg.bandwidth, cfg.cp, cfg.cell, 1);
+        let p1 = CellReference::for_port(cfg.bandwidth, cfg.cp, cfg.cell, CrsPort::Port1);
         let n_sc = 72;
         for sf in 0..10 {
             let d = data_res(&cfg, 2, sf);
@@ -778,7 +780,7 @@ mod tests {
         let mut demod = crate::ofdm::OfdmDemodulator::new(two.bandwidth, two.cp);
         let mut grid = vec![c(0.0, 0.0); 14 * 72];
         demod.demodulate(&out[1], 14, &mut grid).unwrap();
-        let p1 = CellReference::for_port(two.bandwidth, two.cp, two.cell, 1);
+        let p1 = CellReference::for_port(two.bandwidth, two.cp, two.cell, CrsPort::Port1);
         for (i, v) in grid.iter().enumerate() {
             let (l, k) = (i / 72, i % 72);
             assert_eq!(v.norm() > 0.5, p1.is_crs(l, k), "RE ({l}, {k}): {v}");
