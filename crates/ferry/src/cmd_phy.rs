@@ -1,11 +1,16 @@
 //! `ferry phy`: physical-layer tools — the numerology tables, loopback BLER curves through
-//! the seeded channel model, and cell-search success rate and cost.
+//! the seeded channel model, two-antenna BLER curves over fading, and cell-search success
+//! rate and cost.
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use ferry_phy::cellsearch::CellSearcher;
+use ferry_phy::channel::Fading;
 use ferry_phy::numerology::{dwpts_symbols, SubframeLayout};
-use ferry_phy::sim::{bler_point, cellsearch_capture, duplex_kind, judge, Impairments};
+use ferry_phy::sim::{
+    bler_point, cellsearch_capture, duplex_kind, judge, mimo_bler_point, snr_at_bler, BlerPoint,
+    Impairments,
+};
 use ferry_phy::{Bandwidth, CellId, CyclicPrefix, Duplex, Modulation, SubframeConfig, TddConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -24,6 +29,9 @@ enum PhyCommand {
     Numerology,
     /// Loopback BLER curve: encode → AWGN + residual CFO + timing offset → decode.
     Bler(BlerArgs),
+    /// Two-antenna BLER curves over flat Rayleigh block fading: 1×1, 2×1 SFBC, 1×2 MRC and
+    /// 2×2 SFBC+MRC, with the SNR at the target BLER and each one's gain over 1×1.
+    Mimo(MimoArgs),
     /// Blind cell-search trials: success rate and time per search.
     Cellsearch(SearchArgs),
     /// Encode/decode cost per subframe: thread CPU time (robust on a loaded machine) and
@@ -133,6 +141,45 @@ struct BlerArgs {
 }
 
 #[derive(Args)]
+struct MimoArgs {
+    #[command(flatten)]
+    link: LinkArgs,
+    /// Modulation: qpsk, 16qam, 64qam.
+    #[arg(long, default_value = "qpsk")]
+    modulation: String,
+    /// Antenna configurations TXxRX (comma-separated; 1 or 2 each; 2 TX = SFBC).
+    #[arg(long, default_value = "1x1,2x1,1x2,2x2")]
+    configs: String,
+    /// First SNR (dB, mean Es/N0 per resource element per receive antenna).
+    #[arg(long, allow_hyphen_values = true, default_value_t = -2.0)]
+    snr_from: f64,
+    /// Last SNR (dB).
+    #[arg(long, allow_hyphen_values = true, default_value_t = 16.0)]
+    snr_to: f64,
+    /// SNR step (dB).
+    #[arg(long, default_value_t = 1.0)]
+    step: f64,
+    /// Subframes per SNR point (one fading draw each).
+    #[arg(long, default_value_t = 400)]
+    subframes: usize,
+    /// Code rate of the transport blocks (largest TB at or below it; the modem uses 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    code_rate: f64,
+    /// BLER at which the SNR of each configuration and its gain over 1×1 are read.
+    #[arg(long, default_value_t = 0.1)]
+    target_bler: f64,
+    /// Seed of the channel and payloads.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One JSON object per line (every point, then one summary per configuration).
+    #[arg(long)]
+    json: bool,
+    /// Also draw the curves as an SVG to this file.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
 struct SearchArgs {
     /// Channel bandwidth (input sample rate) in MHz or RBs.
     #[arg(long, default_value = "1.4")]
@@ -165,6 +212,7 @@ pub fn run(args: PhyArgs) -> anyhow::Result<()> {
     match args.command {
         PhyCommand::Numerology => numerology(),
         PhyCommand::Bler(a) => bler(a),
+        PhyCommand::Mimo(a) => mimo(a),
         PhyCommand::Cellsearch(a) => cellsearch(a),
         PhyCommand::Speed(a) => speed(a),
     }
@@ -280,6 +328,143 @@ fn bler(a: BlerArgs) -> anyhow::Result<()> {
                 p.mean_tb_bytes
             );
         }
+    }
+    Ok(())
+}
+
+/// Parses `1x1,2x1,…` into (TX, RX) antenna counts.
+fn parse_configs(s: &str) -> anyhow::Result<Vec<(u8, u8)>> {
+    s.split(',')
+        .map(|c| {
+            let c = c.trim().to_ascii_lowercase();
+            let parsed = c
+                .split_once('x')
+                .and_then(|(t, r)| Some((t.parse::<u8>().ok()?, r.parse::<u8>().ok()?)));
+            match parsed {
+                Some((t @ 1..=2, r @ 1..=2)) => Ok((t, r)),
+                _ => bail!("--configs {c}: use TXxRX with 1 or 2 antennas each, e.g. 2x2"),
+            }
+        })
+        .collect()
+}
+
+fn mimo(a: MimoArgs) -> anyhow::Result<()> {
+    let bw = Bandwidth::parse(&a.link.bw)?;
+    let base = SubframeConfig::new(
+        bw,
+        parse_cp(&a.link.cp)?,
+        parse_duplex(&a.link.duplex)?,
+        CellId::new(a.link.pci)?,
+        0x3e9,
+        parse_modulation(&a.modulation)?,
+    );
+    let configs = parse_configs(&a.configs)?;
+    if a.step.is_nan() || a.step <= 0.0 || a.snr_to < a.snr_from || a.subframes == 0 {
+        bail!("need --step > 0, --snr-to ≥ --snr-from and --subframes ≥ 1");
+    }
+    if !(a.target_bler > 0.0 && a.target_bler < 1.0) {
+        bail!("--target-bler {}: use a value in (0, 1)", a.target_bler);
+    }
+    let label = |(t, r): (u8, u8)| format!("{t}x{r}");
+    if !a.json {
+        println!(
+            "# {} {:?} {:?} code rate ≤ {}, flat Rayleigh block fading (one draw per link per subframe), {} subframes/point, seed {}",
+            bw, base.modulation, base.cp, a.code_rate, a.subframes, a.seed
+        );
+        let head: Vec<String> = configs
+            .iter()
+            .map(|&c| format!("{:<9}", label(c) + " BLER"))
+            .collect();
+        println!("SNR dB   {}", head.join(" "));
+    }
+    let steps = ((a.snr_to - a.snr_from) / a.step).round() as usize;
+    let mut curves: Vec<Vec<BlerPoint>> = vec![Vec::new(); configs.len()];
+    for i in 0..=steps {
+        let snr = a.snr_from + i as f64 * a.step;
+        let mut row = Vec::new();
+        for (c, &(tx, rx)) in configs.iter().enumerate() {
+            let cfg = SubframeConfig {
+                num_antenna_tx: tx,
+                num_antenna_rx: rx,
+                ..base
+            };
+            let p = mimo_bler_point(
+                cfg,
+                Fading::Rayleigh,
+                snr,
+                a.subframes,
+                a.code_rate,
+                a.seed.wrapping_add(i as u64),
+            )?;
+            if a.json {
+                let mut v = serde_json::to_value(p)?;
+                v["config"] = label((tx, rx)).into();
+                v["bler"] = p.bler().into();
+                println!("{v}");
+            }
+            row.push(format!("{:<9.4}", p.bler()));
+            curves[c].push(p);
+        }
+        if !a.json {
+            println!("{:<7.2}  {}", snr, row.join(" "));
+        }
+    }
+    let at: Vec<Option<f64>> = curves
+        .iter()
+        .map(|c| snr_at_bler(c, a.target_bler))
+        .collect();
+    let reference = configs
+        .iter()
+        .position(|&c| c == (1, 1))
+        .and_then(|i| at[i]);
+    if !a.json {
+        println!(
+            "\n# SNR at {} % BLER and gain over 1x1:",
+            100.0 * a.target_bler
+        );
+    }
+    for (c, &cfg) in configs.iter().enumerate() {
+        let gain = at[c].zip(reference).map(|(s, r)| r - s);
+        let tb = curves[c].iter().map(|p| p.mean_tb_bytes).sum::<f32>() / curves[c].len() as f32;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "config": label(cfg),
+                    "target_bler": a.target_bler,
+                    "snr_at_target_db": at[c],
+                    "gain_over_1x1_db": gain,
+                    "mean_tb_bytes": tb,
+                })
+            );
+        } else {
+            let show = |v: Option<f64>, sign: bool| match v {
+                Some(v) if sign => format!("{v:+.1} dB"),
+                Some(v) => format!("{v:.1} dB"),
+                None => "outside the range".into(),
+            };
+            println!(
+                "{:<4}  {:<18}  gain {:<18}  TB {:.0} B",
+                label(cfg),
+                show(at[c], false),
+                show(gain, true),
+                tb
+            );
+        }
+    }
+    if let Some(path) = &a.svg {
+        let named: Vec<(String, Vec<(f64, f64)>)> = configs
+            .iter()
+            .zip(&curves)
+            .map(|(&c, pts)| (label(c), pts.iter().map(|p| (p.snr_db, p.bler())).collect()))
+            .collect();
+        let title = format!(
+            "BLER over flat Rayleigh block fading, {} {:?} rate {}, {} subframes/point",
+            bw, base.modulation, a.code_rate, a.subframes
+        );
+        let svg =
+            crate::phy_plot::bler_svg(&title, &named, 0.5 / a.subframes as f64, a.target_bler)?;
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

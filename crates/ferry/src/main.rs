@@ -15,6 +15,7 @@ mod cmd_probe;
 mod cmd_radiohead;
 mod cmd_testbed;
 mod cmd_web;
+mod phy_plot;
 mod pool_load;
 
 /// Live migration of a real-time LTE-numerology radio task between baseband-pool servers.

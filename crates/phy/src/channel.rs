@@ -10,6 +10,14 @@
 //!
 //! The channel is pure: the RNG is a `ChaCha8Rng` seeded by the caller, and state (delay
 //! line, CFO phase) carries across calls so a stream can be fed subframe by subframe.
+//!
+//! [`FadingChannel`] is the multi-antenna one: N_tx × N_rx links, each a flat (one-tap)
+//! complex gain, independent Rayleigh CN(0, 1) per link and redrawn for every block (the
+//! simulations pass one subframe per block: block fading, constant within 1 ms), plus AWGN
+//! per the same SNR definition on every receive antenna. With unit-power links and a
+//! transmitter that splits its power over its antennas, the mean signal power per RE at
+//! each receive antenna is 1, so `snr_db` is the mean Es/N0 per receive antenna. No delay,
+//! no CFO: it isolates what the antennas change.
 
 use num_complex::Complex32;
 use rand::{Rng, SeedableRng};
@@ -183,10 +191,173 @@ impl Channel {
     }
 }
 
+/// How the links of a [`FadingChannel`] are drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fading {
+    /// Fixed gains, `h[rx · n_tx + tx]` (e.g. the identity, for tests).
+    Fixed(Vec<Complex32>),
+    /// Independent flat Rayleigh CN(0, 1) per link, redrawn every block.
+    Rayleigh,
+}
+
+/// A seeded N_tx × N_rx flat block-fading channel with AWGN (see the module doc).
+pub struct FadingChannel {
+    n_tx: usize,
+    n_rx: usize,
+    fading: Fading,
+    /// Gains of the current block, `h[rx · n_tx + tx]`.
+    h: Vec<Complex32>,
+    rng: ChaCha8Rng,
+    sigma: f32,
+}
+
+impl FadingChannel {
+    /// A channel between `n_tx` and `n_rx` antennas (1..=8 each) at `snr_db` (`None`: no
+    /// noise). Fixed gains must number n_tx · n_rx.
+    pub fn new(
+        n_tx: usize,
+        n_rx: usize,
+        fading: Fading,
+        snr_db: Option<f64>,
+        seed: u64,
+    ) -> crate::Result<Self> {
+        for (name, n) in [("TX antennas", n_tx), ("RX antennas", n_rx)] {
+            if !(1..=8).contains(&n) {
+                return Err(crate::PhyError::invalid(name, n, "1..=8"));
+            }
+        }
+        let h = match &fading {
+            Fading::Fixed(h) if h.len() != n_tx * n_rx => {
+                return Err(crate::PhyError::InvalidLength {
+                    what: "fixed channel gains (n_tx · n_rx)",
+                    expected: n_tx * n_rx,
+                    got: h.len(),
+                })
+            }
+            Fading::Fixed(h) => h.clone(),
+            Fading::Rayleigh => vec![Complex32::new(0.0, 0.0); n_tx * n_rx],
+        };
+        let sigma = match snr_db {
+            Some(snr) => (10f64.powf(-snr / 10.0) / 2.0).sqrt() as f32,
+            None => 0.0,
+        };
+        Ok(FadingChannel {
+            n_tx,
+            n_rx,
+            fading,
+            h,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            sigma,
+        })
+    }
+
+    /// Gains of the last block, `h[rx · n_tx + tx]`.
+    pub fn gains(&self) -> &[Complex32] {
+        &self.h
+    }
+
+    fn gaussian_pair(&mut self) -> (f32, f32) {
+        let u1: f64 = self.rng.random::<f64>().max(1e-300);
+        let u2: f64 = self.rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = 2.0 * std::f64::consts::PI * u2;
+        ((r * t.cos()) as f32, (r * t.sin()) as f32)
+    }
+
+    /// One block: draws new gains (Rayleigh), then rx[r] = Σ_t h[r,t]·tx[t] + noise. `tx`
+    /// holds one equally long buffer per TX antenna; `rx` is resized to one per RX antenna.
+    pub fn process<S: AsRef<[Complex32]>>(
+        &mut self,
+        tx: &[S],
+        rx: &mut Vec<Vec<Complex32>>,
+    ) -> crate::Result<()> {
+        if tx.len() != self.n_tx {
+            return Err(crate::PhyError::InvalidLength {
+                what: "TX antenna buffers",
+                expected: self.n_tx,
+                got: tx.len(),
+            });
+        }
+        let len = tx[0].as_ref().len();
+        if let Some(bad) = tx.iter().find(|t| t.as_ref().len() != len) {
+            return Err(crate::PhyError::InvalidLength {
+                what: "TX antenna buffer (all equally long)",
+                expected: len,
+                got: bad.as_ref().len(),
+            });
+        }
+        if self.fading == Fading::Rayleigh {
+            for i in 0..self.h.len() {
+                let (a, b) = self.gaussian_pair();
+                self.h[i] = Complex32::new(a, b) * std::f32::consts::FRAC_1_SQRT_2;
+            }
+        }
+        rx.resize_with(self.n_rx, Vec::new);
+        for (r, out) in rx.iter_mut().enumerate() {
+            out.clear();
+            out.resize(len, Complex32::new(0.0, 0.0));
+            for (t, input) in tx.iter().enumerate() {
+                let g = self.h[r * self.n_tx + t];
+                for (o, &x) in out.iter_mut().zip(input.as_ref()) {
+                    *o += g * x;
+                }
+            }
+        }
+        if self.sigma > 0.0 {
+            for o in rx.iter_mut().flat_map(|out| out.iter_mut()) {
+                let (a, b) = self.gaussian_pair();
+                *o += Complex32::new(a * self.sigma, b * self.sigma);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::needless_range_loop)] // tests compare index-parallel tables
 mod tests {
     use super::*;
+
+    #[test]
+    fn rayleigh_links_have_unit_power_and_differ() {
+        let mut ch = FadingChannel::new(2, 2, Fading::Rayleigh, None, 3).unwrap();
+        let x = [
+            vec![Complex32::new(1.0, 0.0); 4],
+            vec![Complex32::new(0.0, 0.0); 4],
+        ];
+        let mut rx = Vec::new();
+        let mut pow = [0.0f32; 4];
+        let n = 4000;
+        for _ in 0..n {
+            ch.process(&x, &mut rx).unwrap();
+            for (p, g) in pow.iter_mut().zip(ch.gains()) {
+                *p += g.norm_sqr() / n as f32;
+            }
+            // Noiseless, TX 1 silent: each RX antenna sees h[r, 0].
+            assert_eq!(rx[1][3], ch.gains()[2]);
+        }
+        for p in pow {
+            assert!((p - 1.0).abs() < 0.08, "{pow:?}");
+        }
+        let g = ch.gains();
+        assert!(g[0] != g[1] && g[0] != g[2]);
+    }
+
+    #[test]
+    fn fixed_gains_sum_the_antennas_and_add_noise() {
+        let h = vec![Complex32::new(1.0, 0.0), Complex32::new(0.0, 2.0)];
+        let mut ch = FadingChannel::new(2, 1, Fading::Fixed(h), Some(10.0), 9).unwrap();
+        let n = 20000;
+        let a = vec![Complex32::new(1.0, 0.0); n];
+        let b = vec![Complex32::new(0.5, 0.0); n];
+        let mut rx = Vec::new();
+        ch.process(&[a, b], &mut rx).unwrap();
+        let want = Complex32::new(1.0, 1.0);
+        let noise: f32 = rx[0].iter().map(|y| (y - want).norm_sqr()).sum::<f32>() / n as f32;
+        assert!((noise - 0.1).abs() < 0.005, "{noise}");
+        assert!(FadingChannel::new(2, 2, Fading::Fixed(vec![]), None, 1).is_err());
+        assert!(FadingChannel::new(0, 1, Fading::Rayleigh, None, 1).is_err());
+    }
 
     #[test]
     fn integer_delay_across_calls() {

@@ -230,6 +230,12 @@ impl ChannelEstimator {
         )
     }
 
+    /// Variance of the channel estimate's error relative to the noise variance (the
+    /// smoother's 1/(CRS symbols · window)), for combiners that equalise themselves.
+    pub(crate) fn estimation_error_factor(&self) -> f32 {
+        self.est_var_factor
+    }
+
     /// The channel estimate at RE (l, k); `None` outside the grid.
     pub fn channel(&self, l: usize, k: usize) -> Option<Complex32> {
         Some(*self.hbar.get(k)? * *self.trot.get(l)?)

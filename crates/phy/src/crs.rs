@@ -1,6 +1,8 @@
-//! Cell-specific reference signals of antenna port 0 (TS 36.211 §6.10.1): QPSK values from
-//! the Gold sequence with c_init = 2^10·(7(n_s+1)+l+1)(2N_ID+1) + 2N_ID + N_CP, every 6th
-//! subcarrier shifted by v_shift = N_ID mod 6, in symbols 0 and N_symb−3 of each slot.
+//! Cell-specific reference signals of antenna ports 0 and 1 (TS 36.211 §6.10.1): QPSK values
+//! from the Gold sequence with c_init = 2^10·(7(n_s+1)+l+1)(2N_ID+1) + 2N_ID + N_CP, every 6th
+//! subcarrier shifted by v_shift = N_ID mod 6, in symbols 0 and N_symb−3 of each slot. Port 1
+//! uses the same values on the subcarriers 3 away from port 0's (v = 3 in symbol 0, 0 in
+//! symbol N_symb−3), so the two ports' CRS never share an RE.
 
 use crate::gold::pseudo_random;
 use crate::numerology::{Bandwidth, CellId, CyclicPrefix, MAX_RB};
@@ -12,19 +14,42 @@ pub fn crs_symbols(cp: CyclicPrefix) -> [usize; 4] {
     [0, n - 3, n, 2 * n - 3]
 }
 
-/// The port-0 CRS of one subframe, precomputed for all ten subframes of a cell.
+/// An antenna port with cell-specific reference signals (ports 2 and 3 are not implemented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrsPort {
+    /// Antenna port 0.
+    Port0,
+    /// Antenna port 1.
+    Port1,
+}
+
+impl CrsPort {
+    /// Ports 0 and 1 in order.
+    pub const ALL: [CrsPort; 2] = [CrsPort::Port0, CrsPort::Port1];
+}
+
+/// The CRS of one antenna port (0 unless made by [`CellReference::for_port`]),
+/// precomputed for all ten subframes of a cell.
 #[derive(Debug, Clone)]
 pub struct CellReference {
     n_sc: usize,
     cp: CyclicPrefix,
     v_shift: usize,
+    /// 0 for port 0, 3 for port 1: added to v (§6.10.1.2).
+    port_v: usize,
     /// [subframe][crs symbol 0..4][m 0..2N_RB]
     values: Vec<Vec<Vec<Complex32>>>,
 }
 
 impl CellReference {
-    /// Generates the CRS of a cell for every subframe of a frame.
+    /// Generates the port-0 CRS of a cell for every subframe of a frame.
     pub fn new(bw: Bandwidth, cp: CyclicPrefix, cell: CellId) -> Self {
+        Self::for_port(bw, cp, cell, CrsPort::Port0)
+    }
+
+    /// The CRS of antenna port 0 or 1. The values do not depend on the port, only the
+    /// subcarriers do.
+    pub fn for_port(bw: Bandwidth, cp: CyclicPrefix, cell: CellId, port: CrsPort) -> Self {
         let n_rb = bw.rb_count();
         let nid = u32::from(cell.pci());
         let n_cp = match cp {
@@ -62,15 +87,20 @@ impl CellReference {
             n_sc: bw.subcarriers(),
             cp,
             v_shift: usize::from(cell.pci()) % 6,
+            port_v: match port {
+                CrsPort::Port0 => 0,
+                CrsPort::Port1 => 3,
+            },
             values,
         }
     }
 
     /// Subcarrier of CRS number m (0..2N_RB) in CRS symbol `i` (0..4) of the subframe:
-    /// k = 6m + (v + v_shift) mod 6 with v = 0 in symbol 0 of a slot and 3 otherwise.
+    /// k = 6m + (v + v_shift) mod 6 with, for port 0, v = 0 in symbol 0 of a slot and 3
+    /// otherwise (port 1: the other way round).
     pub fn subcarrier(&self, i: usize, m: usize) -> usize {
         let v = if i % 2 == 0 { 0 } else { 3 };
-        6 * m + (v + self.v_shift) % 6
+        6 * m + (v + self.port_v + self.v_shift) % 6
     }
 
     /// Whether (symbol `l`, subcarrier `k`) of a subframe carries a CRS.
@@ -147,5 +177,36 @@ mod tests {
         let mp = 110 - 6;
         assert_eq!(a.values(0, 0)[0].re > 0.0, c[2 * mp] == 0);
         assert_eq!(a.values(0, 0)[0].im > 0.0, c[2 * mp + 1] == 0);
+    }
+
+    #[test]
+    fn port_one_sits_three_subcarriers_away() {
+        let cell = CellId::new(301).unwrap(); // v_shift 1
+        let bw = Bandwidth::Mhz1_4;
+        let p0 = CellReference::new(bw, CyclicPrefix::Normal, cell);
+        let p1 = CellReference::for_port(bw, CyclicPrefix::Normal, cell, CrsPort::Port1);
+        // Port 1: v = 3 in symbol 0 of a slot, 0 in symbol 4 (36.211 §6.10.1.2).
+        assert_eq!(p1.subcarrier(0, 2), 16);
+        assert_eq!(p1.subcarrier(1, 2), 13);
+        assert_eq!(p1.subcarrier(2, 0), 4);
+        for i in 0..4 {
+            assert_eq!(
+                p0.values(3, i),
+                p1.values(3, i),
+                "same sequence on both ports"
+            );
+        }
+        for &l in &crs_symbols(CyclicPrefix::Normal) {
+            for k in 0..72 {
+                assert!(
+                    !(p0.is_crs(l, k) && p1.is_crs(l, k)),
+                    "shared RE ({l}, {k})"
+                );
+            }
+            let both = (0..72)
+                .filter(|&k| p0.is_crs(l, k) || p1.is_crs(l, k))
+                .count();
+            assert_eq!(both, 24);
+        }
     }
 }

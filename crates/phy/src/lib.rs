@@ -12,7 +12,9 @@
 //! - [`modulation`]: QPSK/16QAM/64QAM mapping (36.211 §7.1) and soft demapping.
 //! - [`crc`], [`turbo`], [`turbo_fixed`], [`ratematch`], [`scrambling`], [`fec`]: channel coding (TS 36.212).
 //! - [`subframe`]: the transport-block API: bytes ⇄ a subframe of time-domain samples.
-//! - [`channel`]: a seeded simulated channel (AWGN, CFO, timing offset) for tests and benches;
+//! - [`mimo`]: two antennas: CRS of ports 0 and 1, SFBC transmit diversity, MRC receive diversity.
+//! - [`channel`]: a seeded simulated channel (AWGN, CFO, timing offset; flat Rayleigh
+//!   N_tx × N_rx block fading) for tests and benches;
 //!   [`sim`]: seeded BLER and cell-search simulations built on it.
 
 pub mod error;
@@ -22,6 +24,7 @@ pub mod cellsearch;
 pub mod channel;
 pub mod chest;
 pub mod crs;
+pub mod mimo;
 pub mod numerology;
 pub mod ofdm;
 pub mod sim;

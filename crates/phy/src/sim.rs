@@ -2,7 +2,8 @@
 //! encode → channel → decode, and cell-search trials. Deterministic for a given seed.
 
 use crate::cellsearch::{CellSearcher, DuplexKind};
-use crate::channel::{Channel, ChannelParams};
+use crate::channel::{Channel, ChannelParams, Fading, FadingChannel};
+use crate::mimo::{MimoDecoder, MimoEncoder};
 use crate::numerology::{Bandwidth, CellId, CyclicPrefix, Duplex};
 use crate::subframe::{SubframeConfig, SubframeDecoder, SubframeEncoder};
 use crate::{PhyError, Result};
@@ -148,6 +149,85 @@ pub fn bler_point(
     Ok(p)
 }
 
+/// Sends `subframes` random transport blocks (the largest at `code_rate` in each subframe,
+/// subframes 0..9 in turn) from `cfg.num_antenna_tx` antennas (SFBC with two) through a
+/// seeded flat block-fading channel (one Rayleigh draw per link per subframe, or `fixed`
+/// gains) at a mean Es/N0 of `snr_db` per receive antenna, and decodes them on
+/// `cfg.num_antenna_rx` antennas. Subframes arrive time-aligned (no CFO, no delay).
+pub fn mimo_bler_point(
+    cfg: SubframeConfig,
+    fading: Fading,
+    snr_db: f64,
+    subframes: usize,
+    code_rate: f64,
+    seed: u64,
+) -> Result<BlerPoint> {
+    let mut enc = MimoEncoder::new(cfg)?;
+    let mut dec = MimoDecoder::new(cfg)?;
+    let (n_tx, n_rx) = dec.antennas();
+    let mut ch = FadingChannel::new(n_tx, n_rx, fading, Some(snr_db), seed)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_1e55);
+    let mut tx = vec![vec![Complex32::new(0.0, 0.0); cfg.samples_per_subframe()]; n_tx];
+    let mut rx = Vec::new();
+    let mut p = BlerPoint {
+        snr_db,
+        subframes,
+        block_errors: 0,
+        est_snr_db: 0.0,
+        evm_rms: 0.0,
+        mean_iterations: 0.0,
+        mean_tb_bytes: 0.0,
+    };
+    for i in 0..subframes {
+        let sf = i % 10;
+        let tb_bytes = enc.max_tb_bytes(sf, code_rate);
+        if tb_bytes == 0 {
+            return Err(PhyError::invalid(
+                "code_rate",
+                code_rate,
+                "large enough for 1 byte",
+            ));
+        }
+        let tb: Vec<u8> = (0..tb_bytes).map(|_| rng.random()).collect();
+        enc.encode(sf, &tb, &mut tx)?;
+        ch.process(&tx, &mut rx)?;
+        let r = dec.decode(sf, &rx, tb.len())?;
+        p.est_snr_db += r.quality.snr_db;
+        p.evm_rms += r.quality.evm_rms;
+        p.mean_iterations += r.iterations as f32;
+        p.mean_tb_bytes += tb.len() as f32;
+        if r.payload.as_deref() != Some(&tb[..]) {
+            p.block_errors += 1;
+        }
+    }
+    let n = subframes.max(1) as f32;
+    p.est_snr_db /= n;
+    p.evm_rms /= n;
+    p.mean_iterations /= n;
+    p.mean_tb_bytes /= n;
+    Ok(p)
+}
+
+/// The SNR (dB) where a BLER curve first falls to `target`: points sorted by SNR, the
+/// crossing interpolated linearly in log10(BLER) (BLER 0 taken as 1e-4). `None` when the
+/// curve never reaches the target, or starts below it (the crossing is outside the range).
+pub fn snr_at_bler(points: &[BlerPoint], target: f64) -> Option<f64> {
+    let lg = |b: f64| b.max(1e-4).log10();
+    let first = points.first()?;
+    if first.bler() <= target {
+        return None;
+    }
+    points.windows(2).find_map(|w| {
+        let (a, b) = (&w[0], &w[1]);
+        if a.bler() > target && b.bler() <= target {
+            let t = (lg(a.bler()) - lg(target)) / (lg(a.bler()) - lg(b.bler()));
+            Some(a.snr_db + t.clamp(0.0, 1.0) * (b.snr_db - a.snr_db))
+        } else {
+            None
+        }
+    })
+}
+
 /// Outcome of one cell-search trial.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchTrial {
@@ -291,5 +371,41 @@ pub fn duplex_kind(d: Duplex) -> DuplexKind {
         DuplexKind::Tdd
     } else {
         DuplexKind::Fdd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(snr_db: f64, errors: usize) -> BlerPoint {
+        BlerPoint {
+            snr_db,
+            subframes: 100,
+            block_errors: errors,
+            est_snr_db: 0.0,
+            evm_rms: 0.0,
+            mean_iterations: 0.0,
+            mean_tb_bytes: 0.0,
+        }
+    }
+
+    #[test]
+    fn ten_percent_crossing_is_interpolated_in_log_bler() {
+        let curve = [pt(0.0, 100), pt(2.0, 100), pt(4.0, 100), pt(6.0, 1)];
+        // 1.0 at 4 dB (log 0) to 0.01 at 6 dB (log −2): 0.1 (log −1) half way.
+        assert_eq!(snr_at_bler(&curve, 0.1), Some(5.0));
+        assert_eq!(snr_at_bler(&[pt(0.0, 50), pt(1.0, 10)], 0.1), Some(1.0));
+        assert_eq!(
+            snr_at_bler(&[pt(0.0, 5), pt(1.0, 1)], 0.1),
+            None,
+            "starts below"
+        );
+        assert_eq!(
+            snr_at_bler(&[pt(0.0, 90), pt(1.0, 50)], 0.1),
+            None,
+            "never reaches"
+        );
+        assert_eq!(snr_at_bler(&[], 0.1), None);
     }
 }
