@@ -257,19 +257,18 @@ impl HostExec {
         self.modem.as_ref().map(ModemProcess::pid)
     }
 
-    /// Notice a modem that died on its own: reap it, stop the collector, report its
-    /// endpoint dead to a controlled radio (so a protecting standby takes over at the next
-    /// subframe boundary instead of after the liveness interval), and say so.
+    /// Notice a modem that died on its own: reap it, stop the collector, and say so (with
+    /// what the radio answered the death watch's report, see [`crate::deathwatch`]).
     pub fn check_modem(&mut self) -> Option<String> {
         let st = self.modem.as_mut()?.exited()?;
         self.modem = None;
         self.modem_exit = Some(st.clone());
-        let reported = match self.watch.take() {
-            Some(w) => w
-                .outcome(Duration::from_secs(1))
-                .map_or_else(String::new, |o| format!("; {o}")),
-            None => self.report_modem_dead(),
-        };
+        // The death watch reported it to the radio the moment it happened.
+        let reported = self
+            .watch
+            .take()
+            .and_then(|w| w.outcome(Duration::from_secs(1)))
+            .map_or_else(String::new, |o| format!("; {o}"));
         if let Some(mut c) = self.collector.take() {
             c.stop();
         }
@@ -318,51 +317,6 @@ impl HostExec {
                 self.watch = Some(w);
             }
             Err(e) => tracing::warn!("no death watch for the modem (pid {pid}): {e}"),
-        }
-    }
-
-    /// `primary_dead` for the modem's endpoint (controlled radio, modem holding the link):
-    /// the radio's answer as text for the log. The radio refuses when the endpoint is not
-    /// its primary (a standby or a released source died) or nobody can take over.
-    fn report_modem_dead(&self) -> String {
-        let (
-            RadioAccess::Controlled {
-                control,
-                radio,
-                auth,
-                ..
-            },
-            Some(endpoint),
-            true,
-        ) = (
-            &self.cfg.radio,
-            self.cfg.modem_fronthaul,
-            self.cfg.usrp_in_modem,
-        )
-        else {
-            return String::new();
-        };
-        let client = ControlClient::new(control.clone(), Duration::from_millis(500))
-            .with_auth(auth.clone())
-            .with_name("agent");
-        let req = ferry_fronthaul::control::Request::PrimaryDead {
-            radio: radio.clone(),
-            endpoint,
-        };
-        let t0 = Instant::now();
-        let answer = client.request(&req);
-        let ms = t0.elapsed().as_secs_f64() * 1e3;
-        match answer {
-            Ok(ferry_fronthaul::control::Reply::Done { .. }) => {
-                format!(
-                    "; reported {endpoint} dead to radio {radio} ({ms:.1} ms): it fails over now"
-                )
-            }
-            Ok(ferry_fronthaul::control::Reply::Error { message, .. }) => {
-                format!("; radio {radio} did not act on the report ({ms:.1} ms): {message}")
-            }
-            Ok(other) => format!("; radio {radio} answered {other:?}"),
-            Err(e) => format!("; could not report to radio {radio}: {e}"),
         }
     }
 

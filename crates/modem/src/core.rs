@@ -571,12 +571,18 @@ impl ModemCore {
             out,
             &mut self.tx_buf,
         )?;
-        if tb.is_some() {
+        self.sent(n, tb.is_some(), out);
+        Ok(true)
+    }
+
+    /// Book-keeping of a subframe built for TX: counts, own-slot memory, and a slave's CFO
+    /// pre-compensation (the master then hears it on its own frequency).
+    fn sent(&mut self, n: u64, with_tb: bool, out: &mut [Complex32]) {
+        if with_tb {
             self.counters.tx_blocks += 1;
         }
-        self.tx_sent[sf] = n;
+        self.tx_sent[(n % 10) as usize] = n;
         if self.role == Role::Slave {
-            // Pre-compensate: the master then hears this slave on its own frequency.
             rotate(
                 out,
                 self.subframe_start(n),
@@ -584,7 +590,6 @@ impl ModemCore {
                 self.phy.sample_rate(),
             );
         }
-        Ok(true)
     }
 }
 
@@ -680,18 +685,7 @@ impl ModemCore {
         let msg = d.to_bytes();
         self.phy
             .encode_harq(sf, data, &msg, out, &mut self.tx_buf)?;
-        if has_data {
-            self.counters.tx_blocks += 1;
-        }
-        self.tx_sent[sf] = n;
-        if self.role == Role::Slave {
-            rotate(
-                out,
-                self.subframe_start(n),
-                self.cfo_hz,
-                self.phy.sample_rate(),
-            );
-        }
+        self.sent(n, has_data, out);
         Ok(true)
     }
 }

@@ -169,31 +169,18 @@ fn check_subframe(sf: usize) -> Result<()> {
 
 /// Grid indices (l·n_sc + k) of the data REs of subframe `sf`, frequency first.
 fn data_res(cfg: &SubframeConfig, sf: usize) -> Vec<u32> {
-    let n_sc = cfg.bandwidth.subcarriers();
-    let crs = crs_pattern(cfg);
-    let sync = placement(cfg.duplex, cfg.cp, sf);
-    let sync_syms = [sync.pss_symbol, sync.sss_symbol.map(|s| s.0)];
-    let k_lo = 12 * cfg.prb_start;
-    let k_hi = 12 * (cfg.prb_start + cfg.prb_count);
-    let mut out = Vec::new();
-    for l in cfg.control_symbols..cfg.active_symbols(sf) {
-        let is_sync = sync_syms.contains(&Some(l));
-        for k in k_lo..k_hi {
-            if crs.is_crs(l, k) {
-                continue;
-            }
-            if is_sync && k + 36 >= n_sc / 2 && k < n_sc / 2 + 36 {
-                continue;
-            }
-            out.push((l * n_sc + k) as u32);
-        }
-    }
-    out
+    res_of_symbols(cfg, sf, cfg.control_symbols..cfg.active_symbols(sf))
 }
 
 /// Grid indices of the control region's REs of subframe `sf` (symbols before
-/// `control_symbols`, the allocated PRBs, minus CRS and the sync band of a sync symbol).
+/// `control_symbols`).
 fn control_res(cfg: &SubframeConfig, sf: usize) -> Vec<u32> {
+    res_of_symbols(cfg, sf, 0..cfg.control_symbols.min(cfg.active_symbols(sf)))
+}
+
+/// The allocated PRBs' REs of `symbols` in subframe `sf`, frequency first, minus CRS and the
+/// central 72 subcarriers of a symbol carrying PSS/SSS.
+fn res_of_symbols(cfg: &SubframeConfig, sf: usize, symbols: std::ops::Range<usize>) -> Vec<u32> {
     let n_sc = cfg.bandwidth.subcarriers();
     let crs = crs_pattern(cfg);
     let sync = placement(cfg.duplex, cfg.cp, sf);
@@ -201,7 +188,7 @@ fn control_res(cfg: &SubframeConfig, sf: usize) -> Vec<u32> {
     let k_lo = 12 * cfg.prb_start;
     let k_hi = 12 * (cfg.prb_start + cfg.prb_count);
     let mut out = Vec::new();
-    for l in 0..cfg.control_symbols.min(cfg.active_symbols(sf)) {
+    for l in symbols {
         let is_sync = sync_syms.contains(&Some(l));
         for k in k_lo..k_hi {
             if crs.is_crs(l, k) || (is_sync && k + 36 >= n_sc / 2 && k < n_sc / 2 + 36) {
