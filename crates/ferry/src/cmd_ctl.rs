@@ -389,10 +389,87 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                 };
                 writeln!(out, "{n}: {line}")?;
             }
+            // Who serves the task and whether it is protected, as the radio (the arbiter)
+            // sees it; only when this console may talk to the radio.
+            if radio_auth.is_some() {
+                let r = radio();
+                let line = match r.client.status(&r.radio) {
+                    Ok((now, st)) => protection_line(now, &st),
+                    Err(e) => {
+                        all_ok = false;
+                        format!("radio {}: no status ({e})", r.radio)
+                    }
+                };
+                writeln!(out, "{line}")?;
+            }
             if !all_ok {
                 std::process::exit(1);
             }
             Ok(())
         }
+    }
+}
+
+/// One line on who serves and whether a standby protects it, from the radio's `status`
+/// taken at radio time `now`.
+fn protection_line(now: u64, st: &ferry_fronthaul::control::StatusReport) -> String {
+    let rate = f64::from(st.info.sample_rate_hz.max(1));
+    let ago = |since: u64| now.saturating_sub(since) as f64 / rate;
+    let a = &st.arbiter;
+    let primary = st
+        .linked
+        .map_or_else(|| "nobody".to_string(), |p| p.to_string());
+    let protection = match a.standby {
+        Some(s) => format!("protected by {s} for {:.1} s", ago(a.protection_since)),
+        None => format!("unprotected for {:.1} s", ago(a.protection_since)),
+    };
+    format!(
+        "radio {}: primary {primary} (epoch {}, for {:.1} s), {protection}; failovers {}, fallbacks {}",
+        st.info.radio,
+        a.epoch,
+        ago(a.primary_since),
+        a.failovers,
+        a.fallbacks
+    )
+}
+
+#[cfg(test)]
+mod protection_tests {
+    use super::protection_line;
+    use ferry_fronthaul::control::{ArbiterStatus, StatusReport};
+
+    #[test]
+    fn says_who_serves_and_since_when_it_is_protected() {
+        let mut st = StatusReport {
+            info: serde_json::from_value(serde_json::json!({
+                "radio": "pool", "number": 1, "serial": "F1", "fronthaul": "10.0.0.1:1",
+                "sample_rate_hz": 1_000_000, "freq_hz": 1.9e9, "legacy": false
+            }))
+            .expect("radio info"),
+            ready: true,
+            linked: Some("192.168.10.11:49200".parse().unwrap()),
+            shadow: None,
+            pending_switch: None,
+            counters: Default::default(),
+            arbiter: ArbiterStatus {
+                epoch: 3,
+                standby: Some("192.168.10.12:49200".parse().unwrap()),
+                failovers: 1,
+                primary_since: 1_000_000,
+                protection_since: 2_500_000,
+                ..Default::default()
+            },
+        };
+        let l = protection_line(4_000_000, &st);
+        assert!(
+            l.contains("primary 192.168.10.11:49200 (epoch 3, for 3.0 s)"),
+            "{l}"
+        );
+        assert!(
+            l.contains("protected by 192.168.10.12:49200 for 1.5 s"),
+            "{l}"
+        );
+        st.arbiter.standby = None;
+        assert!(protection_line(4_000_000, &st).contains("unprotected for 1.5 s"));
     }
 }
