@@ -398,10 +398,9 @@ fn signal(pids: &[i32], sig: i32) {
     }
 }
 
-/// `ferry ctl protect` of the task on `from` with a hot standby on `to`.
-fn protect(bed: &Bed, from: u8, to: u8) -> Result<(), SessionError> {
-    let o = bed
-        .ferry_in(&format!("server{from}"))
+/// `ferry ctl` on server `from` with the run's keys, `--local` = `from`, `--peer` = `to`.
+fn ctl(bed: &Bed, from: u8, to: u8, op: &[&str]) -> Result<std::process::Output, SessionError> {
+    bed.ferry_in(&format!("server{from}"))
         .arg("ctl")
         .arg("--key")
         .arg(bed.key())
@@ -416,20 +415,42 @@ fn protect(bed: &Bed, from: u8, to: u8) -> Result<(), SessionError> {
             RADIO_CTL,
             "--radio-name",
             "pool",
+        ])
+        .args(op)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| SessionError::Failed(format!("ferry ctl {}: {e}", op.join(" "))))
+}
+
+/// `ferry ctl protect` of the task on `from` with a hot standby on `to`; then `ferry ctl
+/// status` must show the task protected by that standby.
+fn protect(bed: &Bed, from: u8, to: u8) -> Result<(), SessionError> {
+    let standby = format!("192.168.10.1{to}:49200");
+    let o = ctl(
+        bed,
+        from,
+        to,
+        &[
             "protect",
             "--standby",
             &format!("server{to}"),
             "--dest-port",
-            &format!("192.168.10.1{to}:49200"),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| SessionError::Failed(format!("ferry ctl protect: {e}")))?;
+            &standby,
+        ],
+    )?;
     if !o.status.success() {
         return Err(SessionError::Failed(format!(
             "protect server{from} with server{to} failed:\n{}{}",
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
+        )));
+    }
+    let st = ctl(bed, from, to, &["status"])?;
+    let text = String::from_utf8_lossy(&st.stdout);
+    if !text.contains(&format!("protected by {standby}")) {
+        return Err(SessionError::Failed(format!(
+            "ferry ctl status does not show server{from} protected by {standby}:\n{text}{}",
+            String::from_utf8_lossy(&st.stderr)
         )));
     }
     Ok(())
