@@ -2,6 +2,7 @@
 //! receive, decode and unpack one) at each bandwidth, against the 1 ms budget.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use ferry_mac::harq::HarqConfig;
 use ferry_mac::{AddressPlan, NodeId};
 use ferry_migrate::Control;
 use ferry_modem::core::ModemCore;
@@ -94,6 +95,34 @@ fn bench(c: &mut Criterion) {
             s.counters.decode_fail, 0,
             "{name}: decode failed in the bench"
         );
+        // The same with HARQ (Control `HARQ` = 1): the control message is decoded first and
+        // the TB combined into a soft buffer (here always a first transmission).
+        if tm == 1 || mhz == "3" || mhz == "20" {
+            let mut ch = control(0, mhz, rb, tm);
+            ch.harq = true;
+            let mut mh =
+                ModemCore::new(&ch, NodeId(9), AddressPlan::default(), 0, 0.0, None).unwrap();
+            mh.enable_harq(HarqConfig::for_tx_lead(8), 0x41).unwrap();
+            mh.mac_mut()
+                .set_routes(0, &[(NodeId(8), NodeId(8))])
+                .unwrap();
+            let mut cs = control(1, mhz, rb, tm);
+            cs.harq = true;
+            let mut sh =
+                ModemCore::new(&cs, NodeId(8), AddressPlan::default(), 0, 0.0, None).unwrap();
+            sh.enable_harq(HarqConfig::for_tx_lead(8), 0x52).unwrap();
+            fill(&mut mh, &pkt, 0);
+            let mut air = Vec::new();
+            mh.on_tx(0, &mut air).unwrap();
+            c.bench_function(&format!("rx_subframe_harq/{name}"), |b| {
+                b.iter_batched(
+                    || air.clone(),
+                    |mut x| sh.on_rx(0, &mut x),
+                    BatchSize::SmallInput,
+                )
+            });
+            assert_eq!(sh.counters.decode_fail, 0, "{name}: HARQ decode failed");
+        }
     }
 }
 
