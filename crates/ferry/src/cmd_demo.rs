@@ -378,7 +378,13 @@ fn run_harq(
         _ => vec![false, true],
     };
     let mut progress = progress_printer();
-    let rep = harq_demo::run(&opts, &mut progress).map_err(map_err)?;
+    let mut rep = harq_demo::run(&opts, &mut progress).map_err(map_err)?;
+    // The testbed's link: TDD configuration 1, the modems' default 8 ms TX lead, and an
+    // 84-byte ping in two 1.4 MHz QPSK TBs each way.
+    if let Some(f) = ferry_modem::latency::rtt_floor_tdd_config(1, 8, 2) {
+        rep.rtt_floor_ms = Some((f.min_ms, f.median_ms, f.max_ms));
+        rep.rtt_floor_note = "TDD configuration 1, TX lead 8 ms, 2 TBs each way".into();
+    }
     println!();
     print!("{}", rep.render_text());
     std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;

@@ -21,6 +21,7 @@ pub mod cutover;
 pub mod elect;
 pub mod forward;
 pub mod horizon;
+pub mod latency;
 pub mod phylink;
 pub mod proto;
 pub mod run;

@@ -108,15 +108,27 @@ pub struct HarqReport {
     pub duration_s: f64,
     /// Runs in order (per noise level: off, then on).
     pub runs: Vec<HarqRun>,
+    /// The link's RTT floor for a ping (min, median, max ms): the modem's pipeline over the
+    /// TDD frame with no queueing or processing (`ferry_modem::latency`), and what it assumes.
+    #[serde(default)]
+    pub rtt_floor_ms: Option<(f64, f64, f64)>,
+    /// What the floor assumes (TDD configuration, TX lead, TBs per packet).
+    #[serde(default)]
+    pub rtt_floor_note: String,
 }
 
 impl HarqReport {
     /// A text table.
     pub fn render_text(&self) -> String {
         let mut s = format!(
-            "HARQ over a noisy downlink ({} ms pings, {:.0} s per run)\n\
+            "HARQ over a noisy downlink ({} ms pings, {:.0} s per run)\n{}\
              noise dBFS  SNR dB  HARQ   BLER   sent  lost  loss %  RTT med  p95    max    retx  gave-up recovered  up-BLER\n",
-            self.interval_ms, self.duration_s
+            self.interval_ms,
+            self.duration_s,
+            self.rtt_floor_ms.map_or_else(String::new, |(lo, med, hi)| format!(
+                "RTT floor ({}): {lo:.1} / {med:.1} / {hi:.1} ms min / median / max\n",
+                self.rtt_floor_note
+            )),
         );
         for r in &self.runs {
             s += &format!(
@@ -265,5 +277,7 @@ pub fn run(opts: &HarqOptions, progress: &mut dyn FnMut(&str)) -> Result<HarqRep
         interval_ms: opts.interval_ms,
         duration_s: opts.duration.as_secs_f64(),
         runs,
+        rtt_floor_ms: None,
+        rtt_floor_note: String::new(),
     })
 }
