@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::addr::{NodeId, Rnti};
+use crate::addr::Rnti;
 use crate::wire::MacHeader;
 
 /// Control message length (bytes); the PHY's control channel carries exactly this.
@@ -742,14 +742,10 @@ impl Reorder {
     }
 }
 
-/// The node a sender's RNTI belongs to, as the control message's byte.
-pub fn node_byte(n: NodeId) -> u8 {
-    n.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::NodeId;
     use std::collections::VecDeque;
 
     fn tb(src: u8, seq: u16) -> Vec<u8> {

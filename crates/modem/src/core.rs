@@ -81,6 +81,18 @@ pub struct HarqCounters {
     pub feedback_only: u64,
 }
 
+/// What [`ModemCore::presence`] found about an RX subframe.
+struct Presence {
+    /// The peer's direction is the downlink (a slave hearing its master).
+    downlink: bool,
+    /// The carrier is always on (a master's downlink): no energy gate.
+    always_on: bool,
+    /// Someone transmitted (always, on an always-on carrier).
+    present: bool,
+    /// Mean power of the subframe.
+    power: f32,
+}
+
 /// HARQ state of a core.
 struct Harq {
     cfg: HarqConfig,
@@ -329,25 +341,9 @@ impl ModemCore {
             return out;
         }
         let sf = (n % 10) as usize;
-        // FDD: what a slave hears is the downlink carrier, what a master hears the uplink.
-        let downlink = if self.phy.is_fdd() {
-            self.role == Role::Slave
-        } else {
-            self.phy.kind(sf) == SubframeKind::Downlink
-        };
-        let p = mean_power(samples);
-        // A master's D subframes always carry a TB (data or filler) unless it missed the
-        // deadline; U slots only when someone transmits. Only a slot with energy counts as a
-        // decode attempt, so `decode_fail` means real channel errors.
-        // A master is on air in every downlink subframe (every subframe of its FDD carrier),
-        // so a slave decodes each of them whatever its power (an energy gate would stop it
-        // below ~9 dB SNR) and counts a CRC failure only when the reference signals show a
-        // signal was there.
-        let always_on = self.role == Role::Slave && downlink;
-        let present = always_on || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
-        if !always_on {
-            self.track_floor(p);
-        }
+        let Presence {
+            downlink, present, ..
+        } = self.presence(n, samples);
         if !present {
             return out;
         }
@@ -368,22 +364,66 @@ impl ModemCore {
         }
     }
 
+    /// Subframe `n`'s direction and whether someone transmitted in it; learns the noise floor
+    /// from the subframes that may be silent.
+    fn presence(&mut self, n: u64, samples: &[Complex32]) -> Presence {
+        // FDD: what a slave hears is the downlink carrier, what a master hears the uplink.
+        let downlink = if self.phy.is_fdd() {
+            self.role == Role::Slave
+        } else {
+            self.phy.kind((n % 10) as usize) == SubframeKind::Downlink
+        };
+        let power = mean_power(samples);
+        // A master's D subframes always carry a TB (data or filler) unless it missed the
+        // deadline; U slots only when someone transmits. Only a slot with energy counts as a
+        // decode attempt, so `decode_fail` means real channel errors.
+        // A master is on air in every downlink subframe (every subframe of its FDD carrier),
+        // so a slave decodes each of them whatever its power (an energy gate would stop it
+        // below ~9 dB SNR) and counts a CRC failure only when the reference signals show a
+        // signal was there.
+        let always_on = self.role == Role::Slave && downlink;
+        let present = always_on || self.noise_floor.is_none_or(|f| power > f * PRESENCE_RATIO);
+        if !always_on {
+            self.track_floor(power);
+        }
+        Presence {
+            downlink,
+            always_on,
+            present,
+            power,
+        }
+    }
+
+    /// Run `f` on the HARQ state with the reorder buffer's output list, then hand the TBs it
+    /// released to the MAC (the list's allocation is kept for the next subframe).
+    fn release(
+        &mut self,
+        n: u64,
+        out: &mut RxOutcome,
+        f: impl FnOnce(&mut Harq, &mut Vec<Vec<u8>>),
+    ) {
+        let Some(h) = self.harq.as_mut() else { return };
+        let mut ready = std::mem::take(&mut h.ready);
+        f(h, &mut ready);
+        for tb in ready.drain(..) {
+            self.deliver(n, &tb, out);
+        }
+        if let Some(h) = self.harq.as_mut() {
+            h.ready = ready;
+        }
+    }
+
     /// HARQ receive: the control message says who sent what (process, NDI, RV, size) and
     /// carries feedback for our own transmissions; the TB is combined with earlier
     /// transmissions of the same process; decoded MAC TBs go through the reorder buffer.
     fn on_rx_harq(&mut self, n: u64, samples: &mut [Complex32], out: &mut RxOutcome) {
         let sf = (n % 10) as usize;
-        let downlink = if self.phy.is_fdd() {
-            self.role == Role::Slave
-        } else {
-            self.phy.kind(sf) == SubframeKind::Downlink
-        };
-        let p = mean_power(samples);
-        let always_on = self.role == Role::Slave && downlink;
-        let present = always_on || self.noise_floor.is_none_or(|f| p > f * PRESENCE_RATIO);
-        if !always_on {
-            self.track_floor(p);
-        }
+        let Presence {
+            downlink,
+            always_on,
+            present,
+            power: p,
+        } = self.presence(n, samples);
         // A subframe nobody may be transmitting in (a master's uplink) is demodulated only
         // when its power stands out of the floor at all: over a whole subframe the noise's
         // mean power varies by a few percent, so 1 dB catches signals from about −6 dB SNR
@@ -419,10 +459,11 @@ impl ModemCore {
         if h.rx.on_heard(&d, n) {
             // A new generation of that sender: its old soft bits and sequence are void.
             h.soft.retain(|&(src, _), _| src != d.src);
-            let mut released = std::mem::take(&mut h.ready);
-            h.reorder.reset(Rnti::of_node(NodeId(d.src)), &mut released);
-            h.ready = released;
+            self.release(n, out, |h, r| {
+                h.reorder.reset(Rnti::of_node(NodeId(d.src)), r);
+            });
         }
+        let Some(h) = self.harq.as_mut() else { return };
         if d.fb_valid && d.fb_peer == h.me {
             h.tx.on_feedback(d.src, &d, h.gen);
         }
@@ -464,18 +505,10 @@ impl ModemCore {
                 self.counters.decode_ok += 1;
                 out.decoded = true;
                 self.track(snr_db, residual_cfo_hz, downlink);
-                match self.harq.as_mut() {
-                    Some(h) => {
-                        let mut ready = std::mem::take(&mut h.ready);
-                        h.reorder.push(mac, n, &mut ready);
-                        for tb in ready.drain(..) {
-                            self.deliver(n, &tb, out);
-                        }
-                        if let Some(h) = self.harq.as_mut() {
-                            h.ready = ready;
-                        }
-                    }
-                    None => self.deliver(n, &mac, out),
+                if self.harq.is_some() {
+                    self.release(n, out, |h, r| h.reorder.push(mac, n, r));
+                } else {
+                    self.deliver(n, &mac, out);
                 }
             }
             Decoded::Filler {
@@ -497,22 +530,16 @@ impl ModemCore {
 
     /// HARQ time passes: the reorder buffer gives up gaps that will not be filled.
     fn harq_poll(&mut self, n: u64, out: &mut RxOutcome) {
-        let Some(h) = self.harq.as_mut() else { return };
-        let mut ready = std::mem::take(&mut h.ready);
-        let rx = &h.rx;
-        h.reorder.poll(
-            n,
-            h.cfg.gap_hold,
-            h.cfg.reorder_hold,
-            |src| src.node().is_some_and(|s| rx.pending(s.0, n)),
-            &mut ready,
-        );
-        for tb in ready.drain(..) {
-            self.deliver(n, &tb, out);
-        }
-        if let Some(h) = self.harq.as_mut() {
-            h.ready = ready;
-        }
+        self.release(n, out, |h, r| {
+            let rx = &h.rx;
+            h.reorder.poll(
+                n,
+                h.cfg.gap_hold,
+                h.cfg.reorder_hold,
+                |src| src.node().is_some_and(|s| rx.pending(s.0, n)),
+                r,
+            );
+        });
     }
 
     fn track_floor(&mut self, p: f32) {

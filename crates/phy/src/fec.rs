@@ -606,15 +606,17 @@ mod tests {
         );
     }
 
+    /// Noiseless LLRs of magnitude `m` for `bits`.
+    fn hard_llrs(bits: &[u8], m: f32) -> Vec<f32> {
+        bits.iter().map(|&b| if b == 0 { m } else { -m }).collect()
+    }
+
     #[test]
     fn soft_buffer_restarts_for_another_tb_size_and_after_clear() {
         let mut codec = TbCodec::new();
         let tb = vec![0x3Cu8; 40];
         let bits = codec.encode(&tb, 960, 2, 0).unwrap();
-        let llr: Vec<f32> = bits
-            .iter()
-            .map(|&b| if b == 0 { 4.0 } else { -4.0 })
-            .collect();
+        let llr = hard_llrs(&bits, 4.0);
         let mut soft = SoftBuffer::new();
         let r = codec
             .decode_combining(&llr, 40, 2, 0, 8, &mut soft)
@@ -624,10 +626,7 @@ mod tests {
         // A different size resets the buffer instead of mixing two TBs' soft bits.
         let tb2 = vec![0x11u8; 30];
         let bits2 = codec.encode(&tb2, 960, 2, 0).unwrap();
-        let llr2: Vec<f32> = bits2
-            .iter()
-            .map(|&b| if b == 0 { 4.0 } else { -4.0 })
-            .collect();
+        let llr2 = hard_llrs(&bits2, 4.0);
         let r2 = codec
             .decode_combining(&llr2, 30, 2, 0, 8, &mut soft)
             .unwrap();
@@ -637,10 +636,7 @@ mod tests {
         // caller's new-data indicator is what separates TBs.
         let tb3 = vec![0xEEu8; 30];
         let bits3 = codec.encode(&tb3, 960, 2, 0).unwrap();
-        let llr3: Vec<f32> = bits3
-            .iter()
-            .map(|&b| if b == 0 { 1.0 } else { -1.0 })
-            .collect();
+        let llr3 = hard_llrs(&bits3, 1.0);
         let mixed = codec
             .decode_combining(&llr3, 30, 2, 0, 8, &mut soft)
             .unwrap();

@@ -595,7 +595,7 @@ impl RadioUnit {
             );
         }
         let last = self.heard_at(endpoint).unwrap_or(0).max(self.primary_since);
-        if !self.fail_over_from(endpoint, now, last) {
+        if !self.fail_over_from(now, last) {
             return Reply::error(
                 ErrorCode::Refused,
                 format!(
@@ -983,7 +983,7 @@ impl RadioUnit {
             self.silence_counted = false;
             return;
         }
-        if !self.fail_over_from(primary, t1, last) && !self.silence_counted {
+        if !self.fail_over_from(t1, last) && !self.silence_counted {
             // Nobody to take over: count it once per silence (a standby protecting it
             // later still takes over).
             self.arbiter.silent_unprotected += 1;
@@ -994,7 +994,7 @@ impl RadioUnit {
     /// The primary (last heard at `last`) is dead at `t1`: arm the switch to a live fallback,
     /// else the standby, at the next subframe boundary (applied now if `t1` is one). False
     /// when nobody can take over.
-    fn fail_over_from(&mut self, _primary: SocketAddr, t1: SampleTime, last: SampleTime) -> bool {
+    fn fail_over_from(&mut self, t1: SampleTime, last: SampleTime) -> bool {
         let boundary = t1.div_ceil(self.subframe) * self.subframe;
         let live = self.liveness.max(self.subframe);
         let alive = |h: SocketAddr| {
