@@ -169,6 +169,43 @@ enum Usrp {
     Dry,
 }
 
+/// What the radio (the arbiter) uses a host's fronthaul endpoint for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RadioRole {
+    /// It serves the task (`linked`).
+    Primary,
+    /// A timed switch will make it primary.
+    SwitchTarget,
+    /// RX is copied to it (a make-before-break destination, warm).
+    Shadow,
+    /// It protects the task (hot standby).
+    Standby,
+    /// The radio may hand the task back to it (the previous primary, within its grace).
+    Fallback,
+}
+
+/// The role `endpoint` has in the radio's `status`, if any (the first of primary, switch
+/// target, shadow, standby, fallback).
+pub fn radio_role(
+    report: &ferry_fronthaul::control::StatusReport,
+    endpoint: SocketAddr,
+) -> Option<RadioRole> {
+    let a = &report.arbiter;
+    if report.linked == Some(endpoint) {
+        Some(RadioRole::Primary)
+    } else if report.pending_switch.is_some_and(|(_, h)| h == endpoint) {
+        Some(RadioRole::SwitchTarget)
+    } else if report.shadow == Some(endpoint) {
+        Some(RadioRole::Shadow)
+    } else if a.standby == Some(endpoint) {
+        Some(RadioRole::Standby)
+    } else if a.fallback.is_some_and(|(h, _)| h == endpoint) {
+        Some(RadioRole::Fallback)
+    } else {
+        None
+    }
+}
+
 /// Performs local steps on this host and owns what they start.
 pub struct HostExec {
     cfg: HostConfig,
@@ -234,6 +271,26 @@ impl HostExec {
                 if tun.is_some() {
                     self.tun_ip = tun;
                 }
+                // A modem the radio has no role for is what an interrupted migration or a
+                // failover left behind while no agent owned it: nobody else will stop it.
+                match self.radio_role_of_modem() {
+                    Ok(Some(None)) => {
+                        let endpoint = self.cfg.modem_fronthaul;
+                        let how = match self.kill_d2d() {
+                            Ok(_) => "stopped".to_string(),
+                            Err(e) => format!("could not stop it: {e:?}"),
+                        };
+                        return Some(format!(
+                            "adopted modem pid {pid} is an orphan: the radio neither serves \
+                             from, shadows to, protects with nor falls back to {endpoint:?} \
+                             (left by an interrupted migration or a failover); {how}"
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("adopted modem pid {pid}: radio not asked ({e}); kept")
+                    }
+                }
                 let collector = match self.start_collector() {
                     Ok(_) => "collector started".to_string(),
                     Err(e) => format!("collector: {e:?}"),
@@ -245,6 +302,34 @@ impl HostExec {
             Ok(None) => None,
             Err(e) => Some(format!("not adopted: {e}")),
         }
+    }
+
+    /// The role the radio gives this host's modem (`Ok(None)` when it only runs on the
+    /// side, `Ok(Some(None))` when the radio has no role for it). `Ok(None)` too when the
+    /// question has no answer here: no controlled radio, or the modem does not hold the link.
+    fn radio_role_of_modem(&self) -> Result<Option<Option<RadioRole>>, String> {
+        let (
+            RadioAccess::Controlled {
+                control,
+                radio,
+                auth,
+                ..
+            },
+            Some(endpoint),
+            true,
+        ) = (
+            &self.cfg.radio,
+            self.cfg.modem_fronthaul,
+            self.cfg.usrp_in_modem,
+        )
+        else {
+            return Ok(None);
+        };
+        let client = ControlClient::new(control.clone(), Duration::from_millis(500))
+            .with_auth(auth.clone())
+            .with_name("agent");
+        let (_, report) = client.status(radio).map_err(|e| e.to_string())?;
+        Ok(Some(radio_role(&report, endpoint)))
     }
 
     /// Whether a modem child runs.
@@ -969,5 +1054,64 @@ mod tests {
         assert!(
             fail(h.perform(&LocalOp::ProbeRadio { attempt: 1, of: 8 })).contains("no UHD device")
         );
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::{radio_role, RadioRole};
+    use ferry_fronthaul::control::{ArbiterStatus, StatusReport};
+    use std::net::SocketAddr;
+
+    fn report() -> StatusReport {
+        StatusReport {
+            info: serde_json::from_value(serde_json::json!({
+                "radio": "pool", "number": 1, "serial": "F1", "fronthaul": "10.0.0.1:1",
+                "sample_rate_hz": 1_000_000, "freq_hz": 1.9e9, "legacy": false
+            }))
+            .expect("radio info"),
+            ready: true,
+            linked: None,
+            shadow: None,
+            pending_switch: None,
+            counters: Default::default(),
+            arbiter: ArbiterStatus::default(),
+        }
+    }
+
+    #[test]
+    fn every_role_the_radio_can_give_an_endpoint_is_found_and_none_is_invented() {
+        let me: SocketAddr = "192.168.10.12:49200".parse().unwrap();
+        let other: SocketAddr = "192.168.10.11:49200".parse().unwrap();
+        let mut r = report();
+        assert_eq!(radio_role(&r, me), None);
+        r.linked = Some(other);
+        r.shadow = Some(other);
+        r.arbiter.standby = Some(other);
+        r.arbiter.fallback = Some((other, 9));
+        r.pending_switch = Some((5, other));
+        assert_eq!(
+            radio_role(&r, me),
+            None,
+            "another host's roles are not mine"
+        );
+        let cases: [(fn(&mut StatusReport, SocketAddr), RadioRole); 5] = [
+            (|r, e| r.linked = Some(e), RadioRole::Primary),
+            (
+                |r, e| r.pending_switch = Some((7, e)),
+                RadioRole::SwitchTarget,
+            ),
+            (|r, e| r.shadow = Some(e), RadioRole::Shadow),
+            (|r, e| r.arbiter.standby = Some(e), RadioRole::Standby),
+            (
+                |r, e| r.arbiter.fallback = Some((e, 9)),
+                RadioRole::Fallback,
+            ),
+        ];
+        for (set, role) in cases {
+            let mut r = report();
+            set(&mut r, me);
+            assert_eq!(radio_role(&r, me), Some(role));
+        }
     }
 }

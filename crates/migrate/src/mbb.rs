@@ -235,6 +235,9 @@ pub(crate) struct Mbb {
     interrupt_seen: bool,
     /// The source's modem was found dead while arming: the destination is promoted.
     source_dead: bool,
+    /// The destination did not confirm after T (why), but the radio named it primary once
+    /// the fallback grace was over: the move is done, verified by the arbiter.
+    confirmed_by_radio: Option<String>,
 }
 
 impl Mbb {
@@ -257,6 +260,7 @@ impl Mbb {
             failure: None,
             interrupt_seen: false,
             source_dead: false,
+            confirmed_by_radio: None,
         }
     }
 
@@ -880,12 +884,19 @@ impl Script for Mbb {
             (S::SettleClock, e) => {
                 let why = self.failure.clone().unwrap_or_default();
                 match (clock, e) {
-                    (Some(c), _) if c.primary.as_deref() == Some(port.as_str()) => self.failed_after_t(
-                        cx,
-                        format!(
-                            "{why}; after the grace the radio still names the destination, so it serves (it transmits, or the radio would have fallen back): the released source was left for the operator"
-                        ),
-                    ),
+                    // The radio is the arbiter: past the grace it names the destination, so
+                    // the destination transmits (or the radio would have fallen back) and
+                    // the radio will never hand the task back to the released source. The
+                    // move is done and verified by the radio; clean the source.
+                    (Some(c), _) if c.primary.as_deref() == Some(port.as_str()) => {
+                        cx.warn(format!(
+                            "mbb: {why}; after the grace the radio still names the destination: it serves, the source is cleaned"
+                        ));
+                        self.confirmed_by_radio = Some(why);
+                        cx.phase(MBB_PHASES[14]);
+                        self.s = S::Clean;
+                        self.src(Request::DoubleKill)
+                    }
                     (Some(c), _) => {
                         let p = c.primary.unwrap_or_else(|| "none".into());
                         self.failure = Some(format!("{why}; the radio's primary is {p}"));
@@ -921,7 +932,12 @@ impl Script for Mbb {
                 }
                 Step::Finish {
                     ok: true,
-                    summary: if self.source_dead {
+                    summary: if let Some(why) = &self.confirmed_by_radio {
+                        format!(
+                            "task serves from the destination since sample {} (confirmed by the radio after the fallback grace, not by the destination: {why})",
+                            self.t
+                        )
+                    } else if self.source_dead {
                         format!(
                             "task serves from the destination since sample {} (the source's modem had died: the destination was promoted)",
                             self.t

@@ -716,3 +716,31 @@ fn source_dead_during_the_hold_promotes_the_destination() {
         .iter()
         .any(|r| r.text.contains("promoting the warm destination")));
 }
+
+/// The destination's *agent* dies at T (its modem runs on and takes over). The sequence
+/// cannot hear the destination confirm; once the fallback grace is over the radio, the
+/// arbiter, still names the destination: the move is done, the released source is cleaned
+/// (not left for an operator), and the outcome says the radio confirmed it.
+#[test]
+fn destination_agent_dead_at_t_is_settled_by_the_radio_and_the_source_cleaned() {
+    let (t0, armed) = phase_start(cfg(), MBB_PHASES[10]);
+    let mut w = World::serving_on_source();
+    assert_eq!(w.now, t0);
+    w.agent_dies_at_ms[1] = Some(t0 + armed + 1);
+    let o = run(&mut w, cfg());
+    assert!(o.ok, "{}", o.summary);
+    assert!(
+        o.summary
+            .contains("confirmed by the radio after the fallback grace"),
+        "{}",
+        o.summary
+    );
+    assert_eq!(w.radio.primary.as_deref(), Some(w.hosts[1].port));
+    assert_eq!(
+        w.hosts[1].modem.as_ref().map(|m| m.mode),
+        Some(ModemMode::Active),
+        "the destination serves"
+    );
+    assert!(!w.hosts[0].d2d, "the released source was cleaned");
+    assert_eq!(w.max_active_holders, 1);
+}

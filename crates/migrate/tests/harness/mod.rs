@@ -176,6 +176,9 @@ pub struct World {
     pub usrp_in_modem: bool,
     /// The operator interrupts (SIGINT) the running sequence at this time.
     pub interrupt_at_ms: Option<u64>,
+    /// The agent of a host dies (kill -9) at this time: from then on it never answers; its
+    /// modem runs on.
+    pub agent_dies_at_ms: [Option<u64>; 2],
 }
 
 /// A Control with warm-start timing, as the collector on a serving host returns it.
@@ -282,6 +285,7 @@ impl World {
             takeover_broken: [false, false],
             modem_dies_at_ms: [None, None],
             interrupt_at_ms: None,
+            agent_dies_at_ms: [None; 2],
             usrp_in_modem: false,
         }
     }
@@ -708,6 +712,9 @@ impl World {
     /// Like [`World::call_agent`] but leaves the clock when the agent replied and returns
     /// the arrival time of the reply.
     pub fn call_agent_at(&mut self, i: usize, body: &[u8]) -> Option<(Reply, u64)> {
+        if self.agent_dies_at_ms[i].is_some_and(|t| self.now >= t) {
+            self.dead[i] = true;
+        }
         if self.dead[i] || self.agent_exited[i] {
             return None;
         }

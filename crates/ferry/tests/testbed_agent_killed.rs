@@ -1,0 +1,205 @@
+//! Issue #11, the agent rows of the fault matrix: an *agent* (not its modem) is killed
+//! (`kill -9`) in the middle of a make-before-break migration while server3 pings the task —
+//! the destination's agent or the source's, in the `--pause-after synced` hold (before T is
+//! chosen) and once the radio's switch is armed (around T). Whatever the sequence then does,
+//! afterwards exactly one server serves: the radio names a live, active modem, pings pass,
+//! no probe comes back twice, and `ferry ctl`'s exit status tells the truth (success only if
+//! the radio and the destination say the destination serves). The killed agent is then
+//! restarted (a rebooted agent): it adopts what runs on its server, nothing is left that
+//! nobody owns, and a later migration succeeds. Needs root; skipped loudly otherwise.
+
+use ferry_testbed::netns;
+use ferry_testbed::root_or_skip;
+use ferry_testbed::session::{Bed, Traffic, RADIO_CTL};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+static ONE_BED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_bed() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+const PORT: [&str; 3] = ["", "192.168.10.11:49200", "192.168.10.12:49200"];
+
+fn spawn_mbb(bed: &Bed, options: &[&str]) -> std::process::Child {
+    let mut c = bed.ferry_in("server1");
+    c.arg("ctl")
+        .arg("--key")
+        .arg(bed.key())
+        .arg("--radio-key")
+        .arg(bed.key())
+        .args(options)
+        .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().expect("ferry ctl migrate")
+}
+
+/// kill -9 of server `n`'s agent; returns once it is gone.
+fn kill_agent(bed: &Bed, n: u8) {
+    let agents = bed.pids(n, "agent");
+    assert_eq!(agents.len(), 1, "agents on server{n}: {agents:?}");
+    // SAFETY: kill(2) on the agent's pid, just read from its namespace; the testbed (its
+    // parent) has not reaped it, so the pid cannot have been reused.
+    assert_eq!(unsafe { libc::kill(agents[0], libc::SIGKILL) }, 0);
+    let t0 = Instant::now();
+    while netns::pids_in(&bed.ns(&format!("server{n}"))).contains(&agents[0]) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "agent did not die");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Which server the radio names as primary (1 or 2), if any.
+fn primary(bed: &Bed) -> Option<u8> {
+    let r = bed.radio_status();
+    let linked = r["radios"][0]["linked"].as_str()?.to_string();
+    (1..=2).find(|n| PORT[usize::from(*n)] == linked)
+}
+
+/// Waits until pings pass again (5 more received), at most `limit`.
+fn pings_flow(traffic: &Traffic, limit: Duration) -> bool {
+    let before = traffic.ping_snapshot().expect("ping").received;
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if traffic.ping_snapshot().expect("ping").received >= before + 5 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// One cell: a migration server1 → server2, the agent of `victim` killed at `when`
+/// (`synced`: in a 2 s hold after the destination synchronised; `armed`: at the cutover
+/// line). Returns what the cell ended in, for the caller's table.
+fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
+    let options: &[&str] = if when == "synced" {
+        &["--pause-after", "synced", "--pause-ms", "2000"]
+    } else {
+        &[]
+    };
+    let mut ctl = spawn_mbb(bed, options);
+    let err = BufReader::new(ctl.stderr.take().expect("stderr"));
+    let mut log = Vec::new();
+    let mut lines = err.lines();
+    let mut killed = false;
+    for l in lines.by_ref().map_while(Result::ok) {
+        log.push(l.clone());
+        let at = match when {
+            "synced" => l.contains("paused 2000 ms after"),
+            _ => l.contains("mbb: cutover at T"),
+        };
+        if at {
+            kill_agent(bed, victim);
+            killed = true;
+            break;
+        }
+    }
+    assert!(killed, "{when} never reached:\n{}", log.join("\n"));
+    log.extend(lines.map_while(Result::ok));
+    let out = ctl.wait_with_output().expect("ctl");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
+    println!("--- server{victim}'s agent killed at {when}:\n{text}");
+
+    // Exactly one server serves, and ctl's word matches the radio's.
+    std::thread::sleep(Duration::from_millis(1500));
+    let serving = primary(bed).expect("the radio names no primary");
+    println!(
+        "ctl exit {:?}; radio primary server{serving}",
+        out.status.code()
+    );
+    if out.status.success() {
+        assert_eq!(
+            serving, 2,
+            "ctl succeeded but the radio serves server{serving}\n{text}"
+        );
+    } else {
+        assert_eq!(
+            serving, 1,
+            "ctl failed but the radio serves server{serving}\n{text}"
+        );
+    }
+    assert!(
+        pings_flow(traffic, Duration::from_secs(10)),
+        "nobody serves after server{victim}'s agent died at {when}"
+    );
+    // The dead agent restarts and adopts what runs on its server.
+    bed.restart_agent(victim).expect("agent restart");
+    std::thread::sleep(Duration::from_millis(800));
+    let st = bed.agent_status(victim);
+    println!("restarted server{victim} agent: {st}");
+    let other = 3 - serving;
+    let so = bed.agent_status(other);
+    println!("server{other} agent: {so}");
+    let ss = bed.agent_status(serving);
+    assert_eq!(
+        ss["modem"]["mode"], "active",
+        "serving server{serving}: {ss}"
+    );
+    assert_eq!(ss["tun_ip"], "192.168.40.9", "{ss}");
+    // The server that does not serve holds no modem: a restarted agent stops an adopted
+    // modem the radio has no role for; a live agent was told by ctl's rollback or cleanup.
+    assert_eq!(so["d2d"], false, "server{other} still runs a modem: {so}");
+    assert!(
+        !netns::holds_addr(
+            &bed.ns(&format!("server{other}")),
+            "ferry0",
+            "192.168.40.9".parse().unwrap()
+        ),
+        "a TUN is left on server{other}"
+    );
+    let radio = bed.radio_status();
+    assert!(
+        radio["radios"][0]["shadow"].is_null(),
+        "the radio still shadows: {radio}"
+    );
+    format!(
+        "ctl {} radio server{serving}; server{other}: d2d {} mode {}",
+        if out.status.success() { "ok" } else { "failed" },
+        so["d2d"],
+        so["modem"]["mode"]
+    )
+}
+
+#[test]
+fn agents_killed_mid_migration_leave_exactly_one_server_serving() {
+    if !root_or_skip("agents_killed_mid_migration_leave_exactly_one_server_serving") {
+        return;
+    }
+    let _one = one_bed();
+    let prefix = format!("fg{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.serving_task().expect("the task serving on server1");
+    let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
+    std::thread::sleep(Duration::from_millis(800));
+    let mut table = Vec::new();
+    for (victim, when) in [(2u8, "synced"), (1, "synced"), (2, "armed"), (1, "armed")] {
+        if primary(&bed) != Some(1) {
+            // Bring the task home first so that every cell starts from server1.
+            let (_tl, _) = bed.migrate_mbb(2, 1).expect("migrating back to server1");
+        }
+        table.push(format!(
+            "server{victim} agent @ {when}: {}",
+            cell(&mut bed, &traffic, victim, when)
+        ));
+    }
+    let r = traffic.stop().expect("traffic");
+    let probe = r.probe.report();
+    for l in &table {
+        println!("{l}");
+    }
+    println!(
+        "ping: {} sent, {} lost; probe: {} sent, {} lost, {} duplicates, longest gap {:.1} ms",
+        r.ping.sent, r.ping.lost, probe.sent, probe.lost, probe.duplicates, probe.longest_gap_ms
+    );
+    assert_eq!(probe.duplicates, 0);
+    bed.stop_all();
+}
