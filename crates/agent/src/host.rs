@@ -1095,7 +1095,8 @@ mod role_tests {
             None,
             "another host's roles are not mine"
         );
-        let cases: [(fn(&mut StatusReport, SocketAddr), RadioRole); 5] = [
+        type Set = fn(&mut StatusReport, SocketAddr);
+        let cases: [(Set, RadioRole); 5] = [
             (|r, e| r.linked = Some(e), RadioRole::Primary),
             (
                 |r, e| r.pending_switch = Some((7, e)),

@@ -927,24 +927,30 @@ impl Script for Mbb {
             }
             (S::Clean, e) => {
                 // Like MB's final kill_d2d: the move is done even if cleanup failed.
-                if let Some(e) = e {
+                if let Some(e) = &e {
                     cx.warn(format!("mbb: cleaning the source failed: {e}"));
                 }
+                // Said in the outcome too: the released source still runs until its agent
+                // (restarted, if it died) stops a modem the radio has no role for.
+                let unclean = e.map_or_else(String::new, |e| {
+                    format!("; the source was not cleaned ({e}): its agent stops it when it answers again")
+                });
+                let summary = if let Some(why) = &self.confirmed_by_radio {
+                    format!(
+                        "task serves from the destination since sample {} (confirmed by the radio after the fallback grace, not by the destination: {why})",
+                        self.t
+                    )
+                } else if self.source_dead {
+                    format!(
+                        "task serves from the destination since sample {} (the source's modem had died: the destination was promoted)",
+                        self.t
+                    )
+                } else {
+                    format!("task serves from the destination since sample {}", self.t)
+                };
                 Step::Finish {
                     ok: true,
-                    summary: if let Some(why) = &self.confirmed_by_radio {
-                        format!(
-                            "task serves from the destination since sample {} (confirmed by the radio after the fallback grace, not by the destination: {why})",
-                            self.t
-                        )
-                    } else if self.source_dead {
-                        format!(
-                            "task serves from the destination since sample {} (the source's modem had died: the destination was promoted)",
-                            self.t
-                        )
-                    } else {
-                        format!("task serves from the destination since sample {}", self.t)
-                    },
+                    summary: summary + &unclean,
                     result: Some(self.result()),
                 }
             }
