@@ -282,7 +282,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut progress = progress_printer();
     let result = demo::run_demo(&opts, &mut progress).map_err(map_err);
     linger(c, web);
-    let (rep, series) = result?;
+    let (mut rep, series) = result?;
+    rep.rtt_floor = rtt_floor_rows(opts.bw.unwrap_or(DEMO_BW_MHZ));
     println!();
     print!("{}", rep.render_text());
     let w = report::write_outputs(&rep, &series, &c.out, c.json.as_deref())
@@ -292,6 +293,35 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("        {}", f.display());
     }
     Ok(())
+}
+
+/// The link's RTT floor for the demo's probe and ping at `bw` MHz: the testbed's modems
+/// run `ferry modem`'s default Control (TDD configuration 1) with the default TX lead.
+fn rtt_floor_rows(bw: f64) -> Vec<report::RttFloorRow> {
+    let mut v = crate::cmd_modem::default_control_json();
+    crate::cmd_modem::set_bw(&mut v, bw);
+    let Ok(control) = ferry_migrate::Control::from_value(&v) else {
+        return Vec::new();
+    };
+    // IPv4 + UDP + the probe's 24 bytes; the default `ping` (56 data bytes + ICMP + IPv4).
+    [("probe", 20 + 8 + ferry_testbed::probe::LEN), ("ping", 84)]
+        .into_iter()
+        .filter_map(|(packet, bytes)| {
+            let (f, assumes) = ferry_modem::latency::rtt_floor_for(
+                &control,
+                crate::cmd_modem::DEFAULT_TX_LEAD,
+                bytes,
+            )
+            .ok()?;
+            Some(report::RttFloorRow {
+                packet: packet.into(),
+                min_ms: f.min_ms,
+                median_ms: f.median_ms,
+                max_ms: f.max_ms,
+                assumes,
+            })
+        })
+        .collect()
 }
 
 /// The web view of `--web`: its hub (the demo's live events go there) and server.
@@ -337,7 +367,8 @@ fn run_relay(c: &Common) -> anyhow::Result<()> {
     let mut progress = progress_printer();
     let result = relay_demo::run_relay_demo(&opts, &mut progress).map_err(map_err);
     linger(c, web);
-    let (rep, series) = result?;
+    let (mut rep, series) = result?;
+    rep.rtt_floor = rtt_floor_rows(opts.bw.unwrap_or(DEMO_BW_MHZ));
     println!();
     print!("{}", rep.render_text());
     let w = report::write_outputs(&rep, &series, &c.out, c.json.as_deref())
@@ -379,11 +410,10 @@ fn run_harq(
     };
     let mut progress = progress_printer();
     let mut rep = harq_demo::run(&opts, &mut progress).map_err(map_err)?;
-    // The testbed's link: TDD configuration 1, the modems' default 8 ms TX lead, and an
-    // 84-byte ping in two 1.4 MHz QPSK TBs each way.
-    if let Some(f) = ferry_modem::latency::rtt_floor_tdd_config(1, 8, 2) {
+    // The harq testbed runs the modems' default carrier (1.4 MHz, QPSK).
+    if let Some(f) = rtt_floor_rows(1.4).into_iter().find(|f| f.packet == "ping") {
         rep.rtt_floor_ms = Some((f.min_ms, f.median_ms, f.max_ms));
-        rep.rtt_floor_note = "TDD configuration 1, TX lead 8 ms, 2 TBs each way".into();
+        rep.rtt_floor_note = f.assumes;
     }
     println!();
     print!("{}", rep.render_text());

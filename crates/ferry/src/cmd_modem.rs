@@ -129,7 +129,7 @@ pub struct ModemArgs {
     #[arg(long, default_value_t = ferry_fronthaul::vrt::DEFAULT_MTU)]
     fronthaul_mtu: usize,
     /// Subframes (ms) TX is prepared ahead of radio time.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = DEFAULT_TX_LEAD)]
     tx_lead: u64,
     /// Base-station grant delay (subframes, 1..=20): cell-wide, the same on every node, and
     /// larger than every slave's --tx-lead + 1.
@@ -162,6 +162,40 @@ pub struct ModemArgs {
     hot_standby: bool,
 }
 
+/// `--tx-lead`'s default (subframes).
+pub(crate) const DEFAULT_TX_LEAD: u64 = 8;
+
+/// The Control `ferry modem` runs without `--control-file` (before its flags apply).
+pub(crate) fn default_control_json() -> serde_json::Value {
+    json!({
+        "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,
+        "BW": 1.4, "RBIdx": 6, "duplexMode": 0, "numAntennaTX": 1, "numAntennaRX": 1,
+        "DLULAssign": 1, "trans_mode": 1, "type_mode": 1, "RNTI": 265
+    })
+}
+
+/// `--bw MHz` into a Control's `BW` and `RBIdx` (an unknown width gets `RBIdx` 0, which
+/// validation refuses with its reason).
+pub(crate) fn set_bw(v: &mut serde_json::Value, bw: f64) {
+    v["BW"] = if (bw - 1.4).abs() < 1e-9 {
+        1.4.into()
+    } else {
+        (bw as u64).into()
+    };
+    let rb = [
+        (1.4, 6),
+        (3.0, 15),
+        (5.0, 25),
+        (10.0, 50),
+        (15.0, 75),
+        (20.0, 100),
+    ]
+    .iter()
+    .find(|(mhz, _)| (mhz - bw).abs() < 1e-9)
+    .map_or(0, |&(_, rb)| rb);
+    v["RBIdx"] = rb.into();
+}
+
 fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
     let mut v = match &a.control_file {
         Some(p) => {
@@ -170,11 +204,7 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
             serde_json::from_str::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not JSON", p.display()))?
         }
-        None => json!({
-            "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,
-            "BW": 1.4, "RBIdx": 6, "duplexMode": 0, "numAntennaTX": 1, "numAntennaRX": 1,
-            "DLULAssign": 1, "trans_mode": 1, "type_mode": 1, "RNTI": 265
-        }),
+        None => default_control_json(),
     };
     if let Some(w) = a.workmode {
         v["workmode"] = w.into();
@@ -185,23 +215,7 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
         v["cell_ID"] = (p % 3).into();
     }
     if let Some(bw) = a.bw {
-        v["BW"] = if (bw - 1.4).abs() < 1e-9 {
-            1.4.into()
-        } else {
-            (bw as u64).into()
-        };
-        let rb = [
-            (1.4, 6),
-            (3.0, 15),
-            (5.0, 25),
-            (10.0, 50),
-            (15.0, 75),
-            (20.0, 100),
-        ]
-        .iter()
-        .find(|(mhz, _)| (mhz - bw).abs() < 1e-9)
-        .map_or(0, |&(_, rb)| rb);
-        v["RBIdx"] = rb.into();
+        set_bw(&mut v, bw);
     }
     if let Some(d) = a.dl_ul_assign {
         v["DLULAssign"] = d.into();

@@ -86,6 +86,20 @@ fn demo_runs_both_methods_then_survives_sigint() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     assert!(stdout.contains("total migration") && stdout.contains("1969"));
+    // The probe's measured RTT beside the link's floor (3 MHz, TDD configuration 1, lead
+    // 8 ms: the probe fits one TB each way, 19–24 ms). The measured median cannot beat it.
+    let floor = rep
+        .rtt_floor
+        .iter()
+        .find(|f| f.packet == "probe")
+        .expect("the probe's RTT floor in the report");
+    assert!((floor.median_ms - 21.5).abs() < 0.02, "{floor:?}");
+    assert!(stdout.contains("link RTT floor for the probe"), "{stdout}");
+    let rtt = rep.methods[1].probe.as_ref().and_then(|p| p.rtt_median_ms);
+    assert!(
+        rtt.is_some_and(|r| r >= floor.min_ms),
+        "probe RTT median {rtt:?} below the floor {floor:?}"
+    );
     assert_clean(&prefix);
 
     // 2. SIGINT while migrating: the demo says so, exits non-zero and leaves nothing.

@@ -8,7 +8,10 @@
 //! A ping from a slave: request up, the far side answers at once, reply down. A packet that
 //! needs `tbs` TBs takes that many subframes of its direction.
 
+use crate::phylink::{LinkError, PhyLink};
+use ferry_mac::wire::{MAC_HEADER_LEN, SUBHEADER_LEN};
 use ferry_mac::SubframeKind;
+use ferry_migrate::Control;
 
 /// Round-trip floor over arrival times spread evenly across a frame (ms).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +81,45 @@ pub fn rtt_floor_fdd(tx_lead: u64, tbs: u64) -> RttFloor {
     }
 }
 
+/// Transport blocks a packet of `ip_bytes` takes on `link`: its smallest non-empty TB, each
+/// TB carrying the MAC header and one segment subheader (`ferry_mac::wire`).
+pub fn tbs_for(link: &PhyLink, ip_bytes: usize) -> u64 {
+    let per_tb = (0..10)
+        .map(|sf| link.mac_capacity(sf))
+        .filter(|&c| c > 0)
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(MAC_HEADER_LEN + SUBHEADER_LEN)
+        .max(1);
+    ip_bytes.div_ceil(per_tb).max(1) as u64
+}
+
+/// The floor of a ping of `ip_bytes` (IP header included) over the link `control`
+/// describes, with a TX lead of `tx_lead` subframes, and what it assumes (for reports).
+pub fn rtt_floor_for(
+    control: &Control,
+    tx_lead: u64,
+    ip_bytes: usize,
+) -> Result<(RttFloor, String), LinkError> {
+    let link = PhyLink::new(control)?;
+    let tbs = tbs_for(&link, ip_bytes);
+    let (floor, frame) = if link.is_fdd() {
+        (rtt_floor_fdd(tx_lead, tbs), "FDD".to_string())
+    } else {
+        let p = ferry_mac::schedule::tdd_pattern(control.dl_ul_assign)
+            .map_err(|e| LinkError::Unsupported(e.to_string()))?;
+        (
+            rtt_floor_tdd(&p, tx_lead, tbs),
+            format!("TDD configuration {}", control.dl_ul_assign),
+        )
+    };
+    let s = if tbs == 1 { "" } else { "s" };
+    Ok((
+        floor,
+        format!("{frame}, TX lead {tx_lead} ms, {ip_bytes}-byte packet in {tbs} TB{s} each way"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +152,39 @@ mod tests {
         // Up in ⌊t⌋+8, down in ⌊t⌋+17, heard at ⌊t⌋+18: 17–18 ms.
         let f = rtt_floor_fdd(8, 1);
         assert!(f.min_ms > 17.0 && (f.max_ms - 18.0).abs() < 0.02, "{f:?}");
+    }
+
+    #[test]
+    fn a_packet_takes_as_many_tbs_as_its_bytes_need_at_each_bandwidth() {
+        let control = |bw: serde_json::Value, rb: u8| {
+            Control::from_value(&serde_json::json!({
+                "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,
+                "BW": bw, "RBIdx": rb, "duplexMode": 0, "numAntennaTX": 1, "numAntennaRX": 1,
+                "DLULAssign": 1, "trans_mode": 1, "type_mode": 1, "RNTI": 265
+            }))
+            .unwrap()
+        };
+        let narrow = control(1.4.into(), 6);
+        let link = PhyLink::new(&narrow).unwrap();
+        let cap = (0..10)
+            .map(|sf| link.mac_capacity(sf))
+            .filter(|&c| c > 0)
+            .min()
+            .unwrap();
+        let per_tb = cap - MAC_HEADER_LEN - SUBHEADER_LEN;
+        assert_eq!(tbs_for(&link, 1), 1);
+        assert_eq!(tbs_for(&link, per_tb), 1);
+        assert_eq!(tbs_for(&link, per_tb + 1), 2);
+        // The harq demo's 84-byte ping at 1.4 MHz QPSK: two TBs, 23.5 ms median.
+        let (f, note) = rtt_floor_for(&narrow, 8, 84).unwrap();
+        assert!((f.median_ms - 23.5).abs() < 0.02, "{f:?}");
+        assert!(
+            note.contains("TDD configuration 1") && note.contains("2 TBs"),
+            "{note}"
+        );
+        // At 3 MHz the same ping fits one TB: the floor drops by the two extra subframes.
+        let (f3, note3) = rtt_floor_for(&control(3.into(), 15), 8, 84).unwrap();
+        assert!((f3.median_ms - 21.5).abs() < 0.02, "{f3:?} {note3}");
+        assert!(note3.contains("1 TB each"), "{note3}");
     }
 }

@@ -527,6 +527,25 @@ pub struct DemoReport {
     pub methods: Vec<MethodReport>,
     /// The thesis' figures, for comparison.
     pub thesis: ThesisFigures,
+    /// The link's round-trip floor for the probe and the ping (the modem's real-time
+    /// pipeline over the frame, no queueing), beside which the measured RTTs are printed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rtt_floor: Vec<RttFloorRow>,
+}
+
+/// The link's RTT floor for one kind of packet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RttFloorRow {
+    /// `probe` or `ping`.
+    pub packet: String,
+    /// Shortest, median and longest round trip over arrival times across a frame, ms.
+    pub min_ms: f64,
+    /// Median, ms.
+    pub median_ms: f64,
+    /// Longest, ms.
+    pub max_ms: f64,
+    /// What it assumes (frame, TX lead, packet size and TBs).
+    pub assumes: String,
 }
 
 impl DemoReport {
@@ -538,6 +557,7 @@ impl DemoReport {
             meta,
             methods,
             thesis: ThesisFigures::thesis(),
+            rtt_floor: Vec::new(),
         }
     }
 
@@ -694,8 +714,12 @@ impl DemoReport {
             if let Some(p) = &m.probe {
                 let _ = writeln!(
                     s,
-                    "  probe over the whole run: {} sent, {} lost, longest gap {:.1} ms",
-                    p.sent, p.lost, p.longest_gap_ms
+                    "  probe over the whole run: {} sent, {} lost, longest gap {:.1} ms{}",
+                    p.sent,
+                    p.lost,
+                    p.longest_gap_ms,
+                    p.rtt_median_ms
+                        .map_or_else(String::new, |r| format!(", RTT median {r:.1} ms"))
                 );
             }
             if let Some(v) = &m.video {
@@ -706,6 +730,13 @@ impl DemoReport {
                 );
             }
             let _ = writeln!(s);
+        }
+        for f in &self.rtt_floor {
+            let _ = writeln!(
+                s,
+                "link RTT floor for the {}: {:.1} / {:.1} / {:.1} ms min / median / max ({})",
+                f.packet, f.min_ms, f.median_ms, f.max_ms, f.assumes
+            );
         }
         let _ = writeln!(
             s,
