@@ -1,10 +1,9 @@
 //! Bit-level scrambling of TS 36.211 §6.3.1 with the Gold sequence c(n) of §7.2, and the
 //! matching LLR descrambling (sign flips) for the receiver.
 //!
-//! The sequence is generated 28 bits at a time in place (no allocation): both m-sequences
-//! of the Gold code have taps within the lowest 4 bits of a 31-bit window, so 28 new bits
-//! come out of one shift-and-XOR.
+//! The sequence comes 28 bits at a time from [`crate::gold::Gold`] (no allocation).
 
+use crate::gold::{Gold, W};
 use crate::{PhyError, Result};
 
 /// c_init of PDSCH (and PUSCH) scrambling, §6.3.1:
@@ -23,45 +22,6 @@ pub fn pdsch_c_init(rnti: u16, q: u8, slot: u8, cell_id: u16) -> Result<u32> {
         + (u32::from(q) << 13)
         + (u32::from(slot / 2) << 9)
         + u32::from(cell_id))
-}
-
-/// Word-parallel generator of c(n).
-struct Gold {
-    x1: u32,
-    x2: u32,
-}
-
-const W: usize = 28;
-const WMASK: u32 = (1 << W) - 1;
-
-impl Gold {
-    fn new(c_init: u32) -> Self {
-        let mut g = Gold {
-            x1: 1,
-            x2: c_init & 0x7fff_ffff,
-        };
-        // Discard N_c = 1600 = 57·28 + 4 outputs.
-        for _ in 0..57 {
-            g.advance(W);
-        }
-        g.advance(4);
-        g
-    }
-
-    /// Next `n ≤ 28` outputs in the low bits (bit 0 first), advancing by `n`.
-    #[inline]
-    fn advance(&mut self, n: usize) -> u32 {
-        let out = (self.x1 ^ self.x2) & WMASK;
-        // Bits 0..30 hold x(k)..x(k+30); the next 28 values x(k+31..k+58) at once.
-        let n1 = (self.x1 ^ (self.x1 >> 3)) & WMASK;
-        let n2 = (self.x2 ^ (self.x2 >> 1) ^ (self.x2 >> 2) ^ (self.x2 >> 3)) & WMASK;
-        // Window of 59 bits, shifted down by n.
-        let w1 = u64::from(self.x1) | (u64::from(n1) << 31);
-        let w2 = u64::from(self.x2) | (u64::from(n2) << 31);
-        self.x1 = ((w1 >> n) & 0x7fff_ffff) as u32;
-        self.x2 = ((w2 >> n) & 0x7fff_ffff) as u32;
-        out
-    }
 }
 
 /// XORs `bits` (0/1 values) with c(0..len), in place.
