@@ -207,8 +207,8 @@ impl FixedTurboDecoder {
             for (s2, &s1) in to2.iter().enumerate() {
                 to1[usize::from(s1)] = s2 as u16;
             }
-            self.to2 = Perm::new(to2);
-            self.to1 = Perm::new(to1);
+            self.to2 = Perm::new(to2, nw);
+            self.to1 = Perm::new(to1, nw);
             // Slot t·16 + w of a used lane reads bit w·lw + t; unused lanes read the zero
             // padding after bit K.
             let unused = LANES - nw;
@@ -222,7 +222,7 @@ impl FixedTurboDecoder {
                     }
                 })
                 .collect();
-            self.from_nat = Perm::new(from_nat);
+            self.from_nat = Perm::slots(from_nat);
             self.layout_k = k;
         }
         self.k = k;
@@ -339,7 +339,8 @@ impl FixedTurboDecoder {
         let ext: &[i16] = self.ext[..lw].as_flattened();
         if which == 0 {
             // Decoder 1 ran in natural order.
-            self.to2.gather(ext, self.apri[1][..lw].as_flattened_mut());
+            self.to2
+                .gather(self.isa, ext, self.apri[1][..lw].as_flattened_mut());
             hard_decisions(
                 self.isa,
                 &self.post[..lw],
@@ -349,8 +350,10 @@ impl FixedTurboDecoder {
             );
         } else {
             // Decoder 2 ran in interleaved order: back to natural order first.
-            self.to1.gather(ext, self.apri[0][..lw].as_flattened_mut());
-            self.to1.gather(post, self.tmp[..lw].as_flattened_mut());
+            self.to1
+                .gather(self.isa, ext, self.apri[0][..lw].as_flattened_mut());
+            self.to1
+                .gather(self.isa, post, self.tmp[..lw].as_flattened_mut());
             hard_decisions(
                 self.isa,
                 &self.tmp[..lw],
@@ -377,26 +380,26 @@ impl FixedTurboDecoder {
         let dl = stream_len(k);
         let (d0, rest) = d.split_at(dl);
         let (d1, d2) = rest.split_at(dl);
-        // Mean magnitude of the received (non-zero) LLRs; eight partial sums so that the
-        // loop vectorises.
-        let (mut sum, mut cnt) = ([0.0f32; 8], [0u32; 8]);
+        // Mean magnitude of the received (non-zero) LLRs; eight partial sums, the counts
+        // in f32 too (exact below 2^24) and |clean| as selects, so that the loop vectorises.
+        let (mut sum, mut cnt) = ([0.0f32; 8], [0.0f32; 8]);
         let chunks = d.chunks_exact(8);
         let rest = chunks.remainder();
         for ch in chunks {
             for j in 0..8 {
-                let y = clean(ch[j]).abs();
+                let y = clean_abs(ch[j]);
                 sum[j] += y;
-                cnt[j] += u32::from(y > 0.0);
+                cnt[j] += if y > 0.0 { 1.0 } else { 0.0 };
             }
         }
         for (j, &x) in rest.iter().enumerate() {
-            let y = clean(x).abs();
+            let y = clean_abs(x);
             sum[j] += y;
-            cnt[j] += u32::from(y > 0.0);
+            cnt[j] += if y > 0.0 { 1.0 } else { 0.0 };
         }
         let (sum, n) = (
             sum.iter().map(|&x| f64::from(x)).sum::<f64>(),
-            cnt.iter().sum::<u32>(),
+            cnt.iter().map(|&c| c as u32).sum::<u32>(),
         );
         let scale = if n == 0 || sum <= 0.0 {
             1.0
@@ -429,7 +432,7 @@ impl FixedTurboDecoder {
                 *o = q(x);
             }
             self.nat[k..].fill(0);
-            self.from_nat.gather(&self.nat, dst);
+            self.from_nat.gather(self.isa, &self.nat, dst);
         }
         // Filler bits are known zeros, and so is encoder 1's parity over them.
         for i in 0..filler {
@@ -437,8 +440,11 @@ impl FixedTurboDecoder {
             self.par[0][i % lw][i / lw] = CH_MAX;
         }
         let [s1, s2] = &mut self.sys;
-        self.to2
-            .gather(s1[..lw].as_flattened(), s2[..lw].as_flattened_mut());
+        self.to2.gather(
+            self.isa,
+            s1[..lw].as_flattened(),
+            s2[..lw].as_flattened_mut(),
+        );
         // Tail bits, §5.1.3.2.2 (see turbo.rs): systematic and parity of the 3 tail steps.
         let t = |s: &[f32], i: usize| q(s[k + i]);
         let tails = [
@@ -494,27 +500,93 @@ fn hard_decisions(isa: Isa, post: &[Lane], nw: usize, masks: &mut Vec<u32>, hard
 
 /// A permutation of the slots 0..n of a lane layout, checked on construction so that
 /// gathering through it needs no bounds checks.
+///
+/// The QPP interleaver is contention-free for every window count that divides K: the bits
+/// the 16 windows process at one step all come from one step of the other decoder's
+/// layout (π(t + w·lw) ≡ π(t) mod lw). Such a permutation moves whole rows of 16 lanes with
+/// their lanes reordered, which AVX2 does with two byte shuffles per row instead of 16
+/// scalar loads and stores ([`RowPlan`]).
 #[derive(Debug, Clone, Default)]
 struct Perm {
     idx: Vec<u16>,
+    rows: Option<RowPlan>,
+}
+
+/// Row form of a [`Perm`]: destination row t is source row `row[t]` with its lanes
+/// reordered by two `pshufb` controls (bytes from the same 128-bit half, and from the other
+/// half once the halves are swapped; 0x80 zeroes a byte).
+#[derive(Debug, Clone)]
+struct RowPlan {
+    row: Vec<u16>,
+    ctl: Vec<[[u8; 32]; 2]>,
+}
+
+impl RowPlan {
+    /// The row form of `idx` (slot s = row·16 + lane reads slot idx[s]) for `used` lanes,
+    /// if every row's used lanes read one source row; unused lanes read any lane (their
+    /// contents never reach a used one).
+    fn new(idx: &[u16], used: usize) -> Option<RowPlan> {
+        if idx.len() % LANES != 0 || used == 0 {
+            return None;
+        }
+        let mut row = Vec::with_capacity(idx.len() / LANES);
+        let mut ctl = Vec::with_capacity(idx.len() / LANES);
+        for dst in idx.chunks_exact(LANES) {
+            let r = usize::from(dst[0]) / LANES;
+            if dst[..used].iter().any(|&i| usize::from(i) / LANES != r) {
+                return None;
+            }
+            let mut c = [[0x80u8; 32]; 2];
+            for (w, &i) in dst.iter().enumerate() {
+                let lane = if w < used { usize::from(i) % LANES } else { w };
+                let (half, src_half) = (w / 8, lane / 8);
+                let which = usize::from(half != src_half);
+                let b = (2 * (lane % 8)) as u8;
+                c[which][2 * w] = b;
+                c[which][2 * w + 1] = b + 1;
+            }
+            row.push(r as u16);
+            ctl.push(c);
+        }
+        Some(RowPlan { row, ctl })
+    }
 }
 
 impl Perm {
-    fn new(idx: Vec<u16>) -> Perm {
+    /// The permutation `idx`, with its row form when the first `used` lanes allow one.
+    fn new(idx: Vec<u16>, used: usize) -> Perm {
         let mut seen = vec![false; idx.len()];
         for &i in &idx {
             let i = usize::from(i);
             assert!(i < idx.len() && !seen[i], "not a permutation");
             seen[i] = true;
         }
-        Perm { idx }
+        let rows = RowPlan::new(&idx, used);
+        Perm { idx, rows }
     }
 
-    /// dst[s] = src[idx[s]] for every slot s.
+    /// A permutation gathered slot by slot only (no row form).
+    fn slots(idx: Vec<u16>) -> Perm {
+        Perm {
+            rows: None,
+            ..Perm::new(idx, 0)
+        }
+    }
+
+    /// dst[s] = src[idx[s]] for every slot s of a used lane (all slots when gathered slot by
+    /// slot).
     #[inline]
-    fn gather(&self, src: &[i16], dst: &mut [i16]) {
+    fn gather(&self, isa: Isa, src: &[i16], dst: &mut [i16]) {
         let n = self.idx.len();
         let (src, dst) = (&src[..n], &mut dst[..n]);
+        #[cfg(target_arch = "x86_64")]
+        if let (Isa::Avx2, Some(plan)) = (isa, &self.rows) {
+            // SAFETY: AVX2 was detected (an `Isa::Avx2` decoder is only built when it is);
+            // the plan was built from this permutation, so every row index is < n / 16.
+            unsafe { x86::gather_rows_avx2(plan, src, dst) };
+            return;
+        }
+        let _ = isa;
         for (d, &i) in dst.iter_mut().zip(&self.idx) {
             // SAFETY: every entry of `idx` is < n = src.len() (checked in `Perm::new`).
             *d = unsafe { *src.get_unchecked(usize::from(i)) };
@@ -530,6 +602,20 @@ fn clean(x: f32) -> f32 {
         0.0
     } else {
         y
+    }
+}
+
+/// `clean(x).abs()` as selects only (NaN fails both comparisons and becomes 0), so that a
+/// loop over it vectorises.
+#[inline(always)]
+fn clean_abs(x: f32) -> f32 {
+    let a = x.abs();
+    if a <= 1.0e6 {
+        a
+    } else if a > 1.0e6 {
+        1.0e6
+    } else {
+        0.0
     }
 }
 
@@ -751,8 +837,26 @@ fn pass<T: V>(io: &mut Pass) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     #![allow(unused_unsafe)]
-    use super::{pass, Lane, Pass, LANES, V};
+    use super::{pass, Lane, Pass, RowPlan, LANES, V};
     use std::arch::x86_64::*;
+
+    /// `dst` row t = `src` row `plan.row[t]` with its lanes reordered (see [`RowPlan`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; every `plan.row` entry must be < `src.len() / 16`, and
+    /// `dst` must hold `plan.row.len()` rows.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn gather_rows_avx2(plan: &RowPlan, src: &[i16], dst: &mut [i16]) {
+        debug_assert!(dst.len() >= plan.row.len() * LANES);
+        for (t, (&r, c)) in plan.row.iter().zip(&plan.ctl).enumerate() {
+            let x = _mm256_loadu_si256(src.as_ptr().add(usize::from(r) * LANES).cast());
+            let swapped = _mm256_permute4x64_epi64::<0x4E>(x);
+            let c0 = _mm256_loadu_si256(c[0].as_ptr().cast());
+            let c1 = _mm256_loadu_si256(c[1].as_ptr().cast());
+            let y = _mm256_or_si256(_mm256_shuffle_epi8(x, c0), _mm256_shuffle_epi8(swapped, c1));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(t * LANES).cast(), y);
+        }
+    }
 
     #[derive(Clone, Copy, Debug)]
     pub(super) struct Avx2(__m256i);
@@ -1134,6 +1238,53 @@ mod tests {
         dec.decode(&[0.0; 3 * 44], 40, 0, 1, &mut |_: &[u8]| false)
             .unwrap();
         assert!(dec.hard_bits().iter().all(|&b| b == 1));
+    }
+
+    /// QPP is contention-free for the windows of every block size: both interleaver
+    /// directions have a row form, and the AVX2 row gather gives exactly the slot gather.
+    #[test]
+    fn every_block_size_moves_whole_rows_and_the_row_gather_is_exact() {
+        let avx2 = Isa::Avx2.available();
+        let mut d = FixedTurboDecoder::new();
+        for &(k, _, _) in crate::turbo::BLOCK_SIZES.iter() {
+            let k = usize::from(k);
+            d.prepare(k).unwrap();
+            for (name, p) in [("to2", &d.to2), ("to1", &d.to1)] {
+                assert!(p.rows.is_some(), "K = {k}: {name} has no row form");
+                let n = p.idx.len();
+                let src: Vec<i16> = pseudo(n, k as u64).iter().map(|&x| x as i16).collect();
+                let (mut a, mut b) = (vec![0i16; n], vec![0i16; n]);
+                p.gather(Isa::Scalar, &src, &mut a);
+                if avx2 {
+                    p.gather(Isa::Avx2, &src, &mut b);
+                    let used = |s: usize| s % LANES < d.nw;
+                    for s in (0..n).filter(|&s| used(s)) {
+                        assert_eq!(a[s], b[s], "K = {k} {name} slot {s}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clean_abs_is_the_magnitude_of_clean() {
+        for x in [
+            0.0f32,
+            -0.0,
+            1.5,
+            -2.25,
+            1.0e6,
+            -1.0e6,
+            3.0e7,
+            -3.0e7,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MIN_POSITIVE,
+        ] {
+            assert_eq!(clean_abs(x).to_bits(), clean(x).abs().to_bits(), "{x}");
+        }
     }
 
     #[test]
