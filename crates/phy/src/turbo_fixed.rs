@@ -380,41 +380,13 @@ impl FixedTurboDecoder {
         let dl = stream_len(k);
         let (d0, rest) = d.split_at(dl);
         let (d1, d2) = rest.split_at(dl);
-        // Mean magnitude of the received (non-zero) LLRs; eight partial sums, the counts
-        // in f32 too (exact below 2^24) and |clean| as selects, so that the loop vectorises.
-        let (mut sum, mut cnt) = ([0.0f32; 8], [0.0f32; 8]);
-        let chunks = d.chunks_exact(8);
-        let rest = chunks.remainder();
-        for ch in chunks {
-            for j in 0..8 {
-                let y = clean_abs(ch[j]);
-                sum[j] += y;
-                cnt[j] += if y > 0.0 { 1.0 } else { 0.0 };
-            }
-        }
-        for (j, &x) in rest.iter().enumerate() {
-            let y = clean_abs(x);
-            sum[j] += y;
-            cnt[j] += if y > 0.0 { 1.0 } else { 0.0 };
-        }
-        let (sum, n) = (
-            sum.iter().map(|&x| f64::from(x)).sum::<f64>(),
-            cnt.iter().map(|&c| c as u32).sum::<u32>(),
-        );
+        let (sum, n) = mean_abs(self.isa, d);
         let scale = if n == 0 || sum <= 0.0 {
             1.0
         } else {
             (f64::from(Q_MEAN) * f64::from(n) / sum).min(1.0e30) as f32
         };
-        // Round half away from zero with a truncating conversion (no libm call).
-        let q = |x: f32| -> i16 {
-            let y = clean(x) * scale;
-            let lim = f32::from(CH_MAX);
-            // max/min drop NaN (0 · inf), so the value is finite and within ±CH_MAX.
-            let r = (y + 0.5f32.copysign(y)).max(-lim).min(lim);
-            // SAFETY: `r` is finite and within i32's range.
-            unsafe { r.to_int_unchecked::<i32>() as i16 }
-        };
+        let q = |x: f32| quantise1(x, scale);
         for v in self.apri.iter_mut() {
             v.fill([0; LANES]);
         }
@@ -428,9 +400,7 @@ impl FixedTurboDecoder {
             (d1, par1[..lw].as_flattened_mut()),
             (d2, par2[..lw].as_flattened_mut()),
         ] {
-            for (o, &x) in self.nat[..k].iter_mut().zip(&src[..k]) {
-                *o = q(x);
-            }
+            quantise(self.isa, &src[..k], scale, &mut self.nat[..k]);
             self.nat[k..].fill(0);
             self.from_nat.gather(self.isa, &self.nat, dst);
         }
@@ -602,6 +572,64 @@ fn clean(x: f32) -> f32 {
         0.0
     } else {
         y
+    }
+}
+
+/// Sum of |clean(x)| over `d` and how many are non-zero: eight partial f32 sums (element i
+/// into sum i mod 8), added up in f64 — the same arithmetic in every kernel.
+fn mean_abs(isa: Isa, d: &[f32]) -> (f64, u32) {
+    let (mut sum, mut cnt) = ([0.0f32; 8], [0.0f32; 8]);
+    let chunks = d.chunks_exact(8);
+    let rest = chunks.remainder();
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: only an AVX2 decoder gets here, and it is built only when AVX2 was found.
+        Isa::Avx2 => unsafe { x86::mean_abs_avx2(d, &mut sum, &mut cnt) },
+        _ => {
+            for ch in chunks {
+                for j in 0..8 {
+                    let y = clean_abs(ch[j]);
+                    sum[j] += y;
+                    cnt[j] += if y > 0.0 { 1.0 } else { 0.0 };
+                }
+            }
+        }
+    }
+    for (j, &x) in rest.iter().enumerate() {
+        let y = clean_abs(x);
+        sum[j] += y;
+        cnt[j] += if y > 0.0 { 1.0 } else { 0.0 };
+    }
+    (
+        sum.iter().map(|&x| f64::from(x)).sum::<f64>(),
+        cnt.iter().map(|&c| c as u32).sum::<u32>(),
+    )
+}
+
+/// One channel LLR quantised: clean, scaled, rounded half away from zero with a truncating
+/// conversion (no libm call), within ±[`CH_MAX`].
+#[inline(always)]
+fn quantise1(x: f32, scale: f32) -> i16 {
+    let y = clean(x) * scale;
+    let lim = f32::from(CH_MAX);
+    // max/min drop NaN (0 · inf), so the value is finite and within ±CH_MAX.
+    let r = (y + 0.5f32.copysign(y)).max(-lim).min(lim);
+    // SAFETY: `r` is finite and within i32's range.
+    unsafe { r.to_int_unchecked::<i32>() as i16 }
+}
+
+/// [`quantise1`] of every `src` into `dst` (same length).
+fn quantise(isa: Isa, src: &[f32], scale: f32, dst: &mut [i16]) {
+    let n = src.len().min(dst.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        // SAFETY: as in `mean_abs`.
+        done = unsafe { x86::quantise_avx2(&src[..n], scale, &mut dst[..n]) };
+    }
+    let _ = isa;
+    for (o, &x) in dst[done..n].iter_mut().zip(&src[done..n]) {
+        *o = quantise1(x, scale);
     }
 }
 
@@ -839,6 +867,65 @@ mod x86 {
     #![allow(unused_unsafe)]
     use super::{pass, Lane, Pass, RowPlan, LANES, V};
     use std::arch::x86_64::*;
+
+    /// The AVX2 body of `mean_abs`: whole chunks of 8 into the partial sums and counts.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn mean_abs_avx2(d: &[f32], sum: &mut [f32; 8], cnt: &mut [f32; 8]) {
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let big = _mm256_set1_ps(1.0e6);
+        let one = _mm256_set1_ps(1.0);
+        let zero = _mm256_setzero_ps();
+        let mut s = _mm256_loadu_ps(sum.as_ptr());
+        let mut c = _mm256_loadu_ps(cnt.as_ptr());
+        for ch in d.chunks_exact(8) {
+            let a = _mm256_and_ps(_mm256_loadu_ps(ch.as_ptr()), abs);
+            // clean_abs: a when ≤ 1e6, 1e6 when above, 0 for NaN (both compares false).
+            let y = _mm256_or_ps(
+                _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(a, big), a),
+                _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, big), big),
+            );
+            s = _mm256_add_ps(s, y);
+            c = _mm256_add_ps(c, _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(y, zero), one));
+        }
+        _mm256_storeu_ps(sum.as_mut_ptr(), s);
+        _mm256_storeu_ps(cnt.as_mut_ptr(), c);
+    }
+
+    /// The AVX2 body of `quantise`: the first multiple of 8 of `src`; returns how many.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `dst` at least as long as `src`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn quantise_avx2(src: &[f32], scale: f32, dst: &mut [i16]) -> usize {
+        let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+        let half = _mm256_set1_ps(0.5);
+        let (lo, hi) = (_mm256_set1_ps(-1.0e6), _mm256_set1_ps(1.0e6));
+        let lim = f32::from(super::CH_MAX);
+        let (nlim, plim) = (_mm256_set1_ps(-lim), _mm256_set1_ps(lim));
+        let k = _mm256_set1_ps(scale);
+        let n = src.len() / 8 * 8;
+        for (i, ch) in src[..n].chunks_exact(8).enumerate() {
+            let x = _mm256_loadu_ps(ch.as_ptr());
+            // clean: NaN → 0 (unordered with itself), then clipped to ±1e6.
+            let x = _mm256_and_ps(x, _mm256_cmp_ps::<_CMP_ORD_Q>(x, x));
+            let c = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+            let y = _mm256_mul_ps(c, k);
+            let r = _mm256_add_ps(y, _mm256_or_ps(_mm256_and_ps(y, sign), half));
+            let r = _mm256_min_ps(_mm256_max_ps(r, nlim), plim);
+            let q = _mm256_cvttps_epi32(r);
+            // Eight i32 → eight i16 (in range, so packing saturates nothing), in order.
+            let p = _mm256_packs_epi32(q, q);
+            let p = _mm256_permute4x64_epi64::<0x08>(p);
+            _mm_storeu_si128(
+                dst.as_mut_ptr().add(8 * i).cast(),
+                _mm256_castsi256_si128(p),
+            );
+        }
+        n
+    }
 
     /// `dst` row t = `src` row `plan.row[t]` with its lanes reordered (see [`RowPlan`]).
     ///
@@ -1263,6 +1350,44 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The AVX2 mean and quantiser give exactly the portable results, special values and a
+    /// length that is not a multiple of 8 included.
+    #[test]
+    fn avx2_mean_and_quantiser_equal_the_portable_ones() {
+        if !Isa::Avx2.available() {
+            return;
+        }
+        let mut d: Vec<f32> = pseudo(1003, 7)
+            .iter()
+            .map(|&x| ((x % 20_000) as f32 - 10_000.0) / 997.0)
+            .collect();
+        let specials = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0e6,
+            -1.0e6,
+            3.0e9,
+            -3.0e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            1.0e-30,
+        ];
+        d[..specials.len()].copy_from_slice(&specials);
+        let (s0, n0) = mean_abs(Isa::Scalar, &d);
+        let (s1, n1) = mean_abs(Isa::Avx2, &d);
+        assert_eq!((s0.to_bits(), n0), (s1.to_bits(), n1));
+        for scale in [1.0f32, 24.0 / 3.7, 1.0e-3, 1.0e30] {
+            let (mut a, mut b) = (vec![0i16; d.len()], vec![0i16; d.len()]);
+            quantise(Isa::Scalar, &d, scale, &mut a);
+            quantise(Isa::Avx2, &d, scale, &mut b);
+            assert_eq!(a, b, "scale {scale}");
         }
     }
 
