@@ -194,15 +194,28 @@ pub fn demap_soft(
         Modulation::Qpsk => demap_with::<2>(symbols, noise_var, dst, |re, im, inv, d| {
             *d = [pam2(re) * inv, pam2(im) * inv];
         }),
-        Modulation::Qam16 => demap_with::<4>(symbols, noise_var, dst, |re, im, inv, d| {
-            let (a0, a1) = pam4(re);
-            let (b0, b1) = pam4(im);
-            *d = [a0 * inv, b0 * inv, a1 * inv, b1 * inv];
-        }),
+        Modulation::Qam16 => {
+            let done = qam_avx2(4, symbols, noise_var, dst);
+            let nv_rest = if noise_var.len() == 1 {
+                noise_var
+            } else {
+                &noise_var[done..]
+            };
+            demap_with::<4>(
+                &symbols[done..],
+                nv_rest,
+                &mut dst[4 * done..],
+                |re, im, inv, d| {
+                    let (a0, a1) = pam4(re);
+                    let (b0, b1) = pam4(im);
+                    *d = [a0 * inv, b0 * inv, a1 * inv, b1 * inv];
+                },
+            );
+        }
         Modulation::Qam64 => {
             // Whole groups of 8 symbols in AVX2 when the CPU has it (the same arithmetic,
             // bit for bit), the rest below.
-            let done = qam64_avx2(symbols, noise_var, dst);
+            let done = qam_avx2(6, symbols, noise_var, dst);
             let nv_rest = if noise_var.len() == 1 {
                 noise_var
             } else {
@@ -223,21 +236,21 @@ pub fn demap_soft(
     Ok(())
 }
 
-/// 64QAM demapping of the first multiple of 8 symbols with AVX2 (0 when the CPU lacks it);
-/// returns how many symbols it did.
-fn qam64_avx2(symbols: &[Complex32], noise_var: &[f32], dst: &mut [f32]) -> usize {
+/// 16QAM (`qm` 4) or 64QAM (`qm` 6) demapping of the first multiple of 8 symbols with AVX2
+/// (0 when the CPU lacks it); returns how many symbols it did.
+fn qam_avx2(qm: usize, symbols: &[Complex32], noise_var: &[f32], dst: &mut [f32]) -> usize {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present; lengths are checked inside.
-        return unsafe { x86::qam64(symbols, noise_var, dst) };
+        return unsafe { x86::qam(qm, symbols, noise_var, dst) };
     }
-    let _ = (symbols, noise_var, dst);
+    let _ = (qm, symbols, noise_var, dst);
     0
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Complex32, MIN_NOISE_VAR, S42};
+    use super::{Complex32, MIN_NOISE_VAR, S10, S42};
     use std::arch::x86_64::*;
 
     /// [`super::pam8`] on 8 lanes: (b0, b2, b4) of one axis, the same operations in the
@@ -274,12 +287,39 @@ mod x86 {
         (b0, b2, b4)
     }
 
-    /// # Safety
-    /// The CPU must support AVX2.
+    /// [`super::pam4`] on 8 lanes: (b0, b2) of one axis, the scalar code's operations.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn qam64(symbols: &[Complex32], noise_var: &[f32], dst: &mut [f32]) -> usize {
+    unsafe fn pam4(y: __m256) -> (__m256, __m256) {
+        let a = _mm256_set1_ps(S10);
+        let sign = _mm256_set1_ps(-0.0);
+        let u = _mm256_andnot_ps(sign, y);
+        let inner = _mm256_cmp_ps::<_CMP_LT_OQ>(u, _mm256_set1_ps(2.0 * S10));
+        let p = _mm256_blendv_ps(_mm256_set1_ps(3.0 * S10), a, inner);
+        let ua = _mm256_add_ps(u, a);
+        let up = _mm256_sub_ps(u, p);
+        let b0 = _mm256_sub_ps(_mm256_mul_ps(ua, ua), _mm256_mul_ps(up, up));
+        let b0 = _mm256_or_ps(_mm256_andnot_ps(sign, b0), _mm256_and_ps(sign, y));
+        let b2 = _mm256_mul_ps(
+            _mm256_set1_ps(4.0 * S10),
+            _mm256_sub_ps(_mm256_set1_ps(2.0 * S10), u),
+        );
+        (b0, b2)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2; `qm` is 4 or 6.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn qam(
+        qm: usize,
+        symbols: &[Complex32],
+        noise_var: &[f32],
+        dst: &mut [f32],
+    ) -> usize {
+        if qm != 4 && qm != 6 {
+            return 0;
+        }
         let per_symbol = noise_var.len() != 1;
-        let mut n = symbols.len().min(dst.len() / 6) / 8 * 8;
+        let mut n = symbols.len().min(dst.len() / qm) / 8 * 8;
         if per_symbol {
             n = n.min(noise_var.len() / 8 * 8);
         }
@@ -312,14 +352,22 @@ mod x86 {
             );
             let re = _mm256_min_ps(_mm256_max_ps(re, lo), hi);
             let im = _mm256_min_ps(_mm256_max_ps(im, lo), hi);
-            let (a0, a1, a2) = pam8(re);
-            let (b0, b1, b2) = pam8(im);
-            for (o, v) in out.iter_mut().zip([a0, b0, a1, b1, a2, b2]) {
+            let z = _mm256_setzero_ps();
+            let v = if qm == 6 {
+                let (a0, a1, a2) = pam8(re);
+                let (b0, b1, b2) = pam8(im);
+                [a0, b0, a1, b1, a2, b2]
+            } else {
+                let (a0, a1) = pam4(re);
+                let (b0, b1) = pam4(im);
+                [a0, b0, a1, b1, z, z]
+            };
+            for (o, v) in out.iter_mut().zip(v).take(qm) {
                 // A non-finite symbol carries no information: LLRs 0.
                 _mm256_storeu_ps(o.as_mut_ptr(), _mm256_and_ps(_mm256_mul_ps(v, inv), finite));
             }
-            let d = &mut dst[6 * g..6 * g + 48];
-            for (i, chunk) in d.chunks_exact_mut(6).enumerate() {
+            let d = &mut dst[qm * g..qm * (g + 8)];
+            for (i, chunk) in d.chunks_exact_mut(qm).enumerate() {
                 for (j, x) in chunk.iter_mut().enumerate() {
                     *x = out[j][i];
                 }
@@ -571,10 +619,10 @@ mod tests {
         }
     }
 
-    /// The AVX2 64QAM path gives exactly the scalar LLRs, for finite symbols of every
+    /// The AVX2 16QAM and 64QAM paths give exactly the scalar LLRs, for finite symbols of every
     /// region, non-finite ones, huge ones, per-symbol and shared noise variances.
     #[test]
-    fn avx2_qam64_equals_the_scalar_demapper() {
+    fn avx2_qam_equals_the_scalar_demapper() {
         let mut syms: Vec<Complex32> = (0..203)
             .map(|i| {
                 let x = (i as f32 * 0.6180339).fract() * 2.6 - 1.3;
@@ -595,6 +643,16 @@ mod tests {
             })
             .collect();
         for nv in [&nvs[..], &[0.37][..]] {
+            let mut fast = Vec::new();
+            demap_soft(&syms, nv, Modulation::Qam16, &mut fast).unwrap();
+            let mut slow = vec![0.0f32; syms.len() * 4];
+            demap_with::<4>(&syms, nv, &mut slow, |re, im, inv, d| {
+                let (a0, a1) = pam4(re);
+                let (b0, b1) = pam4(im);
+                *d = [a0 * inv, b0 * inv, a1 * inv, b1 * inv];
+            });
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&slow), "16QAM");
             let mut fast = Vec::new();
             demap_soft(&syms, nv, Modulation::Qam64, &mut fast).unwrap();
             let mut slow = vec![0.0f32; syms.len() * 6];
