@@ -511,14 +511,14 @@ impl SubframeDecoder {
             return Ok(None);
         }
         let n_sc = self.cfg.bandwidth.subcarriers();
-        self.eq.clear();
-        self.noise.clear();
-        for &i in res {
-            let i = i as usize;
-            let (x, nv) = self.chest.equalize(i / n_sc, i % n_sc, self.grid[i]);
-            self.eq.push(x);
-            self.noise.push(nv);
-        }
+        equalize_res(
+            &self.chest,
+            &self.grid,
+            n_sc,
+            res,
+            &mut self.eq,
+            &mut self.noise,
+        );
         self.llr.clear();
         modulation::demap_soft(&self.eq, &self.noise, Modulation::Qpsk, &mut self.llr)?;
         descramble_llrs(&mut self.llr, control_c_init(sf, self.cfg.cell.pci()));
@@ -543,14 +543,14 @@ impl SubframeDecoder {
         check_subframe(sf)?;
         let m = self.cfg.modulation;
         let n_sc = self.cfg.bandwidth.subcarriers();
-        self.eq.clear();
-        self.noise.clear();
-        for &i in &self.maps.data[sf] {
-            let i = i as usize;
-            let (x, nv) = self.chest.equalize(i / n_sc, i % n_sc, self.grid[i]);
-            self.eq.push(x);
-            self.noise.push(nv);
-        }
+        equalize_res(
+            &self.chest,
+            &self.grid,
+            n_sc,
+            &self.maps.data[sf],
+            &mut self.eq,
+            &mut self.noise,
+        );
         self.llr.clear();
         modulation::demap_soft(&self.eq, &self.noise, m, &mut self.llr)?;
         let c_init = pdsch_c_init(self.cfg.rnti, 0, (2 * sf) as u8, self.cfg.cell.pci())?;
@@ -580,6 +580,33 @@ impl SubframeDecoder {
             failed_code_blocks: tb.failed_code_blocks,
             coded_bits: self.llr.len(),
         })
+    }
+}
+
+/// Equalises the grid's REs `res` (indices l·n_sc + k) into `eq` and their noise variances
+/// into `noise` (both cleared first). The symbol l is followed as the indices ascend (a
+/// division only when it changes: a per-RE division cost more than the equaliser itself).
+fn equalize_res(
+    chest: &ChannelEstimator,
+    grid: &[Complex32],
+    n_sc: usize,
+    res: &[u32],
+    eq: &mut Vec<Complex32>,
+    noise: &mut Vec<f32>,
+) {
+    eq.clear();
+    noise.clear();
+    let n_sc = n_sc.max(1);
+    let (mut l, mut base) = (0usize, 0usize);
+    for &i in res {
+        let i = i as usize;
+        if i < base || i >= base + n_sc {
+            l = i / n_sc;
+            base = l * n_sc;
+        }
+        let (x, nv) = chest.equalize(l, i - base, grid[i]);
+        eq.push(x);
+        noise.push(nv);
     }
 }
 

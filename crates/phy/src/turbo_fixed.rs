@@ -41,6 +41,8 @@ pub const CH_MAX: i16 = 255;
 pub const EXT_MAX: i16 = 511;
 /// State metrics are renormalised (state 0 subtracted) every this many steps.
 pub const NORM_EVERY: usize = 4;
+/// Layouts of other block sizes kept for reuse.
+const SPARE_LAYOUTS: usize = 3;
 /// Metric of a state the trellis cannot be in.
 const NEG: i16 = -8192;
 /// Tail steps per constituent code.
@@ -115,6 +117,9 @@ pub struct FixedTurboDecoder {
     to1: Perm,
     /// Natural order (padded with zeros to lw·16) → lane-major slots.
     from_nat: Perm,
+    /// Layouts of the last few other block sizes (a transport block alternates between
+    /// two, K+ and K−), so that switching back does not rebuild them.
+    spare: Vec<(usize, Perm, Perm, Perm)>,
     nat: Vec<i16>,
     tmp: Vec<Lane>,
     masks: Vec<u32>,
@@ -157,6 +162,7 @@ impl FixedTurboDecoder {
             to2: Perm::default(),
             to1: Perm::default(),
             from_nat: Perm::default(),
+            spare: Vec::new(),
             nat: Vec::new(),
             tmp: Vec::new(),
             masks: Vec::new(),
@@ -195,6 +201,26 @@ impl FixedTurboDecoder {
         let pi = self.pis.get(k)?;
         let nw = windows(k);
         let lw = k / nw;
+        if self.layout_k != k {
+            // Keep the current layout; take K's from the spares if it is there.
+            let cur = (
+                self.layout_k,
+                std::mem::take(&mut self.to2),
+                std::mem::take(&mut self.to1),
+                std::mem::take(&mut self.from_nat),
+            );
+            if let Some(i) = self.spare.iter().position(|l| l.0 == k) {
+                let (_, to2, to1, from_nat) = self.spare.remove(i);
+                (self.to2, self.to1, self.from_nat) = (to2, to1, from_nat);
+                self.layout_k = k;
+            }
+            if cur.0 != 0 {
+                self.spare.push(cur);
+                if self.spare.len() > SPARE_LAYOUTS {
+                    self.spare.remove(0);
+                }
+            }
+        }
         if self.layout_k != k {
             let n = lw * LANES;
             let slot = |i: usize| (i % lw) * LANES + i / lw;
@@ -1388,6 +1414,23 @@ mod tests {
             quantise(Isa::Scalar, &d, scale, &mut a);
             quantise(Isa::Avx2, &d, scale, &mut b);
             assert_eq!(a, b, "scale {scale}");
+        }
+    }
+
+    /// Switching between block sizes (a TB's K+ and K−, and more) reuses kept layouts and
+    /// decodes exactly as a fresh decoder for each K does.
+    #[test]
+    fn alternating_block_sizes_decode_as_fresh_decoders_do() {
+        let sizes = [6144usize, 5056, 40, 6144, 1024, 5056, 512, 40, 6144];
+        let mut shared = FixedTurboDecoder::new();
+        for (i, &k) in sizes.iter().enumerate() {
+            let (bits, d) = noisy_block(k, 0, 0.9, i as u64);
+            let mut fresh = FixedTurboDecoder::new();
+            let a = fresh.decode(&d, k, 0, 4, &mut |h| h == &bits[..]).unwrap();
+            let b = shared.decode(&d, k, 0, 4, &mut |h| h == &bits[..]).unwrap();
+            assert_eq!(a.half_iterations, b.half_iterations, "K = {k}");
+            assert_eq!(fresh.hard_bits(), shared.hard_bits(), "K = {k}");
+            assert!(shared.spare.len() <= SPARE_LAYOUTS);
         }
     }
 
