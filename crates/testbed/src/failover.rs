@@ -145,8 +145,11 @@ pub struct EventReport {
     /// failover left the task unprotected, to its `protection_since` when the controller's
     /// new standby was taken), ms.
     pub reprotect_ms: Option<f64>,
-    /// TX datagrams of deposed primaries the radio dropped from the event to protection.
-    pub fenced_packets: u64,
+    /// Pause and partition: TX datagrams of the deposed primary the radio dropped (stale
+    /// epoch) from the event until it stepped down or was stopped; `None` for the kills.
+    /// (Later, a new standby warming up on the same endpoint is counted by the radio too,
+    /// until it is taken as the standby: not in this window.)
+    pub fenced_packets: Option<u64>,
     /// Pause and partition: whether the deposed modem stepped down by itself (on the
     /// radio's notice of the new epoch) before it was stopped; `None` for the kills.
     pub stepped_down: Option<bool>,
@@ -233,7 +236,8 @@ impl FailoverReport {
                 e.duplicates,
                 if e.split_brain { "YES" } else { "no" },
                 opt(e.reprotect_ms),
-                e.fenced_packets,
+                e.fenced_packets
+                    .map_or_else(|| "-".to_string(), |f| f.to_string()),
                 match e.stepped_down {
                     Some(true) => "down",
                     Some(false) => "stopped",
@@ -443,22 +447,34 @@ impl Watch {
         }
     }
 
-    /// Waits until the radio's latest state is `primary` protected by `standby`.
-    fn wait_protected_now(&mut self, primary: &str, standby: &str, timeout: Duration) -> bool {
+    /// Waits until the radio's latest state is server n serving, protected by the other
+    /// pool server; returns n.
+    fn wait_any_protected_now(&mut self, timeout: Duration) -> Option<u8> {
         let end = std::time::Instant::now() + timeout;
         loop {
             self.drain();
-            if self.seen.last().is_some_and(|l| {
-                l.primary.as_deref().is_some_and(|p| p.starts_with(primary))
-                    && l.standby.as_deref().is_some_and(|s| s.starts_with(standby))
-            }) {
-                return true;
+            if let Some(l) = self.seen.last() {
+                for n in [1u8, 2] {
+                    if l.primary.as_deref() == Some(endpoint(n).as_str())
+                        && l.standby.as_deref() == Some(endpoint(3 - n).as_str())
+                    {
+                        return Some(n);
+                    }
+                }
             }
             if std::time::Instant::now() >= end || session::interrupted() {
-                return false;
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The radio's count of fenced TX datagrams, as last seen.
+    fn fenced(&mut self) -> u64 {
+        // Give the 1 ms watcher a moment to report the latest count.
+        std::thread::sleep(Duration::from_millis(20));
+        self.drain();
+        self.seen.last().map_or(0, |l| l.fenced_packets)
     }
 
     fn failovers(&mut self) -> u64 {
@@ -541,17 +557,30 @@ fn start_controller(bed: &mut Bed) -> Result<(), SessionError> {
 /// The controller's process name in the bed (its log is `<name>.log` in the scratch dir).
 const CONTROLLER: &str = "protect-auto";
 
-/// `ferry ctl status` on `serving` must show the task protected by `standby`.
-fn check_status_protected(bed: &Bed, serving: u8, standby: u8) -> Result<(), SessionError> {
-    let st = ctl(bed, serving, standby, &["status"])?;
-    let text = String::from_utf8_lossy(&st.stdout);
-    if !text.contains(&format!("protected by {}", endpoint(standby))) {
-        return Err(SessionError::Failed(format!(
-            "ferry ctl status does not show server{serving} protected by server{standby}:\n{text}{}",
-            String::from_utf8_lossy(&st.stderr)
-        )));
+/// Waits until the task is protected (server n serving, the other standing by) and
+/// `ferry ctl status` on server n says so; returns n. The radio may fail a live primary
+/// over between the two looks on a loaded machine (then the controller protects the new
+/// one): looked at again, three times at most.
+fn check_status_protected(bed: &Bed, watch: &mut Watch) -> Result<u8, SessionError> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let Some(n) = watch.wait_any_protected_now(Duration::from_secs(20)) else {
+            return Err(SessionError::Failed(format!(
+                "the task is not protected within 20 s; the controller's log:\n{}",
+                controller_tail(bed)
+            )));
+        };
+        let st = ctl(bed, n, 3 - n, &["status"])?;
+        let text = String::from_utf8_lossy(&st.stdout);
+        if text.contains(&format!("protected by {}", endpoint(3 - n))) {
+            return Ok(n);
+        }
+        last = format!("{text}{}", String::from_utf8_lossy(&st.stderr));
+        std::thread::sleep(Duration::from_millis(200));
     }
-    Ok(())
+    Err(SessionError::Failed(format!(
+        "ferry ctl status does not show the task protected as the radio's watcher does:\n{last}"
+    )))
 }
 
 /// The last line of the controller's log.
@@ -620,7 +649,7 @@ struct Pending {
     at_unix: f64,
     detect_ms: Option<f64>,
     reprotect_ms: Option<f64>,
-    fenced_packets: u64,
+    fenced_packets: Option<u64>,
     stepped_down: Option<bool>,
 }
 
@@ -689,7 +718,7 @@ pub fn run(
             at_unix: at,
             detect_ms: None,
             reprotect_ms: None,
-            fenced_packets: 0,
+            fenced_packets: None,
             stepped_down: None,
         });
         // Cold start: the far end searches the cell again.
@@ -703,65 +732,32 @@ pub fn run(
             3 - serving
         ));
         start_controller(&mut bed)?;
-        let since = unix_ms();
-        if watch
-            .wait_protected(
-                since - 1e3,
-                &endpoint(serving),
-                &endpoint(3 - serving),
-                Duration::from_secs(20),
-            )
-            .is_none()
-        {
-            return Err(SessionError::Failed(format!(
-                "the controller did not protect the task within 20 s; its log:\n{}",
-                controller_tail(&bed)
-            )));
-        }
-        check_status_protected(&bed, serving, 3 - serving)?;
+        check_status_protected(&bed, &mut watch)?;
         session::sleep(opts.hold)?;
     }
     for (i, &kind) in opts.events.iter().enumerate() {
-        // The radio's view first: a failover nobody caused (a stalled primary) is reported
-        // and followed (the controller protects the new primary), not hidden.
-        watch.drain();
-        if let Some(last) = watch.seen.last().cloned() {
-            if !last
-                .primary
-                .as_deref()
-                .is_some_and(|p| p.starts_with(&endpoint(serving)))
-            {
-                progress(&format!(
-                    "  the radio's primary is {:?}, not server{serving}: an unplanned switch",
-                    last.primary
-                ));
-                unplanned.push(UnplannedSwitch {
-                    at_ms: last.unix_ms - t_probe,
-                    expected: serving,
-                    primary: last.primary.clone(),
-                });
-                if last
-                    .primary
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with(&endpoint(3 - serving)))
-                {
-                    serving = 3 - serving;
-                }
-            }
-        }
-        let standby = 3 - serving;
-        // Every event starts protected: the controller's work after the previous one.
-        if !watch.wait_protected_now(
-            &endpoint(serving),
-            &endpoint(standby),
-            Duration::from_secs(20),
-        ) {
+        // Every event starts protected (the controller's work after the previous one).
+        // A failover nobody caused (a stalled primary) is reported and followed, not
+        // hidden.
+        let Some(n) = watch.wait_any_protected_now(Duration::from_secs(20)) else {
             return Err(SessionError::Failed(format!(
-                "server{serving} is not protected by server{standby} before event {}; the controller's log:\n{}",
+                "the task is not protected before event {}; the controller's log:\n{}",
                 i + 1,
                 controller_tail(&bed)
             )));
+        };
+        if n != serving {
+            progress(&format!(
+                "  the radio's primary is server{n}, not server{serving}: an unplanned switch"
+            ));
+            unplanned.push(UnplannedSwitch {
+                at_ms: watch.seen.last().map_or(0.0, |l| l.unix_ms) - t_probe,
+                expected: serving,
+                primary: Some(endpoint(n)),
+            });
+            serving = n;
         }
+        let standby = 3 - serving;
         progress(&format!(
             "event {}: {} on server{serving}",
             i + 1,
@@ -810,6 +806,7 @@ pub fn run(
             },
         );
         let mut stepped_down = None;
+        let mut fenced_packets = None;
         match kind {
             FaultKind::KillModem | FaultKind::KillServer => {
                 signal(&victims, libc::SIGKILL);
@@ -825,6 +822,7 @@ pub fn run(
                     step_downs_before,
                     Duration::from_secs(2),
                 ));
+                fenced_packets = Some(watch.fenced().saturating_sub(fenced_before));
             }
             FaultKind::Partition => {
                 set_links(&bed, serving, true, true, false)?;
@@ -840,6 +838,9 @@ pub fn run(
                     step_downs_before,
                     PARTITION_MGMT_EXTRA,
                 ));
+                // Its agent is still cut off: no new standby can have started on it yet,
+                // so everything fenced so far is the deposed primary's late TX.
+                fenced_packets = Some(watch.fenced().saturating_sub(fenced_before));
                 set_links(&bed, serving, false, true, true)?;
             }
         }
@@ -897,7 +898,6 @@ pub fn run(
             bed.restart_agent(serving)?;
         }
         let mut reprotect_ms = None;
-        let mut fenced_packets = 0;
         if let (true, Some((_, failover, _))) = (now_serving == standby, detected.as_ref()) {
             let protected = watch.wait_protected(
                 failover.unix_ms,
@@ -916,8 +916,7 @@ pub fn run(
                 p.protection_since.saturating_sub(failover.protection_since) as f64 / p.rate_hz
                     * 1e3,
             );
-            fenced_packets = p.fenced_packets.saturating_sub(fenced_before);
-            check_status_protected(&bed, standby, serving)?;
+            check_status_protected(&bed, &mut watch)?;
             progress(&format!(
                 "  protected again by the controller: server{standby} by server{serving}, unprotected for {:.0} ms",
                 reprotect_ms.unwrap_or(0.0)
