@@ -399,7 +399,9 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                 core,
                 poll: Duration::from_millis((*poll_ms).max(1)),
                 relay: args.relay,
-                stop_timeout: Duration::from_millis(500),
+                // The agent stops a modem with SIGTERM, then SIGKILL after 500 ms (a
+                // paused one needs the SIGKILL): its reply can take that long.
+                stop_timeout: Duration::from_millis(1500),
                 agents: std::sync::Arc::new(agents),
                 radio: std::sync::Arc::new(radios),
             };

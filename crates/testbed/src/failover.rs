@@ -828,6 +828,7 @@ pub fn run(
                 set_links(&bed, serving, true, true, false)?;
                 let cut = session::sleep(opts.pause);
                 let healed = set_links(&bed, serving, true, false, true);
+                let healed_at = std::time::Instant::now();
                 cut?;
                 healed?;
                 // Its fronthaul is back, its management not yet: the radio's repeated
@@ -841,6 +842,7 @@ pub fn run(
                 // Its agent is still cut off: no new standby can have started on it yet,
                 // so everything fenced so far is the deposed primary's late TX.
                 fenced_packets = Some(watch.fenced().saturating_sub(fenced_before));
+                session::sleep(PARTITION_MGMT_EXTRA.saturating_sub(healed_at.elapsed()))?;
                 set_links(&bed, serving, false, true, true)?;
             }
         }
