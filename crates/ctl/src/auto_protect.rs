@@ -81,9 +81,20 @@ fn run_job(
     match job {
         Job::StopModem { server } => {
             let mut c = agents(server)?.with_retries(0);
-            let r = c
+            let mut r = c
                 .call_body(&Request::KillD2d.encode(), stop_timeout)
                 .map_err(|e| e.to_string())?;
+            // A rebooted agent refuses a request ZeroMQ queued while it was starting (signed
+            // before it started: replay protection). Signed anew, once, it is taken.
+            if !r.ok
+                && r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("before this receiver started"))
+            {
+                r = c
+                    .call_body(&Request::KillD2d.encode(), stop_timeout)
+                    .map_err(|e| e.to_string())?;
+            }
             if r.ok {
                 Ok(())
             } else {
