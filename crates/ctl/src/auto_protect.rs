@@ -164,6 +164,21 @@ pub fn run(opts: AutoProtect, say: &(dyn Fn(String) + Sync)) -> AutoProtectSumma
             }
             core.handle(now(), Input::JobDone(r));
         }
+        // A worker that ended without a result (it panicked) must not leave the core
+        // waiting for a job forever.
+        if worker.as_ref().is_some_and(|w| w.is_finished()) {
+            if let Ok(r) = done_rx.try_recv() {
+                core.handle(now(), Input::JobDone(r));
+            } else {
+                core.handle(
+                    now(),
+                    Input::JobDone(Err("the job's thread ended without a result".into())),
+                );
+            }
+            if let Some(w) = worker.take() {
+                let _ = w.join();
+            }
+        }
         while let Ok(line) = say_rx.try_recv() {
             say(line);
         }

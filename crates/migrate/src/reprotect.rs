@@ -426,10 +426,17 @@ impl Reprotector {
                         epoch: v.epoch,
                         unprotected_ms: ms,
                     };
+                    // The first protection after start: unprotected since the radio's last
+                    // change (a link or a failover before this controller ran).
+                    let again = if self.counts.primary_changes > 0 {
+                        "protected again"
+                    } else {
+                        "protected"
+                    };
                     self.log(
                         Level::Info,
                         format!(
-                            "protected again: {} by {} (epoch {}); unprotected for {ms:.0} ms",
+                            "{again}: {} by {} (epoch {}); unprotected for {ms:.0} ms",
                             r.serving, r.standby, r.epoch
                         ),
                     );
