@@ -4,7 +4,9 @@
 //! on an agent, or the existing protect sequence through a [`Driver`] — one at a time on a
 //! worker thread, so the radio is still watched while a protect runs. Exits on SIGINT /
 //! SIGTERM ([`crate::interrupt`]): a protect in flight finishes or rolls back first, and
-//! the protection in force is left in place.
+//! the protection in force is left in place. A second thread asks every candidate's agent
+//! for its `status` every [`AutoProtect::health_every`]: whether it answers is the core's
+//! view of that server's health.
 
 use crate::client::AgentClient;
 use crate::driver::{Driver, RadioControl};
@@ -28,8 +30,12 @@ pub struct AutoProtect {
     pub poll: Duration,
     /// Relay task: the protect sequences carry the route list.
     pub relay: bool,
-    /// Deadline of a `kill_d2d` (a dead agent is noticed this fast).
+    /// Deadline of a `kill_d2d`.
     pub stop_timeout: Duration,
+    /// How often every candidate's agent is asked for its `status` (health probe).
+    pub health_every: Duration,
+    /// Deadline of a health probe.
+    pub health_timeout: Duration,
     /// Agent clients by server name.
     pub agents: std::sync::Arc<AgentFactory>,
     /// Radio link control.
@@ -147,6 +153,15 @@ pub fn run(opts: AutoProtect, say: &(dyn Fn(String) + Sync)) -> AutoProtectSumma
             .join(", ")
     ));
     let (say_tx, say_rx) = mpsc::channel::<String>();
+    let (health_tx, health_rx) = mpsc::channel::<(String, bool)>();
+    let stop_health = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health = {
+        let names: Vec<String> = opts.core.servers.iter().map(|s| s.name.clone()).collect();
+        let agents = opts.agents.clone();
+        let stop = stop_health.clone();
+        let (every, timeout) = (opts.health_every, opts.health_timeout);
+        std::thread::spawn(move || probe_health(&names, &agents, every, timeout, &stop, &health_tx))
+    };
     loop {
         let stopping = crate::interrupt::requested();
         let input = poll_status(&status_radio);
@@ -178,6 +193,9 @@ pub fn run(opts: AutoProtect, say: &(dyn Fn(String) + Sync)) -> AutoProtectSumma
             if let Some(w) = worker.take() {
                 let _ = w.join();
             }
+        }
+        while let Ok((server, reachable)) = health_rx.try_recv() {
+            core.handle(now(), Input::Agent { server, reachable });
         }
         while let Ok(line) = say_rx.try_recv() {
             say(line);
@@ -215,6 +233,35 @@ pub fn run(opts: AutoProtect, say: &(dyn Fn(String) + Sync)) -> AutoProtectSumma
         }
         std::thread::sleep(opts.poll);
     }
+    stop_health.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = health.join();
     summary.counts = core.counts();
     summary
+}
+
+/// The health thread: every `every`, each agent's `status`; any reply means it answers.
+fn probe_health(
+    names: &[String],
+    agents: &AgentFactory,
+    every: Duration,
+    timeout: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    out: &mpsc::Sender<(String, bool)>,
+) {
+    let mut clients: Vec<Option<AgentClient>> = names
+        .iter()
+        .map(|n| agents(n).ok().map(|c| c.with_retries(0)))
+        .collect();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        for (name, client) in names.iter().zip(clients.iter_mut()) {
+            let Some(c) = client.as_mut() else {
+                continue;
+            };
+            let answered = c.call_body(&Request::Status.encode(), timeout).is_ok();
+            if out.send((name.clone(), answered)).is_err() {
+                return;
+            }
+        }
+        std::thread::sleep(every);
+    }
 }

@@ -95,6 +95,8 @@ fn the_controller_protects_and_reprotects_after_a_failover() {
         poll: Duration::from_millis(10),
         relay: false,
         stop_timeout: Duration::from_millis(1500),
+        health_every: Duration::from_millis(100),
+        health_timeout: Duration::from_millis(500),
         agents: Arc::new(agents),
         radio: Arc::new(radios),
     };

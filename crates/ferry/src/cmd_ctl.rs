@@ -402,6 +402,8 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                 // The agent stops a modem with SIGTERM, then SIGKILL after 500 ms (a
                 // paused one needs the SIGKILL): its reply can take that long.
                 stop_timeout: Duration::from_millis(1500),
+                health_every: Duration::from_millis(250),
+                health_timeout: Duration::from_millis(1000),
                 agents: std::sync::Arc::new(agents),
                 radio: std::sync::Arc::new(radios),
             };

@@ -9,6 +9,9 @@
 //! - once the task has been unprotected for [`ReprotectConfig::settle_ms`] (a flapping
 //!   status does not start anything), a clean candidate is chosen and protected
 //!   ([`Job::Protect`], the existing protect sequence) — never the serving server;
+//! - a server whose agent does not answer the shell's health probes ([`Input::Agent`]) is
+//!   not tried until it does, and is tried at once when it does; one that answered is
+//!   preferred over one not probed yet;
 //! - a failed job is retried with exponential backoff; after
 //!   [`ReprotectConfig::give_up_after`] failures in a row a server is set aside for
 //!   [`ReprotectConfig::set_aside_ms`] and the others are preferred;
@@ -105,6 +108,13 @@ pub enum Input {
     NoStatus(String),
     /// The running job ended.
     JobDone(Result<(), String>),
+    /// A health probe of `server`'s agent: it answered (`true`) or not.
+    Agent {
+        /// Server name.
+        server: String,
+        /// Whether its agent answered.
+        reachable: bool,
+    },
     /// Time passed.
     Tick,
 }
@@ -189,6 +199,8 @@ struct ServerState {
     next_try: Millis,
     /// Passed over until then.
     set_aside_until: Option<Millis>,
+    /// Whether its agent answered the last health probe (`None`: not probed yet).
+    reachable: Option<bool>,
 }
 
 /// The re-protection controller's core. Feed [`Input`]s with the time, take [`Action`]s.
@@ -223,6 +235,7 @@ impl Reprotector {
                 failures: 0,
                 next_try: 0,
                 set_aside_until: None,
+                reachable: None,
             })
             .collect();
         Reprotector {
@@ -302,6 +315,7 @@ impl Reprotector {
             // Counted, not logged per poll: the shell logs its own errors at a bounded rate.
             Input::NoStatus(_) => self.counts.no_status += 1,
             Input::JobDone(r) => self.on_job_done(now, r),
+            Input::Agent { server, reachable } => self.on_health(now, &server, reachable),
             Input::Tick => {}
         }
         self.check_expect(now);
@@ -450,6 +464,26 @@ impl Reprotector {
         self.view = Some((now, v));
     }
 
+    fn on_health(&mut self, now: Millis, server: &str, reachable: bool) {
+        let Some(s) = self.servers.iter_mut().find(|s| s.server.name == server) else {
+            return;
+        };
+        let was = s.reachable.replace(reachable);
+        if was == Some(reachable) {
+            return;
+        }
+        if reachable && was == Some(false) {
+            // New evidence: it is back. Try it now rather than at the end of a backoff
+            // earned while it was down.
+            s.failures = 0;
+            s.next_try = now;
+            s.set_aside_until = None;
+            self.log(Level::Info, format!("{server}: agent answers again"));
+        } else if !reachable {
+            self.log(Level::Warn, format!("{server}: agent does not answer"));
+        }
+    }
+
     fn on_job_done(&mut self, now: Millis, r: Result<(), String>) {
         let Some(job) = self.job.take() else {
             self.log(Level::Warn, "a job ended that was not running".into());
@@ -549,6 +583,9 @@ impl Reprotector {
 
     fn usable(&mut self, now: Millis, i: usize) -> bool {
         let s = &mut self.servers[i];
+        if s.reachable == Some(false) {
+            return false;
+        }
         if let Some(until) = s.set_aside_until {
             if now < until {
                 return false;
@@ -590,13 +627,15 @@ impl Reprotector {
         {
             return;
         }
-        // A clean candidate that is not set aside, the fewest recent failures first.
+        // A clean candidate that is not set aside and not known unreachable: one whose
+        // agent answered first, then the fewest recent failures, then the given order.
+        let rank = |s: &ServerState| (s.reachable != Some(true), s.failures);
         let mut best: Option<usize> = None;
         for i in 0..self.servers.len() {
             if i == primary || self.servers[i].dirty || !self.usable(now, i) {
                 continue;
             }
-            if best.is_none_or(|b| self.servers[i].failures < self.servers[b].failures) {
+            if best.is_none_or(|b| rank(&self.servers[i]) < rank(&self.servers[b])) {
                 best = Some(i);
             }
         }

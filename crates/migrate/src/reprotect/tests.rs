@@ -423,3 +423,54 @@ fn never_two_jobs_and_never_the_serving_server_under_random_statuses() {
     }
     assert!(h.r.counts().protects > 0);
 }
+
+fn health(h: &mut Harness, n: u8, reachable: bool) {
+    h.feed(Input::Agent {
+        server: format!("server{n}"),
+        reachable,
+    });
+}
+
+#[test]
+fn an_unreachable_agent_is_not_tried_until_it_answers_then_at_once() {
+    let mut h = Harness::new(&[1, 2]);
+    h.hold(50, 1, 1, Some(2), 0);
+    health(&mut h, 1, true);
+    health(&mut h, 2, true);
+    // server1 is cut off (a partition, a dead server): the radio fails over.
+    health(&mut h, 1, false);
+    let t = sample_at(&h);
+    h.hold(3_000, 2, 2, None, t);
+    assert!(h.started.is_empty(), "{:?}", h.started);
+    assert!(h
+        .logs
+        .iter()
+        .any(|l| l.contains("server1: agent does not answer")));
+    // It answers again: its stale modem is stopped at once, then it protects.
+    health(&mut h, 1, true);
+    assert_eq!(h.jobs_since(0), [stop(1)]);
+    h.done(Ok(()));
+    h.hold(100, 2, 2, None, t);
+    assert_eq!(h.jobs_since(1), [protect(2, 1)]);
+}
+
+#[test]
+fn a_reachable_candidate_is_preferred_and_an_unreachable_one_skipped() {
+    let mut h = Harness::new(&[1, 2, 3, 4]);
+    health(&mut h, 2, false);
+    health(&mut h, 4, true);
+    h.hold(50, 1, 1, None, 0);
+    // server2 is not tried; server3 (not probed yet) and server4 (answering) are cleaned.
+    while let Some(Job::StopModem { server }) = h.r.job().cloned() {
+        assert_ne!(server, "server2");
+        h.done(Ok(()));
+        h.hold(10, 1, 1, None, 0);
+    }
+    h.hold(100, 1, 1, None, 0);
+    assert_eq!(
+        h.r.job(),
+        Some(&protect(1, 4)),
+        "the one that answered before server3, unprobed: {:?}",
+        h.started
+    );
+}
