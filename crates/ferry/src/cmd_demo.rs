@@ -99,7 +99,7 @@ migration beside table 4-2 (2173 ms, 1858 ms video interruption). --probe-ms doe
     /// Issue #12: unplanned failover. The task on server1 kept protected by a hot standby
     /// by the re-protection controller (`ferry ctl protect --auto`, started once); kill -9
     /// of the serving modem, of the whole serving server, SIGSTOP of the serving modem for
-    /// 1 s, and a partition of the serving server (fronthaul down 1 s, management 2.5 s);
+    /// 1 s, and a partition of the serving server (fronthaul down 1 s, management 3 s);
     /// first the same kill without protection, recovered by hand (the baseline).
     #[command(after_help = "\
 Needs root. Per event it prints the detection time (the radio's arbiter switched, timed by
