@@ -3,12 +3,13 @@
 //! its epoch, the standby, since when it is (un)protected) and the results of the jobs it
 //! asked for, and decides what `ferry ctl protect --auto` does next:
 //!
-//! - a server whose modem may be stale (it served and was deposed, or a protect with it
-//!   failed half-way) gets its modem stopped on its agent ([`Job::StopModem`]) as soon as
-//!   the agent answers — never the serving server's, never the radio's standby's;
 //! - once the task has been unprotected for [`ReprotectConfig::settle_ms`] (a flapping
 //!   status does not start anything), a clean candidate is chosen and protected
 //!   ([`Job::Protect`], the existing protect sequence) — never the serving server;
+//! - a server whose modem may be stale (it served and was deposed, or a protect with it
+//!   failed half-way) gets its modem stopped on its agent ([`Job::StopModem`]) as soon as
+//!   the agent answers and no clean candidate is waiting to protect — never the serving
+//!   server's, never the radio's standby's; once stopped it is a candidate again;
 //! - a server whose agent does not answer the shell's health probes ([`Input::Agent`]) is
 //!   not tried until it does, and is tried at once when it does; one that answered is
 //!   preferred over one not probed yet;
@@ -609,8 +610,26 @@ impl Reprotector {
             return;
         };
         let standby = v.standby.as_deref().and_then(|s| self.index_of(s));
-        // First the stale modems (the deposed primary's above all), when their agents
-        // answer; never the serving one or the standby.
+        if v.standby.is_none() {
+            // Unprotected: a clean candidate protects first (the stale modems can wait: the
+            // radio fences them), even if that means holding off during the settle.
+            if let Some(i) = self.best_candidate(now, primary) {
+                let settled = self
+                    .unprotected_seen_at
+                    .is_some_and(|t| now >= t + self.cfg.settle_ms);
+                if settled {
+                    let s = &self.servers[i].server;
+                    self.start(Job::Protect {
+                        serving: self.servers[primary].server.name.clone(),
+                        standby: s.name.clone(),
+                        standby_endpoint: s.endpoint.clone(),
+                    });
+                }
+                return;
+            }
+        }
+        // The stale modems (the deposed primary's above all), when their agents answer;
+        // never the serving one or the standby. Cleaning one may make it a candidate.
         for i in 0..self.servers.len() {
             if i != primary && Some(i) != standby && self.servers[i].dirty && self.usable(now, i) {
                 return self.start(Job::StopModem {
@@ -618,17 +637,12 @@ impl Reprotector {
                 });
             }
         }
-        if v.standby.is_some() {
-            return;
-        }
-        if self
-            .unprotected_seen_at
-            .is_none_or(|t| now < t + self.cfg.settle_ms)
-        {
-            return;
-        }
-        // A clean candidate that is not set aside and not known unreachable: one whose
-        // agent answered first, then the fewest recent failures, then the given order.
+    }
+
+    /// A clean candidate that is not the primary, not set aside and not known unreachable:
+    /// one whose agent answered first, then the fewest recent failures, then the given
+    /// order.
+    fn best_candidate(&mut self, now: Millis, primary: usize) -> Option<usize> {
         let rank = |s: &ServerState| (s.reachable != Some(true), s.failures);
         let mut best: Option<usize> = None;
         for i in 0..self.servers.len() {
@@ -639,14 +653,7 @@ impl Reprotector {
                 best = Some(i);
             }
         }
-        if let Some(i) = best {
-            let s = &self.servers[i].server;
-            self.start(Job::Protect {
-                serving: self.servers[primary].server.name.clone(),
-                standby: s.name.clone(),
-                standby_endpoint: s.endpoint.clone(),
-            });
-        }
+        best
     }
 
     fn start(&mut self, job: Job) {

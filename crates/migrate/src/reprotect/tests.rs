@@ -185,32 +185,31 @@ fn an_agent_that_stays_down_is_retried_with_backoff_and_never_replaced_by_the_se
 }
 
 #[test]
-fn a_server_given_up_on_is_passed_over_for_another() {
+fn a_clean_candidate_protects_first_and_a_stop_that_keeps_failing_is_set_aside() {
     let mut h = Harness::new(&[1, 2, 3]);
     h.hold(50, 1, 1, Some(2), 0);
     let t = sample_at(&h);
-    // server3 runs nothing yet but is unknown at start: it is cleaned first.
+    // server3 runs nothing yet but is unknown at start: it is cleaned (the task is
+    // protected, nothing is more urgent).
     assert_eq!(h.jobs_since(0), [stop(3)]);
     h.done(Ok(()));
-    // server1 fails; server2 serves; server1's agent is down.
+    // server1 fails; server2 serves. The clean server3 protects first (after the settle),
+    // before the deposed server1 is cleaned.
     h.hold(10, 2, 2, None, t);
-    assert_eq!(h.jobs_since(1), [stop(1)]);
-    h.done(Err("agent unreachable"));
+    assert_eq!(h.started.len(), 1, "settling: {:?}", h.started);
     h.hold(50, 2, 2, None, t);
-    assert_eq!(
-        h.jobs_since(2),
-        [protect(2, 3)],
-        "server1 in backoff: the clean server3 protects"
-    );
+    assert_eq!(h.jobs_since(1), [protect(2, 3)]);
     h.done(Ok(()));
     let p = sample_at(&h);
     h.hold(10, 2, 2, Some(3), p);
     assert_eq!(h.reprotected.len(), 1);
-    // server1 keeps failing: it is set aside after give_up_after failures in a row.
-    let mut n = 1;
+    // Then server1's modem; its agent never answers: set aside after give_up_after
+    // failures in a row.
+    let mut n = 0;
     while n < 5 {
         h.hold(10, 2, 2, Some(3), p);
-        if h.r.job().is_some() {
+        if let Some(j) = h.r.job().cloned() {
+            assert_eq!(j, stop(1));
             h.done(Err("agent unreachable"));
             n += 1;
         }
@@ -229,6 +228,24 @@ fn a_server_given_up_on_is_passed_over_for_another() {
         [stop(1)],
         "tried again after set_aside_ms"
     );
+}
+
+#[test]
+fn after_a_failed_protect_another_candidate_is_tried() {
+    let mut h = Harness::new(&[1, 2, 3]);
+    h.hold(50, 1, 1, Some(2), 0);
+    h.done(Ok(())); // server3 cleaned
+    let t = sample_at(&h);
+    h.hold(60, 2, 2, None, t);
+    assert_eq!(h.r.job(), Some(&protect(2, 3)));
+    h.done(Err("start_d2d failed"));
+    // server3 in backoff and dirty: server1 is cleaned, then protects.
+    h.hold(10, 2, 2, None, t);
+    assert_eq!(h.r.job(), Some(&stop(1)));
+    h.done(Ok(()));
+    h.hold(10, 2, 2, None, t);
+    assert_eq!(h.r.job(), Some(&protect(2, 1)), "{:?}", h.started);
+    assert_eq!(h.r.counts().protects_failed, 1);
 }
 
 #[test]
@@ -456,21 +473,23 @@ fn an_unreachable_agent_is_not_tried_until_it_answers_then_at_once() {
 
 #[test]
 fn a_reachable_candidate_is_preferred_and_an_unreachable_one_skipped() {
-    let mut h = Harness::new(&[1, 2, 3, 4]);
-    health(&mut h, 2, false);
-    health(&mut h, 4, true);
-    h.hold(50, 1, 1, None, 0);
-    // server2 is not tried; server3 (not probed yet) and server4 (answering) are cleaned.
+    let mut h = Harness::new(&[1, 2, 3, 4, 5]);
+    health(&mut h, 3, false);
+    health(&mut h, 5, true);
+    h.hold(50, 1, 1, Some(2), 0);
+    // Protected: the unknown servers are cleaned, but not server3 (no answer).
     while let Some(Job::StopModem { server }) = h.r.job().cloned() {
-        assert_ne!(server, "server2");
+        assert_ne!(server, "server3");
         h.done(Ok(()));
-        h.hold(10, 1, 1, None, 0);
+        h.hold(10, 1, 1, Some(2), 0);
     }
-    h.hold(100, 1, 1, None, 0);
+    assert_eq!(h.jobs_since(0), [stop(4), stop(5)]);
+    let t = sample_at(&h);
+    h.hold(60, 2, 2, None, t);
     assert_eq!(
         h.r.job(),
-        Some(&protect(1, 4)),
-        "the one that answered before server3, unprobed: {:?}",
+        Some(&protect(2, 5)),
+        "server5 answered, server4 was not probed yet: {:?}",
         h.started
     );
 }
