@@ -403,7 +403,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                 // paused one needs the SIGKILL): its reply can take that long.
                 stop_timeout: Duration::from_millis(1500),
                 health_every: Duration::from_millis(250),
-                health_timeout: Duration::from_millis(1000),
+                health_timeout: Duration::from_millis(500),
                 agents: std::sync::Arc::new(agents),
                 radio: std::sync::Arc::new(radios),
             };

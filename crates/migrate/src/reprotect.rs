@@ -12,7 +12,8 @@
 //!   server's, never the radio's standby's; once stopped it is a candidate again;
 //! - a server whose agent does not answer the shell's health probes ([`Input::Agent`]) is
 //!   not tried until it does, and is tried at once when it does; one that answered is
-//!   preferred over one not probed yet;
+//!   preferred over one not probed yet; no protect starts while the serving server's own
+//!   agent does not answer (the sequence reads the task from it);
 //! - a failed job is retried with exponential backoff; after
 //!   [`ReprotectConfig::give_up_after`] failures in a row a server is set aside for
 //!   [`ReprotectConfig::set_aside_ms`] and the others are preferred;
@@ -610,7 +611,10 @@ impl Reprotector {
             return;
         };
         let standby = v.standby.as_deref().and_then(|s| self.index_of(s));
-        if v.standby.is_none() {
+        // The protect sequence reads the task from the serving server's agent: not while
+        // that agent does not answer (a failure then would be blamed on the standby).
+        let source_answers = self.servers[primary].reachable != Some(false);
+        if v.standby.is_none() && source_answers {
             // Unprotected: a clean candidate protects first (the stale modems can wait: the
             // radio fences them), even if that means holding off during the settle.
             if let Some(i) = self.best_candidate(now, primary) {

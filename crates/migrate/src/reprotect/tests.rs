@@ -493,3 +493,28 @@ fn a_reachable_candidate_is_preferred_and_an_unreachable_one_skipped() {
         h.started
     );
 }
+
+#[test]
+fn no_protect_while_the_serving_servers_agent_does_not_answer() {
+    let mut h = Harness::new(&[1, 2]);
+    h.hold(50, 1, 1, Some(2), 0);
+    // The radio drops the standby (say, an operator's unprotect of a broken one) while
+    // server1's management link is down: the task serves on, unprotected.
+    health(&mut h, 1, false);
+    h.hold(2_000, 1, 1, None, sample_at(&h));
+    assert!(
+        h.jobs_since(0)
+            .iter()
+            .all(|j| matches!(j, Job::StopModem { .. })),
+        "{:?}",
+        h.started
+    );
+    while h.r.job().is_some() {
+        h.done(Ok(()));
+        h.hold(10, 1, 1, None, 0);
+    }
+    assert_eq!(h.r.counts().protects, 0);
+    health(&mut h, 1, true);
+    h.hold(100, 1, 1, None, 0);
+    assert_eq!(h.r.job(), Some(&protect(1, 2)));
+}
