@@ -3,6 +3,7 @@
 //! executes the pure migration sequences of `ferry_migrate`, [`console`] reads the thesis
 //! command lines and prints results and timelines.
 
+pub mod auto_protect;
 pub mod client;
 pub mod console;
 pub mod driver;

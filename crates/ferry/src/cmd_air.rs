@@ -452,6 +452,7 @@ fn watch(
                     line["rate_hz"] = st.info.sample_rate_hz.into();
                     line["primary_since"] = a.primary_since.into();
                     line["last_silence_samples"] = a.last_silence_samples.into();
+                    line["protection_since"] = a.protection_since.into();
                     writeln!(out, "{line}")?;
                     out.flush()?;
                     last = Some(key);

@@ -125,16 +125,48 @@ enum CtlOp {
     /// on the radio's copy and sends filler; the radio then fails the task over to it at
     /// the next subframe boundary when the primary sends no TX for its liveness interval
     /// (docs/FAULTS.md). Nothing moves. Needs --radio-control and --radio-key.
+    ///
+    /// With --auto, a long-running controller instead (docs/FAILOVER.md): it polls the
+    /// radio's status every --poll-ms and, whenever the task is unprotected (after every
+    /// failover), stops the deposed primary's modem on its agent and protects the serving
+    /// server with a clean one of --standby-candidates, retrying with backoff; it logs
+    /// each action and "unprotected for X ms" per failover. Every candidate's agent is a
+    /// --peer. SIGINT/SIGTERM stop it (a protect in flight finishes or rolls back first);
+    /// the protection in force stays.
+    #[command(
+        after_help = "Examples:\n  ferry ctl --key k.hex --radio-key k.hex --local server1=tcp://10.99.0.1:5555 --peer server2=tcp://10.99.0.2:5555 protect --standby server2 --dest-port 192.168.10.12:49200\n  \
+ferry ctl --key k.hex --radio-key k.hex --peer server1=tcp://10.99.0.1:5555 --peer server2=tcp://10.99.0.2:5555 protect --auto --standby-candidates server1@192.168.10.11:49200,server2@192.168.10.12:49200"
+    )]
     Protect {
         /// Standby agent (a --peer name or an endpoint).
-        #[arg(long)]
-        standby: String,
+        #[arg(long, required_unless_present = "auto", conflicts_with = "auto")]
+        standby: Option<String>,
         /// The standby modem's radio endpoint (ip:port).
-        #[arg(long)]
-        dest_port: String,
+        #[arg(long, required_unless_present = "auto", conflicts_with = "auto")]
+        dest_port: Option<String>,
         /// Print the timeline as JSON too.
         #[arg(long)]
         json: bool,
+        /// Keep the task protected: re-protect after every failover (a controller that runs
+        /// until SIGINT/SIGTERM).
+        #[arg(long, requires = "standby_candidates")]
+        auto: bool,
+        /// --auto: every server that may serve the task or protect it, NAME@IP:PORT (a
+        /// --peer name and its modem's radio endpoint), comma-separated, in order of
+        /// preference; the serving one is never picked.
+        #[arg(long, value_delimiter = ',')]
+        standby_candidates: Vec<String>,
+        /// --auto: poll the radio's status this often, ms.
+        #[arg(long, default_value_t = 20)]
+        poll_ms: u64,
+        /// --auto: the task must stay unprotected this long before a protect starts, ms
+        /// (a flapping status starts nothing).
+        #[arg(long, default_value_t = 40)]
+        settle_ms: u64,
+        /// --auto: failed jobs in a row after which a server is set aside (30 s) and the
+        /// others are preferred.
+        #[arg(long, default_value_t = 5)]
+        give_up_after: u32,
     },
     /// Stop protecting: the radio drops the standby, then the standby's modem is stopped.
     Unprotect {
@@ -310,10 +342,109 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             Ok(())
         }
         CtlOp::Protect {
+            auto: true,
+            standby_candidates,
+            poll_ms,
+            settle_ms,
+            give_up_after,
+            ..
+        } => {
+            let mut servers = Vec::new();
+            for c in standby_candidates {
+                let Some((name, ep)) = c.split_once('@') else {
+                    bail!("--standby-candidates {c:?}: expected NAME@IP:PORT (a --peer name and its modem's radio endpoint)");
+                };
+                ep.parse::<SocketAddr>().with_context(|| {
+                    format!("--standby-candidates {c:?}: {ep:?} is not ip:port")
+                })?;
+                resolve(&args.peers, name)?;
+                servers.push(ferry_migrate::reprotect::Server {
+                    name: name.to_string(),
+                    endpoint: ep.to_string(),
+                });
+            }
+            if servers.len() < 2 {
+                bail!("--standby-candidates needs at least two servers (the serving one and a standby)");
+            }
+            if radio_auth.is_none() {
+                bail!("protect --auto needs --radio-key (the radio's status and protect are authenticated)");
+            }
+            ferry_ctl::interrupt::install();
+            let mut core = ferry_migrate::reprotect::ReprotectConfig::new(
+                args.host.radio_name.clone(),
+                servers,
+            );
+            core.settle_ms = *settle_ms;
+            core.give_up_after = (*give_up_after).max(1);
+            let peers = args.peers.clone();
+            let retries = args.retries;
+            let agent_key = key.clone();
+            let agents: ferry_ctl::auto_protect::AgentFactory = Box::new(move |name: &str| {
+                let (name, endpoint) = resolve(&peers, name).map_err(|e| e.to_string())?;
+                Ok(
+                    AgentClient::named(name, endpoint, agent_key.clone(), timeout)
+                        .with_retries(retries),
+                )
+            });
+            let control = args.host.radio_control.clone();
+            let radio_name = args.host.radio_name.clone();
+            let auth = radio_auth.clone();
+            let radios: ferry_ctl::auto_protect::RadioFactory = Box::new(move || RadioControl {
+                client: ControlClient::new(control.clone(), Duration::from_millis(500))
+                    .with_auth(auth.clone())
+                    .with_name("ctl-auto"),
+                radio: radio_name.clone(),
+            });
+            let opts = ferry_ctl::auto_protect::AutoProtect {
+                core,
+                poll: Duration::from_millis((*poll_ms).max(1)),
+                relay: args.relay,
+                // The agent stops a modem with SIGTERM, then SIGKILL after 500 ms (a
+                // paused one needs the SIGKILL): its reply can take that long.
+                stop_timeout: Duration::from_millis(1500),
+                health_every: Duration::from_millis(250),
+                health_timeout: Duration::from_millis(500),
+                agents: std::sync::Arc::new(agents),
+                radio: std::sync::Arc::new(radios),
+            };
+            let t0 = std::time::Instant::now();
+            let say = |l: String| {
+                tracing::debug!("{l}");
+                let mut o = std::io::stdout().lock();
+                let _ = writeln!(o, "[{:9.3} s] {l}", t0.elapsed().as_secs_f64());
+                let _ = o.flush();
+            };
+            let summary = ferry_ctl::auto_protect::run(opts, &say);
+            let c = summary.counts;
+            let gaps: Vec<String> = summary
+                .reprotected
+                .iter()
+                .map(|r| format!("{:.0}", r.unprotected_ms))
+                .collect();
+            say(format!(
+                "stopped (protection left in place): {} re-protections (unprotected ms: [{}]); {} protects ({} failed), {} modem stops ({} failed); ignored {} strangers, {} garbled, {} stale; {} polls unanswered",
+                c.reprotections,
+                gaps.join(", "),
+                c.protects,
+                c.protects_failed,
+                c.stops,
+                c.stops_failed,
+                c.strangers,
+                c.garbled,
+                c.stale,
+                c.no_status
+            ));
+            Ok(())
+        }
+        CtlOp::Protect {
             standby,
             dest_port,
             json,
+            ..
         } => {
+            let (Some(standby), Some(dest_port)) = (standby, dest_port) else {
+                bail!("protect needs --standby and --dest-port (or --auto)");
+            };
             let Some(local) = local else {
                 bail!("protect needs --local (this server's agent: it serves the task)");
             };

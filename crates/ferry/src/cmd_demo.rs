@@ -96,19 +96,23 @@ with make-before-break (ferry ctl --relay migrate --method mbb); the tables show
 migration beside table 4-2 (2173 ms, 1858 ms video interruption). --probe-ms does not apply
 (no ping or probe runs).")]
     Relay,
-    /// Issue #12: unplanned failover. The task on server1 protected by a hot standby on
-    /// server2; kill -9 of the serving modem, of the whole serving server, and SIGSTOP of
-    /// the serving modem for 1 s, each followed by re-protection; first the same kill
-    /// without protection, recovered by hand (the baseline).
+    /// Issue #12: unplanned failover. The task on server1 kept protected by a hot standby
+    /// by the re-protection controller (`ferry ctl protect --auto`, started once); kill -9
+    /// of the serving modem, of the whole serving server, SIGSTOP of the serving modem for
+    /// 1 s, and a partition of the serving server (fronthaul down 1 s, management 3 s);
+    /// first the same kill without protection, recovered by hand (the baseline).
     #[command(after_help = "\
 Needs root. Per event it prints the detection time (the radio's arbiter switched, timed by
 `ferry radio watch`), the outage (longest 1 ms probe gap), probes and pings lost, duplicates
-(two servers delivering), split brain, and how long the task was unprotected; writes
-OUT/failover.json ({events: [{kind, protected, detect_ms, outage_ms, probes_lost, pings_lost,
-duplicates, split_brain, reprotect_ms}]}), failover.txt and failover.svg. With --web ADDR the
+(two servers delivering), split brain, how long the task was unprotected (failover to the
+controller's new standby, on the radio's clock), the deposed primary's TX the radio fenced,
+and whether a paused or partitioned modem stepped down by itself; writes OUT/failover.json
+({events: [{kind, protected, detect_ms, outage_ms, probes_lost, pings_lost, duplicates,
+split_brain, reprotect_ms, fenced_packets, stepped_down}]}), failover.txt and failover.svg.
+The controller's log is OUT/protect-auto.log. With --web ADDR the
 live view shows who serves and marks each failover on the chart. See docs/FAILOVER.md.")]
     Failover {
-        /// Rounds of the three protected events.
+        /// Rounds of the four protected events.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
         /// Skip the unprotected baseline.
@@ -458,6 +462,7 @@ fn run_failover(c: &Common, rounds: usize, baseline: bool, operator_ms: u64) -> 
         .unwrap_or_else(|| c.out.join("failover.json"));
     std::fs::write(&json, rep.to_json()?).with_context(|| format!("writing {}", json.display()))?;
     std::fs::write(c.out.join("failover.txt"), rep.render_text())?;
+    std::fs::write(c.out.join("protect-auto.log"), &rep.controller_log)?;
     match rep.svg() {
         Ok(svg) => std::fs::write(c.out.join("failover.svg"), svg)?,
         Err(e) => eprintln!("plot: {e}"),

@@ -1,11 +1,13 @@
 //! `ferry demo failover` end to end (issue #12; needs root, skipped loudly otherwise): the
 //! unprotected baseline (kill -9 of the serving modem, restarted by hand), then with a hot
-//! standby: kill -9 of the serving modem, kill -9 of every process of the serving server,
-//! and SIGSTOP of the serving modem for 1 s, each followed by re-protection. Asserts who
+//! standby kept by the re-protection controller (`ferry ctl protect --auto`): kill -9 of the
+//! serving modem, kill -9 of every process of the serving server, SIGSTOP of the serving
+//! modem for 1 s, and a partition of the serving server. Asserts who
 //! serves after each event (the standby took over), that no probe was ever echoed twice
 //! (never two servers delivering), that every protected event lost far fewer probes than
 //! the unprotected one (the standby served within milliseconds, not after a restart), that
-//! re-protection worked each time, and that nothing is left behind.
+//! the controller re-protected after each failover, that the partitioned primary did not
+//! serve again and stepped down by itself, and that nothing is left behind.
 
 mod support;
 
@@ -52,7 +54,8 @@ fn failover_demo_takes_over_fences_and_reprotects() {
             ("kill-modem", false),
             ("kill-modem", true),
             ("kill-server", true),
-            ("pause", true)
+            ("pause", true),
+            ("partition", true)
         ]
     );
     let baseline = &events[0];
@@ -74,9 +77,23 @@ fn failover_demo_takes_over_fences_and_reprotects() {
             lost * 10 < base_lost,
             "protected event lost {lost} probes, the unprotected one {base_lost}: {e}"
         );
-        // Protected again from the new serving server.
+        // Protected again from the new serving server, by the controller.
         assert!(e["reprotect_ms"].is_number(), "not re-protected: {e}");
     }
+    // The partitioned primary ran on and did not serve again (the standby kept serving, no
+    // duplicate above); it stepped down by itself when the radio's notice of the new epoch
+    // reached it. Whatever late TX it sent was counted as fenced (its TX is clocked by the
+    // radio's RX, which no longer comes to it, so there may be none).
+    let partition = &events[4];
+    assert_eq!(partition["stepped_down"], true, "{partition}");
+    assert!(partition["fenced_packets"].is_u64(), "{partition}");
+    let log = std::fs::read_to_string(out.join("protect-auto.log")).expect("controller log");
+    // The first protection, then one per failover (more if the radio failed over on its
+    // own between events).
+    assert!(
+        log.matches("unprotected for").count() >= 5,
+        "the controller reports each failover's unprotected time:\n{log}"
+    );
     assert_eq!(v["probe"]["duplicates"], 0);
     assert!(out.join("failover.svg").exists());
     support::assert_clean(&prefix, None);

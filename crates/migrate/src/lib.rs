@@ -36,6 +36,7 @@ pub mod machine;
 pub mod mbb;
 pub mod protect;
 pub mod protocol;
+pub mod reprotect;
 pub mod timeline;
 
 pub use agent::{Agent, AgentAction, AgentConfig};

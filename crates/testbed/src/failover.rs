@@ -39,14 +39,26 @@ pub enum FaultKind {
     /// SIGSTOP of the serving modem for [`FailoverOptions::pause`], then SIGCONT: it must
     /// not serve again on its own (fenced by the radio, steps down on the new epoch).
     Pause,
+    /// The serving server cut off: its fronthaul link down for [`FailoverOptions::pause`]
+    /// and its management link for [`PARTITION_MGMT_EXTRA`] longer, then both back. Its
+    /// modem runs on and must not serve again: its late TX is fenced by the radio and it
+    /// steps down when it hears the new epoch.
+    Partition,
 }
+
+/// How much longer than its fronthaul the partitioned server's management link stays
+/// down: twice the radio's notice repetition (its context interval, 1 s), so the
+/// deposed modem hears the new epoch on its fronthaul — and steps down by itself — before
+/// the controller can reach its agent and stop it.
+pub const PARTITION_MGMT_EXTRA: Duration = Duration::from_millis(2000);
 
 impl FaultKind {
     /// Every kind, in the demo's order.
-    pub const ALL: [FaultKind; 3] = [
+    pub const ALL: [FaultKind; 4] = [
         FaultKind::KillModem,
         FaultKind::KillServer,
         FaultKind::Pause,
+        FaultKind::Partition,
     ];
 
     /// What the table calls it.
@@ -55,6 +67,7 @@ impl FaultKind {
             FaultKind::KillModem => "kill -9 serving modem",
             FaultKind::KillServer => "kill -9 serving server",
             FaultKind::Pause => "SIGSTOP modem 1 s",
+            FaultKind::Partition => "partition server 1 s",
         }
     }
 }
@@ -72,7 +85,7 @@ pub struct FailoverOptions {
     pub baseline: bool,
     /// The operator's reaction time in the baseline.
     pub operator_reaction: Duration,
-    /// How long a paused modem stays stopped.
+    /// How long a paused modem stays stopped, and a partitioned server's fronthaul down.
     pub pause: Duration,
     /// Traffic held after each event (and after each protection) before the next.
     pub hold: Duration,
@@ -128,8 +141,18 @@ pub struct EventReport {
     pub duplicates: u64,
     /// Two servers delivered at once (any duplicate).
     pub split_brain: bool,
-    /// Failover → the new standby warm (protected again), ms.
+    /// Failover → protected again, on the radio's clock (its `protection_since` when the
+    /// failover left the task unprotected, to its `protection_since` when the controller's
+    /// new standby was taken), ms.
     pub reprotect_ms: Option<f64>,
+    /// Pause and partition: TX datagrams of the deposed primary the radio dropped (stale
+    /// epoch) from the event until it stepped down or was stopped; `None` for the kills.
+    /// (Later, a new standby warming up on the same endpoint is counted by the radio too,
+    /// until it is taken as the standby: not in this window.)
+    pub fenced_packets: Option<u64>,
+    /// Pause and partition: whether the deposed modem stepped down by itself (on the
+    /// radio's notice of the new epoch) before it was stopped; `None` for the kills.
+    pub stepped_down: Option<bool>,
 }
 
 /// The whole run.
@@ -151,6 +174,9 @@ pub struct FailoverReport {
     /// Changes of primary nobody caused: the radio failed over between events (a live
     /// primary that sent nothing for the liveness interval, e.g. a stalled process).
     pub unplanned_switches: Vec<UnplannedSwitch>,
+    /// The re-protection controller's log (`ferry ctl protect --auto`).
+    #[serde(skip)]
+    pub controller_log: String,
 }
 
 /// A change of primary between events, as `ferry radio watch` saw it.
@@ -184,7 +210,7 @@ impl FailoverReport {
     pub fn render_text(&self) -> String {
         let mut s = String::new();
         s.push_str(&format!(
-            "{:<26} {:>9} {:>9} {:>9} {:>7} {:>6} {:>5} {:>6} {:>11}\n",
+            "{:<30} {:>9} {:>9} {:>9} {:>7} {:>6} {:>5} {:>6} {:>12} {:>7} {:>9}\n",
             "event",
             "protected",
             "detect ms",
@@ -193,12 +219,14 @@ impl FailoverReport {
             "pings",
             "dups",
             "split",
-            "reprotect ms"
+            "reprotect ms",
+            "fenced",
+            "stepped"
         ));
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
         for e in &self.events {
             s.push_str(&format!(
-                "{:<26} {:>9} {:>9} {:>9.1} {:>7} {:>6} {:>5} {:>6} {:>11}\n",
+                "{:<30} {:>9} {:>9} {:>9.1} {:>7} {:>6} {:>5} {:>6} {:>12} {:>7} {:>9}\n",
                 format!("{} (s{}→s{})", e.kind.title(), e.from, e.to),
                 if e.protected { "yes" } else { "no" },
                 opt(e.detect_ms),
@@ -208,6 +236,13 @@ impl FailoverReport {
                 e.duplicates,
                 if e.split_brain { "YES" } else { "no" },
                 opt(e.reprotect_ms),
+                e.fenced_packets
+                    .map_or_else(|| "-".to_string(), |f| f.to_string()),
+                match e.stepped_down {
+                    Some(true) => "down",
+                    Some(false) => "stopped",
+                    None => "-",
+                },
             ));
         }
         for kind in FaultKind::ALL {
@@ -292,6 +327,12 @@ struct WatchLine {
     primary_since: u64,
     /// Silence before the latest fallback / failover (samples).
     last_silence: u64,
+    /// The protecting standby.
+    standby: Option<String>,
+    /// Since when (sample) protected by `standby`, or unprotected.
+    protection_since: u64,
+    /// TX datagrams of deposed primaries dropped so far.
+    fenced_packets: u64,
 }
 
 /// Lines of `ferry radio watch`.
@@ -328,6 +369,9 @@ impl Watch {
                         primary: v["primary"].as_str().map(str::to_string),
                         primary_since: v["primary_since"].as_u64().unwrap_or(0),
                         last_silence: v["last_silence_samples"].as_u64().unwrap_or(0),
+                        standby: v["standby"].as_str().map(str::to_string),
+                        protection_since: v["protection_since"].as_u64().unwrap_or(0),
+                        fenced_packets: v["fenced_packets"].as_u64().unwrap_or(0),
                     };
                     if tx.send(line).is_err() {
                         break;
@@ -354,12 +398,13 @@ impl Watch {
     /// radio says at which sample the switch took effect; its sample clock is mapped to
     /// Unix time through the replies that came back fastest (the smallest Unix − sample
     /// time over every line: the least transport delay).
-    fn failover_after(&mut self, since: f64, before: u64) -> Option<(f64, Option<String>, f64)> {
+    fn failover_after(&mut self, since: f64, before: u64) -> Option<(f64, WatchLine, f64)> {
         self.drain();
         let l = self
             .seen
             .iter()
-            .find(|l| l.unix_ms >= since && l.failovers > before)?;
+            .find(|l| l.unix_ms >= since && l.failovers > before)?
+            .clone();
         let offset = self
             .seen
             .iter()
@@ -371,11 +416,65 @@ impl Watch {
         } else {
             l.unix_ms
         };
-        Some((
-            at,
-            l.primary.clone(),
-            l.last_silence as f64 / l.rate_hz * 1e3,
-        ))
+        let silence = l.last_silence as f64 / l.rate_hz * 1e3;
+        Some((at, l, silence))
+    }
+
+    /// The first line at or after `since` (Unix ms) where `primary` serves protected by
+    /// `standby` (endpoint prefixes), waiting at most `timeout`.
+    fn wait_protected(
+        &mut self,
+        since: f64,
+        primary: &str,
+        standby: &str,
+        timeout: Duration,
+    ) -> Option<WatchLine> {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            self.drain();
+            let hit = self.seen.iter().find(|l| {
+                l.unix_ms >= since
+                    && l.primary.as_deref().is_some_and(|p| p.starts_with(primary))
+                    && l.standby.as_deref().is_some_and(|s| s.starts_with(standby))
+            });
+            if let Some(l) = hit {
+                return Some(l.clone());
+            }
+            if std::time::Instant::now() >= end || session::interrupted() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the radio's latest state is server n serving, protected by the other
+    /// pool server; returns n.
+    fn wait_any_protected_now(&mut self, timeout: Duration) -> Option<u8> {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            self.drain();
+            if let Some(l) = self.seen.last() {
+                for n in [1u8, 2] {
+                    if l.primary.as_deref() == Some(endpoint(n).as_str())
+                        && l.standby.as_deref() == Some(endpoint(3 - n).as_str())
+                    {
+                        return Some(n);
+                    }
+                }
+            }
+            if std::time::Instant::now() >= end || session::interrupted() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The radio's count of fenced TX datagrams, as last seen.
+    fn fenced(&mut self) -> u64 {
+        // Give the 1 ms watcher a moment to report the latest count.
+        std::thread::sleep(Duration::from_millis(20));
+        self.drain();
+        self.seen.last().map_or(0, |l| l.fenced_packets)
     }
 
     fn failovers(&mut self) -> u64 {
@@ -422,38 +521,127 @@ fn ctl(bed: &Bed, from: u8, to: u8, op: &[&str]) -> Result<std::process::Output,
         .map_err(|e| SessionError::Failed(format!("ferry ctl {}: {e}", op.join(" "))))
 }
 
-/// `ferry ctl protect` of the task on `from` with a hot standby on `to`; then `ferry ctl
-/// status` must show the task protected by that standby.
-fn protect(bed: &Bed, from: u8, to: u8) -> Result<(), SessionError> {
-    let standby = format!("192.168.10.1{to}:49200");
-    let o = ctl(
-        bed,
-        from,
-        to,
-        &[
+/// The radio endpoint of server `n`'s modem.
+fn endpoint(n: u8) -> String {
+    format!("192.168.10.1{n}:49200")
+}
+
+/// Starts the re-protection controller (`ferry ctl protect --auto`) on the management host
+/// (server3), candidates server1 and server2; it runs until the end of the demo.
+fn start_controller(bed: &mut Bed) -> Result<(), SessionError> {
+    let mut c = bed.ferry_in("server3");
+    c.arg("ctl")
+        .arg("--key")
+        .arg(bed.key())
+        .arg("--radio-key")
+        .arg(bed.key())
+        .args([
+            "--peer",
+            "server1=tcp://10.99.0.1:5555",
+            "--peer",
+            "server2=tcp://10.99.0.2:5555",
+            "--radio-control",
+            RADIO_CTL,
+            "--radio-name",
+            "pool",
+            "--timeout-ms",
+            "5000",
             "protect",
-            "--standby",
-            &format!("server{to}"),
-            "--dest-port",
-            &standby,
-        ],
-    )?;
-    if !o.status.success() {
-        return Err(SessionError::Failed(format!(
-            "protect server{from} with server{to} failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )));
+            "--auto",
+            "--standby-candidates",
+            &format!("server1@{},server2@{}", endpoint(1), endpoint(2)),
+        ]);
+    bed.spawn(CONTROLLER, c)
+}
+
+/// The controller's process name in the bed (its log is `<name>.log` in the scratch dir).
+const CONTROLLER: &str = "protect-auto";
+
+/// Waits until the task is protected (server n serving, the other standing by) and
+/// `ferry ctl status` on server n says so; returns n. The radio may fail a live primary
+/// over between the two looks on a loaded machine (then the controller protects the new
+/// one): looked at again, three times at most.
+fn check_status_protected(bed: &Bed, watch: &mut Watch) -> Result<u8, SessionError> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let Some(n) = watch.wait_any_protected_now(Duration::from_secs(20)) else {
+            return Err(SessionError::Failed(format!(
+                "the task is not protected within 20 s; the controller's log:\n{}",
+                controller_tail(bed)
+            )));
+        };
+        let st = ctl(bed, n, 3 - n, &["status"])?;
+        let text = String::from_utf8_lossy(&st.stdout);
+        if text.contains(&format!("protected by {}", endpoint(3 - n))) {
+            return Ok(n);
+        }
+        last = format!("{text}{}", String::from_utf8_lossy(&st.stderr));
+        std::thread::sleep(Duration::from_millis(200));
     }
-    let st = ctl(bed, from, to, &["status"])?;
-    let text = String::from_utf8_lossy(&st.stdout);
-    if !text.contains(&format!("protected by {standby}")) {
-        return Err(SessionError::Failed(format!(
-            "ferry ctl status does not show server{from} protected by {standby}:\n{text}{}",
-            String::from_utf8_lossy(&st.stderr)
-        )));
+    Err(SessionError::Failed(format!(
+        "ferry ctl status does not show the task protected as the radio's watcher does:\n{last}"
+    )))
+}
+
+/// The last line of the controller's log.
+fn controller_tail(bed: &Bed) -> String {
+    std::fs::read_to_string(bed.dir.join(format!("{CONTROLLER}.log")))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Cuts server `n` off (`up` false) or reconnects it: its fronthaul and/or management
+/// veth peers in the switch namespace, so the server's own interfaces, addresses and
+/// routes stay as they are (its sockets see no error: the frames are just lost).
+fn set_links(bed: &Bed, n: u8, fronthaul: bool, mgmt: bool, up: bool) -> Result<(), SessionError> {
+    let host = bed
+        .topo
+        .host(&format!("server{n}"))
+        .ok_or_else(|| SessionError::Failed(format!("no server{n} in the topology")))?;
+    for i in &host.ifaces {
+        let pick = match i.bridge {
+            crate::topology::Bridge::Fh => fronthaul,
+            crate::topology::Bridge::Mgmt => mgmt,
+        };
+        if pick {
+            crate::netns::ip(&[
+                "-n",
+                &bed.topo.switch_ns,
+                "link",
+                "set",
+                &i.peer,
+                if up { "up" } else { "down" },
+            ])
+            .map_err(|e| SessionError::Failed(format!("partition of server{n}: {e}")))?;
+        }
     }
     Ok(())
+}
+
+/// The deposed modem of server `n`: watches its status until it steps down on its own
+/// (true), at most `within`; false if it did not (or was stopped by the controller first:
+/// its socket no longer answers, which on a loaded machine can also be a slow answer, so
+/// the watch goes on until the deadline).
+fn watch_step_down(bed: &Bed, n: u8, before: u64, within: Duration) -> bool {
+    let end = std::time::Instant::now() + within;
+    let sock = format!("s{n}.sock");
+    while std::time::Instant::now() < end {
+        if bed
+            .modem_counters(&sock)
+            .is_some_and(|c| c["step_downs"].as_u64().unwrap_or(0) > before)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 struct Pending {
@@ -464,6 +652,8 @@ struct Pending {
     at_unix: f64,
     detect_ms: Option<f64>,
     reprotect_ms: Option<f64>,
+    fenced_packets: Option<u64>,
+    stepped_down: Option<bool>,
 }
 
 /// Runs the demo: testbed up, the task on server1, the events, everything down.
@@ -531,59 +721,57 @@ pub fn run(
             at_unix: at,
             detect_ms: None,
             reprotect_ms: None,
+            fenced_packets: None,
+            stepped_down: None,
         });
         // Cold start: the far end searches the cell again.
         session::sleep(opts.hold + Duration::from_secs(2))?;
     }
     let mut unplanned = Vec::new();
+    if !opts.events.is_empty() {
+        progress(&format!(
+            "starting the re-protection controller (ferry ctl protect --auto); it protects \
+             the task on server{serving} with server{}",
+            3 - serving
+        ));
+        start_controller(&mut bed)?;
+        check_status_protected(&bed, &mut watch)?;
+        session::sleep(opts.hold)?;
+    }
     for (i, &kind) in opts.events.iter().enumerate() {
-        let standby = 3 - serving;
-        if i == 0 {
+        // Every event starts protected (the controller's work after the previous one).
+        // A failover nobody caused (a stalled primary) is reported and followed, not
+        // hidden.
+        let Some(n) = watch.wait_any_protected_now(Duration::from_secs(20)) else {
+            return Err(SessionError::Failed(format!(
+                "the task is not protected before event {}; the controller's log:\n{}",
+                i + 1,
+                controller_tail(&bed)
+            )));
+        };
+        if n != serving {
             progress(&format!(
-                "protecting the task on server{serving} with server{standby}"
+                "  the radio's primary is server{n}, not server{serving}: an unplanned switch"
             ));
-            protect(&bed, serving, standby)?;
-            session::sleep(opts.hold)?;
+            unplanned.push(UnplannedSwitch {
+                at_ms: watch.seen.last().map_or(0.0, |l| l.unix_ms) - t_probe,
+                expected: serving,
+                primary: Some(endpoint(n)),
+            });
+            serving = n;
         }
+        let standby = 3 - serving;
         progress(&format!(
             "event {}: {} on server{serving}",
             i + 1,
             kind.title()
         ));
-        // The radio's view first: a failover nobody caused (a stalled primary) is reported
-        // and followed, not hidden.
-        watch.drain();
-        if let Some(last) = watch.seen.last() {
-            let expect = format!("192.168.10.1{serving}:");
-            if !last
-                .primary
-                .as_deref()
-                .is_some_and(|p| p.starts_with(&expect))
-            {
-                progress(&format!(
-                    "  the radio's primary is {:?}, not server{serving}: an unplanned switch",
-                    last.primary
-                ));
-                unplanned.push(UnplannedSwitch {
-                    at_ms: last.unix_ms - t_probe,
-                    expected: serving,
-                    primary: last.primary.clone(),
-                });
-                if last
-                    .primary
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with(&format!("192.168.10.1{}:", 3 - serving)))
-                {
-                    serving = 3 - serving;
-                    // The old primary was fenced: stop it and protect again.
-                    let _ = bed.send(3 - serving, "kill_d2d", "{}");
-                    protect(&bed, serving, 3 - serving)?;
-                    session::sleep(opts.hold)?;
-                }
-            }
-        }
-        let standby = 3 - serving;
         let before = watch.failovers();
+        let fenced_before = watch.seen.last().map_or(0, |l| l.fenced_packets);
+        let step_downs_before = bed
+            .modem_counters(&format!("s{serving}.sock"))
+            .and_then(|c| c["step_downs"].as_u64())
+            .unwrap_or(0);
         let at = unix_ms();
         let find = || match kind {
             FaultKind::KillModem | FaultKind::Pause => bed.pids(serving, "modem"),
@@ -592,17 +780,18 @@ pub fn run(
                 all.extend(bed.pids(serving, "modem"));
                 all
             }
+            FaultKind::Partition => Vec::new(),
         };
         // `ip netns pids` can come back empty on a busy machine: look again before failing.
         let mut victims = find();
         for _ in 0..5 {
-            if !victims.is_empty() {
+            if !victims.is_empty() || kind == FaultKind::Partition {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
             victims = find();
         }
-        if victims.is_empty() {
+        if victims.is_empty() && kind != FaultKind::Partition {
             return Err(SessionError::Failed(format!(
                 "event {}: no process to {} on server{serving}",
                 i + 1,
@@ -619,6 +808,8 @@ pub fn run(
                 t_ms: at - origin,
             },
         );
+        let mut stepped_down = None;
+        let mut fenced_packets = None;
         match kind {
             FaultKind::KillModem | FaultKind::KillServer => {
                 signal(&victims, libc::SIGKILL);
@@ -628,9 +819,37 @@ pub fn run(
                 signal(&victims, libc::SIGSTOP);
                 session::sleep(opts.pause)?;
                 signal(&victims, libc::SIGCONT);
+                stepped_down = Some(watch_step_down(
+                    &bed,
+                    serving,
+                    step_downs_before,
+                    Duration::from_secs(2),
+                ));
+                fenced_packets = Some(watch.fenced().saturating_sub(fenced_before));
+            }
+            FaultKind::Partition => {
+                set_links(&bed, serving, true, true, false)?;
+                let cut = session::sleep(opts.pause);
+                let healed = set_links(&bed, serving, true, false, true);
+                let healed_at = std::time::Instant::now();
+                cut?;
+                healed?;
+                // Its fronthaul is back, its management not yet: the radio's repeated
+                // notice reaches the deposed modem, the controller cannot.
+                stepped_down = Some(watch_step_down(
+                    &bed,
+                    serving,
+                    step_downs_before,
+                    PARTITION_MGMT_EXTRA,
+                ));
+                // Its agent is still cut off: no new standby can have started on it yet,
+                // so everything fenced so far is the deposed primary's late TX.
+                fenced_packets = Some(watch.fenced().saturating_sub(fenced_before));
+                session::sleep(PARTITION_MGMT_EXTRA.saturating_sub(healed_at.elapsed()))?;
+                set_links(&bed, serving, false, true, true)?;
             }
         }
-        // Wait for the radio's failover (it is in the data path: milliseconds).
+        // The radio's failover (it is in the data path: milliseconds).
         let mut detected = None;
         for _ in 0..200 {
             if let Some(d) = watch.failover_after(at, before) {
@@ -641,8 +860,8 @@ pub fn run(
         }
         // Detection and switch as the radio measured them (its own clock, no mapping).
         let detect_ms = detected.as_ref().map(|(_, _, silence)| *silence);
-        let now_serving = match detected.as_ref().and_then(|(_, p, _)| p.clone()) {
-            Some(p) if p.starts_with(&format!("192.168.10.1{standby}:")) => standby,
+        let now_serving = match detected.as_ref().and_then(|(_, l, _)| l.primary.clone()) {
+            Some(p) if p.starts_with(&endpoint(standby)) => standby,
             _ => serving,
         };
         crate::live::emit(
@@ -664,33 +883,50 @@ pub fn run(
             },
         );
         progress(&format!(
-            "  pids {victims:?}: {}",
+            "  {}{}",
             match (detect_ms, now_serving == standby) {
                 (Some(d), true) => format!("the radio failed over to server{standby} ({d:.1} ms)"),
                 (Some(d), false) =>
                     format!("the radio switched, but not to server{standby} ({d:.1} ms)"),
                 (None, _) => "the radio did not fail over within 1 s".to_string(),
+            },
+            match stepped_down {
+                Some(true) => "; the deposed modem stepped down on the new epoch",
+                Some(false) => "; the deposed modem was stopped before it stepped down",
+                None => "",
             }
         ));
-        // The failed side: its modem is dead or fenced; an operator (or the pool) would
-        // clean it. A dead server's agent is restarted (the server rebooted).
-        session::sleep(Duration::from_millis(300))?;
-        match kind {
-            FaultKind::KillServer => {
-                bed.restart_agent(serving)?;
-                session::sleep(Duration::from_millis(500))?;
-            }
-            _ => {
-                let _ = bed.send(serving, "kill_d2d", "{}");
-            }
+        // A dead server reboots: its agent is restarted (the demo's job); the controller
+        // stops what is left of the failed side and protects with it once it answers.
+        if kind == FaultKind::KillServer {
+            session::sleep(Duration::from_millis(300))?;
+            bed.restart_agent(serving)?;
         }
-        // Re-protection: the failed server becomes the standby of the new serving one.
-        let reprotect_ms = if now_serving == standby {
-            protect(&bed, standby, serving)?;
-            detected.as_ref().map(|(t, _, _)| unix_ms() - t)
-        } else {
-            None
-        };
+        let mut reprotect_ms = None;
+        if let (true, Some((_, failover, _))) = (now_serving == standby, detected.as_ref()) {
+            let protected = watch.wait_protected(
+                failover.unix_ms,
+                &endpoint(standby),
+                &endpoint(serving),
+                Duration::from_secs(20),
+            );
+            let Some(p) = protected else {
+                return Err(SessionError::Failed(format!(
+                    "event {}: the controller did not protect server{standby} with server{serving} within 20 s; its log:\n{}",
+                    i + 1,
+                    controller_tail(&bed)
+                )));
+            };
+            reprotect_ms = Some(
+                p.protection_since.saturating_sub(failover.protection_since) as f64 / p.rate_hz
+                    * 1e3,
+            );
+            check_status_protected(&bed, &mut watch)?;
+            progress(&format!(
+                "  protected again by the controller: server{standby} by server{serving}, unprotected for {:.0} ms",
+                reprotect_ms.unwrap_or(0.0)
+            ));
+        }
         pending.push(Pending {
             kind,
             protected: true,
@@ -699,10 +935,21 @@ pub fn run(
             at_unix: at,
             detect_ms,
             reprotect_ms,
+            fenced_packets,
+            stepped_down,
         });
         serving = now_serving;
         session::sleep(opts.hold)?;
         bed.check_alive()?;
+    }
+    let mut controller_log = String::new();
+    if !opts.events.is_empty() {
+        bed.stop_named(CONTROLLER);
+        controller_log =
+            std::fs::read_to_string(bed.dir.join(format!("{CONTROLLER}.log"))).unwrap_or_default();
+        if let Some(l) = controller_log.lines().last() {
+            progress(&format!("controller: {l}"));
+        }
     }
     let result = traffic.stop()?;
     drop(watch);
@@ -732,6 +979,8 @@ pub fn run(
             duplicates: w.duplicates,
             split_brain: w.duplicates > 0,
             reprotect_ms: p.reprotect_ms,
+            fenced_packets: p.fenced_packets,
+            stepped_down: p.stepped_down,
         });
     }
     let samples = result
@@ -748,6 +997,7 @@ pub fn run(
         ping: result.ping,
         samples,
         unplanned_switches: unplanned,
+        controller_log,
     })
 }
 
