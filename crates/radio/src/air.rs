@@ -808,10 +808,10 @@ mod tests {
                 rx[0].iter().chain(&rx[1]).all(|s| s.norm() == 0.0),
                 "own TX"
             );
-            for rx_ant in 2..4 {
-                let h = rx[rx_ant][0];
+            for got in &rx[2..4] {
+                let h = got[0];
                 assert!((h.norm() - 1.0).abs() < 1e-5, "unit modulus {h}");
-                assert!(rx[rx_ant].iter().all(|s| (s - h).norm() < 1e-5), "static");
+                assert!(got.iter().all(|s| (s - h).norm() < 1e-5), "static");
                 heard.push(h);
             }
         }
