@@ -949,8 +949,8 @@ impl Modem {
         // next discovery beacon (up to a period of lost traffic after a migration).
         self.routes_pending = self.routes.is_some();
         self.asm = Some(SubframeAssembler::new(core.sps(), offset));
-        self.asm_second = (core.phy().rx_antennas() > 1)
-            .then(|| SubframeAssembler::new(core.sps(), offset));
+        self.asm_second =
+            (core.phy().rx_antennas() > 1).then(|| SubframeAssembler::new(core.sps(), offset));
         self.rx_pending_second.clear();
         self.txbufs = vec![Vec::new(); core.phy().tx_antennas()];
         if shadow {
