@@ -154,6 +154,7 @@ impl MimoReport {
             .iter()
             .map(|r| (r.antennas_tx, r.antennas_rx))
             .collect();
+        configs.sort_unstable();
         configs.dedup();
         let one = self.noise_at_bler(1, 1, 0.1);
         for (tx, rx) in configs.into_iter().filter(|c| *c != (1, 1)) {
@@ -328,6 +329,7 @@ mod tests {
             fading_doppler_hz: None,
             runs: vec![
                 run(-30.0, 1, 0.01),
+                run(-30.0, 2, 0.0001),
                 run(-28.0, 1, 1.0),
                 run(-28.0, 2, 0.001),
                 run(-26.0, 2, 0.01),
@@ -337,7 +339,9 @@ mod tests {
         let one = rep.noise_at_bler(1, 1, 0.1).unwrap();
         let two = rep.noise_at_bler(2, 2, 0.1).unwrap();
         assert!((one - -29.0).abs() < 1e-9 && (two - -25.0).abs() < 1e-9);
-        assert!(rep.render_text().contains("a gain of 4.0 dB"));
+        let text = rep.render_text();
+        assert!(text.contains("a gain of 4.0 dB"), "{text}");
+        assert_eq!(text.matches("gain").count(), 1, "{text}");
         assert!(rep.noise_at_bler(2, 1, 0.1).is_none());
     }
 }
