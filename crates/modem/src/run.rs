@@ -254,6 +254,9 @@ pub struct Modem {
     last_decode_at: Option<Instant>,
     /// Cell searches that did not lead to decodable subframes.
     resyncs: u64,
+    /// TBs decoded (data + filler) and CRC failures of the cores dropped at a resync: the
+    /// status counts them over the modem's life, not only since the last cell search.
+    retired_decodes: (u64, u64),
     /// The carrier the radio is tuned to on start (None: left as initialised).
     carrier: Option<Carrier>,
     /// Auto mode (Control `workmode` 3): the Control's workmode is the elected one while
@@ -373,6 +376,7 @@ impl Modem {
             last_decode_at: None,
             candidate: None,
             resyncs: 0,
+            retired_decodes: (0, 0),
             carrier,
             auto_mode: false,
             auto_plan: None,
@@ -1237,6 +1241,11 @@ impl Modem {
             resyncs = self.resyncs,
             "no subframe decoded for {LOST_SYNC_SUBFRAMES} ms: searching again"
         );
+        if let Some(core) = &self.core {
+            let c = &core.counters;
+            self.retired_decodes.0 += c.decode_ok + c.filler_ok;
+            self.retired_decodes.1 += c.decode_fail;
+        }
         self.core = None;
         self.asm = None;
         self.asm_second = None;
@@ -1614,10 +1623,11 @@ impl Modem {
     pub fn status(&self) -> ModemStatus {
         let mut c = self.counters.clone();
         let sps = (self.link.info().sample_rate_hz / 1000) as u64;
+        (c.decode_ok, c.decode_fail) = self.retired_decodes;
         if let Some(core) = &self.core {
             let cc = &core.counters;
-            c.decode_ok = cc.decode_ok + cc.filler_ok;
-            c.decode_fail = cc.decode_fail;
+            c.decode_ok = self.retired_decodes.0 + cc.decode_ok + cc.filler_ok;
+            c.decode_fail = self.retired_decodes.1 + cc.decode_fail;
             c.tx_blocks = cc.tx_blocks;
             c.relayed = cc.relayed;
             let mc = core.mac().counters();

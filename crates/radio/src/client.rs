@@ -1014,3 +1014,58 @@ mod notice_tests {
         assert_eq!(link.stats.strangers, 1);
     }
 }
+
+#[cfg(test)]
+mod channel_tests {
+    use super::*;
+
+    fn data(channel: u8, t: u64, n: usize, v: f32) -> Vec<u8> {
+        let mut b = Vec::new();
+        let sid = StreamId::for_channel(0, channel, Direction::Rx);
+        let ts = Timestamp::from_sample_time(t, 1_920_000).expect("ts");
+        emit_data_cf32(sid, 0, ts, &vec![Complex32::new(v, 0.0); n], &mut b).expect("emit");
+        b
+    }
+
+    /// A two-channel radio's packets come back as one block per sample time with both
+    /// channels; a packet without its twin, and a channel the radio does not have, are
+    /// counted and dropped.
+    #[test]
+    fn two_channels_are_paired_by_timestamp_and_strays_counted() {
+        let radio = UdpSocket::bind("127.0.0.1:0").expect("radio socket");
+        let mut link = RadioLink::create_legacy(
+            "127.0.0.1:0".parse().expect("addr"),
+            radio.local_addr().expect("addr"),
+            0,
+            1_920_000,
+        )
+        .expect("link");
+        link.info.channels = 2;
+        let to = link.endpoint();
+        for bytes in [
+            data(0, 100, 10, 0.25),
+            data(1, 100, 10, 0.5),
+            // Channel 0 whose twin never comes, then a stray channel 1.
+            data(0, 110, 10, 0.25),
+            data(1, 130, 10, 0.5),
+            // A channel this radio does not have.
+            data(2, 140, 10, 0.5),
+            data(0, 150, 10, 0.25),
+            data(1, 150, 10, 0.5),
+        ] {
+            radio.send_to(&bytes, to).expect("send");
+        }
+        let a = link.recv(Duration::from_millis(500)).expect("first block");
+        assert_eq!((a.time, a.samples.len(), a.other_channels.len()), (100, 10, 1));
+        assert!((a.samples[0].re - 0.25).abs() < 1e-3);
+        assert!((a.other_channels[0][0].re - 0.5).abs() < 1e-3);
+        let b = link.recv(Duration::from_millis(500)).expect("second block");
+        assert_eq!(b.time, 150);
+        assert_eq!(link.stats.unpaired, 2);
+        assert_eq!(link.stats.other_streams, 1);
+        assert!(matches!(
+            link.recv(Duration::from_millis(100)),
+            Err(RadioError::RxTimeout(_))
+        ));
+    }
+}
