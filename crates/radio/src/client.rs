@@ -1056,7 +1056,10 @@ mod channel_tests {
             radio.send_to(&bytes, to).expect("send");
         }
         let a = link.recv(Duration::from_millis(500)).expect("first block");
-        assert_eq!((a.time, a.samples.len(), a.other_channels.len()), (100, 10, 1));
+        assert_eq!(
+            (a.time, a.samples.len(), a.other_channels.len()),
+            (100, 10, 1)
+        );
         assert!((a.samples[0].re - 0.25).abs() < 1e-3);
         assert!((a.other_channels[0][0].re - 0.5).abs() < 1e-3);
         let b = link.recv(Duration::from_millis(500)).expect("second block");
