@@ -493,6 +493,28 @@ mod props {
             let mut out = TickOutput::default();
             e.tick(&mut out);
         }
+
+        /// A two-channel radio takes a host's TX on channels 0 and 1, counts and drops any
+        /// other channel, and never panics, whatever the packet's time and size.
+        #[test]
+        fn any_channel_to_a_two_channel_radio(channel in any::<u8>(), n in 0usize..400, t in 0u64..10_000, garbage in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut e = AirEngine::new(two_channel_config(), None).unwrap();
+            let h = host(6);
+            e.control(&Request::Link { radio: "pool".into(), endpoint: h });
+            let mut b = Vec::new();
+            let ts = Timestamp::from_sample_time(t, RATE).unwrap();
+            let sid = StreamId::for_channel(0, channel, Direction::Tx);
+            emit_data_i16(sid, 0, ts, &vec![(100, -100); n], &mut b).unwrap();
+            e.on_datagram(0, h, &b);
+            let wrong = e.radios()[0].counters.wrong_channel_packets;
+            prop_assert_eq!(wrong, u64::from(channel >= 2));
+            b.extend_from_slice(&garbage);
+            e.on_datagram(0, h, &b);
+            for _ in 0..3 {
+                let mut out = TickOutput::default();
+                e.tick(&mut out);
+            }
+        }
     }
 }
 
