@@ -81,6 +81,11 @@ struct Common {
     /// demo` (chapter 3); `demo harq` runs with and without by itself.
     #[arg(long)]
     harq: bool,
+    /// The pool and far radios get two channels (B210s) and every modem two antennas (2×2:
+    /// SFBC + MRC; docs/MODEM.md, Two antennas). For `ferry demo` (chapter 3); not with
+    /// --harq.
+    #[arg(long)]
+    two_antennas: bool,
 }
 
 #[derive(Subcommand, Clone)]
@@ -319,6 +324,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.radio_model = Some(c.radio_model.clone());
     opts.stranger = c.stranger;
     opts.harq = c.harq;
+    if c.two_antennas && c.harq {
+        bail!("--two-antennas with --harq: HARQ with two antennas is not built (docs/MODEM.md)");
+    }
+    opts.two_antennas = c.two_antennas;
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }

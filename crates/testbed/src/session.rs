@@ -313,6 +313,14 @@ impl Bed {
                 .trim_start_matches("ferry air: ")
                 .to_string()
         });
+        if self.two_channel_radios {
+            // The default's model is replaced below: say what actually runs.
+            let note = self.air_note.take().unwrap_or_default();
+            self.air_note = Some(format!(
+                "{note}{}pool and far as two-channel B210s (two antennas each)",
+                if note.is_empty() { "" } else { "; then " }
+            ));
+        }
         let mut cfg: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| SessionError::Failed(format!("air default config: {e}")))?;
         let pick = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
