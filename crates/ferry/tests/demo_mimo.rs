@@ -11,11 +11,16 @@ use ferry_testbed::root_or_skip;
 use std::process::Command;
 use support::FERRY;
 
+/// One testbed at a time: the tests of this file would otherwise run in parallel (and each
+/// checks that no `ferry` process is left when it ends).
+static ONE_TESTBED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn two_antennas_carry_pings_where_one_does_not() {
     if !root_or_skip("two_antennas_carry_pings_where_one_does_not (network namespaces, TUN)") {
         return;
     }
+    let _one = ONE_TESTBED.lock().unwrap_or_else(|e| e.into_inner());
     let prefix = format!("fdm{}", std::process::id() % 100_000);
     let out = std::env::temp_dir().join(format!("ferry-demo-mimo-{}", std::process::id()));
     let o = Command::new(FERRY)
@@ -64,5 +69,49 @@ fn two_antennas_carry_pings_where_one_does_not() {
         || one["bler"].as_f64().unwrap() > 0.3
         || n(one, "lost") * 2 > n(one, "sent");
     assert!(one_bad, "1x1 passes at -27 dBFS: {one}\n{stdout}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A two-antenna task (both radios two-channel B210s, every modem 2×2) migrates by make-
+/// before-break like a one-antenna one: the destination's shadow gets both channels, the
+/// radio switches both TX streams at T, nothing is lost.
+#[test]
+fn a_two_antenna_task_migrates_without_loss() {
+    if !root_or_skip("a_two_antenna_task_migrates_without_loss (network namespaces, TUN)") {
+        return;
+    }
+    let _one = ONE_TESTBED.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = format!("fdn{}", std::process::id() % 100_000);
+    let out = std::env::temp_dir().join(format!("ferry-demo-2ant-{}", std::process::id()));
+    let o = Command::new(FERRY)
+        .args(["demo", "--quick", "--method", "mbb", "--two-antennas"])
+        .args(["--prefix", &prefix])
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("ferry demo --two-antennas");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    // The progress lines (stderr) say what the air runs.
+    assert!(stderr.contains("two-channel B210s"), "{stderr}");
+    support::assert_clean(&prefix, None);
+    let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    let rep = ferry_testbed::report::DemoReport::from_json(&json).expect("report JSON");
+    let m = &rep.methods[0];
+    assert_eq!(m.migrations.len(), 2);
+    let ping = m.ping.as_ref().expect("ping summary");
+    assert!(ping.sent >= 20, "ping sent {}", ping.sent);
+    for g in &m.migrations {
+        assert!(g.ok, "{}: not ok", g.route);
+        // A real-time testbed on a shared machine: allow a stray probe, no ping.
+        assert_eq!(g.ping_lost, Some(0), "{}:\n{stdout}", g.route);
+        assert!(
+            g.probe_lost.is_some_and(|p| p <= 2),
+            "{}:\n{stdout}",
+            g.route
+        );
+    }
     let _ = std::fs::remove_dir_all(&out);
 }
