@@ -81,6 +81,11 @@ struct Common {
     /// demo` (chapter 3); `demo harq` runs with and without by itself.
     #[arg(long)]
     harq: bool,
+    /// The pool and far radios get two channels (B210s) and every modem two antennas (2×2:
+    /// SFBC + MRC; docs/MODEM.md, Two antennas). For `ferry demo` (chapter 3); not with
+    /// --harq.
+    #[arg(long)]
+    two_antennas: bool,
 }
 
 #[derive(Subcommand, Clone)]
@@ -145,6 +150,34 @@ arrives at about -30 dBFS: a noise floor of -30 dBFS is ~0 dB SNR. See docs/MODE
         /// Which runs per noise level: off, on or both.
         #[arg(long, default_value = "both", value_parser = ["off", "on", "both"])]
         only: String,
+    },
+    /// Issue #15: two antennas over the air. The pool and far radios are two-channel B210s;
+    /// the far radio's receivers are made noisy (its own noise floor on each antenna) and
+    /// server3 pings the task once per antenna configuration (1x1, 2x2 SFBC + MRC, ...) at
+    /// each noise level.
+    #[command(after_help = "\
+Needs root. Per run it prints the downlink block error rate (CRC failures / TBs at the far
+end), the TBs counted, pings sent and lost and the median RTT, then the noise floor at which
+each configuration reaches 10 % BLER and its gain over 1x1 in dB. Writes OUT/mimo.json and
+OUT/mimo.txt. The downlink arrives at about -30 dBFS per antenna. Without --fading-hz the
+antenna pairs are static (diversity shows only the array gain). See docs/MODEM.md.")]
+    Mimo {
+        /// The far radio's receiver noise floors to run at, dBFS (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [-29.0, -27.0, -25.0], allow_hyphen_values = true)]
+        noise_dbfs: Vec<f64>,
+        /// Antenna configurations TXxRX of every modem (comma-separated: 1x1, 1x2, 2x1,
+        /// 2x2).
+        #[arg(long, value_delimiter = ',', default_values_t = ["1x1".to_string(), "2x2".to_string()])]
+        antennas: Vec<String>,
+        /// Rayleigh fading of every antenna pair with this maximum Doppler, Hz.
+        #[arg(long)]
+        fading_hz: Option<f64>,
+        /// Seconds of ping per run.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Ping interval, ms.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
     },
     /// Issue #13: one compressed tidal day of a baseband pool (≥ 4 servers, ≥ 3 cells,
     /// etcd, the pool controller moving cells by make-before-break through the agents).
@@ -258,6 +291,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     {
         return run_harq(&args.common, noise_dbfs, *seconds, *interval_ms, only);
     }
+    if let Some(What::Mimo {
+        noise_dbfs,
+        antennas,
+        fading_hz,
+        seconds,
+        interval_ms,
+    }) = &args.what
+    {
+        return run_mimo(
+            &args.common,
+            noise_dbfs,
+            antennas,
+            *fading_hz,
+            *seconds,
+            *interval_ms,
+        );
+    }
     if let Some(What::Failover {
         rounds,
         no_baseline,
@@ -278,6 +328,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.radio_model = Some(c.radio_model.clone());
     opts.stranger = c.stranger;
     opts.harq = c.harq;
+    if c.two_antennas && c.harq {
+        bail!("--two-antennas with --harq: HARQ with two antennas is not built (docs/MODEM.md)");
+    }
+    opts.two_antennas = c.two_antennas;
     if c.quick {
         opts.hold = Duration::from_millis(1200);
     }
@@ -426,6 +480,57 @@ fn run_harq(
     std::fs::write(&json, serde_json::to_string_pretty(&rep)?)
         .with_context(|| format!("writing {}", json.display()))?;
     std::fs::write(c.out.join("harq.txt"), rep.render_text())?;
+    println!("report: {}", json.display());
+    Ok(())
+}
+
+/// `ferry demo mimo`: BLER and ping loss with one and two antennas over a noisy downlink.
+fn run_mimo(
+    c: &Common,
+    noise: &[f64],
+    antennas: &[String],
+    fading_hz: Option<f64>,
+    seconds: u64,
+    interval_ms: u64,
+) -> anyhow::Result<()> {
+    use ferry_testbed::mimo_demo::{self, MimoOptions};
+    preflight(&[])?;
+    session::install_signal_flag();
+    if noise.is_empty() || noise.iter().any(|n| !n.is_finite() || *n > 0.0) {
+        bail!("--noise-dbfs: give one or more noise floors in dBFS, each <= 0 (e.g. -29,-27)");
+    }
+    if !(1..=1000).contains(&interval_ms) || seconds == 0 {
+        bail!("--interval-ms must be 1..=1000 and --seconds at least 1");
+    }
+    if fading_hz.is_some_and(|f| !(f > 0.0 && f <= 1000.0)) {
+        bail!("--fading-hz must be in (0, 1000]");
+    }
+    let antennas = antennas
+        .iter()
+        .map(|a| match a.as_str() {
+            "1x1" => Ok((1, 1)),
+            "1x2" => Ok((1, 2)),
+            "2x1" => Ok((2, 1)),
+            "2x2" => Ok((2, 2)),
+            other => bail!("--antennas: {other} is not one of 1x1, 1x2, 2x1, 2x2"),
+        })
+        .collect::<anyhow::Result<Vec<(u8, u8)>>>()?;
+    let ferry = std::env::current_exe().context("locating the ferry binary")?;
+    let mut opts = MimoOptions::new(ferry, &c.prefix);
+    opts.noise_floors_dbfs = noise.to_vec();
+    opts.antennas = antennas;
+    opts.fading_doppler_hz = fading_hz;
+    opts.duration = Duration::from_secs(if c.quick { seconds.min(8) } else { seconds });
+    opts.interval_ms = interval_ms;
+    let mut progress = progress_printer();
+    let rep = mimo_demo::run(&opts, &mut progress).map_err(map_err)?;
+    println!();
+    print!("{}", rep.render_text());
+    std::fs::create_dir_all(&c.out).with_context(|| format!("creating {}", c.out.display()))?;
+    let json = c.json.clone().unwrap_or_else(|| c.out.join("mimo.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(&rep)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(c.out.join("mimo.txt"), rep.render_text())?;
     println!("report: {}", json.display());
     Ok(())
 }

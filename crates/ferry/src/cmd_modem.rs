@@ -72,6 +72,17 @@ pub struct ModemArgs {
     /// Every node of the link must run it. Not with --workmode 2.
     #[arg(long, value_enum)]
     harq: Option<OnOff>,
+    /// Control `numAntennaTX`: TX antenna ports of the link (1, or 2 with SFBC; every node
+    /// of the link must use the same). Needs a radio with that many channels.
+    #[arg(long)]
+    antennas_tx: Option<u8>,
+    /// Control `numAntennaRX`: this node's receive antennas (1, or 2 with MRC).
+    #[arg(long)]
+    antennas_rx: Option<u8>,
+    /// Control `trans_mode`: 1 (one port) or 2 (transmit diversity, SFBC); 3–9 are
+    /// refused. Default: 2 with --antennas-tx 2.
+    #[arg(long)]
+    trans_mode: Option<u8>,
     /// Start mode.
     #[arg(long, value_enum, default_value = "cold")]
     start: StartMode,
@@ -231,6 +242,18 @@ fn build_control(a: &ModemArgs) -> anyhow::Result<Control> {
     }
     if let Some(h) = a.harq {
         v["HARQ"] = u8::from(h == OnOff::On).into();
+    }
+    if let Some(n) = a.antennas_tx {
+        v["numAntennaTX"] = n.into();
+        if a.trans_mode.is_none() {
+            v["trans_mode"] = (if n == 2 { 2 } else { 1 }).into();
+        }
+    }
+    if let Some(n) = a.antennas_rx {
+        v["numAntennaRX"] = n.into();
+    }
+    if let Some(m) = a.trans_mode {
+        v["trans_mode"] = m.into();
     }
     // RNTI follows the MAC's node plan (0x0100 + node) unless the file set one.
     if a.control_file.is_none() {

@@ -615,7 +615,7 @@ fn control_socket_refuses_bad_input_and_keeps_serving() {
     ] {
         assert!(e.contains(f), "{f} missing from {e}");
     }
-    // Valid in table 3-3 but not on this radio: two TX antennas.
+    // Valid in table 3-3 but not here: two TX antennas with trans_mode 1 (one port).
     let control = |duplex: u8, antennas: u8| {
         json!({"cmd": "set_control", "control": {
         "workmode": 0, "phy_cell_ID": 1, "group_ID": 0, "cell_ID": 1, "CPtype": 0,

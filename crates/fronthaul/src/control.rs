@@ -212,6 +212,14 @@ pub struct RadioInfo {
     pub freq_hz: f64,
     /// Whether the radio is in legacy address-bound mode.
     pub legacy: bool,
+    /// RX (= TX) channels the radio streams, one VITA-49 stream each (absent from radios
+    /// that predate two antennas: 1).
+    #[serde(default = "one_channel")]
+    pub channels: u8,
+}
+
+fn one_channel() -> u8 {
+    1
 }
 
 /// Counters kept by each radio.
@@ -238,6 +246,9 @@ pub struct Counters {
     pub stranger_packets: u64,
     /// Datagrams that failed to decode.
     pub malformed_packets: u64,
+    /// TX data packets naming a channel the radio does not have (dropped).
+    #[serde(default)]
+    pub wrong_channel_packets: u64,
     /// TX data packets accepted.
     pub tx_packets: u64,
     /// Samples transmitted into the air from host data.
@@ -476,6 +487,7 @@ mod tests {
                 sample_rate_hz: 1_920_000,
                 freq_hz: 2.14e9,
                 legacy: false,
+                channels: 1,
             },
             ready: true,
             linked: None,

@@ -126,6 +126,14 @@ impl StreamId {
         };
         Self((u32::from(radio) << 16) | d)
     }
+    /// The stream of `radio`'s channel `channel` (antenna) in direction `dir`.
+    pub fn for_channel(radio: u16, channel: u8, dir: Direction) -> Self {
+        Self(Self::new(radio, dir).0 | (u32::from(channel) << 8))
+    }
+    /// The channel (antenna) of the radio.
+    pub fn channel(self) -> u8 {
+        (self.0 >> 8) as u8
+    }
     /// The radio number.
     pub fn radio(self) -> u16 {
         (self.0 >> 16) as u16

@@ -1,8 +1,15 @@
 //! The link's waveform, fixed by `Control`: which subframes carry what, TB sizes, encoding
 //! and decoding of one 1 ms subframe, CFO (de)rotation on absolute radio time. Pure.
+//!
+//! Antennas: `numAntennaTX` is the link's TX port count (every node of the link transmits
+//! with it, as a cell's CRS port count is cell-wide), `numAntennaRX` this node's receive
+//! antennas. One TX port and one RX antenna is the single-antenna PHY
+//! ([`ferry_phy::SubframeEncoder`] / [`ferry_phy::SubframeDecoder`]); anything else goes
+//! through [`ferry_phy::mimo`] (SFBC with `trans_mode` 2, MRC over two RX antennas).
 
 use ferry_migrate::control::{CpType, Duplex as CDuplex, Modulation as CMod};
 use ferry_migrate::Control;
+use ferry_phy::mimo::{MimoDecoder, MimoEncoder, TxScheme};
 use ferry_phy::subframe::CONTROL_BYTES;
 use ferry_phy::{
     CellId, ChannelQuality, CyclicPrefix, DecodeReport, Duplex, Modulation, SoftBuffer,
@@ -37,6 +44,10 @@ pub struct PhyLink {
     cfg: SubframeConfig,
     enc: SubframeEncoder,
     dec: SubframeDecoder,
+    /// Two TX ports: the SFBC encoder (the single-port one above stays for nothing else).
+    mimo_enc: Option<MimoEncoder>,
+    /// Two TX ports or two RX antennas: the combining decoder.
+    mimo_dec: Option<MimoDecoder>,
     /// TB bytes per subframe of the frame (0 where no TB goes: special / none).
     tb_bytes: [usize; 10],
     sample_rate: f64,
@@ -50,11 +61,19 @@ pub fn subframe_config(c: &Control) -> Result<SubframeConfig, LinkError> {
         CpType::Normal => CyclicPrefix::Normal,
         CpType::Extended => CyclicPrefix::Extended,
     };
-    if c.antennas_tx != 1 || c.antennas_rx != 1 {
-        return Err(LinkError::Unsupported(format!(
-            "numAntennaTX/RX = {}/{}: the emulated radios have one antenna (use 1/1)",
-            c.antennas_tx, c.antennas_rx
-        )));
+    let antennas = (c.antennas_tx, c.antennas_rx);
+    if antennas != (1, 1) {
+        // trans_mode 1 (one port) or 2 (SFBC over two); spatial multiplexing and four
+        // antennas are refused by the PHY naming the reason.
+        TxScheme::from_control(c.trans_mode, c.antennas_tx)?;
+        if c.harq {
+            return Err(LinkError::Unsupported(format!(
+                "HARQ = 1 with numAntennaTX/RX = {}/{}: the HARQ control message and \
+                 soft combining are built for one antenna only; use HARQ = 0 with two \
+                 antennas",
+                c.antennas_tx, c.antennas_rx
+            )));
+        }
     }
     if c.harq && c.workmode == ferry_migrate::control::WorkMode::BaseStation {
         return Err(LinkError::Unsupported(
@@ -71,8 +90,13 @@ pub fn subframe_config(c: &Control) -> Result<SubframeConfig, LinkError> {
         CMod::Qam16 => Modulation::Qam16,
         CMod::Qam64 => Modulation::Qam64,
     };
-    let cfg = SubframeConfig::new(bw, cp, duplex, cell, LINK_RNTI, m);
+    let mut cfg = SubframeConfig::new(bw, cp, duplex, cell, LINK_RNTI, m);
     cfg.validate()?;
+    if antennas != (1, 1) {
+        cfg.num_antenna_tx = c.antennas_tx;
+        cfg.num_antenna_rx = c.antennas_rx;
+        ferry_phy::mimo::check_link(&cfg)?;
+    }
     Ok(cfg)
 }
 
@@ -80,23 +104,50 @@ impl PhyLink {
     /// The link for `control`.
     pub fn new(control: &Control) -> Result<PhyLink, LinkError> {
         let cfg = subframe_config(control)?;
+        let single = SubframeConfig {
+            num_antenna_tx: 1,
+            num_antenna_rx: 1,
+            ..cfg
+        };
+        let mut mimo_enc = (cfg.num_antenna_tx > 1)
+            .then(|| MimoEncoder::new(cfg))
+            .transpose()?;
+        let mimo_dec = (cfg.num_antenna_tx > 1 || cfg.num_antenna_rx > 1)
+            .then(|| MimoDecoder::new(cfg))
+            .transpose()?;
         let mut tb_bytes = [0usize; 10];
         for (sf, b) in tb_bytes.iter_mut().enumerate() {
             if cfg.duplex.subframe_kind(sf) != SubframeKind::Special {
-                *b = cfg.capacity(sf, CODE_RATE)?.max_tb_bytes;
+                *b = match &mimo_enc {
+                    // Two ports' CRS leave fewer data REs.
+                    Some(e) => e.max_tb_bytes(sf, CODE_RATE),
+                    None => single.capacity(sf, CODE_RATE)?.max_tb_bytes,
+                };
             }
         }
-        let mut enc = SubframeEncoder::new(cfg)?;
+        let mut enc = SubframeEncoder::new(single)?;
         // Scale the encoder's output to the transmit level (measured once on an idle-free
-        // data subframe so every subframe goes out at the same gain).
+        // data subframe so every subframe goes out at the same gain); with two TX antennas
+        // their total is the single antenna's level (diversity at equal power).
         let n = cfg.samples_per_subframe();
-        let mut probe = vec![Complex32::new(0.0, 0.0); n];
         let tb = vec![0x5Au8; tb_bytes[0].max(1)];
-        enc.encode(0, &tb, &mut probe)?;
-        let p = probe.iter().map(|s| s.norm_sqr()).sum::<f32>() / n as f32;
+        let p = match &mut mimo_enc {
+            Some(e) => {
+                let mut probe = vec![vec![Complex32::new(0.0, 0.0); n]; e.antennas()];
+                e.encode(0, &tb, &mut probe)?;
+                probe.iter().flatten().map(|s| s.norm_sqr()).sum::<f32>() / n as f32
+            }
+            None => {
+                let mut probe = vec![Complex32::new(0.0, 0.0); n];
+                enc.encode(0, &tb, &mut probe)?;
+                probe.iter().map(|s| s.norm_sqr()).sum::<f32>() / n as f32
+            }
+        };
         let scale = if p > 0.0 { (TX_POWER / p).sqrt() } else { 1.0 };
         Ok(PhyLink {
-            dec: SubframeDecoder::new(cfg)?,
+            dec: SubframeDecoder::new(single)?,
+            mimo_enc,
+            mimo_dec,
             enc,
             tb_bytes,
             sample_rate: cfg.bandwidth.sample_rate_hz(),
@@ -108,6 +159,16 @@ impl PhyLink {
     /// The PHY configuration.
     pub fn config(&self) -> &SubframeConfig {
         &self.cfg
+    }
+
+    /// TX antennas (ports) of the link.
+    pub fn tx_antennas(&self) -> usize {
+        usize::from(self.cfg.num_antenna_tx.max(1))
+    }
+
+    /// This node's RX antennas.
+    pub fn rx_antennas(&self) -> usize {
+        usize::from(self.cfg.num_antenna_rx.max(1))
     }
 
     /// Samples per subframe.
@@ -141,20 +202,21 @@ impl PhyLink {
             .saturating_sub(1)
     }
 
-    /// Encode `mac_tb` (or a filler when `None`) into `out`; `special` subframes carry only
-    /// the reference and sync signals.
+    /// Encode `mac_tb` (or a filler when `None`) into `out` (one buffer per TX antenna);
+    /// `special` subframes carry only the reference and sync signals.
     pub fn encode(
         &mut self,
         sf: usize,
         mac_tb: Option<&[u8]>,
-        out: &mut Vec<Complex32>,
+        out: &mut [Vec<Complex32>],
         tb_buf: &mut Vec<u8>,
     ) -> Result<(), LinkError> {
-        out.resize(self.sps(), Complex32::new(0.0, 0.0));
+        let sps = self.sps();
+        for o in out.iter_mut() {
+            o.resize(sps, Complex32::new(0.0, 0.0));
+        }
         let size = self.tb_bytes.get(sf).copied().unwrap_or(0);
-        if size == 0 {
-            self.enc.encode_idle(sf, out)?;
-        } else {
+        if size > 0 {
             tb_buf.clear();
             match mac_tb {
                 Some(b) => {
@@ -164,11 +226,27 @@ impl PhyLink {
                 None => tb_buf.push(TB_FILLER),
             }
             tb_buf.resize(size, 0);
-            self.enc.encode(sf, tb_buf, out)?;
         }
-        let k = self.scale;
-        out.iter_mut().for_each(|s| *s *= k);
+        match (&mut self.mimo_enc, &mut *out) {
+            (Some(e), out) if size == 0 => e.encode_idle(sf, out)?,
+            (Some(e), out) => e.encode(sf, tb_buf, out)?,
+            (None, [one]) if size == 0 => self.enc.encode_idle(sf, one)?,
+            (None, [one]) => self.enc.encode(sf, tb_buf, one)?,
+            (None, out) => {
+                return Err(LinkError::Unsupported(format!(
+                    "{} TX buffers for a one-port link",
+                    out.len()
+                )))
+            }
+        }
+        self.scale_out(out);
         Ok(())
+    }
+
+    /// Scales encoded antenna buffers to the transmit level.
+    fn scale_out(&self, out: &mut [Vec<Complex32>]) {
+        let k = self.scale;
+        out.iter_mut().flatten().for_each(|s| *s *= k);
     }
 
     /// TB bytes (with the modem's kind byte) of subframe `sf`'s size; 0 for none.
@@ -250,6 +328,20 @@ impl PhyLink {
             return Decoded::NoTb;
         }
         classify(self.dec.decode_data(sf, quality, size, rv, soft))
+    }
+
+    /// Decode subframe `sf` received on this node's RX antennas (one buffer each): SFBC
+    /// and/or MRC combining when the link has two TX ports or two RX antennas.
+    pub fn decode_antennas(&mut self, sf: usize, samples: &[&mut [Complex32]]) -> Decoded {
+        let size = self.tb_bytes.get(sf).copied().unwrap_or(0);
+        if size == 0 {
+            return Decoded::NoTb;
+        }
+        match (&mut self.mimo_dec, samples) {
+            (Some(d), s) => classify(d.decode(sf, s, size)),
+            (None, [one]) => classify(self.dec.decode(sf, one, size)),
+            (None, _) => Decoded::CrcFail { snr_db: f32::NAN },
+        }
     }
 
     /// Decode subframe `sf`: `Ok(Some(mac bytes))` for data, `Ok(None)` for a filler, `Err`

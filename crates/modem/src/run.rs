@@ -214,6 +214,8 @@ pub struct Modem {
     fwd_close_at: Option<Instant>,
     core: Option<ModemCore>,
     asm: Option<SubframeAssembler>,
+    /// The second RX antenna's assembler (a node with numAntennaRX = 2).
+    asm_second: Option<SubframeAssembler>,
     search: Option<(CellSearcher, Vec<Complex32>, Option<u64>)>,
     cold: bool,
     /// Who serves which subframe: takeover, release, fallback, failover, fencing, acting on
@@ -234,8 +236,11 @@ pub struct Modem {
     first_delivery_ms: Option<f64>,
     sync_ms: Option<f64>,
     quit: bool,
-    txbuf: Vec<Complex32>,
+    /// One TX buffer per TX antenna of the link.
+    txbufs: Vec<Vec<Complex32>>,
     rx_pending: VecDeque<(u64, Vec<Complex32>)>,
+    /// Subframes of the second RX antenna, in step with `rx_pending`.
+    rx_pending_second: VecDeque<(u64, Vec<Complex32>)>,
     /// Subframe of the last good decode (a slave that decodes nothing for a while has
     /// lost, or never had, its master: it searches again).
     last_ok: Option<u64>,
@@ -249,6 +254,9 @@ pub struct Modem {
     last_decode_at: Option<Instant>,
     /// Cell searches that did not lead to decodable subframes.
     resyncs: u64,
+    /// TBs decoded (data + filler) and CRC failures of the cores dropped at a resync: the
+    /// status counts them over the modem's life, not only since the last cell search.
+    retired_decodes: (u64, u64),
     /// The carrier the radio is tuned to on start (None: left as initialised).
     carrier: Option<Carrier>,
     /// Auto mode (Control `workmode` 3): the Control's workmode is the elected one while
@@ -344,6 +352,7 @@ impl Modem {
             fwd_close_at: None,
             core: None,
             asm: None,
+            asm_second: None,
             search: None,
             cold: true,
             cut: None,
@@ -358,14 +367,16 @@ impl Modem {
             first_delivery_ms: None,
             sync_ms: None,
             quit: false,
-            txbuf: Vec::new(),
+            txbufs: vec![Vec::new()],
             rx_pending: VecDeque::new(),
+            rx_pending_second: VecDeque::new(),
             last_ok: None,
             horizon,
             last_subframe_at: None,
             last_decode_at: None,
             candidate: None,
             resyncs: 0,
+            retired_decodes: (0, 0),
             carrier,
             auto_mode: false,
             auto_plan: None,
@@ -424,7 +435,7 @@ impl Modem {
                             // Notices first: one that arrived with this block may change
                             // what its subframes are (delivered, held, dropped).
                             self.take_notices();
-                            self.on_rx_block(b.time, &b.samples);
+                            self.on_rx_block(b.time, &b.samples, b.other_channels.first());
                             if let Some(c) = self.cut.as_mut() {
                                 c.on_rx(end);
                             }
@@ -607,6 +618,18 @@ impl Modem {
         }
         // Validate the waveform now so a bad Control is an error, not a dead loop.
         crate::phylink::PhyLink::new(&self.control).map_err(|e| e.to_string())?;
+        let antennas = self.control.antennas_tx.max(self.control.antennas_rx);
+        if antennas > self.link.channels() {
+            return Err(format!(
+                "numAntennaTX/RX = {}/{} needs a radio with {antennas} channels, but radio {} \
+                 streams {} (give it \"channels\": 2 and a two-channel model in the air's \
+                 configuration)",
+                self.control.antennas_tx,
+                self.control.antennas_rx,
+                self.link.info().radio,
+                self.link.channels()
+            ));
+        }
         let frame = 10 * sps;
         let (offset, cfo) = match (self.role, warm) {
             (Role::Master | Role::BaseStation, _) => (0, 0.0),
@@ -846,6 +869,8 @@ impl Modem {
         );
         self.core = None;
         self.asm = None;
+        self.asm_second = None;
+        self.rx_pending_second.clear();
         self.last_ok = None;
         self.last_decode_at = None;
         self.next_tx = None;
@@ -928,6 +953,10 @@ impl Modem {
         // next discovery beacon (up to a period of lost traffic after a migration).
         self.routes_pending = self.routes.is_some();
         self.asm = Some(SubframeAssembler::new(core.sps(), offset));
+        self.asm_second =
+            (core.phy().rx_antennas() > 1).then(|| SubframeAssembler::new(core.sps(), offset));
+        self.rx_pending_second.clear();
+        self.txbufs = vec![Vec::new(); core.phy().tx_antennas()];
         if shadow {
             let never = Window {
                 from: Some(u64::MAX),
@@ -955,7 +984,9 @@ impl Modem {
         Ok(())
     }
 
-    fn on_rx_block(&mut self, t: u64, samples: &[Complex32]) {
+    /// Feeds a received block (channel 0 and, from a two-channel radio, channel 1 over the
+    /// same sample times) to the cell search or the subframe assemblers.
+    fn on_rx_block(&mut self, t: u64, samples: &[Complex32], second: Option<&Vec<Complex32>>) {
         if self.auto_mode {
             self.elect_on_block(t, samples);
         }
@@ -969,8 +1000,26 @@ impl Modem {
         let pending = &mut self.rx_pending;
         asm.push(t, samples, |n, s| pending.push_back((n, s.to_vec())));
         self.counters.rx_gaps = asm.gap_samples;
+        if let (Some(asm), Some(second)) = (self.asm_second.as_mut(), second) {
+            let pending = &mut self.rx_pending_second;
+            asm.push(t, second, |n, s| pending.push_back((n, s.to_vec())));
+        }
         while let Some((n, mut s)) = self.rx_pending.pop_front() {
-            self.on_subframe(n, &mut s);
+            if self.asm_second.is_none() {
+                self.on_subframe(n, &mut [s.as_mut_slice()]);
+                continue;
+            }
+            // Both antennas' assemblers see the same blocks, so they complete the same
+            // subframes; an older one on antenna 1 is stale, a missing one is silence.
+            while self.rx_pending_second.front().is_some_and(|(m, _)| *m < n) {
+                self.rx_pending_second.pop_front();
+            }
+            let mut second = match self.rx_pending_second.front() {
+                Some((m, _)) if *m == n => self.rx_pending_second.pop_front().map(|x| x.1),
+                _ => None,
+            }
+            .unwrap_or_else(|| vec![Complex32::new(0.0, 0.0); s.len()]);
+            self.on_subframe(n, &mut [s.as_mut_slice(), second.as_mut_slice()]);
         }
     }
 
@@ -1053,14 +1102,14 @@ impl Modem {
         }
     }
 
-    fn on_subframe(&mut self, n: u64, s: &mut [Complex32]) {
+    fn on_subframe(&mut self, n: u64, s: &mut [&mut [Complex32]]) {
         if std::mem::take(&mut self.routes_pending) {
             self.install_routes(n);
         }
         let Some(core) = self.core.as_mut() else {
             return;
         };
-        let out = core.on_rx(n, s);
+        let out = core.on_rx_antennas(n, s);
         let discovered = !core.mac().routes().is_empty();
         if out.decoded || self.last_ok.is_none() {
             self.last_ok = Some(n);
@@ -1139,14 +1188,16 @@ impl Modem {
                 core.tick_silent(m);
             } else {
                 let at = core.subframe_start(m);
-                match core.on_tx(m, &mut self.txbuf) {
+                match core.on_tx_antennas(m, &mut self.txbufs) {
                     Ok(true) => {
                         // Built after its air time began: the radio drops (part of) it.
                         if now.is_some_and(|now| now >= at) {
                             self.counters.deadline_misses += 1;
                         }
-                        if let Err(e) = self.link.send(at, &self.txbuf) {
-                            tracing::warn!("radio send: {e}");
+                        for (ch, buf) in self.txbufs.iter().enumerate() {
+                            if let Err(e) = self.link.send_channel(at, ch as u8, buf) {
+                                tracing::warn!("radio send: {e}");
+                            }
                         }
                     }
                     Ok(false) if heartbeats => match self.link.heartbeat(at) {
@@ -1190,8 +1241,15 @@ impl Modem {
             resyncs = self.resyncs,
             "no subframe decoded for {LOST_SYNC_SUBFRAMES} ms: searching again"
         );
+        if let Some(core) = &self.core {
+            let c = &core.counters;
+            self.retired_decodes.0 += c.decode_ok + c.filler_ok;
+            self.retired_decodes.1 += c.decode_fail;
+        }
         self.core = None;
         self.asm = None;
+        self.asm_second = None;
+        self.rx_pending_second.clear();
         self.last_ok = None;
         self.last_decode_at = None;
         self.next_tx = None;
@@ -1565,10 +1623,11 @@ impl Modem {
     pub fn status(&self) -> ModemStatus {
         let mut c = self.counters.clone();
         let sps = (self.link.info().sample_rate_hz / 1000) as u64;
+        (c.decode_ok, c.decode_fail) = self.retired_decodes;
         if let Some(core) = &self.core {
             let cc = &core.counters;
-            c.decode_ok = cc.decode_ok + cc.filler_ok;
-            c.decode_fail = cc.decode_fail;
+            c.decode_ok = self.retired_decodes.0 + cc.decode_ok + cc.filler_ok;
+            c.decode_fail = self.retired_decodes.1 + cc.decode_fail;
             c.tx_blocks = cc.tx_blocks;
             c.relayed = cc.relayed;
             let mc = core.mac().counters();

@@ -52,6 +52,55 @@ fn mix(c: &mut Criterion) {
     g.finish();
 }
 
+/// Two radios hearing each other with one antenna each, with two each (four antenna-pair
+/// paths per direction, a per-pair coefficient, noise per antenna), and with two each under
+/// Rayleigh fading (16 sinusoids per pair, evaluated per 64-sample block).
+fn mix_antennas(c: &mut Criterion) {
+    let mut g = c.benchmark_group("air_mix_1ms_antennas");
+    for (name, antennas, fading) in [
+        ("1x1", vec![1usize, 1], None),
+        ("2x2_static", vec![2, 2], None),
+        ("2x2_fading_5hz", vec![2, 2], Some(5.0)),
+    ] {
+        let mut ch = AirChannel::with_antennas(&antennas, 1_920_000, Some(-60.0), 1, fading);
+        ch.set_path(
+            0,
+            1,
+            Some(Path {
+                amplitude: 0.1,
+                cfo_hz: 150.0,
+                delay: 2,
+            }),
+        );
+        ch.set_path(
+            1,
+            0,
+            Some(Path {
+                amplitude: 0.1,
+                cfo_hz: -150.0,
+                delay: 2,
+            }),
+        );
+        let n = ch.antennas();
+        let tx: Vec<Vec<Complex32>> = (0..n)
+            .map(|j| {
+                (0..TICK)
+                    .map(|k| Complex32::from_polar(0.3, (j * k) as f32 * 0.01))
+                    .collect()
+            })
+            .collect();
+        let mut rx = vec![Vec::new(); n];
+        let mut t0 = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                ch.mix(t0, black_box(&tx), &mut rx);
+                t0 += TICK as u64;
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Four radios, one path between carriers 300 kHz apart (shifted and band-pass filtered, 63
 /// taps: the costliest kind of path), the others on carriers that do not overlap; and two
 /// FDD pairs (8 same-centre paths, 4 uncoupled). Compare with `air_mix_1ms/4` (12 paths).
@@ -238,5 +287,12 @@ fn udp_loopback(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mix, mix_carriers, engine_tick, udp_loopback);
+criterion_group!(
+    benches,
+    mix,
+    mix_carriers,
+    mix_antennas,
+    engine_tick,
+    udp_loopback
+);
 criterion_main!(benches);

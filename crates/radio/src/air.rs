@@ -4,6 +4,12 @@
 //! nothing. Every radio has its own TX and RX centre frequency (an N210 + WBX has separate
 //! LOs): a transmitter reaches a receiver only where its band overlaps the receiver's, shifted
 //! by the difference of the two centres. Time (the sample index of the tick) is passed in.
+//!
+//! A radio may have two antennas (channels). The air then mixes antenna by antenna: every
+//! (TX radio, TX antenna) → (RX radio, RX antenna) pair has the radio pair's gain, CFO and
+//! delay times its own complex coefficient — a fixed seeded phase, or with `fading` a
+//! seeded Rayleigh process (sum of sinusoids with Clarke's spectrum) — and every RX antenna
+//! its own noise. Pairs of single-antenna radios without fading are exactly as before.
 
 use ferry_fronthaul::vrt::SampleTime;
 use num_complex::{Complex32, Complex64};
@@ -45,10 +51,52 @@ const NOISE_TABLE: usize = 1 << 16;
 /// vectorises; one rotator stepped sample by sample is bound by its multiply latency).
 const LANES: usize = 8;
 
-/// The channel between N radios.
+/// Sinusoids of each antenna pair's fading process.
+const FADING_PATHS: usize = 16;
+/// Samples per block over which an antenna pair's complex gain is held constant.
+const GAIN_BLOCK: usize = 64;
+
+/// One antenna pair's Rayleigh fading process: `h(t) = Σ_m e^{i(2π f_m t + φ_m)} / √M` with
+/// `f_m = f_D cos α_m` (Clarke's model by a sum of sinusoids; E|h|² = 1).
+#[derive(Debug, Clone)]
+struct FadingProcess {
+    /// (f_m in cycles per sample, φ_m in radians).
+    paths: [(f64, f64); FADING_PATHS],
+}
+
+impl FadingProcess {
+    fn new(doppler_hz: f64, rate: f64, rng: &mut ChaCha8Rng) -> Self {
+        let mut paths = [(0.0, 0.0); FADING_PATHS];
+        for p in &mut paths {
+            let alpha = std::f64::consts::TAU * rng.random::<f64>();
+            let phi = std::f64::consts::TAU * rng.random::<f64>();
+            *p = (doppler_hz * alpha.cos() / rate, phi);
+        }
+        Self { paths }
+    }
+
+    /// The complex gain at absolute sample time `t`.
+    fn at(&self, t: u64) -> Complex64 {
+        let mut h = Complex64::new(0.0, 0.0);
+        for &(f, phi) in &self.paths {
+            let cycles = (f * t as f64).fract();
+            h += Complex64::from_polar(1.0, std::f64::consts::TAU * cycles + phi);
+        }
+        h / (FADING_PATHS as f64).sqrt()
+    }
+}
+
+/// The channel between N radios (each with one or two antennas).
 #[derive(Debug)]
 pub struct AirChannel {
     n: usize,
+    /// Antennas of the whole air, radio by radio: the radio of each.
+    antenna_radio: Vec<usize>,
+    /// Complex gain of each antenna pair `[rx_antenna * antennas + tx_antenna]` on top of the
+    /// radio pair's path: `None` = exactly 1 (single-antenna pairs without fading).
+    antenna_gain: Vec<Option<Complex32>>,
+    /// Fading process of each antenna pair (same indexing), when fading is on.
+    fading: Vec<Option<FadingProcess>>,
     rate: f64,
     rate_int: u32,
     /// `paths[rx * n + tx]` as configured.
@@ -120,15 +168,68 @@ fn band_pass(centre_hz: f64, half_hz: f64, rate: f64) -> Vec<Complex32> {
         .collect()
 }
 
+/// Mean power of a block of samples (0 for none).
+pub fn mean_power_of(s: &[Complex32]) -> f32 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    s.iter().map(|x| x.norm_sqr()).sum::<f32>() / s.len() as f32
+}
+
 /// Noise standard deviation per I/Q component for a total complex power of `db` dBFS.
 fn sigma_of(db: f64) -> f32 {
     (10f64.powf(db / 10.0) / 2.0).sqrt() as f32
 }
 
 impl AirChannel {
-    /// A channel of `n` radios with every pair blocked and every radio tuned to one
-    /// frequency.
+    /// A channel of `n` single-antenna radios with every pair blocked and every radio tuned
+    /// to one frequency.
     pub fn new(n: usize, rate: u32, noise_floor_dbfs: Option<f64>, seed: u64) -> Self {
+        Self::with_antennas(&vec![1; n], rate, noise_floor_dbfs, seed, None)
+    }
+
+    /// A channel of radios with `antennas[i]` antennas each (1 or 2), every pair blocked;
+    /// with `fading_doppler_hz` every antenna pair fades (Rayleigh, that maximum Doppler).
+    /// Tick buffers given to [`AirChannel::mix`] are then per antenna, radio by radio.
+    pub fn with_antennas(
+        antennas: &[usize],
+        rate: u32,
+        noise_floor_dbfs: Option<f64>,
+        seed: u64,
+        fading_doppler_hz: Option<f64>,
+    ) -> Self {
+        let n = antennas.len();
+        let antenna_radio: Vec<usize> = antennas
+            .iter()
+            .enumerate()
+            .flat_map(|(r, &k)| std::iter::repeat_n(r, k.max(1)))
+            .collect();
+        let na = antenna_radio.len();
+        // A separate generator for the antenna pairs: the noise sequence of a given seed is
+        // the same with and without two-antenna radios.
+        let mut pair_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_A17E_77A5_0001);
+        let mut antenna_gain = vec![None; na * na];
+        let mut fading = vec![None; na * na];
+        for rx in 0..na {
+            for tx in 0..na {
+                let (ri, rj) = (antenna_radio[rx], antenna_radio[tx]);
+                if ri == rj {
+                    continue;
+                }
+                let i = rx * na + tx;
+                if let Some(fd) = fading_doppler_hz {
+                    fading[i] = Some(FadingProcess::new(
+                        fd,
+                        f64::from(rate.max(1)),
+                        &mut pair_rng,
+                    ));
+                } else if antennas[ri] > 1 || antennas[rj] > 1 {
+                    // Antennas some wavelengths apart: each pair its own carrier phase.
+                    let th = std::f64::consts::TAU * pair_rng.random::<f64>();
+                    antenna_gain[i] = Some(Complex32::from_polar(1.0, th as f32));
+                }
+            }
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         // Box-Muller once at start-up; per-sample noise then costs one table lookup.
         let mut noise_table = Vec::with_capacity(NOISE_TABLE);
@@ -142,6 +243,9 @@ impl AirChannel {
         }
         Self {
             n,
+            antenna_radio,
+            antenna_gain,
+            fading,
             rate: f64::from(rate.max(1)),
             rate_int: rate.max(1),
             paths: vec![None; n * n],
@@ -153,18 +257,24 @@ impl AirChannel {
             noise_table,
             rng,
             max_history: 0,
-            history: vec![Vec::new(); n],
-            ext: vec![Vec::new(); n],
+            history: vec![Vec::new(); na],
+            ext: vec![Vec::new(); na],
         }
+    }
+
+    /// Antennas of the whole air (the number of tick buffers [`AirChannel::mix`] takes).
+    pub fn antennas(&self) -> usize {
+        self.antenna_radio.len()
     }
 
     /// Builds the channel of a validated configuration (with each radio's RF tuning).
     pub fn from_config(cfg: &AirConfig) -> Self {
-        let mut ch = Self::new(
-            cfg.radios.len(),
+        let mut ch = Self::with_antennas(
+            &cfg.antennas(),
             cfg.sample_rate_hz,
             cfg.noise_floor_dbfs,
             cfg.seed,
+            cfg.fading.map(|f| f.doppler_hz),
         );
         for (i, r) in cfg.radios.iter().enumerate() {
             ch.set_tuning(i, r.rf.tx_freq_hz, r.rf.rx_freq_hz);
@@ -275,12 +385,14 @@ impl AirChannel {
             .map(|c| c.shift_hz)
     }
 
-    /// Mixes one tick: `tx[j]` is what radio j transmits for samples `t0..t0+len`; on return
-    /// `rx[i]` is what radio i receives. All buffers must have the same length (shorter `rx`
-    /// buffers are resized).
+    /// Mixes one tick: `tx[a]` is what antenna a transmits for samples `t0..t0+len`; on
+    /// return `rx[a]` is what antenna a receives (antennas radio by radio; with
+    /// single-antenna radios, one buffer per radio). All buffers must have the same length
+    /// (shorter `rx` buffers are resized).
     pub fn mix(&mut self, t0: SampleTime, tx: &[Vec<Complex32>], rx: &mut [Vec<Complex32>]) {
         let len = tx.first().map_or(0, Vec::len);
         let md = self.max_history;
+        let na = self.antenna_radio.len();
         for (j, ext) in self.ext.iter_mut().enumerate() {
             ext.clear();
             ext.extend_from_slice(&self.history[j]);
@@ -290,18 +402,21 @@ impl AirChannel {
             }
         }
         let mut filtered: Vec<Complex32> = Vec::new();
-        for (i, out) in rx.iter_mut().enumerate().take(self.n) {
+        let mut block_gain: Vec<Complex64> = Vec::new();
+        for (ai, out) in rx.iter_mut().enumerate().take(na) {
+            let i = self.antenna_radio[ai];
             out.clear();
             out.resize(len, Complex32::new(0.0, 0.0));
-            for j in 0..self.n {
+            for aj in 0..na {
+                let j = self.antenna_radio[aj];
                 let Some(p) = &self.couplings[i * self.n + j] else {
                     continue;
                 };
                 let src: &[Complex32] = match &p.filter {
-                    None => &self.ext[j][md - p.delay..md - p.delay + len],
+                    None => &self.ext[aj][md - p.delay..md - p.delay + len],
                     Some(h) => {
                         // y[s] = sum_k h[k] x[s - k]: causal, (taps - 1) / 2 samples late.
-                        let x = &self.ext[j];
+                        let x = &self.ext[aj];
                         let base = md - p.delay;
                         filtered.clear();
                         filtered.extend((0..len).map(|s| {
@@ -313,7 +428,29 @@ impl AirChannel {
                         &filtered
                     }
                 };
-                if p.shift_hz == 0.0 {
+                let pair = ai * na + aj;
+                // The antenna pair's complex gain per block of GAIN_BLOCK samples (None:
+                // exactly 1, the single-antenna air as it always was).
+                let gain = match (&self.fading[pair], self.antenna_gain[pair]) {
+                    (Some(f), _) => {
+                        block_gain.clear();
+                        block_gain.extend(
+                            (0..len.div_ceil(GAIN_BLOCK))
+                                .map(|k| f.at(t0 + (k * GAIN_BLOCK + GAIN_BLOCK / 2) as u64)),
+                        );
+                        Some(block_gain.as_slice())
+                    }
+                    (None, Some(g)) => {
+                        block_gain.clear();
+                        block_gain.resize(
+                            len.div_ceil(GAIN_BLOCK),
+                            Complex64::new(f64::from(g.re), f64::from(g.im)),
+                        );
+                        Some(block_gain.as_slice())
+                    }
+                    (None, None) => None,
+                };
+                if p.shift_hz == 0.0 && gain.is_none() {
                     for (o, s) in out.iter_mut().zip(src) {
                         *o += s * p.amplitude;
                     }
@@ -333,8 +470,16 @@ impl AirChannel {
                     }
                     let dr_lanes = Complex64::from_polar(1.0, step * LANES as f64);
                     let dr_lanes = Complex32::new(dr_lanes.re as f32, dr_lanes.im as f32);
-                    for (k, (ob, sb)) in out.chunks_mut(64).zip(src.chunks(64)).enumerate() {
-                        let r0 = Complex64::from_polar(amp, ph0 + step * (64 * k) as f64);
+                    for (k, (ob, sb)) in out
+                        .chunks_mut(GAIN_BLOCK)
+                        .zip(src.chunks(GAIN_BLOCK))
+                        .enumerate()
+                    {
+                        let mut r0 =
+                            Complex64::from_polar(amp, ph0 + step * (GAIN_BLOCK * k) as f64);
+                        if let Some(g) = gain.and_then(|g| g.get(k)) {
+                            r0 *= g;
+                        }
                         let r0 = Complex32::new(r0.re as f32, r0.im as f32);
                         let mut rot = lane_step.map(|s| r0 * s);
                         let mut oc = ob.chunks_exact_mut(LANES);
@@ -636,5 +781,91 @@ mod tests {
         let q = ch.path(far, pool).unwrap();
         assert_eq!(p.cfo_hz, -q.cfo_hz);
         assert!((p.amplitude - 0.1).abs() < 1e-6);
+    }
+
+    fn unit_path() -> Option<Path> {
+        Some(Path {
+            amplitude: 1.0,
+            cfo_hz: 0.0,
+            delay: 0,
+        })
+    }
+
+    #[test]
+    fn two_antennas_each_pair_its_own_coefficient_and_each_receiver_its_own_noise() {
+        // Radio 0 and 1 with two antennas each (antennas 0,1 | 2,3), no noise.
+        let mut ch = AirChannel::with_antennas(&[2, 2], 1000, None, 3, None);
+        ch.set_path(0, 1, unit_path());
+        let one = vec![Complex32::new(1.0, 0.0); 64];
+        let zero = vec![Complex32::new(0.0, 0.0); 64];
+        let mut rx = vec![Vec::new(); 4];
+        let mut heard = Vec::new();
+        for tx_ant in 0..2 {
+            let mut tx = vec![zero.clone(); 4];
+            tx[tx_ant] = one.clone();
+            ch.mix(0, &tx, &mut rx);
+            assert!(
+                rx[0].iter().chain(&rx[1]).all(|s| s.norm() == 0.0),
+                "own TX"
+            );
+            for got in &rx[2..4] {
+                let h = got[0];
+                assert!((h.norm() - 1.0).abs() < 1e-5, "unit modulus {h}");
+                assert!(got.iter().all(|s| (s - h).norm() < 1e-5), "static");
+                heard.push(h);
+            }
+        }
+        for a in 0..heard.len() {
+            for b in 0..a {
+                assert!((heard[a] - heard[b]).norm() > 1e-3, "pairs {a} {b} differ");
+            }
+        }
+        // Independent noise per receive antenna: uncorrelated, each at the floor.
+        let mut ch = AirChannel::with_antennas(&[2, 2], 1000, Some(-20.0), 3, None);
+        let tx = vec![vec![Complex32::new(0.0, 0.0); 20000]; 4];
+        ch.mix(0, &tx, &mut rx);
+        let p2 = mean_power_of(&rx[2]);
+        let p3 = mean_power_of(&rx[3]);
+        let corr: Complex32 = rx[2].iter().zip(&rx[3]).map(|(a, b)| a * b.conj()).sum();
+        let rho = corr.norm() / 20000.0 / (p2 * p3).sqrt();
+        assert!((p2 - 0.01).abs() < 0.0005 && (p3 - 0.01).abs() < 0.0005);
+        assert!(rho < 0.05, "correlation {rho}");
+    }
+
+    #[test]
+    fn fading_is_rayleigh_seeded_and_continuous() {
+        let run = |seed: u64| {
+            // 100 ksps, 50 Hz Doppler (coherence ≈ 8.5 ms), ticks of 10 ms.
+            let mut ch = AirChannel::with_antennas(&[1, 2], 100_000, None, seed, Some(50.0));
+            ch.set_path(0, 1, unit_path());
+            let mut gains = Vec::new();
+            let mut rx = vec![Vec::new(); 3];
+            let one = vec![Complex32::new(1.0, 0.0); 1000];
+            // 4 s: about 470 coherence times.
+            for k in 0..400u64 {
+                let tx = vec![one.clone(), one.clone(), one.clone()];
+                ch.mix(k * 1000, &tx, &mut rx);
+                gains.push((rx[1][500], rx[2][500], rx[1][0], rx[1][64]));
+            }
+            gains
+        };
+        let a = run(9);
+        assert_eq!(a, run(9), "seeded");
+        assert_ne!(a, run(10));
+        let p: Vec<f32> = a.iter().map(|g| g.0.norm_sqr()).collect();
+        let mean = p.iter().sum::<f32>() / p.len() as f32;
+        assert!((mean - 1.0).abs() < 0.25, "mean power {mean}");
+        // Rayleigh: P(|h|² < 0.1) = 1 − e^{−0.1} ≈ 9.5 %.
+        let deep = p.iter().filter(|&&x| x < 0.1).count() as f32 / p.len() as f32;
+        assert!((0.03..0.2).contains(&deep), "deep fades {deep}");
+        // The two receive antennas fade independently.
+        let c: Complex32 = a.iter().map(|g| g.0 * g.1.conj()).sum();
+        assert!(
+            c.norm() / (a.len() as f32) < 0.25,
+            "correlation {}",
+            c.norm()
+        );
+        // From one 64-sample gain block to the next (0.64 ms) the gain barely moves.
+        assert!(a.iter().all(|g| (g.2 - g.3).norm() < 0.3));
     }
 }

@@ -335,8 +335,10 @@ impl RadioLinkConfig {
 pub struct RxBlock {
     /// Sample time of the first sample.
     pub time: SampleTime,
-    /// Samples (full scale 1.0).
+    /// Samples (full scale 1.0) of channel 0.
     pub samples: Vec<Complex32>,
+    /// A two-channel radio's channel 1 over the same sample times (empty for one channel).
+    pub other_channels: Vec<Vec<Complex32>>,
 }
 
 /// Receive-side bookkeeping.
@@ -358,6 +360,9 @@ pub struct LinkStats {
     pub tx_packets: u64,
     /// Authentic switch notices received from the radio.
     pub notices: u64,
+    /// Data packets of a two-channel radio dropped because their other channel's packet
+    /// (same timestamp and length) did not come.
+    pub unpaired: u64,
     /// Switch notices that did not authenticate (or came without a key to check them).
     pub bad_notices: u64,
 }
@@ -383,6 +388,8 @@ pub struct RadioLink {
     spp: usize,
     linked: bool,
     next_rx: Option<SampleTime>,
+    /// A two-channel radio's channel-0 packet waiting for its channel-1 twin.
+    pending_rx: Option<(SampleTime, Vec<Complex32>)>,
     /// The latest context packet of the RX stream (rate, frequency, gain).
     pub last_context: Option<ContextRepr>,
     /// The latest context packet of the TX stream (the radio's answer to a tuning request).
@@ -435,6 +442,7 @@ impl RadioLink {
             sample_rate_hz,
             freq_hz: 0.0,
             legacy: true,
+            channels: 1,
         };
         let adv = Some(bind);
         Self::with_socket(
@@ -475,6 +483,7 @@ impl RadioLink {
             spp: spp.clamp(1, ferry_fronthaul::vrt::MAX_SAMPLES),
             linked: false,
             next_rx: None,
+            pending_rx: None,
             last_context: None,
             last_tx_context: None,
             ctx_count: 0,
@@ -591,27 +600,78 @@ impl RadioLink {
 
     /// Receives the next block of samples (waiting at most `timeout`). Context packets
     /// update [`RadioLink::last_context`]; datagrams from anyone but the radio are ignored.
+    /// From a two-channel radio a block holds both channels over the same sample times
+    /// (channel 1 in [`RxBlock::other_channels`]); a packet whose twin on the other channel
+    /// does not come is dropped and counted in `unpaired`.
     pub fn recv(&mut self, timeout: Duration) -> Result<RxBlock, RadioError> {
-        let mut samples = Vec::new();
-        let time = self.recv_with(timeout, |d| d.samples_cf32_into(&mut samples))?;
-        Ok(RxBlock { time, samples })
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RadioError::RxTimeout(timeout));
+            }
+            let mut samples = Vec::new();
+            let (time, channel) = match self.recv_with(left, |d| d.samples_cf32_into(&mut samples))
+            {
+                Err(RadioError::RxTimeout(_)) => return Err(RadioError::RxTimeout(timeout)),
+                other => other?,
+            };
+            if self.info.channels <= 1 {
+                return Ok(RxBlock {
+                    time,
+                    samples,
+                    other_channels: Vec::new(),
+                });
+            }
+            if channel == 0 {
+                if self.pending_rx.replace((time, samples)).is_some() {
+                    self.stats.unpaired += 1;
+                }
+                continue;
+            }
+            match self.pending_rx.take() {
+                Some((t, first)) if t == time && first.len() == samples.len() => {
+                    return Ok(RxBlock {
+                        time,
+                        samples: first,
+                        other_channels: vec![samples],
+                    });
+                }
+                Some(_) => self.stats.unpaired += 2,
+                None => self.stats.unpaired += 1,
+            }
+        }
     }
 
-    /// Like [`RadioLink::recv`] with raw (I, Q) sc16 pairs.
+    /// Like [`RadioLink::recv`] with raw (I, Q) sc16 pairs (channel 0 only).
     pub fn recv_i16(
         &mut self,
         timeout: Duration,
     ) -> Result<(SampleTime, Vec<(i16, i16)>), RadioError> {
-        let mut samples = Vec::new();
-        let time = self.recv_with(timeout, |d| samples.extend(d.samples_i16()))?;
-        Ok((time, samples))
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RadioError::RxTimeout(timeout));
+            }
+            let mut samples = Vec::new();
+            let (time, channel) = self.recv_with(left, |d| samples.extend(d.samples_i16()))?;
+            if channel == 0 {
+                return Ok((time, samples));
+            }
+        }
+    }
+
+    /// Channels (antennas) the radio streams.
+    pub fn channels(&self) -> u8 {
+        self.info.channels.max(1)
     }
 
     fn recv_with(
         &mut self,
         timeout: Duration,
         mut take: impl FnMut(&DataRepr<'_>),
-    ) -> Result<SampleTime, RadioError> {
+    ) -> Result<(SampleTime, u8), RadioError> {
         let deadline = Instant::now() + timeout;
         let rate = self.info.sample_rate_hz;
         let want_sid = StreamId::new(self.info.number, Direction::Rx);
@@ -677,14 +737,22 @@ impl RadioLink {
             let parsed = DataRepr::parse_bytes(bytes)
                 .and_then(|d| d.timestamp.to_sample_time(rate).map(|t| (d, t)));
             match parsed {
-                Ok((d, t)) if d.stream_id == want_sid => {
-                    if let Some(exp) = self.next_rx {
-                        self.stats.rx_gap_samples += t.saturating_sub(exp);
+                Ok((d, t))
+                    if d.stream_id.radio() == want_sid.radio()
+                        && d.stream_id.direction() == Some(Direction::Rx)
+                        && d.stream_id.channel() < self.info.channels.max(1) =>
+                {
+                    let channel = d.stream_id.channel();
+                    // Gaps are counted on channel 0 (both channels share the sample times).
+                    if channel == 0 {
+                        if let Some(exp) = self.next_rx {
+                            self.stats.rx_gap_samples += t.saturating_sub(exp);
+                        }
+                        self.next_rx = Some(t + d.num_samples() as u64);
                     }
-                    self.next_rx = Some(t + d.num_samples() as u64);
                     self.stats.rx_packets += 1;
                     take(&d);
-                    return Ok(t);
+                    return Ok((t, channel));
                 }
                 Ok(_) => {
                     self.stats.ignored += 1;
@@ -789,12 +857,24 @@ impl RadioLink {
 
     /// Sends samples to be transmitted from sample time `time` on (split into packets).
     pub fn send(&mut self, time: SampleTime, samples: &[Complex32]) -> Result<(), RadioError> {
+        self.send_channel(time, 0, samples)
+    }
+
+    /// [`RadioLink::send`] on channel (antenna) `channel` of a two-channel radio; the
+    /// channels of one subframe carry the same `time`.
+    pub fn send_channel(
+        &mut self,
+        time: SampleTime,
+        channel: u8,
+        samples: &[Complex32],
+    ) -> Result<(), RadioError> {
         let rate = self.info.sample_rate_hz;
+        let sid = StreamId::for_channel(self.info.number, channel, Direction::Tx);
         for (k, chunk) in samples.chunks(self.spp).enumerate() {
             let t = time.saturating_add((k * self.spp) as u64);
             self.tx_buf.clear();
             emit_data_cf32(
-                self.tx_sid(),
+                sid,
                 self.tx_count,
                 Timestamp::from_sample_time(t, rate)?,
                 chunk,
@@ -932,5 +1012,63 @@ mod notice_tests {
         // even taken for a notice (its length is wrong) and is dropped as bad fronthaul.
         assert_eq!(link.stats.bad_notices, 2);
         assert_eq!(link.stats.strangers, 1);
+    }
+}
+
+#[cfg(test)]
+mod channel_tests {
+    use super::*;
+
+    fn data(channel: u8, t: u64, n: usize, v: f32) -> Vec<u8> {
+        let mut b = Vec::new();
+        let sid = StreamId::for_channel(0, channel, Direction::Rx);
+        let ts = Timestamp::from_sample_time(t, 1_920_000).expect("ts");
+        emit_data_cf32(sid, 0, ts, &vec![Complex32::new(v, 0.0); n], &mut b).expect("emit");
+        b
+    }
+
+    /// A two-channel radio's packets come back as one block per sample time with both
+    /// channels; a packet without its twin, and a channel the radio does not have, are
+    /// counted and dropped.
+    #[test]
+    fn two_channels_are_paired_by_timestamp_and_strays_counted() {
+        let radio = UdpSocket::bind("127.0.0.1:0").expect("radio socket");
+        let mut link = RadioLink::create_legacy(
+            "127.0.0.1:0".parse().expect("addr"),
+            radio.local_addr().expect("addr"),
+            0,
+            1_920_000,
+        )
+        .expect("link");
+        link.info.channels = 2;
+        let to = link.endpoint();
+        for bytes in [
+            data(0, 100, 10, 0.25),
+            data(1, 100, 10, 0.5),
+            // Channel 0 whose twin never comes, then a stray channel 1.
+            data(0, 110, 10, 0.25),
+            data(1, 130, 10, 0.5),
+            // A channel this radio does not have.
+            data(2, 140, 10, 0.5),
+            data(0, 150, 10, 0.25),
+            data(1, 150, 10, 0.5),
+        ] {
+            radio.send_to(&bytes, to).expect("send");
+        }
+        let a = link.recv(Duration::from_millis(500)).expect("first block");
+        assert_eq!(
+            (a.time, a.samples.len(), a.other_channels.len()),
+            (100, 10, 1)
+        );
+        assert!((a.samples[0].re - 0.25).abs() < 1e-3);
+        assert!((a.other_channels[0][0].re - 0.5).abs() < 1e-3);
+        let b = link.recv(Duration::from_millis(500)).expect("second block");
+        assert_eq!(b.time, 150);
+        assert_eq!(link.stats.unpaired, 2);
+        assert_eq!(link.stats.other_streams, 1);
+        assert!(matches!(
+            link.recv(Duration::from_millis(100)),
+            Err(RadioError::RxTimeout(_))
+        ));
     }
 }

@@ -36,6 +36,27 @@ pub struct RadioConfig {
     /// end of a noisy downlink while the uplink stays clean).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_floor_dbfs: Option<f64>,
+    /// RX (= TX) channels this radio streams: 1, or 2 on a model that has two (B210, X310).
+    /// Each channel is one antenna in the air and its own VITA-49 stream on the fronthaul.
+    #[serde(default = "default_channels", skip_serializing_if = "is_one_channel")]
+    pub channels: u8,
+}
+
+fn default_channels() -> u8 {
+    1
+}
+
+fn is_one_channel(c: &u8) -> bool {
+    *c == 1
+}
+
+/// Flat fading of every antenna pair (docs/RADIO.md, "Two antennas").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FadingConfig {
+    /// Maximum Doppler shift in Hz: each antenna pair's complex gain is a seeded Rayleigh
+    /// process with Clarke's spectrum, coherence time ≈ 0.423 / doppler_hz.
+    pub doppler_hz: f64,
 }
 
 fn default_rt() -> Option<u8> {
@@ -149,6 +170,10 @@ pub struct AirConfig {
     /// key). Never in the JSON configuration: the key comes from a file.
     #[serde(skip)]
     pub auth: Option<LinkAuth>,
+    /// Flat Rayleigh fading on every antenna pair; `null` (the default): each pair has a
+    /// fixed complex gain (unit for single-antenna pairs, a seeded phase otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fading: Option<FadingConfig>,
 }
 
 /// A link-control key and an identity: the radio room's own (server side) or the radio
@@ -199,6 +224,7 @@ fn radio(name: &str, port: u16, description: &str) -> RadioConfig {
         legacy_host: None,
         description: description.into(),
         noise_floor_dbfs: None,
+        channels: 1,
     }
 }
 
@@ -257,6 +283,7 @@ impl Default for AirConfig {
             capture_dir: None,
             max_capture_samples: DEFAULT_MAX_CAPTURE_SAMPLES,
             auth: None,
+            fading: None,
         }
     }
 }
@@ -350,6 +377,38 @@ impl AirConfig {
         self.radios.iter().position(|r| r.name == name)
     }
 
+    /// Antennas (channels) of each radio, in radio order.
+    pub fn antennas(&self) -> Vec<usize> {
+        self.radios
+            .iter()
+            .map(|r| usize::from(r.channels))
+            .collect()
+    }
+
+    /// A radio with two channels: its model must stream two at this rate.
+    fn check_channels(&self, r: &RadioConfig) -> Result<(), ConfigError> {
+        if r.channels != 2 {
+            return Err(ConfigError::Invalid(format!(
+                "radio {}: channels {} must be 1 or 2",
+                r.name, r.channels
+            )));
+        }
+        let l = r.rf.model.limits();
+        if l.channels < 2 {
+            return Err(ConfigError::Invalid(format!(
+                "radio {}: channels 2 needs a two-channel radio (rf.model \"b210\" or \"x310\"): \
+                 a {} has one channel (a MIMO-cabled N210 pair is not emulated)",
+                r.name, l.name
+            )));
+        }
+        r.rf.model
+            .check_rate(r.rf.master_clock_hz, r.rf.rate_hz, 2)
+            .map_err(|source| ConfigError::Rf {
+                radio: r.name.clone(),
+                source,
+            })
+    }
+
     /// Checks everything that would make the air misbehave.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
@@ -408,6 +467,9 @@ impl AirConfig {
                 radio: r.name.clone(),
                 source,
             })?;
+            if r.channels != 1 {
+                self.check_channels(r)?;
+            }
             if r.rf.rate_hz != self.sample_rate_hz {
                 return bad(format!(
                     "radio {} rate {} Hz differs from the air's {} Hz",
@@ -418,6 +480,14 @@ impl AirConfig {
                 return bad(format!(
                     "radio {} init_ms {} is over 10 minutes",
                     r.name, r.init_ms
+                ));
+            }
+        }
+        if let Some(f) = self.fading {
+            if !(f.doppler_hz.is_finite() && f.doppler_hz > 0.0 && f.doppler_hz <= 1000.0) {
+                return bad(format!(
+                    "fading doppler_hz {} must be in (0, 1000]",
+                    f.doppler_hz
                 ));
             }
         }

@@ -65,7 +65,11 @@ pub struct AirEngine {
     radios: Vec<RadioUnit>,
     channel: AirChannel,
     now: SampleTime,
+    /// Index of each radio's first antenna in `tx` / `rx` (antennas radio by radio).
+    first_antenna: Vec<usize>,
+    /// One tick of TX per antenna.
     tx: Vec<Vec<Complex32>>,
+    /// One tick of RX per antenna.
     rx: Vec<Vec<Complex32>>,
     captures: Vec<ActiveCapture>,
     next_capture: u64,
@@ -113,12 +117,23 @@ impl AirEngine {
             })
             .collect::<Vec<_>>();
         let n = radios.len();
+        let first_antenna: Vec<usize> = cfg
+            .antennas()
+            .iter()
+            .scan(0, |next, &k| {
+                let first = *next;
+                *next += k;
+                Some(first)
+            })
+            .collect();
+        let antennas = cfg.antennas().iter().sum();
         Ok(Self {
             channel: AirChannel::from_config(&cfg),
             radios,
             now: 0,
-            tx: vec![vec![Complex32::new(0.0, 0.0); cfg.tick_samples]; n],
-            rx: vec![Vec::new(); n],
+            first_antenna,
+            tx: vec![vec![Complex32::new(0.0, 0.0); cfg.tick_samples]; antennas],
+            rx: vec![Vec::new(); antennas],
             captures: Vec::new(),
             next_capture: 1,
             counts: vec![Vec::new(); n],
@@ -275,11 +290,23 @@ impl AirEngine {
             Ok((d, t))
         });
         match parsed {
-            Ok((d, t)) if d.stream_id == StreamId::new(u.number, Direction::Tx) => {
+            Ok((d, t))
+                if d.stream_id.radio() == u.number
+                    && d.stream_id.direction() == Some(Direction::Tx)
+                    && d.stream_id.channel() < u.channels =>
+            {
                 let mut v = Vec::with_capacity(d.num_samples());
                 d.samples_cf32_into(&mut v);
                 let heard = self.wall_now.max(now);
-                u.accept_tx_heard(from, t, v, now, heard);
+                u.accept_tx_channel(from, d.stream_id.channel(), t, v, now, heard);
+            }
+            Ok((d, _))
+                if d.stream_id.radio() == u.number
+                    && d.stream_id.direction() == Some(Direction::Tx) =>
+            {
+                // A channel this radio does not have (a two-antenna host on a
+                // one-channel radio): dropped, counted.
+                u.counters.wrong_channel_packets += 1;
             }
             _ => match ContextRepr::parse_bytes(bytes) {
                 // A host's context for this radio's TX or RX stream carrying an RF
@@ -344,6 +371,7 @@ impl AirEngine {
             sample_rate_hz: self.cfg.sample_rate_hz,
             freq_hz: u.rf.rx_freq_hz,
             legacy: u.legacy_host.is_some(),
+            channels: u.channels,
         }
     }
 
@@ -524,10 +552,13 @@ impl AirEngine {
         let n = self.cfg.tick_samples;
         let rate = self.cfg.sample_rate_hz;
         self.tx_advance = medium.as_ref().map_or(0, |m| m.tx_advance());
-        for (u, buf) in self.radios.iter_mut().zip(&mut self.tx) {
+        for (u, &first) in self.radios.iter_mut().zip(&self.first_antenna) {
             u.poll_power(t0);
-            buf.resize(n, Complex32::new(0.0, 0.0));
-            u.take_tx(t0 + self.tx_advance, buf);
+            for c in 0..u.channels {
+                let buf = &mut self.tx[first + usize::from(c)];
+                buf.resize(n, Complex32::new(0.0, 0.0));
+                u.take_tx_channel(t0 + self.tx_advance, c, buf);
+            }
         }
         match medium {
             Some(m) => {
@@ -585,40 +616,50 @@ impl AirEngine {
                     }
                 }
             }
+            let channels = self.radios[i].channels;
+            let first = self.first_antenna[i];
             for r in routes {
                 let mut off = r.offset;
                 while off < r.offset + r.len {
                     let k = spp.min(r.offset + r.len - off);
-                    let c = self.counts_for(i, r.to);
-                    let count = c.1;
-                    c.1 = (c.1 + 1) & 0xf;
-                    let mut bytes = Vec::with_capacity(20 + 4 * k);
-                    let samples = &self.rx[i][off..off + k];
-                    if let Ok(clipped) =
-                        emit_data_cf32(sid, count, ts(t0 + off as u64, rate), samples, &mut bytes)
-                    {
-                        let u = &mut self.radios[i].counters;
-                        u.rx_packets += 1;
-                        if r.primary {
-                            u.rx_samples += k as u64;
-                            u.clipped_samples += clipped as u64;
-                        } else {
-                            u.shadow_samples += k as u64;
+                    // One packet per channel with the same timestamp and length, channel 0
+                    // first: a host pairs them sample-exactly.
+                    for ch in 0..channels {
+                        let c = self.counts_for(i, r.to);
+                        let count = c.1;
+                        c.1 = (c.1 + 1) & 0xf;
+                        let mut bytes = Vec::with_capacity(20 + 4 * k);
+                        let samples = &self.rx[first + usize::from(ch)][off..off + k];
+                        let sid = StreamId::for_channel(number, ch, Direction::Rx);
+                        let stamp = ts(t0 + off as u64, rate);
+                        if let Ok(clipped) = emit_data_cf32(sid, count, stamp, samples, &mut bytes)
+                        {
+                            let u = &mut self.radios[i].counters;
+                            u.rx_packets += 1;
+                            // Samples count sample times (channel 0), clips every channel.
+                            if r.primary {
+                                u.rx_samples += if ch == 0 { k as u64 } else { 0 };
+                                u.clipped_samples += clipped as u64;
+                            } else if ch == 0 {
+                                u.shadow_samples += k as u64;
+                            }
+                            out.packets.push(Outbound {
+                                radio: i,
+                                to: r.to,
+                                bytes,
+                            });
                         }
-                        out.packets.push(Outbound {
-                            radio: i,
-                            to: r.to,
-                            bytes,
-                        });
                     }
                     off += k;
                 }
             }
         }
         for c in &mut self.captures {
+            // Channel 0 of the radio.
+            let a = self.first_antenna[c.radio];
             let src = match c.stream {
-                CaptureStream::Rx => &self.rx[c.radio],
-                CaptureStream::Tx => &self.tx[c.radio],
+                CaptureStream::Rx => &self.rx[a],
+                CaptureStream::Tx => &self.tx[a],
             };
             let k = (c.remaining.min(n as u64)) as usize;
             self.scratch.clear();
@@ -677,13 +718,33 @@ impl AirEngine {
         }
     }
 
-    /// What radio `i` received in the last tick (tests, benches).
+    /// What radio `i` received in the last tick (its channel 0; tests, benches).
     pub fn last_rx(&self, i: usize) -> &[Complex32] {
-        self.rx.get(i).map_or(&[], |v| v.as_slice())
+        self.last_rx_channel(i, 0)
     }
-    /// What radio `i` transmitted in the last tick.
+    /// What radio `i` transmitted in the last tick (its channel 0).
     pub fn last_tx(&self, i: usize) -> &[Complex32] {
-        self.tx.get(i).map_or(&[], |v| v.as_slice())
+        self.last_tx_channel(i, 0)
+    }
+    /// What channel `ch` of radio `i` received in the last tick.
+    pub fn last_rx_channel(&self, i: usize, ch: u8) -> &[Complex32] {
+        self.antenna(i, ch)
+            .and_then(|a| self.rx.get(a))
+            .map_or(&[], |v| v.as_slice())
+    }
+    /// What channel `ch` of radio `i` transmitted in the last tick.
+    pub fn last_tx_channel(&self, i: usize, ch: u8) -> &[Complex32] {
+        self.antenna(i, ch)
+            .and_then(|a| self.tx.get(a))
+            .map_or(&[], |v| v.as_slice())
+    }
+    fn antenna(&self, i: usize, ch: u8) -> Option<usize> {
+        let u = self.radios.get(i)?;
+        (ch < u.channels).then(|| self.first_antenna[i] + usize::from(ch))
+    }
+    /// Whether every radio has one channel (a hardware medium exchanges one per radio).
+    pub fn single_channel(&self) -> bool {
+        self.radios.iter().all(|u| u.channels == 1)
     }
 }
 

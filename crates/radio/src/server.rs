@@ -292,6 +292,13 @@ impl AirServer {
     /// through UHD, or a cabled loopback) instead of the emulated air: a radio head. A
     /// paced medium's sample clock then drives the loop instead of the host's wall clock.
     pub fn bind_with_medium(cfg: AirConfig, medium: Box<dyn Medium>) -> Result<Self, ServerError> {
+        if let Some(r) = cfg.radios.iter().find(|r| r.channels != 1) {
+            return Err(ServerError::Config(ConfigError::Invalid(format!(
+                "radio {}: channels {}: a radio head streams one channel per radio (two \
+                 channels through UHD are not built); use channels 1",
+                r.name, r.channels
+            ))));
+        }
         let mut s = Self::bind(cfg)?;
         s.medium = Some(medium);
         // The hardware's LOs are set once from the RF configuration; not retuned at run time.

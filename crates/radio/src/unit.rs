@@ -36,6 +36,8 @@ pub enum Power {
 #[derive(Debug, Default)]
 struct TxQueue {
     src: Option<SocketAddr>,
+    /// The radio's channel (antenna) these samples go out on.
+    channel: u8,
     /// Time of the first sample the host ever queued: from then on gaps count as underflow
     /// (as UHD counts underflows only inside a running stream).
     streaming_from: Option<SampleTime>,
@@ -173,6 +175,8 @@ const DEPOSED_KEPT: usize = 4;
 pub struct RadioUnit {
     /// Radio number (in stream IDs).
     pub number: u16,
+    /// Channels (antennas), each its own stream.
+    pub channels: u8,
     /// Name.
     pub name: String,
     /// Own fronthaul address.
@@ -246,6 +250,7 @@ impl RadioUnit {
         let init_samples = cfg.init_ms.saturating_mul(u64::from(rate)) / 1000;
         let mut u = Self {
             number,
+            channels: cfg.channels.max(1),
             name: cfg.name.clone(),
             fronthaul: cfg.fronthaul,
             rf: cfg.rf.clone(),
@@ -477,7 +482,7 @@ impl RadioUnit {
         let old = self.primary;
         let mut dropped = 0;
         if old != Some(endpoint) {
-            if let Some(q) = self.queues.iter_mut().find(|q| q.src == Some(endpoint)) {
+            for q in self.queues.iter_mut().filter(|q| q.src == Some(endpoint)) {
                 for (s, mut v) in std::mem::take(&mut q.blocks) {
                     let end = s + v.len() as u64;
                     let cut = (at.clamp(s, end) - s) as usize;
@@ -731,6 +736,21 @@ impl RadioUnit {
         &mut self,
         src: SocketAddr,
         start: SampleTime,
+        samples: Vec<Complex32>,
+        now: SampleTime,
+        heard: SampleTime,
+    ) -> TxOutcome {
+        self.accept_tx_channel(src, 0, start, samples, now, heard)
+    }
+
+    /// [`RadioUnit::accept_tx_heard`] for channel (antenna) `channel` of a multi-channel
+    /// radio (the caller checked that the radio has it). Each channel has its own queue per
+    /// host; ownership, switches and liveness are the host's, for all channels at once.
+    pub fn accept_tx_channel(
+        &mut self,
+        src: SocketAddr,
+        channel: u8,
+        start: SampleTime,
         mut samples: Vec<Complex32>,
         now: SampleTime,
         heard: SampleTime,
@@ -787,11 +807,16 @@ impl RadioUnit {
         } else {
             self.counters.tx_packets += 1;
         }
-        let q = match self.queues.iter().position(|q| q.src == Some(key)) {
+        let q = match self
+            .queues
+            .iter()
+            .position(|q| q.src == Some(key) && q.channel == channel)
+        {
             Some(i) => &mut self.queues[i],
             None => {
                 self.queues.push(TxQueue {
                     src: Some(key),
+                    channel,
                     ..Default::default()
                 });
                 let last = self.queues.len() - 1;
@@ -828,6 +853,12 @@ impl RadioUnit {
     /// Fills `out` (the tick's `n = out.len()` samples from `t0`) with what this radio
     /// transmits: each sample from the host that owns it, zeros where TX is missing.
     pub fn take_tx(&mut self, t0: SampleTime, out: &mut [Complex32]) {
+        self.take_tx_channel(t0, 0, out);
+    }
+
+    /// [`RadioUnit::take_tx`] for channel `channel`. Underflows and `tx_samples` are counted
+    /// on channel 0 only (they count sample times, not antennas).
+    pub fn take_tx_channel(&mut self, t0: SampleTime, channel: u8, out: &mut [Complex32]) {
         out.fill(Complex32::new(0.0, 0.0));
         if !self.is_ready() {
             return;
@@ -843,10 +874,17 @@ impl RadioUnit {
             } else {
                 owner
             };
-            let Some(q) = self.queues.iter_mut().find(|q| q.src == Some(key)) else {
+            let Some(q) = self
+                .queues
+                .iter_mut()
+                .find(|q| q.src == Some(key) && q.channel == channel)
+            else {
                 continue;
             };
             let covered = q.fill(a, b, t0, out);
+            if channel > 0 {
+                continue;
+            }
             self.counters.tx_samples += covered;
             let expected = match q.streaming_from {
                 Some(from) => b.saturating_sub(a.max(from)),
@@ -858,7 +896,7 @@ impl RadioUnit {
             }
         }
         let t1 = t0 + n as u64;
-        for q in &mut self.queues {
+        for q in self.queues.iter_mut().filter(|q| q.channel == channel) {
             q.blocks.retain(|&s, v| s + v.len() as u64 > t1);
         }
     }

@@ -493,5 +493,153 @@ mod props {
             let mut out = TickOutput::default();
             e.tick(&mut out);
         }
+
+        /// A two-channel radio takes a host's TX on channels 0 and 1, counts and drops any
+        /// other channel, and never panics, whatever the packet's time and size.
+        #[test]
+        fn any_channel_to_a_two_channel_radio(channel in any::<u8>(), n in 0usize..400, t in 0u64..10_000, garbage in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut e = AirEngine::new(two_channel_config(), None).unwrap();
+            let h = host(6);
+            e.control(&Request::Link { radio: "pool".into(), endpoint: h });
+            let mut b = Vec::new();
+            let ts = Timestamp::from_sample_time(t, RATE).unwrap();
+            let sid = StreamId::for_channel(0, channel, Direction::Tx);
+            emit_data_i16(sid, 0, ts, &vec![(100, -100); n], &mut b).unwrap();
+            e.on_datagram(0, h, &b);
+            let wrong = e.radios()[0].counters.wrong_channel_packets;
+            prop_assert_eq!(wrong, u64::from(channel >= 2));
+            b.extend_from_slice(&garbage);
+            e.on_datagram(0, h, &b);
+            for _ in 0..3 {
+                let mut out = TickOutput::default();
+                e.tick(&mut out);
+            }
+        }
     }
+}
+
+/// pool and far as two-channel B210s (1.92 Msps from a 30.72 MHz clock), ideal path.
+fn two_channel_config() -> AirConfig {
+    let mut c = ideal_config();
+    c.radios.truncate(2);
+    c.links.truncate(1);
+    for r in &mut c.radios {
+        r.rf.model = ferry_radio::rf::RadioModel::B210;
+        r.channels = 2;
+    }
+    c
+}
+
+#[test]
+fn two_channels_each_their_stream_antenna_by_antenna_and_wrong_channels_counted() {
+    let mut e = AirEngine::new(two_channel_config(), None).unwrap();
+    let (pool, far) = (0usize, 1usize);
+    let (pool_host, far_host) = (host(1101), host(1102));
+    for (radio, h) in [("pool", pool_host), ("far", far_host)] {
+        let r = e.control(&Request::Link {
+            radio: radio.into(),
+            endpoint: h,
+        });
+        assert!(matches!(r, Reply::Done { .. }), "{r:?}");
+    }
+    let tick = 1920u64;
+    // pool sends a tone on channel 0 only, then on channel 1 only.
+    let level = (8000i16, 0i16);
+    let mut out = TickOutput::default();
+    let mut by_channel: BTreeMap<u8, Vec<(u64, usize, f32)>> = BTreeMap::new();
+    for k in 0..4u64 {
+        let t0 = k * tick;
+        let ch = if k < 2 { 0u8 } else { 1 };
+        let mut b = Vec::new();
+        let ts = Timestamp::from_sample_time(t0, RATE).unwrap();
+        let sid = StreamId::for_channel(0, ch, Direction::Tx);
+        emit_data_i16(sid, 0, ts, &vec![level; tick as usize], &mut b).unwrap();
+        e.on_datagram(pool, pool_host, &b);
+        e.tick(&mut out);
+        // Both of far's antennas hear pool's active antenna at full gain; the idle one adds
+        // nothing (per-pair coefficients are unit-modulus).
+        for rx_ch in 0..2u8 {
+            let p = ferry_radio::air::mean_power_of(e.last_rx_channel(far, rx_ch));
+            let want = (8000.0f32 / 32768.0).powi(2);
+            assert!((p - want).abs() < 1e-4, "tick {k} rx {rx_ch}: {p}");
+        }
+        assert!(e
+            .last_tx_channel(pool, 1 - ch)
+            .iter()
+            .all(|s| s.norm() == 0.0));
+        for p in out.packets.drain(..) {
+            if p.radio != far || p.to != far_host {
+                continue;
+            }
+            if let Ok(d) = DataRepr::parse_bytes(&p.bytes) {
+                assert_eq!(d.stream_id.radio(), 1);
+                let t = d.timestamp.to_sample_time(RATE).unwrap();
+                by_channel.entry(d.stream_id.channel()).or_default().push((
+                    t,
+                    d.num_samples(),
+                    0.0,
+                ));
+            }
+        }
+    }
+    // One stream per channel, equal timestamps and lengths packet for packet.
+    assert_eq!(by_channel.len(), 2);
+    assert_eq!(by_channel[&0], by_channel[&1]);
+    assert_eq!(
+        by_channel[&0].iter().map(|x| x.1 as u64).sum::<u64>(),
+        4 * tick
+    );
+    // A TX packet on a channel the radio does not have: dropped, counted, no panic.
+    let mut b = Vec::new();
+    let ts = Timestamp::from_sample_time(10 * tick, RATE).unwrap();
+    emit_data_i16(
+        StreamId::for_channel(0, 2, Direction::Tx),
+        0,
+        ts,
+        &[level; 10],
+        &mut b,
+    )
+    .unwrap();
+    let before = e.radios()[pool].counters.tx_packets;
+    e.on_datagram(pool, pool_host, &b);
+    assert_eq!(e.radios()[pool].counters.wrong_channel_packets, 1);
+    assert_eq!(e.radios()[pool].counters.tx_packets, before);
+}
+
+#[test]
+fn a_one_channel_radio_drops_a_second_channel() {
+    let mut e = AirEngine::new(ideal_config(), None).unwrap();
+    let h = host(1201);
+    e.control(&Request::Link {
+        radio: "pool".into(),
+        endpoint: h,
+    });
+    let mut b = Vec::new();
+    let ts = Timestamp::from_sample_time(100, RATE).unwrap();
+    emit_data_i16(
+        StreamId::for_channel(0, 1, Direction::Tx),
+        0,
+        ts,
+        &[(1, 1); 10],
+        &mut b,
+    )
+    .unwrap();
+    e.on_datagram(0, h, &b);
+    let c = &e.radios()[0].counters;
+    assert_eq!((c.wrong_channel_packets, c.tx_packets), (1, 0));
+}
+
+#[test]
+fn two_channels_need_a_two_channel_model() {
+    let mut c = two_channel_config();
+    c.radios[0].rf.model = ferry_radio::rf::RadioModel::N210;
+    let e = AirEngine::new(c, None).unwrap_err().to_string();
+    assert!(
+        e.contains("needs a two-channel radio") && e.contains("N210"),
+        "{e}"
+    );
+    let mut c = two_channel_config();
+    c.radios[0].channels = 3;
+    let e = AirEngine::new(c, None).unwrap_err().to_string();
+    assert!(e.contains("must be 1 or 2"), "{e}");
 }

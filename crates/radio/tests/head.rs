@@ -185,3 +185,24 @@ fn n210_head_returns_a_tone_at_the_exact_lte_sample_time() {
     let summary = head.stop().unwrap();
     assert_eq!(summary.clock_slips, 0);
 }
+
+/// A radio head streams one channel per radio: a two-channel radio in its configuration is
+/// refused at start with the reason, not run on one antenna.
+#[test]
+fn a_head_refuses_two_channel_radios() {
+    let mut c = config_at(1_920_000, 1920);
+    c.radios[0].rf.model = ferry_radio::rf::RadioModel::B210;
+    c.radios[0].channels = 2;
+    c.validate().expect("a valid air configuration");
+    let medium = Loopback::new(LoopbackConfig {
+        rate_hz: 1_920_000,
+        gain_db: 0.0,
+        delay_samples: DELAY,
+        tx_advance: ADVANCE,
+    });
+    let e = AirServer::spawn_with(c, Some(Box::new(medium)), || Ok(()))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("one channel per radio"), "{e}");
+}

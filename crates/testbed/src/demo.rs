@@ -45,6 +45,9 @@ pub struct DemoOptions {
     pub stranger: bool,
     /// Every modem runs HARQ (`ferry modem --harq on`, Control `HARQ` 1).
     pub harq: bool,
+    /// The pool and far radios have two channels and every modem two antennas (2×2: SFBC
+    /// + MRC, `ferry modem --antennas-tx 2 --antennas-rx 2`).
+    pub two_antennas: bool,
 }
 
 impl DemoOptions {
@@ -64,6 +67,7 @@ impl DemoOptions {
             live: None,
             stranger: false,
             harq: false,
+            two_antennas: false,
         }
     }
 
@@ -285,11 +289,17 @@ pub fn run_demo(
         bw: opts.bw,
         radio_model: opts.radio_model.clone(),
         live: opts.live.clone(),
-        modem_flags: if opts.harq {
-            vec!["--harq=on".into()]
-        } else {
-            Vec::new()
+        modem_flags: {
+            let mut f: Vec<String> = Vec::new();
+            if opts.harq {
+                f.push("--harq=on".into());
+            }
+            if opts.two_antennas {
+                f.extend(["--antennas-tx=2".into(), "--antennas-rx=2".into()]);
+            }
+            f
         },
+        two_channel_radios: opts.two_antennas,
     };
     run_experiment(
         &bed,
@@ -316,6 +326,7 @@ pub(crate) struct TestbedSpec<'a> {
     pub radio_model: Option<String>,
     pub live: Option<LiveSink>,
     pub modem_flags: Vec<String>,
+    pub two_channel_radios: bool,
 }
 
 /// What every experiment does around its methods: testbed up, `one` per method (its report
@@ -342,6 +353,7 @@ pub(crate) fn run_experiment(
     bed.bw = spec.bw;
     bed.radio_model = spec.radio_model.clone();
     bed.modem_flags = spec.modem_flags.clone();
+    bed.two_channel_radios = spec.two_channel_radios;
     let origin = unix_ms();
     if let Some(sink) = &spec.live {
         sink.emit(LiveEvent::Testbed {

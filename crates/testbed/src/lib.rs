@@ -7,6 +7,7 @@ pub mod demo;
 pub mod failover;
 pub mod harq_demo;
 pub mod live;
+pub mod mimo_demo;
 pub mod netns;
 pub mod ping;
 pub mod plot;

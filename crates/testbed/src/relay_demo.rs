@@ -380,6 +380,7 @@ pub fn run_relay_demo(
         radio_model: None,
         live: opts.live.clone(),
         modem_flags: Vec::new(),
+        two_channel_radios: false,
     };
     run_experiment(
         &bed,

@@ -145,6 +145,12 @@ pub struct Bed {
     /// The far radio's own receiver noise floor (dBFS; `None`: the air's −60): a noisy
     /// downlink to server3 while the uplink stays clean (the HARQ experiment).
     pub far_noise_floor_dbfs: Option<f64>,
+    /// The pool and far radios as two-channel B210s (`channels: 2`): two antennas each in
+    /// the air, one stream per antenna (the two-antenna experiment).
+    pub two_channel_radios: bool,
+    /// Flat Rayleigh fading on every antenna pair, this maximum Doppler (Hz; air config
+    /// `fading`); `None`: static antenna pairs.
+    pub fading_doppler_hz: Option<f64>,
 }
 
 impl Bed {
@@ -176,6 +182,8 @@ impl Bed {
             console_args: Vec::new(),
             clock_ppm: 0.0,
             far_noise_floor_dbfs: None,
+            two_channel_radios: false,
+            fading_doppler_hz: None,
         };
         crate::netns::up(&bed.topo)?;
         write_random_key(&bed.key()).map_err(io("writing the run's key"))?;
@@ -279,6 +287,7 @@ impl Bed {
     pub fn start_air(&mut self, legacy: bool) -> Result<(), SessionError> {
         let relay = self.relay;
         let far_noise = self.far_noise_floor_dbfs;
+        let two_channels = self.two_channel_radios;
         let wanted = |n: &serde_json::Value| n == "pool" || n == "far" || (relay && n == "relayrx");
         let mut print = Command::new(&self.ferry);
         print.args(["air", "--print-default-config"]);
@@ -304,6 +313,14 @@ impl Bed {
                 .trim_start_matches("ferry air: ")
                 .to_string()
         });
+        if self.two_channel_radios {
+            // The default's model is replaced below: say what actually runs.
+            let note = self.air_note.take().unwrap_or_default();
+            self.air_note = Some(format!(
+                "{note}{}pool and far as two-channel B210s (two antennas each)",
+                if note.is_empty() { "" } else { "; then " }
+            ));
+        }
         let mut cfg: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| SessionError::Failed(format!("air default config: {e}")))?;
         let pick = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
@@ -326,6 +343,10 @@ impl Bed {
                         r["noise_floor_dbfs"] = db.into();
                     }
                 }
+                if two_channels && (pool || r["name"] == "far") {
+                    r["channels"] = 2.into();
+                    r["rf"]["model"] = "b210".into();
+                }
                 r["legacy_host"] = if pool && legacy {
                     "192.168.10.1:49200".into()
                 } else {
@@ -342,6 +363,9 @@ impl Bed {
         cfg["links"] = links.into();
         cfg["control"] = RADIO_CTL.into();
         cfg["clock_ppm"] = self.clock_ppm.into();
+        if let Some(hz) = self.fading_doppler_hz {
+            cfg["fading"] = serde_json::json!({ "doppler_hz": hz });
+        }
         let path = self.dir.join("air.json");
         std::fs::write(&path, cfg.to_string()).map_err(io("writing air.json"))?;
         let mut c = self.ferry_in("radio");
