@@ -68,7 +68,11 @@ fn default_catchup() -> Option<u64> {
 }
 
 fn default_liveness() -> u64 {
-    5
+    4
+}
+
+fn default_fallback_liveness() -> u64 {
+    8
 }
 
 fn default_init_ms() -> u64 {
@@ -154,10 +158,18 @@ pub struct AirConfig {
     #[serde(default)]
     pub clock_drift_ppm_per_hour: f64,
     /// A primary that sends no TX for this many subframes is declared dead when a standby
-    /// or fallback host can take over (docs/FAULTS.md); 0 never declares it. The default
-    /// covers the longest TX gap of a TDD master (configuration 0: three uplink subframes).
+    /// or fallback host can take over (docs/FAULTS.md); 0 never declares it. The default,
+    /// 4, puts detection + switch within 5 ms (issue #12) and still covers the longest TX
+    /// gap of a TDD master (configuration 0: three uplink subframes); hosts heartbeat every
+    /// subframe anyway.
     #[serde(default = "default_liveness")]
     pub liveness_subframes: u64,
+    /// The same while a make-before-break fallback is in its grace (the source kept warm
+    /// after T). Longer by default (8): a false fallback rolls a whole migration back, and
+    /// on a loaded 2-core host a live destination's TX occasionally pauses for 5 ms; a
+    /// destination that really died costs 3 ms more outage. At least `liveness_subframes`.
+    #[serde(default = "default_fallback_liveness")]
+    pub fallback_liveness_subframes: u64,
     /// The only directory `capture` requests write into (files named by the radio);
     /// `null`: `capture` requests are refused.
     #[serde(default)]
@@ -280,6 +292,7 @@ impl Default for AirConfig {
             clock_ppm: 0.0,
             clock_drift_ppm_per_hour: 0.0,
             liveness_subframes: default_liveness(),
+            fallback_liveness_subframes: default_fallback_liveness(),
             capture_dir: None,
             max_capture_samples: DEFAULT_MAX_CAPTURE_SAMPLES,
             auth: None,
@@ -443,6 +456,12 @@ impl AirConfig {
             return bad(format!(
                 "clock_drift_ppm_per_hour {} must be within ±1000",
                 self.clock_drift_ppm_per_hour
+            ));
+        }
+        if self.fallback_liveness_subframes > 1000 {
+            return bad(format!(
+                "fallback_liveness_subframes {} must be at most 1000 (one second)",
+                self.fallback_liveness_subframes
             ));
         }
         if self.liveness_subframes > 1000 {

@@ -110,6 +110,7 @@ impl AirEngine {
             .map(|(i, r)| {
                 let mut u = RadioUnit::power_up(r, i as u16, rate, horizon, 0);
                 u.set_liveness_subframes(cfg.liveness_subframes);
+                u.set_fallback_liveness_subframes(cfg.fallback_liveness_subframes);
                 if let Some(a) = fronthaul.and_then(|f| f.get(i)) {
                     u.fronthaul = *a;
                 }

@@ -216,6 +216,9 @@ pub struct RadioUnit {
     heard: Vec<(SocketAddr, SampleTime)>,
     /// A primary silent for more than this many samples is dead (0: never declared).
     liveness: u64,
+    /// Liveness while a fallback is in its grace (a make-before-break destination just
+    /// took over): longer, as a false fallback undoes a whole migration.
+    fallback_liveness: u64,
     /// The primary's current silence was already counted as `silent_unprotected`.
     silence_counted: bool,
     notices: Vec<SwitchNotice>,
@@ -277,6 +280,7 @@ impl RadioUnit {
             deposed: Vec::new(),
             heard: Vec::new(),
             liveness: 0,
+            fallback_liveness: 0,
             silence_counted: false,
             notices: Vec::new(),
             arbiter: ArbiterCounters::default(),
@@ -616,6 +620,22 @@ impl RadioUnit {
     /// Sets the liveness interval in subframes (0: a silent primary is never declared dead).
     pub fn set_liveness_subframes(&mut self, subframes: u64) {
         self.liveness = subframes.saturating_mul(self.subframe);
+    }
+
+    /// Sets the liveness interval used while a fallback is in its grace, in subframes
+    /// (0: the same as [`RadioUnit::set_liveness_subframes`]).
+    pub fn set_fallback_liveness_subframes(&mut self, subframes: u64) {
+        self.fallback_liveness = subframes.saturating_mul(self.subframe);
+    }
+
+    /// The interval after which a silent primary is dead now: the fallback's while a
+    /// fallback is in its grace, else the liveness interval.
+    fn liveness_now(&self) -> u64 {
+        if self.previous.is_some() && self.fallback_liveness > 0 {
+            self.fallback_liveness.max(self.liveness)
+        } else {
+            self.liveness
+        }
     }
 
     /// The liveness interval in samples (0: off).
@@ -1017,7 +1037,7 @@ impl RadioUnit {
             return;
         }
         let last = self.heard_at(primary).unwrap_or(0).max(self.primary_since);
-        if t1.saturating_sub(last) <= self.liveness {
+        if t1.saturating_sub(last) <= self.liveness_now() {
             self.silence_counted = false;
             return;
         }
@@ -1034,7 +1054,7 @@ impl RadioUnit {
     /// when nobody can take over.
     fn fail_over_from(&mut self, t1: SampleTime, last: SampleTime) -> bool {
         let boundary = t1.div_ceil(self.subframe) * self.subframe;
-        let live = self.liveness.max(self.subframe);
+        let live = self.liveness_now().max(self.subframe);
         let alive = |h: SocketAddr| {
             self.heard_at(h)
                 .is_some_and(|t| t1.saturating_sub(t) <= live)
@@ -1329,6 +1349,34 @@ mod tests {
             TxOutcome::Fenced
         );
         assert_eq!(u.arbiter.fenced_packets, 1);
+    }
+
+    /// During a fallback's grace the longer fallback liveness applies: a destination silent
+    /// for longer than the failover interval but not the fallback one keeps serving; one
+    /// silent for longer falls back, placed by the fallback interval.
+    #[test]
+    fn the_fallback_grace_has_its_own_longer_liveness() {
+        let (old, new) = (addr(1), addr(2));
+        for (silent_until, falls_back) in [(150u64, false), (200, true)] {
+            let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+            u.set_liveness_subframes(3);
+            u.set_fallback_liveness_subframes(8);
+            u.link(old, 0);
+            let _ = u.take_notices();
+            run_ticks(&mut u, (0, 50, 10), 20, &[old], |_, _| true);
+            u.switch_at_with_fallback(100, new, 50, 1_000);
+            // The new primary is silent from 90 until `silent_until`, then sends again.
+            run_ticks(&mut u, (50, 300, 10), 20, &[old, new], |h, now| {
+                h == old || now < 90 || now >= silent_until
+            });
+            let want = if falls_back { old } else { new };
+            assert_eq!(u.linked(), Some(want), "silent until {silent_until}");
+            assert_eq!(u.arbiter.fallbacks, u64::from(falls_back));
+            if falls_back {
+                // Heard last before its instant 100: given 8 subframes from it.
+                assert_eq!(u.take_notices()[1].from_sample, 190);
+            }
+        }
     }
 
     #[test]
