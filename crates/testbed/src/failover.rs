@@ -28,6 +28,10 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+/// Probes sent this long before a fault belong to its window (more than the link's round
+/// trip, less than the time between events).
+const LEAD_IN_MS: f64 = 100.0;
+
 /// A fault the demo causes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -958,14 +962,21 @@ pub fn run(
     let run_end = result.probe.samples().last().map_or(0.0, |s| s.sent_ms);
     for (i, p) in pending.iter().enumerate() {
         let a = p.at_unix - t_probe;
-        // The window: from the fault to the next event (or the end of the run), so every
-        // loss the event caused — the baseline's cold start included — is in it.
+        // The window: from LEAD_IN_MS before the fault to as long before the next event (or
+        // the end of the run), so every loss the event caused — the baseline's cold start
+        // included — is in it, and none the next one caused. A probe sent shortly before
+        // the fault is lost with the server when its request got there and its reply had
+        // not left yet (the round trip is ~22 ms): counting from the fault itself
+        // attributed those to the previous event and cut them off the outage.
         let b = pending
             .get(i + 1)
-            .map_or(run_end, |n| n.at_unix - t_probe)
+            .map_or(run_end, |n| n.at_unix - t_probe - LEAD_IN_MS)
             .min(run_end);
-        let w = result.probe.window(ms_ns(a), ms_ns(b));
-        let pings_lost = pings_lost_between(&result.ping, p.at_unix, p.at_unix + (b - a));
+        let w = result
+            .probe
+            .window(ms_ns((a - LEAD_IN_MS).max(0.0)), ms_ns(b));
+        let pings_lost =
+            pings_lost_between(&result.ping, p.at_unix - LEAD_IN_MS, p.at_unix + (b - a));
         events.push(EventReport {
             kind: p.kind,
             protected: p.protected,
