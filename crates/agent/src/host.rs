@@ -308,6 +308,19 @@ impl HostExec {
     /// side, `Ok(Some(None))` when the radio has no role for it). `Ok(None)` too when the
     /// question has no answer here: no controlled radio, or the modem does not hold the link.
     fn radio_role_of_modem(&self) -> Result<Option<Option<RadioRole>>, String> {
+        let Some(link) = self.modem_link_control() else {
+            return Ok(None);
+        };
+        let client = ControlClient::new(link.control, Duration::from_millis(500))
+            .with_auth(link.auth)
+            .with_name("agent");
+        let (_, report) = client.status(&link.radio).map_err(|e| e.to_string())?;
+        Ok(Some(radio_role(&report, link.endpoint)))
+    }
+
+    /// Where and how to speak to the radio about this host's modem: only with a controlled
+    /// radio, the modem holding the link and its endpoint known.
+    fn modem_link_control(&self) -> Option<crate::deathwatch::Report> {
         let (
             RadioAccess::Controlled {
                 control,
@@ -323,13 +336,14 @@ impl HostExec {
             self.cfg.usrp_in_modem,
         )
         else {
-            return Ok(None);
+            return None;
         };
-        let client = ControlClient::new(control.clone(), Duration::from_millis(500))
-            .with_auth(auth.clone())
-            .with_name("agent");
-        let (_, report) = client.status(radio).map_err(|e| e.to_string())?;
-        Ok(Some(radio_role(&report, endpoint)))
+        Some(crate::deathwatch::Report {
+            control: control.clone(),
+            radio: radio.clone(),
+            auth: auth.clone(),
+            endpoint,
+        })
     }
 
     /// Whether a modem child runs.
@@ -371,31 +385,10 @@ impl HostExec {
             in_modem = self.cfg.usrp_in_modem,
             "arming the death watch"
         );
-        let (
-            RadioAccess::Controlled {
-                control,
-                radio,
-                auth,
-                ..
-            },
-            Some(endpoint),
-            true,
-            Some(pid),
-        ) = (
-            &self.cfg.radio,
-            self.cfg.modem_fronthaul,
-            self.cfg.usrp_in_modem,
-            self.modem_pid(),
-        )
-        else {
+        let (Some(report), Some(pid)) = (self.modem_link_control(), self.modem_pid()) else {
             return;
         };
-        let report = crate::deathwatch::Report {
-            control: control.clone(),
-            radio: radio.clone(),
-            auth: auth.clone(),
-            endpoint,
-        };
+        let endpoint = report.endpoint;
         match crate::deathwatch::DeathWatch::start(pid, report, WATCH_RT_PRIORITY) {
             Ok(w) => {
                 tracing::info!(pid, %endpoint, "death watch armed");

@@ -10,10 +10,9 @@
 
 use ferry_testbed::netns;
 use ferry_testbed::root_or_skip;
-use ferry_testbed::session::{Bed, Traffic, RADIO_CTL};
+use ferry_testbed::session::{Bed, Traffic};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
@@ -27,21 +26,6 @@ fn one_bed() -> std::sync::MutexGuard<'static, ()> {
 }
 
 const PORT: [&str; 3] = ["", "192.168.10.11:49200", "192.168.10.12:49200"];
-
-fn spawn_mbb(bed: &Bed, options: &[&str]) -> std::process::Child {
-    let mut c = bed.ferry_in("server1");
-    c.arg("ctl")
-        .arg("--key")
-        .arg(bed.key())
-        .arg("--radio-key")
-        .arg(bed.key())
-        .args(options)
-        .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c.spawn().expect("ferry ctl migrate")
-}
 
 /// kill -9 of server `n`'s agent; returns once it is gone.
 fn kill_agent(bed: &Bed, n: u8) {
@@ -86,7 +70,7 @@ fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
     } else {
         &[]
     };
-    let mut ctl = spawn_mbb(bed, options);
+    let mut ctl = bed.spawn_mbb(options).expect("ferry ctl migrate");
     let err = BufReader::new(ctl.stderr.take().expect("stderr"));
     let mut log = Vec::new();
     let mut lines = err.lines();

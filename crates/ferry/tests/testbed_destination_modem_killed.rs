@@ -12,12 +12,11 @@
 use ferry_testbed::netns;
 use ferry_testbed::ping::PingRun;
 use ferry_testbed::root_or_skip;
-use ferry_testbed::session::{Bed, Traffic, RADIO_CTL};
+use ferry_testbed::session::{Bed, Traffic};
 use ferry_testbed::topology::POOL_TUN;
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
@@ -51,23 +50,6 @@ fn unix_ms() -> f64 {
 
 fn holds(ns: &str, iface: &str, addr: &str) -> bool {
     addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
-}
-
-/// `ferry ctl` on server1 migrating the task to server2 by make-before-break (with the
-/// global `options` before `migrate`), stdout and stderr piped, started.
-fn spawn_mbb(bed: &Bed, options: &[&str]) -> std::process::Child {
-    let mut c = bed.ferry_in("server1");
-    c.arg("ctl")
-        .arg("--key")
-        .arg(bed.key())
-        .arg("--radio-key")
-        .arg(bed.key())
-        .args(options)
-        .args(ferry_testbed::session::mbb_migrate_args(1, 2, RADIO_CTL))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c.spawn().expect("ferry ctl migrate")
 }
 
 fn sigkill(pid: u64) {
@@ -129,7 +111,9 @@ fn mbb_destination_modem_killed_before_t_leaves_the_source_serving() {
     // it is synchronised (`synced`, before T is chosen); its modem is killed in the hold.
     let mut killed_at = Vec::new();
     for point in ["started", "synced"] {
-        let mut ctl = spawn_mbb(&bed, &["--pause-after", point, "--pause-ms", "3000"]);
+        let mut ctl = bed
+            .spawn_mbb(&["--pause-after", point, "--pause-ms", "3000"])
+            .expect("ferry ctl migrate");
         let err = BufReader::new(ctl.stderr.take().expect("stderr"));
         let mut log = Vec::new();
         let mut held = false;
@@ -335,7 +319,7 @@ fn mbb_destination_modem_killed_at_or_after_t_falls_back_to_the_source() {
     let source_port = "192.168.10.11:49200";
     let mut kills = Vec::new();
     for phase in ["mbb: cutover at T", "mbb: destination confirms serving"] {
-        let mut ctl = spawn_mbb(&bed, &[]);
+        let mut ctl = bed.spawn_mbb(&[]).expect("ferry ctl migrate");
         let err = BufReader::new(ctl.stderr.take().expect("stderr"));
         let mut log = Vec::new();
         let mut lines = err.lines();
@@ -440,7 +424,9 @@ fn mbb_source_modem_killed_in_the_hold_promotes_the_destination() {
     bed.serving_task().expect("the task serving on server1");
     let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
     std::thread::sleep(Duration::from_millis(500));
-    let mut ctl = spawn_mbb(&bed, &["--pause-after", "synced", "--pause-ms", "2000"]);
+    let mut ctl = bed
+        .spawn_mbb(&["--pause-after", "synced", "--pause-ms", "2000"])
+        .expect("ferry ctl migrate");
     let err = BufReader::new(ctl.stderr.take().expect("stderr"));
     let mut log = Vec::new();
     let mut lines = err.lines();

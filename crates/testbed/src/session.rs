@@ -580,6 +580,24 @@ impl Bed {
         Ok(())
     }
 
+    /// `ferry ctl` on server1 migrating the task to server2 by make-before-break (with the
+    /// global `options`, e.g. `--pause-after synced`, before `migrate`), stdin closed,
+    /// stdout and stderr piped, started: for tests that act at a progress line.
+    pub fn spawn_mbb(&self, options: &[&str]) -> std::io::Result<std::process::Child> {
+        let mut c = self.ferry_in("server1");
+        c.arg("ctl")
+            .arg("--key")
+            .arg(self.key())
+            .arg("--radio-key")
+            .arg(self.key())
+            .args(options)
+            .args(mbb_migrate_args(1, 2, RADIO_CTL))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn()
+    }
+
     /// `status` of server `n`'s agent (its `result` object; null when it does not answer).
     pub fn agent_status(&self, n: u8) -> serde_json::Value {
         let o = self
