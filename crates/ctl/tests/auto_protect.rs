@@ -123,6 +123,18 @@ fn the_controller_protects_and_reprotects_after_a_failover() {
     wait_for("server1 protected by server2", &|st| {
         st.linked == Some(ep1) && st.arbiter.standby == Some(ep2)
     });
+    // The controller polls the radio every 10 ms; a failover before it has seen the
+    // protection would hide the first one from it (it would only see epoch 2 unprotected).
+    let end = Instant::now() + Duration::from_secs(20);
+    while !lines
+        .lock()
+        .expect("lines")
+        .iter()
+        .any(|l| l.starts_with("protected: server1 by server2"))
+    {
+        assert!(Instant::now() < end, "the controller never saw the protection");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // server1's modem dies (as the agent's death watch would report it).
     ctl.call(&RadioRequest::PrimaryDead {
         radio: radio.clone(),
