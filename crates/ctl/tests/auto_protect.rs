@@ -132,7 +132,10 @@ fn the_controller_protects_and_reprotects_after_a_failover() {
         .iter()
         .any(|l| l.starts_with("protected: server1 by server2"))
     {
-        assert!(Instant::now() < end, "the controller never saw the protection");
+        assert!(
+            Instant::now() < end,
+            "the controller never saw the protection"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // server1's modem dies (as the agent's death watch would report it).
