@@ -8,15 +8,17 @@
 //! Wire format: a VITA-49 **extension context packet** (type 5) on the radio's RX stream ID,
 //! with a class ID (OUI 0x000000 — Ferry has no IEEE OUI of its own —, information class
 //! 0x4652 "FR", packet class 0x534E "SN"), the timestamp of the first sample of the new
-//! assignment (TSI = 3, TSF = 1, as Ferry's data packets), 15 payload words and a MAC:
+//! assignment (TSI = 3, TSF = 1, as Ferry's data packets), 19 payload words and a MAC:
 //!
 //! | words | field |
 //! |---|---|
-//! | 1 | version (8 bits, = 1), kind (8), flags (16: bit 0 primary present, bit 1 previous present) |
+//! | 1 | version (8 bits, = 2), kind (8), flags (16: bit 0 primary present, bit 1 previous present, bit 2 previous TX heard present, bit 3 tail present) |
 //! | 2 | epoch (u64) |
 //! | 2 | first sample of the assignment (u64, the same instant as the timestamp) |
 //! | 5 | primary: family (4 or 6) << 16 \| port, then 16 address bytes (IPv4 in the first 4) |
 //! | 5 | previous primary, same layout |
+//! | 2 | previous TX heard: start sample of the newest TX datagram (data or heartbeat) the radio took from the previous primary (u64; fallback and failover only, else 0) |
+//! | 2 | tail: the radio plays the previous primary's queued TX up to this sample (u64, a subframe boundary; fallback and failover only, else 0) |
 //! | 4 | HMAC-SHA256 of everything before it (header included), truncated to 128 bits |
 //!
 //! The MAC is keyed with the radio room's link-control key: the fronthaul LAN carries no
@@ -35,10 +37,10 @@ pub const INFO_CLASS: u16 = 0x4652;
 /// Packet class code of a switch notice ("SN").
 pub const PACKET_CLASS: u16 = 0x534E;
 /// Payload format version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes of a notice on the wire: 7 header words (header, stream ID, class ID ×2, TSI,
-/// TSF ×2) + 15 payload words + 4 MAC words.
-pub const NOTICE_LEN: usize = 4 * (7 + 15 + 4);
+/// TSF ×2) + 19 payload words + 4 MAC words.
+pub const NOTICE_LEN: usize = 4 * (7 + 19 + 4);
 const MAC_LEN: usize = 16;
 
 /// Why the primary changed.
@@ -81,6 +83,16 @@ pub struct NoticeRepr {
     pub primary: Option<SocketAddr>,
     /// Who served before.
     pub previous: Option<SocketAddr>,
+    /// Fallback and failover: start sample of the newest TX datagram (data or heartbeat)
+    /// the radio took from the previous primary. A modem sends the TX of subframe
+    /// `n + tx_lead` before it delivers what it decoded in subframe `n`, so the previous
+    /// primary delivered nothing decoded after `subframe(previous_heard_tx) − tx_lead`: the
+    /// new primary may deliver its copies of the later subframes without duplicating any.
+    pub previous_heard_tx: Option<SampleTime>,
+    /// Fallback and failover: the radio plays the previous primary's TX it had already
+    /// queued up to this sample (a subframe boundary) instead of the new primary's filler;
+    /// the new primary transmits data from here on.
+    pub tail_until: Option<SampleTime>,
 }
 
 /// Why bytes are not a valid notice.
@@ -174,7 +186,10 @@ impl NoticeRepr {
         );
         out.extend_from_slice(&ts.secs.to_be_bytes());
         out.extend_from_slice(&ts.frac.to_be_bytes());
-        let flags = u32::from(self.primary.is_some()) | (u32::from(self.previous.is_some()) << 1);
+        let flags = u32::from(self.primary.is_some())
+            | (u32::from(self.previous.is_some()) << 1)
+            | (u32::from(self.previous_heard_tx.is_some()) << 2)
+            | (u32::from(self.tail_until.is_some()) << 3);
         out.extend_from_slice(
             &((u32::from(VERSION) << 24) | ((self.kind as u32) << 16) | flags).to_be_bytes(),
         );
@@ -182,6 +197,8 @@ impl NoticeRepr {
         out.extend_from_slice(&self.from_sample.to_be_bytes());
         put_addr(out, self.primary);
         put_addr(out, self.previous);
+        out.extend_from_slice(&self.previous_heard_tx.unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(&self.tail_until.unwrap_or(0).to_be_bytes());
         let m = mac(key, &out[start..]);
         out.extend_from_slice(&m);
         debug_assert_eq!(out.len() - start, NOTICE_LEN);
@@ -224,6 +241,15 @@ impl NoticeRepr {
         let from_sample = dword(40);
         let primary = get_addr(&body[48..68], meta & 1 != 0)?;
         let previous = get_addr(&body[68..88], meta & 2 != 0)?;
+        let optional = |bit: u32, v: u64| -> Result<Option<u64>, NoticeError> {
+            match (meta & bit != 0, v) {
+                (true, v) => Ok(Some(v)),
+                (false, 0) => Ok(None),
+                (false, _) => Err(NoticeError::Malformed("absent field not zero")),
+            }
+        };
+        let previous_heard_tx = optional(4, dword(88))?;
+        let tail_until = optional(8, dword(96))?;
         Ok(NoticeRepr {
             stream_id,
             epoch,
@@ -231,6 +257,8 @@ impl NoticeRepr {
             kind,
             primary,
             previous,
+            previous_heard_tx,
+            tail_until,
         })
     }
 }
@@ -250,6 +278,8 @@ mod tests {
             kind: NoticeKind::Failover,
             primary: Some("10.0.2.2:49152".parse().unwrap()),
             previous: Some("[fd00::1]:5000".parse().unwrap()),
+            previous_heard_tx: Some(1_920_000 * 7 + 1920 * 10 + 480),
+            tail_until: Some(1_920_000 * 7 + 1920 * 11),
         }
     }
 
@@ -260,6 +290,8 @@ mod tests {
             NoticeRepr {
                 primary: None,
                 previous: None,
+                previous_heard_tx: None,
+                tail_until: None,
                 kind: NoticeKind::Link,
                 ..sample()
             },
@@ -290,7 +322,7 @@ mod tests {
             NoticeRepr::parse_bytes(&b, b"another radio room's key 0123456"),
             Err(NoticeError::BadMac)
         );
-        for i in [3usize, 4, 20, 30, 40, 50, 70, 90] {
+        for i in [3usize, 4, 20, 30, 40, 50, 70, 90, 95, 100] {
             let mut t = b.clone();
             t[i] ^= 1;
             assert!(

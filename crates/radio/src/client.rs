@@ -963,6 +963,8 @@ mod notice_tests {
             kind: NoticeKind::Failover,
             primary: Some(SocketAddr::from(([127, 0, 0, 1], 9))),
             previous: None,
+            previous_heard_tx: None,
+            tail_until: None,
         };
         let mut out = Vec::new();
         n.emit(1_920_000, 0, key, &mut out).expect("emit");

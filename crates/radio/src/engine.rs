@@ -189,6 +189,8 @@ impl AirEngine {
                 },
                 primary: n.primary,
                 previous: n.previous,
+                previous_heard_tx: n.previous_heard_tx,
+                tail_until: n.tail_until,
             })
             .collect();
         if let Some(last) = fresh.last() {

@@ -136,6 +136,21 @@ pub struct SwitchNotice {
     pub from_sample: SampleTime,
     /// Why.
     pub kind: SwitchKind,
+    /// Fallback and failover: start sample of the newest TX datagram (data or heartbeat)
+    /// taken from the previous primary (what the new primary may deliver from).
+    pub previous_heard_tx: Option<SampleTime>,
+    /// Fallback and failover: the previous primary's TX already queued is played up to
+    /// this sample (a subframe boundary), instead of the new primary's filler.
+    pub tail_until: Option<SampleTime>,
+}
+
+/// What a deposed primary had queued when the radio replaced it unplanned (fallback or
+/// failover): TX it built while it was the primary, played until `until` where the new
+/// primary, which learns of the switch only from the notice, has filler queued.
+#[derive(Debug)]
+struct Tail {
+    until: SampleTime,
+    queues: Vec<TxQueue>,
 }
 
 /// Counters of the arbiter.
@@ -158,6 +173,8 @@ pub struct ArbiterCounters {
     /// The latest fallback or failover: samples from the last TX datagram heard from the
     /// silent primary to the switch instant (detection and switch, on the radio's clock).
     pub last_silence_samples: u64,
+    /// Samples played from a deposed primary's queued TX after a fallback or failover.
+    pub tail_samples: u64,
 }
 
 /// The previous primary, kept warm after a planned switch.
@@ -212,8 +229,11 @@ pub struct RadioUnit {
     /// When the task became protected (the standby was named), or unprotected.
     protection_since: SampleTime,
     deposed: Vec<SocketAddr>,
-    /// Radio time at which each known host's last TX datagram arrived.
-    heard: Vec<(SocketAddr, SampleTime)>,
+    /// Each known host: radio time at which its last TX datagram arrived, and the newest
+    /// start sample of its TX datagrams (data or heartbeat).
+    heard: Vec<(SocketAddr, SampleTime, SampleTime)>,
+    /// A deposed primary's TX still played after a fallback or failover.
+    tail: Option<Tail>,
     /// A primary silent for more than this many samples is dead (0: never declared).
     liveness: u64,
     /// Liveness while a fallback is in its grace (a make-before-break destination just
@@ -279,6 +299,7 @@ impl RadioUnit {
             protection_since: now,
             deposed: Vec::new(),
             heard: Vec::new(),
+            tail: None,
             liveness: 0,
             fallback_liveness: 0,
             silence_counted: false,
@@ -307,6 +328,7 @@ impl RadioUnit {
         self.previous = None;
         self.standby = None;
         self.heard.clear();
+        self.tail = None;
     }
 
     /// Retunes one LO (`set_tx_freq` / `set_rx_freq`) to `hz`, validated against the
@@ -400,6 +422,7 @@ impl RadioUnit {
         }
         if self.primary != Some(endpoint) {
             self.queues.retain(|q| q.src == Some(endpoint));
+            self.tail = None;
         }
         let previous = self.primary.replace(endpoint);
         self.pending = None;
@@ -433,6 +456,7 @@ impl RadioUnit {
         self.pending = None;
         self.previous = None;
         self.queues.clear();
+        self.tail = None;
         self.announce(SwitchKind::Link, previous, now);
         self.done(now)
     }
@@ -675,6 +699,17 @@ impl RadioUnit {
     }
 
     fn announce(&mut self, kind: SwitchKind, previous: Option<SocketAddr>, from: SampleTime) {
+        self.announce_with(kind, previous, from, None, None);
+    }
+
+    fn announce_with(
+        &mut self,
+        kind: SwitchKind,
+        previous: Option<SocketAddr>,
+        from: SampleTime,
+        previous_heard_tx: Option<SampleTime>,
+        tail_until: Option<SampleTime>,
+    ) {
         self.epoch += 1;
         if self.notices.len() < 64 {
             self.notices.push(SwitchNotice {
@@ -683,23 +718,39 @@ impl RadioUnit {
                 previous,
                 from_sample: from,
                 kind,
+                previous_heard_tx,
+                tail_until,
             });
         }
         self.context_due = true;
     }
 
     fn heard_at(&self, host: SocketAddr) -> Option<SampleTime> {
-        self.heard.iter().find(|(h, _)| *h == host).map(|(_, t)| *t)
+        self.heard
+            .iter()
+            .find(|(h, _, _)| *h == host)
+            .map(|(_, t, _)| *t)
     }
 
-    fn note_heard(&mut self, host: SocketAddr, now: SampleTime) {
-        match self.heard.iter_mut().find(|(h, _)| *h == host) {
-            Some(e) => e.1 = e.1.max(now),
+    /// The newest start sample of `host`'s TX datagrams.
+    fn heard_tx(&self, host: SocketAddr) -> Option<SampleTime> {
+        self.heard
+            .iter()
+            .find(|(h, _, _)| *h == host)
+            .map(|(_, _, s)| *s)
+    }
+
+    fn note_heard(&mut self, host: SocketAddr, now: SampleTime, tx_start: SampleTime) {
+        match self.heard.iter_mut().find(|(h, _, _)| *h == host) {
+            Some(e) => {
+                e.1 = e.1.max(now);
+                e.2 = e.2.max(tx_start);
+            }
             None => {
                 if self.heard.len() >= 8 {
                     self.heard.remove(0);
                 }
-                self.heard.push((host, now));
+                self.heard.push((host, now, tx_start));
             }
         }
     }
@@ -783,7 +834,7 @@ impl RadioUnit {
             self.counters.stranger_packets += 1;
             return TxOutcome::Stranger;
         };
-        self.note_heard(key, heard.max(now));
+        self.note_heard(key, heard.max(now), start);
         if samples.is_empty() {
             return TxOutcome::Heartbeat;
         }
@@ -919,6 +970,18 @@ impl RadioUnit {
         for q in self.queues.iter_mut().filter(|q| q.channel == channel) {
             q.blocks.retain(|&s, v| s + v.len() as u64 > t1);
         }
+        // A deposed primary's queued TX, over the new primary's filler, until its end.
+        if let Some(tail) = self.tail.as_mut() {
+            let b = t1.min(tail.until);
+            if let Some(q) = tail.queues.iter_mut().find(|q| q.channel == channel) {
+                if t0 < b {
+                    let covered = q.fill(t0, b, t0, out);
+                    if channel == 0 {
+                        self.arbiter.tail_samples += covered;
+                    }
+                }
+            }
+        }
     }
 
     /// Where the RX of the tick `[t0, t0 + n)` goes. Split at a switch instant; the shadow
@@ -969,6 +1032,9 @@ impl RadioUnit {
     /// Ends the tick that finishes at `t1`: a switch due by then takes effect; a silent
     /// primary is replaced by its fallback or standby at the next subframe boundary.
     pub fn end_tick(&mut self, t1: SampleTime) {
+        if self.tail.as_ref().is_some_and(|t| t.until <= t1) {
+            self.tail = None;
+        }
         if let Some((at, new)) = self.pending {
             if at <= t1 {
                 self.apply_switch(at, new);
@@ -992,18 +1058,57 @@ impl RadioUnit {
             // The standby took over: unprotected from now until a new one is named.
             self.protection_since = at;
         }
+        let unplanned = matches!(kind, SwitchKind::Fallback | SwitchKind::Failover);
+        let mut tail_until = None;
+        let previous_heard_tx = old
+            .filter(|o| unplanned && *o != new)
+            .and_then(|o| self.heard_tx(o));
         if old != Some(new) {
-            let mut dropped = 0u64;
-            self.queues.retain(|q| {
-                let theirs = q.src == old;
-                if theirs {
-                    for (&s, v) in &q.blocks {
-                        dropped += (s + v.len() as u64).saturating_sub(at.max(s));
+            let (mut theirs, ours): (Vec<TxQueue>, Vec<TxQueue>) = std::mem::take(&mut self.queues)
+                .into_iter()
+                .partition(|q| q.src == old);
+            self.queues = ours;
+            // An unplanned switch keeps what the silent primary had queued from the instant
+            // on, in whole subframes without a gap: it built that TX while it was the
+            // primary, and the new one learns of the switch only from the notice (its TX
+            // queued for those subframes is filler). A planned switch's source transmits
+            // nothing past T, so nothing of it is kept.
+            if unplanned {
+                let mut end = at;
+                if let Some(q) = theirs.iter().find(|q| q.channel == 0) {
+                    for (&s, v) in q.blocks.range(..) {
+                        let e = s + v.len() as u64;
+                        if e <= end {
+                            continue;
+                        }
+                        if s > end {
+                            break;
+                        }
+                        end = e;
                     }
                 }
-                !theirs
-            });
+                let until = end / self.subframe.max(1) * self.subframe.max(1);
+                if until > at {
+                    tail_until = Some(until);
+                }
+            }
+            let keep = tail_until.unwrap_or(at);
+            let mut dropped = 0u64;
+            for q in theirs.iter_mut() {
+                for (&s, v) in q.blocks.iter_mut() {
+                    let e = s + v.len() as u64;
+                    dropped += e.saturating_sub(keep.max(s));
+                    if e > keep {
+                        v.truncate(keep.saturating_sub(s) as usize);
+                    }
+                }
+                q.blocks.retain(|_, v| !v.is_empty());
+            }
             self.counters.switch_trimmed_samples += dropped;
+            self.tail = tail_until.map(|until| Tail {
+                until,
+                queues: theirs,
+            });
         }
         self.primary_since = at;
         self.previous = None;
@@ -1028,7 +1133,7 @@ impl RadioUnit {
             }
         }
         self.deposed.retain(|d| *d != new);
-        self.announce(kind, old, at);
+        self.announce_with(kind, old, at, previous_heard_tx, tail_until);
     }
 
     fn check_liveness(&mut self, t1: SampleTime) {
@@ -1484,16 +1589,26 @@ mod tests {
             at % 10 == 0 && (210..=230).contains(&at),
             "failover at {at}"
         );
+        // Its last datagram (sent at 190) started at 210 and ran to 220: what the standby
+        // may deliver from, and the tail the radio still plays of it.
+        assert_eq!(n[0].previous_heard_tx, Some(210));
+        let tail = n[0].tail_until;
+        assert_eq!(tail, (at < 220).then_some(220));
+        let standby_from = tail.unwrap_or(at);
         for (t, v) in air.iter().enumerate() {
             let t = t as u64;
             if (20..220).contains(&t) {
-                assert_eq!(v.re, 1.0, "sample {t}");
+                assert_eq!(v.re, 1.0, "sample {t}: the primary's, its tail included");
             }
-            if t >= at {
+            if t >= standby_from {
                 assert_eq!(v.re, 2.0, "sample {t}: the standby serves, no gap");
             }
-            // Never both: each sample has one owner.
+            // Never both: each sample has one owner, and is the one it sent for that time.
             assert!(v.re == 0.0 || v.re == 1.0 || v.re == 2.0);
+            assert!(v.re == 0.0 || v.im == t as f32, "sample {t} out of place");
+        }
+        if tail.is_some() {
+            assert_eq!(u.arbiter.tail_samples, 220 - at);
         }
         // A primary that was only paused comes back: fenced, never on the air.
         assert_eq!(
@@ -1505,6 +1620,81 @@ mod tests {
         assert!(out.iter().all(|v| v.re != 1.0));
         // Before the boundary the standby's TX was liveness only.
         assert!(u.arbiter.standby_packets > 0);
+    }
+
+    /// A primary with a TX lead of 5 subframes dies: what it had queued before it died is
+    /// played to its end (whole subframes, up to a gap), the standby's filler only after it,
+    /// every sample in its place; the notice says where the tail ends and the newest TX
+    /// heard from the dead one. A relink ends a tail at once.
+    #[test]
+    fn a_failover_plays_the_dead_primarys_queued_tx_then_the_standby() {
+        let (primary, standby) = (addr(1), addr(2));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(2);
+        u.link(primary, 0);
+        u.protect(Some(standby), 0);
+        let _ = u.take_notices();
+        let air = run_ticks(&mut u, (0, 400, 10), 50, &[primary, standby], |h, now| {
+            h == standby || now < 200
+        });
+        let n = u.take_notices();
+        assert_eq!(n.len(), 1);
+        let at = n[0].from_sample;
+        // Last heard at 190 (TX [240, 250)), dead after 2 silent subframes: switched at 220.
+        assert_eq!(at, 220);
+        assert_eq!(n[0].previous_heard_tx, Some(240));
+        assert_eq!(n[0].tail_until, Some(250));
+        for (t, v) in air.iter().enumerate() {
+            let t = t as u64;
+            let want = if (50..250).contains(&t) {
+                1.0
+            } else if t >= 250 {
+                2.0
+            } else {
+                0.0
+            };
+            assert_eq!(
+                (v.re, v.im),
+                (want, if want == 0.0 { 0.0 } else { t as f32 }),
+                "sample {t}"
+            );
+        }
+        assert_eq!(u.arbiter.tail_samples, 30);
+
+        // A gap in the dead primary's queue ends its tail; a partial subframe is not played.
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(2);
+        u.link(primary, 0);
+        u.protect(Some(standby), 0);
+        let _ = u.take_notices();
+        run_ticks(&mut u, (0, 200, 10), 50, &[primary, standby], |_, _| true);
+        // Its last datagrams at 200: [250, 255) of a subframe, and [270, 280) after a gap.
+        u.accept_tx(primary, 250, vec![c(1.0); 5], 200);
+        u.accept_tx(primary, 270, vec![c(1.0); 10], 200);
+        let air = run_ticks(&mut u, (200, 400, 10), 50, &[standby], |_, _| true);
+        let n = u.take_notices();
+        assert_eq!((n[0].from_sample, n[0].tail_until), (230, Some(250)));
+        assert_eq!(n[0].previous_heard_tx, Some(270));
+        for (k, v) in air.iter().enumerate() {
+            let t = 200 + k as u64;
+            assert_eq!(v.re, if t < 250 { 1.0 } else { 2.0 }, "sample {t}");
+        }
+
+        // A relink by another host ends the tail at once.
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 10_000, 10_000, 0);
+        u.set_liveness_subframes(2);
+        u.link(primary, 0);
+        u.protect(Some(standby), 0);
+        run_ticks(&mut u, (0, 230, 10), 50, &[primary, standby], |h, now| {
+            h == standby || now < 200
+        });
+        assert_eq!(u.linked(), Some(standby));
+        u.link(addr(3), 230);
+        let air = run_ticks(&mut u, (230, 260, 10), 50, &[], |_, _| true);
+        assert!(
+            air.iter().all(|v| v.re == 0.0),
+            "the tail outlived a relink"
+        );
     }
 
     #[test]
