@@ -51,6 +51,13 @@ pub struct Notice {
     pub from_subframe: u64,
     /// Why.
     pub kind: NoticeKind,
+    /// Fallback and failover: the subframe of the newest TX the radio took from the
+    /// previous primary (data or heartbeat). It delivered nothing it decoded after this
+    /// subframe less its TX lead.
+    pub previous_heard_subframe: Option<u64>,
+    /// Fallback and failover: the first subframe after the previous primary's TX the radio
+    /// still plays (its tail); the new primary's data goes out from there.
+    pub tail_until_subframe: Option<u64>,
 }
 
 /// What this modem is to the task.
@@ -117,8 +124,13 @@ pub enum CutoverAction {
     },
     /// Serve from this subframe on (set the MAC's windows; a fallback or failover).
     Serve {
-        /// First subframe to deliver and transmit.
+        /// First subframe to deliver.
         from_subframe: u64,
+        /// First subframe to transmit data in (after the previous primary's tail).
+        tx_from_subframe: u64,
+        /// Deliver the copies decoded (and dropped) in these subframes `[from, until)`:
+        /// the previous primary died after their RX and before it delivered them.
+        replay: Option<(u64, u64)>,
     },
     /// A newer epoch names another host: stop transmitting (the shell logs it).
     StepDown {
@@ -177,6 +189,12 @@ pub struct CutoverConfig {
     pub confirm_timeout: u64,
     /// A protecting standby transmits filler.
     pub hot_standby: bool,
+    /// Subframes TX is built ahead of RX (every modem of the task has the same).
+    pub tx_lead: u64,
+    /// Subframes not replayed after the last one the previous primary may have delivered:
+    /// a primary cut off by a partition delivers the RX already in its socket buffer while
+    /// its TX no longer reaches the radio; each subframe of margin covers one of those.
+    pub replay_margin: u64,
 }
 
 /// Counters of the machine.
@@ -199,6 +217,8 @@ pub struct CutoverCounters {
 pub struct Cutover {
     cfg: CutoverConfig,
     duty: Duty,
+    /// While serving after a fallback or failover: the first subframe with data TX.
+    tx_from: Option<u64>,
     epoch: u64,
     grace: u64,
     actions: VecDeque<CutoverAction>,
@@ -229,6 +249,7 @@ impl Cutover {
             } else {
                 Duty::Standby
             },
+            tx_from: None,
             epoch: 0,
             grace: 0,
             actions: VecDeque::new(),
@@ -367,6 +388,7 @@ impl Cutover {
         self.epoch = n.epoch;
         match (self.duty, n.me) {
             (Duty::TakingOver { at_sample, .. }, true) if n.from_sample == at_sample => {
+                self.tx_from = None;
                 self.duty = Duty::Serving {
                     from_subframe: Some(n.from_subframe),
                 };
@@ -380,7 +402,7 @@ impl Cutover {
                 if matches!(self.duty, Duty::TakingOver { .. }) {
                     self.actions.push_back(CutoverAction::DropHeld);
                 }
-                self.serve_from(n.from_subframe);
+                self.serve_after(n);
             }
             (Duty::TakingOver { .. }, false) => {
                 // The radio gave the task to someone else: the held packets are theirs.
@@ -406,7 +428,7 @@ impl Cutover {
             (Duty::Released { .. }, true) => {
                 // The new primary fell silent: the radio is back here.
                 self.counters.takeovers_unplanned += 1;
-                self.serve_from(n.from_subframe);
+                self.serve_after(n);
             }
             (Duty::Serving { .. } | Duty::Releasing { .. }, true) => {
                 // Re-affirmed (e.g. a relink by this host): keep serving.
@@ -421,12 +443,32 @@ impl Cutover {
         }
     }
 
-    fn serve_from(&mut self, from_subframe: u64) {
+    /// Serve from the notice's instant. After a fallback or failover: data TX after the
+    /// dead primary's tail, and the copies of the subframes it never delivered replayed.
+    fn serve_after(&mut self, n: Notice) {
+        let from_subframe = n.from_subframe;
+        let unplanned = matches!(n.kind, NoticeKind::Failover | NoticeKind::Fallback);
+        let tx_from_subframe = n
+            .tail_until_subframe
+            .filter(|_| unplanned)
+            .map_or(from_subframe, |t| t.max(from_subframe));
+        let replay = n
+            .previous_heard_subframe
+            .filter(|_| unplanned)
+            .map(|h| {
+                (h + 1 + self.cfg.replay_margin).saturating_sub(self.cfg.tx_lead)
+            })
+            .filter(|&a| a < from_subframe)
+            .map(|a| (a, from_subframe));
         self.duty = Duty::Serving {
             from_subframe: Some(from_subframe),
         };
-        self.actions
-            .push_back(CutoverAction::Serve { from_subframe });
+        self.tx_from = Some(tx_from_subframe);
+        self.actions.push_back(CutoverAction::Serve {
+            from_subframe,
+            tx_from_subframe,
+            replay,
+        });
     }
 
     /// Radio time has reached `radio_now` (from the clock tracker): timeouts.
@@ -479,10 +521,14 @@ impl Cutover {
     pub fn tx_mode(&self, m: u64) -> TxMode {
         match self.duty {
             Duty::Serving { from_subframe } => {
-                if from_subframe.is_none_or(|f| m >= f) {
-                    TxMode::Data
-                } else {
+                if from_subframe.is_some_and(|f| m < f) {
                     TxMode::Silent
+                } else if self.tx_from.is_some_and(|t| m < t) {
+                    // The radio plays the dead primary's tail there: filler keeps this
+                    // modem heard.
+                    TxMode::Filler
+                } else {
+                    TxMode::Data
                 }
             }
             Duty::TakingOver { at_subframe, .. } => {
@@ -525,6 +571,8 @@ mod tests {
     const CFG: CutoverConfig = CutoverConfig {
         confirm_timeout: 960_000,
         hot_standby: true,
+        tx_lead: 8,
+        replay_margin: 1,
     };
     const SPS: u64 = 1920;
 
@@ -539,6 +587,8 @@ mod tests {
             from_sample: from_subframe * SPS,
             from_subframe,
             kind,
+            previous_heard_subframe: None,
+            tail_until_subframe: None,
         }
     }
 
@@ -605,7 +655,11 @@ mod tests {
         src.on_notice(notice(4, true, 106, NoticeKind::Fallback));
         assert_eq!(
             drain(&mut src),
-            [CutoverAction::Serve { from_subframe: 106 }]
+            [CutoverAction::Serve {
+                from_subframe: 106,
+                tx_from_subframe: 106,
+                replay: None
+            }]
         );
         assert_eq!(src.rx_fate(105), RxFate::Drop);
         assert_eq!(src.rx_fate(106), RxFate::Deliver);
@@ -624,7 +678,11 @@ mod tests {
         standby.on_notice(n);
         assert_eq!(
             drain(&mut standby),
-            [CutoverAction::Serve { from_subframe: 300 }]
+            [CutoverAction::Serve {
+                from_subframe: 300,
+                tx_from_subframe: 300,
+                replay: None
+            }]
         );
         assert_eq!(standby.rx_fate(300), RxFate::Deliver);
         // The old primary was only paused: when it reads the notice it steps down.
@@ -633,6 +691,81 @@ mod tests {
         assert_eq!(primary.tx_mode(301), TxMode::Silent);
         assert_eq!(primary.rx_fate(301), RxFate::Drop);
         assert_eq!(primary.duty(), Duty::Fenced);
+    }
+
+    /// The primary (TX lead 8) was last heard with the TX of subframe 296 and the radio
+    /// switched at 300, playing its tail to 297: it delivered nothing decoded after 288, so
+    /// the standby replays its copies of 290..300 (one subframe of margin) and sends data
+    /// from 297, filler before. A planned switch replays nothing, whatever the notice says.
+    #[test]
+    fn a_failover_replays_what_the_dead_primary_never_delivered_and_sends_after_its_tail() {
+        let mut standby = Cutover::new(CFG, false);
+        standby.on_notice(Notice {
+            previous_heard_subframe: Some(296),
+            tail_until_subframe: Some(297),
+            ..notice(9, true, 300, NoticeKind::Failover)
+        });
+        // The tail ends before the instant: data from the instant.
+        assert_eq!(
+            drain(&mut standby),
+            [CutoverAction::Serve {
+                from_subframe: 300,
+                tx_from_subframe: 300,
+                replay: Some((290, 300))
+            }]
+        );
+        let mut standby = Cutover::new(CFG, false);
+        standby.on_notice(Notice {
+            previous_heard_subframe: Some(306),
+            tail_until_subframe: Some(307),
+            ..notice(9, true, 302, NoticeKind::Failover)
+        });
+        assert_eq!(
+            drain(&mut standby),
+            [CutoverAction::Serve {
+                from_subframe: 302,
+                tx_from_subframe: 307,
+                replay: Some((300, 302))
+            }]
+        );
+        assert_eq!(standby.tx_mode(301), TxMode::Silent);
+        assert_eq!(standby.tx_mode(302), TxMode::Filler);
+        assert_eq!(standby.tx_mode(306), TxMode::Filler);
+        assert_eq!(standby.tx_mode(307), TxMode::Data);
+        assert_eq!(standby.rx_fate(302), RxFate::Deliver);
+        // Heard last with the TX of 320: it may have delivered all it decoded before the
+        // instant, so nothing is replayed.
+        let mut standby = Cutover::new(CFG, false);
+        standby.on_notice(Notice {
+            previous_heard_subframe: Some(320),
+            ..notice(9, true, 300, NoticeKind::Failover)
+        });
+        assert!(matches!(
+            drain(&mut standby)[..],
+            [CutoverAction::Serve { replay: None, .. }]
+        ));
+        // Not heard at all: nothing is known, nothing replayed.
+        let mut standby = Cutover::new(CFG, false);
+        standby.on_notice(notice(9, true, 300, NoticeKind::Failover));
+        assert!(matches!(
+            drain(&mut standby)[..],
+            [CutoverAction::Serve { replay: None, tx_from_subframe: 300, .. }]
+        ));
+        // A relink (kind Link) to a standby: no replay, no tail.
+        let mut standby = Cutover::new(CFG, false);
+        standby.on_notice(Notice {
+            previous_heard_subframe: Some(296),
+            tail_until_subframe: Some(310),
+            ..notice(9, true, 300, NoticeKind::Link)
+        });
+        assert_eq!(
+            drain(&mut standby),
+            [CutoverAction::Serve {
+                from_subframe: 300,
+                tx_from_subframe: 300,
+                replay: None
+            }]
+        );
     }
 
     #[test]
@@ -746,7 +879,7 @@ mod props {
         /// same newest epoch; a modem never transmits data while fenced.
         #[test]
         fn never_two_servers_for_one_subframe(evs in proptest::collection::vec(ev(), 1..80)) {
-            let cfg = CutoverConfig { confirm_timeout: 100, hot_standby: true };
+            let cfg = CutoverConfig { confirm_timeout: 100, hot_standby: true, tx_lead: 8, replay_margin: 1 };
             let fwd = SocketAddr::from(([10, 0, 0, 2], 9000));
             let mut a = Cutover::new(cfg, true);
             let mut b = Cutover::new(cfg, false);
@@ -760,7 +893,7 @@ mod props {
                         Ev::Rx(end) => m.on_rx(end),
                         Ev::Notice(epoch, to_a, from, k) => {
                             let kind = [NoticeKind::Link, NoticeKind::Planned, NoticeKind::Fallback, NoticeKind::Failover][k as usize];
-                            m.on_notice(Notice { epoch, me: to_a == (i == 0), from_sample: from, from_subframe: from, kind });
+                            m.on_notice(Notice { epoch, me: to_a == (i == 0), from_sample: from, from_subframe: from, kind, previous_heard_subframe: None, tail_until_subframe: None });
                         }
                         Ev::Tick(now) => m.on_tick(now),
                     }

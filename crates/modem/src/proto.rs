@@ -380,6 +380,10 @@ pub struct ModemCounters {
     /// radio kept the source) or dropped because the hold buffer was full.
     #[serde(default)]
     pub drop_held: u64,
+    /// Packets this modem decoded as a warm replica and delivered when a fallback or
+    /// failover made it primary: subframes the dead primary never delivered.
+    #[serde(default)]
+    pub replayed: u64,
 }
 
 /// The `status` result.

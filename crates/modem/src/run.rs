@@ -121,6 +121,14 @@ pub const DEFAULT_RELEASE_GRACE: Duration = Duration::from_millis(300);
 /// counted; at 1 ms subframes the confirmation comes within a few subframes).
 const MAX_HELD: usize = 4096;
 
+/// Copies a warm replica decoded and did not deliver, kept for a fallback or failover to
+/// replay what the dead primary never delivered: this many subframes back…
+const COPIES_KEPT_SUBFRAMES: u64 = 64;
+/// …and at most this many packets.
+const COPIES_KEPT: usize = 1024;
+/// Subframes of margin in that replay ([`CutoverConfig::replay_margin`]).
+const REPLAY_MARGIN: u64 = 1;
+
 /// Modem-level failures (start-up; the loop itself never fails on input).
 #[derive(Debug, thiserror::Error)]
 pub enum ModemError {
@@ -223,6 +231,14 @@ pub struct Modem {
     cut: Option<Cutover>,
     release: Option<Release>,
     held: Vec<(u64, Vec<u8>)>,
+    /// Packets decoded as a warm replica and not delivered (someone else's subframes), by
+    /// subframe: what a fallback or failover replays of what the dead primary never
+    /// delivered. Bounded by [`COPIES_KEPT_SUBFRAMES`] and [`COPIES_KEPT`].
+    copies: VecDeque<(u64, Vec<u8>)>,
+    /// Newest subframe whose TX (data, filler or heartbeat) was sent to the radio: a
+    /// subframe `n` decoded is delivered only once the TX of `n + tx_lead` went out, so the
+    /// radio's record of this modem's newest TX bounds what it delivered.
+    tx_sent_through: Option<u64>,
     /// Radio time as seen from this host: offset and rate (the oscillator's ppm).
     clock: RadioClock,
     next_tx: Option<u64>,
@@ -359,6 +375,8 @@ impl Modem {
             release: None,
             clock: RadioClock::new(f64::from(rate_hz), ClockConfig::default()),
             held: Vec::new(),
+            copies: VecDeque::new(),
+            tx_sent_through: None,
             next_tx: None,
             routes_pending: false,
             last_rx: None,
@@ -489,6 +507,16 @@ impl Modem {
                 ferry_fronthaul::notice::NoticeKind::Fallback => NoticeKind::Fallback,
                 ferry_fronthaul::notice::NoticeKind::Failover => NoticeKind::Failover,
             };
+            let core = self.core.as_ref();
+            let previous_heard_subframe = n
+                .previous_heard_tx
+                .and_then(|t| core.and_then(|c| c.subframe_of(t)));
+            // The first subframe wholly after the tail (a slave's grid need not be the
+            // radio's).
+            let tail_until_subframe = n
+                .tail_until
+                .and_then(|t| core.and_then(|c| c.subframe_of(t.saturating_sub(1))))
+                .map(|k| k + 1);
             let Some(c) = self.cut.as_mut() else {
                 continue;
             };
@@ -499,6 +527,8 @@ impl Modem {
                     from_sample = n.from_sample,
                     ?kind,
                     primary = ?n.primary,
+                    previous_heard_subframe,
+                    tail_until_subframe,
                     "switch notice"
                 );
             }
@@ -508,6 +538,8 @@ impl Modem {
                 from_sample: n.from_sample,
                 from_subframe,
                 kind,
+                previous_heard_subframe,
+                tail_until_subframe,
             });
         }
         self.apply_cutover();
@@ -553,15 +585,39 @@ impl Modem {
                 }
                 CutoverAction::CopyQueue { .. } => self.forward_early_copy(),
                 CutoverAction::ForwardRest { to } => self.finish_release(to),
-                CutoverAction::Serve { from_subframe } => {
-                    self.set_windows(Window {
-                        from: Some(from_subframe),
-                        until: None,
-                    });
+                CutoverAction::Serve {
+                    from_subframe,
+                    tx_from_subframe,
+                    replay,
+                } => {
+                    if let Some(c) = self.core.as_mut() {
+                        c.mac_mut().set_rx_window(Window {
+                            from: Some(from_subframe),
+                            until: None,
+                        });
+                        c.mac_mut().set_tx_window(Window {
+                            from: Some(tx_from_subframe),
+                            until: None,
+                        });
+                    }
                     self.state = ModemState::Active;
                     self.release = None;
+                    // What the dead primary decoded and never delivered: this modem's
+                    // copies of those subframes, in order.
+                    let copies = std::mem::take(&mut self.copies);
+                    let mut replayed = 0u64;
+                    if let Some((a, b)) = replay {
+                        for (_, p) in copies.iter().filter(|(k, _)| (a..b).contains(k)) {
+                            self.deliver(p);
+                            replayed += 1;
+                        }
+                    }
+                    self.counters.replayed += replayed;
                     tracing::warn!(
                         from_subframe,
+                        tx_from_subframe,
+                        ?replay,
+                        replayed,
                         epoch = self.cut.as_ref().map_or(0, Cutover::epoch),
                         "the radio made this modem primary (fallback or failover): serving"
                     );
@@ -653,6 +709,8 @@ impl Modem {
                 // the radio did not make the switch.
                 confirm_timeout: rate / 2,
                 hot_standby: shadow && self.opts.hot_standby,
+                tx_lead: self.opts.tx_lead.max(1),
+                replay_margin: REPLAY_MARGIN,
             },
             !shadow,
         ));
@@ -1140,17 +1198,58 @@ impl Modem {
         }
         self.counters.subframes += 1;
         let fate = self.cut.as_ref().map_or(RxFate::Deliver, |c| c.rx_fate(n));
+        // TX first, then what subframe n decoded: see `tx_sent_through`.
+        self.transmit_ahead(n);
+        let lead = self.opts.tx_lead.max(1);
+        if !out.local.is_empty()
+            && fate != RxFate::Drop
+            && self.tx_sent_through.is_none_or(|k| k < n + lead)
+            && self.link.control().is_some()
+        {
+            // Nothing went out for n + lead (a late burst skipped it, or the subframe was
+            // not this modem's): a heartbeat dated there tells the radio.
+            if let Some(at) = self.core.as_ref().map(|c| c.subframe_start(n + lead)) {
+                match self.link.heartbeat(at) {
+                    Ok(()) => {
+                        self.counters.heartbeats += 1;
+                        self.tx_sent_through = Some(n + lead);
+                    }
+                    Err(e) => tracing::warn!("radio heartbeat: {e}"),
+                }
+            }
+        }
         for p in out.local {
             match fate {
                 RxFate::Deliver => self.deliver(&p),
                 // Decoded after T before the radio confirmed the takeover.
                 RxFate::Hold if self.held.len() < MAX_HELD => self.held.push((n, p)),
-                RxFate::Hold | RxFate::Drop => self.counters.drop_held += 1,
+                RxFate::Hold => self.counters.drop_held += 1,
+                RxFate::Drop => {
+                    // Someone else's subframe: kept a while, for a fallback or failover to
+                    // replay what a dead primary never delivered.
+                    self.counters.drop_held += 1;
+                    if self.copies.len() >= COPIES_KEPT {
+                        self.copies.pop_front();
+                    }
+                    self.copies.push_back((n, p));
+                }
             }
+        }
+        while self
+            .copies
+            .front()
+            .is_some_and(|(k, _)| k + COPIES_KEPT_SUBFRAMES < n)
+        {
+            self.copies.pop_front();
         }
         if self.state == ModemState::Discovering && discovered {
             self.state = ModemState::Active;
         }
+    }
+
+    /// Builds and sends the TX of the subframes up to `n + tx_lead` (RX subframe `n` was
+    /// just processed).
+    fn transmit_ahead(&mut self, n: u64) {
         // TX for the subframes up to n + lead.
         let lead = self.opts.tx_lead.max(1);
         // The first TX goes out two subframes ahead: n + 1 is already on the air.
@@ -1194,14 +1293,22 @@ impl Modem {
                         if now.is_some_and(|now| now >= at) {
                             self.counters.deadline_misses += 1;
                         }
+                        let mut sent = false;
                         for (ch, buf) in self.txbufs.iter().enumerate() {
-                            if let Err(e) = self.link.send_channel(at, ch as u8, buf) {
-                                tracing::warn!("radio send: {e}");
+                            match self.link.send_channel(at, ch as u8, buf) {
+                                Ok(_) => sent = true,
+                                Err(e) => tracing::warn!("radio send: {e}"),
                             }
+                        }
+                        if sent {
+                            self.tx_sent_through = Some(m);
                         }
                     }
                     Ok(false) if heartbeats => match self.link.heartbeat(at) {
-                        Ok(()) => self.counters.heartbeats += 1,
+                        Ok(()) => {
+                            self.counters.heartbeats += 1;
+                            self.tx_sent_through = Some(m);
+                        }
                         Err(e) => tracing::warn!("radio heartbeat: {e}"),
                     },
                     Ok(false) => {}
