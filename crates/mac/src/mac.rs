@@ -365,8 +365,14 @@ pub struct Mac {
     last_grant_heard: Option<u64>,
     tx_window: Window,
     rx_window: Window,
+    /// IP packets for this node received outside the RX window (a warm replica's copies),
+    /// until the caller takes them; at most [`MAX_SUPPRESSED`].
+    suppressed: Vec<Vec<u8>>,
     counters: MacCounters,
 }
+
+/// Suppressed packets kept for the caller between two [`Mac::take_suppressed`].
+const MAX_SUPPRESSED: usize = 256;
 
 /// Granted uplink subframes remembered ahead (bounds memory against odd input).
 const MAX_REMEMBERED_GRANTS: usize = 64;
@@ -407,6 +413,7 @@ impl Mac {
             last_grant_heard: None,
             tx_window: Window::ALWAYS,
             rx_window: Window::ALWAYS,
+            suppressed: Vec::new(),
             counters: MacCounters::default(),
             cfg,
         })
@@ -801,6 +808,7 @@ impl Mac {
                     if let Some(pdu) = self.reasm.on_segment(n, h.src, h.dst, sh, payload) {
                         if !self.rx_window.contains(n) {
                             self.counters.shadow_suppressed += 1;
+                            self.keep_suppressed(&pdu);
                         } else if let Some(d) = self.handle_pdu(&pdu) {
                             out.push(d);
                         }
@@ -809,6 +817,25 @@ impl Mac {
             }
         }
         out
+    }
+
+    /// A PDU outside the RX window that this node would deliver: kept as a copy (see
+    /// [`Mac::take_suppressed`]); relayed ones are not (another node's queue).
+    fn keep_suppressed(&mut self, pdu: &[u8]) {
+        let Ok((h, ip)) = RelayHeader::parse(pdu) else {
+            return;
+        };
+        if self.suppressed.len() < MAX_SUPPRESSED
+            && forward_decision(self.disc.table(), &h) == ForwardDecision::Deliver
+        {
+            self.suppressed.push(ip.to_vec());
+        }
+    }
+
+    /// The IP packets for this node received outside the RX window since the last call (a
+    /// warm replica's copies of what the primary delivers), in order.
+    pub fn take_suppressed(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.suppressed)
     }
 
     /// Loss accounting from TB sequence numbers; false for a duplicate.

@@ -168,6 +168,52 @@ fn ping_flows_through_the_relay_and_back() {
     assert_eq!(sim.stats().collisions, 0);
 }
 
+/// A warm replica of server4 (same node, RX and TX windows closed, as a hot standby) hears
+/// what the relay sends server4: it delivers nothing, and keeps exactly what server4
+/// delivered, in order, for the caller to take (a failover replays from these).
+#[test]
+fn a_warm_replica_keeps_copies_of_what_the_primary_delivers() {
+    let cfg = DiscoveryConfig::default();
+    let relay = Mac::new(relay_cfg(cfg)).unwrap_or_else(|e| panic!("{e}"));
+    let mut replica = slave(10, cfg);
+    let never = Window {
+        from: Some(u64::MAX),
+        until: None,
+    };
+    replica.set_tx_window(never);
+    replica.set_rx_window(never);
+    let mut sim = Sim::new(vec![relay, slave(8, cfg), slave(10, cfg), replica], 300, 0);
+    sim.set_link(S3, S4, false);
+    sim.set_link(S3, 3, false);
+    assert!(sim
+        .run_until(10_000, |s| s.nodes[..3]
+            .iter()
+            .zip(expected())
+            .all(|(m, w)| m.routes() == w))
+        .is_some());
+    let routes = sim.nodes[S4].routes();
+    let now = sim.now();
+    assert!(sim.nodes[3].set_routes(now, &routes).is_ok());
+    let (mut delivered, mut copies) = (Vec::new(), Vec::new());
+    for k in 0..2000u64 {
+        if k % 10 == 0 && k < 1500 {
+            let ping = [0x45, 8, (k >> 8) as u8, k as u8];
+            assert!(sim.nodes[S3].enqueue(&ping, n(10)).is_ok());
+        }
+        for (rx, d) in sim.step() {
+            if let Delivery::Local { packet, .. } = d {
+                assert_ne!(rx, 3, "the replica delivered");
+                if rx == S4 {
+                    delivered.push(packet);
+                }
+            }
+        }
+        copies.extend(sim.nodes[3].take_suppressed());
+    }
+    assert_eq!(delivered.len(), 150);
+    assert_eq!(copies, delivered);
+}
+
 /// The relay task is restarted (as on a migration target) while server3 sends a packet to
 /// server4 every 10 ms. Returns (ms from restart to the first packet delivered at server4,
 /// packets lost at the relay for lack of a route).
@@ -353,6 +399,10 @@ fn cutover(make_before_break: bool, t_offset: u64, lead: u64, latency: u64) -> C
         }
     }
     if make_before_break {
+        assert!(
+            sim.nodes[S2].take_suppressed().is_empty(),
+            "a relay's replica keeps no copies of what it would relay"
+        );
         let (src, dst) = (sim.nodes[RELAY].counters(), sim.nodes[S2].counters());
         assert!(
             dst.shadow_suppressed > 0,

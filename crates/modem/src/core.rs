@@ -58,6 +58,9 @@ pub struct CoreCounters {
 pub struct RxOutcome {
     /// IP packets for this host's TUN.
     pub local: Vec<Vec<u8>>,
+    /// IP packets for this host decoded outside the MAC's RX window (a warm replica's
+    /// copies of what the primary delivers).
+    pub copies: Vec<Vec<u8>>,
     /// Whether a TB was decoded (data or filler).
     pub decoded: bool,
 }
@@ -383,6 +386,7 @@ impl ModemCore {
                 Delivery::Dropped { .. } => self.counters.rx_dropped += 1,
             }
         }
+        out.copies.extend(self.mac.take_suppressed());
     }
 
     /// Subframe `n`'s direction and whether someone transmitted in it; learns the noise floor

@@ -455,9 +455,7 @@ impl Cutover {
         let replay = n
             .previous_heard_subframe
             .filter(|_| unplanned)
-            .map(|h| {
-                (h + 1 + self.cfg.replay_margin).saturating_sub(self.cfg.tx_lead)
-            })
+            .map(|h| (h + 1 + self.cfg.replay_margin).saturating_sub(self.cfg.tx_lead))
             .filter(|&a| a < from_subframe)
             .map(|a| (a, from_subframe));
         self.duty = Duty::Serving {
@@ -749,7 +747,11 @@ mod tests {
         standby.on_notice(notice(9, true, 300, NoticeKind::Failover));
         assert!(matches!(
             drain(&mut standby)[..],
-            [CutoverAction::Serve { replay: None, tx_from_subframe: 300, .. }]
+            [CutoverAction::Serve {
+                replay: None,
+                tx_from_subframe: 300,
+                ..
+            }]
         ));
         // A relink (kind Link) to a standby: no replay, no tail.
         let mut standby = Cutover::new(CFG, false);

@@ -1202,7 +1202,7 @@ impl Modem {
         self.transmit_ahead(n);
         let lead = self.opts.tx_lead.max(1);
         if !out.local.is_empty()
-            && fate != RxFate::Drop
+            && fate == RxFate::Deliver
             && self.tx_sent_through.is_none_or(|k| k < n + lead)
             && self.link.control().is_some()
         {
@@ -1223,16 +1223,18 @@ impl Modem {
                 RxFate::Deliver => self.deliver(&p),
                 // Decoded after T before the radio confirmed the takeover.
                 RxFate::Hold if self.held.len() < MAX_HELD => self.held.push((n, p)),
-                RxFate::Hold => self.counters.drop_held += 1,
-                RxFate::Drop => {
-                    // Someone else's subframe: kept a while, for a fallback or failover to
-                    // replay what a dead primary never delivered.
-                    self.counters.drop_held += 1;
-                    if self.copies.len() >= COPIES_KEPT {
-                        self.copies.pop_front();
-                    }
-                    self.copies.push_back((n, p));
+                RxFate::Hold | RxFate::Drop => self.counters.drop_held += 1,
+            }
+        }
+        if fate == RxFate::Drop {
+            // Someone else's subframe (the MAC's RX window kept it from `local`): kept a
+            // while, for a fallback or failover to replay what a dead primary never
+            // delivered.
+            for p in out.copies {
+                if self.copies.len() >= COPIES_KEPT {
+                    self.copies.pop_front();
                 }
+                self.copies.push_back((n, p));
             }
         }
         while self
