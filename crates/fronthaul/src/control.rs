@@ -329,6 +329,9 @@ pub struct ArbiterStatus {
     /// primary to the switch instant (detection and switch on the radio's own clock).
     #[serde(default)]
     pub last_silence_samples: u64,
+    /// Samples played from deposed primaries' queued TX after fallbacks and failovers.
+    #[serde(default)]
+    pub tail_samples: u64,
     /// Since when (sample) the primary has been protected by `standby`, or unprotected when
     /// there is none (a failover leaves it unprotected until a new standby is named).
     #[serde(default)]

@@ -400,6 +400,7 @@ impl AirEngine {
                 reported_dead: u.arbiter.reported_dead,
                 primary_since: u.primary_since(),
                 last_silence_samples: u.arbiter.last_silence_samples,
+                tail_samples: u.arbiter.tail_samples,
                 protection_since: u.protection_since(),
             },
         }
