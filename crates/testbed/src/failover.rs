@@ -609,7 +609,15 @@ fn set_links(bed: &Bed, n: u8, fronthaul: bool, mgmt: bool, up: bool) -> Result<
         .topo
         .host(&format!("server{n}"))
         .ok_or_else(|| SessionError::Failed(format!("no server{n} in the topology")))?;
-    for i in &host.ifaces {
+    // Cutting: the management link first. Each `ip` takes milliseconds, and the radio fails
+    // over 5 ms after the fronthaul goes: with the management link still up, the
+    // controller's `kill_d2d` reached the partitioned server's agent before its cut, and the
+    // deposed modem was stopped instead of stepping down on its own.
+    let mut ifaces: Vec<_> = host.ifaces.iter().collect();
+    if !up {
+        ifaces.sort_by_key(|i| matches!(i.bridge, crate::topology::Bridge::Fh));
+    }
+    for i in ifaces {
         let pick = match i.bridge {
             crate::topology::Bridge::Fh => fronthaul,
             crate::topology::Bridge::Mgmt => mgmt,
