@@ -1,7 +1,9 @@
 //! Issue #11, the agent rows of the fault matrix: an *agent* (not its modem) is killed
 //! (`kill -9`) in the middle of a make-before-break migration while server3 pings the task —
 //! the destination's agent or the source's, in the `--pause-after synced` hold (before T is
-//! chosen) and once the radio's switch is armed (around T). Whatever the sequence then does,
+//! chosen), once the radio's switch is armed (around T), and after T (the destination's
+//! agent once it confirmed serving, the source's once its fallback grace began). Whatever
+//! the sequence then does,
 //! afterwards exactly one server serves: the radio names a live, active modem, pings pass,
 //! no probe comes back twice, and `ferry ctl`'s exit status tells the truth (success only if
 //! the radio and the destination say the destination serves). The killed agent is then
@@ -63,7 +65,9 @@ fn pings_flow(traffic: &Traffic, limit: Duration) -> bool {
 
 /// One cell: a migration server1 → server2, the agent of `victim` killed at `when`
 /// (`synced`: in a 2 s hold after the destination synchronised; `armed`: at the cutover
-/// line). Returns what the cell ended in, for the caller's table.
+/// line; `after`: after T — the destination's agent at "source forwards held data" (the
+/// destination confirmed serving), the source's at "source warm for the fallback grace").
+/// Returns what the cell ended in, for the caller's table.
 fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
     let options: &[&str] = if when == "synced" {
         &["--pause-after", "synced", "--pause-ms", "2000"]
@@ -77,8 +81,10 @@ fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
     let mut killed = false;
     for l in lines.by_ref().map_while(Result::ok) {
         log.push(l.clone());
-        let at = match when {
-            "synced" => l.contains("paused 2000 ms after"),
+        let at = match (when, victim) {
+            ("synced", _) => l.contains("paused 2000 ms after"),
+            ("after", 2) => l.contains("mbb: source forwards held data"),
+            ("after", _) => l.contains("mbb: source warm for the fallback grace"),
             _ => l.contains("mbb: cutover at T"),
         };
         if at {
@@ -156,9 +162,17 @@ fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
     );
     let expect = match (victim, when) {
         (_, "synced") => "mbb aborted before T, source untouched",
+        // The destination had confirmed: nothing more is asked of its agent.
+        (2, "after") => "task serves from the destination since sample",
         (2, _) => "confirmed by the radio after the fallback grace",
         _ => "the source was not cleaned",
     };
+    if (victim, when) == (2, "after") {
+        assert!(
+            !text.contains("not cleaned") && !text.contains("confirmed by the radio"),
+            "{text}"
+        );
+    }
     assert!(text.contains(expect), "expected {expect:?}:\n{text}");
     format!(
         "ctl {} (exit {:?}), radio serves server{serving}; modems on server{victim} \
@@ -181,7 +195,14 @@ fn agents_killed_mid_migration_leave_exactly_one_server_serving() {
     let traffic = Traffic::start(&bed, Some(Duration::from_millis(10))).expect("traffic");
     std::thread::sleep(Duration::from_millis(800));
     let mut table = Vec::new();
-    for (victim, when) in [(2u8, "synced"), (1, "synced"), (2, "armed"), (1, "armed")] {
+    for (victim, when) in [
+        (2u8, "synced"),
+        (1, "synced"),
+        (2, "armed"),
+        (1, "armed"),
+        (2, "after"),
+        (1, "after"),
+    ] {
         if primary(&bed) != Some(1) {
             // Bring the task home first so that every cell starts from server1.
             let (_tl, _) = bed.migrate_mbb(2, 1).expect("migrating back to server1");
