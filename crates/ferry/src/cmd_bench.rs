@@ -204,7 +204,67 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
             );
         }
     }
+    s.push_str(&phases_table(reports));
     s.push_str("\nThesis (table 3-4, one legacy migration on USRP N210s): 1969 ms total, 19 lost pings, 1855 ms interruption.\n");
+    s
+}
+
+/// The phase after which a make-before-break migration has moved the task: the destination
+/// confirmed serving (what follows is the source's fallback grace and cleanup).
+const MOVED_AFTER: &str = "destination confirms serving";
+
+/// Per method, each phase (in the order the migrations ran them) with its start and
+/// duration over the migrations (median and max), and for make-before-break when the task
+/// was moved (the end of [`MOVED_AFTER`]).
+fn phases_table(reports: &[MethodReport]) -> String {
+    let mut s = String::from(
+        "\nPer phase (ms since the migration's start; median and max over the migrations that ran it):\n\n\
+         | method | phase | migrations | start median | duration median | duration max |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let mut names: Vec<&str> = Vec::new();
+        for m in &r.migrations {
+            for p in &m.phases {
+                if !names.contains(&p.name.as_str()) {
+                    names.push(&p.name);
+                }
+            }
+        }
+        for name in names {
+            let (starts, durs): (Vec<f64>, Vec<f64>) = r
+                .migrations
+                .iter()
+                .flat_map(|m| m.phases.iter().filter(|p| p.name == name))
+                .map(|p| (p.start_ms, p.duration_ms))
+                .unzip();
+            let (Some(st), Some(du)) = (demo::stats(&starts), demo::stats(&durs)) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {name} | {} | {:.0} | {:.0} | {:.0} |",
+                r.method.title(),
+                durs.len(),
+                st.0,
+                du.0,
+                du.2
+            );
+        }
+        let moved: Vec<f64> = r
+            .migrations
+            .iter()
+            .filter_map(|m| m.phases.iter().find(|p| p.name == MOVED_AFTER))
+            .map(|p| p.start_ms + p.duration_ms)
+            .collect();
+        if let Some((med, p95, max)) = demo::stats(&moved) {
+            let _ = writeln!(
+                s,
+                "\n{}: the task moved (destination confirmed serving) {med:.0} ms after the start, median (p95 {p95:.0}, max {max:.0}); the rest of the total is the source's fallback grace and its cleanup, which no longer hold the service.\n",
+                r.method.title()
+            );
+        }
+    }
     s
 }
 
@@ -264,5 +324,31 @@ mod tests {
             .filter(|l| l.starts_with("| legacy") && l.contains("server1 → server2"))
             .collect();
         assert_eq!(per.len(), 3);
+        // One phase ("link") in every migration: durations 80/90/100.
+        assert!(
+            md.contains("| legacy (thesis method) | link | 3 | 0 | 90 | 100 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_moved_time_is_the_end_of_the_destinations_confirmation() {
+        let migs = [60u64, 70, 90]
+            .iter()
+            .map(|&c| {
+                let mut t = Timeline::new("mbb", 0);
+                t.begin(0, "cutover at T", true);
+                t.begin(c, MOVED_AFTER, true);
+                t.begin(c + 10, "stop and clean source", true);
+                t.finish(c + 400, true);
+                MigrationReport::from_timeline(&t, "server1 → server2", 0.0)
+            })
+            .collect();
+        let r = MethodReport::new(Method::Mbb, migs, None, None, None);
+        let md = render(&[r], &RunMeta::collect(0.0));
+        assert!(
+            md.contains("the task moved (destination confirmed serving) 80 ms after the start, median (p95 100, max 100)"),
+            "{md}"
+        );
     }
 }
