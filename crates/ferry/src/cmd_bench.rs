@@ -257,6 +257,20 @@ fn phases_table(reports: &[MethodReport]) -> String {
             .filter_map(|m| m.phases.iter().find(|p| p.name == MOVED_AFTER))
             .map(|p| p.start_ms + p.duration_ms)
             .collect();
+        let margins: Vec<f64> = r
+            .migrations
+            .iter()
+            .filter_map(|m| m.margin_ms)
+            .map(|v| v as f64)
+            .collect();
+        if let Some((med, _, max)) = demo::stats(&margins) {
+            let min = margins.iter().copied().fold(f64::INFINITY, f64::min);
+            let _ = writeln!(
+                s,
+                "\n{}: margin before T (from the measured round trips) median {med:.0} ms, min {min:.0}, max {max:.0}.",
+                r.method.title()
+            );
+        }
         if let Some((med, p95, max)) = demo::stats(&moved) {
             let _ = writeln!(
                 s,

@@ -115,10 +115,17 @@ enum CtlOp {
         /// mbb: the destination modem's forwarding endpoint (ip:port).
         #[arg(long)]
         forward_to: Option<SocketAddr>,
-        /// mbb: how far ahead of the radio clock T is placed, ms. Arming (three round
-        /// trips) must fit in it; on a loaded host raise it.
+        /// mbb: how far ahead of the radio clock T is placed at most, ms. The margin used
+        /// is twice the sum of the largest of the last 4 round trips this migration measured
+        /// to the source, the destination and the radio, plus the modems' TX lead (8) and a
+        /// 2 ms guard, between --margin-floor-ms and this. Arming (three round trips) must
+        /// fit in it.
         #[arg(long, default_value_t = 40)]
         margin_ms: u64,
+        /// mbb: the least margin, ms. Set it to --margin-ms for a fixed margin; raise it on
+        /// a host whose round trips jump between the measurement and the arming.
+        #[arg(long, default_value_t = 20)]
+        margin_floor_ms: u64,
     },
     /// Protect the task served by --local with a hot standby on --standby (issue #12): the
     /// standby gets the task's TUN address, routes and Control, starts warm, synchronises
@@ -303,6 +310,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             dest_port,
             forward_to,
             margin_ms,
+            margin_floor_ms,
         } => {
             ferry_ctl::interrupt::install();
             let dest = client(to)?;
@@ -330,6 +338,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                     cfg.relay = args.relay;
                     cfg.pause = pause;
                     cfg.margin_ms = *margin_ms;
+                    cfg.margin_floor_ms = *margin_floor_ms;
                     let mut driver = Driver::new(None, Some(local), Some(dest), Some(radio()));
                     let seq = mbb::migrate(cfg, driver.now());
                     driver.run(seq, &mut |r| eprintln!("  {}", r.text))

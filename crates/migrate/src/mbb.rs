@@ -60,8 +60,15 @@ pub struct MbbConfig {
     pub forward_token: ForwardToken,
     /// Relay task: carry the route list.
     pub relay: bool,
-    /// How far ahead of the radio clock T is placed, before rounding up to a subframe.
+    /// How far ahead of the radio clock T is placed at most, before rounding up to a
+    /// subframe. The margin used is derived from this migration's measured round trips
+    /// (`Mbb::margin_for`), between `margin_floor_ms` and this.
     pub margin_ms: u64,
+    /// The least margin, however fast the round trips were (`margin_ms` or more: fixed).
+    pub margin_floor_ms: u64,
+    /// The modems' TX lead in ms: the source has TX built this far ahead when it is armed,
+    /// and T must lie beyond it (its modem refuses a `release_at` inside built TX).
+    pub tx_lead_ms: u64,
     /// All arming must be confirmed this long before T.
     pub guard_ms: u64,
     /// Poll period for `status` while waiting.
@@ -105,6 +112,8 @@ impl MbbConfig {
             forward_token: ForwardToken::random(),
             relay: false,
             margin_ms: 40,
+            margin_floor_ms: 20,
+            tx_lead_ms: 8,
             guard_ms: 2,
             poll_ms: 5,
             sync_timeout_ms: 5_000,
@@ -235,6 +244,14 @@ pub(crate) struct Mbb {
     interrupt_seen: bool,
     /// The source's modem was found dead while arming: the destination is promoted.
     source_dead: bool,
+    /// The request in flight (who it went to) and when it went, if it is a quick one (not
+    /// a modem start or stop): its round trip feeds the margin.
+    in_flight: Option<(Rtt, Millis)>,
+    /// The last [`RTTS_KEPT`] round trips to the source, the destination and the radio.
+    rtts: [VecDeque<u64>; 3],
+    /// The margin T was placed with (ms), and the round trips it came from.
+    margin: u64,
+    margin_rtts: [Option<u64>; 3],
     /// The destination did not confirm after T (why), but the radio named it primary once
     /// the fallback grace was over: the move is done, verified by the arbiter.
     confirmed_by_radio: Option<String>,
@@ -261,7 +278,57 @@ impl Mbb {
             interrupt_seen: false,
             source_dead: false,
             confirmed_by_radio: None,
+            in_flight: None,
+            rtts: Default::default(),
+            margin: 0,
+            margin_rtts: [None; 3],
         }
+    }
+
+    /// The largest of the last [`RTTS_KEPT`] round trips to each peer (`None`: none yet).
+    fn rtt_max(&self) -> [Option<u64>; 3] {
+        [0, 1, 2].map(|i| self.rtts[i].iter().copied().max())
+    }
+
+    /// The margin before T for this migration: arming takes three round trips in a row
+    /// (destination, source, radio), each at most the largest of the last few to that
+    /// peer (the destination's first polls, while its modem starts, are not its pace once
+    /// it runs);
+    /// twice that, plus the modems' TX lead (the source must be armed before it builds TX
+    /// for T) and the guard, between the floor and `margin_ms`. A peer not measured yet
+    /// counts as `margin_ms / 3` (no measurement, no cut).
+    fn margin_for(&self) -> u64 {
+        let unknown = self.cfg.margin_ms / 3;
+        let rtts: u64 = self.rtt_max().iter().map(|r| r.unwrap_or(unknown)).sum();
+        let want = 2 * rtts + self.cfg.tx_lead_ms + self.cfg.guard_ms;
+        want.clamp(
+            self.cfg.margin_floor_ms.min(self.cfg.margin_ms),
+            self.cfg.margin_ms,
+        )
+    }
+
+    /// Notes the round trip of the quick request that just completed (`done`), and the
+    /// one about to go out.
+    fn track_rtt(&mut self, now: Millis, done: bool, next: &Step) {
+        if let (Some((who, sent)), true) = (self.in_flight.take(), done) {
+            let kept = &mut self.rtts[who as usize];
+            if kept.len() >= RTTS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(now.saturating_sub(sent));
+        }
+        self.in_flight = match next {
+            Step::Request { to, request, .. } if quick(request) => {
+                let who = if *to == self.cfg.source {
+                    Rtt::Source
+                } else {
+                    Rtt::Destination
+                };
+                Some((who, now))
+            }
+            Step::Radio { .. } => Some((Rtt::Radio, now)),
+            _ => None,
+        };
     }
 
     fn src(&self, r: Request) -> Step {
@@ -379,7 +446,7 @@ impl Mbb {
     }
 
     fn result(&self) -> serde_json::Value {
-        json!({ "cutover_sample": self.t })
+        json!({ "cutover_sample": self.t, "margin_ms": self.margin, "rtt_max_ms": self.margin_rtts })
     }
 
     /// Milliseconds left before the arming deadline, or `None` if already too late.
@@ -455,8 +522,38 @@ impl Mbb {
     }
 }
 
+/// Round trips kept per peer for the margin.
+const RTTS_KEPT: usize = 4;
+
+/// Whose round trip.
+#[derive(Clone, Copy, Debug)]
+enum Rtt {
+    Source = 0,
+    Destination = 1,
+    Radio = 2,
+}
+
+/// A request whose round trip is the network's and the agent's, not a process start or
+/// stop.
+fn quick(r: &Request) -> bool {
+    !matches!(
+        r,
+        Request::StartD2d(_) | Request::KillD2d | Request::DoubleKill
+    )
+}
+
 impl Script for Mbb {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        let now = cx.now;
+        let done = matches!(input, Input::Done(_));
+        let next = self.step_inner(cx, input);
+        self.track_rtt(now, done, &next);
+        next
+    }
+}
+
+impl Mbb {
+    fn step_inner(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         if self.aborting.is_some() {
             return self.abort_step(cx, input);
         }
@@ -635,15 +732,28 @@ impl Script for Mbb {
                     .as_ref()
                     .and_then(|k| k.warm)
                     .map_or(0, |w| w.frame_start_sample);
-                self.t =
-                    cutover_sample(c.sample, self.cfg.margin_ms.saturating_mul(sf), origin, sf);
+                // The clock's own round trip is complete: count it.
+                self.track_rtt(now, true, &Step::WaitUntil(now));
+                let margin = self.margin_for();
+                self.margin = margin;
+                cx.timeline.margin_ms = Some(margin);
+                self.t = cutover_sample(c.sample, margin.saturating_mul(sf), origin, sf);
                 let ahead_ms = (self.t - c.sample).div_ceil(sf);
                 // The radio read its clock somewhere between sending and now.
                 self.t_local_early = self.clock_sent_at + ahead_ms;
                 self.t_local_late = now + ahead_ms;
+                let ms = |r: Option<u64>| r.map_or("-".into(), |v| v.to_string());
+                let rtt_max = self.rtt_max();
+                self.margin_rtts = rtt_max;
                 cx.info(format!(
-                    "mbb: cutover at radio sample {} (clock {}, {} ms ahead)",
-                    self.t, c.sample, ahead_ms
+                    "mbb: cutover at radio sample {} (clock {}, {} ms ahead; margin {margin} ms \
+                     from the largest of the last round trips: source {}, destination {}, radio {} ms)",
+                    self.t,
+                    c.sample,
+                    ahead_ms,
+                    ms(rtt_max[0]),
+                    ms(rtt_max[1]),
+                    ms(rtt_max[2]),
                 ));
                 cx.phase(MBB_PHASES[7]);
                 self.s = S::ArmDest;
@@ -664,12 +774,13 @@ impl Script for Mbb {
                     < 2 * now.saturating_sub(self.arm_sent_at).max(1) =>
             {
                 let rtt = now.saturating_sub(self.arm_sent_at);
-                let margin = self.cfg.margin_ms;
+                let margin = self.margin_for();
                 self.abort(
                     cx,
                     format!(
-                        "too close to T to arm source and radio (destination took {rtt} ms; \
-                         raise --margin-ms above {margin} ms)"
+                        "too close to T to arm source and radio (destination took {rtt} ms \
+                         of a {margin} ms margin; raise --margin-floor-ms, or --margin-ms if \
+                         the margin is at it)"
                     ),
                 )
             }

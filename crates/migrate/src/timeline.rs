@@ -48,6 +48,9 @@ pub struct Timeline {
     pub total_ms: Option<u64>,
     /// Sum of the durations of phases that interrupt service.
     pub interruption_ms: u64,
+    /// Make-before-break: the margin T was placed with, ms (from the measured round trips).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_ms: Option<u64>,
     #[serde(skip)]
     open: Option<(String, u64, bool)>,
 }
@@ -61,6 +64,7 @@ impl Timeline {
             phases: Vec::new(),
             total_ms: None,
             interruption_ms: 0,
+            margin_ms: None,
             open: None,
         }
     }

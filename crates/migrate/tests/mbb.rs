@@ -577,6 +577,52 @@ fn destination_modem_dead_after_t_is_reported_at_once() {
     assert_eq!(w.radio.primary.as_deref(), Some(w.hosts[0].port));
 }
 
+/// The margin before T follows the round trips this migration measured: twice the
+/// largest to each of source, destination and radio, plus the TX lead (8) and the guard
+/// (2), between the floor (20) and `margin_ms` (40); fixed when the floor is raised to
+/// it.
+#[test]
+fn the_margin_follows_the_measured_round_trips() {
+    let margin = |delay: u64, floor: Option<u64>| {
+        let mut w = World::serving_on_source();
+        w.reply_delay[1] = delay;
+        let mut c = cfg();
+        if let Some(f) = floor {
+            c.margin_floor_ms = f;
+        }
+        let o = run(&mut w, c);
+        assert!(o.ok, "{}", o.summary);
+        let r = o.result.unwrap_or_default();
+        let rtts: Vec<u64> = (0..3)
+            .map(|i| r["rtt_max_ms"][i].as_u64().unwrap_or(u64::MAX))
+            .collect();
+        let m = r["margin_ms"].as_u64().unwrap_or(0);
+        (m, rtts)
+    };
+    let want = |r: &[u64]| (2 * r.iter().sum::<u64>() + 8 + 2).clamp(20, 40);
+    let (fast, rtts) = margin(0, None);
+    assert_eq!(fast, want(&rtts), "{rtts:?}");
+    assert!(rtts.iter().all(|&r| r <= 4), "{rtts:?}");
+    let (slow, slow_rtts) = margin(6, None);
+    assert!(
+        slow_rtts[1] >= rtts[1] + 6,
+        "the destination answers 6 ms later: {slow_rtts:?}"
+    );
+    assert_eq!(slow, want(&slow_rtts));
+    assert!(slow > fast);
+    assert_eq!(margin(0, Some(40)).0, 40, "floor = ceiling: fixed");
+    assert_eq!(margin(8, None).0, 40, "never above margin_ms");
+    let mut c = cfg();
+    c.margin_floor_ms = 35;
+    let mut w = World::serving_on_source();
+    let o = run(&mut w, c);
+    assert_eq!(
+        o.result.unwrap_or_default()["margin_ms"].as_u64(),
+        Some(35),
+        "never under the floor"
+    );
+}
+
 /// A destination slow to arm leaves too little time for the radio and the source: abort
 /// before the radio is armed (its switch may not be cancellable), so nothing needs cancelling.
 #[test]
@@ -590,7 +636,11 @@ fn slow_destination_arming_aborts_before_the_radio_is_armed() {
         t.extend(KILL_DEST);
         t
     });
-    assert!(o.summary.contains("raise --margin-ms"), "{}", o.summary);
+    assert!(
+        o.summary.contains("raise --margin-floor-ms"),
+        "{}",
+        o.summary
+    );
 }
 
 /// `protect`: the first half of make-before-break, then the radio takes the warm

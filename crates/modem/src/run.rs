@@ -2020,6 +2020,19 @@ impl Modem {
                 }
                 match self.subframe_boundary(at_sample) {
                     Ok(_) if !self.link.has_notice_key() => ModemReply::err(cmd, NEEDS_NOTICES),
+                    // TX up to `next_tx` is built and sent, with the queue's packets in
+                    // it: from T the radio plays the destination, so those past T would be
+                    // lost. T must lie beyond what is built.
+                    Ok(at_n) if self.next_tx.is_some_and(|nx| at_n < nx) => ModemReply::err(
+                        cmd,
+                        format!(
+                            "release_at: T is subframe {at_n}, but TX up to subframe {} is \
+                             already built (tx lead {}): its packets would be lost at T; arm \
+                             with a larger margin",
+                            self.next_tx.unwrap_or(0).saturating_sub(1),
+                            self.opts.tx_lead
+                        ),
+                    ),
                     Ok(at_n) => {
                         let rate = u64::from(self.link.info().sample_rate_hz);
                         // The warm period ends a few subframes before the radio's grace

@@ -164,6 +164,9 @@ pub struct MigrationReport {
     pub start_ms: f64,
     /// Phases in order.
     pub phases: Vec<PhaseReport>,
+    /// Make-before-break: the margin T was placed with, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_ms: Option<u64>,
     /// Total migration time, ms.
     pub total_ms: f64,
     /// Whether every phase succeeded.
@@ -216,6 +219,7 @@ impl MigrationReport {
             route: route.to_string(),
             start_ms,
             ok: phases.iter().all(|p| p.ok),
+            margin_ms: timeline.margin_ms,
             phases,
             total_ms: timeline.total_ms.map_or(end, |t| t as f64),
             phase_interruption_ms: timeline.interruption_ms as f64,
