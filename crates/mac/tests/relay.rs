@@ -36,6 +36,18 @@ fn slave(node: u8, discovery: DiscoveryConfig) -> Mac {
     Mac::new(c).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A warm replica: receives, but its TX and RX windows are closed (a make-before-break
+/// destination before T, a hot standby).
+fn warm_replica(mut m: Mac) -> Mac {
+    let never = Window {
+        from: Some(u64::MAX),
+        until: None,
+    };
+    m.set_tx_window(never);
+    m.set_rx_window(never);
+    m
+}
+
 fn scenario(discovery: DiscoveryConfig) -> Sim {
     let relay = Mac::new(relay_cfg(discovery)).unwrap_or_else(|e| panic!("{e}"));
     let mut sim = Sim::new(
@@ -175,13 +187,7 @@ fn ping_flows_through_the_relay_and_back() {
 fn a_warm_replica_keeps_copies_of_what_the_primary_delivers() {
     let cfg = DiscoveryConfig::default();
     let relay = Mac::new(relay_cfg(cfg)).unwrap_or_else(|e| panic!("{e}"));
-    let mut replica = slave(10, cfg);
-    let never = Window {
-        from: Some(u64::MAX),
-        until: None,
-    };
-    replica.set_tx_window(never);
-    replica.set_rx_window(never);
+    let replica = warm_replica(slave(10, cfg));
     let mut sim = Sim::new(vec![relay, slave(8, cfg), slave(10, cfg), replica], 300, 0);
     sim.set_link(S3, S4, false);
     sim.set_link(S3, 3, false);
@@ -309,13 +315,7 @@ struct Cutover {
 fn cutover(make_before_break: bool, t_offset: u64, lead: u64, latency: u64) -> Cutover {
     let cfg = DiscoveryConfig::default();
     let relay = Mac::new(relay_cfg(cfg)).unwrap_or_else(|e| panic!("{e}"));
-    let mut target = Mac::new(relay_cfg(cfg)).unwrap_or_else(|e| panic!("{e}"));
-    let never = Window {
-        from: Some(u64::MAX),
-        until: None,
-    };
-    target.set_tx_window(never);
-    target.set_rx_window(never);
+    let target = warm_replica(Mac::new(relay_cfg(cfg)).unwrap_or_else(|e| panic!("{e}")));
     let mut sim = Sim::new(vec![relay, slave(8, cfg), slave(10, cfg), target], 300, 0);
     sim.set_timing(lead, latency);
     sim.set_link(S3, S4, false);

@@ -697,35 +697,28 @@ mod tests {
     /// from 297, filler before. A planned switch replays nothing, whatever the notice says.
     #[test]
     fn a_failover_replays_what_the_dead_primary_never_delivered_and_sends_after_its_tail() {
-        let mut standby = Cutover::new(CFG, false);
-        standby.on_notice(Notice {
-            previous_heard_subframe: Some(296),
-            tail_until_subframe: Some(297),
-            ..notice(9, true, 300, NoticeKind::Failover)
-        });
+        // A fresh standby given one notice: the action it takes, and the standby after it.
+        let serve = |heard: Option<u64>, tail: Option<u64>, from: u64, kind: NoticeKind| {
+            let mut standby = Cutover::new(CFG, false);
+            standby.on_notice(Notice {
+                previous_heard_subframe: heard,
+                tail_until_subframe: tail,
+                ..notice(9, true, from, kind)
+            });
+            let actions = drain(&mut standby);
+            assert_eq!(actions.len(), 1, "{actions:?}");
+            (actions[0], standby)
+        };
+        let action = |from_subframe, tx_from_subframe, replay| CutoverAction::Serve {
+            from_subframe,
+            tx_from_subframe,
+            replay,
+        };
         // The tail ends before the instant: data from the instant.
-        assert_eq!(
-            drain(&mut standby),
-            [CutoverAction::Serve {
-                from_subframe: 300,
-                tx_from_subframe: 300,
-                replay: Some((290, 300))
-            }]
-        );
-        let mut standby = Cutover::new(CFG, false);
-        standby.on_notice(Notice {
-            previous_heard_subframe: Some(306),
-            tail_until_subframe: Some(307),
-            ..notice(9, true, 302, NoticeKind::Failover)
-        });
-        assert_eq!(
-            drain(&mut standby),
-            [CutoverAction::Serve {
-                from_subframe: 302,
-                tx_from_subframe: 307,
-                replay: Some((300, 302))
-            }]
-        );
+        let (a, _) = serve(Some(296), Some(297), 300, NoticeKind::Failover);
+        assert_eq!(a, action(300, 300, Some((290, 300))));
+        let (a, standby) = serve(Some(306), Some(307), 302, NoticeKind::Failover);
+        assert_eq!(a, action(302, 307, Some((300, 302))));
         assert_eq!(standby.tx_mode(301), TxMode::Silent);
         assert_eq!(standby.tx_mode(302), TxMode::Filler);
         assert_eq!(standby.tx_mode(306), TxMode::Filler);
@@ -733,41 +726,17 @@ mod tests {
         assert_eq!(standby.rx_fate(302), RxFate::Deliver);
         // Heard last with the TX of 320: it may have delivered all it decoded before the
         // instant, so nothing is replayed.
-        let mut standby = Cutover::new(CFG, false);
-        standby.on_notice(Notice {
-            previous_heard_subframe: Some(320),
-            ..notice(9, true, 300, NoticeKind::Failover)
-        });
-        assert!(matches!(
-            drain(&mut standby)[..],
-            [CutoverAction::Serve { replay: None, .. }]
-        ));
+        let (a, _) = serve(Some(320), None, 300, NoticeKind::Failover);
+        assert_eq!(a, action(300, 300, None));
         // Not heard at all: nothing is known, nothing replayed.
-        let mut standby = Cutover::new(CFG, false);
-        standby.on_notice(notice(9, true, 300, NoticeKind::Failover));
-        assert!(matches!(
-            drain(&mut standby)[..],
-            [CutoverAction::Serve {
-                replay: None,
-                tx_from_subframe: 300,
-                ..
-            }]
-        ));
+        let (a, _) = serve(None, None, 300, NoticeKind::Failover);
+        assert_eq!(a, action(300, 300, None));
+        // A fallback replays like a failover.
+        let (a, _) = serve(Some(296), Some(297), 300, NoticeKind::Fallback);
+        assert_eq!(a, action(300, 300, Some((290, 300))));
         // A relink (kind Link) to a standby: no replay, no tail.
-        let mut standby = Cutover::new(CFG, false);
-        standby.on_notice(Notice {
-            previous_heard_subframe: Some(296),
-            tail_until_subframe: Some(310),
-            ..notice(9, true, 300, NoticeKind::Link)
-        });
-        assert_eq!(
-            drain(&mut standby),
-            [CutoverAction::Serve {
-                from_subframe: 300,
-                tx_from_subframe: 300,
-                replay: None
-            }]
-        );
+        let (a, _) = serve(Some(296), Some(310), 300, NoticeKind::Link);
+        assert_eq!(a, action(300, 300, None));
     }
 
     #[test]
