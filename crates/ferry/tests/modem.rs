@@ -820,6 +820,29 @@ fn make_before_break_hooks_keep_pings_flowing() {
         })
         .unwrap();
     assert!(r.ok, "{r:?}");
+    // A T inside the TX the source already built is refused: the packets in those
+    // subframes would be lost when the radio switches. `status` lags the radio by a few
+    // ms under load, so the first tries may name a T already past; the built TX reaches
+    // ~6 subframes past the radio's time, so a later one lands inside it.
+    let mut refused = None;
+    for k in 3..16u64 {
+        let soon = (src.status().unwrap().sample_time / 1920 + k) * 1920;
+        let r = src
+            .request(&ModemRequest::ReleaseAt {
+                at_sample: soon,
+                forward_to: "10.99.0.2:7700".parse().unwrap(),
+                forward_token: Some(token.clone()),
+            })
+            .unwrap();
+        assert!(!r.ok, "a release inside built TX was armed: {r:?}");
+        let e = r.error.unwrap_or_default();
+        if e.contains("already built") {
+            refused = Some(e);
+            break;
+        }
+        assert!(e.contains("in the past"), "{e}");
+    }
+    assert!(refused.is_some(), "no T inside the built TX was tried");
     let r = src
         .request(&ModemRequest::ReleaseAt {
             at_sample: t,
