@@ -101,8 +101,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}; the testbed was torn down"))?;
         reports.push(demo::method_report(run, origin, demo::tail_ms(&opts)).0);
     }
+    let radio = bed.radio_status();
     drop(bed);
-    let text = render(&reports, &meta);
+    let mut text = render(&reports, &meta);
+    text.push_str(&radio_counters(&radio, clock_ppm));
     print!("{text}");
     if let Some(parent) = doc.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -126,6 +128,36 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::write(&plot, svg).with_context(|| format!("writing {}", plot.display()))?;
     eprintln!("plot: {}", plot.display());
     Ok(())
+}
+
+/// The radios' late and missing TX over the whole run (start-up and the far end's cell
+/// search included), from the air's link-control `status`.
+fn radio_counters(status: &serde_json::Value, clock_ppm: f64) -> String {
+    let mut s = format!(
+        "\nRadios over the whole run (oscillators at {clock_ppm} ppm; start-up included): "
+    );
+    let radios = status["radios"].as_array().cloned().unwrap_or_default();
+    if radios.is_empty() {
+        s.push_str("no status from the air.\n");
+        return s;
+    }
+    let parts: Vec<String> = radios
+        .iter()
+        .map(|r| {
+            let c = &r["counters"];
+            let n = |k: &str| c[k].as_u64().unwrap_or(0);
+            format!(
+                "{}: {} late TX packets ({} samples), {} underflows",
+                r["info"]["radio"].as_str().unwrap_or("?"),
+                n("late_packets"),
+                n("late_samples"),
+                n("underflow_events")
+            )
+        })
+        .collect();
+    s.push_str(&parts.join("; "));
+    s.push_str(".\n");
+    s
 }
 
 /// The bench's interruption of one migration: lost pings × 100 ms, or the probe's longest
