@@ -96,15 +96,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let origin = unix_ms();
     let meta = RunMeta::collect(origin);
     let mut reports = Vec::new();
+    let mut radios = String::new();
     for m in methods {
         let run = demo::run_method(&mut bed, m, &opts, origin, &mut progress)
             .map_err(|e| anyhow::anyhow!("{e}; the testbed was torn down"))?;
+        radios.push_str(&radio_counters(m.title(), &run.radio, clock_ppm));
         reports.push(demo::method_report(run, origin, demo::tail_ms(&opts)).0);
     }
-    let radio = bed.radio_status();
     drop(bed);
     let mut text = render(&reports, &meta);
-    text.push_str(&radio_counters(&radio, clock_ppm));
+    text.push_str(&radios);
     print!("{text}");
     if let Some(parent) = doc.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -132,9 +133,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// The radios' late and missing TX over the whole run (start-up and the far end's cell
 /// search included), from the air's link-control `status`.
-fn radio_counters(status: &serde_json::Value, clock_ppm: f64) -> String {
+fn radio_counters(method: &str, status: &serde_json::Value, clock_ppm: f64) -> String {
     let mut s = format!(
-        "\nRadios over the whole run (oscillators at {clock_ppm} ppm; start-up included): "
+        "\n{method}: radios over the whole run (oscillators at {clock_ppm} ppm; start-up included): "
     );
     let radios = status["radios"].as_array().cloned().unwrap_or_default();
     if radios.is_empty() {

@@ -84,6 +84,9 @@ pub struct MethodRun {
     pub migrations: Vec<MigrationReport>,
     /// Ping and probe.
     pub traffic: TrafficResult,
+    /// The air's link-control `status` at the end of the run, before it stopped (counters
+    /// over the whole run; null if the air did not answer).
+    pub radio: serde_json::Value,
 }
 
 fn route(from: u8, to: u8) -> String {
@@ -228,11 +231,13 @@ pub fn run_method(
     if let Some(mut c) = console {
         c.close();
     }
+    let radio = bed.radio_status();
     bed.stop_all();
     Ok(MethodRun {
         method,
         migrations,
         traffic,
+        radio,
     })
 }
 
