@@ -100,7 +100,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     for m in methods {
         let run = demo::run_method(&mut bed, m, &opts, origin, &mut progress)
             .map_err(|e| anyhow::anyhow!("{e}; the testbed was torn down"))?;
-        radios.push_str(&radio_counters(m.title(), &run.radio, clock_ppm));
+        radios.push_str(&radio_counters(
+            m.title(),
+            &run.radio_snapshots,
+            &run.radio,
+            clock_ppm,
+        ));
         reports.push(demo::method_report(run, origin, demo::tail_ms(&opts)).0);
     }
     drop(bed);
@@ -131,33 +136,116 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The radios' late and missing TX over the whole run (start-up and the far end's cell
-/// search included), from the air's link-control `status`.
-fn radio_counters(method: &str, status: &serde_json::Value, clock_ppm: f64) -> String {
-    let mut s = format!(
-        "\n{method}: radios over the whole run (oscillators at {clock_ppm} ppm; start-up included): "
-    );
-    let radios = status["radios"].as_array().cloned().unwrap_or_default();
-    if radios.is_empty() {
-        s.push_str("no status from the air.\n");
-        return s;
-    }
-    let parts: Vec<String> = radios
-        .iter()
-        .map(|r| {
-            let c = &r["counters"];
-            let n = |k: &str| c[k].as_u64().unwrap_or(0);
-            format!(
-                "{}: {} late TX packets ({} samples), {} underflows",
-                r["info"]["radio"].as_str().unwrap_or("?"),
-                n("late_packets"),
-                n("late_samples"),
-                n("underflow_events")
+/// One radio's TX counters: late packets, late samples, underflow events.
+type TxCounters = (u64, u64, u64);
+
+/// Per radio name, its TX counters in an air `status` reply (empty if the air did not answer).
+fn tx_counters(status: &serde_json::Value) -> Vec<(String, TxCounters)> {
+    status["radios"]
+        .as_array()
+        .map(|radios| {
+            radios
+                .iter()
+                .map(|r| {
+                    let c = &r["counters"];
+                    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+                    (
+                        r["info"]["radio"].as_str().unwrap_or("?").to_string(),
+                        (n("late_packets"), n("late_samples"), n("underflow_events")),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `to − from` per radio (a radio missing from `from` counts from zero).
+fn tx_delta(
+    from: &[(String, TxCounters)],
+    to: &[(String, TxCounters)],
+) -> Vec<(String, TxCounters)> {
+    to.iter()
+        .map(|(name, (l, s, u))| {
+            let (l0, s0, u0) = from
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or((0, 0, 0), |(_, c)| *c);
+            (
+                name.clone(),
+                (
+                    l.saturating_sub(l0),
+                    s.saturating_sub(s0),
+                    u.saturating_sub(u0),
+                ),
             )
         })
-        .collect();
-    s.push_str(&parts.join("; "));
-    s.push_str(".\n");
+        .collect()
+}
+
+fn tx_line(c: &[(String, TxCounters)]) -> String {
+    c.iter()
+        .map(|(name, (l, s, u))| {
+            format!("{name}: {l} late TX packets ({s} samples), {u} underflows")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The radios' late and missing TX: over start-up (air start to the first ping through the
+/// task, the far end's cell search included), over the measured run (traffic on: every
+/// hold and migration), and the windows of the run in which any counter moved.
+fn radio_counters(
+    method: &str,
+    snapshots: &[serde_json::Value],
+    end: &serde_json::Value,
+    clock_ppm: f64,
+) -> String {
+    let mut s = format!("\n{method}: the radios' TX (oscillators at {clock_ppm} ppm):\n\n");
+    let end = tx_counters(end);
+    let Some(start) = snapshots.first().map(tx_counters) else {
+        s.push_str("- no status from the air.\n");
+        return s;
+    };
+    if end.is_empty() || start.is_empty() {
+        s.push_str("- no status from the air at the start or the end of the run.\n");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "- start-up, until the traffic started: {}",
+        tx_line(&start)
+    );
+    let run_delta = tx_delta(&start, &end);
+    let _ = writeln!(s, "- the run (traffic on): {}", tx_line(&run_delta));
+    let mut points: Vec<Vec<(String, TxCounters)>> = snapshots.iter().map(tx_counters).collect();
+    points.push(end);
+    let mut moved = Vec::new();
+    for (k, w) in points.windows(2).enumerate() {
+        if w[0].is_empty() || w[1].is_empty() {
+            continue;
+        }
+        let d: Vec<_> = tx_delta(&w[0], &w[1])
+            .into_iter()
+            .filter(|(_, (l, _, u))| l + u > 0)
+            .collect();
+        if !d.is_empty() {
+            let label = if k == 0 {
+                "the hold before the first migration".to_string()
+            } else {
+                format!("migration {k} and its hold")
+            };
+            moved.push(format!("{label} ({})", tx_line(&d)));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "- windows of the run with late TX or underflows: {}",
+        if moved.is_empty() {
+            "none".to_string()
+        } else {
+            moved.join("; ")
+        }
+    );
     s
 }
 
@@ -320,6 +408,36 @@ mod tests {
     use super::*;
     use ferry_migrate::timeline::Timeline;
     use ferry_testbed::report::{Method, MigrationReport};
+
+    fn air(pool: (u64, u64), far: (u64, u64)) -> serde_json::Value {
+        let r = |name: &str, (late, under): (u64, u64)| {
+            serde_json::json!({"info": {"radio": name},
+                "counters": {"late_packets": late, "late_samples": late * 363, "underflow_events": under}})
+        };
+        serde_json::json!({"radios": [r("pool", pool), r("far", far)]})
+    }
+
+    #[test]
+    fn radio_windows_name_where_late_tx_happened() {
+        let snaps = [
+            air((2, 10), (0, 5)),
+            air((2, 10), (0, 5)),
+            air((2, 10), (0, 5)),
+        ];
+        let end = air((5, 10), (1, 5));
+        let s = radio_counters("mbb", &snaps, &end, 50.0);
+        assert!(s.contains("start-up, until the traffic started: pool: 2 late TX packets (726 samples), 10 underflows"), "{s}");
+        assert!(s.contains("the run (traffic on): pool: 3 late TX packets (1089 samples), 0 underflows; far: 1 late TX packets"), "{s}");
+        assert!(
+            s.contains("with late TX or underflows: migration 2 and its hold (pool: 3 late"),
+            "{s}"
+        );
+        assert!(!s.contains("migration 1 and"), "{s}");
+        let quiet = radio_counters("mbb", &snaps, &snaps[2], 50.0);
+        assert!(quiet.contains("underflows: none"), "{quiet}");
+        assert!(radio_counters("mbb", &snaps, &serde_json::Value::Null, 0.0)
+            .contains("no status from the air"));
+    }
 
     fn mig(total: u64, ping_lost: u64, probe_lost: u64, gap: f64) -> MigrationReport {
         let mut t = Timeline::new("M", 0);

@@ -87,6 +87,10 @@ pub struct MethodRun {
     /// The air's link-control `status` at the end of the run, before it stopped (counters
     /// over the whole run; null if the air did not answer).
     pub radio: serde_json::Value,
+    /// The air's `status` of every radio once the traffic started (index 0) and just before
+    /// each migration (index k for migration k, from 1): with `radio` at the end, the
+    /// counters' windows — start-up, the first hold, and each migration with its hold.
+    pub radio_snapshots: Vec<serde_json::Value>,
 }
 
 fn route(from: u8, to: u8) -> String {
@@ -151,6 +155,7 @@ pub fn run_method(
     ));
     let live = opts.live.clone().map(|s| (s, origin_unix_ms));
     let traffic = Traffic::start_live(bed, opts.probe_interval, live)?;
+    let mut radio_snapshots = vec![bed.radios_status()];
     opts.emit(LiveEvent::Serving {
         server: "server1".into(),
     });
@@ -173,6 +178,7 @@ pub fn run_method(
     for i in 0..opts.migrations {
         let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
         bed.check_alive()?;
+        radio_snapshots.push(bed.radios_status());
         opts.emit(LiveEvent::MigrationStarted {
             label: if legacy {
                 if i % 2 == 0 { "M" } else { "MB" }.to_string()
@@ -231,13 +237,14 @@ pub fn run_method(
     if let Some(mut c) = console {
         c.close();
     }
-    let radio = bed.radio_status();
+    let radio = bed.radios_status();
     bed.stop_all();
     Ok(MethodRun {
         method,
         migrations,
         traffic,
         radio,
+        radio_snapshots,
     })
 }
 

@@ -629,6 +629,19 @@ impl Bed {
             .unwrap_or_default()
     }
 
+    /// The air's link-control `status` of every radio (pool and far end), `null` if the air
+    /// did not answer.
+    pub fn radios_status(&self) -> serde_json::Value {
+        self.ferry_in("radio")
+            .args(["radio", "--control", RADIO_CTL, "--key"])
+            .arg(self.key())
+            .arg("status")
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+            .unwrap_or_default()
+    }
+
     /// Pids in server `n`'s namespace whose `argv[1]` is `what` (`modem`, `agent`).
     pub fn pids(&self, n: u8, what: &str) -> Vec<i32> {
         netns::pids_in(&self.ns(&format!("server{n}")))
