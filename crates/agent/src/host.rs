@@ -888,6 +888,35 @@ impl HostExec {
         }
     }
 
+    /// Leave the running task to run on without this process (a legacy console that ends:
+    /// EOF, `q`, SIGINT or SIGTERM at its prompt). The modem, its TUN, the radio's link and
+    /// the addresses stay; only the collector stops. A later console or agent on this host
+    /// adopts the modem ([`HostExec::adopt_modem`]). Returns what was left running.
+    pub fn detach(&mut self) -> Option<String> {
+        if let Some(mut c) = self.collector.take() {
+            c.stop();
+        }
+        let _ = self.check_modem();
+        self.watch = None;
+        // Neither the modem (its Drop kills it) nor the radio link (its Drop unlinks) are
+        // dropped: both belong to the task, which runs on.
+        if let Some(u) = self.usrp.take() {
+            std::mem::forget(u);
+        }
+        let tun = self.tun_addr().unwrap_or(self.tun_ip);
+        let p = self.modem.take()?;
+        let (pid, socket) = (p.pid(), p.socket().to_path_buf());
+        std::mem::forget(p);
+        let show = |a: Option<Ipv4Addr>| a.map_or_else(|| "none".to_string(), |a| a.to_string());
+        let eth3 = self.eth3_addr().ok().flatten();
+        Some(format!(
+            "modem pid {pid} (control socket {}, tun {}, eth3 {})",
+            socket.display(),
+            show(tun),
+            show(eth3)
+        ))
+    }
+
     /// Stop everything this host started (collector, modem, USRP object). Addresses stay.
     pub fn shutdown(&mut self) {
         if let Some(mut c) = self.collector.take() {

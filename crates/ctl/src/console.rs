@@ -96,9 +96,109 @@ pub fn run_console(
         if let Some(o) = o {
             outcomes.push(o);
         }
-        if quit {
+        // SIGINT/SIGTERM during a command: it was finished or undone (its summary says
+        // which); the console ends after it.
+        if quit || crate::interrupt::requested() {
             break;
         }
     }
     Ok(outcomes)
+}
+
+/// Standard input for the console that ends like EOF when SIGINT or SIGTERM arrives at the
+/// prompt (a blocking `read` on stdin restarts after a signal): a thread reads the lines
+/// (each at most 64 kB; longer input is cut there) and the console waits for them, checking
+/// [`crate::interrupt::requested`] every 100 ms.
+pub struct InterruptibleStdin {
+    lines: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+/// Longest console line taken; the rest of a longer line is dropped.
+const MAX_LINE: usize = 64 * 1024;
+
+impl InterruptibleStdin {
+    /// Starts the reader thread on this process's stdin.
+    pub fn new() -> InterruptibleStdin {
+        // One line in flight: the reader never buffers unbounded input ahead of the console.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            let mut lock = stdin.lock();
+            loop {
+                let mut line = Vec::new();
+                match std::io::Read::take(&mut lock, MAX_LINE as u64).read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if !line.ends_with(b"\n") && line.len() >= MAX_LINE {
+                            // Drop the rest of an overlong line.
+                            let mut rest = Vec::new();
+                            let _ = lock.read_until(b'\n', &mut rest);
+                            line.push(b'\n');
+                        }
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        InterruptibleStdin {
+            lines: rx,
+            buf: Vec::new(),
+            pos: 0,
+            ended: false,
+        }
+    }
+}
+
+impl Default for InterruptibleStdin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::io::Read for InterruptibleStdin {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let avail = self.fill_buf()?;
+            let n = avail.len().min(out.len());
+            out[..n].copy_from_slice(&avail[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for InterruptibleStdin {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.pos >= self.buf.len() && !self.ended {
+            if crate::interrupt::requested() {
+                self.ended = true;
+                break;
+            }
+            match self
+                .lines
+                .recv_timeout(std::time::Duration::from_millis(100))
+            {
+                Ok(line) => {
+                    self.buf = line;
+                    self.pos = 0;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => self.ended = true,
+            }
+        }
+        if self.ended && self.pos >= self.buf.len() {
+            return Ok(&[]);
+        }
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.buf.len());
+    }
 }

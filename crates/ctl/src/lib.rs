@@ -10,5 +10,5 @@ pub mod driver;
 pub mod interrupt;
 
 pub use client::{AgentClient, CallError, DEFAULT_AGENT_NAME};
-pub use console::{print_outcome, run_console, run_line, ConsoleOptions};
+pub use console::{print_outcome, run_console, run_line, ConsoleOptions, InterruptibleStdin};
 pub use driver::{Driver, RadioControl};

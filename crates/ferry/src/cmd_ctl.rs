@@ -263,16 +263,36 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                 remote,
                 Some(radio()),
             );
-            let stdin = std::io::stdin();
             let opts = ConsoleOptions {
                 legacy,
                 json: *json,
-                prompt: stdin.is_terminal(),
+                prompt: std::io::stdin().is_terminal(),
             };
+            ferry_ctl::interrupt::install();
+            // A task an earlier console (or agent) on this host left running is this
+            // console's: it reports, migrates (M) and stops (KL) it.
+            if let Some(what) = driver.host.as_mut().and_then(|h| h.adopt_modem()) {
+                eprintln!("console: {what}");
+            }
             if opts.prompt {
                 writeln!(out, "{}", ferry_migrate::console::HELP)?;
             }
-            run_console(&mut stdin.lock(), &mut out, &mut driver, &opts)?;
+            let mut input = ferry_ctl::InterruptibleStdin::new();
+            run_console(&mut input, &mut out, &mut driver, &opts)?;
+            out.flush()?;
+            // End of input, `q`, SIGINT or SIGTERM: the task keeps running where it runs.
+            let why = if ferry_ctl::interrupt::requested() {
+                "interrupted (SIGINT/SIGTERM)"
+            } else {
+                "input ended"
+            };
+            match driver.host.as_mut().and_then(|h| h.detach()) {
+                Some(left) => eprintln!(
+                    "console: {why}; the task keeps running on this host: {left}. A new \
+                     `ferry ctl console` here adopts it; KL stops it."
+                ),
+                None => eprintln!("console: {why}; no task runs on this host."),
+            }
             Ok(())
         }
         CtlOp::Run { commands, json } => {

@@ -361,6 +361,7 @@ enum MStage {
     StartD2d,
     Paused,
     MakeUsrp,
+    CheckDestination,
     KillD2d,
     KillUsrp,
     StopCollector,
@@ -480,10 +481,40 @@ impl Script for Migrate {
             }
             (MStage::StartD2d, Some(e)) => self.fail(cx, format!("start_d2d failed: {e}"), vec![]),
             (MStage::MakeUsrp, None) => {
-                // From here the source stops serving: the interruption starts.
-                cx.phase_interrupting(PHASE_ETH3);
-                self.stage = MStage::KillD2d;
-                Step::Local(LocalOp::KillD2d)
+                // (Ferry) The source is about to stop for good: first make sure the
+                // destination's D2D program still runs, or nobody would serve.
+                self.stage = MStage::CheckDestination;
+                Step::remote(Request::Status)
+            }
+            (MStage::CheckDestination, e) => {
+                let running = match &input {
+                    Input::Done(Output::Reply(r)) => r.status().ok().map(|s| s.d2d),
+                    _ => None,
+                };
+                match (running, e) {
+                    (Some(true), _) => {
+                        // From here the source stops serving: the interruption starts.
+                        cx.phase_interrupting(PHASE_ETH3);
+                        self.stage = MStage::KillD2d;
+                        Step::Local(LocalOp::KillD2d)
+                    }
+                    (Some(false), _) => self.fail(
+                        cx,
+                        "the destination's D2D program is no longer running after make_usrp; \
+                         the source keeps serving"
+                            .into(),
+                        vec![double_kill],
+                    ),
+                    (None, e) => self.fail(
+                        cx,
+                        format!(
+                            "the destination did not confirm its D2D program after make_usrp \
+                             ({}); the source keeps serving",
+                            e.unwrap_or_else(|| "no status".into())
+                        ),
+                        vec![double_kill],
+                    ),
+                }
             }
             (MStage::MakeUsrp, Some(e)) => self.fail(
                 cx,
@@ -542,15 +573,25 @@ impl Script for Migrate {
                 self.fail(cx, format!("link_usrp failed: {e}"), vec![double_kill])
             }
             (MStage::Resync, e) => {
-                let synced = match &input {
-                    Input::Done(Output::Reply(r)) => r
-                        .status()
-                        .ok()
-                        .and_then(|s| s.modem)
-                        .is_some_and(|m| m.synced),
-                    _ => false,
+                let status = match &input {
+                    Input::Done(Output::Reply(r)) => r.status().ok(),
+                    _ => None,
                 };
-                if synced {
+                let synced = status
+                    .as_ref()
+                    .and_then(|s| s.modem.as_ref())
+                    .is_some_and(|m| m.synced);
+                if status.as_ref().is_some_and(|s| !s.d2d) {
+                    // (Ferry) The source is stopped and the destination's program died:
+                    // nobody serves. Say so; never count it done.
+                    self.fail(
+                        cx,
+                        "the destination's D2D program died after the link; nobody serves \
+                         (the source was stopped: break-before-make); run DS to restart the task"
+                            .into(),
+                        vec![double_kill],
+                    )
+                } else if synced {
                     Step::ok("task runs on the destination, resynchronised")
                 } else if let Some(e) = e.filter(|_| cx.now >= self.resync_deadline) {
                     cx.warn(format!("M: resynchronisation not confirmed: {e}"));

@@ -30,7 +30,7 @@ fn run(w: &mut World, line: &str, cfg: &LegacyConfig) -> Outcome {
 }
 
 /// Steps of a successful M, without resync polling.
-const M_OK: [&str; 17] = [
+const M_OK: [&str; 19] = [
     "S:get_tun_ip",
     "->D:set_tun_ip",
     "D:set_tun_ip",
@@ -40,6 +40,8 @@ const M_OK: [&str; 17] = [
     "D:start_collector",
     "->D:make_usrp",
     "D:make_usrp",
+    "->D:status",
+    "D:status",
     "S:kill_d2d",
     "S:kill_usrp",
     "S:stop_collector",
@@ -320,13 +322,94 @@ fn m_make_usrp_failure_sends_kill_d2d() {
 }
 
 #[test]
+fn m_destination_d2d_dying_before_the_source_stops_leaves_the_source_serving() {
+    // (Ferry) The destination's D2D program dies at any moment up to the source's kill
+    // (make_usrp included): the thesis killed the source anyway and nobody served. Now M
+    // asks the destination's status after make_usrp and aborts: the source serves.
+    let mut after_make_usrp = 0;
+    for t in 0..400 {
+        let mut w = World::serving_on_source();
+        w.modem_dies_at_ms[1] = Some(w.now + t);
+        let o = run(&mut w, "M", &cfg());
+        let trace = w.trace_from(0);
+        let died = trace.iter().position(|s| *s == "D:modem died");
+        let kill = trace.iter().position(|s| *s == "S:kill_d2d");
+        let Some(died) = died else { continue };
+        let checked = trace.iter().rposition(|s| *s == "D:status");
+        if checked.is_some_and(|c| c < died) || kill.is_some_and(|k| k < died) {
+            // The destination answered alive: from here the source stops (the thesis'
+            // break-before-make; a death after the link is the next test's).
+            break;
+        }
+        assert!(!o.ok, "t={t}: {} {trace:?}", o.summary);
+        assert!(
+            w.hosts[0].is_serving(),
+            "t={t}: the source must serve: {trace:?}"
+        );
+        assert!(!w.hosts[1].d2d, "t={t}");
+        assert_eq!(w.hosts[1].eth3, PARKED_ADDR, "t={t}");
+        if trace
+            .iter()
+            .position(|s| *s == "D:make_usrp")
+            .is_some_and(|m| m < died)
+        {
+            after_make_usrp += 1;
+            assert!(
+                o.summary.contains("source keeps serving"),
+                "t={t}: {}",
+                o.summary
+            );
+        }
+    }
+    assert!(
+        after_make_usrp > 0,
+        "no death time fell between make_usrp and the check"
+    );
+}
+
+#[test]
+fn m_destination_d2d_dying_after_the_link_is_a_failure_not_a_success() {
+    // Break-before-make: once the source is stopped, a dead destination means nobody
+    // serves. M must say so (and park the destination's eth3), never "task runs".
+    let c = LegacyConfig::default(); // confirms the resynchronisation (the default)
+    let mut probe = World::serving_on_source();
+    let _ = run(&mut probe, "M", &c);
+    let linked = probe.hosts[1].linked_at_ms.expect("linked");
+    // Die just after the link, while M polls for the resynchronisation.
+    let mut w = World::serving_on_source();
+    w.modem_dies_at_ms[1] = Some(linked + 1);
+    let o = run(&mut w, "M", &c);
+    let trace = w.trace_from(0);
+    assert!(trace.contains(&"D:modem died"), "{trace:?}");
+    assert!(!o.ok, "{} {trace:?}", o.summary);
+    assert!(o.summary.contains("nobody serves"), "{}", o.summary);
+    assert_eq!(w.hosts[1].eth3, PARKED_ADDR);
+    assert!(!w.hosts[0].is_serving() && !w.hosts[1].is_serving());
+}
+
+#[test]
+fn m_destination_agent_silent_after_make_usrp_leaves_the_source_serving() {
+    let mut w = World::serving_on_source();
+    w.fail(1, "status");
+    let o = run(&mut w, "M", &cfg());
+    assert!(!o.ok);
+    assert!(
+        o.summary.contains("did not confirm its D2D program"),
+        "{}",
+        o.summary
+    );
+    assert!(w.hosts[0].is_serving());
+    assert!(!w.trace_from(0).contains(&"S:kill_d2d"));
+}
+
+#[test]
 fn m_local_kill_failure_stops_collector_and_sends_double_kill() {
     let mut w = World::serving_on_source();
     w.fail(0, "kill_usrp");
     let o = run(&mut w, "M", &cfg());
     assert!(!o.ok);
     assert_eq!(
-        w.trace_from(9),
+        w.trace_from(11),
         [
             "S:kill_d2d",
             "S:kill_usrp",
@@ -351,7 +434,7 @@ fn m_park_failure_cleans_destination_instead_of_linking() {
     let o = run(&mut w, "M", &cfg());
     assert!(!o.ok);
     assert_eq!(
-        w.trace_from(12),
+        w.trace_from(14),
         [
             "S:eth3=20.2",
             "->D:double_kill",
@@ -371,7 +454,7 @@ fn m_link_failure_on_destination_rolls_back_with_double_kill() {
     let o = run(&mut w, "M", &cfg());
     assert!(!o.ok);
     assert!(o.summary.contains("link_usrp"), "{}", o.summary);
-    let tail = w.trace_from(13);
+    let tail = w.trace_from(15);
     assert_eq!(tail.first().copied(), Some("->D:link_usrp"));
     assert_eq!(tail.iter().filter(|s| s.starts_with("D:probe")).count(), 8);
     assert_eq!(

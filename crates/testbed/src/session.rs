@@ -17,7 +17,7 @@ use ferry_migrate::timeline::Timeline;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -1044,6 +1044,34 @@ impl Console {
                 }
             }
         }
+    }
+
+    /// Ends the console's input without a command (EOF), or sends it `signal` (SIGINT,
+    /// SIGTERM) with its input left open, and waits up to `within` for it to exit. Returns
+    /// its exit status, `None` if it is still running (it is killed then).
+    pub fn end(&mut self, signal: Option<i32>, within: Duration) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        match signal {
+            None => drop(self.stdin.take()),
+            Some(sig) => {
+                if let Ok(pid) = i32::try_from(c.id()) {
+                    // SAFETY: kill(2) on our own child, not yet reaped.
+                    unsafe { libc::kill(pid, sig) };
+                }
+            }
+        }
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = c.try_wait() {
+                self.stdin = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        self.stdin = None;
+        None
     }
 
     /// Ends the console: `KL`, then `q`, waits briefly, kills it if still there.

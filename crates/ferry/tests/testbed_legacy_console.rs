@@ -1,0 +1,136 @@
+//! Issue #11, the legacy console's own end: the thesis console (`ferry ctl console`) runs on
+//! server1 and starts the task there itself (DS). When its input ends (EOF) or it gets
+//! SIGINT/SIGTERM at its prompt, it used to kill the task it had started and leave server1
+//! holding 192.168.10.1 with no modem (nobody served). Now the task keeps running, a new
+//! console on the same host adopts it (pidfile + control socket), migrates it (M, MB) and
+//! stops it (KL), after which nothing is left. Needs root; skipped loudly otherwise.
+
+use ferry_testbed::netns;
+use ferry_testbed::ping::PingRun;
+use ferry_testbed::root_or_skip;
+use ferry_testbed::session::Bed;
+use ferry_testbed::topology::POOL_TUN;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
+
+fn holds(ns: &str, iface: &str, addr: &str) -> bool {
+    addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
+}
+
+/// Pings answered in the next `over`, and lost among them.
+fn answered_over(ping: &PingRun, over: Duration) -> (usize, usize) {
+    let before = ping.snapshot().samples.len();
+    std::thread::sleep(over);
+    let r = ping.snapshot();
+    let new: Vec<_> = r.samples.iter().skip(before).collect();
+    // The last few may still be on their way.
+    let settled = new.len().saturating_sub(3);
+    let ok = new[..settled].iter().filter(|s| s.rtt_ms.is_some()).count();
+    (ok, settled - ok)
+}
+
+#[test]
+fn legacy_console_end_leaves_the_task_serving_and_a_new_console_adopts_it() {
+    if !root_or_skip("legacy_console_end_leaves_the_task_serving_and_a_new_console_adopts_it") {
+        return;
+    }
+    let prefix = format!("lc{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(true).expect("air");
+    bed.start_far().expect("far-end modem");
+    bed.start_agent(true, 2).expect("agent");
+    std::thread::sleep(Duration::from_millis(500));
+    let s1 = bed.ns("server1");
+    let step = Duration::from_secs(60);
+    let log = bed.dir.join("console.log");
+
+    let mut console = bed.start_console().expect("console");
+    let (ok, _) = console.run("DS", step).expect("DS");
+    assert!(ok, "DS failed:\n{}", console.transcript);
+    bed.wait_first_ping(Duration::from_secs(30))
+        .expect("first ping after DS");
+    let ping = PingRun::start(
+        Some(&s1.replace("server1", "server3")),
+        IpAddr::V4(POOL_TUN),
+        100,
+    )
+    .expect("ping");
+    let modem = bed.pids(1, "modem");
+    assert_eq!(modem.len(), 1, "one modem on server1: {modem:?}");
+
+    // 1. EOF on the console's input: it exits, the task runs on.
+    let st = console.end(None, Duration::from_secs(5));
+    assert!(st.is_some_and(|s| s.success()), "console on EOF: {st:?}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    println!("console log:\n{text}");
+    assert!(
+        text.contains("input ended; the task keeps running on this host"),
+        "{text}"
+    );
+    assert_eq!(bed.pids(1, "modem"), modem, "the modem did not survive EOF");
+    assert!(holds(&s1, "eth3", "192.168.10.1") && holds(&s1, "ferry0", "192.168.40.9"));
+    let (ok, lost) = answered_over(&ping, Duration::from_secs(2));
+    assert!(
+        ok > 10 && lost == 0,
+        "after EOF: {ok} answered, {lost} lost"
+    );
+
+    // 2. A new console adopts the task and migrates it away and back.
+    let mut console = bed.start_console().expect("second console");
+    std::thread::sleep(Duration::from_millis(500));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("adopted the running modem"), "{text}");
+    let (ok, _) = console.run("M", step).expect("M");
+    assert!(ok, "M of the adopted task failed:\n{}", console.transcript);
+    assert!(
+        bed.pids(1, "modem").is_empty(),
+        "server1 kept a modem after M"
+    );
+    let (ok, _) = console.run("MB", step).expect("MB");
+    assert!(ok, "MB failed:\n{}", console.transcript);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (ok, _) = answered_over(&ping, Duration::from_secs(2));
+    assert!(ok > 10, "server1 does not serve after MB: {ok} answered");
+
+    // 3. SIGINT at the prompt: the console ends within a second or so; the task runs on.
+    let modem = bed.pids(1, "modem");
+    assert_eq!(modem.len(), 1, "{modem:?}");
+    let st = console.end(Some(libc::SIGINT), Duration::from_secs(5));
+    assert!(
+        st.is_some(),
+        "the console did not end on SIGINT at its prompt"
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("interrupted (SIGINT/SIGTERM); the task keeps running"),
+        "{text}"
+    );
+    assert_eq!(
+        bed.pids(1, "modem"),
+        modem,
+        "the modem did not survive SIGINT"
+    );
+    let (ok, lost) = answered_over(&ping, Duration::from_secs(2));
+    assert!(
+        ok > 10 && lost == 0,
+        "after SIGINT: {ok} answered, {lost} lost"
+    );
+
+    // 4. A third console adopts it and stops it on purpose: nothing is left.
+    let mut console = bed.start_console().expect("third console");
+    let (ok, _) = console.run("KL", step).expect("KL");
+    assert!(ok, "KL of the adopted task failed:\n{}", console.transcript);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(bed.pids(1, "modem").is_empty(), "KL left a modem");
+    assert!(!holds(&s1, "eth3", "192.168.10.1"), "KL left 192.168.10.1");
+    assert!(!holds(&s1, "ferry0", "192.168.40.9"), "KL left the TUN");
+    let st = console.end(None, Duration::from_secs(5));
+    assert!(st.is_some());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("no task runs on this host"), "{text}");
+    let _ = ping.stop();
+    bed.stop_all();
+}
