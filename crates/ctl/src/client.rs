@@ -152,15 +152,20 @@ impl AgentClient {
         );
         let nonce_hex = auth::hex_encode(&nonce);
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // The deadline is the whole call's: each of the 1 + retries tries gets its share,
+        // so a dead agent costs `timeout`, not (1 + retries) × `timeout`.
+        let per_try = (ms / (u64::from(self.retries) + 1)).max(1);
         let mut tries = 0;
         let got = loop {
             let sock = self.socket()?;
             let sent = sock.send_multipart(frames.iter(), zmq::DONTWAIT);
             let got = match sent {
-                Ok(()) => match sock.poll(zmq::POLLIN, i64::try_from(ms).unwrap_or(i64::MAX)) {
-                    Ok(n) if n > 0 => Some(sock.recv_multipart(0)),
-                    _ => None,
-                },
+                Ok(()) => {
+                    match sock.poll(zmq::POLLIN, i64::try_from(per_try).unwrap_or(i64::MAX)) {
+                        Ok(n) if n > 0 => Some(sock.recv_multipart(0)),
+                        _ => None,
+                    }
+                }
                 // Not even queued (no peer yet on some transports): same as no reply.
                 Err(_) => None,
             };

@@ -140,6 +140,24 @@ fn thesis_session_ds_m_mb_kl_kr_q() {
 }
 
 #[test]
+fn a_dead_agent_costs_the_deadline_once_not_once_per_retry() {
+    // Issue #11: the console blocked 30–33 s on a dead agent (15 s × 1 + 1 retry). The
+    // deadline is now the whole call's, shared by the tries.
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let mut c = AgentClient::new(endpoint, key(), Duration::from_millis(1200)).with_retries(3);
+    let t0 = Instant::now();
+    let e = c.call(&Request::Status).expect_err("nobody there");
+    assert!(matches!(e, CallError::Timeout { .. }), "{e}");
+    // Four tries of the whole deadline would take 4.8 s.
+    assert!(
+        t0.elapsed() < Duration::from_millis(3000),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(c.reconnects, 4, "every try was made");
+}
+
+#[test]
 fn lazy_pirate_dead_agent_fails_in_time_and_recovers() {
     let port = free_port();
     let endpoint = format!("tcp://127.0.0.1:{port}");

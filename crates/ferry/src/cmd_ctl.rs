@@ -37,9 +37,13 @@ pub struct CtlArgs {
     /// This server's own agent (make-before-break source when moving out).
     #[arg(long)]
     local: Option<String>,
-    /// Deadline of each request, ms (link_usrp probes and links: seconds).
-    #[arg(long, default_value_t = 15_000)]
+    /// Deadline of each agent request, ms, retries included: a dead agent costs this long.
+    #[arg(long, default_value_t = 4_000)]
     timeout_ms: u64,
+    /// Deadline of the legacy requests that take seconds on real hardware, ms: start_usrp
+    /// (full USRP init) and link_usrp (up to 8 probes, then the link).
+    #[arg(long, default_value_t = 15_000)]
+    slow_timeout_ms: u64,
     /// Resend an unanswered request this many times (the same signed frames: the agent
     /// runs it once and answers retries from its reply cache).
     #[arg(long, default_value_t = 1)]
@@ -220,9 +224,12 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
     let key = load_key(&args.key)?;
     let radio_auth = args.host.radio_auth()?;
     let timeout = Duration::from_millis(args.timeout_ms);
+    // The sequences bound each request themselves (ordinary or slow); the client's own
+    // deadline is only their ceiling.
+    let seq_timeout = Duration::from_millis(args.timeout_ms.max(args.slow_timeout_ms));
     let client = |name: &str| -> anyhow::Result<AgentClient> {
         let (name, endpoint) = resolve(&args.peers, name)?;
-        Ok(AgentClient::named(name, endpoint, key.clone(), timeout).with_retries(args.retries))
+        Ok(AgentClient::named(name, endpoint, key.clone(), seq_timeout).with_retries(args.retries))
     };
     let mut legacy = LegacyConfig {
         active_addr: args.host.active,
@@ -232,6 +239,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
         ..LegacyConfig::default()
     };
     legacy.timeouts.request_ms = args.timeout_ms;
+    legacy.slow_request_ms = args.slow_timeout_ms;
     let pause = match (args.pause_after, args.pause_ms) {
         (Some(at), Some(ms)) => Some(Pause {
             after: match at {
@@ -540,7 +548,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             let mut all_ok = true;
             for n in names {
                 let mut c = client(&n)?;
-                let line = match c.call(&Request::Status) {
+                let line = match c.call_body(&Request::Status.encode(), timeout) {
                     Ok(r) => String::from_utf8_lossy(&Reply::encode(&r)).into_owned(),
                     Err(e) => {
                         all_ok = false;

@@ -16,6 +16,15 @@ use std::time::Duration;
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
+/// One testbed at a time: two at once saturate a 2-core runner.
+static ONE_BED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_bed() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn holds(ns: &str, iface: &str, addr: &str) -> bool {
     addr.parse().is_ok_and(|a| netns::holds_addr(ns, iface, a))
 }
@@ -37,6 +46,7 @@ fn legacy_console_end_leaves_the_task_serving_and_a_new_console_adopts_it() {
     if !root_or_skip("legacy_console_end_leaves_the_task_serving_and_a_new_console_adopts_it") {
         return;
     }
+    let _one = one_bed();
     let prefix = format!("lc{}", std::process::id() % 1_000_000);
     let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
     bed.start_air(true).expect("air");
@@ -132,5 +142,120 @@ fn legacy_console_end_leaves_the_task_serving_and_a_new_console_adopts_it() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("no task runs on this host"), "{text}");
     let _ = ping.stop();
+    bed.stop_all();
+}
+
+/// The console is killed (-9) during M, after the destination's D2D program started
+/// (`--pause-after=started`): nothing can clean up. The source's modem (the dead console's
+/// child) serves on — 0 pings lost — and the destination keeps a started D2D program. A new
+/// console adopts the task, and its M stops the destination's leftover once and migrates.
+#[test]
+fn legacy_console_killed_mid_migration_leaves_the_source_serving_and_the_next_m_succeeds() {
+    if !root_or_skip(
+        "legacy_console_killed_mid_migration_leaves_the_source_serving_and_the_next_m_succeeds",
+    ) {
+        return;
+    }
+    let _one = one_bed();
+    let prefix = format!("lk{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(true).expect("air");
+    bed.start_far().expect("far-end modem");
+    bed.start_agent(true, 2).expect("agent");
+    std::thread::sleep(Duration::from_millis(500));
+    let (s1, s2) = (bed.ns("server1"), bed.ns("server2"));
+    let step = Duration::from_secs(60);
+    bed.console_args = vec!["--pause-after=started".into(), "--pause-ms=5000".into()];
+    let mut console = bed.start_console().expect("console");
+    let (ok, _) = console.run("DS", step).expect("DS");
+    assert!(ok, "DS failed:\n{}", console.transcript);
+    bed.wait_first_ping(Duration::from_secs(30))
+        .expect("first ping after DS");
+    let ping = PingRun::start(
+        Some(&s1.replace("server1", "server3")),
+        IpAddr::V4(POOL_TUN),
+        100,
+    )
+    .expect("ping");
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // M, and kill -9 the console once the destination's D2D program runs (in the hold).
+    let pid = console.pid().expect("console pid");
+    let killer = {
+        let (ferry, key, ns) = (bed.ferry.clone(), bed.key(), s2.clone());
+        std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < Duration::from_secs(20) {
+                let v: serde_json::Value = netns::command_in(&ns, &ferry.to_string_lossy())
+                    .arg("ctl")
+                    .arg("--key")
+                    .arg(&key)
+                    .args(["send", "status", "--to", "server2=tcp://10.99.0.2:5555"])
+                    .output()
+                    .ok()
+                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                    .unwrap_or_default();
+                if v["result"]["modem_pid"].as_u64().is_some() {
+                    // SAFETY: kill(2) on the console, our child, not yet reaped.
+                    let pid = libc::pid_t::try_from(pid).expect("pid");
+                    return unsafe { libc::kill(pid, libc::SIGKILL) } == 0;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        })
+    };
+    let r = console.run("M", step);
+    assert!(
+        killer.join().expect("killer"),
+        "the destination's modem never showed up"
+    );
+    assert!(
+        r.is_err(),
+        "M gave an outcome although its console was killed: {r:?}"
+    );
+    drop(console);
+    // The source serves on: its modem outlived the console that started it.
+    assert_eq!(
+        bed.pids(1, "modem").len(),
+        1,
+        "server1's modem died with the console"
+    );
+    assert!(holds(&s1, "eth3", "192.168.10.1") && !holds(&s2, "eth3", "192.168.10.1"));
+    let (ok, lost) = answered_over(&ping, Duration::from_secs(2));
+    assert!(
+        ok > 10 && lost == 0,
+        "after the console's death: {ok} answered, {lost} lost"
+    );
+    let st = bed.agent_status(2);
+    assert_eq!(st["d2d"], true, "the destination's leftover: {st}");
+
+    // A new console adopts the task; its M stops the leftover once and migrates.
+    bed.console_args.clear();
+    let mut console = bed.start_console().expect("second console");
+    let (ok, _) = console.run("M", step).expect("M");
+    println!("{}", console.transcript);
+    assert!(
+        ok,
+        "M after the killed console failed:\n{}",
+        console.transcript
+    );
+    assert!(
+        console
+            .transcript
+            .contains("left by an interrupted migration"),
+        "{}",
+        console.transcript
+    );
+    assert!(
+        bed.pids(1, "modem").is_empty(),
+        "server1 kept a modem after M"
+    );
+    assert!(holds(&s2, "eth3", "192.168.10.1") && holds(&s2, "ferry0", "192.168.40.9"));
+    std::thread::sleep(Duration::from_millis(2500));
+    let (ok, _) = answered_over(&ping, Duration::from_secs(2));
+    assert!(ok > 10, "server2 does not serve after M: {ok} answered");
+    let _ = ping.stop();
+    console.close();
     bed.stop_all();
 }

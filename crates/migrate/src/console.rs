@@ -40,8 +40,12 @@ pub struct LegacyConfig {
     pub resync_poll_ms: u64,
     /// Give up waiting for resync after this long.
     pub resync_timeout_ms: u64,
-    /// Effect deadlines.
+    /// Effect deadlines (`request_ms`: an ordinary agent request, 4 s by default, so a
+    /// dead agent costs seconds, not half a minute).
     pub timeouts: Timeouts,
+    /// Deadline of the agent requests that take seconds on real hardware: `start_usrp`
+    /// (full USRP init, 2–3 s) and `link_usrp` (up to 8 probes, then the link).
+    pub slow_request_ms: u64,
     /// Operator hold in M after `start_d2d` succeeded on the destination, before
     /// `make_usrp` (`--pause-after started`). Other points do not apply to M.
     pub pause: Option<Pause>,
@@ -57,7 +61,11 @@ impl Default for LegacyConfig {
             confirm_resync: true,
             resync_poll_ms: 10,
             resync_timeout_ms: 5_000,
-            timeouts: Timeouts::default(),
+            timeouts: Timeouts {
+                request_ms: 4_000,
+                ..Timeouts::default()
+            },
+            slow_request_ms: 15_000,
             pause: None,
         }
     }
@@ -134,9 +142,15 @@ impl ConsoleCommand {
             ConsoleCommand::MigrateBack => {
                 Sequence::start("MB", Box::new(MigrateBack::new(c)), t, now)
             }
-            ConsoleCommand::DoubleStartRemote => {
-                Sequence::start("DSR", Box::new(Dsr { stage: 0 }), t, now)
-            }
+            ConsoleCommand::DoubleStartRemote => Sequence::start(
+                "DSR",
+                Box::new(Dsr {
+                    stage: 0,
+                    slow_ms: c.slow_request_ms,
+                }),
+                t,
+                now,
+            ),
             ConsoleCommand::KillRemote => Sequence::start(
                 "KR",
                 Box::new(Single {
@@ -348,6 +362,8 @@ struct Migrate {
     control: Option<Control>,
     kill_failures: Vec<String>,
     resync_deadline: Millis,
+    /// The destination's leftover D2D program was stopped once already.
+    cleaned_leftover: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -359,6 +375,7 @@ enum MStage {
     SetTunIp,
     ReadControl,
     StartD2d,
+    CleanLeftover,
     Paused,
     MakeUsrp,
     CheckDestination,
@@ -380,7 +397,17 @@ impl Migrate {
             control: None,
             kill_failures: Vec::new(),
             resync_deadline: 0,
+            cleaned_leftover: false,
         }
+    }
+
+    fn start_d2d(&mut self) -> Step {
+        self.stage = MStage::StartD2d;
+        Step::remote(Request::StartD2d(StartD2d {
+            warm: true,
+            control: self.control.clone(),
+            mode: StartMode::Normal,
+        }))
     }
 
     fn fail(&mut self, cx: &mut Cx<'_>, reason: String, rollback: Vec<Step>) -> Step {
@@ -448,12 +475,7 @@ impl Script for Migrate {
             (MStage::ReadControl, None) => match local_value(&input) {
                 Some(LocalValue::Control(c)) => {
                     self.control = Some(c.clone());
-                    self.stage = MStage::StartD2d;
-                    Step::remote(Request::StartD2d(StartD2d {
-                        warm: true,
-                        control: Some(c.clone()),
-                        mode: StartMode::Normal,
-                    }))
+                    self.start_d2d()
                 }
                 _ => self.fail(cx, "collector returned no Control".into(), vec![]),
             },
@@ -478,6 +500,29 @@ impl Script for Migrate {
                 cx.phase(PHASE_MAKE_USRP);
                 self.stage = MStage::MakeUsrp;
                 Step::remote(Request::MakeUsrp)
+            }
+            // (Ferry) A D2D program already runs on the destination while this host serves:
+            // the leftover of an interrupted M (its console killed). It cannot be serving —
+            // the radio talks to the active address, which this host holds — so stop it and
+            // start again, once.
+            (MStage::StartD2d, Some(e))
+                if e.contains("already running") && !self.cleaned_leftover =>
+            {
+                cx.warn(format!(
+                    "M: the destination still runs a D2D program ({e}), left by an interrupted \
+                     migration: stopping it (double_kill) and starting again"
+                ));
+                self.cleaned_leftover = true;
+                self.stage = MStage::CleanLeftover;
+                Step::remote(Request::DoubleKill)
+            }
+            // double_kill reports the pieces it did not find (no USRP object) as failures;
+            // whether the D2D program is gone shows in the second start_d2d.
+            (MStage::CleanLeftover, e) => {
+                if let Some(e) = e {
+                    cx.warn(format!("M: double_kill of the leftover: {e}"));
+                }
+                self.start_d2d()
             }
             (MStage::StartD2d, Some(e)) => self.fail(cx, format!("start_d2d failed: {e}"), vec![]),
             (MStage::MakeUsrp, None) => {
@@ -554,7 +599,11 @@ impl Script for Migrate {
             (MStage::ParkEth3, None) => {
                 cx.phase_interrupting(PHASE_LINK);
                 self.stage = MStage::Link;
-                Step::remote(Request::LinkUsrp)
+                Step::Request {
+                    to: crate::machine::Peer::Remote,
+                    request: Request::LinkUsrp,
+                    within_ms: Some(self.cfg.slow_request_ms),
+                }
             }
             // Linking now would put .10.1 on two hosts: clean the destination instead.
             (MStage::ParkEth3, Some(e)) => self.fail(
@@ -870,6 +919,7 @@ impl Script for MigrateBack {
 /// `DSR` (fig. 3-14).
 struct Dsr {
     stage: u8,
+    slow_ms: u64,
 }
 
 impl Script for Dsr {
@@ -890,7 +940,11 @@ impl Script for Dsr {
             }
             (2, None) => {
                 cx.phase("start_usrp on the remote");
-                Step::remote(Request::StartUsrp)
+                Step::Request {
+                    to: crate::machine::Peer::Remote,
+                    request: Request::StartUsrp,
+                    within_ms: Some(self.slow_ms),
+                }
             }
             (2, Some(e)) => {
                 cx.timeline.close(cx.now, false);

@@ -403,6 +403,46 @@ fn m_destination_agent_silent_after_make_usrp_leaves_the_source_serving() {
 }
 
 #[test]
+fn m_stops_a_leftover_d2d_on_the_destination_once_and_migrates() {
+    // An earlier M's console was killed after the destination's start_d2d: the destination
+    // still runs that D2D program (not serving: the source holds the active address).
+    let mut w = World::serving_on_source();
+    w.hosts[1].d2d = true;
+    w.hosts[1].d2d_warm = Some(true);
+    w.hosts[1].modem = Some(harness::ModemSim::active());
+    let o = run(&mut w, "M", &cfg());
+    assert!(o.ok, "{}", o.summary);
+    let trace = w.trace_from(0);
+    let dk = trace
+        .iter()
+        .position(|s| *s == "->D:double_kill")
+        .expect("leftover stopped");
+    let start = trace
+        .iter()
+        .rposition(|s| *s == "D:start_d2d(warm)")
+        .expect("started");
+    assert!(dk < start, "{trace:?}");
+    assert_eq!(trace.iter().filter(|s| **s == "->D:double_kill").count(), 1);
+    assert!(w.hosts[1].is_serving() && w.hosts[0].is_clean());
+}
+
+#[test]
+fn m_gives_up_when_the_destination_refuses_twice() {
+    let mut w = World::serving_on_source();
+    w.fault(
+        1,
+        "start_d2d",
+        0,
+        2,
+        FaultKind::Fail("D2D already running".into()),
+    );
+    let o = run(&mut w, "M", &cfg());
+    assert!(!o.ok);
+    assert!(o.summary.contains("start_d2d failed"), "{}", o.summary);
+    assert!(w.hosts[0].is_serving());
+}
+
+#[test]
 fn m_local_kill_failure_stops_collector_and_sends_double_kill() {
     let mut w = World::serving_on_source();
     w.fail(0, "kill_usrp");

@@ -1046,6 +1046,11 @@ impl Console {
         }
     }
 
+    /// The console process's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Ends the console's input without a command (EOF), or sends it `signal` (SIGINT,
     /// SIGTERM) with its input left open, and waits up to `within` for it to exit. Returns
     /// its exit status, `None` if it is still running (it is killed then).
