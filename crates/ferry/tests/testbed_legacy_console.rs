@@ -259,3 +259,101 @@ fn legacy_console_killed_mid_migration_leaves_the_source_serving_and_the_next_m_
     console.close();
     bed.stop_all();
 }
+
+/// The destination's agent is killed (-9) during M, after its D2D program started: M fails
+/// within its request deadlines (seconds), the source serves on (0 pings lost), and after the
+/// agent's restart (it adopts the modem its predecessor left) the next M succeeds.
+#[test]
+fn legacy_destination_agent_killed_mid_migration_leaves_the_source_serving() {
+    if !root_or_skip("legacy_destination_agent_killed_mid_migration_leaves_the_source_serving") {
+        return;
+    }
+    let _one = one_bed();
+    let prefix = format!("la{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(true).expect("air");
+    bed.start_far().expect("far-end modem");
+    bed.start_agent(true, 2).expect("agent");
+    std::thread::sleep(Duration::from_millis(500));
+    let (s1, s2) = (bed.ns("server1"), bed.ns("server2"));
+    let step = Duration::from_secs(60);
+    bed.console_args = vec!["--pause-after=started".into(), "--pause-ms=2000".into()];
+    let mut console = bed.start_console().expect("console");
+    let (ok, _) = console.run("DS", step).expect("DS");
+    assert!(ok, "DS failed:\n{}", console.transcript);
+    bed.wait_first_ping(Duration::from_secs(30))
+        .expect("first ping after DS");
+    let ping = PingRun::start(
+        Some(&s1.replace("server1", "server3")),
+        IpAddr::V4(POOL_TUN),
+        100,
+    )
+    .expect("ping");
+    std::thread::sleep(Duration::from_millis(1000));
+    let agents = bed.pids(2, "agent");
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    let killer = {
+        let (ferry, key, ns) = (bed.ferry.clone(), bed.key(), s2.clone());
+        let agent = agents[0];
+        std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < Duration::from_secs(20) {
+                let v: serde_json::Value = netns::command_in(&ns, &ferry.to_string_lossy())
+                    .arg("ctl")
+                    .arg("--key")
+                    .arg(&key)
+                    .args(["send", "status", "--to", "server2=tcp://10.99.0.2:5555"])
+                    .output()
+                    .ok()
+                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                    .unwrap_or_default();
+                if v["result"]["modem_pid"].as_u64().is_some() {
+                    // SAFETY: kill(2) on server2's agent, a child of the bed, not yet reaped.
+                    return unsafe { libc::kill(agent, libc::SIGKILL) } == 0;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        })
+    };
+    let t0 = std::time::Instant::now();
+    let (ok, _) = console.run("M", step).expect("M gave an outcome");
+    let took = t0.elapsed();
+    assert!(
+        killer.join().expect("killer"),
+        "the destination's modem never showed up"
+    );
+    println!("{}\nM took {took:?}", console.transcript);
+    assert!(!ok, "M succeeded with a dead destination agent");
+    // The 2 s hold, make_usrp's 4 s deadline, the rollback's 4 s: well under 30 s.
+    assert!(took < Duration::from_secs(15), "M took {took:?}");
+    assert!(holds(&s1, "eth3", "192.168.10.1") && holds(&s1, "ferry0", "192.168.40.9"));
+    let r = ping.snapshot();
+    let lost: Vec<_> = r.samples[..r.samples.len().saturating_sub(3)]
+        .iter()
+        .filter(|s| s.rtt_ms.is_none())
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "pings lost while the source served: {lost:?}"
+    );
+
+    // The agent comes back (adopting the modem it left); the next M succeeds.
+    bed.restart_agent_as(2, true).expect("agent restart");
+    std::thread::sleep(Duration::from_millis(700));
+    bed.console_args.clear();
+    let (ok, _) = console.run("M", step).expect("second M");
+    println!("{}", console.transcript);
+    assert!(
+        ok,
+        "M after the agent's restart failed:\n{}",
+        console.transcript
+    );
+    assert!(holds(&s2, "eth3", "192.168.10.1") && !holds(&s1, "eth3", "192.168.10.1"));
+    std::thread::sleep(Duration::from_millis(2500));
+    let (ok, _) = answered_over(&ping, Duration::from_secs(2));
+    assert!(ok > 10, "server2 does not serve after M: {ok} answered");
+    let _ = ping.stop();
+    console.close();
+    bed.stop_all();
+}

@@ -656,6 +656,12 @@ impl Bed {
     /// Restarts server `n`'s agent after it died (a rebooted server): the dead process is
     /// reaped and forgotten, a new one takes its name.
     pub fn restart_agent(&mut self, n: u8) -> Result<(), SessionError> {
+        self.restart_agent_as(n, false)
+    }
+
+    /// [`Bed::restart_agent`] for the legacy method (`legacy`: the thesis' agent with its
+    /// own radio link) or make-before-break.
+    pub fn restart_agent_as(&mut self, n: u8, legacy: bool) -> Result<(), SessionError> {
         let name = format!("agent-server{n}");
         self.procs.retain_mut(|(p, c)| {
             if *p == name {
@@ -666,7 +672,7 @@ impl Bed {
                 true
             }
         });
-        self.start_agent(false, n)
+        self.start_agent(legacy, n)
     }
 
     /// Starts the thesis console (`ferry ctl ... console --json`) on server1, whose task
