@@ -273,8 +273,9 @@ fn mbb_round_trips_with_real_modems_in_the_testbed() {
     // Pool radio counters across each migration. The first two would show the two hosts'
     // TX streams overlapping at T (a sample from the old host at or after T or from the new
     // one before it, or a TX packet from a host that is not linked): asserted 0. Late
-    // packets and underflows are printed only: underflows count every uplink subframe a
-    // master leaves silent (≈ 290/s here), and lateness depends on the machine's load.
+    // packets and underflows (holes inside a host's TX bursts; the silences between bursts
+    // are announced by end-of-burst packets) are printed only: both depend on the
+    // machine's load.
     const AT_T: [&str; 4] = [
         "switch_trimmed_samples",
         "stranger_packets",

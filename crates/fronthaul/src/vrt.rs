@@ -404,6 +404,21 @@ pub struct DataRepr<'a> {
     pub timestamp: Timestamp,
     /// sc16 samples: each a big-endian 32-bit word, I in bits 31..16, Q in 15..0.
     pub payload: &'a [u8],
+    /// End of burst (header bit 24, as UHD's VRT packer sets it for USRP2/N2x0): the
+    /// host's transmission stops after this packet's samples; the silence that follows is
+    /// not an underflow. A burst ends with a packet of no samples stamped at its end.
+    pub end_of_burst: bool,
+}
+
+/// Header bit 24 of an IF data packet: end of burst (UHD's `eob` for USRP2/N2x0).
+pub const EOB_BIT: u32 = 1 << 24;
+
+/// Sets the end-of-burst bit of an emitted IF data packet in `packet` (its first word).
+pub fn mark_end_of_burst(packet: &mut [u8]) {
+    if let Some(w) = packet.get_mut(0..4) {
+        let h = u32::from_be_bytes([w[0], w[1], w[2], w[3]]) | EOB_BIT;
+        w.copy_from_slice(&h.to_be_bytes());
+    }
 }
 
 impl<'a> DataRepr<'a> {
@@ -425,6 +440,7 @@ impl<'a> DataRepr<'a> {
             count: p.packet_count(),
             timestamp,
             payload: p.payload_static(),
+            end_of_burst: p.header() & EOB_BIT != 0,
         })
     }
 
@@ -472,6 +488,9 @@ impl<'a> DataRepr<'a> {
             self.num_samples(),
         );
         dst[DATA_HEADER_LEN..].copy_from_slice(self.payload);
+        if self.end_of_burst {
+            mark_end_of_burst(dst);
+        }
         Ok(len)
     }
 }
@@ -954,6 +973,33 @@ mod tests {
             cf32_to_sc16(Complex32::new(2.0, -2.0)),
             ((i16::MAX, i16::MIN), true)
         );
+    }
+
+    #[test]
+    fn end_of_burst_is_header_bit_24_and_survives_a_round_trip() {
+        let sid = StreamId::new(3, Direction::Tx);
+        let ts = Timestamp::from_sample_time(1000, 1_920_000).unwrap();
+        let mut out = Vec::new();
+        emit_data_i16(sid, 5, ts, &[(1, 2), (3, 4)], &mut out).unwrap();
+        let d = DataRepr::parse_bytes(&out).unwrap();
+        assert!(!d.end_of_burst);
+        mark_end_of_burst(&mut out);
+        assert_eq!(
+            u32::from_be_bytes([out[0], out[1], out[2], out[3]]) & (1 << 24),
+            1 << 24
+        );
+        let d = DataRepr::parse_bytes(&out).unwrap();
+        assert!(d.end_of_burst);
+        assert_eq!((d.count, d.num_samples()), (5, 2), "nothing else changed");
+        let mut again = vec![0; d.buffer_len()];
+        d.emit(&mut again).unwrap();
+        assert_eq!(again, out);
+        // An empty packet marks a burst's end.
+        let mut e = Vec::new();
+        emit_data_i16(sid, 6, ts, &[], &mut e).unwrap();
+        mark_end_of_burst(&mut e);
+        let d = DataRepr::parse_bytes(&e).unwrap();
+        assert!(d.end_of_burst && d.num_samples() == 0);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use ferry_fronthaul::control::{ControlError, ErrorCode, RadioInfo, Reply, Reques
 use ferry_fronthaul::notice::NoticeRepr;
 use ferry_fronthaul::probe::{self, ProbeAnswer};
 use ferry_fronthaul::vrt::{
-    emit_data_cf32, emit_data_i16, ContextRepr, DataRepr, Direction, Packet, PacketType,
-    SampleTime, StreamId, Timestamp, WireError,
+    emit_data_cf32, emit_data_i16, mark_end_of_burst, ContextRepr, DataRepr, Direction, Packet,
+    PacketType, SampleTime, StreamId, Timestamp, WireError,
 };
 use num_complex::Complex32;
 use thiserror::Error;
@@ -385,6 +385,10 @@ pub struct RadioLink {
     buf: Vec<u8>,
     tx_buf: Vec<u8>,
     tx_count: u8,
+    /// End (sample time) of the TX burst in progress per channel (0, 1), if any.
+    burst_end: [Option<SampleTime>; 2],
+    /// End-of-burst packets sent.
+    bursts_ended: u64,
     spp: usize,
     linked: bool,
     next_rx: Option<SampleTime>,
@@ -480,6 +484,8 @@ impl RadioLink {
             buf: vec![0u8; 65_536],
             tx_buf: Vec::with_capacity(65_536),
             tx_count: 0,
+            burst_end: [None; 2],
+            bursts_ended: 0,
             spp: spp.clamp(1, ferry_fronthaul::vrt::MAX_SAMPLES),
             linked: false,
             next_rx: None,
@@ -855,6 +861,44 @@ impl RadioLink {
         StreamId::new(self.info.number, Direction::Tx)
     }
 
+    /// Before TX (`heartbeat`: no TX) at `time` on `channel`: if a burst is open and ends
+    /// before `time` (or at it, for a heartbeat), the burst is over — send its end-of-burst
+    /// packet (no samples, stamped at its end, header bit 24 as UHD does), so the radio
+    /// does not count the silence as an underflow.
+    fn close_burst_before(
+        &mut self,
+        channel: u8,
+        time: SampleTime,
+        heartbeat: bool,
+    ) -> Result<(), RadioError> {
+        let ch = usize::from(channel.min(1));
+        let Some(end) = self.burst_end[ch] else {
+            return Ok(());
+        };
+        if time < end || (time == end && !heartbeat) {
+            return Ok(());
+        }
+        self.burst_end[ch] = None;
+        let rate = self.info.sample_rate_hz;
+        let sid = StreamId::for_channel(self.info.number, channel, Direction::Tx);
+        self.tx_buf.clear();
+        emit_data_cf32(
+            sid,
+            self.tx_count,
+            Timestamp::from_sample_time(end, rate)?,
+            &[],
+            &mut self.tx_buf,
+        )?;
+        mark_end_of_burst(&mut self.tx_buf);
+        self.bursts_ended += 1;
+        self.push_tx()
+    }
+
+    /// End-of-burst packets sent so far.
+    pub fn bursts_ended(&self) -> u64 {
+        self.bursts_ended
+    }
+
     /// Sends samples to be transmitted from sample time `time` on (split into packets).
     pub fn send(&mut self, time: SampleTime, samples: &[Complex32]) -> Result<(), RadioError> {
         self.send_channel(time, 0, samples)
@@ -868,8 +912,13 @@ impl RadioLink {
         channel: u8,
         samples: &[Complex32],
     ) -> Result<(), RadioError> {
+        self.close_burst_before(channel, time, false)?;
         let rate = self.info.sample_rate_hz;
         let sid = StreamId::for_channel(self.info.number, channel, Direction::Tx);
+        if !samples.is_empty() {
+            self.burst_end[usize::from(channel.min(1))] =
+                Some(time.saturating_add(samples.len() as u64));
+        }
         for (k, chunk) in samples.chunks(self.spp).enumerate() {
             let t = time.saturating_add((k * self.spp) as u64);
             self.tx_buf.clear();
@@ -887,6 +936,10 @@ impl RadioLink {
 
     /// Like [`RadioLink::send`] with raw (I, Q) sc16 pairs.
     pub fn send_i16(&mut self, time: SampleTime, samples: &[(i16, i16)]) -> Result<(), RadioError> {
+        self.close_burst_before(0, time, false)?;
+        if !samples.is_empty() {
+            self.burst_end[0] = Some(time.saturating_add(samples.len() as u64));
+        }
         let rate = self.info.sample_rate_hz;
         for (k, chunk) in samples.chunks(self.spp).enumerate() {
             let t = time.saturating_add((k * self.spp) as u64);
@@ -907,6 +960,9 @@ impl RadioLink {
     /// (its liveness check, docs/FAULTS.md) and plays nothing. A modem sends one for every
     /// subframe it owns but has nothing to transmit in.
     pub fn heartbeat(&mut self, time: SampleTime) -> Result<(), RadioError> {
+        for ch in 0..2 {
+            self.close_burst_before(ch, time, true)?;
+        }
         let rate = self.info.sample_rate_hz;
         self.tx_buf.clear();
         emit_data_cf32(

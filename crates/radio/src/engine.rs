@@ -301,7 +301,11 @@ impl AirEngine {
                 let mut v = Vec::with_capacity(d.num_samples());
                 d.samples_cf32_into(&mut v);
                 let heard = self.wall_now.max(now);
+                let end = t.saturating_add(v.len() as u64);
                 u.accept_tx_channel(from, d.stream_id.channel(), t, v, now, heard);
+                if d.end_of_burst {
+                    u.end_burst(from, d.stream_id.channel(), end);
+                }
             }
             Ok((d, _))
                 if d.stream_id.radio() == u.number

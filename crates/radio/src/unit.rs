@@ -10,7 +10,7 @@
 //! gets RX copies and takes over the same way when the primary falls silent. A deposed
 //! primary's TX is dropped and counted (fencing): it never reaches the air again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
 use ferry_fronthaul::control::{Counters, ErrorCode, Reply};
@@ -39,9 +39,61 @@ struct TxQueue {
     /// The radio's channel (antenna) these samples go out on.
     channel: u8,
     /// Time of the first sample the host ever queued: from then on gaps count as underflow
-    /// (as UHD counts underflows only inside a running stream).
+    /// (as UHD counts underflows only inside a running stream)...
     streaming_from: Option<SampleTime>,
+    /// ...except between bursts: from an end-of-burst mark to the next queued sample
+    /// (closed intervals, oldest first, at most [`MAX_IDLE`]).
+    idle: VecDeque<(SampleTime, SampleTime)>,
+    /// An end of burst not followed by samples yet: idle from then on.
+    idle_from: Option<SampleTime>,
     blocks: BTreeMap<SampleTime, Vec<Complex32>>,
+}
+
+/// Between-burst intervals kept per queue (a TDD host has about one per 5 ms; the radio's
+/// horizon holds far fewer).
+const MAX_IDLE: usize = 64;
+
+impl TxQueue {
+    /// How many samples of `[a, b)` the host was expected to cover: those since it started
+    /// streaming, outside the silences it announced (end of burst to its next samples).
+    fn expected(&self, a: SampleTime, b: SampleTime) -> u64 {
+        let Some(from) = self.streaming_from else {
+            return 0;
+        };
+        let a = a.max(from);
+        if a >= b {
+            return 0;
+        }
+        let overlap = |lo: SampleTime, hi: SampleTime| hi.min(b).saturating_sub(lo.max(a));
+        let silent: u64 = self
+            .idle
+            .iter()
+            .map(|&(lo, hi)| overlap(lo, hi))
+            .sum::<u64>()
+            + self.idle_from.map_or(0, |lo| overlap(lo, SampleTime::MAX));
+        (b - a).saturating_sub(silent)
+    }
+
+    /// The host ended its burst at `at`.
+    fn end_burst(&mut self, at: SampleTime) {
+        self.idle_from = Some(self.idle_from.map_or(at, |e| e.min(at)));
+    }
+
+    /// Samples queued from `start` on: a burst that had ended is over at `start`.
+    fn note_start(&mut self, start: SampleTime) {
+        self.streaming_from.get_or_insert(start);
+        if let Some(e) = self.idle_from {
+            if start >= e {
+                self.idle_from = None;
+                if start > e {
+                    if self.idle.len() >= MAX_IDLE {
+                        self.idle.pop_front();
+                    }
+                    self.idle.push_back((e, start));
+                }
+            }
+        }
+    }
 }
 
 impl TxQueue {
@@ -894,12 +946,28 @@ impl RadioUnit {
                 &mut self.queues[last]
             }
         };
-        q.streaming_from.get_or_insert(start);
+        q.note_start(start);
         q.blocks.insert(start, samples);
         if standby {
             TxOutcome::Standby
         } else {
             TxOutcome::Queued
+        }
+    }
+
+    /// `src` ended its TX burst on `channel` at sample `at` (an end-of-burst packet, VITA-49
+    /// header bit 24 as UHD sends it): the silence from `at` to its next samples is not an
+    /// underflow. From a host without a queue on that channel: nothing to end.
+    pub fn end_burst(&mut self, src: SocketAddr, channel: u8, at: SampleTime) {
+        let Some((_, key)) = self.role(src).filter(|_| self.is_ready()) else {
+            return;
+        };
+        if let Some(q) = self
+            .queues
+            .iter_mut()
+            .find(|q| q.src == Some(key) && q.channel == channel)
+        {
+            q.end_burst(at);
         }
     }
 
@@ -957,10 +1025,7 @@ impl RadioUnit {
                 continue;
             }
             self.counters.tx_samples += covered;
-            let expected = match q.streaming_from {
-                Some(from) => b.saturating_sub(a.max(from)),
-                None => 0,
-            };
+            let expected = q.expected(a, b);
             if covered < expected {
                 self.counters.underflow_events += 1;
                 self.counters.underflow_samples += expected - covered;
@@ -969,6 +1034,9 @@ impl RadioUnit {
         let t1 = t0 + n as u64;
         for q in self.queues.iter_mut().filter(|q| q.channel == channel) {
             q.blocks.retain(|&s, v| s + v.len() as u64 > t1);
+            while q.idle.front().is_some_and(|&(_, hi)| hi <= t1) {
+                q.idle.pop_front();
+            }
         }
         // A deposed primary's queued TX, over the new primary's filler, until its end.
         if let Some(tail) = self.tail.as_mut() {
@@ -1267,6 +1335,54 @@ mod tests {
             (1, 8)
         );
         assert_eq!(u.counters.tx_samples, 2);
+    }
+
+    #[test]
+    fn silence_after_an_end_of_burst_is_not_an_underflow_but_a_hole_inside_a_burst_is() {
+        // A TDD host: bursts [100, 120) and [140, 160), ended by end-of-burst marks.
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 1000, 1000, 0);
+        u.link(addr(1), 0);
+        assert_eq!(
+            u.accept_tx(addr(1), 100, vec![c(1.0); 20], 0),
+            TxOutcome::Queued
+        );
+        u.end_burst(addr(1), 0, 120);
+        assert_eq!(
+            u.accept_tx(addr(1), 140, vec![c(2.0); 20], 0),
+            TxOutcome::Queued
+        );
+        u.end_burst(addr(1), 0, 160);
+        let mut out = vec![c(9.0); 100];
+        u.take_tx(100, &mut out);
+        assert_eq!(
+            (out[19], out[20], out[40], out[60]),
+            (c(1.0), c(0.0), c(2.0), c(0.0))
+        );
+        assert_eq!(u.counters.underflow_events, 0, "silences were announced");
+        assert_eq!(u.counters.tx_samples, 40);
+        // The next burst, [300, 320), loses its middle packet [305, 310): an underflow.
+        u.accept_tx(addr(1), 300, vec![c(3.0); 5], 200);
+        u.accept_tx(addr(1), 310, vec![c(3.0); 10], 200);
+        u.end_burst(addr(1), 0, 320);
+        let mut out = vec![c(9.0); 200];
+        u.take_tx(200, &mut out);
+        assert_eq!(
+            (u.counters.underflow_events, u.counters.underflow_samples),
+            (1, 5)
+        );
+        // Without end-of-burst marks every gap counts, as on a USRP.
+        let mut v = RadioUnit::power_up(&cfg(0), 0, 1000, 1000, 0);
+        v.link(addr(1), 0);
+        v.accept_tx(addr(1), 100, vec![c(1.0); 20], 0);
+        v.accept_tx(addr(1), 140, vec![c(2.0); 20], 0);
+        let mut out = vec![c(9.0); 100];
+        v.take_tx(100, &mut out);
+        assert_eq!(
+            (v.counters.underflow_events, v.counters.underflow_samples),
+            (1, 60)
+        );
+        // A stranger's end of burst changes nothing.
+        v.end_burst(addr(9), 0, 0);
     }
 
     #[test]
