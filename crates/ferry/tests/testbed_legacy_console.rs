@@ -8,7 +8,7 @@
 use ferry_testbed::netns;
 use ferry_testbed::ping::PingRun;
 use ferry_testbed::root_or_skip;
-use ferry_testbed::session::Bed;
+use ferry_testbed::session::{Bed, Console};
 use ferry_testbed::topology::POOL_TUN;
 use std::net::IpAddr;
 use std::path::Path;
@@ -41,33 +41,73 @@ fn answered_over(ping: &PingRun, over: Duration) -> (usize, usize) {
     (ok, settled - ok)
 }
 
+/// A legacy testbed serving from server1: air, far end, server2's agent, a console on
+/// server1 (with `console_args`) that ran DS, the first ping through, and ping -i 0.1
+/// running from server3.
+fn legacy_serving(tag: &str, console_args: &[&str]) -> (Bed, Console, PingRun) {
+    let prefix = format!("{tag}{}", std::process::id() % 1_000_000);
+    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
+    bed.start_air(true).expect("air");
+    bed.start_far().expect("far-end modem");
+    bed.start_agent(true, 2).expect("agent");
+    std::thread::sleep(Duration::from_millis(500));
+    bed.console_args = console_args.iter().map(|a| a.to_string()).collect();
+    let mut console = bed.start_console().expect("console");
+    let (ok, _) = console.run("DS", STEP).expect("DS");
+    assert!(ok, "DS failed:\n{}", console.transcript);
+    bed.wait_first_ping(Duration::from_secs(30))
+        .expect("first ping after DS");
+    let ping = PingRun::start(Some(&bed.ns("server3")), IpAddr::V4(POOL_TUN), 100).expect("ping");
+    (bed, console, ping)
+}
+
+/// Runs `act` (on a thread) as soon as server2's agent reports a modem pid: in M's hold
+/// after the destination's start_d2d. The handle yields `act`'s result, false if no modem
+/// showed up within 20 s.
+fn when_destination_modem_runs(
+    bed: &Bed,
+    act: impl FnOnce() -> bool + Send + 'static,
+) -> std::thread::JoinHandle<bool> {
+    let (ferry, key, ns) = (bed.ferry.clone(), bed.key(), bed.ns("server2"));
+    std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(20) {
+            let v: serde_json::Value = netns::command_in(&ns, &ferry.to_string_lossy())
+                .arg("ctl")
+                .arg("--key")
+                .arg(&key)
+                .args(["send", "status", "--to", "server2=tcp://10.99.0.2:5555"])
+                .output()
+                .ok()
+                .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+                .unwrap_or_default();
+            if v["result"]["modem_pid"].as_u64().is_some() {
+                return act();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })
+}
+
+fn sigkill(pid: i32) -> bool {
+    // SAFETY: kill(2) on a child of this test (the console) or of its bed (an agent), not
+    // yet reaped, so the pid is still that process's.
+    unsafe { libc::kill(pid, libc::SIGKILL) == 0 }
+}
+
+const STEP: Duration = Duration::from_secs(60);
+
 #[test]
 fn legacy_console_end_leaves_the_task_serving_and_a_new_console_adopts_it() {
     if !root_or_skip("legacy_console_end_leaves_the_task_serving_and_a_new_console_adopts_it") {
         return;
     }
     let _one = one_bed();
-    let prefix = format!("lc{}", std::process::id() % 1_000_000);
-    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
-    bed.start_air(true).expect("air");
-    bed.start_far().expect("far-end modem");
-    bed.start_agent(true, 2).expect("agent");
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut bed, mut console, ping) = legacy_serving("lc", &[]);
     let s1 = bed.ns("server1");
-    let step = Duration::from_secs(60);
+    let step = STEP;
     let log = bed.dir.join("console.log");
-
-    let mut console = bed.start_console().expect("console");
-    let (ok, _) = console.run("DS", step).expect("DS");
-    assert!(ok, "DS failed:\n{}", console.transcript);
-    bed.wait_first_ping(Duration::from_secs(30))
-        .expect("first ping after DS");
-    let ping = PingRun::start(
-        Some(&s1.replace("server1", "server3")),
-        IpAddr::V4(POOL_TUN),
-        100,
-    )
-    .expect("ping");
     let modem = bed.pids(1, "modem");
     assert_eq!(modem.len(), 1, "one modem on server1: {modem:?}");
 
@@ -157,54 +197,15 @@ fn legacy_console_killed_mid_migration_leaves_the_source_serving_and_the_next_m_
         return;
     }
     let _one = one_bed();
-    let prefix = format!("lk{}", std::process::id() % 1_000_000);
-    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
-    bed.start_air(true).expect("air");
-    bed.start_far().expect("far-end modem");
-    bed.start_agent(true, 2).expect("agent");
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut bed, mut console, ping) =
+        legacy_serving("lk", &["--pause-after=started", "--pause-ms=5000"]);
     let (s1, s2) = (bed.ns("server1"), bed.ns("server2"));
-    let step = Duration::from_secs(60);
-    bed.console_args = vec!["--pause-after=started".into(), "--pause-ms=5000".into()];
-    let mut console = bed.start_console().expect("console");
-    let (ok, _) = console.run("DS", step).expect("DS");
-    assert!(ok, "DS failed:\n{}", console.transcript);
-    bed.wait_first_ping(Duration::from_secs(30))
-        .expect("first ping after DS");
-    let ping = PingRun::start(
-        Some(&s1.replace("server1", "server3")),
-        IpAddr::V4(POOL_TUN),
-        100,
-    )
-    .expect("ping");
+    let step = STEP;
     std::thread::sleep(Duration::from_millis(1000));
 
     // M, and kill -9 the console once the destination's D2D program runs (in the hold).
-    let pid = console.pid().expect("console pid");
-    let killer = {
-        let (ferry, key, ns) = (bed.ferry.clone(), bed.key(), s2.clone());
-        std::thread::spawn(move || {
-            let t0 = std::time::Instant::now();
-            while t0.elapsed() < Duration::from_secs(20) {
-                let v: serde_json::Value = netns::command_in(&ns, &ferry.to_string_lossy())
-                    .arg("ctl")
-                    .arg("--key")
-                    .arg(&key)
-                    .args(["send", "status", "--to", "server2=tcp://10.99.0.2:5555"])
-                    .output()
-                    .ok()
-                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-                    .unwrap_or_default();
-                if v["result"]["modem_pid"].as_u64().is_some() {
-                    // SAFETY: kill(2) on the console, our child, not yet reaped.
-                    let pid = libc::pid_t::try_from(pid).expect("pid");
-                    return unsafe { libc::kill(pid, libc::SIGKILL) } == 0;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            false
-        })
-    };
+    let pid = libc::pid_t::try_from(console.pid().expect("console pid")).expect("pid");
+    let killer = when_destination_modem_runs(&bed, move || sigkill(pid));
     let r = console.run("M", step);
     assert!(
         killer.join().expect("killer"),
@@ -269,53 +270,15 @@ fn legacy_destination_agent_killed_mid_migration_leaves_the_source_serving() {
         return;
     }
     let _one = one_bed();
-    let prefix = format!("la{}", std::process::id() % 1_000_000);
-    let mut bed = Bed::up(Path::new(FERRY), &prefix).expect("testbed up");
-    bed.start_air(true).expect("air");
-    bed.start_far().expect("far-end modem");
-    bed.start_agent(true, 2).expect("agent");
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut bed, mut console, ping) =
+        legacy_serving("la", &["--pause-after=started", "--pause-ms=2000"]);
     let (s1, s2) = (bed.ns("server1"), bed.ns("server2"));
-    let step = Duration::from_secs(60);
-    bed.console_args = vec!["--pause-after=started".into(), "--pause-ms=2000".into()];
-    let mut console = bed.start_console().expect("console");
-    let (ok, _) = console.run("DS", step).expect("DS");
-    assert!(ok, "DS failed:\n{}", console.transcript);
-    bed.wait_first_ping(Duration::from_secs(30))
-        .expect("first ping after DS");
-    let ping = PingRun::start(
-        Some(&s1.replace("server1", "server3")),
-        IpAddr::V4(POOL_TUN),
-        100,
-    )
-    .expect("ping");
+    let step = STEP;
     std::thread::sleep(Duration::from_millis(1000));
     let agents = bed.pids(2, "agent");
     assert_eq!(agents.len(), 1, "{agents:?}");
-    let killer = {
-        let (ferry, key, ns) = (bed.ferry.clone(), bed.key(), s2.clone());
-        let agent = agents[0];
-        std::thread::spawn(move || {
-            let t0 = std::time::Instant::now();
-            while t0.elapsed() < Duration::from_secs(20) {
-                let v: serde_json::Value = netns::command_in(&ns, &ferry.to_string_lossy())
-                    .arg("ctl")
-                    .arg("--key")
-                    .arg(&key)
-                    .args(["send", "status", "--to", "server2=tcp://10.99.0.2:5555"])
-                    .output()
-                    .ok()
-                    .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-                    .unwrap_or_default();
-                if v["result"]["modem_pid"].as_u64().is_some() {
-                    // SAFETY: kill(2) on server2's agent, a child of the bed, not yet reaped.
-                    return unsafe { libc::kill(agent, libc::SIGKILL) } == 0;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            false
-        })
-    };
+    let agent = agents[0];
+    let killer = when_destination_modem_runs(&bed, move || sigkill(agent));
     let t0 = std::time::Instant::now();
     let (ok, _) = console.run("M", step).expect("M gave an outcome");
     let took = t0.elapsed();
