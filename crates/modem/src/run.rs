@@ -1287,6 +1287,10 @@ impl Modem {
             if mode == TxMode::Silent {
                 // Keep the MAC's clock running; its tx window keeps the queue intact.
                 core.tick_silent(m);
+                // Not ours (a released source after T): our last burst ends here.
+                if let Err(e) = self.link.end_burst(core.subframe_start(m)) {
+                    tracing::warn!("radio end of burst: {e}");
+                }
             } else {
                 let at = core.subframe_start(m);
                 match core.on_tx_antennas(m, &mut self.txbufs) {
@@ -1313,7 +1317,11 @@ impl Modem {
                         }
                         Err(e) => tracing::warn!("radio heartbeat: {e}"),
                     },
-                    Ok(false) => {}
+                    Ok(false) => {
+                        if let Err(e) = self.link.end_burst(at) {
+                            tracing::warn!("radio end of burst: {e}");
+                        }
+                    }
                     Err(e) => tracing::warn!("encode: {e}"),
                 }
             }

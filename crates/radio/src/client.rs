@@ -894,6 +894,15 @@ impl RadioLink {
         self.push_tx()
     }
 
+    /// Nothing will be transmitted at `time` (a subframe this host does not own, or a
+    /// legacy host's idle one): a burst open until then ends, with its end-of-burst packet.
+    pub fn end_burst(&mut self, time: SampleTime) -> Result<(), RadioError> {
+        for ch in 0..2 {
+            self.close_burst_before(ch, time, true)?;
+        }
+        Ok(())
+    }
+
     /// End-of-burst packets sent so far.
     pub fn bursts_ended(&self) -> u64 {
         self.bursts_ended
@@ -960,9 +969,7 @@ impl RadioLink {
     /// (its liveness check, docs/FAULTS.md) and plays nothing. A modem sends one for every
     /// subframe it owns but has nothing to transmit in.
     pub fn heartbeat(&mut self, time: SampleTime) -> Result<(), RadioError> {
-        for ch in 0..2 {
-            self.close_burst_before(ch, time, true)?;
-        }
+        self.end_burst(time)?;
         let rate = self.info.sample_rate_hz;
         self.tx_buf.clear();
         emit_data_cf32(
