@@ -426,7 +426,12 @@ impl Modem {
                 }
             }
             if last_poll.elapsed() >= Duration::from_millis(2) || self.state == ModemState::Idle {
-                self.poll_control();
+                // A request arrives on a fresh connection (the agent connects per request):
+                // the poll that accepts it reads existing connections first, so poll once
+                // more right away to read and answer it now instead of a poll period later.
+                if self.poll_control() > 0 {
+                    self.poll_control();
+                }
                 self.poll_forward();
                 last_poll = Instant::now();
             }
@@ -1611,8 +1616,10 @@ impl Modem {
     /// [`ctlsock::REQUESTS_PER_POLL`] requests in all, replies queued in a bounded
     /// per-connection buffer and written non-blocking (a client that does not read is
     /// dropped), and a connection cap that evicts the connection idle longest.
-    fn poll_control(&mut self) {
+    /// Returns how many connections were accepted.
+    fn poll_control(&mut self) -> usize {
         let now = Instant::now();
+        let mut accepted = 0;
         // Existing connections first: a connection accepted in the last poll has its
         // request read before a flood of newer connections could evict it.
         let mut dead = vec![false; self.conns.len()];
@@ -1722,8 +1729,10 @@ impl Modem {
                     last_active: now,
                     closing: false,
                 });
+                accepted += 1;
             }
         }
+        accepted
     }
 
     /// Synchronised and still working: subframes processed within the last
