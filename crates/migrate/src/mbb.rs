@@ -172,6 +172,9 @@ enum S {
     PausedSynced,
     Clock,
     ArmDest,
+    /// The destination was armed too slowly for T: its takeover is being cancelled to
+    /// choose a later T (once).
+    Replan,
     ArmRadio,
     ArmSource,
     WaitT,
@@ -244,6 +247,8 @@ pub(crate) struct Mbb {
     interrupt_seen: bool,
     /// The source's modem was found dead while arming: the destination is promoted.
     source_dead: bool,
+    /// T was chosen again after a slow arming of the destination (it happens once).
+    replanned: bool,
     /// The request in flight (who it went to) and when it went, if it is a quick one (not
     /// a modem start or stop): its round trip feeds the margin.
     in_flight: Option<(Rtt, Millis)>,
@@ -272,6 +277,7 @@ impl Mbb {
             t: 0,
             t_local_early: 0,
             arm_sent_at: 0,
+            replanned: false,
             t_local_late: 0,
             paused: false,
             failure: None,
@@ -298,8 +304,19 @@ impl Mbb {
     /// for T) and the guard, between the floor and `margin_ms`. A peer not measured yet
     /// counts as `margin_ms / 3` (no measurement, no cut).
     fn margin_for(&self) -> u64 {
+        self.margin_from(self.rtt_max())
+    }
+
+    /// [`Mbb::margin_for`] had the destination's last round trip taken `rtt` ms.
+    fn margin_if_destination_took(&self, rtt: u64) -> u64 {
+        let mut m = self.rtt_max();
+        m[Rtt::Destination as usize] = Some(m[Rtt::Destination as usize].unwrap_or(0).max(rtt));
+        self.margin_from(m)
+    }
+
+    fn margin_from(&self, rtt_max: [Option<u64>; 3]) -> u64 {
         let unknown = self.cfg.margin_ms / 3;
-        let rtts: u64 = self.rtt_max().iter().map(|r| r.unwrap_or(unknown)).sum();
+        let rtts: u64 = rtt_max.iter().map(|r| r.unwrap_or(unknown)).sum();
         let want = 2 * rtts + self.cfg.tx_lead_ms + self.cfg.guard_ms;
         want.clamp(
             self.cfg.margin_floor_ms.min(self.cfg.margin_ms),
@@ -768,7 +785,37 @@ impl Mbb {
                 }
             }
             // At the pace the destination answered, the source and the radio must both fit
-            // before T; otherwise give up now, while nothing needs cancelling.
+            // before T. If they do not, but a margin sized by this slower round trip is
+            // larger than the one T was chosen with (a one-off hiccup on a shared host),
+            // cancel the destination's takeover and choose a later T, once; otherwise give
+            // up now, while nothing but the destination needs cancelling.
+            (S::ArmDest, None)
+                if !self.replanned
+                    && self.arming_budget(now).unwrap_or(0)
+                        < 2 * now.saturating_sub(self.arm_sent_at).max(1)
+                    && self.margin_if_destination_took(now.saturating_sub(self.arm_sent_at))
+                        > self.margin =>
+            {
+                let rtt = now.saturating_sub(self.arm_sent_at);
+                cx.warn(format!(
+                    "mbb: the destination took {rtt} ms to arm, too slow for T ({} ms \
+                     margin): cancelling its takeover and choosing a later T",
+                    self.margin
+                ));
+                self.replanned = true;
+                self.s = S::Replan;
+                self.dst(Request::CancelCutover)
+            }
+            (S::Replan, None) => {
+                cx.phase(MBB_PHASES[6]);
+                self.s = S::Clock;
+                self.clock_sent_at = now;
+                Step::radio(RadioOp::Clock)
+            }
+            (S::Replan, Some(e)) => self.abort(
+                cx,
+                format!("cancelling the destination's takeover to choose a later T failed: {e}"),
+            ),
             (S::ArmDest, None)
                 if self.arming_budget(now).unwrap_or(0)
                     < 2 * now.saturating_sub(self.arm_sent_at).max(1) =>

@@ -643,6 +643,42 @@ fn slow_destination_arming_aborts_before_the_radio_is_armed() {
     );
 }
 
+/// A one-off slow arming of the destination (a hiccup on a shared host): its takeover is
+/// cancelled and a later T chosen with a margin sized by that round trip, once; the
+/// migration then succeeds with nothing lost.
+#[test]
+fn a_one_off_slow_destination_arming_chooses_a_later_t_once() {
+    let mut w = World::serving_on_source();
+    w.delay_once = Some((1, "takeover_at", 12));
+    let o = run(&mut w, cfg());
+    assert!(o.ok, "{}", o.summary);
+    let trace: Vec<&str> = w.trace.iter().map(String::as_str).collect();
+    let takeovers = trace.iter().filter(|t| **t == "->D:takeover_at").count();
+    assert_eq!(takeovers, 2, "{trace:?}");
+    let cancel = trace
+        .iter()
+        .position(|t| *t == "->D:cancel_cutover")
+        .expect("cancelled");
+    let second = trace
+        .iter()
+        .rposition(|t| *t == "->D:takeover_at")
+        .expect("re-armed");
+    assert!(cancel < second, "{trace:?}");
+    let margin = o.result.unwrap_or_default()["margin_ms"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        margin >= 2 * 12,
+        "the new T's margin covers the hiccup: {margin}"
+    );
+    assert_eq!(
+        w.radio.primary.as_deref(),
+        Some(w.hosts[1].port),
+        "the radio switched"
+    );
+    assert!(w.hosts[1].d2d, "the destination serves");
+}
+
 /// `protect`: the first half of make-before-break, then the radio takes the warm
 /// destination as the task's standby; the source serves on untouched.
 #[test]

@@ -14,7 +14,7 @@ use ferry_migrate::machine::{
     Action, Event, LocalOp, LocalValue, Outcome, Peer, RadioClock, RadioOp, RadioValue, Report,
     Sequence,
 };
-use ferry_migrate::protocol::{HostStatus, ModemMode, ModemStatus, Reply, StartMode};
+use ferry_migrate::protocol::{HostStatus, ModemMode, ModemStatus, Reply, Request, StartMode};
 use ferry_migrate::{Agent, AgentAction, AgentConfig};
 use serde_json::json;
 use std::net::Ipv4Addr;
@@ -164,6 +164,9 @@ pub struct World {
     pub max_active_holders: usize,
     /// Extra latency of the reply leg per agent, ms (a slow or lossy return path).
     pub reply_delay: [u64; 2],
+    /// A one-off extra delay of the reply to the first request named `.1` (`takeover_at`)
+    /// to host `.0`: a hiccup.
+    pub delay_once: Option<(usize, &'static str, u64)>,
     /// Modem cutovers that happened: (host tag, "takeover" | "release", sample).
     pub cutovers: Vec<(&'static str, &'static str, u64)>,
     /// A modem whose takeover silently fails at T (crash at the worst moment).
@@ -281,6 +284,7 @@ impl World {
             nonce: 0,
             max_active_holders: 0,
             reply_delay: [0, 0],
+            delay_once: None,
             cutovers: Vec::new(),
             takeover_broken: [false, false],
             modem_dies_at_ms: [None, None],
@@ -776,7 +780,17 @@ impl World {
                 None => break,
             }
         }
-        let arrival = self.now + LAN_MS + self.extra_latency[i] + self.reply_delay[i];
+        let mut once = 0;
+        if let Some((h, name, ms)) = self.delay_once {
+            let cmd = Request::decode(body)
+                .map(|r| r.cmd().to_string())
+                .unwrap_or_default();
+            if h == i && cmd == name {
+                once = ms;
+                self.delay_once = None;
+            }
+        }
+        let arrival = self.now + LAN_MS + self.extra_latency[i] + self.reply_delay[i] + once;
         reply.map(|r| (r, arrival))
     }
 
