@@ -100,6 +100,12 @@ impl ModemCommand {
     }
 }
 
+/// How long a starting modem may take to answer its first request. Its loop first serves
+/// the socket after it linked (one link-control round trip, 1 s deadline), tuned (1 s) and
+/// synchronised its radio: on a loaded host with a wide carrier that took 2.1 s (20 MHz,
+/// debug build, 2 cores), and the 2 s this was failed the demo's start in CI.
+pub const START_REPLY: Duration = Duration::from_secs(6);
+
 /// One request/reply on a fresh connection: the `result` of an ok reply, or the error.
 pub fn modem_call(path: &Path, request: &ModemRequest, timeout: Duration) -> Result<Value, String> {
     let mut c = ModemClient::connect(path, timeout)
@@ -208,7 +214,7 @@ impl ModemProcess {
             if let Some(st) = self.exited() {
                 return Err(format!("modem exited during start-up ({st})"));
             }
-            match ModemClient::connect(&self.socket, Duration::from_secs(2)) {
+            match ModemClient::connect(&self.socket, START_REPLY) {
                 Ok(c) => break c,
                 Err(_) if Instant::now() < deadline => {
                     // A connect attempt is a few syscalls; every ms of this wait is a ms of
@@ -225,9 +231,14 @@ impl ModemProcess {
             }
         };
         let mut call = |req: ModemRequest| -> Result<(), String> {
-            let r = client
-                .request(&req)
-                .map_err(|e| format!("modem {}: {e}", req.name()))?;
+            let r = client.request(&req).map_err(|e| match e {
+                ferry_modem::proto::ClientError::Timeout(_) => format!(
+                    "modem {}: {e} of its start (it links, tunes and synchronises its radio \
+                     first: is the air answering link control, is the host overloaded?)",
+                    req.name()
+                ),
+                e => format!("modem {}: {e}", req.name()),
+            })?;
             if r.ok {
                 Ok(())
             } else {

@@ -40,8 +40,9 @@ pub struct CtlArgs {
     /// Deadline of each agent request, ms, retries included: a dead agent costs this long.
     #[arg(long, default_value_t = 4_000)]
     timeout_ms: u64,
-    /// Deadline of the legacy requests that take seconds on real hardware, ms: start_usrp
-    /// (full USRP init) and link_usrp (up to 8 probes, then the link).
+    /// Deadline of the requests that take seconds, ms: start_d2d (the modem links and tunes
+    /// its radio before it answers), start_usrp (full USRP init) and link_usrp (up to 8
+    /// probes, then the link).
     #[arg(long, default_value_t = 15_000)]
     slow_timeout_ms: u64,
     /// Resend an unanswered request this many times (the same signed frames: the agent
@@ -529,7 +530,14 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
                 bail!("the JSON argument must be an object");
             };
             obj.insert("cmd".into(), cmd.clone().into());
-            let reply = c.call_body(body.to_string().as_bytes(), timeout)?;
+            let body = body.to_string();
+            // A modem start or a USRP init takes seconds: the slow deadline, as the
+            // sequences give it.
+            let within = match Request::decode(body.as_bytes()) {
+                Ok(r) if r.is_slow() => seq_timeout,
+                _ => timeout,
+            };
+            let reply = c.call_body(body.as_bytes(), within)?;
             writeln!(out, "{}", String::from_utf8_lossy(&reply.encode()))?;
             if !reply.ok {
                 std::process::exit(1);

@@ -306,6 +306,16 @@ impl Request {
         }
     }
 
+    /// A request whose work takes seconds, not a round trip: a process start (the modem
+    /// links and tunes its radio before it answers), a full USRP init, a probe-then-link.
+    /// Callers give these their slow deadline (`ferry ctl --slow-timeout-ms`).
+    pub fn is_slow(&self) -> bool {
+        matches!(
+            self,
+            Request::StartUsrp | Request::LinkUsrp | Request::StartD2d(_)
+        )
+    }
+
     /// The JSON body.
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
@@ -739,6 +749,25 @@ pub struct HostStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_starts_and_usrp_init_are_slow_round_trips_are_not() {
+        let slow: Vec<&str> = [
+            r#"{"cmd":"start_d2d","control_flag":0}"#,
+            r#"{"cmd":"start_usrp"}"#,
+            r#"{"cmd":"link_usrp"}"#,
+            r#"{"cmd":"status"}"#,
+            r#"{"cmd":"make_usrp"}"#,
+            r#"{"cmd":"cancel_cutover"}"#,
+            r#"{"cmd":"get_tun_ip"}"#,
+        ]
+        .iter()
+        .filter_map(|b| Request::decode(b.as_bytes()).ok())
+        .filter(Request::is_slow)
+        .map(|r| r.cmd())
+        .collect();
+        assert_eq!(slow, ["start_d2d", "start_usrp", "link_usrp"]);
+    }
 
     fn control_json() -> Value {
         json!({

@@ -469,6 +469,9 @@ pub enum ClientError {
     /// Socket connect/read/write failed or timed out.
     #[error("control socket: {0}")]
     Io(#[from] std::io::Error),
+    /// No reply within the client's timeout (the modem's loop did not serve the socket).
+    #[error("no reply within {0} ms")]
+    Timeout(u128),
     /// The modem closed the connection.
     #[error("control socket closed by the modem")]
     Closed,
@@ -481,6 +484,7 @@ pub enum ClientError {
 pub struct ModemClient {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    timeout: Duration,
 }
 
 impl ModemClient {
@@ -493,6 +497,7 @@ impl ModemClient {
         Ok(ModemClient {
             reader: BufReader::new(s),
             writer,
+            timeout,
         })
     }
 
@@ -505,9 +510,21 @@ impl ModemClient {
     pub fn request_line(&mut self, line: &str) -> Result<ModemReply, ClientError> {
         let mut buf = line.replace('\n', " ");
         buf.push('\n');
-        self.writer.write_all(buf.as_bytes())?;
+        let timed_out = |e: std::io::Error, ms| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                ClientError::Timeout(ms)
+            }
+            _ => ClientError::Io(e),
+        };
+        let ms = self.timeout.as_millis();
+        self.writer
+            .write_all(buf.as_bytes())
+            .map_err(|e| timed_out(e, ms))?;
         let mut reply = String::new();
-        let n = self.reader.read_line(&mut reply)?;
+        let n = self
+            .reader
+            .read_line(&mut reply)
+            .map_err(|e| timed_out(e, ms))?;
         if n == 0 {
             return Err(ClientError::Closed);
         }
