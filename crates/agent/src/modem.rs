@@ -102,8 +102,10 @@ impl ModemCommand {
 
 /// How long a starting modem may take to answer its first request. Its loop first serves
 /// the socket after it linked (one link-control round trip, 1 s deadline), tuned (1 s) and
-/// synchronised its radio: on a loaded host with a wide carrier that took 2.1 s (20 MHz,
-/// debug build, 2 cores), and the 2 s this was failed the demo's start in CI.
+/// synchronised its radio. `ferry demo --bw 20` on 2 cores (debug build) measured 0.1–3.0 s:
+/// the air (SCHED_RR 20) and the far end's cell search (SCHED_FIFO 10) each keep a core
+/// busy, and a second FIFO-10 modem runs only when the far one blocks. The 2 s this was
+/// failed the demo's start in CI.
 pub const START_REPLY: Duration = Duration::from_secs(6);
 
 /// One request/reply on a fresh connection: the `result` of an ok reply, or the error.
