@@ -629,6 +629,37 @@ impl Bed {
             .unwrap_or_default()
     }
 
+    /// What pool server `n`, which should not serve the task, still holds: its agent
+    /// running a modem, a modem process, the task's TUN address, or the radio shadowing
+    /// its RX to someone. Empty when clean.
+    pub fn leftovers_off_duty(&self, n: u8) -> Vec<String> {
+        let mut left = Vec::new();
+        let st = self.agent_status(n);
+        if st["d2d"] != false {
+            left.push(format!("server{n}'s agent runs a modem: {st}"));
+        }
+        let modems = self.pids(n, "modem");
+        if !modems.is_empty() {
+            left.push(format!("modem processes on server{n}: {modems:?}"));
+        }
+        let ns = self.ns(&format!("server{n}"));
+        if netns::holds_addr(&ns, "ferry0", std::net::Ipv4Addr::new(192, 168, 40, 9)) {
+            left.push(format!("the task's TUN address on server{n}"));
+        }
+        let radio = self.radio_status();
+        if !radio["radios"][0]["shadow"].is_null() {
+            left.push(format!("the radio still shadows: {radio}"));
+        }
+        left
+    }
+
+    /// Which pool server (1 or 2) the pool radio names as its primary, if any.
+    pub fn primary_server(&self) -> Option<u8> {
+        let r = self.radio_status();
+        let linked = r["radios"][0]["linked"].as_str()?.to_string();
+        (1..=2u8).find(|n| format!("192.168.10.1{n}:49200") == linked)
+    }
+
     /// The air's link-control `status` of every radio (pool and far end), `null` if the air
     /// did not answer.
     pub fn radios_status(&self) -> serde_json::Value {
@@ -1130,6 +1161,38 @@ pub struct TrafficResult {
     pub probe_started_unix_ms: f64,
 }
 
+impl TrafficResult {
+    /// Prints the ping and probe summary, and says what was lost or echoed twice: `None`
+    /// when nothing (pings still unanswered in the last 500 ms, when traffic stopped, are
+    /// not counted lost).
+    pub fn losses(&self) -> Option<String> {
+        let probe = self.probe.report();
+        println!(
+            "ping: {} sent, {} lost; probe: {} sent, {} lost, {} duplicates, longest gap {:.1} ms",
+            self.ping.sent,
+            self.ping.lost,
+            probe.sent,
+            probe.lost,
+            probe.duplicates,
+            probe.longest_gap_ms
+        );
+        let end = self.ping.samples.last().map_or(0.0, |s| s.t_ms);
+        let pings: Vec<u64> = self
+            .ping
+            .samples
+            .iter()
+            .filter(|s| s.rtt_ms.is_none() && s.t_ms < end - 500.0)
+            .map(|s| s.seq)
+            .collect();
+        (probe.lost > 0 || probe.duplicates > 0 || !pings.is_empty()).then(|| {
+            format!(
+                "probes lost {}, duplicates {}; pings lost {pings:?}",
+                probe.lost, probe.duplicates
+            )
+        })
+    }
+}
+
 impl Traffic {
     /// Starts the echo responders, the probe sender (one probe every `probe_interval`;
     /// `None`: no probe) and ping.
@@ -1222,6 +1285,24 @@ impl Traffic {
     /// Ping's report so far.
     pub fn ping_snapshot(&self) -> Option<PingReport> {
         self.ping.as_ref().map(PingRun::snapshot)
+    }
+
+    /// Waits until pings pass (5 more answered), at most `limit`; false if they do not.
+    pub fn pings_flow(&self, limit: Duration) -> bool {
+        let Some(before) = self.ping_snapshot().map(|p| p.received) else {
+            return false;
+        };
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if self
+                .ping_snapshot()
+                .is_some_and(|p| p.received >= before + 5)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Stops everything and returns what was measured.
