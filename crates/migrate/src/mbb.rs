@@ -307,6 +307,15 @@ impl Mbb {
         self.margin_from(self.rtt_max())
     }
 
+    /// Step 7: ask the radio's clock to choose T from (after a sync, or again after a
+    /// one-off slow arming).
+    fn choose_t(&mut self, cx: &mut Cx<'_>, now: Millis) -> Step {
+        cx.phase(MBB_PHASES[6]);
+        self.s = S::Clock;
+        self.clock_sent_at = now;
+        Step::radio(RadioOp::Clock)
+    }
+
     /// [`Mbb::margin_for`] had the destination's last round trip taken `rtt` ms.
     fn margin_if_destination_took(&self, rtt: u64) -> u64 {
         let mut m = self.rtt_max();
@@ -707,10 +716,7 @@ impl Mbb {
                     self.touched.protecting = true;
                     Step::radio(RadioOp::Protect { to: Some(port) })
                 } else if synced {
-                    cx.phase(MBB_PHASES[6]);
-                    self.s = S::Clock;
-                    self.clock_sent_at = now;
-                    Step::radio(RadioOp::Clock)
+                    self.choose_t(cx, now)
                 } else if now >= self.deadline {
                     let why = e.unwrap_or_else(|| "destination still not synchronised".into());
                     self.abort(
@@ -790,37 +796,20 @@ impl Mbb {
             // cancel the destination's takeover and choose a later T, once; otherwise give
             // up now, while nothing but the destination needs cancelling.
             (S::ArmDest, None)
-                if !self.replanned
-                    && self.arming_budget(now).unwrap_or(0)
-                        < 2 * now.saturating_sub(self.arm_sent_at).max(1)
-                    && self.margin_if_destination_took(now.saturating_sub(self.arm_sent_at))
-                        > self.margin =>
-            {
-                let rtt = now.saturating_sub(self.arm_sent_at);
-                cx.warn(format!(
-                    "mbb: the destination took {rtt} ms to arm, too slow for T ({} ms \
-                     margin): cancelling its takeover and choosing a later T",
-                    self.margin
-                ));
-                self.replanned = true;
-                self.s = S::Replan;
-                self.dst(Request::CancelCutover)
-            }
-            (S::Replan, None) => {
-                cx.phase(MBB_PHASES[6]);
-                self.s = S::Clock;
-                self.clock_sent_at = now;
-                Step::radio(RadioOp::Clock)
-            }
-            (S::Replan, Some(e)) => self.abort(
-                cx,
-                format!("cancelling the destination's takeover to choose a later T failed: {e}"),
-            ),
-            (S::ArmDest, None)
                 if self.arming_budget(now).unwrap_or(0)
                     < 2 * now.saturating_sub(self.arm_sent_at).max(1) =>
             {
                 let rtt = now.saturating_sub(self.arm_sent_at);
+                if !self.replanned && self.margin_if_destination_took(rtt) > self.margin {
+                    cx.warn(format!(
+                        "mbb: the destination took {rtt} ms to arm, too slow for T ({} ms \
+                         margin): cancelling its takeover and choosing a later T",
+                        self.margin
+                    ));
+                    self.replanned = true;
+                    self.s = S::Replan;
+                    return self.dst(Request::CancelCutover);
+                }
                 let margin = self.margin_for();
                 self.abort(
                     cx,
@@ -831,6 +820,11 @@ impl Mbb {
                     ),
                 )
             }
+            (S::Replan, None) => self.choose_t(cx, now),
+            (S::Replan, Some(e)) => self.abort(
+                cx,
+                format!("cancelling the destination's takeover to choose a later T failed: {e}"),
+            ),
             (S::ArmDest, None) => {
                 cx.phase(MBB_PHASES[8]);
                 self.s = S::ArmSource;
