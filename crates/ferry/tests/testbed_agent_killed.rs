@@ -13,7 +13,6 @@
 use ferry_testbed::netns;
 use ferry_testbed::root_or_skip;
 use ferry_testbed::session::{Bed, Traffic};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -52,29 +51,15 @@ fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
     } else {
         &[]
     };
-    let mut ctl = bed.spawn_mbb(options).expect("ferry ctl migrate");
-    let err = BufReader::new(ctl.stderr.take().expect("stderr"));
-    let mut log = Vec::new();
-    let mut lines = err.lines();
-    let mut killed = false;
-    for l in lines.by_ref().map_while(Result::ok) {
-        log.push(l.clone());
-        let at = match (when, victim) {
-            ("synced", _) => l.contains("paused 2000 ms after"),
-            ("after", 2) => l.contains("mbb: source forwards held data"),
-            ("after", _) => l.contains("mbb: source warm for the fallback grace"),
-            _ => l.contains("mbb: cutover at T"),
-        };
-        if at {
-            kill_agent(bed, victim);
-            killed = true;
-            break;
-        }
-    }
-    assert!(killed, "{when} never reached:\n{}", log.join("\n"));
-    log.extend(lines.map_while(Result::ok));
-    let out = ctl.wait_with_output().expect("ctl");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
+    let at = |l: &str| match (when, victim) {
+        ("synced", _) => l.contains("paused 2000 ms after"),
+        ("after", 2) => l.contains("mbb: source forwards held data"),
+        ("after", _) => l.contains("mbb: source warm for the fallback grace"),
+        _ => l.contains("mbb: cutover at T"),
+    };
+    let (status, text) = bed
+        .mbb_acting_at(options, at, |_| kill_agent(bed, victim))
+        .unwrap_or_else(|e| panic!("{when}: {e}"));
     println!("--- server{victim}'s agent killed at {when}:\n{text}");
 
     // Exactly one server serves, and ctl's word matches the radio's.
@@ -82,9 +67,9 @@ fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
     let serving = bed.primary_server().expect("the radio names no primary");
     println!(
         "ctl exit {:?}; radio primary server{serving}",
-        out.status.code()
+        status.code()
     );
-    if out.status.success() {
+    if status.success() {
         assert_eq!(
             serving, 2,
             "ctl succeeded but the radio serves server{serving}\n{text}"
@@ -142,8 +127,8 @@ fn cell(bed: &mut Bed, traffic: &Traffic, victim: u8, when: &str) -> String {
     format!(
         "ctl {} (exit {:?}), radio serves server{serving}; modems on server{victim} \
          before its agent restarted: {}",
-        if out.status.success() { "ok" } else { "failed" },
-        out.status.code(),
+        if status.success() { "ok" } else { "failed" },
+        status.code(),
         orphans.len()
     )
 }

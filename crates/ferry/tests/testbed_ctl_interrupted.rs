@@ -10,7 +10,6 @@
 
 use ferry_testbed::root_or_skip;
 use ferry_testbed::session::{Bed, Traffic};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,28 +18,19 @@ const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 /// One cell: a migration server1 → server2, `signal` sent to ctl at the first stderr line
 /// containing `marker`. Returns (ctl succeeded, its output).
 fn cell(bed: &Bed, options: &[&str], marker: &str, signal: i32) -> (bool, String) {
-    let mut ctl = bed.spawn_mbb(options).expect("ferry ctl migrate");
-    let mut lines = BufReader::new(ctl.stderr.take().expect("stderr")).lines();
-    let mut log = Vec::new();
-    let mut sent = false;
-    for l in lines.by_ref().map_while(Result::ok) {
-        log.push(l.clone());
-        if l.contains(marker) {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            assert_eq!(unsafe { libc::kill(ctl.id() as i32, signal) }, 0);
-            sent = true;
-            break;
-        }
-    }
-    assert!(sent, "{marker:?} never reached:\n{}", log.join("\n"));
-    log.extend(lines.map_while(Result::ok));
-    let out = ctl.wait_with_output().expect("ctl");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
+    let (status, text) = bed
+        .mbb_acting_at(
+            options,
+            |l| l.contains(marker),
+            // SAFETY: kill(2) on ctl, the testbed's child, not yet reaped.
+            |pid| assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0),
+        )
+        .unwrap_or_else(|e| panic!("{marker:?}: {e}"));
     println!(
         "--- signal {signal} at {marker:?}: exit {:?}\n{text}",
-        out.status.code()
+        status.code()
     );
-    (out.status.success(), text)
+    (status.success(), text)
 }
 
 /// Exactly one server serves, the one ctl's exit status names; the other holds no modem,

@@ -598,6 +598,47 @@ impl Bed {
         c.spawn()
     }
 
+    /// A `ferry ctl` make-before-break migration server1 → server2 with `options`; at the
+    /// first stderr line `at` accepts, `act` runs with ctl's pid (to kill something right
+    /// there). Returns ctl's exit status and its whole output (stdout, then stderr), or the
+    /// output so far if `at` never matched.
+    pub fn mbb_acting_at(
+        &self,
+        options: &[&str],
+        at: impl Fn(&str) -> bool,
+        act: impl FnOnce(u32),
+    ) -> Result<(std::process::ExitStatus, String), String> {
+        use std::io::BufRead;
+        let mut ctl = self.spawn_mbb(options).map_err(|e| e.to_string())?;
+        let Some(err) = ctl.stderr.take() else {
+            return Err("ctl has no stderr".into());
+        };
+        let mut lines = std::io::BufReader::new(err).lines();
+        let mut log = Vec::new();
+        let mut act = Some(act);
+        for l in lines.by_ref().map_while(Result::ok) {
+            let hit = at(&l);
+            log.push(l);
+            if hit {
+                if let Some(a) = act.take() {
+                    a(ctl.id());
+                }
+                break;
+            }
+        }
+        if act.is_some() {
+            let _ = ctl.kill();
+            let _ = ctl.wait();
+            return Err(format!("never reached:\n{}", log.join("\n")));
+        }
+        log.extend(lines.map_while(Result::ok));
+        let out = ctl.wait_with_output().map_err(|e| e.to_string())?;
+        Ok((
+            out.status,
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n")),
+        ))
+    }
+
     /// `status` of server `n`'s agent (its `result` object; null when it does not answer).
     pub fn agent_status(&self, n: u8) -> serde_json::Value {
         let o = self
