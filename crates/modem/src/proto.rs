@@ -554,6 +554,31 @@ mod tests {
         })
     }
 
+    /// A modem that accepts but never answers (its loop busy) costs the client's timeout
+    /// and a `Timeout` that says so; one that dies (closes) is `Closed` at once.
+    #[test]
+    fn a_silent_modem_times_out_and_a_dead_one_closes() {
+        let dir = std::env::temp_dir().join(format!("ferry-proto-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("silent.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let mut c = ModemClient::connect(&path, Duration::from_millis(100)).expect("connect");
+        let (peer, _) = listener.accept().expect("accept");
+        match c.request(&ModemRequest::Status) {
+            Err(e @ ClientError::Timeout(100)) => {
+                assert_eq!(e.to_string(), "no reply within 100 ms")
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        drop(peer);
+        assert!(matches!(
+            c.request(&ModemRequest::Status),
+            Err(ClientError::Closed | ClientError::Io(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn every_command_round_trips() {
         let c = Control::from_value(&control()).unwrap();
