@@ -6,6 +6,7 @@
 use crate::collector::{Collected, Collector};
 use crate::modem::{modem_call, ModemCommand, ModemProcess, ModemStart};
 use crossbeam_channel::{Receiver, Sender};
+use ferry_migrate::lease::Observation;
 use ferry_migrate::{Control, HostStatus, LocalOp, LocalValue, ModemMode, ModemStatus, RouteList};
 use ferry_modem::ModemRequest;
 use ferry_netif::{Ipv4Cidr, Netlink};
@@ -170,19 +171,7 @@ enum Usrp {
 }
 
 /// What the radio (the arbiter) uses a host's fronthaul endpoint for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RadioRole {
-    /// It serves the task (`linked`).
-    Primary,
-    /// A timed switch will make it primary.
-    SwitchTarget,
-    /// RX is copied to it (a make-before-break destination, warm).
-    Shadow,
-    /// It protects the task (hot standby).
-    Standby,
-    /// The radio may hand the task back to it (the previous primary, within its grace).
-    Fallback,
-}
+pub use ferry_migrate::lease::RadioRole;
 
 /// The role `endpoint` has in the radio's `status`, if any (the first of primary, switch
 /// target, shadow, standby, fallback).
@@ -344,6 +333,61 @@ impl HostExec {
             auth: auth.clone(),
             endpoint,
         })
+    }
+
+    /// What the agent's lease judges (`ferry_migrate::lease`): the modem's cutover state
+    /// and, when that state can be a leftover (shadow, takeover armed, released, fenced),
+    /// its role at the radio; an active or release-armed modem is never a leftover, so the
+    /// radio is not asked about it (its role shows as none). `None` when no modem runs, it
+    /// does not answer, or the radio cannot be asked: an unknown is never judged.
+    pub fn lease_observation(&mut self) -> Option<Observation> {
+        self.modem.as_ref()?;
+        let v = self.modem_request(ModemRequest::Status).ok()?;
+        let st = serde_json::from_value::<ferry_modem::ModemStatus>(v).ok()?;
+        let mode = map_modem_status(&st).mode;
+        if matches!(mode, ModemMode::Active | ModemMode::ReleaseArmed) {
+            return Some(Observation { mode, role: None });
+        }
+        match self.radio_role_of_modem() {
+            Ok(Some(role)) => Some(Observation { mode, role }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!("lease: radio not asked ({e})");
+                None
+            }
+        }
+    }
+
+    /// Stop a leftover the lease ended: the collector and the modem (its TUN goes with
+    /// it) and, with `unshadow`, the radio's RX copy to it (only if it still copies to this
+    /// host's modem: a migration begun since keeps its shadow). Returns what was done.
+    pub fn stop_leftover(&mut self, unshadow: bool) -> String {
+        let link = self.modem_link_control();
+        if let Some(mut c) = self.collector.take() {
+            c.stop();
+        }
+        let modem = match self.kill_d2d() {
+            Ok(_) => "modem stopped".to_string(),
+            Err(e) => format!("modem not stopped: {e}"),
+        };
+        let radio = match (unshadow, link) {
+            (false, _) => String::new(),
+            (true, None) => "; the radio's shadow not removed (no controlled radio)".into(),
+            (true, Some(l)) => {
+                let client = ControlClient::new(l.control, Duration::from_millis(500))
+                    .with_auth(l.auth)
+                    .with_name("agent");
+                let req = ferry_fronthaul::control::Request::Unshadow {
+                    radio: l.radio,
+                    endpoint: l.endpoint,
+                };
+                match client.call(&req) {
+                    Ok(_) => format!("; the radio no longer shadows to {}", l.endpoint),
+                    Err(e) => format!("; the radio's shadow not removed: {e}"),
+                }
+            }
+        };
+        format!("{modem}{radio}")
     }
 
     /// Whether a modem child runs.

@@ -5,6 +5,7 @@
 use crate::collector::Collected;
 use crate::host::{HostConfig, HostExec, StepError};
 use ferry_migrate::auth::{self, Admission, AuthKey, ReplayGuard};
+use ferry_migrate::lease::{Lease, Verdict};
 use ferry_migrate::{Agent, AgentAction, AgentConfig, ErrorKind, Event, Level, Reply, Request};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,8 @@ pub struct AgentSettings {
     pub key: AuthKey,
     /// Replay window.
     pub window_ms: u64,
+    /// Lease on what an interrupted migration leaves, ms (0: none; `ferry_migrate::lease`).
+    pub lease_ms: u64,
     /// The pure agent's settings (addresses, probe tries, deadlines).
     pub agent: AgentConfig,
     /// The host's settings.
@@ -55,6 +58,9 @@ pub struct ServeSummary {
     /// Handlers that raised.
     pub raised: u64,
 }
+
+/// How often the lease looks at the modem while no controller speaks, ms.
+const LEASE_POLL_MS: u64 = 1_000;
 
 /// Largest frame the socket takes (ZMQ_MAXMSGSIZE): a body plus headroom.
 pub const MAX_FRAME_BYTES: usize = auth::MAX_BODY + 4096;
@@ -149,10 +155,24 @@ impl AgentServer {
         let start = Instant::now();
         let mono = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut summary = ServeSummary::default();
+        let mut lease = Lease::new(self.settings.lease_ms, mono());
+        let mut observed_at = 0;
+        let poll_ms = (self.settings.lease_ms / 5).clamp(50, LEASE_POLL_MS);
         tracing::info!(endpoint = %self.endpoint, "agent serving");
         while !stop.load(Ordering::Relaxed) {
             if let Some(why) = exec.check_modem() {
                 tracing::warn!("{why}");
+            }
+            // The lease (see ferry_migrate::lease): looked at about once a second while no
+            // controller speaks to this agent.
+            let now = mono();
+            if lease.due(now) && now.saturating_sub(observed_at) >= poll_ms {
+                observed_at = now;
+                let seen = exec.lease_observation();
+                if let Verdict::Stop { unshadow, why, .. } = lease.observe(mono(), seen) {
+                    let done = exec.stop_leftover(unshadow);
+                    tracing::warn!("lease ended: {why}; {done}");
+                }
             }
             for c in exec.poll_collected() {
                 match c {
@@ -192,6 +212,7 @@ impl AgentServer {
                     (Reply::fail("", ErrorKind::Unauthorized, e), re, to, false)
                 }
                 Ok((opened, Admission::Retry(cached))) => {
+                    lease.renew(mono());
                     summary.retries += 1;
                     tracing::info!(nonce = %opened.header.nonce, "retried request: cached reply");
                     if let Err(e) = self.sock.send_multipart(cached, 0) {
@@ -201,6 +222,7 @@ impl AgentServer {
                     continue;
                 }
                 Ok((opened, Admission::Fresh)) => {
+                    lease.renew(mono());
                     if Request::decode(&opened.body).is_ok_and(|r| r == Request::GetRoute) {
                         // get_route answers the route list of now, not of the last period.
                         if let Some(r) = exec.collect_routes_now() {
@@ -231,6 +253,10 @@ impl AgentServer {
                 tracing::warn!("send: {e}");
             }
             summary.answered += 1;
+            // A long step (a modem start) counts from its end; a stranger renews nothing.
+            if reply.kind != Some(ErrorKind::Unauthorized) {
+                lease.renew(mono());
+            }
             if exit {
                 tracing::info!("end received: exiting");
                 break;

@@ -83,6 +83,7 @@ fn legacy_m_moves_the_radio_address_between_pool_servers() {
             endpoint: "tcp://10.99.0.2:5555".into(),
             key: key(),
             window_ms: 30_000,
+            lease_ms: ferry_migrate::lease::LEASE_MS,
             agent: AgentConfig {
                 parked_addr: s2cfg.parked_addr,
                 ..AgentConfig::default()

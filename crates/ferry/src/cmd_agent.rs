@@ -173,6 +173,13 @@ pub struct AgentArgs {
     /// management, fronthaul and parking subnets).
     #[arg(long, default_value = "192.168.40.0/24")]
     task_subnet: ferry_migrate::protocol::Ipv4Subnet,
+    /// Lease on what an interrupted migration leaves, ms: a warm destination no controller
+    /// armed, or a released source past its fallback grace no controller cleaned, is
+    /// stopped (modem, TUN, the radio's RX copy) once no controller has spoken to this
+    /// agent for this long (`ferry ctl` renews it every second while it holds a migration).
+    /// 0 leaves leftovers to the operator.
+    #[arg(long, default_value_t = ferry_migrate::lease::LEASE_MS)]
+    lease_ms: u64,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -205,6 +212,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         endpoint: args.bind.clone(),
         key,
         window_ms: DEFAULT_WINDOW_MS,
+        lease_ms: args.lease_ms,
         agent,
         host,
     })?;

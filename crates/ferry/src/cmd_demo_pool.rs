@@ -285,6 +285,38 @@ struct Tick {
     late_tx: u64,
 }
 
+/// When the lost probes of `log` were sent (UTC time of day, ms; the first ten), to find
+/// them in the agents' and controller's logs.
+fn lost_at(log: &ferry_testbed::probe::ProbeLog, run_start: std::time::SystemTime) -> String {
+    let lost: Vec<_> = log
+        .samples()
+        .into_iter()
+        .filter(|s| s.rtt_ms.is_none())
+        .collect();
+    let mut at: Vec<String> = lost
+        .iter()
+        .take(10)
+        .map(|s| {
+            let t = run_start + Duration::from_secs_f64(s.sent_ms / 1000.0);
+            let ms = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() % 86_400_000);
+            format!(
+                "{:02}:{:02}:{:02}.{:03} (seq {})",
+                ms / 3_600_000,
+                ms / 60_000 % 60,
+                ms / 1000 % 60,
+                ms % 1000,
+                s.seq
+            )
+        })
+        .collect();
+    if lost.len() > 10 {
+        at.push(format!("and {} more", lost.len() - 10));
+    }
+    at.join(", ")
+}
+
 /// One hour of one cell's probe.
 #[derive(Debug, Clone, Copy)]
 struct ProbeHour {
@@ -524,6 +556,7 @@ fn day(
                     .saturating_duration_since(Instant::now())
                     .saturating_sub(linger);
                 let count = (window.as_secs_f64() * 1000.0 / interval_ms).floor() as u64;
+                let run_start = std::time::SystemTime::now();
                 let report = if count > 0 {
                     ferry_testbed::probe::run_sender(
                         to,
@@ -532,7 +565,18 @@ fn day(
                         linger,
                         &stop,
                     )
-                    .map(|l| l.report())
+                    .map(|l| {
+                        let r = l.report();
+                        if r.lost > 0 {
+                            eprintln!(
+                                "cell{k} hour {hour}: {} of {} probes lost, sent at {} UTC",
+                                r.lost,
+                                r.sent,
+                                lost_at(&l, run_start)
+                            );
+                        }
+                        r
+                    })
                     .ok()
                 } else {
                     None

@@ -6,7 +6,12 @@
 //! it finishes it (the radio decides at T; the source is cleaned) and exits 0. Either way
 //! exactly one server serves, ctl's exit status matches the radio's primary, nothing is
 //! lost or echoed twice, and the next migration succeeds. Needs root; skipped loudly
-//! otherwise. (kill -9 of ctl cannot be answered by ctl: see docs/FAULTS.md.)
+//! otherwise.
+//!
+//! `kill -9` of ctl cannot be answered by ctl: in the hold it leaves a warm destination
+//! nobody armed, after T a released source nobody cleans. The agents' lease
+//! (`ferry_migrate::lease`) ends both: each leftover is stopped once no controller has
+//! spoken to its agent for a lease (5 s), and the next migration succeeds.
 
 use ferry_testbed::root_or_skip;
 use ferry_testbed::session::{Bed, Traffic};
@@ -44,6 +49,12 @@ fn one_serves(bed: &Bed, traffic: &Traffic, ok: bool, text: &str) {
         "ctl {} but the radio serves server{serving}:\n{text}",
         if ok { "succeeded" } else { "failed" }
     );
+    only_one_serves(bed, traffic, serving, text);
+}
+
+/// Server `serving` serves (pings pass, its modem is active); the other holds no modem, no
+/// TUN address, and the radio shadows nobody.
+fn only_one_serves(bed: &Bed, traffic: &Traffic, serving: u8, text: &str) {
     assert!(
         traffic.pings_flow(Duration::from_secs(10)),
         "pings do not pass:\n{text}"
@@ -52,6 +63,19 @@ fn one_serves(bed: &Bed, traffic: &Traffic, ok: bool, text: &str) {
     assert_eq!(st["modem"]["mode"], "active", "server{serving}: {st}");
     let other = 3 - serving;
     assert_eq!(bed.leftovers_off_duty(other), Vec::<String>::new());
+}
+
+/// How long until server `n` runs no modem and the radio shadows nobody (watching the
+/// processes and the radio, never the agent), `None` after 20 s.
+fn leftover_gone(bed: &Bed, n: u8) -> Option<Duration> {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if bed.pids(n, "modem").is_empty() && bed.radio_status()["radios"][0]["shadow"].is_null() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
 }
 
 #[test]
@@ -93,6 +117,42 @@ fn ctl_interrupted_undoes_before_the_radio_is_armed_and_finishes_after() {
 
     // 3. The next migration (back) succeeds.
     bed.migrate_mbb(2, 1).expect("the next migration");
+    assert_eq!(bed.primary_server(), Some(1));
+
+    // 4. kill -9 in the hold: ctl cannot answer it. The source serves on; the warm
+    //    destination is a leftover nobody armed, and server2's agent stops it (modem, TUN,
+    //    the radio's RX copy) one lease after ctl's last request. Nothing here speaks to
+    //    the agents while waiting (a request would renew the lease): processes and the
+    //    radio are watched instead.
+    let (ok, text) = cell(
+        &bed,
+        &["--pause-after", "synced", "--pause-ms", "60000"],
+        "paused 60000 ms after",
+        libc::SIGKILL,
+    );
+    assert!(!ok, "a killed ctl exited 0:\n{text}");
+    assert_eq!(bed.primary_server(), Some(1), "{text}");
+    let gone = leftover_gone(&bed, 2).unwrap_or_else(|| {
+        panic!("server2's warm destination still runs 20 s after ctl was killed:\n{text}")
+    });
+    println!("kill -9 in the hold: the destination's agent stopped the shadow {gone:?} after");
+    only_one_serves(&bed, &traffic, 1, &text);
+
+    // 5. kill -9 once the radio's switch is armed: the radio switches at T and the
+    //    destination serves; the released source outlives its fallback grace uncleaned,
+    //    and server1's agent stops it a lease later.
+    let (ok, text) = cell(&bed, &[], "mbb: cutover at T", libc::SIGKILL);
+    assert!(!ok, "a killed ctl exited 0:\n{text}");
+    let gone = leftover_gone(&bed, 1).unwrap_or_else(|| {
+        panic!("server1's released source still runs 20 s after ctl was killed:\n{text}")
+    });
+    println!("kill -9 at T: the source's agent stopped the released source {gone:?} after");
+    assert_eq!(bed.primary_server(), Some(2), "{text}");
+    only_one_serves(&bed, &traffic, 2, &text);
+
+    // 6. And the next migration succeeds (the leftovers blocked it before the lease).
+    bed.migrate_mbb(2, 1)
+        .expect("the migration after the leases");
     assert_eq!(bed.primary_server(), Some(1));
 
     let r = traffic.stop().expect("traffic");

@@ -79,6 +79,15 @@ pub enum Request {
         #[serde(default)]
         endpoint: Option<SocketAddr>,
     },
+    /// Stop the RX copy to `endpoint`, only if it is the shadow (refused otherwise), so
+    /// that an agent stopping a warm modem nobody armed cannot cut off the shadow of a
+    /// migration that began since.
+    Unshadow {
+        /// Radio name.
+        radio: String,
+        /// The shadow host to stop copying to.
+        endpoint: SocketAddr,
+    },
     /// Move the link to `endpoint` exactly at sample time `at`.
     SwitchAt {
         /// Radio name.

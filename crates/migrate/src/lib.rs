@@ -1,6 +1,7 @@
 //! Ferry's migration core, sans-IO: validated state that moves ([`control`]), the agent wire
 //! protocol ([`protocol`], [`auth`]), the thesis' operator sequences ([`console`]) and
-//! destination handlers ([`agent`]), Ferry's make-before-break cutover ([`mbb`]), all as
+//! destination handlers ([`agent`]), Ferry's make-before-break cutover ([`mbb`]) and the
+//! agents' [`lease`] on what an interrupted migration leaves, as
 //! state machines on one engine ([`machine`]) that record a [`timeline`].
 //!
 //! No sockets, threads, clocks or processes: the IO shells (`ferry agent`, `ferry ctl`)
@@ -32,6 +33,7 @@ pub mod agent;
 pub mod auth;
 pub mod console;
 pub mod control;
+pub mod lease;
 pub mod machine;
 pub mod mbb;
 pub mod protect;

@@ -94,6 +94,10 @@ pub struct MbbConfig {
     /// Operator hold after the destination started or synchronised (`--pause-after`).
     /// After a hold at `synced` the destination's sync is confirmed again before T.
     pub pause: Option<Pause>,
+    /// During an operator hold, the destination is asked its `status` this often (ms), which
+    /// renews its agent's lease on the warm modem (`crate::lease`): a controller killed in
+    /// the hold stops renewing, and the agent stops the shadow one lease later.
+    pub keepalive_ms: Millis,
 }
 
 impl MbbConfig {
@@ -127,6 +131,7 @@ impl MbbConfig {
                 radio_ms: 500,
             },
             pause: None,
+            keepalive_ms: crate::lease::KEEPALIVE_MS,
         }
     }
 }
@@ -241,6 +246,10 @@ pub(crate) struct Mbb {
     t_local_late: Millis,
     /// The operator hold has been taken (it happens once).
     paused: bool,
+    /// The operator hold ends at (local ms).
+    hold_until: Millis,
+    /// The next keepalive to the destination during the hold (local ms).
+    next_keepalive: Millis,
     /// Why the migration failed after T (settling who serves).
     failure: Option<String>,
     /// The operator's interrupt was acted on.
@@ -280,6 +289,8 @@ impl Mbb {
             replanned: false,
             t_local_late: 0,
             paused: false,
+            hold_until: 0,
+            next_keepalive: 0,
             failure: None,
             interrupt_seen: false,
             source_dead: false,
@@ -522,6 +533,24 @@ impl Mbb {
         Some(p)
     }
 
+    /// Take the operator hold `p` (after `after_phase`), renewing the destination's lease.
+    fn hold(&mut self, cx: &mut Cx<'_>, p: Pause, after_phase: &str) -> Step {
+        let _ = p.begin(cx, after_phase);
+        self.hold_until = cx.now.saturating_add(p.ms);
+        self.next_keepalive = cx.now.saturating_add(self.cfg.keepalive_ms.max(1));
+        self.keep_alive(cx.now)
+    }
+
+    /// Within the hold: a `status` to the destination when one is due (its reply, even a
+    /// failure, only renews the lease; the sync is confirmed after the hold), else wait.
+    fn keep_alive(&mut self, now: Millis) -> Step {
+        if now >= self.next_keepalive {
+            self.next_keepalive = now.saturating_add(self.cfg.keepalive_ms.max(1));
+            return self.dst(Request::Status);
+        }
+        Step::WaitUntil(self.hold_until.min(self.next_keepalive))
+    }
+
     fn shadow(&mut self, cx: &mut Cx<'_>) -> Step {
         cx.phase(MBB_PHASES[4]);
         self.s = S::Shadow;
@@ -684,10 +713,13 @@ impl Mbb {
             (S::StartDest, None) => match self.pause_at(PausePoint::DestinationStarted) {
                 Some(p) => {
                     self.s = S::PausedStarted;
-                    p.begin(cx, MBB_PHASES[3])
+                    self.hold(cx, p, MBB_PHASES[3])
                 }
                 None => self.shadow(cx),
             },
+            (S::PausedStarted | S::PausedSynced, _) if now < self.hold_until => {
+                self.keep_alive(now)
+            }
             (S::PausedStarted, _) => self.shadow(cx),
             (S::Shadow, None) => self.sync_poll(cx),
             (S::SyncPoll, e) => {
@@ -709,7 +741,7 @@ impl Mbb {
                 };
                 if let Some(p) = hold {
                     self.s = S::PausedSynced;
-                    p.begin(cx, MBB_PHASES[5])
+                    self.hold(cx, p, MBB_PHASES[5])
                 } else if synced && self.cfg.protect {
                     cx.phase(PROTECT_PHASE);
                     self.s = S::Protect;

@@ -525,6 +525,59 @@ fn operator_hold_is_a_timeline_phase_and_changes_nothing_else() {
     }
 }
 
+/// During a hold the destination is asked its status every `keepalive_ms`, which renews
+/// its agent's lease on the warm modem (a controller killed in the hold stops renewing and
+/// the agent stops the shadow a lease later, `ferry_migrate::lease`); the migration itself
+/// goes on as without the keepalives.
+#[test]
+fn a_hold_renews_the_destinations_lease_every_keepalive() {
+    for after in [
+        PausePoint::DestinationStarted,
+        PausePoint::DestinationSynced,
+    ] {
+        let mut c = paused(after, 10_000);
+        c.keepalive_ms = 1_000;
+        let mut w = World::serving_on_source();
+        let t0 = w.now;
+        let o = run(&mut w, c);
+        assert!(o.ok, "{after:?}: {}", o.summary);
+        let hold = o
+            .timeline
+            .phases
+            .iter()
+            .find(|p| p.name == PAUSE_PHASE)
+            .expect("the hold");
+        assert_eq!(o.timeline.duration_of(PAUSE_PHASE), Some(10_000));
+        let (from, to) = (hold.start_ms, hold.start_ms + 10_000);
+        let to_dest: Vec<u64> = w
+            .requests
+            .iter()
+            .filter(|(_, h, _)| *h == "D")
+            .map(|(t, _, _)| t - t0)
+            .collect();
+        let kept: Vec<u64> = to_dest
+            .iter()
+            .copied()
+            .filter(|t| (from..to).contains(t))
+            .collect();
+        assert!(kept.len() >= 9, "{after:?}: keepalives {kept:?}");
+        // No gap of more than a keepalive (plus a round trip) with the destination.
+        let mut last = from;
+        for t in kept.iter().copied().chain([to]) {
+            assert!(t - last <= 1_050, "{after:?}: {last} -> {t}: {kept:?}");
+            last = t;
+        }
+        assert!(
+            w.requests
+                .iter()
+                .filter(|(t, h, _)| *h == "D" && (from..to).contains(&(t - t0)))
+                .all(|(_, _, cmd)| *cmd == "status"),
+            "{after:?}: only status in the hold"
+        );
+        assert_eq!(w.radio.switches.len(), 1);
+    }
+}
+
 /// The destination modem is killed during a hold at either point: abort before T, the
 /// source untouched, the destination cleaned (no modem, no collector, no shadow).
 #[test]

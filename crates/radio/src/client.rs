@@ -279,6 +279,7 @@ fn radio_of(req: &Request) -> String {
         Request::Link { radio, .. }
         | Request::Unlink { radio, .. }
         | Request::Shadow { radio, .. }
+        | Request::Unshadow { radio, .. }
         | Request::SwitchAt { radio, .. }
         | Request::SwitchAtFallback { radio, .. }
         | Request::CancelSwitch { radio }

@@ -481,6 +481,9 @@ impl AirEngine {
             Request::Shadow { radio, endpoint } => self
                 .find(radio)
                 .map(|i| self.radios[i].set_shadow(*endpoint, now)),
+            Request::Unshadow { radio, endpoint } => self
+                .find(radio)
+                .map(|i| self.radios[i].unshadow(*endpoint, now)),
             Request::SwitchAt {
                 radio,
                 at,

@@ -523,6 +523,24 @@ impl RadioUnit {
         self.done(now)
     }
 
+    /// `unshadow(endpoint)`: stop the RX copy to `endpoint`, refused when the radio does
+    /// not copy to it (another host's shadow stays).
+    pub fn unshadow(&mut self, endpoint: SocketAddr, now: SampleTime) -> Reply {
+        if let Some(r) = self.not_ready() {
+            return r;
+        }
+        if self.shadow != Some(endpoint) {
+            return Reply::error(
+                ErrorCode::Refused,
+                format!(
+                    "radio {} does not shadow to {endpoint} (shadow: {:?})",
+                    self.name, self.shadow
+                ),
+            );
+        }
+        self.set_shadow(None, now)
+    }
+
     /// `switch_at(at, endpoint)`; `now` is the first sample not yet on the air.
     pub fn switch_at(&mut self, at: SampleTime, endpoint: SocketAddr, now: SampleTime) -> Reply {
         self.switch_at_with_fallback(at, endpoint, now, 0)
@@ -1431,6 +1449,34 @@ mod tests {
         assert_eq!(u.counters.underflow_events, 0);
         // Both queued 0..105: old's samples >= at and new's < at were trimmed: 68 + 37.
         assert_eq!(u.counters.switch_trimmed_samples, 105);
+    }
+
+    #[test]
+    fn unshadow_stops_only_the_named_hosts_copy() {
+        let (primary, gone, newer) = (addr(1), addr(2), addr(3));
+        let mut u = RadioUnit::power_up(&cfg(0), 0, 1000, 1000, 0);
+        u.link(primary, 0);
+        // A migration since shadows to another host: an agent ending its own leftover
+        // cannot cut that copy off.
+        u.set_shadow(Some(newer), 0);
+        assert!(matches!(
+            u.unshadow(gone, 0),
+            Reply::Error {
+                code: ErrorCode::Refused,
+                ..
+            }
+        ));
+        assert_eq!(u.shadow(), Some(newer));
+        assert!(u.rx_routes(0, 10).iter().any(|r| r.to == newer));
+        // Its own: stopped; the primary's stream goes on.
+        assert!(matches!(u.unshadow(newer, 10), Reply::Done { .. }));
+        assert_eq!(u.shadow(), None);
+        let r = u.rx_routes(10, 10);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].to, primary);
+        // Nothing to stop: refused, nothing changes.
+        assert!(matches!(u.unshadow(newer, 20), Reply::Error { .. }));
+        assert_eq!(u.linked(), Some(primary));
     }
 
     #[test]

@@ -96,6 +96,7 @@ pub fn start_named_agent(name: &str, endpoint: &str, host: HostConfig) -> Runnin
         endpoint: endpoint.into(),
         key: key(),
         window_ms: 30_000,
+        lease_ms: ferry_migrate::lease::LEASE_MS,
         agent,
         host,
     })

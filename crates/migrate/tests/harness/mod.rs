@@ -156,6 +156,8 @@ pub struct World {
     /// Legacy resynchronisation after linking, ms.
     pub resync_ms: u64,
     pub trace: Vec<String>,
+    /// Requests sent to agents: (time ms, host tag, command).
+    pub requests: Vec<(u64, &'static str, &'static str)>,
     pub reports: Vec<Report>,
     key: AuthKey,
     guards: [ReplayGuard; 2],
@@ -275,6 +277,7 @@ impl World {
             sync_ms: Some(30),
             resync_ms: 106,
             trace: Vec::new(),
+            requests: Vec::new(),
             reports: Vec::new(),
             key,
             guards: [
@@ -876,6 +879,8 @@ impl World {
                     };
                     self.trace
                         .push(format!("->{}:{}", self.hosts[i].tag, request.cmd()));
+                    self.requests
+                        .push((self.now, self.hosts[i].tag, request.cmd()));
                     match self.call_agent_at(i, &request.encode()) {
                         // A reply later than the sequence's deadline is lost: the deadline
                         // fires first (the shell would drop the late reply).
