@@ -199,7 +199,7 @@ impl AgentServer {
             }
             let opened = auth::open_request(&key, &frames, &self.settings.name)
                 .and_then(|o| guard.admit(epoch_ms(), &o).map(|a| (o, a)));
-            let (reply, re, to, exit) = match opened {
+            let (reply, re, to, exit, renews) = match opened {
                 Err(e) => {
                     summary.unauthorized += 1;
                     let e = if count > auth::FRAMES {
@@ -209,10 +209,18 @@ impl AgentServer {
                     };
                     tracing::warn!("unauthorized request: {e}");
                     let (re, to) = auth::unverified_return_address(&frames);
-                    (Reply::fail("", ErrorKind::Unauthorized, e), re, to, false)
+                    (
+                        Reply::fail("", ErrorKind::Unauthorized, e),
+                        re,
+                        to,
+                        false,
+                        false,
+                    )
                 }
                 Ok((opened, Admission::Retry(cached))) => {
-                    lease.renew(mono());
+                    if Request::decode(&opened.body).is_ok_and(|r| r.renews_lease()) {
+                        lease.renew(mono());
+                    }
                     summary.retries += 1;
                     tracing::info!(nonce = %opened.header.nonce, "retried request: cached reply");
                     if let Err(e) = self.sock.send_multipart(cached, 0) {
@@ -222,7 +230,10 @@ impl AgentServer {
                     continue;
                 }
                 Ok((opened, Admission::Fresh)) => {
-                    lease.renew(mono());
+                    let renews = Request::decode(&opened.body).is_ok_and(|r| r.renews_lease());
+                    if renews {
+                        lease.renew(mono());
+                    }
                     if Request::decode(&opened.body).is_ok_and(|r| r == Request::GetRoute) {
                         // get_route answers the route list of now, not of the last period.
                         if let Some(r) = exec.collect_routes_now() {
@@ -233,7 +244,7 @@ impl AgentServer {
                     if reply.kind == Some(ErrorKind::Raised) {
                         summary.raised += 1;
                     }
-                    (reply, opened.header.nonce, opened.header.from, exit)
+                    (reply, opened.header.nonce, opened.header.from, exit, renews)
                 }
             };
             tracing::info!(cmd = %reply.cmd, ok = reply.ok, "{}", reply.describe());
@@ -253,8 +264,9 @@ impl AgentServer {
                 tracing::warn!("send: {e}");
             }
             summary.answered += 1;
-            // A long step (a modem start) counts from its end; a stranger renews nothing.
-            if reply.kind != Some(ErrorKind::Unauthorized) {
+            // A long step (a modem start) counts from its end; a stranger or a monitor's
+            // `observe` renews nothing.
+            if renews {
                 lease.renew(mono());
             }
             if exit {

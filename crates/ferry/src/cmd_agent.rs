@@ -36,6 +36,11 @@ pub struct HostArgs {
     /// TUN interface of the modem.
     #[arg(long, default_value = "tun0")]
     pub tun: String,
+    /// Prefix length of the TUN's address (its connected route). 24: the thesis' one task
+    /// per server; a server hosting several cells gives each its own subnet (the pool
+    /// testbed: a /30 per cell, the far end holding the other address).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
+    pub tun_prefix: u8,
     /// eth3 address the radio talks to.
     #[arg(long, default_value = "192.168.10.1")]
     pub active: Ipv4Addr,
@@ -97,6 +102,7 @@ impl HostArgs {
         let mut h = HostConfig::dry();
         h.eth3 = self.eth3.clone();
         h.tun = self.tun.clone();
+        h.tun_prefix = self.tun_prefix;
         h.active_addr = self.active;
         h.parked_addr = self.parked;
         h.probe_wait = Duration::from_millis(self.probe_ms);

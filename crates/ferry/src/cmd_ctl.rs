@@ -556,7 +556,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<()> {
             let mut all_ok = true;
             for n in names {
                 let mut c = client(&n)?;
-                let line = match c.call_body(&Request::Status.encode(), timeout) {
+                let line = match c.call_body(&Request::Observe.encode(), timeout) {
                     Ok(r) => String::from_utf8_lossy(&Reply::encode(&r)).into_owned(),
                     Err(e) => {
                         all_ok = false;

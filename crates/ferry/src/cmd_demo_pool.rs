@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use ferry_pool::{AreaKind, Power};
 use ferry_pool_etcd::{AgentExecutor, AgentExecutorConfig, LocalEtcd, MoveExecutor, PoolStore};
-use ferry_testbed::pool_bed::{far_ip, pool_ip, send, slot_arg, start_agent, start_air, start_far};
+use ferry_testbed::pool_bed::{pool_ip, send, slot_arg, start_agent, start_air, start_far};
 use ferry_testbed::session::{self, Bed, SessionError, RADIO_CTL};
 use ferry_testbed::Topology;
 use serde::Serialize;
@@ -351,16 +351,6 @@ fn day(
         c.args(["probe", "echo", "--bind", "0.0.0.0:7777"]);
         bed.spawn(&format!("echo-server{n}"), c).map_err(err)?;
     }
-    let routes_stop = Arc::new(AtomicBool::new(false));
-    let _routes = RouteKeepers {
-        stop: routes_stop.clone(),
-        threads: (1..=servers)
-            .map(|n| {
-                let (ns, stop) = (bed.ns(&format!("server{n}")), routes_stop.clone());
-                std::thread::spawn(move || keep_routes(&ns, cells, &stop))
-            })
-            .collect(),
-    };
     session::sleep(Duration::from_millis(800)).map_err(err)?;
     for k in 1..=cells {
         let n = home(k, servers);
@@ -769,52 +759,6 @@ fn day(
 }
 
 /// Stops the route keepers when the day ends, however it ends.
-struct RouteKeepers {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for RouteKeepers {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Every pool-side modem gets its TUN as 192.168.40.x/24 from its agent, so two cells on one
-/// server would share one connected route: while a cell's TUN `cK` exists in this server's
-/// namespace, a host route sends its far end's address through it. Re-added whenever the
-/// TUN is created anew (a move onto this server); the kernel drops it with the device.
-fn keep_routes(ns: &str, cells: u8, stop: &AtomicBool) {
-    if ferry_testbed::video::enter_netns(ns).is_err() {
-        return;
-    }
-    let Ok(nl) = ferry_netif::Netlink::new() else {
-        return;
-    };
-    let mut routed: Vec<Option<u32>> = vec![None; usize::from(cells)];
-    while !stop.load(Ordering::Relaxed) {
-        for k in 1..=cells {
-            let index = nl.link_index(&format!("c{k}")).ok();
-            let slot = &mut routed[usize::from(k) - 1];
-            if index.is_some() && index != *slot {
-                // From this thread: the child starts in this server's namespace.
-                let ok = std::process::Command::new("ip")
-                    .args(["route", "replace", &format!("{}/32", far_ip(k))])
-                    .args(["dev", &format!("c{k}")])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                *slot = if ok { index } else { None };
-            } else if index.is_none() {
-                *slot = None;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn count_in_log(path: &Path, needle: &str) -> u64 {
     std::fs::read_to_string(path)
         .map(|t| t.lines().filter(|l| l.contains(needle)).count() as u64)

@@ -44,7 +44,7 @@ pub fn spawn_reporter(
                     key.clone(),
                     Duration::from_millis(800),
                 );
-                let Ok(Ok(st)) = client.call(&Request::Status).map(|r| r.status()) else {
+                let Ok(Ok(st)) = client.call(&Request::Observe).map(|r| r.status()) else {
                     continue;
                 };
                 let Some(pid) = st.modem_pid else {

@@ -245,7 +245,9 @@ impl Agent {
             Request::MakeUsrp => Box::new(Chain::stop_on_failure(vec![LocalOp::MakeUsrp])),
             Request::GetTunIp => Box::new(Chain::stop_on_failure(vec![LocalOp::GetTunIp])),
             Request::SetTunIp(ip) => Box::new(Chain::stop_on_failure(vec![LocalOp::SetTunIp(*ip)])),
-            Request::Status => Box::new(Chain::stop_on_failure(vec![LocalOp::Status])),
+            Request::Status | Request::Observe => {
+                Box::new(Chain::stop_on_failure(vec![LocalOp::Status]))
+            }
             Request::TakeoverAt { at, forward_token } => {
                 Box::new(Chain::stop_on_failure(vec![LocalOp::ModemTakeoverAt {
                     at: *at,

@@ -259,10 +259,14 @@ pub enum Request {
     },
     /// `cancel_cutover` (Ferry): forget an armed `takeover_at` / `release_at`.
     CancelCutover,
+    /// `observe` (Ferry): `status` for a monitor (load reporter, dashboard): the same reply,
+    /// but it does not renew the agent's lease (`crate::lease`), so a monitor polling every
+    /// second cannot keep a dead controller's leftover alive.
+    Observe,
 }
 
 /// Every command name, in documentation order.
-pub const COMMANDS: [&str; 17] = [
+pub const COMMANDS: [&str; 18] = [
     "start_usrp",
     "make_usrp",
     "link_usrp",
@@ -280,6 +284,7 @@ pub const COMMANDS: [&str; 17] = [
     "takeover_at",
     "release_at",
     "cancel_cutover",
+    "observe",
 ];
 
 impl Request {
@@ -303,6 +308,7 @@ impl Request {
             Request::TakeoverAt { .. } => "takeover_at",
             Request::ReleaseAt { .. } => "release_at",
             Request::CancelCutover => "cancel_cutover",
+            Request::Observe => "observe",
         }
     }
 
@@ -314,6 +320,12 @@ impl Request {
             self,
             Request::StartUsrp | Request::LinkUsrp | Request::StartD2d(_)
         )
+    }
+
+    /// Whether a controller asking this renews the agent's lease on what its migration
+    /// leaves (`crate::lease`): everything but a monitor's `observe`.
+    pub fn renews_lease(&self) -> bool {
+        !matches!(self, Request::Observe)
     }
 
     /// The JSON body.
@@ -439,6 +451,7 @@ impl Request {
             "end" => Request::End,
             "status" => Request::Status,
             "cancel_cutover" => Request::CancelCutover,
+            "observe" => Request::Observe,
             "start_d2d" => {
                 let warm = match m.get("control_flag").and_then(Value::as_u64) {
                     Some(0) => false,
@@ -751,6 +764,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_request_renews_the_lease_but_a_monitors_observe() {
+        let quiet: Vec<&str> = COMMANDS
+            .iter()
+            .filter_map(|c| Request::decode(format!(r#"{{"cmd":"{c}"}}"#).as_bytes()).ok())
+            .filter(|r| !r.renews_lease())
+            .map(|r| r.cmd())
+            .collect();
+        assert_eq!(quiet, ["observe"]);
+        assert!(Request::Status.renews_lease());
+    }
+
+    #[test]
     fn process_starts_and_usrp_init_are_slow_round_trips_are_not() {
         let slow: Vec<&str> = [
             r#"{"cmd":"start_d2d","control_flag":0}"#,
@@ -820,6 +845,7 @@ mod tests {
                 forward_token: ForwardToken::from_bytes([2; 32]),
             },
             Request::CancelCutover,
+            Request::Observe,
         ];
         let names: std::collections::BTreeSet<&str> = reqs.iter().map(Request::cmd).collect();
         assert_eq!(names.len(), COMMANDS.len());

@@ -93,7 +93,7 @@ impl AgentExecutor {
 
     fn slot_state(&self, slot: &AgentSlot) -> SlotState {
         let mut c = self.client(slot, Duration::from_millis(1500));
-        match c.call(&Request::Status).map(|r| r.status()) {
+        match c.call(&Request::Observe).map(|r| r.status()) {
             Ok(Ok(st)) => {
                 let active = st.d2d
                     && st

@@ -128,6 +128,11 @@ pub fn start_agent(bed: &mut Bed, n: u8, k: u8) -> Result<(), SessionError> {
         "--usrp-in-modem",
         "--tun",
         &format!("c{k}"),
+        // The cell's /30 (its far end is the other address): the connected route to the far
+        // end goes through this TUN from the moment its address is set, whatever other
+        // cells' TUNs this server holds, and before a move's T.
+        "--tun-prefix",
+        "30",
         "--modem",
     ])
     .arg(&bed.ferry)

@@ -159,7 +159,7 @@ fn run(targets: Targets, hub: &Hub, stop: &AtomicBool) {
         }
         let mut serving = None;
         for (name, client) in &mut agents {
-            let status = agent_call(client, &AgentRequest::Status);
+            let status = agent_call(client, &AgentRequest::Observe);
             let mode = status
                 .as_ref()
                 .ok()
