@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod loadgen;
 pub mod medium;
+mod mixsimd;
 pub mod oscillator;
 pub mod resample;
 pub mod rf;
