@@ -85,6 +85,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ferry = std::env::current_exe().context("locating the ferry binary")?;
     let mut opts = DemoOptions::new(ferry, &prefix);
     opts.migrations = runs;
+    opts.keep_going = true;
     opts.hold = Duration::from_millis(hold_ms);
     opts.probe_interval = crate::cmd_demo::probe_interval(probe_ms)?;
     let mut progress = progress_printer();
@@ -282,8 +283,10 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
          ferry agent on the pool servers); migrations alternate server1 → server2 and back while \
          server3 runs `ping -i 0.1` and the UDP probe (`--probe-ms`) to the task. Per migration: total = \
          the migration's timeline; interruption = max(lost pings × 100 ms, the probe's longest \
-         gap when probes were lost) from the migration's start until 100 ms before the next one (`--hold-ms` − 100, at least 500 ms). Nearest-rank \
-         percentiles.\n\n",
+         gap when probes were lost) from the migration's start until 100 ms before the next one (`--hold-ms` − 100, at least 500 ms). A make-before-break \
+         migration that fails safely (ctl undoes it and the radio still serves from the source) \
+         counts as not ok and the run goes on from the same server; totals are over the ok ones, \
+         losses over all. Nearest-rank percentiles.\n\n",
     );
     s.push_str(
         "| method | migrations (ok) | total ms median | p95 | max | interruption ms median | p95 | max | lost pings (sum, max) | lost probes (sum, max) |\n\
@@ -291,7 +294,13 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
     );
     for r in reports {
         let ok = r.migrations.iter().filter(|m| m.ok).count();
-        let totals: Vec<f64> = r.migrations.iter().map(|m| m.total_ms).collect();
+        // Totals of the migrations that moved the task; losses of all of them.
+        let totals: Vec<f64> = r
+            .migrations
+            .iter()
+            .filter(|m| m.ok)
+            .map(|m| m.total_ms)
+            .collect();
         let intr: Vec<f64> = r.migrations.iter().map(interruption_ms).collect();
         let pings: Vec<u64> = r.migrations.iter().filter_map(|m| m.ping_lost).collect();
         let probes: Vec<u64> = r.migrations.iter().filter_map(|m| m.probe_lost).collect();
@@ -313,10 +322,11 @@ pub fn render(reports: &[MethodReport], meta: &RunMeta) -> String {
         for (i, m) in r.migrations.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.0} | {} | {} | {} |",
+                "| {} | {} | {}{} | {:.0} | {} | {} | {} |",
                 r.method.title(),
                 i + 1,
                 m.route,
+                if m.ok { "" } else { " (failed, undone)" },
                 m.total_ms,
                 m.ping_lost.map_or("—".into(), |v| v.to_string()),
                 m.probe_lost.map_or("—".into(), |v| v.to_string()),
@@ -449,6 +459,28 @@ mod tests {
         m.probe_lost = Some(probe_lost);
         m.probe_longest_gap_ms = Some(gap);
         m
+    }
+
+    #[test]
+    fn a_safely_failed_migration_counts_as_not_ok_and_not_in_the_totals() {
+        let mut failed = mig(30, 0, 0, 3.0);
+        failed.ok = false;
+        let r = MethodReport::new(
+            Method::Mbb,
+            vec![mig(100, 0, 0, 4.0), failed, mig(120, 0, 1, 9.0)],
+            None,
+            None,
+            None,
+        );
+        let md = render(&[r], &RunMeta::collect(0.0));
+        let summary = md
+            .lines()
+            .find(|l| l.starts_with("| make-before-break") && l.contains("| 3 (2) |"))
+            .unwrap_or_else(|| panic!("{md}"));
+        // Totals of the two that moved the task (100, 120), not the 30 ms abort.
+        assert!(summary.contains("| 3 (2) | 100 | 120 | 120 |"), "{summary}");
+        assert!(summary.contains("| 0, 0 | 1, 1 |"), "{summary}");
+        assert_eq!(md.matches("(failed, undone)").count(), 1, "{md}");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct DemoOptions {
     /// The pool and far radios have two channels and every modem two antennas (2×2: SFBC
     /// + MRC, `ferry modem --antennas-tx 2 --antennas-rx 2`).
     pub two_antennas: bool,
+    /// A make-before-break migration that fails safely (ctl says so and the radio still
+    /// serves from the source) is recorded as failed and the run goes on from the same
+    /// server, instead of ending the run (`ferry bench migrate`: the worst cases count).
+    pub keep_going: bool,
 }
 
 impl DemoOptions {
@@ -68,6 +72,7 @@ impl DemoOptions {
             stranger: false,
             harq: false,
             two_antennas: false,
+            keep_going: false,
         }
     }
 
@@ -175,8 +180,18 @@ pub fn run_method(
     });
     session::sleep(opts.hold)?;
     let mut migrations = Vec::new();
+    // Where the task serves (make-before-break: a safely failed migration leaves it).
+    let mut at = 1u8;
     for i in 0..opts.migrations {
-        let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
+        let (from, to) = if legacy {
+            if i % 2 == 0 {
+                (1, 2)
+            } else {
+                (2, 1)
+            }
+        } else {
+            (at, 3 - at)
+        };
         bed.check_alive()?;
         radio_snapshots.push(bed.radios_status());
         opts.emit(LiveEvent::MigrationStarted {
@@ -206,7 +221,29 @@ pub fn run_method(
             }
         } else {
             progress(&format!("make-before-break: server{from} → server{to}"));
-            bed.migrate_mbb(from, to)?
+            let (t, start, outcome) = bed.migrate_mbb_outcome(from, to)?;
+            match outcome {
+                Ok(()) => at = to,
+                // Safe: ctl undid it and the radio (the arbiter) still serves from the source.
+                Err(text) if opts.keep_going && bed.primary_server() == Some(from) => {
+                    let why = text
+                        .lines()
+                        .find(|l| l.contains("aborted") || l.contains("FAILED"))
+                        .unwrap_or("failed")
+                        .trim()
+                        .to_string();
+                    progress(&format!(
+                        "  migration {} failed safely, server{from} still serves: {why}",
+                        i + 1
+                    ));
+                }
+                Err(text) => {
+                    return Err(SessionError::Failed(format!(
+                        "make-before-break server{from} → server{to} failed:\n{text}"
+                    )))
+                }
+            }
+            (t, start)
         };
         let m = MigrationReport::from_timeline(&timeline, &route(from, to), start - origin_unix_ms);
         let lost = traffic.ping_snapshot().map_or(0, |p| p.lost);

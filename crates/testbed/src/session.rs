@@ -821,6 +821,21 @@ impl Bed {
     /// One make-before-break migration server `from` → server `to` with `ferry ctl
     /// migrate --method mbb --json`; returns the timeline and its start (Unix ms).
     pub fn migrate_mbb(&self, from: u8, to: u8) -> Result<(Timeline, f64), SessionError> {
+        match self.migrate_mbb_outcome(from, to)? {
+            (t, start, Ok(())) => Ok((t, start)),
+            (_, _, Err(text)) => Err(SessionError::Failed(format!(
+                "make-before-break server{from} → server{to} failed:\n{text}"
+            ))),
+        }
+    }
+
+    /// [`Bed::migrate_mbb`] that also returns a migration ctl reported as failed, with its
+    /// timeline and ctl's output (`Err(text)`); an error only when ctl printed no timeline.
+    pub fn migrate_mbb_outcome(
+        &self,
+        from: u8,
+        to: u8,
+    ) -> Result<(Timeline, f64, Result<(), String>), SessionError> {
         let mut c = self.ferry_in(&format!("server{from}"));
         c.arg("ctl");
         if self.relay {
@@ -842,11 +857,13 @@ impl Bed {
             .lines()
             .find(|l| l.starts_with("{\"label\""))
             .and_then(|l| serde_json::from_str::<Timeline>(l).ok());
+        let all = || format!("{text}{}", String::from_utf8_lossy(&out.stderr));
         match tl {
-            Some(t) if out.status.success() => Ok((t, start)),
-            _ => Err(SessionError::Failed(format!(
-                "make-before-break server{from} → server{to} failed:\n{text}{}",
-                String::from_utf8_lossy(&out.stderr)
+            Some(t) if out.status.success() => Ok((t, start, Ok(()))),
+            Some(t) => Ok((t, start, Err(all()))),
+            None => Err(SessionError::Failed(format!(
+                "make-before-break server{from} → server{to} failed:\n{}",
+                all()
             ))),
         }
     }
