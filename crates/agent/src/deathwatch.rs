@@ -33,6 +33,15 @@ pub struct Report {
     pub endpoint: std::net::SocketAddr,
 }
 
+impl Report {
+    /// A link-control client of the radio, as the agent (500 ms per request).
+    pub fn client(&self) -> ControlClient {
+        ControlClient::new(self.control.clone(), Duration::from_millis(500))
+            .with_auth(self.auth.clone())
+            .with_name("agent")
+    }
+}
+
 /// A running watch; dropping it disarms and stops it.
 pub struct DeathWatch {
     disarmed: Arc<AtomicBool>,
@@ -89,9 +98,7 @@ impl DeathWatch {
                     tracing::debug!("death watch: SCHED_FIFO refused; running at normal priority");
                 }
                 // Built before the death so the report costs one round trip.
-                let client = ControlClient::new(report.control.clone(), Duration::from_millis(500))
-                    .with_auth(report.auth.clone())
-                    .with_name("agent");
+                let client = report.client();
                 let mut fds = [
                     libc::pollfd {
                         fd: pidfd.as_raw_fd(),

@@ -300,10 +300,10 @@ impl HostExec {
         let Some(link) = self.modem_link_control() else {
             return Ok(None);
         };
-        let client = ControlClient::new(link.control, Duration::from_millis(500))
-            .with_auth(link.auth)
-            .with_name("agent");
-        let (_, report) = client.status(&link.radio).map_err(|e| e.to_string())?;
+        let (_, report) = link
+            .client()
+            .status(&link.radio)
+            .map_err(|e| e.to_string())?;
         Ok(Some(radio_role(&report, link.endpoint)))
     }
 
@@ -374,14 +374,11 @@ impl HostExec {
             (false, _) => String::new(),
             (true, None) => "; the radio's shadow not removed (no controlled radio)".into(),
             (true, Some(l)) => {
-                let client = ControlClient::new(l.control, Duration::from_millis(500))
-                    .with_auth(l.auth)
-                    .with_name("agent");
                 let req = ferry_fronthaul::control::Request::Unshadow {
-                    radio: l.radio,
+                    radio: l.radio.clone(),
                     endpoint: l.endpoint,
                 };
-                match client.call(&req) {
+                match l.client().call(&req) {
                     Ok(_) => format!("; the radio no longer shadows to {}", l.endpoint),
                     Err(e) => format!("; the radio's shadow not removed: {e}"),
                 }

@@ -230,11 +230,10 @@ impl AgentServer {
                     continue;
                 }
                 Ok((opened, Admission::Fresh)) => {
-                    let renews = Request::decode(&opened.body).is_ok_and(|r| r.renews_lease());
-                    if renews {
-                        lease.renew(mono());
-                    }
-                    if Request::decode(&opened.body).is_ok_and(|r| r == Request::GetRoute) {
+                    let req = Request::decode(&opened.body).ok();
+                    // Renewed once answered (below): the lease is not looked at meanwhile.
+                    let renews = req.as_ref().is_some_and(Request::renews_lease);
+                    if req == Some(Request::GetRoute) {
                         // get_route answers the route list of now, not of the last period.
                         if let Some(r) = exec.collect_routes_now() {
                             agent.collected_routes(r);

@@ -284,6 +284,10 @@ enum RadioOp {
         radio: String,
         endpoint: Option<SocketAddr>,
     },
+    /// Stop copying RADIO's RX to ENDPOINT, only if ENDPOINT is the shadow (refused
+    /// otherwise: another host's copy stays). What an agent's lease does to a warm modem
+    /// nobody armed.
+    Unshadow { radio: String, endpoint: SocketAddr },
     /// Move RADIO's link to ENDPOINT at sample time --at, or --in-ms from now.
     SwitchAt {
         radio: String,
@@ -354,6 +358,7 @@ pub fn run_radio(args: RadioArgs) -> anyhow::Result<()> {
             endpoint: only_if,
         },
         RadioOp::Shadow { radio, endpoint } => Request::Shadow { radio, endpoint },
+        RadioOp::Unshadow { radio, endpoint } => Request::Unshadow { radio, endpoint },
         RadioOp::SwitchAt {
             radio,
             endpoint,

@@ -78,6 +78,27 @@ fn leftover_gone(bed: &Bed, n: u8) -> Option<Duration> {
     None
 }
 
+/// kill -9 of ctl at `marker`: ctl exits by the signal, server `left.0`'s leftover (what
+/// `left.1` names) is stopped by its agent's lease, and server `serving` serves alone.
+fn killed(
+    bed: &Bed,
+    traffic: &Traffic,
+    options: &[&str],
+    marker: &str,
+    left: (u8, &str),
+    serving: u8,
+) {
+    let (ok, text) = cell(bed, options, marker, libc::SIGKILL);
+    assert!(!ok, "a killed ctl exited 0:\n{text}");
+    let (n, what) = left;
+    let gone = leftover_gone(bed, n).unwrap_or_else(|| {
+        panic!("server{n}'s {what} still runs 20 s after ctl was killed:\n{text}")
+    });
+    println!("kill -9 at {marker:?}: server{n}'s agent stopped the {what} {gone:?} after");
+    assert_eq!(bed.primary_server(), Some(serving), "{text}");
+    only_one_serves(bed, traffic, serving, &text);
+}
+
 #[test]
 fn ctl_interrupted_undoes_before_the_radio_is_armed_and_finishes_after() {
     if !root_or_skip("ctl_interrupted_undoes_before_the_radio_is_armed_and_finishes_after") {
@@ -124,31 +145,26 @@ fn ctl_interrupted_undoes_before_the_radio_is_armed_and_finishes_after() {
     //    the radio's RX copy) one lease after ctl's last request. Nothing here speaks to
     //    the agents while waiting (a request would renew the lease): processes and the
     //    radio are watched instead.
-    let (ok, text) = cell(
+    killed(
         &bed,
+        &traffic,
         &["--pause-after", "synced", "--pause-ms", "60000"],
         "paused 60000 ms after",
-        libc::SIGKILL,
+        (2, "warm destination"),
+        1,
     );
-    assert!(!ok, "a killed ctl exited 0:\n{text}");
-    assert_eq!(bed.primary_server(), Some(1), "{text}");
-    let gone = leftover_gone(&bed, 2).unwrap_or_else(|| {
-        panic!("server2's warm destination still runs 20 s after ctl was killed:\n{text}")
-    });
-    println!("kill -9 in the hold: the destination's agent stopped the shadow {gone:?} after");
-    only_one_serves(&bed, &traffic, 1, &text);
 
     // 5. kill -9 once the radio's switch is armed: the radio switches at T and the
     //    destination serves; the released source outlives its fallback grace uncleaned,
     //    and server1's agent stops it a lease later.
-    let (ok, text) = cell(&bed, &[], "mbb: cutover at T", libc::SIGKILL);
-    assert!(!ok, "a killed ctl exited 0:\n{text}");
-    let gone = leftover_gone(&bed, 1).unwrap_or_else(|| {
-        panic!("server1's released source still runs 20 s after ctl was killed:\n{text}")
-    });
-    println!("kill -9 at T: the source's agent stopped the released source {gone:?} after");
-    assert_eq!(bed.primary_server(), Some(2), "{text}");
-    only_one_serves(&bed, &traffic, 2, &text);
+    killed(
+        &bed,
+        &traffic,
+        &[],
+        "mbb: cutover at T",
+        (1, "released source"),
+        2,
+    );
 
     // 6. And the next migration succeeds (the leftovers blocked it before the lease).
     bed.migrate_mbb(2, 1)

@@ -121,11 +121,6 @@ impl Lease {
         }
     }
 
-    /// The lease, ms (0: disabled).
-    pub fn lease_ms(&self) -> Millis {
-        self.lease_ms
-    }
-
     /// A controller spoke to the agent at `now`.
     pub fn renew(&mut self, now: Millis) {
         self.renewed = self.renewed.max(now);

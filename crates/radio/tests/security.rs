@@ -66,6 +66,10 @@ fn every_request(radio: &str, to: SocketAddr) -> Vec<Request> {
             radio: radio.into(),
             endpoint: Some(to),
         },
+        Request::Unshadow {
+            radio: radio.into(),
+            endpoint: to,
+        },
         Request::SwitchAt {
             radio: radio.into(),
             at: 1 << 40,

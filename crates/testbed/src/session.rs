@@ -1027,9 +1027,10 @@ impl Stranger {
             let thief = "10.99.0.3:40000";
             while !flag.load(Ordering::Relaxed) {
                 for radio in ["pool", "far"] {
-                    let ops: [&[&str]; 9] = [
+                    let ops: [&[&str]; 10] = [
                         &["link", radio, thief],
                         &["shadow", radio, thief],
+                        &["unshadow", radio, thief],
                         &["switch-at", radio, thief, "--at", "1"],
                         &["unlink", radio],
                         &["reset", radio],
