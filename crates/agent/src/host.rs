@@ -1001,6 +1001,8 @@ pub fn map_modem_status(st: &ferry_modem::ModemStatus) -> ModemStatus {
         } else {
             0
         },
+        air_capacity_bytes: st.counters.air_capacity_bytes,
+        air_payload_bytes: st.counters.air_payload_bytes,
     }
 }
 

@@ -40,12 +40,24 @@ pub struct PoolDemoArgs {
     /// The controller's policy: static, spread or consolidate.
     #[arg(long, default_value = "consolidate")]
     policy: String,
-    /// Cores each server offers the scheduler (it plans 80 % of them).
-    #[arg(long, default_value_t = 1)]
-    cores: u32,
+    /// Cores each server offers the scheduler (it plans 80 % of them); default 2 with a
+    /// `prb:` demand (a 20 MHz 64QAM cell needs 0.1 idle, 1.39 at full use), 1 with `cpu`.
+    #[arg(long)]
+    cores: Option<u32>,
+    /// What a cell's demand is (`ferry pool register --demand`): `prb:BW:MOD`, the cell's
+    /// measured PRB use through the measured cost of a BW MHz MOD cell (the 1.4 MHz testbed
+    /// cells stand for wide cells whose CPU follows their traffic), or `cpu`, the modem
+    /// process's CPU (a 1.4 MHz modem's barely depends on its traffic: no tide).
+    #[arg(long, default_value = "prb:20:64qam")]
+    demand: crate::pool_load::DemandModel,
     /// Probe interval at a cell's peak activity, ms (a 1.4 MHz link carries 10 ms).
     #[arg(long, default_value_t = 10.0)]
     peak_probe_ms: f64,
+    /// Size of each probe datagram, bytes (24–1472; padded with zeros): the probes are
+    /// also the cells' traffic, so their size sets the PRB use at the peak (200 bytes every
+    /// 10 ms each way uses about half a 1.4 MHz TDD link).
+    #[arg(long, default_value_t = 200)]
+    probe_bytes: usize,
     /// Real ms between the controller's rounds.
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
@@ -65,6 +77,27 @@ pub struct PoolDemoArgs {
     web_wait_s: u64,
 }
 
+impl PoolDemoArgs {
+    /// Cores per server: as given, else 2 for a `prb:` demand and 1 for `cpu`.
+    fn cores(&self) -> u32 {
+        self.cores.unwrap_or(match self.demand {
+            crate::pool_load::DemandModel::Cpu => 1,
+            crate::pool_load::DemandModel::Prb { .. } => 2,
+        })
+    }
+
+    /// The demand model as `ferry pool register --demand` takes it.
+    fn demand_arg(&self) -> String {
+        match self.demand {
+            crate::pool_load::DemandModel::Cpu => "cpu".into(),
+            crate::pool_load::DemandModel::Prb {
+                bandwidth,
+                modulation,
+            } => format!("prb:{}:{}", bandwidth.mhz_text(), modulation.text()),
+        }
+    }
+}
+
 /// `--web`, `--allow-remote`, `--web-linger-s` of `ferry demo`.
 pub struct WebArgs {
     pub addr: Option<SocketAddr>,
@@ -76,6 +109,12 @@ pub struct WebArgs {
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolDayReport {
     pub policy: String,
+    /// How the cells' demand was measured (`--demand`).
+    pub demand: String,
+    /// Cores per server.
+    pub cores: u32,
+    /// Probe datagram size, bytes.
+    pub probe_bytes: usize,
     pub server_hours: f64,
     pub static_server_hours: f64,
     pub saved_pct: f64,
@@ -144,6 +183,13 @@ pub fn run(
     }
     if !(2..=9).contains(&a.servers) || !(1..=6).contains(&a.cells) {
         bail!("--servers must be 2–9 and --cells 1–6");
+    }
+    if !(ferry_testbed::probe::LEN..=ferry_testbed::probe::MAX_LEN).contains(&a.probe_bytes) {
+        bail!(
+            "--probe-bytes must be {}–{}",
+            ferry_testbed::probe::LEN,
+            ferry_testbed::probe::MAX_LEN
+        );
     }
     if !(a.day_seconds.is_finite() && a.day_seconds >= 24.0) {
         bail!("--day-seconds must be at least 24 (one real second per simulated hour)");
@@ -401,7 +447,7 @@ fn day(
             "--server",
             &format!("server{n}"),
             "--cores",
-            &a.cores.to_string(),
+            &a.cores().to_string(),
             "--boot-s",
             "1",
             "--idle-w",
@@ -414,6 +460,8 @@ fn day(
             &key,
             "--measure-ms",
             &a.measure_ms.to_string(),
+            "--demand",
+            &a.demand_arg(),
         ]);
         for k in 1..=cells {
             c.args(["--slot", &slot_arg(n, k)]);
@@ -481,7 +529,7 @@ fn day(
             if let Some(h) = hub {
                 h.send(ferry_web::Input::Pool(pool_view(
                     &t,
-                    a.cores,
+                    a.cores(),
                     policy,
                     0.0,
                     0,
@@ -527,7 +575,7 @@ fn day(
     for k in 1..=cells {
         let area = areas[(usize::from(k) - 1) % areas.len()];
         let (ns, stop, ptx) = (bed.ns("farend"), stop.clone(), ptx.clone());
-        let peak = a.peak_probe_ms;
+        let (peak, size) = (a.peak_probe_ms, a.probe_bytes);
         probes.push(std::thread::spawn(move || {
             if ferry_testbed::video::enter_netns(&ns).is_err() {
                 return;
@@ -548,10 +596,11 @@ fn day(
                 let count = (window.as_secs_f64() * 1000.0 / interval_ms).floor() as u64;
                 let run_start = std::time::SystemTime::now();
                 let report = if count > 0 {
-                    ferry_testbed::probe::run_sender(
+                    ferry_testbed::probe::run_sender_sized(
                         to,
                         Duration::from_secs_f64(interval_ms / 1000.0),
                         count,
+                        size,
                         linger,
                         &stop,
                     )
@@ -625,7 +674,7 @@ fn day(
                 (((now.duration_since(day_start).as_secs_f64()) / hour_s).floor() as usize).min(23);
             server_hours += t.servers_on as f64 * dt_h;
             static_hours += static_servers.len() as f64 * dt_h;
-            let cores = f64::from(a.cores);
+            let cores = f64::from(a.cores());
             let power = |load: f64| a.idle_w + (a.busy_w - a.idle_w) * (load / cores).min(1.0);
             energy_wh += t
                 .per_server
@@ -666,7 +715,7 @@ fn day(
             if let Some(hb) = hub {
                 hb.send(ferry_web::Input::Pool(pool_view(
                     &t,
-                    a.cores,
+                    a.cores(),
                     policy,
                     hour_now.min(24.0),
                     moves,
@@ -734,6 +783,9 @@ fn day(
         .iter()
         .fold((0, 0), |(l, s), h| (l + h.lost_probes, s + h.sent_probes));
     Ok(PoolDayReport {
+        demand: a.demand_arg(),
+        cores: a.cores(),
+        probe_bytes: a.probe_bytes,
         policy: policy.name().into(),
         server_hours,
         static_server_hours: static_hours,

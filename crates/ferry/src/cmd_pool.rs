@@ -133,13 +133,18 @@ struct RegisterArgs {
     /// (repeat), e.g. cell1=server2-cell1@tcp://10.99.0.2:5601,192.168.10.12:49201,192.168.10.12:7001.
     #[arg(long = "slot")]
     slots: Vec<String>,
-    /// The agents' key file: with --slot, measure every serving modem's CPU every
-    /// --measure-ms and write it as the cell's demand (and the server's load).
+    /// The agents' key file: with --slot, measure every serving modem every --measure-ms
+    /// and write its demand as the cell's (and the sum as the server's load).
     #[arg(long)]
     key: Option<PathBuf>,
     /// Measuring period, ms.
     #[arg(long, default_value_t = 2000)]
     measure_ms: u64,
+    /// What a cell's demand is: `cpu` (its modem's CPU, cores) or `prb:BW:MOD` (its
+    /// measured PRB use — the share of its link's bytes that carried traffic — through the
+    /// measured cost of a BW MHz MOD cell, e.g. prb:20:64qam: 0.1 cores idle, 1.39 full).
+    #[arg(long, default_value = "cpu")]
+    demand: crate::pool_load::DemandModel,
 }
 
 #[derive(Args)]
@@ -359,6 +364,7 @@ fn register(a: RegisterArgs) -> anyhow::Result<()> {
                 record.slots.clone(),
                 crate::cmd_agent::load_key(k)?,
                 std::time::Duration::from_millis(a.measure_ms.max(100)),
+                a.demand,
             )),
             _ => None,
         };

@@ -5,6 +5,9 @@
 //! the totals; saved % = 1 − server-hours / static), no probe was lost in an hour with a
 //! move (a loss elsewhere only with late TX that hour: the shared machine starving a
 //! real-time loop; printed), and etcd's placement equals where each cell serves at the end.
+//! And the tide: the cells' demand (their measured PRB use through the cost of a 20 MHz
+//! 64QAM cell) is well above the night's by day, and the pool has more servers on by day
+//! than at night.
 
 use ferry_testbed::root_or_skip;
 
@@ -63,6 +66,29 @@ fn a_short_pool_day_moves_cells_without_loss_and_etcd_tells_the_truth() {
     assert!((saved - 100.0 * (1.0 - sh / st)).abs() < 1e-6);
     assert!(r["energy_kwh"].as_f64().unwrap() > 0.0);
     assert_eq!(r["policy"], "consolidate");
+    // The tide: the measured demand follows the traffic and the servers on follow it.
+    let mean = |k: &str, from: usize, to: usize| {
+        hours[from..=to]
+            .iter()
+            .map(|h| h[k].as_f64().unwrap())
+            .sum::<f64>()
+            / (to - from + 1) as f64
+    };
+    let (night_load, day_load) = (mean("load_cores", 2, 4), mean("load_cores", 10, 14));
+    let (night_on, day_on) = (mean("servers_on", 2, 4), mean("servers_on", 10, 14));
+    println!("night (02-04): load {night_load:.2} cores, {night_on:.1} servers on; day (10-14): load {day_load:.2}, {day_on:.1} on");
+    assert!(
+        day_load > 2.0 * night_load,
+        "the demand does not follow the tide: night {night_load}, day {day_load}"
+    );
+    assert!(
+        day_on > night_on + 0.5,
+        "the pool does not follow the tide: {night_on} servers on at night, {day_on} by day"
+    );
+    assert!(
+        moves >= 2,
+        "packing and waking take at least two moves: {r}"
+    );
     // No probe lost across a move. On this shared 2-core machine a real-time loop can be
     // starved away from any move: a loss is accepted only in an hour without a move whose
     // late TX (radio or far-end deadline misses) shows that starvation; it is printed.

@@ -292,6 +292,10 @@ pub struct MacCounters {
     pub forwarded: u64,
     /// TBs handed to [`Mac::on_received`].
     pub rx_tbs: u64,
+    /// Segment bytes (headers and payload, beacons included) of the TBs received from other
+    /// nodes, whoever they were for; with `tx_payload_bytes`, what the link carried.
+    #[serde(default)]
+    pub rx_payload_bytes: u64,
     /// TBs or PDUs that failed to parse.
     pub rx_malformed: u64,
     /// TBs addressed to another node (headers still read for grants and loss counting).
@@ -786,6 +790,10 @@ impl Mac {
         if !self.track_seq(h.src, h.seq) {
             return Vec::new();
         }
+        self.counters.rx_payload_bytes += tb
+            .len()
+            .saturating_sub(crate::wire::MAC_HEADER_LEN)
+            .saturating_sub(view.padding) as u64;
         match self.cfg.role {
             Role::Slave if h.grant != Rnti::NONE => self.take_grant(n, h.src, h.grant),
             Role::BaseStation => self.uplink.report_backlog(h.src, h.backlog),

@@ -733,6 +733,13 @@ pub struct ModemStatus {
     /// Packets still waiting to be forwarded to the destination after a release.
     #[serde(default)]
     pub forward_pending: u32,
+    /// The modem's air-use counters since it started (MAC bytes its link offered, and of
+    /// those the bytes that carried something); a pool's load reporter turns their change
+    /// into the cell's PRB use (docs/POOL.md, "Demand"). 0 from an older agent.
+    #[serde(default)]
+    pub air_capacity_bytes: u64,
+    #[serde(default)]
+    pub air_payload_bytes: u64,
 }
 
 /// The result of `status`.
@@ -918,6 +925,8 @@ mod tests {
                 synced: true,
                 cutover_at: None,
                 forward_pending: 0,
+                air_capacity_bytes: 77_000,
+                air_payload_bytes: 40_000,
             }),
         };
         let r = Reply::ok("status", serde_json::to_value(&st).ok());

@@ -51,6 +51,9 @@ pub struct CoreCounters {
     pub relayed: u64,
     /// Packets the MAC dropped on receive (no route, TTL, queue full).
     pub rx_dropped: u64,
+    /// MAC bytes the link's subframes offered, both directions (each subframe's TB capacity,
+    /// counted once on the MAC's clock whoever transmits in it).
+    pub air_capacity_bytes: u64,
 }
 
 /// What the core did with one RX subframe.
@@ -592,7 +595,20 @@ impl ModemCore {
     /// exclude `n`, so nothing leaves the queue).
     pub fn tick_silent(&mut self, n: u64) {
         let cap = self.phy.mac_capacity((n % 10) as usize);
+        self.counters.air_capacity_bytes += cap as u64;
         let _ = self.mac.on_subframe(n, cap);
+    }
+
+    /// The link's use so far: (MAC bytes its subframes offered in both directions, segment
+    /// bytes that carried something — sent by this node or decoded from another). Their
+    /// ratio over an interval is the share of the air the cell used, what an LTE scheduler
+    /// would have allocated in PRBs.
+    pub fn air_use(&self) -> (u64, u64) {
+        let m = self.mac.counters();
+        (
+            self.counters.air_capacity_bytes,
+            m.tx_payload_bytes + m.rx_payload_bytes,
+        )
     }
 
     /// Build TX subframe `n` into `out`; `false` when this node is silent in `n`.
@@ -614,6 +630,7 @@ impl ModemCore {
                 self.phy.tx_antennas()
             )));
         }
+        self.counters.air_capacity_bytes += self.phy.mac_capacity((n % 10) as usize) as u64;
         if self.harq.is_some() {
             return self.on_tx_harq(n, &mut out[0]);
         }
@@ -1109,6 +1126,66 @@ mod loopback {
             }
             assert_eq!(s.mac().routes(), vec![(NodeId(9), NodeId(9))]);
         }
+    }
+
+    /// The air-use counters follow the traffic: the share of the link's MAC bytes that carry
+    /// something is small when idle (discovery beacons), grows with the packets both ways,
+    /// never exceeds the capacity, and master and slave see the same link.
+    #[test]
+    fn air_use_follows_the_traffic_both_ways() {
+        let (mut m, mut s) = master_and_slave(1, 0);
+        let sps = m.sps() as usize;
+        let silence = vec![Complex32::new(0.0, 0.0); sps];
+        let mut buf = Vec::new();
+        let mut marks = Vec::new();
+        let mut carried = 0u64;
+        for n in 0..4000u64 {
+            if n == 1000 || n == 2000 || n == 3999 {
+                marks.push((m.air_use(), s.air_use()));
+            }
+            // From 2000: a 200-byte packet each way every 10 ms (about half the link).
+            if n >= 2000 && n % 10 == 0 {
+                carried += 2 * 200;
+                m.enqueue_ip(&ping_packet(8, n as u16, 200)).unwrap();
+                let mut up = ping_packet(9, n as u16, 200);
+                up[12..16].copy_from_slice(&[192, 168, 40, 8]);
+                s.enqueue_ip(&up).unwrap();
+            }
+            let mut air = if m.on_tx(n, &mut buf).unwrap() {
+                buf.clone()
+            } else {
+                silence.clone()
+            };
+            let mut up = if s.on_tx(n, &mut buf).unwrap() {
+                buf.clone()
+            } else {
+                silence.clone()
+            };
+            let _ = m.on_rx(n, &mut up);
+            let _ = s.on_rx(n, &mut air);
+        }
+        let use_of = |a: (u64, u64), b: (u64, u64)| {
+            assert!(b.0 > a.0 && b.1 >= a.1);
+            (b.1 - a.1) as f64 / (b.0 - a.0) as f64
+        };
+        let idle = use_of(marks[0].0, marks[1].0);
+        let busy = use_of(marks[1].0, marks[2].0);
+        let busy_slave = use_of(marks[1].1, marks[2].1);
+        // The packets' bytes over the busy interval's capacity (segment headers add a little).
+        let offered = carried as f64 / (marks[2].0 .0 - marks[1].0 .0) as f64;
+        eprintln!(
+            "air use idle {idle:.3} busy {busy:.3} (slave {busy_slave:.3}), IP bytes {offered:.3}"
+        );
+        assert!(idle < 0.05, "idle {idle}");
+        assert!(busy > 10.0 * idle.max(0.005), "busy {busy} idle {idle}");
+        assert!(
+            busy >= offered * 0.9 && busy <= (offered * 1.3).min(1.0),
+            "busy {busy} offered {offered}"
+        );
+        assert!(
+            (busy - busy_slave).abs() < 0.05,
+            "master {busy} slave {busy_slave}"
+        );
     }
 
     /// FDD uplink packets from the slave reach the master in every subframe: 10 per frame

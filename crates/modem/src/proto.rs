@@ -384,6 +384,15 @@ pub struct ModemCounters {
     /// failover made it primary: subframes the dead primary never delivered.
     #[serde(default)]
     pub replayed: u64,
+    /// MAC bytes the link's subframes offered since start, both directions (each subframe's
+    /// TB capacity once, whoever transmits in it).
+    #[serde(default)]
+    pub air_capacity_bytes: u64,
+    /// Of those, segment bytes that carried something (sent here or decoded from a peer,
+    /// whoever it was for); the ratio of the two over an interval is the link's PRB use
+    /// (docs/POOL.md, "Demand").
+    #[serde(default)]
+    pub air_payload_bytes: u64,
 }
 
 /// The `status` result.

@@ -273,6 +273,8 @@ pub struct Modem {
     /// TBs decoded (data + filler) and CRC failures of the cores dropped at a resync: the
     /// status counts them over the modem's life, not only since the last cell search.
     retired_decodes: (u64, u64),
+    /// `ModemCore::air_use` of the cores dropped at a resync or role change.
+    retired_air: (u64, u64),
     /// The carrier the radio is tuned to on start (None: left as initialised).
     carrier: Option<Carrier>,
     /// Auto mode (Control `workmode` 3): the Control's workmode is the elected one while
@@ -395,6 +397,7 @@ impl Modem {
             candidate: None,
             resyncs: 0,
             retired_decodes: (0, 0),
+            retired_air: (0, 0),
             carrier,
             auto_mode: false,
             auto_plan: None,
@@ -930,6 +933,7 @@ impl Modem {
             "FERRY_MODEM election {change:?} at_ms={:.1}",
             self.auto_ms.unwrap_or(0.0)
         );
+        self.retire_air();
         self.core = None;
         self.asm = None;
         self.asm_second = None;
@@ -1368,6 +1372,7 @@ impl Modem {
             self.retired_decodes.0 += c.decode_ok + c.filler_ok;
             self.retired_decodes.1 += c.decode_fail;
         }
+        self.retire_air();
         self.core = None;
         self.asm = None;
         self.asm_second = None;
@@ -1745,12 +1750,24 @@ impl Modem {
             && (self.role != Role::Slave || fresh(self.last_decode_at))
     }
 
+    /// Keeps the air-use counters of a core about to be dropped.
+    fn retire_air(&mut self) {
+        if let Some((cap, used)) = self.core.as_ref().map(ModemCore::air_use) {
+            self.retired_air.0 += cap;
+            self.retired_air.1 += used;
+        }
+    }
+
     /// The `status` result.
     pub fn status(&self) -> ModemStatus {
         let mut c = self.counters.clone();
         let sps = (self.link.info().sample_rate_hz / 1000) as u64;
         (c.decode_ok, c.decode_fail) = self.retired_decodes;
+        (c.air_capacity_bytes, c.air_payload_bytes) = self.retired_air;
         if let Some(core) = &self.core {
+            let (cap, used) = core.air_use();
+            c.air_capacity_bytes += cap;
+            c.air_payload_bytes += used;
             let cc = &core.counters;
             c.decode_ok = self.retired_decodes.0 + cc.decode_ok + cc.filler_ok;
             c.decode_fail = self.retired_decodes.1 + cc.decode_fail;

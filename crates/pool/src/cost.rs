@@ -42,6 +42,11 @@ impl Bandwidth {
         self as usize
     }
 
+    /// "1.4", "3", "5", "10", "15" or "20": what [`Bandwidth::from_mhz`] parses.
+    pub fn mhz_text(self) -> &'static str {
+        ["1.4", "3", "5", "10", "15", "20"][self.index()]
+    }
+
     /// Parses "1.4", "3", "5", "10", "15", "20" (MHz).
     pub fn from_mhz(text: &str) -> Option<Bandwidth> {
         match text.trim() {
@@ -61,6 +66,11 @@ impl Modulation {
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// "qpsk", "16qam" or "64qam".
+    pub fn text(self) -> &'static str {
+        ["qpsk", "16qam", "64qam"][self.index()]
     }
 }
 

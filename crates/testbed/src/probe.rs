@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 /// Magic of a probe datagram.
 pub const MAGIC: [u8; 4] = *b"FRPB";
-/// Length of a probe datagram.
+/// Length of a probe datagram (its header; a padded probe carries zeros after it).
 pub const LEN: usize = 24;
+/// Longest probe datagram: a padded probe fills up to one 1500-byte IP packet.
+pub const MAX_LEN: usize = 1472;
 
 /// One probe datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +43,10 @@ impl Probe {
         b
     }
 
-    /// Parses a datagram; `None` for anything that is not a probe.
+    /// Parses a datagram (a probe's header, and for a padded probe the padding up to
+    /// [`MAX_LEN`]); `None` for anything that is not a probe.
     pub fn decode(b: &[u8]) -> Option<Probe> {
-        if b.len() != LEN || b[..4] != MAGIC {
+        if !(LEN..=MAX_LEN).contains(&b.len()) || b[..4] != MAGIC {
             return None;
         }
         let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -321,6 +324,19 @@ pub fn run_sender(
     run_sender_observed(to, interval, count, linger, stop, &mut |_, _| {})
 }
 
+/// As [`run_sender`] with datagrams of `size` bytes (the probe padded with zeros; clamped
+/// to [`LEN`]..=[`MAX_LEN`]): traffic that loads the link as well as probing it.
+pub fn run_sender_sized(
+    to: SocketAddr,
+    interval: Duration,
+    count: u64,
+    size: usize,
+    linger: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<ProbeLog> {
+    sender(to, interval, count, size, linger, stop, &mut |_, _| {})
+}
+
 /// As [`run_sender`], also calling `observe(log, now_ns)` about every 100 ms, between sends
 /// on the sender's own thread (live watchers; it must return at once).
 pub fn run_sender_observed(
@@ -331,7 +347,20 @@ pub fn run_sender_observed(
     stop: &std::sync::atomic::AtomicBool,
     observe: &mut dyn FnMut(&ProbeLog, u64),
 ) -> std::io::Result<ProbeLog> {
+    sender(to, interval, count, LEN, linger, stop, observe)
+}
+
+fn sender(
+    to: SocketAddr,
+    interval: Duration,
+    count: u64,
+    size: usize,
+    linger: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    observe: &mut dyn FnMut(&ProbeLog, u64),
+) -> std::io::Result<ProbeLog> {
     use std::sync::atomic::Ordering;
+    let mut datagram = vec![0u8; size.clamp(LEN, MAX_LEN)];
     let sock = UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
     sock.connect(to)?;
     sock.set_nonblocking(true)?;
@@ -339,7 +368,7 @@ pub fn run_sender_observed(
     let mut log = ProbeLog::new(run, interval);
     let start = Instant::now();
     let ns = |t: Instant| t.duration_since(start).as_nanos() as u64;
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; MAX_LEN + 1];
     let mut next_look = 0u64;
     let mut drain = |log: &mut ProbeLog| {
         while let Ok(n) = sock.recv(&mut buf) {
@@ -367,7 +396,8 @@ pub fn run_sender_observed(
         }
         let p = log.on_send(ns(Instant::now()));
         // A send error (no route during a migration, ICMP unreachable) is a lost probe.
-        let _ = sock.send(&p.encode());
+        datagram[..LEN].copy_from_slice(&p.encode());
+        let _ = sock.send(&datagram);
     }
     let end = Instant::now() + linger;
     while Instant::now() < end {
@@ -383,7 +413,7 @@ pub fn run_echo(bind: SocketAddr, stop: &std::sync::atomic::AtomicBool) -> std::
     use std::sync::atomic::Ordering;
     let sock = UdpSocket::bind(bind)?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; MAX_LEN + 1];
     let mut echoed = 0;
     while !stop.load(Ordering::Relaxed) {
         match sock.recv_from(&mut buf) {
@@ -444,6 +474,41 @@ mod tests {
         let mut bad = p.encode();
         bad[0] = b'X';
         assert_eq!(Probe::decode(&bad), None);
+        // Padded probes up to one 1500-byte packet; longer is not a probe.
+        let mut padded = vec![0u8; MAX_LEN];
+        padded[..LEN].copy_from_slice(&p.encode());
+        assert_eq!(Probe::decode(&padded), Some(p));
+        padded.push(0);
+        assert_eq!(Probe::decode(&padded), None);
+    }
+
+    #[test]
+    fn padded_probes_are_echoed_whole_over_a_real_socket() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let probe_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let at = probe_sock.local_addr().unwrap();
+        drop(probe_sock);
+        let echo = {
+            let stop = stop.clone();
+            std::thread::spawn(move || run_echo(at, &stop))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let never = AtomicBool::new(false);
+        let log = run_sender_sized(
+            at,
+            Duration::from_millis(2),
+            30,
+            600,
+            Duration::from_millis(200),
+            &never,
+        )
+        .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let echoed = echo.join().unwrap().unwrap();
+        let r = log.report();
+        assert_eq!((r.sent, r.lost, echoed), (30, 0, 30));
     }
 
     #[test]

@@ -501,6 +501,8 @@ impl World {
             synced,
             cutover_at: m.cutover_at,
             forward_pending,
+            air_capacity_bytes: 0,
+            air_payload_bytes: 0,
         })
     }
 
