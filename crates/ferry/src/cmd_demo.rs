@@ -73,6 +73,11 @@ struct Common {
     /// that cannot give the rate stops the demo with the air's reason.
     #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "n210", "b210", "x310"])]
     radio_model: String,
+    /// The fronthaul LAN's MTU (1280–9000; default 1500). 9000 gives jumbo frames, as USRPs
+    /// on 10 GbE are run: the air and every modem send fewer, larger sample packets, which
+    /// is what 15 and 20 MHz need on two cores (docs/EXPERIMENTS.md).
+    #[arg(long, global = true)]
+    fronthaul_mtu: Option<u16>,
     /// Run a stranger without the key that sends every link-control request during the
     /// traffic (docs/SECURITY.md); the demo fails unless every one is refused.
     #[arg(long, global = true)]
@@ -326,6 +331,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.discovery_period_ms = c.discovery_period_ms;
     opts.bw = Some(c.bw.unwrap_or(DEMO_BW_MHZ));
     opts.radio_model = Some(c.radio_model.clone());
+    opts.fronthaul_mtu = c.fronthaul_mtu;
     opts.stranger = c.stranger;
     opts.harq = c.harq;
     if c.two_antennas && c.harq {

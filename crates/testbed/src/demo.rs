@@ -38,6 +38,8 @@ pub struct DemoOptions {
     pub bw: Option<f64>,
     /// The air's radio model with `bw` (`ferry air --radio-model`; `None`: auto).
     pub radio_model: Option<String>,
+    /// The fronthaul LAN's MTU (`None`: 1500; 9000 = jumbo frames, [`Bed::set_fronthaul_mtu`]).
+    pub fronthaul_mtu: Option<u16>,
     /// Where live events go (the web view of `ferry demo --web`), if anywhere.
     pub live: Option<LiveSink>,
     /// Run a [`session::Stranger`] (every link-control request, without the key) while the
@@ -68,6 +70,7 @@ impl DemoOptions {
             first_ping_timeout: Duration::from_secs(60),
             bw: None,
             radio_model: None,
+            fronthaul_mtu: None,
             live: None,
             stranger: false,
             harq: false,
@@ -349,6 +352,7 @@ pub fn run_demo(
             f
         },
         two_channel_radios: opts.two_antennas,
+        fronthaul_mtu: opts.fronthaul_mtu,
     };
     run_experiment(
         &bed,
@@ -376,6 +380,8 @@ pub(crate) struct TestbedSpec<'a> {
     pub live: Option<LiveSink>,
     pub modem_flags: Vec<String>,
     pub two_channel_radios: bool,
+    /// Jumbo frames on the fronthaul LAN ([`Bed::set_fronthaul_mtu`]).
+    pub fronthaul_mtu: Option<u16>,
 }
 
 /// What every experiment does around its methods: testbed up, `one` per method (its report
@@ -403,6 +409,9 @@ pub(crate) fn run_experiment(
     bed.radio_model = spec.radio_model.clone();
     bed.modem_flags = spec.modem_flags.clone();
     bed.two_channel_radios = spec.two_channel_radios;
+    if let Some(mtu) = spec.fronthaul_mtu {
+        bed.set_fronthaul_mtu(mtu)?;
+    }
     let origin = unix_ms();
     if let Some(sink) = &spec.live {
         sink.emit(LiveEvent::Testbed {

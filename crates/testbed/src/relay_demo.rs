@@ -381,6 +381,7 @@ pub fn run_relay_demo(
         live: opts.live.clone(),
         modem_flags: Vec::new(),
         two_channel_radios: false,
+        fronthaul_mtu: None,
     };
     run_experiment(
         &bed,

@@ -11,7 +11,7 @@ use crate::live::{self, LiveEvent, LiveSink};
 use crate::netns::{self, command_in};
 use crate::ping::{PingReport, PingRun};
 use crate::probe::{self, ProbeLog};
-use crate::topology::{Topology, FAR_END_TUN, POOL_TUN};
+use crate::topology::{Bridge, Topology, FAR_END_TUN, POOL_TUN};
 use crate::video::{enter_netns, unix_ms};
 use ferry_migrate::timeline::Timeline;
 use std::io::{BufRead, BufReader, Write};
@@ -151,6 +151,9 @@ pub struct Bed {
     /// Flat Rayleigh fading on every antenna pair, this maximum Doppler (Hz; air config
     /// `fading`); `None`: static antenna pairs.
     pub fading_doppler_hz: Option<f64>,
+    /// The fronthaul LAN's MTU when raised by [`Bed::set_fronthaul_mtu`] (jumbo frames):
+    /// the air and every modem size their sample packets to it.
+    pub fronthaul_mtu: Option<u16>,
 }
 
 impl Bed {
@@ -184,10 +187,41 @@ impl Bed {
             far_noise_floor_dbfs: None,
             two_channel_radios: false,
             fading_doppler_hz: None,
+            fronthaul_mtu: None,
         };
         crate::netns::up(&bed.topo)?;
         write_random_key(&bed.key()).map_err(io("writing the run's key"))?;
         Ok(bed)
+    }
+
+    /// Raises the fronthaul LAN's MTU to `mtu` (jumbo frames, as USRPs on 10 GbE are run:
+    /// fewer, larger sample packets): every fronthaul veth on both sides of the switch, then
+    /// `ferry air --fronthaul-mtu` and every modem's `--fronthaul-mtu` (modems started
+    /// afterwards). 1500 is the default and needs no call.
+    pub fn set_fronthaul_mtu(&mut self, mtu: u16) -> Result<(), SessionError> {
+        if !(1280..=9000).contains(&mtu) {
+            return Err(SessionError::Failed(format!(
+                "fronthaul MTU {mtu}: expected 1280–9000"
+            )));
+        }
+        let m = mtu.to_string();
+        for h in &self.topo.hosts {
+            for i in h.ifaces.iter().filter(|i| i.bridge == Bridge::Fh) {
+                netns::ip(&[
+                    "-n",
+                    &self.topo.switch_ns,
+                    "link",
+                    "set",
+                    &i.peer,
+                    "mtu",
+                    &m,
+                ])?;
+                netns::ip(&["-n", &h.ns, "link", "set", &i.name, "mtu", &m])?;
+            }
+        }
+        self.fronthaul_mtu = Some(mtu);
+        self.modem_flags.push(format!("--fronthaul-mtu={mtu}"));
+        Ok(())
     }
 
     /// The run's key file (agents and link control): random per run, mode 0600.
@@ -374,6 +408,9 @@ impl Bed {
             .arg(&path)
             .arg("--key")
             .arg(self.key());
+        if let Some(mtu) = self.fronthaul_mtu {
+            c.arg(format!("--fronthaul-mtu={mtu}"));
+        }
         self.spawn("air", c)
     }
 
