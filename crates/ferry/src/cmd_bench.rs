@@ -56,9 +56,9 @@ enum BenchWhat {
         /// clocks run that much slow or fast against the host (docs/FAULTS.md).
         #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
         clock_ppm: f64,
-        /// The fronthaul LAN's MTU (1280–9000; default 1500): 9000 gives jumbo frames, as
-        /// USRPs on 10 GbE are run — fewer, larger sample packets for the air and the modems
-        /// (what 15 and 20 MHz need on two cores).
+        /// The fronthaul LAN's MTU (1280–9000): 9000 gives jumbo frames, as USRPs on 10 GbE
+        /// are run — fewer, larger sample packets for the air and the modems (what 15 and
+        /// 20 MHz need on two cores). Default: 9000 for --bw 15 and 20, 1500 below.
         #[arg(long)]
         fronthaul_mtu: Option<u16>,
     },
@@ -100,7 +100,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     bed.bw = bw;
     bed.modem_flags = modem_flags;
     bed.clock_ppm = clock_ppm;
-    if let Some(mtu) = fronthaul_mtu {
+    if let Some(mtu) = crate::cmd_demo::fronthaul_mtu_for(fronthaul_mtu, bw) {
         bed.set_fronthaul_mtu(mtu)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

@@ -73,9 +73,10 @@ struct Common {
     /// that cannot give the rate stops the demo with the air's reason.
     #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "n210", "b210", "x310"])]
     radio_model: String,
-    /// The fronthaul LAN's MTU (1280–9000; default 1500). 9000 gives jumbo frames, as USRPs
-    /// on 10 GbE are run: the air and every modem send fewer, larger sample packets, which
-    /// is what 15 and 20 MHz need on two cores (docs/EXPERIMENTS.md).
+    /// The fronthaul LAN's MTU (1280–9000). 9000 gives jumbo frames, as USRPs on 10 GbE are
+    /// run: the air and every modem send fewer, larger sample packets, which is what 15 and
+    /// 20 MHz need on two cores (docs/EXPERIMENTS.md). Default: 9000 for --bw 15 and 20
+    /// (the demo says so), 1500 below.
     #[arg(long, global = true)]
     fronthaul_mtu: Option<u16>,
     /// Run a stranger without the key that sends every link-control request during the
@@ -331,7 +332,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     opts.discovery_period_ms = c.discovery_period_ms;
     opts.bw = Some(c.bw.unwrap_or(DEMO_BW_MHZ));
     opts.radio_model = Some(c.radio_model.clone());
-    opts.fronthaul_mtu = c.fronthaul_mtu;
+    opts.fronthaul_mtu = fronthaul_mtu_for(c.fronthaul_mtu, opts.bw);
     opts.stranger = c.stranger;
     opts.harq = c.harq;
     if c.two_antennas && c.harq {
@@ -580,4 +581,26 @@ fn run_failover(c: &Common, rounds: usize, baseline: bool, operator_ms: u64) -> 
     }
     println!("report: {}", json.display());
     Ok(())
+}
+
+/// The fronthaul MTU for a carrier: as given, else jumbo frames (9000) from 15 MHz up —
+/// at 1500 bytes the air and the modems' packet rate at 23.04 / 30.72 Msps does not fit two
+/// cores (docs/EXPERIMENTS.md) — and the LAN's 1500 below.
+pub fn fronthaul_mtu_for(given: Option<u16>, bw_mhz: Option<f64>) -> Option<u16> {
+    given.or(bw_mhz.filter(|&b| b >= 15.0).map(|_| 9000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fronthaul_mtu_for;
+
+    #[test]
+    fn jumbo_frames_from_15_mhz_unless_told() {
+        assert_eq!(fronthaul_mtu_for(None, Some(10.0)), None);
+        assert_eq!(fronthaul_mtu_for(None, None), None);
+        assert_eq!(fronthaul_mtu_for(None, Some(15.0)), Some(9000));
+        assert_eq!(fronthaul_mtu_for(None, Some(20.0)), Some(9000));
+        assert_eq!(fronthaul_mtu_for(Some(1500), Some(20.0)), Some(1500));
+        assert_eq!(fronthaul_mtu_for(Some(9000), Some(3.0)), Some(9000));
+    }
 }

@@ -411,6 +411,9 @@ pub(crate) fn run_experiment(
     bed.two_channel_radios = spec.two_channel_radios;
     if let Some(mtu) = spec.fronthaul_mtu {
         bed.set_fronthaul_mtu(mtu)?;
+        progress(&format!(
+            "fronthaul LAN MTU {mtu}: the air and every modem size their sample packets to it"
+        ));
     }
     let origin = unix_ms();
     if let Some(sink) = &spec.live {
