@@ -58,7 +58,7 @@ enum BenchWhat {
         clock_ppm: f64,
         /// The fronthaul LAN's MTU (1280–9000): 9000 gives jumbo frames, as USRPs on 10 GbE
         /// are run — fewer, larger sample packets for the air and the modems (what 15 and
-        /// 20 MHz need on two cores). Default: 9000 for --bw 15 and 20, 1500 below.
+        /// 20 MHz need on two cores). Default: 9000 for --bw 10, 15 and 20, 1500 below.
         #[arg(long)]
         fronthaul_mtu: Option<u16>,
     },

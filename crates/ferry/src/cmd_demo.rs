@@ -65,7 +65,9 @@ struct Common {
     /// LTE bandwidth of the task's carrier in MHz (1.4, 3, 5, 10, 15, 20): every modem's
     /// --bw and the air's sample rate. Default: 3 MHz (3.84 Msps) for `ferry demo`, the
     /// narrowest that carries the 1 ms probe; 1.4 MHz for `demo relay`. Wider carries more
-    /// and costs CPU in proportion to the rate (on 2 cores 10 MHz carries the 1 ms probe, with about 1 migration in 10 undone safely; 20 MHz does not reach its first ping).
+    /// and costs CPU in proportion to the rate. From 10 MHz the fronthaul runs jumbo frames
+    /// (--fronthaul-mtu); with them, on 2 cores, 10 and 20 MHz carry the 1 ms probe through
+    /// make-before-break with nothing lost (docs/EXPERIMENTS.md).
     #[arg(long, global = true)]
     bw: Option<f64>,
     /// The air's radio model for --bw (`ferry air --radio-model`): auto (an N210 where it
@@ -75,8 +77,8 @@ struct Common {
     radio_model: String,
     /// The fronthaul LAN's MTU (1280–9000). 9000 gives jumbo frames, as USRPs on 10 GbE are
     /// run: the air and every modem send fewer, larger sample packets, which is what 15 and
-    /// 20 MHz need on two cores (docs/EXPERIMENTS.md). Default: 9000 for --bw 15 and 20
-    /// (the demo says so), 1500 below.
+    /// 20 MHz need on two cores (docs/EXPERIMENTS.md). Default: 9000 for --bw 10, 15 and
+    /// 20 (the demo says so), 1500 below.
     #[arg(long, global = true)]
     fronthaul_mtu: Option<u16>,
     /// Run a stranger without the key that sends every link-control request during the
@@ -583,11 +585,13 @@ fn run_failover(c: &Common, rounds: usize, baseline: bool, operator_ms: u64) -> 
     Ok(())
 }
 
-/// The fronthaul MTU for a carrier: as given, else jumbo frames (9000) from 15 MHz up —
-/// at 1500 bytes the air and the modems' packet rate at 23.04 / 30.72 Msps does not fit two
-/// cores (docs/EXPERIMENTS.md) — and the LAN's 1500 below.
+/// The fronthaul MTU for a carrier: as given, else jumbo frames (9000) from 10 MHz up —
+/// at 1500 bytes the packet rate of the air and the modems at 15.36 Msps and more does not
+/// fit two cores (20 MHz never reaches its first ping; at 10 MHz 7 of 20 make-before-break
+/// migrations were undone, 0 with jumbo frames: docs/BENCH-MIGRATE.md) — and the LAN's
+/// 1500 below.
 pub fn fronthaul_mtu_for(given: Option<u16>, bw_mhz: Option<f64>) -> Option<u16> {
-    given.or(bw_mhz.filter(|&b| b >= 15.0).map(|_| 9000))
+    given.or(bw_mhz.filter(|&b| b >= 10.0).map(|_| 9000))
 }
 
 #[cfg(test)]
@@ -595,8 +599,9 @@ mod tests {
     use super::fronthaul_mtu_for;
 
     #[test]
-    fn jumbo_frames_from_15_mhz_unless_told() {
-        assert_eq!(fronthaul_mtu_for(None, Some(10.0)), None);
+    fn jumbo_frames_from_10_mhz_unless_told() {
+        assert_eq!(fronthaul_mtu_for(None, Some(5.0)), None);
+        assert_eq!(fronthaul_mtu_for(None, Some(10.0)), Some(9000));
         assert_eq!(fronthaul_mtu_for(None, None), None);
         assert_eq!(fronthaul_mtu_for(None, Some(15.0)), Some(9000));
         assert_eq!(fronthaul_mtu_for(None, Some(20.0)), Some(9000));

@@ -207,6 +207,10 @@ pub struct PingReport {
     pub samples: Vec<PingSample>,
 }
 
+/// Requests sent in the last this many ms before ping's summary with no line printed for
+/// them were in flight when the run was stopped; see [`PingLog::sent`].
+pub const IN_FLIGHT_MS: f64 = 500.0;
+
 /// Pure bookkeeping of ping's output.
 #[derive(Debug, Clone, Default)]
 pub struct PingLog {
@@ -286,7 +290,19 @@ impl PingLog {
         match self.summary {
             // The summary can exceed the last printed seq only by requests still in flight;
             // the bound keeps a corrupt summary from making the report enumerate 2^64 seqs.
-            Some((t, _, _)) => t.clamp(self.highest, self.highest + 0x1_0000),
+            Some((t, _, _)) => {
+                let t = t.clamp(self.highest, self.highest + 0x1_0000);
+                // Up to IN_FLIGHT_MS of requests after the last printed one were on their
+                // way when SIGINT stopped ping (a reply ~20 ms out cut off by the stop, not
+                // lost by the link): not counted. More than that is an outage at the end of
+                // the run, and all of it counts.
+                let in_flight = (IN_FLIGHT_MS / self.interval_ms.max(1.0)).ceil() as u64;
+                if t - self.highest <= in_flight.max(1) {
+                    self.highest
+                } else {
+                    t
+                }
+            }
             None => self.highest,
         }
     }
@@ -585,6 +601,29 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_request_in_flight_at_the_stop_is_not_lost_but_an_outage_at_the_end_is() {
+        let run = |transmitted: u64| {
+            let mut log = PingLog::new(100.0);
+            for s in 1..=20 {
+                log.on_line(&format!(
+                    "64 bytes from a: icmp_seq={s} ttl=64 time=22.0 ms"
+                ));
+            }
+            log.on_line(&format!(
+                "{transmitted} packets transmitted, 20 received, 5% packet loss, time 2000ms"
+            ));
+            let r = log.report();
+            (r.sent, r.lost)
+        };
+        // One or a few requests (≤ 500 ms of them) sent just before SIGINT: in flight.
+        assert_eq!(run(21), (20, 0));
+        assert_eq!(run(25), (20, 0));
+        // Longer than that without a reply: the end of the run was an outage.
+        assert_eq!(run(26), (26, 6));
+        assert_eq!(run(30), (30, 10));
     }
 
     #[test]
