@@ -419,6 +419,21 @@ fn phases_table(reports: &[MethodReport]) -> String {
                 r.method.title()
             );
         }
+        let on_timeline: Vec<f64> = r
+            .migrations
+            .iter()
+            .filter_map(|m| m.probe_gap_timeline_ms)
+            .collect();
+        if let (Some((med, _, max)), Some(away)) = (demo::stats(&on_timeline), r.probe_gap_away_ms)
+        {
+            let within = on_timeline.iter().filter(|&&g| g <= away + 1.0).count();
+            let _ = writeln!(
+                s,
+                "{}: longest probe gap touching a migration's timeline (start to end, no tail) median {med:.1} ms, max {max:.1}; away from every migration {away:.1} ms; {within} of {} migrations within 1 ms of that.\n",
+                r.method.title(),
+                on_timeline.len()
+            );
+        }
     }
     s
 }

@@ -318,13 +318,14 @@ pub fn method_report(
     let series = series_of(&run, origin_unix_ms);
     series.charge(&mut run.migrations, PING_INTERVAL_MS, tail_ms);
     let probe = run.traffic.probe.report();
-    let rep = MethodReport::new(
+    let mut rep = MethodReport::new(
         run.method,
         run.migrations,
         (probe.sent > 0).then_some(&probe),
         Some(&run.traffic.ping),
         None,
     );
+    rep.set_probe_gap_away(&series.probe);
     (rep, series)
 }
 

@@ -183,6 +183,11 @@ pub struct MigrationReport {
     pub probe_longest_gap_ms: Option<f64>,
     /// Where that gap lies, `[from, to]` ms since the origin (for plots).
     pub probe_gap_window_ms: Option<[f64; 2]>,
+    /// Longest gap between echoed probes touching the migration's own timeline (its start
+    /// to its end, no tail), ms: what the cutover adds, to compare with
+    /// [`MethodReport::probe_gap_away_ms`].
+    #[serde(default)]
+    pub probe_gap_timeline_ms: Option<f64>,
     /// Longest gap between video frames overlapping the window, ms.
     pub video_longest_gap_ms: Option<f64>,
     /// Video frames missing by PTS whose hole ended in the window (relay experiment).
@@ -228,6 +233,7 @@ impl MigrationReport {
             probe_lost: None,
             probe_longest_gap_ms: None,
             probe_gap_window_ms: None,
+            probe_gap_timeline_ms: None,
             video_longest_gap_ms: None,
             video_frames_lost: None,
             video_cc_errors: None,
@@ -265,6 +271,8 @@ impl MigrationReport {
             .map(|s| s.sent_ms)
             .collect();
         let (gap, win) = longest_gap_touching(&times, a, b);
+        self.probe_gap_timeline_ms =
+            Some(longest_gap_touching(&times, self.start_ms, self.start_ms + self.total_ms).0);
         self.probe_lost = Some(lost);
         self.probe_longest_gap_ms = Some(gap);
         // A gap without a lost probe is just the probe spacing: nothing to show.
@@ -302,6 +310,18 @@ impl MigrationReport {
 }
 
 /// Longest gap between consecutive `times` (sorted ascending) that overlaps `[a, b]`.
+/// The longest gap between consecutive `times` that touches none of `windows` (each
+/// `(from, to)`, same axis): the spacing the traffic shows away from the migrations.
+pub fn longest_gap_away(times: &[f64], windows: &[(f64, f64)]) -> f64 {
+    times
+        .windows(2)
+        .filter_map(|w| match *w {
+            [x, y] if !windows.iter().any(|&(a, b)| y >= a && x <= b) => Some(y - x),
+            _ => None,
+        })
+        .fold(0.0, f64::max)
+}
+
 pub fn longest_gap_touching(times: &[f64], a: f64, b: f64) -> (f64, Option<[f64; 2]>) {
     let mut best = (0.0, None);
     for w in times.windows(2) {
@@ -417,6 +437,11 @@ pub struct MethodReport {
     pub ping: Option<PingSummary>,
     /// Video over the whole method (relay experiment).
     pub video: Option<VideoSummary>,
+    /// Longest gap between echoed probes away from every migration's timeline, ms (the
+    /// TDD frame's own bunching plus whatever the machine adds): the baseline the
+    /// migrations' [`MigrationReport::probe_gap_timeline_ms`] are held against.
+    #[serde(default)]
+    pub probe_gap_away_ms: Option<f64>,
 }
 
 impl MethodReport {
@@ -449,7 +474,27 @@ impl MethodReport {
             probe: probe.map(ProbeSummary::from),
             ping: ping.map(PingSummary::from),
             video: video.map(VideoSummary::from),
+            probe_gap_away_ms: None,
         }
+    }
+
+    /// Sets [`MethodReport::probe_gap_away_ms`] from the run's probe samples (ms since the
+    /// origin, as the migrations' starts).
+    pub fn set_probe_gap_away(&mut self, samples: &[Sample]) {
+        let times: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.rtt_ms.is_some())
+            .map(|s| s.sent_ms)
+            .collect();
+        if times.len() < 2 {
+            return;
+        }
+        let windows: Vec<(f64, f64)> = self
+            .migrations
+            .iter()
+            .map(|m| (m.start_ms, m.start_ms + m.total_ms))
+            .collect();
+        self.probe_gap_away_ms = Some(longest_gap_away(&times, &windows));
     }
 }
 
@@ -995,4 +1040,25 @@ pub fn write_outputs(
         }
     }
     Ok(Written { json, files })
+}
+
+#[cfg(test)]
+mod gap_tests {
+    use super::*;
+
+    #[test]
+    fn the_gap_away_ignores_every_gap_that_touches_a_migration() {
+        // Echoes every 1 ms, a 4 ms TDD bunch at 10, a 9 ms gap inside the migration
+        // [100, 150], a 6 ms gap straddling its end.
+        let mut t: Vec<f64> = (0..=10).map(f64::from).collect();
+        t.extend((14..=120).map(f64::from));
+        t.extend([129.0]);
+        t.extend((130..=148).map(f64::from));
+        t.extend((154..=300).map(f64::from));
+        assert_eq!(longest_gap_away(&t, &[(100.0, 150.0)]), 4.0);
+        assert_eq!(longest_gap_touching(&t, 100.0, 150.0).0, 9.0);
+        // No migration: every gap counts; no echoes: nothing.
+        assert_eq!(longest_gap_away(&t, &[]), 9.0);
+        assert_eq!(longest_gap_away(&[], &[(0.0, 1.0)]), 0.0);
+    }
 }

@@ -104,14 +104,25 @@ fn thesis_case_nineteen_lost_pings() {
 }
 
 #[test]
-fn summary_counts_trailing_unanswered_requests() {
-    // The last request was sent but neither answered nor reported before SIGINT.
+fn summary_counts_a_trailing_outage_but_not_a_request_in_flight() {
+    // The last request was sent but neither answered nor reported before SIGINT: its reply
+    // was on its way when the run was stopped (ping::IN_FLIGHT_MS), not lost.
     let text = "[1.0] 64 bytes from a: icmp_seq=1 ttl=64 time=0.1 ms\n\
                 [1.1] 64 bytes from a: icmp_seq=2 ttl=64 time=0.1 ms\n\
                 \n--- a ping statistics ---\n\
                 3 packets transmitted, 2 received, 33.3333% packet loss, time 201ms\n";
     let r = parse_output(text, 100.0);
-    assert_eq!((r.sent, r.lost, r.lost_seqs.clone()), (3, 1, vec![3]));
+    assert_eq!((r.sent, r.lost), (2, 0));
+    // Eight requests (800 ms) without a line before the summary: the end was an outage.
+    let text = "[1.0] 64 bytes from a: icmp_seq=1 ttl=64 time=0.1 ms\n\
+                [1.1] 64 bytes from a: icmp_seq=2 ttl=64 time=0.1 ms\n\
+                \n--- a ping statistics ---\n\
+                10 packets transmitted, 2 received, 80% packet loss, time 901ms\n";
+    let r = parse_output(text, 100.0);
+    assert_eq!(
+        (r.sent, r.lost, r.lost_seqs.clone()),
+        (10, 8, (3..=10).collect())
+    );
 }
 
 #[test]
