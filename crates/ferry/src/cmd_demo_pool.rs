@@ -85,17 +85,6 @@ impl PoolDemoArgs {
             crate::pool_load::DemandModel::Prb { .. } => 2,
         })
     }
-
-    /// The demand model as `ferry pool register --demand` takes it.
-    fn demand_arg(&self) -> String {
-        match self.demand {
-            crate::pool_load::DemandModel::Cpu => "cpu".into(),
-            crate::pool_load::DemandModel::Prb {
-                bandwidth,
-                modulation,
-            } => format!("prb:{}:{}", bandwidth.mhz_text(), modulation.text()),
-        }
-    }
 }
 
 /// `--web`, `--allow-remote`, `--web-linger-s` of `ferry demo`.
@@ -461,7 +450,7 @@ fn day(
             "--measure-ms",
             &a.measure_ms.to_string(),
             "--demand",
-            &a.demand_arg(),
+            &a.demand.to_string(),
         ]);
         for k in 1..=cells {
             c.args(["--slot", &slot_arg(n, k)]);
@@ -783,7 +772,7 @@ fn day(
         .iter()
         .fold((0, 0), |(l, s), h| (l + h.lost_probes, s + h.sent_probes));
     Ok(PoolDayReport {
-        demand: a.demand_arg(),
+        demand: a.demand.to_string(),
         cores: a.cores(),
         probe_bytes: a.probe_bytes,
         policy: policy.name().into(),

@@ -66,6 +66,19 @@ impl std::str::FromStr for DemandModel {
     }
 }
 
+/// The form [`DemandModel`]'s `FromStr` reads (`cpu`, `prb:20:64qam`).
+impl std::fmt::Display for DemandModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DemandModel::Cpu => f.write_str("cpu"),
+            DemandModel::Prb {
+                bandwidth,
+                modulation,
+            } => write!(f, "prb:{}:{}", bandwidth.mhz_text(), modulation.text()),
+        }
+    }
+}
+
 /// A cell's PRB use between two readings of its modem's air-use counters (capacity bytes,
 /// payload bytes): `None` for the first reading, a modem that restarted (counters went
 /// back) or an interval without a subframe.
@@ -199,14 +212,11 @@ mod tests {
         assert!("prb:1.4:QPSK".parse::<DemandModel>().is_ok());
         for bandwidth in Bandwidth::ALL {
             for modulation in Modulation::ALL {
-                let text = format!("prb:{}:{}", bandwidth.mhz_text(), modulation.text());
-                assert_eq!(
-                    text.parse::<DemandModel>(),
-                    Ok(DemandModel::Prb {
-                        bandwidth,
-                        modulation
-                    })
-                );
+                let model = DemandModel::Prb {
+                    bandwidth,
+                    modulation,
+                };
+                assert_eq!(model.to_string().parse::<DemandModel>(), Ok(model));
             }
         }
         for bad in [

@@ -484,30 +484,7 @@ mod tests {
 
     #[test]
     fn padded_probes_are_echoed_whole_over_a_real_socket() {
-        use std::sync::atomic::AtomicBool;
-        use std::sync::Arc;
-        let stop = Arc::new(AtomicBool::new(false));
-        let probe_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let at = probe_sock.local_addr().unwrap();
-        drop(probe_sock);
-        let echo = {
-            let stop = stop.clone();
-            std::thread::spawn(move || run_echo(at, &stop))
-        };
-        std::thread::sleep(Duration::from_millis(50));
-        let never = AtomicBool::new(false);
-        let log = run_sender_sized(
-            at,
-            Duration::from_millis(2),
-            30,
-            600,
-            Duration::from_millis(200),
-            &never,
-        )
-        .unwrap();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let echoed = echo.join().unwrap().unwrap();
-        let r = log.report();
+        let (r, echoed) = over_loopback_with(Duration::from_millis(2), 30, 600);
         assert_eq!((r.sent, r.lost, echoed), (30, 0, 30));
     }
 
@@ -562,8 +539,9 @@ mod tests {
         assert_eq!((r.received, r.duplicates, r.strangers), (1, 1, 3));
     }
 
-    #[test]
-    fn over_loopback() {
+    /// `count` probes of `size` bytes every `interval` to a real echo on 127.0.0.1: the
+    /// report and how many the echo answered.
+    fn over_loopback_with(interval: Duration, count: u64, size: usize) -> (ProbeReport, u64) {
         use std::sync::atomic::AtomicBool;
         use std::sync::Arc;
         let stop = Arc::new(AtomicBool::new(false));
@@ -574,17 +552,22 @@ mod tests {
         let echo = std::thread::spawn(move || run_echo(addr, &s2).unwrap());
         std::thread::sleep(Duration::from_millis(50));
         let never = AtomicBool::new(false);
-        let log = run_sender(
+        let log = run_sender_sized(
             addr,
-            Duration::from_millis(1),
-            200,
-            Duration::from_millis(100),
+            interval,
+            count,
+            size,
+            Duration::from_millis(200),
             &never,
         )
         .unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let echoed = echo.join().unwrap();
-        let r = log.report();
+        (log.report(), echo.join().unwrap())
+    }
+
+    #[test]
+    fn over_loopback() {
+        let (r, echoed) = over_loopback_with(Duration::from_millis(1), 200, LEN);
         assert_eq!(r.sent, 200);
         assert_eq!(echoed, 200);
         assert_eq!(r.received, 200, "{r:?}");
